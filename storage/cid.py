@@ -33,7 +33,7 @@ _V0_PREFIX: Final = b"\x12\x20"
 class CID:
     """An immutable CID, stored as its binary form; equal CIDs have equal bytes."""
 
-    __slots__ = ("_bytes", "_version", "_codec", "_mh_code", "_digest_offset")
+    __slots__ = ("_bytes", "_codec", "_digest_offset", "_mh_code", "_version")
 
     _bytes: bytes
     _version: int

@@ -19,7 +19,7 @@ from typing import Any
 
 import cbor2
 
-from storage.cid import DAG_CBOR, CID
+from storage.cid import CID, DAG_CBOR
 from storage.errors import CodecError, InvalidCIDError
 
 CID_TAG = 42

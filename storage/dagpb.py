@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from storage.cid import DAG_PB, CID
+from storage.cid import CID, DAG_PB
 from storage.errors import CodecError, InvalidCIDError
 from storage.varint import encode_uvarint
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from storage.cid import DAG_PB, RAW, CID
+from storage.cid import CID, DAG_PB, RAW
 from storage.dagpb import PBLink, PBNode
 from storage.errors import UnixFSError
 from storage.unixfs.data import DIRECTORY_DATA, NodeType, UnixFSData
@@ -197,7 +197,7 @@ def _import_file(
     builder = FileBuilder(sink, options)
     try:
         with open(path, "rb", buffering=0) as stream:
-            for chunk in chunks_of(stream, options.chunk_size):  # type: ignore[arg-type]
+            for chunk in chunks_of(stream, options.chunk_size):
                 builder.add_chunk(chunk)
                 if progress is not None:
                     progress(len(chunk))

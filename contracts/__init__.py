@@ -1,0 +1,1 @@
+"""The settlement contract and its Python client (not built yet: see issue 6)."""

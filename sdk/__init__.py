@@ -1,0 +1,1 @@
+"""The Python SDK for developers and verifiers (not built yet: see issue 7)."""

@@ -1,0 +1,437 @@
+"""The block store: content-addressed blocks in LMDB, verified on the way in and out.
+
+Layout of the LMDB environment (one directory):
+
+* ``blocks``: CID bytes -> block bytes
+* ``pins``:   CID bytes -> dag-cbor pin record (recursive pins only)
+* ``meta``:   store-wide counters kept in the same transactions as the blocks they
+  count, so size accounting can never drift, even after a crash.
+
+Crash safety comes from LMDB: a transaction is all or nothing, so a process killed in
+the middle of an import leaves whole blocks from committed batches and no pin (pins are
+written only after an import completes). Those orphans are unpinned and GC frees them.
+
+Imports and GC exclude each other with an ``flock`` on ``gc.lock`` (shared for
+imports, exclusive for GC), which also works across processes and is released by the
+kernel if a holder dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import struct
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import lmdb
+
+from storage import dagcbor
+from storage.cid import CID, RAW
+from storage.dag import has_links, links_of, walk
+from storage.errors import (
+    BlockNotFoundError,
+    BlockVerificationError,
+    IncompleteDAGError,
+    QuotaExceededError,
+    StorageError,
+)
+
+log = logging.getLogger("mycelnet.storage")
+
+DEFAULT_MAP_SIZE = 1 << 30
+DEFAULT_BATCH_BYTES = 32 << 20
+MAX_BLOCK_SIZE = 4 << 20
+
+_COUNT_KEY = b"blocks"
+_BYTES_KEY = b"bytes"
+_U64 = struct.Struct(">Q")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    blocks: int
+    bytes: int
+    quota: int | None
+    map_size: int
+    pins: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    cid: CID
+    name: str
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class GCResult:
+    removed_blocks: int
+    freed_bytes: int
+    kept_blocks: int
+
+
+class BlockStore:
+    """Verified content-addressed storage in one LMDB environment.
+
+    Thread-safe for concurrent use by one process's threads; several processes may
+    open the same directory (LMDB serialises their writers).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        quota: int | None = None,
+        map_size: int = DEFAULT_MAP_SIZE,
+        sync: bool = True,
+        verify_on_get: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create store directory {self.path}: {exc.strerror}") from None
+        self.quota = quota
+        self.verify_on_get = verify_on_get
+        self.corrupt_blocks_seen = 0
+        self._write_lock = threading.RLock()
+        try:
+            self._env = lmdb.open(
+                str(self.path),
+                map_size=map_size,
+                max_dbs=4,
+                sync=sync,
+                metasync=sync,
+                readahead=False,
+                max_spare_txns=4,
+            )
+        except lmdb.Error as exc:
+            raise StorageError(f"cannot open block store at {self.path}: {exc}") from None
+        self._blocks = self._env.open_db(b"blocks")
+        self._pins = self._env.open_db(b"pins")
+        self._meta = self._env.open_db(b"meta")
+        self._lock_path = self.path / "gc.lock"
+
+    # -- lifecycle ---------------------------------------------------------------
+    def close(self) -> None:
+        self._env.close()
+
+    def __enter__(self) -> BlockStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- blocks ------------------------------------------------------------------
+    def put(self, cid: CID, data: bytes) -> bool:
+        """Store one block after checking that ``data`` hashes to ``cid``.
+
+        Returns False when the block was already present. A mismatch raises
+        :class:`BlockVerificationError` and writes nothing.
+        """
+        with self.batch() as batch:
+            batch.put_block(cid, data)
+        return batch.added_blocks == 1
+
+    def put_many(self, blocks: Iterable[tuple[CID, bytes]]) -> int:
+        """Verify and store many blocks in as few transactions as possible."""
+        with self.batch() as batch:
+            for cid, data in blocks:
+                batch.put_block(cid, data)
+        return batch.added_blocks
+
+    def batch(self, *, trusted: bool = False, batch_bytes: int = DEFAULT_BATCH_BYTES) -> WriteBatch:
+        """A write batch (also a UnixFS :class:`~storage.unixfs.importer.BlockSink`).
+
+        ``trusted`` skips re-hashing for blocks whose CID the caller has just computed
+        from these very bytes (the importer); everything from outside is verified.
+        """
+        return WriteBatch(self, trusted=trusted, batch_bytes=batch_bytes)
+
+    def get(self, cid: CID, *, verify: bool | None = None) -> bytes:
+        """Return a block's bytes; a block that fails verification is never returned."""
+        with self._env.begin(db=self._blocks, buffers=True) as txn:
+            view = txn.get(bytes(cid))
+            if view is None:
+                raise BlockNotFoundError(cid)
+            data = bytes(view)
+        if verify if verify is not None else self.verify_on_get:
+            self._check(cid, data)
+        return data
+
+    def get_size(self, cid: CID) -> int | None:
+        with self._env.begin(db=self._blocks, buffers=True) as txn:
+            view = txn.get(bytes(cid))
+            return None if view is None else len(view)
+
+    def has(self, cid: CID) -> bool:
+        with self._env.begin(db=self._blocks, buffers=True) as txn:
+            return txn.get(bytes(cid)) is not None
+
+    def delete(self, cid: CID) -> bool:
+        with self._write_lock, self._env.begin(write=True) as txn:
+            return self._delete_in(txn, bytes(cid))
+
+    def cids(self) -> Iterator[CID]:
+        """Every stored CID, in byte order (a snapshot taken when iteration starts)."""
+        with self._env.begin(db=self._blocks) as txn:
+            keys = list(txn.cursor().iternext(keys=True, values=False))
+        for key in keys:
+            yield CID(key)
+
+    def stats(self) -> StoreStats:
+        with self._env.begin() as txn:
+            count, size = self._counters(txn)
+            pins = txn.stat(self._pins)["entries"]
+        return StoreStats(count, size, self.quota, self._env.info()["map_size"], pins)
+
+    def verify_all(self) -> Iterator[tuple[CID, str]]:
+        """Re-hash every block; yields ``(cid, problem)`` for each one that fails."""
+        for cid in self.cids():
+            try:
+                self.get(cid, verify=True)
+            except BlockNotFoundError:
+                continue  # deleted while we looked
+            except BlockVerificationError as exc:
+                yield cid, str(exc)
+
+    # -- DAGs and pins -------------------------------------------------------------
+    def walk(self, root: CID, *, verify: bool | None = None) -> Iterator[tuple[CID, bytes]]:
+        """Every block of a DAG, depth-first pre-order; raises if one is missing."""
+        for cid, data in walk(root, lambda c: self._get_or_none(c, verify)):
+            if data is None:
+                raise IncompleteDAGError(root, cid)
+            yield cid, data
+
+    def missing_blocks(self, root: CID) -> list[CID]:
+        """Blocks of the DAG under ``root`` that are not stored (empty when complete)."""
+        missing: list[CID] = []
+        for _present in self._reachable(root, missing):
+            continue
+        return missing
+
+    def pin(self, root: CID, name: str = "") -> Pin:
+        """Pin a complete DAG recursively so GC keeps every block of it."""
+        missing = self.missing_blocks(root)
+        if missing:
+            raise IncompleteDAGError(root, missing[0])
+        record = Pin(root, name, int(time.time()))
+        encoded = dagcbor.encode({"name": name, "created": record.created, "recursive": True})
+        with self._write_lock, self._env.begin(write=True, db=self._pins) as txn:
+            txn.put(bytes(root), encoded)
+        return record
+
+    def unpin(self, root: CID) -> bool:
+        with self._write_lock, self._env.begin(write=True, db=self._pins) as txn:
+            return bool(txn.delete(bytes(root)))
+
+    def pins(self) -> list[Pin]:
+        with self._env.begin(db=self._pins) as txn:
+            items = list(txn.cursor().iternext())
+        result = []
+        for key, value in items:
+            record = dagcbor.decode(value)
+            result.append(Pin(CID(key), str(record.get("name", "")), int(record.get("created", 0))))
+        return result
+
+    def is_pinned(self, root: CID) -> bool:
+        with self._env.begin(db=self._pins, buffers=True) as txn:
+            return txn.get(bytes(root)) is not None
+
+    def gc(self, *, wait: bool = True) -> GCResult:
+        """Delete every block not reachable from a pin.
+
+        Waits for running imports (their blocks are not pinned yet) unless ``wait`` is
+        False, in which case a busy store raises StorageError.
+        """
+        with self._gc_lock(exclusive=True, wait=wait):
+            keep: set[bytes] = set()
+            for pin in self.pins():
+                keep.update(bytes(cid) for cid in self._reachable(pin.cid, []))
+            removed = freed = 0
+            with self._write_lock, self._env.begin(write=True) as txn:
+                cursor = txn.cursor(db=self._blocks)
+                doomed = [
+                    (key, len(value))
+                    for key, value in cursor.iternext(keys=True, values=True)
+                    if key not in keep
+                ]
+                for key, size in doomed:
+                    txn.delete(key, db=self._blocks)
+                    removed += 1
+                    freed += size
+                count, size = self._counters(txn)
+                self._set_counters(txn, count - removed, size - freed)
+                kept = count - removed
+        return GCResult(removed, freed, kept)
+
+    @contextmanager
+    def import_session(self) -> Iterator[None]:
+        """Hold off GC while blocks are written that will only be pinned at the end."""
+        with self._gc_lock(exclusive=False, wait=True):
+            yield
+
+    # -- internals -----------------------------------------------------------------
+    def _check(self, cid: CID, data: bytes) -> None:
+        if not cid.matches(data):
+            self.corrupt_blocks_seen += 1
+            log.error("corrupt block %s in %s: content does not match its hash", cid, self.path)
+            raise BlockVerificationError(cid, "stored bytes do not match the CID (corrupted on disk)")
+
+    def _get_or_none(self, cid: CID, verify: bool | None) -> bytes | None:
+        try:
+            return self.get(cid, verify=verify)
+        except BlockNotFoundError:
+            return None
+
+    def _reachable(self, root: CID, missing: list[CID]) -> Iterator[CID]:
+        """CIDs reachable from ``root`` that are present; appends absent ones to ``missing``.
+
+        Raw blocks are checked for presence only, so walking a large file reads only its
+        few interior nodes.
+        """
+        seen: set[CID] = set()
+        stack = [root]
+        with self._env.begin(db=self._blocks, buffers=True) as txn:
+            while stack:
+                cid = stack.pop()
+                if cid in seen:
+                    continue
+                seen.add(cid)
+                view = txn.get(bytes(cid))
+                if view is None:
+                    missing.append(cid)
+                    continue
+                yield cid
+                if has_links(cid):
+                    stack.extend(reversed(links_of(cid, bytes(view))))
+
+    def _counters(self, txn: Any) -> tuple[int, int]:
+        count = txn.get(_COUNT_KEY, db=self._meta)
+        size = txn.get(_BYTES_KEY, db=self._meta)
+        return (
+            _U64.unpack(count)[0] if count is not None else 0,
+            _U64.unpack(size)[0] if size is not None else 0,
+        )
+
+    def _set_counters(self, txn: Any, count: int, size: int) -> None:
+        txn.put(_COUNT_KEY, _U64.pack(count), db=self._meta)
+        txn.put(_BYTES_KEY, _U64.pack(size), db=self._meta)
+
+    def _delete_in(self, txn: Any, key: bytes) -> bool:
+        value = txn.get(key, db=self._blocks)
+        if value is None:
+            return False
+        txn.delete(key, db=self._blocks)
+        count, size = self._counters(txn)
+        self._set_counters(txn, count - 1, size - len(value))
+        return True
+
+    def _commit(self, pending: list[tuple[bytes, bytes]]) -> int:
+        """Write a batch in one transaction, growing the map when LMDB says it is full."""
+        with self._write_lock:
+            while True:
+                try:
+                    return self._commit_once(pending)
+                except lmdb.MapFullError:
+                    self._grow()
+
+    def _commit_once(self, pending: list[tuple[bytes, bytes]]) -> int:
+        with self._env.begin(write=True) as txn:
+            count, size = self._counters(txn)
+            added = 0
+            added_bytes = 0
+            put = txn.put
+            blocks = self._blocks
+            for key, data in pending:
+                if put(key, data, db=blocks, overwrite=False):
+                    added += 1
+                    added_bytes += len(data)
+            if self.quota is not None and size + added_bytes > self.quota:
+                raise QuotaExceededError(
+                    f"store quota exceeded: {_human(size)} used of {_human(self.quota)}, and this write "
+                    f"needs {_human(added_bytes)} more; free space with `mycel gc` or raise the quota"
+                )
+            self._set_counters(txn, count + added, size + added_bytes)
+        return added
+
+    def _grow(self) -> None:
+        new_size = self._env.info()["map_size"] * 2
+        log.info("growing LMDB map of %s to %s", self.path, _human(new_size))
+        self._env.set_mapsize(new_size)
+
+    @contextmanager
+    def _gc_lock(self, *, exclusive: bool, wait: bool) -> Iterator[None]:
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            flags = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            try:
+                fcntl.flock(fd, flags if wait else flags | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StorageError("the store is busy (an import is running); try `mycel gc` again later") from None
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+
+class WriteBatch:
+    """Collects blocks and commits them in transactions of about ``batch_bytes``.
+
+    Use as a context manager: leaving normally commits the rest, leaving by an
+    exception discards what was not yet committed.
+    """
+
+    def __init__(self, store: BlockStore, *, trusted: bool, batch_bytes: int) -> None:
+        self._store = store
+        self._trusted = trusted
+        self._batch_bytes = batch_bytes
+        self._pending: list[tuple[bytes, bytes]] = []
+        self._pending_bytes = 0
+        self.added_blocks = 0
+
+    def put_block(self, cid: CID, data: bytes) -> None:
+        if len(data) > MAX_BLOCK_SIZE:
+            raise StorageError(f"block {cid} is {_human(len(data))}, over the {_human(MAX_BLOCK_SIZE)} block limit")
+        if not self._trusted and not cid.matches(data):
+            raise BlockVerificationError(cid, "offered bytes do not hash to this CID; nothing was written")
+        self._pending.append((bytes(cid), bytes(data)))
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= self._batch_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self.added_blocks += self._store._commit(self._pending)
+            self._pending = []
+            self._pending_bytes = 0
+
+    def __enter__(self) -> WriteBatch:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.flush()
+        else:
+            self._pending = []
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+__all__ = ["RAW", "BlockStore", "GCResult", "Pin", "StoreStats", "WriteBatch"]
