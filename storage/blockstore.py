@@ -260,9 +260,7 @@ class BlockStore:
             with self._write_lock, self._env.begin(write=True) as txn:
                 cursor = txn.cursor(db=self._blocks)
                 doomed = [
-                    (key, len(value))
-                    for key, value in cursor.iternext(keys=True, values=True)
-                    if key not in keep
+                    (key, len(value)) for key, value in cursor.iternext(keys=True, values=True) if key not in keep
                 ]
                 for key, size in doomed:
                     txn.delete(key, db=self._blocks)

@@ -1,0 +1,1 @@
+"""The mycelnet node: daemon, networking, scheduler, HTTP API and the ``mycel`` CLI."""

@@ -1,0 +1,1 @@
+"""The ``mycel`` command line. Heavy imports stay inside commands so ``--help`` is instant."""

@@ -1,0 +1,250 @@
+"""Local store commands: ``cid``, ``put``, ``get``, ``pin``, ``gc``, ``car``, ``verify``, ``store``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from node.cli.common import VerificationFailed, data_dir_option, open_store, parse_cid
+
+
+@contextmanager
+def _progress(label: str, total: int | None) -> Iterator[Any]:
+    """A rich progress bar on a terminal for big jobs; silent otherwise."""
+    if total is None or total < (64 << 20) or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+@click.command("cid")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--raw", is_flag=True, help="CID of the file as one raw block (like `ipfs block put`).")
+@click.option("--cid-version", type=click.Choice(["0", "1"]), default="1", show_default=True)
+@click.option("-H", "--hidden", is_flag=True, help="Include hidden files (as `ipfs add -r --hidden`).")
+def cid_cmd(path: Path, raw: bool, cid_version: str, hidden: bool) -> None:
+    """Print the CID of a file or directory, as `ipfs add --cid-version=1` would.
+
+    Nothing is stored. Example: mycel cid ./dataset/
+    """
+    from storage.cid import CID
+    from storage.unixfs.importer import ImportOptions, NullSink, import_path
+
+    if raw:
+        if not path.is_file():
+            raise click.UsageError("--raw takes a single file")
+        import hashlib
+
+        digest = hashlib.sha256()
+        with open(path, "rb") as stream:
+            while block := stream.read(1 << 20):
+                digest.update(block)
+        click.echo(CID.from_digest(0x55, digest.digest()))
+        return
+    options = ImportOptions(cid_version=int(cid_version), include_hidden=hidden)
+    click.echo(import_path(path, NullSink(), options).cid)
+
+
+@click.command("put")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--pin/--no-pin", default=True, show_default=True, help="Pin the root so GC keeps it.")
+@click.option("-H", "--hidden", is_flag=True, help="Include hidden files.")
+@data_dir_option
+def put_cmd(path: Path, pin: bool, hidden: bool, data_dir: Path) -> None:
+    """Import a file or directory into the local store and print its root CID.
+
+    Example: mycel put ./telemetry.csv
+    """
+    from storage.files import add_path
+    from storage.unixfs.importer import ImportOptions
+
+    with open_store(data_dir) as store, _progress(f"importing {path.name}", _tree_size(path)) as progress:
+        node = add_path(store, path, pin=pin, options=ImportOptions(include_hidden=hidden), progress=progress)
+    click.echo(node.cid)
+
+
+@click.command("get")
+@click.argument("cid")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write (default: the CID).")
+@data_dir_option
+def get_cmd(cid: str, output: Path | None, data_dir: Path) -> None:
+    """Write a stored file or directory to disk, verifying every block.
+
+    Example: mycel get bafy... -o result/
+    """
+    from storage.files import get_path
+
+    root = parse_cid(cid)
+    with open_store(data_dir) as store:
+        get_path(store, root, output or Path(str(root)))
+
+
+@click.command("verify")
+@click.argument("cid")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("-H", "--hidden", is_flag=True, help="Include hidden files, if the CID was made with them.")
+def verify_cmd(cid: str, path: Path, hidden: bool) -> None:
+    """Check that a file or directory hashes to CID (offline; exit 0 on match, 3 if not).
+
+    Example: mycel verify bafy... ./result
+    """
+    from storage.cid import DAG_PB, RAW
+    from storage.unixfs.importer import ImportOptions, NullSink, import_path
+
+    expected = parse_cid(cid)
+    if expected.codec not in (RAW, DAG_PB):
+        raise click.UsageError(f"{expected} is a {expected.codec_name} CID; only UnixFS (raw, dag-pb) can be checked")
+    options = ImportOptions(cid_version=expected.version, include_hidden=hidden)
+    actual = import_path(path, NullSink(), options).cid
+    if actual != expected:
+        raise VerificationFailed(f"mismatch: {path} hashes to {actual}, not {expected}")
+    click.echo(f"ok: {path} matches {expected}")
+
+
+@click.group("pin")
+def pin_group() -> None:
+    """Keep DAGs from garbage collection."""
+
+
+@pin_group.command("add")
+@click.argument("cid")
+@click.option("--name", default="", help="A label shown by `pin ls`.")
+@data_dir_option
+def pin_add(cid: str, name: str, data_dir: Path) -> None:
+    """Pin a DAG recursively (every block must be present). Example: mycel pin add bafy..."""
+    root = parse_cid(cid)
+    with open_store(data_dir) as store:
+        store.pin(root, name)
+    click.echo(f"pinned {root}")
+
+
+@pin_group.command("rm")
+@click.argument("cid")
+@data_dir_option
+def pin_rm(cid: str, data_dir: Path) -> None:
+    """Unpin a DAG; its blocks go at the next `mycel gc`. Example: mycel pin rm bafy..."""
+    root = parse_cid(cid)
+    with open_store(data_dir) as store:
+        if not store.unpin(root):
+            raise click.ClickException(f"{root} is not pinned")
+    click.echo(f"unpinned {root}")
+
+
+@pin_group.command("ls")
+@data_dir_option
+def pin_ls(data_dir: Path) -> None:
+    """List pinned roots. Example: mycel pin ls"""
+    with open_store(data_dir) as store:
+        for pin in store.pins():
+            click.echo(f"{pin.cid}\trecursive\t{pin.name}")
+
+
+@click.command("gc")
+@data_dir_option
+def gc_cmd(data_dir: Path) -> None:
+    """Delete every block not reachable from a pin. Example: mycel gc"""
+    with open_store(data_dir) as store:
+        result = store.gc()
+    click.echo(f"removed {result.removed_blocks} blocks ({result.freed_bytes} bytes), kept {result.kept_blocks}")
+
+
+@click.group("car")
+def car_group() -> None:
+    """Move DAGs in and out as CAR v1 archives (compatible with `ipfs dag export/import`)."""
+
+
+@car_group.command("export")
+@click.argument("cid")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
+@data_dir_option
+def car_export(cid: str, output: Path, data_dir: Path) -> None:
+    """Write the DAG under CID to a CAR file. Example: mycel car export bafy... -o data.car"""
+    from storage.car import export_car
+
+    root = parse_cid(cid)
+    partial = output.with_name(output.name + ".partial")
+    with open_store(data_dir) as store:
+        try:
+            with open(partial, "wb") as out:
+                count = export_car(store, root, out)
+            os.replace(partial, output)
+        finally:
+            partial.unlink(missing_ok=True)
+    click.echo(f"exported {count} blocks of {root} to {output}")
+
+
+@car_group.command("import")
+@click.argument("car_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pin/--no-pin", default=True, show_default=True, help="Pin the roots once complete.")
+@data_dir_option
+def car_import(car_file: Path, pin: bool, data_dir: Path) -> None:
+    """Import a CAR file, verifying every block. Example: mycel car import data.car"""
+    from storage.car import import_car
+
+    with open_store(data_dir) as store, open(car_file, "rb") as stream:
+        result = import_car(store, stream, pin_roots=pin)
+    for root in result.roots:
+        state = "pinned" if root in result.pinned else "not pinned (incomplete)" if pin else "not pinned"
+        click.echo(f"{root}\t{state}")
+    click.echo(f"imported {result.blocks} blocks ({result.added_blocks} new)")
+
+
+@click.group("store")
+def store_group() -> None:
+    """Inspect and check the local block store."""
+
+
+@store_group.command("verify")
+@data_dir_option
+def store_verify(data_dir: Path) -> None:
+    """Re-hash every block and check every pin is complete (exit 3 on any problem).
+
+    Example: mycel store verify
+    """
+    problems = 0
+    with open_store(data_dir) as store:
+        for cid, problem in store.verify_all():
+            problems += 1
+            click.echo(f"corrupt: {cid}: {problem}", err=True)
+        for pin in store.pins():
+            for missing in store.missing_blocks(pin.cid):
+                problems += 1
+                click.echo(f"incomplete pin: {pin.cid} lacks {missing}", err=True)
+        stats = store.stats()
+    if problems:
+        raise VerificationFailed(f"{problems} problem(s) in {stats.blocks} blocks")
+    click.echo(f"ok: {stats.blocks} blocks, {stats.bytes} bytes, {stats.pins} pins verified")
+
+
+@store_group.command("stat")
+@data_dir_option
+def store_stat(data_dir: Path) -> None:
+    """Show block count, bytes, pins and map size. Example: mycel store stat"""
+    with open_store(data_dir) as store:
+        stats = store.stats()
+    click.echo(f"blocks: {stats.blocks}\nbytes: {stats.bytes}\npins: {stats.pins}\nmap size: {stats.map_size}")
+
+
+COMMANDS = [cid_cmd, put_cmd, get_cmd, verify_cmd, pin_group, gc_cmd, car_group, store_group]
