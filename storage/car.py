@@ -60,8 +60,8 @@ def read_car(stream: BinaryIO) -> tuple[list[CID], Iterator[tuple[CID, bytes]]]:
     if not isinstance(header, dict) or header.get("version") != 1:
         raise CarFormatError("not a CAR v1 file (header version is not 1)")
     roots = header.get("roots")
-    if not isinstance(roots, list) or not roots or not all(isinstance(r, CID) for r in roots):
-        raise CarFormatError("CAR header must list at least one root CID")
+    if not isinstance(roots, list) or not all(isinstance(r, CID) for r in roots):
+        raise CarFormatError("CAR header roots must be a list of CIDs")
     return list(roots), _sections(reader)
 
 

@@ -95,8 +95,6 @@ class CID:
                 binary = _b32decode(text[1:])
             else:
                 binary = multibase.decode(text)
-        except InvalidCIDError:
-            raise
         except Exception as exc:
             raise InvalidCIDError(f"{_shorten(text)!r} is not a CID: {exc}") from None
         if binary.startswith(_V0_PREFIX) and len(binary) == 34 and not text.startswith("Qm"):

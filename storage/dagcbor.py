@@ -79,7 +79,7 @@ def iter_links(value: Value) -> Iterator[CID]:
 
 # -- encoding ------------------------------------------------------------------------
 
-_MAX_DEPTH = 512
+_MAX_DEPTH = 200  # well inside Python's recursion limit (two frames per level)
 
 
 def _normalise(value: Value, depth: int) -> Any:
