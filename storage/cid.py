@@ -85,7 +85,7 @@ class CID:
             raise InvalidCIDError(f"expected a CID string, got {type(value).__name__}")
         text = value.strip()
         if not text:
-            raise InvalidCIDError("empty CID string")
+            raise InvalidCIDError("'' is not a CID: the string is empty")
         try:
             if len(text) == 46 and text.startswith("Qm"):
                 binary = multibase.decode("z" + text)

@@ -197,7 +197,7 @@ def test_multiple_processes_share_one_store(tmp_path: Path) -> None:
 
 
 def test_dag_cbor_block_verified_like_any_other(store: BlockStore) -> None:
-    cid, data = dagcbor.encode_with_cid({"a": 1})
+    cid, _data = dagcbor.encode_with_cid({"a": 1})
     assert cid.codec == DAG_CBOR
     with pytest.raises(BlockVerificationError):
         store.put(cid, dagcbor.encode({"a": 2}))

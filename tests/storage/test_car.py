@@ -59,7 +59,7 @@ def test_every_truncation_is_refused_or_leaves_nothing_pinned(car_bytes: tuple[C
 
 
 def test_corrupted_block_in_car_is_refused(car_bytes: tuple[CID, bytes], tmp_path: Path) -> None:
-    root, data = car_bytes
+    _root, data = car_bytes
     forged = bytearray(data)
     forged[len(data) // 2] ^= 0x40
     with BlockStore(tmp_path / "victim") as target:
