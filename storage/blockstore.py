@@ -3,6 +3,9 @@
 Layout of the LMDB environment (one directory):
 
 * ``blocks``: CID bytes -> block bytes
+* ``sizes``:  CID bytes -> block size (u64); presence checks, walks and GC read this
+  small index, because py-lmdb faults in every page of a value it looks up, and
+  touching 256 KiB per block just to learn that it exists would map the whole store
 * ``pins``:   CID bytes -> dag-cbor pin record (recursive pins only)
 * ``meta``:   store-wide counters kept in the same transactions as the blocks they
   count, so size accounting can never drift, even after a crash.
@@ -116,6 +119,7 @@ class BlockStore:
         except lmdb.Error as exc:
             raise StorageError(f"cannot open block store at {self.path}: {exc}") from None
         self._blocks = self._env.open_db(b"blocks")
+        self._sizes = self._env.open_db(b"sizes")
         self._pins = self._env.open_db(b"pins")
         self._meta = self._env.open_db(b"meta")
         self._lock_path = self.path / "gc.lock"
@@ -168,12 +172,12 @@ class BlockStore:
         return data
 
     def get_size(self, cid: CID) -> int | None:
-        with self._env.begin(db=self._blocks, buffers=True) as txn:
-            view = txn.get(bytes(cid))
-            return None if view is None else len(view)
+        with self._env.begin(db=self._sizes) as txn:
+            value = txn.get(bytes(cid))
+            return None if value is None else int(_U64.unpack(value)[0])
 
     def has(self, cid: CID) -> bool:
-        with self._env.begin(db=self._blocks, buffers=True) as txn:
+        with self._env.begin(db=self._sizes) as txn:
             return txn.get(bytes(cid)) is not None
 
     def delete(self, cid: CID) -> bool:
@@ -182,7 +186,7 @@ class BlockStore:
 
     def cids(self) -> Iterator[CID]:
         """Every stored CID, in byte order (a snapshot taken when iteration starts)."""
-        with self._env.begin(db=self._blocks) as txn:
+        with self._env.begin(db=self._sizes) as txn:
             keys = list(txn.cursor().iternext(keys=True, values=False))
         for key in keys:
             yield CID(key)
@@ -258,12 +262,15 @@ class BlockStore:
                 keep.update(bytes(cid) for cid in self._reachable(pin.cid, []))
             removed = freed = 0
             with self._write_lock, self._env.begin(write=True) as txn:
-                cursor = txn.cursor(db=self._blocks)
+                cursor = txn.cursor(db=self._sizes)
                 doomed = [
-                    (key, len(value)) for key, value in cursor.iternext(keys=True, values=True) if key not in keep
+                    (key, _U64.unpack(value)[0])
+                    for key, value in cursor.iternext(keys=True, values=True)
+                    if key not in keep
                 ]
                 for key, size in doomed:
                     txn.delete(key, db=self._blocks)
+                    txn.delete(key, db=self._sizes)
                     removed += 1
                     freed += size
                 count, size = self._counters(txn)
@@ -293,24 +300,24 @@ class BlockStore:
     def _reachable(self, root: CID, missing: list[CID]) -> Iterator[CID]:
         """CIDs reachable from ``root`` that are present; appends absent ones to ``missing``.
 
-        Raw blocks are checked for presence only, so walking a large file reads only its
-        few interior nodes.
+        Blocks that cannot link (raw) are checked in the size index only, so walking a
+        large file reads just its few interior nodes.
         """
         seen: set[CID] = set()
         stack = [root]
-        with self._env.begin(db=self._blocks, buffers=True) as txn:
+        with self._env.begin() as txn:
             while stack:
                 cid = stack.pop()
                 if cid in seen:
                     continue
                 seen.add(cid)
-                view = txn.get(bytes(cid))
-                if view is None:
+                key = bytes(cid)
+                if txn.get(key, db=self._sizes) is None:
                     missing.append(cid)
                     continue
                 yield cid
                 if has_links(cid):
-                    stack.extend(reversed(links_of(cid, bytes(view))))
+                    stack.extend(reversed(links_of(cid, txn.get(key, db=self._blocks))))
 
     def _counters(self, txn: Any) -> tuple[int, int]:
         count = txn.get(_COUNT_KEY, db=self._meta)
@@ -325,12 +332,13 @@ class BlockStore:
         txn.put(_BYTES_KEY, _U64.pack(size), db=self._meta)
 
     def _delete_in(self, txn: Any, key: bytes) -> bool:
-        value = txn.get(key, db=self._blocks)
+        value = txn.get(key, db=self._sizes)
         if value is None:
             return False
         txn.delete(key, db=self._blocks)
+        txn.delete(key, db=self._sizes)
         count, size = self._counters(txn)
-        self._set_counters(txn, count - 1, size - len(value))
+        self._set_counters(txn, count - 1, size - _U64.unpack(value)[0])
         return True
 
     def _commit(self, pending: list[tuple[bytes, bytes]]) -> int:
@@ -348,9 +356,10 @@ class BlockStore:
             added = 0
             added_bytes = 0
             put = txn.put
-            blocks = self._blocks
+            blocks, sizes, pack = self._blocks, self._sizes, _U64.pack
             for key, data in pending:
                 if put(key, data, db=blocks, overwrite=False):
+                    put(key, pack(len(data)), db=sizes)
                     added += 1
                     added_bytes += len(data)
             if self.quota is not None and size + added_bytes > self.quota:
