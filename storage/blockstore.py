@@ -317,7 +317,8 @@ class BlockStore:
                     continue
                 yield cid
                 if has_links(cid):
-                    stack.extend(reversed(links_of(cid, txn.get(key, db=self._blocks))))
+                    data: bytes = txn.get(key, db=self._blocks)
+                    stack.extend(reversed(links_of(cid, data)))
 
     def _counters(self, txn: Any) -> tuple[int, int]:
         count = txn.get(_COUNT_KEY, db=self._meta)
