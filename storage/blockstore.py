@@ -317,8 +317,9 @@ class BlockStore:
                     continue
                 yield cid
                 if has_links(cid):
-                    data: bytes = txn.get(key, db=self._blocks)
-                    stack.extend(reversed(links_of(cid, data)))
+                    data = txn.get(key, db=self._blocks)
+                    if data is not None:  # the size index and blocks change in one transaction
+                        stack.extend(reversed(links_of(cid, data)))
 
     def _counters(self, txn: Any) -> tuple[int, int]:
         count = txn.get(_COUNT_KEY, db=self._meta)
