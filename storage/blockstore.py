@@ -38,7 +38,7 @@ import lmdb
 
 from storage import dagcbor
 from storage.cid import CID, RAW
-from storage.dag import has_links, links_of, walk
+from storage.dag import has_links, walk
 from storage.errors import (
     BlockNotFoundError,
     BlockVerificationError,
@@ -303,23 +303,22 @@ class BlockStore:
         Blocks that cannot link (raw) are checked in the size index only, so walking a
         large file reads just its few interior nodes.
         """
-        seen: set[CID] = set()
-        stack = [root]
         with self._env.begin() as txn:
-            while stack:
-                cid = stack.pop()
-                if cid in seen:
-                    continue
-                seen.add(cid)
+
+            def load(cid: CID) -> bytes | None:
                 key = bytes(cid)
                 if txn.get(key, db=self._sizes) is None:
+                    return None
+                if not has_links(cid):
+                    return b""  # present; its bytes are not needed to walk on
+                data: bytes | None = txn.get(key, db=self._blocks)
+                return data
+
+            for cid, data in walk(root, load):
+                if data is None:
                     missing.append(cid)
-                    continue
-                yield cid
-                if has_links(cid):
-                    data = txn.get(key, db=self._blocks)
-                    if data is not None:  # the size index and blocks change in one transaction
-                        stack.extend(reversed(links_of(cid, data)))
+                else:
+                    yield cid
 
     def _counters(self, txn: Any) -> tuple[int, int]:
         count = txn.get(_COUNT_KEY, db=self._meta)

@@ -26,8 +26,8 @@ def has_links(cid: CID) -> bool:
 def walk(root: CID, load: Callable[[CID], bytes | None]) -> Iterator[tuple[CID, bytes | None]]:
     """Depth-first, pre-order, each block once; ``load`` returns None for a missing block.
 
-    Blocks that cannot link (raw) are loaded too, since callers such as CAR export need
-    their bytes; callers that only need reachability use :func:`reachable`.
+    ``load`` decides what "present" costs: CAR export loads every block's bytes, while
+    the block store's reachability check answers from its size index for raw blocks.
     """
     seen: set[CID] = set()
     stack = [root]
