@@ -1,0 +1,1 @@
+"""libp2p networking. py-libp2p runs on trio in its own thread; ``bridge`` is the only crossing."""

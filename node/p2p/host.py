@@ -1,0 +1,233 @@
+"""The libp2p host, as it runs inside the trio thread.
+
+Only :class:`node.p2p.network.P2PNetwork` talks to this class, always through the
+bridge. Settings here are the ones FIELD-NOTES.md found necessary: Noise only (the
+default host also offers plaintext), Yamux, one connection per peer (otherwise every
+dial waits ~250 ms), GossipSub with an explicit heartbeat and without the
+per-IP eclipse protection that would keep a loopback cluster from forming a mesh.
+
+Incoming requests and gossip are handed to asyncio handlers through the bridge; this
+module waits with anyio, so it runs on trio without importing it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import multiaddr
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig
+from libp2p.network.stream.exceptions import StreamEOF
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.tools.anyio_service import background_trio_service
+
+from node.errors import NetworkError
+from node.p2p.bridge import TrioBridge
+from node.p2p.framing import FrameReader, frame
+
+log = logging.getLogger("mycelnet.p2p")
+
+GOSSIP_PROTOCOLS = [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")]
+REQUEST_TIMEOUT = 30.0
+BOOTSTRAP_RETRY = 2.0
+
+RequestHandler = Callable[[str, bytes], Awaitable[list[bytes]]]
+GossipHandler = Callable[[str, bytes], Awaitable[None]]
+GossipValidator = Callable[[str, bytes], bool]
+
+
+@dataclass
+class HostSettings:
+    seed: bytes
+    listen: Sequence[str]
+    bootstrap: Sequence[str] = ()
+    mdns: bool = False
+    request_handlers: dict[str, RequestHandler] = field(default_factory=dict)
+    topics: dict[str, tuple[GossipValidator, GossipHandler]] = field(default_factory=dict)
+
+
+class Libp2pHost:
+    def __init__(self, settings: HostSettings, bridge: TrioBridge) -> None:
+        self.settings = settings
+        self.bridge = bridge
+        key_pair = create_new_key_pair(settings.seed)
+        noise = NoiseTransport(
+            libp2p_keypair=key_pair, noise_privkey=create_x25519_key_pair().private_key, early_data=None
+        )
+        self.host = new_host(
+            key_pair=key_pair,
+            sec_opt={NOISE_PROTOCOL_ID: noise},
+            muxer_preference="YAMUX",
+            connection_config=ConnectionConfig(max_connections_per_peer=1),
+            enable_mDNS=settings.mdns,
+        )
+        self.gossipsub = GossipSub(
+            protocols=GOSSIP_PROTOCOLS,
+            degree=6,
+            degree_low=4,
+            degree_high=12,
+            heartbeat_interval=1,
+            eclipse_protection_enabled=False,
+            spam_protection_enabled=True,
+            max_messages_per_topic_per_second=50.0,
+        )
+        self.pubsub = Pubsub(self.host, self.gossipsub)
+        self.peer_id = self.host.get_id().to_base58()
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def run(self, ready: Callable[[], None]) -> None:
+        addrs = [multiaddr.Multiaddr(a) for a in self.settings.listen]
+        async with self.host.run(listen_addrs=addrs):
+            async with background_trio_service(self.pubsub), background_trio_service(self.gossipsub):
+                for protocol, handler in self.settings.request_handlers.items():
+                    self.host.set_stream_handler(TProtocol(protocol), self._make_stream_handler(handler))
+                async with anyio.create_task_group() as group:
+                    for topic, (validator, handler) in self.settings.topics.items():
+                        self.pubsub.set_topic_validator(topic, self._make_validator(validator), False)
+                        subscription = await self.pubsub.subscribe(topic)
+                        group.start_soon(self._pump_topic, subscription, handler)
+                    group.start_soon(self._bootstrap_loop)
+                    ready()
+                    await anyio.sleep_forever()
+
+    def addrs(self) -> list[str]:
+        return [str(a) for a in self.host.get_addrs()]
+
+    def connected_peers(self) -> list[str]:
+        return [peer.to_base58() for peer in self.host.get_connected_peers()]
+
+    # -- operations (called through the bridge) -------------------------------------
+    async def connect(self, address: str) -> str:
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(address))
+        except Exception as exc:
+            raise NetworkError(f"{address!r} is not a /p2p multiaddr: {exc}") from None
+        with anyio.fail_after(10):
+            await self.host.connect(info)
+        return str(info.peer_id.to_base58())
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        await self.pubsub.publish(topic, data)
+
+    async def request(
+        self, peer_id: str, protocol: str, payload: bytes, timeout: float = REQUEST_TIMEOUT
+    ) -> list[bytes]:
+        """Open a stream, send one frame, and read frames until the peer closes it."""
+        try:
+            with anyio.fail_after(timeout):
+                stream = await self.host.new_stream(ID.from_base58(peer_id), [TProtocol(protocol)])
+                try:
+                    await stream.write(frame(payload))
+                    self.bytes_out += len(payload)
+                    await stream.close_write()
+                    reader = FrameReader(_EOFAsEmpty(stream))
+                    frames = []
+                    while (item := await reader.read_frame()) is not None:
+                        self.bytes_in += len(item)
+                        frames.append(item)
+                    return frames
+                finally:
+                    await stream.close()
+        except TimeoutError:
+            raise NetworkError(f"peer {peer_id} did not answer {protocol} within {timeout:.0f} s") from None
+        except NetworkError:
+            raise
+        except Exception as exc:
+            raise NetworkError(f"{protocol} request to {peer_id} failed: {type(exc).__name__}: {exc}") from None
+
+    async def ping(self, peer_id: str) -> float:
+        start = anyio.current_time()
+        await self.request(peer_id, "/mycel/ping/1.0.0", b"")
+        return anyio.current_time() - start
+
+    # -- internals ---------------------------------------------------------------
+    def _make_stream_handler(self, handler: RequestHandler) -> Callable[[Any], Awaitable[None]]:
+        async def on_stream(stream: Any) -> None:
+            peer = stream.muxed_conn.peer_id.to_base58()
+            try:
+                with anyio.fail_after(REQUEST_TIMEOUT):
+                    request = await FrameReader(_EOFAsEmpty(stream)).read_frame()
+                if request is None:
+                    return
+                self.bytes_in += len(request)
+                frames = await self.bridge.to_asyncio(handler(peer, request))
+                for item in frames:
+                    await stream.write(frame(item))
+                    self.bytes_out += len(item)
+                await stream.close()
+            except Exception as exc:
+                log.info("request from %s failed: %s", peer, exc)
+                try:
+                    await stream.reset()
+                except Exception:
+                    pass
+
+        return on_stream
+
+    def _make_validator(self, validator: GossipValidator) -> Callable[[ID, Any], bool]:
+        def validate(forwarder: ID, message: Any) -> bool:
+            origin = ID(message.from_id).to_base58() if message.from_id else ""
+            return validator(origin, bytes(message.data))
+
+        return validate
+
+    async def _pump_topic(self, subscription: Any, handler: GossipHandler) -> None:
+        while True:
+            message = await subscription.get()
+            origin = ID(message.from_id).to_base58() if message.from_id else ""
+            self.bridge.post_to_asyncio(_spawn, handler(origin, bytes(message.data)))
+
+    async def _bootstrap_loop(self) -> None:
+        """Dial bootstrap peers, and re-dial any that drop (e.g. restarted)."""
+        while True:
+            connected = set(self.connected_peers())
+            for address in self.settings.bootstrap:
+                if address.rsplit("/", 1)[-1] in connected:
+                    continue
+                try:
+                    await self.connect(address)
+                except Exception as exc:
+                    log.debug("bootstrap %s not reachable yet: %s", address, exc)
+            await anyio.sleep(BOOTSTRAP_RETRY)
+
+
+class _EOFAsEmpty:
+    """py-libp2p raises StreamEOF at end of stream; FrameReader expects b""."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    async def read(self, n: int | None = None) -> bytes:
+        try:
+            data: bytes = await self._stream.read(n)
+        except StreamEOF:
+            return b""
+        return data
+
+    async def write(self, data: bytes) -> None:
+        await self._stream.write(data)
+
+
+def _spawn(coro: Awaitable[None]) -> None:
+    import asyncio
+
+    task = asyncio.ensure_future(coro)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+_BACKGROUND: set[Any] = set()

@@ -1,0 +1,86 @@
+"""The small asyncio interface the rest of the node uses for networking.
+
+``publish``/``subscribe`` (signed announcements), ``request`` (one request, a stream of
+reply frames, over ``/mycel/*`` protocols), ``connect``, ``peers``, ``ping``. The
+scheduler and tests depend on this, never on py-libp2p directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from node.identity import NodeIdentity
+from node.p2p.bridge import TrioBridge
+from node.p2p.host import GossipHandler, GossipValidator, HostSettings, Libp2pHost, RequestHandler
+
+PING_PROTOCOL = "/mycel/ping/1.0.0"
+
+
+async def _pong(peer: str, payload: bytes) -> list[bytes]:
+    return [b"pong"]
+
+
+class P2PNetwork:
+    def __init__(
+        self, identity: NodeIdentity, listen: Sequence[str], bootstrap: Sequence[str] = (), mdns: bool = False
+    ) -> None:
+        self._settings = HostSettings(seed=identity.seed, listen=list(listen), bootstrap=list(bootstrap), mdns=mdns)
+        self._settings.request_handlers[PING_PROTOCOL] = _pong
+        self._bridge = TrioBridge()
+        self._host: Libp2pHost | None = None
+        self.peer_id = identity.peer_id
+
+    def handle(self, protocol: str, handler: RequestHandler) -> None:
+        """Serve ``protocol``: ``handler(peer_id, request) -> reply frames`` (register before start)."""
+        self._settings.request_handlers[protocol] = handler
+
+    def subscribe(self, topic: str, validator: GossipValidator, handler: GossipHandler) -> None:
+        """Receive ``topic``; ``validator(origin, data)`` runs on the libp2p thread, keep it cheap."""
+        self._settings.topics[topic] = (validator, handler)
+
+    async def start(self) -> None:
+        host = Libp2pHost(self._settings, self._bridge)
+        if host.peer_id != self.peer_id:
+            raise RuntimeError("libp2p derived a different peer ID from the node key")
+        self._host = host
+        await self._bridge.start(host.run)
+
+    async def stop(self) -> None:
+        await self._bridge.stop()
+
+    def _require(self) -> Libp2pHost:
+        if self._host is None or not self._bridge.running:
+            from node.errors import NetworkError
+
+            raise NetworkError("the libp2p host is not running")
+        return self._host
+
+    async def addrs(self) -> list[str]:
+        host = self._require()
+        return await self._bridge.call(_sync, host.addrs)
+
+    async def peers(self) -> list[str]:
+        host = self._require()
+        return await self._bridge.call(_sync, host.connected_peers)
+
+    async def connect(self, address: str) -> str:
+        return await self._bridge.call(self._require().connect, address)
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        await self._bridge.call(self._require().publish, topic, data)
+
+    async def request(self, peer_id: str, protocol: str, payload: bytes, timeout: float = 30.0) -> list[bytes]:
+        return await self._bridge.call(self._require().request, peer_id, protocol, payload, timeout)
+
+    async def ping(self, peer_id: str) -> float:
+        return await self._bridge.call(self._require().ping, peer_id)
+
+    def traffic(self) -> tuple[int, int]:
+        """(bytes in, bytes out) over /mycel request streams (plain ints, safe to read)."""
+        host = self._host
+        return (host.bytes_in, host.bytes_out) if host else (0, 0)
+
+
+async def _sync(fn: Any) -> Any:
+    return fn()
