@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -53,10 +54,8 @@ class TrioBridge:
         token, nursery, thread = self._token, self._nursery, self._thread
         if token is None or nursery is None or thread is None:
             return
-        try:
+        with contextlib.suppress(trio.RunFinishedError):
             token.run_sync_soon(nursery.cancel_scope.cancel)
-        except trio.RunFinishedError:
-            pass
         await asyncio.get_running_loop().run_in_executor(None, thread.join, timeout)
         self._token = None
 
@@ -119,10 +118,8 @@ class TrioBridge:
             return await future
         except asyncio.CancelledError:
             if scope_box and self._token is not None:
-                try:
+                with contextlib.suppress(trio.RunFinishedError):
                     self._token.run_sync_soon(scope_box[0].cancel)
-                except trio.RunFinishedError:
-                    pass
             raise
 
     # -- trio -> asyncio ------------------------------------------------------------
@@ -137,10 +134,8 @@ class TrioBridge:
         cfuture: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, loop)
 
         def wake(_: object) -> None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(done.set)
-            except trio.RunFinishedError:
-                pass
 
         cfuture.add_done_callback(wake)
         try:

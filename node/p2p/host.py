@@ -12,6 +12,7 @@ module waits with anyio, so it runs on trio without importing it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -91,18 +92,21 @@ class Libp2pHost:
     # -- lifecycle ---------------------------------------------------------------
     async def run(self, ready: Callable[[], None]) -> None:
         addrs = [multiaddr.Multiaddr(a) for a in self.settings.listen]
-        async with self.host.run(listen_addrs=addrs):
-            async with background_trio_service(self.pubsub), background_trio_service(self.gossipsub):
-                for protocol, handler in self.settings.request_handlers.items():
-                    self.host.set_stream_handler(TProtocol(protocol), self._make_stream_handler(handler))
-                async with anyio.create_task_group() as group:
-                    for topic, (validator, handler) in self.settings.topics.items():
-                        self.pubsub.set_topic_validator(topic, self._make_validator(validator), False)
-                        subscription = await self.pubsub.subscribe(topic)
-                        group.start_soon(self._pump_topic, subscription, handler)
-                    group.start_soon(self._bootstrap_loop)
-                    ready()
-                    await anyio.sleep_forever()
+        async with (
+            self.host.run(listen_addrs=addrs),
+            background_trio_service(self.pubsub),
+            background_trio_service(self.gossipsub),
+        ):
+            for protocol, handler in self.settings.request_handlers.items():
+                self.host.set_stream_handler(TProtocol(protocol), self._make_stream_handler(handler))
+            async with anyio.create_task_group() as group:
+                for topic, (validator, handler) in self.settings.topics.items():
+                    self.pubsub.set_topic_validator(topic, self._make_validator(validator), False)
+                    subscription = await self.pubsub.subscribe(topic)
+                    group.start_soon(self._pump_topic, subscription, handler)
+                group.start_soon(self._bootstrap_loop)
+                ready()
+                await anyio.sleep_forever()
 
     def addrs(self) -> list[str]:
         return [str(a) for a in self.host.get_addrs()]
@@ -171,10 +175,8 @@ class Libp2pHost:
                 await stream.close()
             except Exception as exc:
                 log.info("request from %s failed: %s", peer, exc)
-                try:
+                with contextlib.suppress(Exception):
                     await stream.reset()
-                except Exception:
-                    pass
 
         return on_stream
 
