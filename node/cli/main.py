@@ -12,6 +12,7 @@ import click
 
 from node.cli.common import EXIT_FAILED, EXIT_USAGE
 from node.cli.demo_cmd import demo_cmd
+from node.cli.node_cmds import COMMANDS as NODE_COMMANDS
 from node.cli.storage_cmds import COMMANDS
 
 
@@ -24,12 +25,13 @@ def cli() -> None:
     """
 
 
-for command in [*COMMANDS, demo_cmd]:
+for command in [*COMMANDS, *NODE_COMMANDS, demo_cmd]:
     cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; known errors print ``error: ...`` on one line, never a traceback."""
+    from node.errors import NodeError
     from storage.errors import StorageError
 
     try:
@@ -46,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         code = 3 if type(exc).__name__ == "BlockVerificationError" else EXIT_FAILED
         click.echo(f"error: {exc}", err=True)
         return code
+    except NodeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_FAILED
     except OSError as exc:
         click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
         return EXIT_FAILED

@@ -1,0 +1,71 @@
+"""Every API error is JSON ``{"error": ..., "detail": ...}`` with the right status."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from node.errors import NetworkError
+from storage.errors import (
+    BlockNotFoundError,
+    BlockVerificationError,
+    IncompleteDAGError,
+    InvalidCIDError,
+    QuotaExceededError,
+    StorageError,
+    UnixFSError,
+)
+
+log = logging.getLogger("mycelnet.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+
+
+def error_response(status: int, error: str, detail: str) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
+_MAPPING: list[tuple[type[BaseException], int, str]] = [
+    (InvalidCIDError, 400, "invalid_cid"),
+    (BlockNotFoundError, 404, "not_found"),
+    (IncompleteDAGError, 404, "not_found"),
+    (BlockVerificationError, 502, "verification_failed"),
+    (QuotaExceededError, 507, "quota_exceeded"),
+    (UnixFSError, 400, "unixfs_error"),
+    (NetworkError, 502, "network_error"),
+    (StorageError, 400, "storage_error"),
+]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.error, exc.detail)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        reason = exc.reason.lower().replace(" ", "_")
+        return error_response(exc.status, reason, exc.text or exc.reason)
+    except Exception as exc:
+        for kind, status, name in _MAPPING:
+            if isinstance(exc, kind):
+                return error_response(status, name, str(exc))
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+    finally:
+        metrics = request.app.get("metrics")
+        if metrics is not None:
+            metrics.observe(route, time.perf_counter() - started)

@@ -1,0 +1,171 @@
+"""Local clusters: N real node processes on 127.0.0.1, wired by bootstrap.
+
+Used by ``mycel cluster up|down`` and by the test suite's cluster fixture, so tests
+exercise exactly what an operator runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from node.errors import NodeError
+from node.identity import load_or_create
+
+CLUSTER_FILE = "cluster.json"
+
+
+@dataclass
+class ClusterNode:
+    index: int
+    pid: int
+    peer_id: str
+    api_url: str
+    multiaddr: str
+    data_dir: str
+    region: str
+    listen: str
+    api: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_node_process(
+    data_dir: Path, listen: str, api: str, bootstrap: list[str], region: str, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "node.cli.main", "node", "start", "--data-dir", str(data_dir)]
+    args += ["--listen", listen, "--api", api, "--region", region, "--no-mdns"]
+    for address in bootstrap:
+        args += ["--bootstrap", address]
+    log = open(data_dir / "node.log", "ab")  # noqa: SIM115 - handed to the child
+    env = dict(os.environ, **(extra_env or {}))
+    env.pop("MYCEL_DATA_DIR", None)
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+
+
+def http_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def wait_for_peers(api_url: str, expected: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            peers = http_json(f"{api_url}/v1/peers")["peers"]
+            if sum(1 for p in peers if p["alive"]) >= expected:
+                return
+        except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
+            last = exc
+        time.sleep(0.2)
+    raise NodeError(f"node at {api_url} did not see {expected} peers within {timeout:.0f} s ({last or 'too few'})")
+
+
+def cluster_up(
+    count: int, directory: Path, regions: list[str] | None = None, timeout: float = 60.0
+) -> list[ClusterNode]:
+    """Start ``count`` nodes; returns once every node sees all the others."""
+    directory.mkdir(parents=True, exist_ok=True)
+    nodes: list[ClusterNode] = []
+    try:
+        for index in range(count):
+            data_dir = directory / f"node{index}"
+            peer_id = load_or_create(data_dir).peer_id
+            p2p_port, api_port = free_port(), free_port()
+            listen = f"/ip4/127.0.0.1/tcp/{p2p_port}"
+            region = (regions or [])[index] if regions and index < len(regions) else f"region-{index}"
+            bootstrap = [node.multiaddr for node in nodes]
+            proc = start_node_process(data_dir, listen, f"127.0.0.1:{api_port}", bootstrap, region)
+            nodes.append(
+                ClusterNode(
+                    index=index,
+                    pid=proc.pid,
+                    peer_id=peer_id,
+                    api_url=f"http://127.0.0.1:{api_port}",
+                    multiaddr=f"{listen}/p2p/{peer_id}",
+                    data_dir=str(data_dir),
+                    region=region,
+                    listen=listen,
+                    api=f"127.0.0.1:{api_port}",
+                )
+            )
+            write_cluster_file(directory, nodes)
+        for node in nodes:
+            wait_for_peers(node.api_url, count - 1, timeout)
+    except BaseException:
+        cluster_down(directory)
+        raise
+    return nodes
+
+
+def write_cluster_file(directory: Path, nodes: list[ClusterNode]) -> None:
+    (directory / CLUSTER_FILE).write_text(json.dumps({"nodes": [asdict(n) for n in nodes]}, indent=1))
+
+
+def read_cluster_file(directory: Path) -> list[ClusterNode]:
+    try:
+        data = json.loads((directory / CLUSTER_FILE).read_text())
+    except FileNotFoundError:
+        raise NodeError(f"no cluster in {directory} (no {CLUSTER_FILE}); start one with `mycel cluster up`") from None
+    return [ClusterNode(**item) for item in data["nodes"]]
+
+
+def stop_process(pid: int, timeout: float = 15.0) -> bool:
+    """SIGTERM, wait, then SIGKILL; True when the process had to be killed."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return False
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            return False
+    except ChildProcessError:
+        pass  # not our child: fall back to probing
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        if state == "Z":
+            return False
+    return True
+
+
+def cluster_down(directory: Path) -> list[int]:
+    """Stop every node of the cluster in ``directory``; returns PIDs that needed SIGKILL."""
+    try:
+        nodes = read_cluster_file(directory)
+    except NodeError:
+        return []
+    killed = [node.pid for node in nodes if stop_process(node.pid)]
+    (directory / CLUSTER_FILE).unlink(missing_ok=True)
+    return killed

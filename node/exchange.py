@@ -1,0 +1,168 @@
+"""Block exchange over ``/mycel/blocks/1.0.0``: fetch whole DAGs, verifying every block.
+
+Request: dag-cbor ``{"want": [CID, ...]}`` (at most 128) or ``{"have": [CID]}``.
+Reply: one frame per wanted CID, ``0x01 varint(len(cid)) cid block`` when held or
+``0x00 varint(len(cid)) cid`` when not; a ``have`` reply is one frame ``0x01``/``0x00``.
+
+A fetch walks the DAG from the root; blocks already stored are read locally (so a
+fetch resumes where an interrupted one stopped). A provider that sends a block that
+does not hash to its CID is dropped for the rest of the fetch, and the batch is asked
+of the next provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from node.errors import NetworkError
+from node.metrics import Metrics
+from node.p2p.network import P2PNetwork
+from storage import dagcbor
+from storage.blockstore import BlockStore
+from storage.cid import CID
+from storage.dag import has_links, links_of
+from storage.errors import BlockNotFoundError, CodecError, StorageError
+from storage.varint import decode_uvarint, encode_uvarint
+
+log = logging.getLogger("mycelnet.exchange")
+
+PROTOCOL = "/mycel/blocks/1.0.0"
+MAX_WANT = 128
+BATCH = 32
+
+
+@dataclass
+class FetchStats:
+    blocks_fetched: int = 0
+    bytes_fetched: int = 0
+    blocks_local: int = 0
+    bad_providers: int = 0
+
+
+class BlockExchange:
+    def __init__(self, store: BlockStore, network: P2PNetwork, metrics: Metrics) -> None:
+        self.store = store
+        self.network = network
+        self.metrics = metrics
+        network.handle(PROTOCOL, self._serve)
+
+    # -- serving ---------------------------------------------------------------------
+    async def _serve(self, peer: str, request: bytes) -> list[bytes]:
+        try:
+            message = dagcbor.decode(request)
+        except CodecError:
+            return []
+        if not isinstance(message, dict):
+            return []
+        if isinstance(message.get("have"), list) and message["have"] and isinstance(message["have"][0], CID):
+            return [b"\x01" if self.store.has(message["have"][0]) else b"\x00"]
+        wants = message.get("want")
+        if not isinstance(wants, list) or len(wants) > MAX_WANT:
+            return []
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._frames_for, [c for c in wants if isinstance(c, CID)])
+
+    def _frames_for(self, wants: list[CID]) -> list[bytes]:
+        frames = []
+        for cid in wants:
+            key = bytes(cid)
+            header = encode_uvarint(len(key)) + key
+            try:
+                data = self.store.get(cid)  # verified: a corrupted local block is never served
+            except (BlockNotFoundError, StorageError):
+                frames.append(b"\x00" + header)
+                continue
+            frames.append(b"\x01" + header + data)
+            self.metrics.inc("blocks_served_total")
+            self.metrics.inc("bytes_out_total", len(data))
+        return frames
+
+    # -- fetching --------------------------------------------------------------------
+    async def has(self, peer: str, cid: CID) -> bool:
+        try:
+            frames = await self.network.request(peer, PROTOCOL, dagcbor.encode({"have": [cid]}), timeout=10)
+        except NetworkError:
+            return False
+        return frames == [b"\x01"]
+
+    async def find_providers(self, cid: CID) -> list[str]:
+        """Connected peers that hold ``cid`` (asked in parallel)."""
+        peers = await self.network.peers()
+        answers = await asyncio.gather(*(self.has(peer, cid) for peer in peers))
+        return [peer for peer, yes in zip(peers, answers, strict=True) if yes]
+
+    async def fetch(self, root: CID, providers: Sequence[str] | None = None) -> FetchStats:
+        """Make the whole DAG under ``root`` local, block by verified block."""
+        candidates = list(providers) if providers is not None else await self.find_providers(root)
+        stats = FetchStats()
+        frontier = [root]
+        seen: set[CID] = set()
+        loop = asyncio.get_running_loop()
+        while frontier:
+            wanted: list[CID] = []
+            next_frontier: list[CID] = []
+            for cid in frontier:
+                if cid in seen:
+                    continue
+                seen.add(cid)
+                if self.store.has(cid):
+                    stats.blocks_local += 1
+                    if has_links(cid):
+                        next_frontier.extend(links_of(cid, self.store.get(cid)))
+                else:
+                    wanted.append(cid)
+            for start in range(0, len(wanted), BATCH):
+                batch = wanted[start : start + BATCH]
+                blocks = await self._fetch_batch(batch, candidates, stats)
+                await loop.run_in_executor(None, self.store.put_many, blocks)
+                for cid, data in blocks:
+                    stats.blocks_fetched += 1
+                    stats.bytes_fetched += len(data)
+                    self.metrics.inc("blocks_stored_total")
+                    self.metrics.inc("bytes_in_total", len(data))
+                    if has_links(cid):
+                        next_frontier.extend(links_of(cid, data))
+            frontier = next_frontier
+        return stats
+
+    async def _fetch_batch(self, batch: list[CID], candidates: list[str], stats: FetchStats) -> list[tuple[CID, bytes]]:
+        while candidates:
+            provider = candidates[0]
+            try:
+                frames = await self.network.request(provider, PROTOCOL, dagcbor.encode({"want": batch}))
+                return self._parse(frames, batch, provider)
+            except (NetworkError, _BadProvider) as exc:
+                log.warning("dropping provider %s for this fetch: %s", provider, exc)
+                candidates.pop(0)
+                stats.bad_providers += 1
+        raise NetworkError(f"no provider could supply {len(batch)} block(s), first {batch[0]}")
+
+    def _parse(self, frames: list[bytes], batch: list[CID], provider: str) -> list[tuple[CID, bytes]]:
+        wanted = set(batch)
+        blocks: list[tuple[CID, bytes]] = []
+        for item in frames:
+            try:
+                length, pos = decode_uvarint(item, 1)
+                cid = CID(item[pos : pos + length])
+            except (StorageError, IndexError):
+                raise _BadProvider("malformed reply frame") from None
+            if cid not in wanted:
+                raise _BadProvider(f"sent {cid}, which was not asked for")
+            if item[0] != 1:
+                raise _BadProvider(f"does not have {cid}")
+            data = item[pos + length :]
+            if not cid.matches(data):
+                self.metrics.inc("blocks_rejected_total")
+                raise _BadProvider(f"sent a block that does not hash to {cid}")
+            blocks.append((cid, data))
+            wanted.discard(cid)
+        if wanted:
+            raise _BadProvider(f"left {len(wanted)} wanted block(s) unanswered")
+        return blocks
+
+
+class _BadProvider(Exception):
+    pass

@@ -1,0 +1,190 @@
+"""One node: wires identity, block store, libp2p, block exchange, announcements and the API.
+
+Start order is store -> network -> API -> announcements; stop is the reverse, so
+nothing can reach a closed store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from node import announce
+from node.announce import AnnouncementValidator, PeerTable
+from node.api.app import build_app
+from node.config import NodeConfig
+from node.errors import ConfigError
+from node.exchange import BlockExchange
+from node.identity import load_or_create
+from node.metrics import Metrics
+from node.p2p.network import P2PNetwork
+from storage.blockstore import BlockStore
+from storage.cid import CID
+
+log = logging.getLogger("mycelnet.node")
+
+API_VERSION = "v1"
+STATE_FILE = "node.json"
+
+
+def package_version() -> str:
+    try:
+        return version("mycelnet")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+class NodeService:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.version = package_version()
+        self.data_dir = config.data_dir
+        self.identity = load_or_create(self.data_dir)
+        self.metrics = Metrics()
+        quota = int(config.get("storage", "quota_bytes")) or None
+        self.store = BlockStore(
+            self.data_dir / "blocks", quota=quota, verify_on_get=bool(config.get("storage", "verify_on_get"))
+        )
+        self.scratch_dir = self.data_dir / "tmp"
+        self.scratch_dir.mkdir(exist_ok=True)
+        self.network = P2PNetwork(self.identity, config.listen, config.bootstrap, mdns=bool(config.get("node", "mdns")))
+        self.exchange = BlockExchange(self.store, self.network, self.metrics)
+        self.peers = PeerTable(float(config.get("node", "peer_timeout")))
+        self.network.subscribe(
+            announce.TOPIC, AnnouncementValidator(self.metrics, self.identity.peer_id), self._on_announcement
+        )
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._seq = 0
+        self.api_url = ""
+        host, _ = config.api_host_port
+        if host not in ("127.0.0.1", "localhost", "::1") and not config.get("api", "token"):
+            raise ConfigError(f"api.listen binds {host}, beyond loopback: set api.token so writes need a bearer token")
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.network.start()
+        host, port = self.config.api_host_port
+        self._runner = web.AppRunner(build_app(self), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound = self._runner.addresses[0]
+        self.api_url = f"http://{bound[0]}:{bound[1]}"
+        self._tasks.append(asyncio.create_task(self._announce_loop()))
+        self._write_state()
+        log.info("node %s up: api %s", self.identity.peer_id, self.api_url)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.network.stop()
+        self.store.close()
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / STATE_FILE).unlink()
+
+    # -- behaviour -------------------------------------------------------------------
+    async def describe(self) -> dict[str, Any]:
+        return {
+            "peer_id": self.identity.peer_id,
+            "version": self.version,
+            "api_version": API_VERSION,
+            "addrs": await self.network.addrs(),
+            "region": self.config.region,
+            "api_url": self.api_url,
+        }
+
+    async def ensure_local(self, root: CID) -> None:
+        """Fetch the DAG under ``root`` from peers unless every block is already here."""
+        if self.store.has(root) and not self.store.missing_blocks(root):
+            return
+        await self.exchange.fetch(root)
+
+    def refresh_gauges(self, connected: int) -> None:
+        stats = self.store.stats()
+        self.metrics.set("peers_connected", connected)
+        self.metrics.set("peers_alive", len(self.peers.alive()))
+        self.metrics.set("store_blocks", stats.blocks)
+        self.metrics.set("store_bytes", stats.bytes)
+        bytes_in, bytes_out = self.network.traffic()
+        self.metrics.set("p2p_bytes_in", bytes_in)
+        self.metrics.set("p2p_bytes_out", bytes_out)
+
+    async def _on_announcement(self, origin: str, data: bytes) -> None:
+        if origin == self.identity.peer_id:
+            return
+        try:
+            payload = announce.verify(data, origin)
+        except announce.AnnouncementError:
+            return
+        self.peers.update(payload)
+
+    def _announcement(self, addrs: list[str]) -> bytes:
+        self._seq = max(self._seq + 1, time.time_ns() // 1_000_000)
+        capacity = self.config.raw["capacity"]
+        payload = {
+            "peer": self.identity.peer_id,
+            "addrs": addrs,
+            "region": self.config.region,
+            "runtimes": [],
+            "capacity": {
+                "cpu_cores": int(capacity["cpu_cores"]) or (os.cpu_count() or 1),
+                "memory_mib": int(capacity["memory_mib"]) or _memory_mib(),
+                "gpus": int(capacity["gpus"]),
+            },
+            "load": {"running_jobs": 0},
+            "price": int(capacity["price_per_cpu_second"]),
+            "api": API_VERSION,
+            "seq": self._seq,
+            "time": int(time.time()),
+        }
+        return announce.sign(self.identity, payload)
+
+    async def _announce_loop(self) -> None:
+        interval = float(self.config.get("node", "announce_interval"))
+        last_peers = -1
+        next_due = 0.0
+        while True:
+            peers = len(await self.network.peers())
+            now = time.monotonic()
+            if now >= next_due or peers != last_peers:  # at start, on change, and periodically
+                try:
+                    await self.network.publish(announce.TOPIC, self._announcement(await self.network.addrs()))
+                    next_due = now + interval
+                    last_peers = peers
+                except Exception as exc:
+                    log.warning("announcement failed: %s", exc)
+            await asyncio.sleep(0.5)
+
+    def _write_state(self) -> None:
+        state = {"pid": os.getpid(), "peer_id": self.identity.peer_id, "api_url": self.api_url}
+        (self.data_dir / STATE_FILE).write_text(json.dumps(state))
+
+
+def _memory_mib() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 20))
+    except (ValueError, OSError):
+        return 0
+
+
+def read_state(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads((data_dir / STATE_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data
