@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from node.service import NodeService
 
 _UPLOAD_CHUNK = 1 << 20
+_MEDIA_TYPES = "send a file as application/octet-stream or a directory as application/x-tar"
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"uploads are limited to {limit} bytes (api.max_upload_bytes)")
 
 
 def build_app(service: NodeService) -> web.Application:
@@ -96,7 +101,7 @@ async def post_blob(request: web.Request) -> web.Response:
         )
     limit = int(service.config.get("api", "max_upload_bytes"))
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "payload_too_large", f"uploads are limited to {limit} bytes (api.max_upload_bytes)")
+        raise _too_large(limit)
     scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=service.scratch_dir))
     try:
         received = scratch / "body"

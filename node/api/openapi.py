@@ -6,9 +6,32 @@ from typing import Any
 
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _CID_PARAM = {"name": "cid", "in": "path", "required": True, "schema": {"type": "string"}}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def _op(
+    summary: str, ok: str, errors: tuple[int, ...] = (), *, cid: bool = False, write: bool = False
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "responses": {"200": {"description": ok}, **{str(code): _ERROR for code in errors}},
+    }
+    if cid:
+        operation["parameters"] = [_CID_PARAM]
+    if write:
+        operation["security"] = [{"bearer": []}]
+    return operation
 
 
 def document(version: str) -> dict[str, Any]:
+    upload = _op(
+        "Upload a file (application/octet-stream) or a directory (application/x-tar); returns its CID, pinned",
+        "stored",
+        (400, 401, 413, 415),
+        write=True,
+    )
+    upload["responses"]["201"] = upload["responses"].pop("200")
+    upload["requestBody"] = {"content": {"application/octet-stream": _BINARY, "application/x-tar": _BINARY}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "mycelnet node API", "version": version},
@@ -23,63 +46,24 @@ def document(version: str) -> dict[str, Any]:
             },
         },
         "paths": {
-            "/v1/node": {
-                "get": {
-                    "summary": "This node: peer ID, version, addresses, region",
-                    "responses": {"200": {"description": "node"}},
-                }
-            },
-            "/v1/peers": {
-                "get": {"summary": "Peer table with liveness", "responses": {"200": {"description": "peers"}}}
-            },
-            "/v1/blobs": {
-                "post": {
-                    "summary": "Upload a file (application/octet-stream) or a directory (application/x-tar); returns its CID, pinned",
-                    "security": [{"bearer": []}],
-                    "requestBody": {
-                        "content": {
-                            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                            "application/x-tar": {"schema": {"type": "string", "format": "binary"}},
-                        }
-                    },
-                    "responses": {
-                        "201": {"description": "stored"},
-                        "400": _ERROR,
-                        "401": _ERROR,
-                        "413": _ERROR,
-                        "415": _ERROR,
-                    },
-                }
-            },
+            "/v1/node": {"get": _op("This node: peer ID, version, addresses, region", "node")},
+            "/v1/peers": {"get": _op("Peer table from signed announcements, with liveness", "peers")},
+            "/v1/blobs": {"post": upload},
             "/v1/blobs/{cid}": {
-                "get": {
-                    "summary": "Download a file (or a directory as tar), fetched from peers if not local; every block verified",
-                    "parameters": [_CID_PARAM],
-                    "responses": {"200": {"description": "bytes"}, "400": _ERROR, "404": _ERROR},
-                }
+                "get": _op(
+                    "Download a file (a directory as tar), fetched from peers if not local; every block verified",
+                    "bytes",
+                    (400, 404, 502),
+                    cid=True,
+                )
             },
-            "/v1/blobs/{cid}/providers": {
-                "get": {
-                    "summary": "Peers holding the CID",
-                    "parameters": [_CID_PARAM],
-                    "responses": {"200": {"description": "providers"}, "400": _ERROR},
-                }
-            },
-            "/v1/pins": {"get": {"summary": "Pinned roots", "responses": {"200": {"description": "pins"}}}},
+            "/v1/blobs/{cid}/providers": {"get": _op("Peers holding the CID", "providers", (400,), cid=True)},
+            "/v1/pins": {"get": _op("Pinned roots", "pins")},
             "/v1/pins/{cid}": {
-                "post": {
-                    "summary": "Pin (fetching missing blocks)",
-                    "security": [{"bearer": []}],
-                    "parameters": [_CID_PARAM],
-                    "responses": {"200": {"description": "pinned"}, "400": _ERROR},
-                },
-                "delete": {
-                    "summary": "Unpin",
-                    "security": [{"bearer": []}],
-                    "parameters": [_CID_PARAM],
-                    "responses": {"200": {"description": "unpinned"}, "404": _ERROR},
-                },
+                "post": _op("Pin, fetching missing blocks", "pinned", (400, 401, 404), cid=True, write=True),
+                "delete": _op("Unpin", "unpinned", (401, 404), cid=True, write=True),
             },
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+            "/v1/openapi.json": {"get": _op("This document", "OpenAPI document")},
+            "/metrics": {"get": _op("Prometheus metrics", "text exposition format")},
         },
     }

@@ -9,6 +9,8 @@ import click
 
 from node.cli.common import resolve_data_dir
 
+_DIR = click.Path(file_okay=False, path_type=Path)
+
 
 @click.group("node")
 def node_group() -> None:

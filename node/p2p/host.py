@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,8 +44,8 @@ GOSSIP_PROTOCOLS = [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")]
 REQUEST_TIMEOUT = 30.0
 BOOTSTRAP_RETRY = 2.0
 
-RequestHandler = Callable[[str, bytes], Awaitable[list[bytes]]]
-GossipHandler = Callable[[str, bytes], Awaitable[None]]
+RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, list[bytes]]]
+GossipHandler = Callable[[str, bytes], Coroutine[Any, Any, None]]
 GossipValidator = Callable[[str, bytes], bool]
 
 
@@ -97,13 +97,13 @@ class Libp2pHost:
             background_trio_service(self.pubsub),
             background_trio_service(self.gossipsub),
         ):
-            for protocol, handler in self.settings.request_handlers.items():
-                self.host.set_stream_handler(TProtocol(protocol), self._make_stream_handler(handler))
+            for protocol, request_handler in self.settings.request_handlers.items():
+                self.host.set_stream_handler(TProtocol(protocol), self._make_stream_handler(request_handler))
             async with anyio.create_task_group() as group:
-                for topic, (validator, handler) in self.settings.topics.items():
+                for topic, (validator, gossip_handler) in self.settings.topics.items():
                     self.pubsub.set_topic_validator(topic, self._make_validator(validator), False)
                     subscription = await self.pubsub.subscribe(topic)
-                    group.start_soon(self._pump_topic, subscription, handler)
+                    group.start_soon(self._pump_topic, subscription, gossip_handler)
                 group.start_soon(self._bootstrap_loop)
                 ready()
                 await anyio.sleep_forever()
@@ -137,7 +137,7 @@ class Libp2pHost:
                 try:
                     await stream.write(frame(payload))
                     self.bytes_out += len(payload)
-                    await stream.close_write()
+                    await stream.close_write()  # type: ignore[attr-defined]  # NetStream has it
                     reader = FrameReader(_EOFAsEmpty(stream))
                     frames = []
                     while (item := await reader.read_frame()) is not None:
@@ -168,7 +168,7 @@ class Libp2pHost:
                 if request is None:
                     return
                 self.bytes_in += len(request)
-                frames = await self.bridge.to_asyncio(handler(peer, request))
+                frames: list[bytes] = await self.bridge.to_asyncio(handler(peer, request))
                 for item in frames:
                     await stream.write(frame(item))
                     self.bytes_out += len(item)
