@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from node import announce
+from node.announce import AnnouncementError, AnnouncementValidator, PeerTable
+from node.identity import NodeIdentity
+from node.metrics import Metrics
+from storage import dagcbor
+
+ALICE = NodeIdentity.from_seed(bytes(32))
+MALLORY = NodeIdentity.from_seed(bytes([7]) * 32)
+
+
+def payload(identity: NodeIdentity = ALICE, seq: int = 1, **changes: Any) -> dict[str, Any]:
+    base = {
+        "peer": identity.peer_id,
+        "addrs": ["/ip4/127.0.0.1/tcp/1"],
+        "region": "eu",
+        "runtimes": ["wasm"],
+        "capacity": {"cpu_cores": 2},
+        "load": {"running_jobs": 0},
+        "price": 0,
+        "api": "v1",
+        "seq": seq,
+        "time": 0,
+    }
+    base.update(changes)
+    return base
+
+
+def test_round_trip() -> None:
+    assert announce.verify(announce.sign(ALICE, payload()), ALICE.peer_id)["region"] == "eu"
+
+
+def test_forged_signature_is_rejected() -> None:
+    forged = announce.sign(MALLORY, payload(ALICE))  # claims to be Alice, signed by Mallory
+    with pytest.raises(AnnouncementError, match="bad_signature"):
+        announce.verify(forged, ALICE.peer_id)
+
+
+def test_tampered_payload_is_rejected() -> None:
+    envelope = dagcbor.decode(announce.sign(ALICE, payload()))
+    envelope["payload"]["price"] = 1
+    with pytest.raises(AnnouncementError, match="bad_signature"):
+        announce.verify(dagcbor.encode(envelope))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\xff", dagcbor.encode([1, 2]), dagcbor.encode({"payload": {}, "sig": b""}), b"\xa0" * 10],
+)
+def test_malformed_is_rejected(data: bytes) -> None:
+    with pytest.raises(AnnouncementError, match="malformed"):
+        announce.verify(data)
+
+
+def test_oversize_and_wrong_origin() -> None:
+    with pytest.raises(AnnouncementError, match="oversize"):
+        announce.verify(b"\x00" * (announce.MAX_SIZE + 1))
+    with pytest.raises(AnnouncementError, match="wrong_origin"):
+        announce.verify(announce.sign(ALICE, payload()), MALLORY.peer_id)
+
+
+def test_validator_counts_and_refuses_stale_sequence_numbers() -> None:
+    metrics = Metrics()
+    validate = AnnouncementValidator(metrics, "self")
+    assert validate(ALICE.peer_id, announce.sign(ALICE, payload(seq=5)))
+    assert not validate(ALICE.peer_id, announce.sign(ALICE, payload(seq=5)))
+    assert not validate(ALICE.peer_id, announce.sign(ALICE, payload(seq=4)))
+    assert validate(ALICE.peer_id, announce.sign(ALICE, payload(seq=6)))
+    assert not validate(ALICE.peer_id, b"junk")
+    assert metrics.value("gossip_accepted_total") == 2
+    assert metrics.value("gossip_rejected_total", reason="stale") == 2
+    assert metrics.value("gossip_rejected_total", reason="malformed") == 1
+    assert 'mycel_gossip_rejected_total{reason="stale"} 2' in metrics.render()
+
+
+def test_peer_table_liveness() -> None:
+    table = PeerTable(timeout=60)
+    table.update(payload())
+    rows = table.snapshot(connected={ALICE.peer_id})
+    assert rows[0]["alive"] and rows[0]["connected"] and rows[0]["region"] == "eu"
+    table.timeout = -1
+    assert table.alive() == []
