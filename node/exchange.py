@@ -97,6 +97,8 @@ class BlockExchange:
     async def fetch(self, root: CID, providers: Sequence[str] | None = None) -> FetchStats:
         """Make the whole DAG under ``root`` local, block by verified block."""
         candidates = list(providers) if providers is not None else await self.find_providers(root)
+        if not candidates and not self.store.has(root):
+            raise NotFoundOnNetwork(f"{root} is not stored here and no connected peer has it")
         stats = FetchStats()
         frontier = [root]
         seen: set[CID] = set()
@@ -162,6 +164,10 @@ class BlockExchange:
         if wanted:
             raise _BadProvider(f"left {len(wanted)} wanted block(s) unanswered")
         return blocks
+
+
+class NotFoundOnNetwork(NetworkError):
+    """No connected peer holds the root CID."""
 
 
 class _BadProvider(Exception):

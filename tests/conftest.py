@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +74,36 @@ def mycel(tmp_path: Path) -> CliRunner:
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Callable[..., list[Any]]]:
+    """Start real node processes with ``cluster(n)``; all are stopped (and checked gone) after the test."""
+    from node.cluster import cluster_down, cluster_up, read_cluster_file
+
+    directories: list[Path] = []
+
+    def start(count: int, regions: list[str] | None = None, timeout: float = 60.0) -> list[Any]:
+        directory = tmp_path / f"cluster{len(directories)}"
+        directories.append(directory)
+        return cluster_up(count, directory, regions, timeout)
+
+    yield start
+    pids = []
+    for directory in directories:
+        with contextlib.suppress(Exception):
+            pids += [node.pid for node in read_cluster_file(directory)]
+        cluster_down(directory)
+    leftovers = [pid for pid in pids if _process_alive(pid)]
+    assert not leftovers, f"node processes left running: {leftovers}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            return False
+    return True

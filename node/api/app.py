@@ -55,7 +55,8 @@ def build_app(service: NodeService) -> web.Application:
 @web.middleware
 async def _auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     token: str = request.app["service"].config.get("api", "token")
-    if request.method not in ("GET", "HEAD", "OPTIONS") and token:
+    unrouted = request.match_info.http_exception is not None  # 404/405 answer before auth
+    if request.method not in ("GET", "HEAD", "OPTIONS") and token and not unrouted:
         supplied = request.headers.get("Authorization", "")
         if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
             raise ApiError(401, "unauthorized", "this API requires 'Authorization: Bearer <token>' for writes")

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from node.errors import NetworkError
+from node.exchange import NotFoundOnNetwork
 from storage.errors import (
     BlockNotFoundError,
     BlockVerificationError,
@@ -39,6 +40,7 @@ _MAPPING: list[tuple[type[BaseException], int, str]] = [
     (BlockNotFoundError, 404, "not_found"),
     (IncompleteDAGError, 404, "not_found"),
     (BlockVerificationError, 502, "verification_failed"),
+    (NotFoundOnNetwork, 404, "not_found"),
     (QuotaExceededError, 507, "quota_exceeded"),
     (UnixFSError, 400, "unixfs_error"),
     (NetworkError, 502, "network_error"),

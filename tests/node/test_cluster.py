@@ -1,0 +1,196 @@
+"""Real node processes talking real libp2p on 127.0.0.1 (the issue's integration tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import nacl.signing
+import pytest
+from conftest import seeded_bytes
+
+from node import announce
+from node.cluster import free_port, http_json, start_node_process, stop_process, wait_for_peers
+from node.identity import NodeIdentity, load_or_create
+from node.p2p.network import P2PNetwork
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def metric(api_url: str, line_prefix: str) -> float:
+    _, text = http("GET", f"{api_url}/metrics")
+    for line in text.decode().splitlines():
+        if line.startswith(line_prefix + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_three_nodes_peer_and_move_a_blob(cluster: Any, tmp_path: Path) -> None:
+    started = time.monotonic()
+    nodes = cluster(3, timeout=10)  # every node sees the other two within 10 s
+    assert time.monotonic() - started < 30
+    for node in nodes:
+        peers = http_json(f"{node.api_url}/v1/peers")["peers"]
+        assert {p["peer_id"] for p in peers if p["alive"]} == {n.peer_id for n in nodes} - {node.peer_id}
+
+    data = seeded_bytes("blob", 1_500_000)
+    status, body = http("POST", f"{nodes[0].api_url}/v1/blobs", data, {"Content-Type": "application/octet-stream"})
+    assert status == 201
+    cid = json.loads(body)["cid"]
+    providers = http_json(f"{nodes[2].api_url}/v1/blobs/{cid}/providers")["providers"]
+    assert providers == [nodes[0].peer_id]
+    status, downloaded = http("GET", f"{nodes[2].api_url}/v1/blobs/{cid}")
+    assert status == 200 and downloaded == data
+    assert metric(nodes[2].api_url, "mycel_blocks_stored_total") == 7
+    assert metric(nodes[0].api_url, "mycel_blocks_served_total") == 7
+
+
+def test_directory_upload_as_tar_round_trips(cluster: Any, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    nodes = cluster(2)
+    src = tmp_path / "dir"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("alpha")
+    (src / "sub" / "b.bin").write_bytes(seeded_bytes("b", 300_000))
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for path in sorted(src.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(src)), recursive=False)
+    status, body = http(
+        "POST", f"{nodes[0].api_url}/v1/blobs", archive.getvalue(), {"Content-Type": "application/x-tar"}
+    )
+    assert status == 201
+    from storage.unixfs.importer import NullSink, import_path
+
+    assert json.loads(body)["cid"] == str(import_path(src, NullSink()).cid)  # same CID as `mycel cid dir`
+    status, tar_bytes = http("GET", f"{nodes[1].api_url}/v1/blobs/{json.loads(body)['cid']}")
+    assert status == 200
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        member = tar.extractfile("sub/b.bin")
+        assert member is not None and member.read() == (src / "sub" / "b.bin").read_bytes()
+
+
+def test_restart_keeps_peer_id_and_rejoins(cluster: Any) -> None:
+    nodes = cluster(3)
+    victim = nodes[1]
+    assert stop_process(victim.pid) is False  # SIGTERM was enough
+    proc = start_node_process(Path(victim.data_dir), victim.listen, victim.api, [nodes[0].multiaddr], victim.region)
+    try:
+        wait_for_peers(victim.api_url, 2, timeout=30)
+        assert http_json(f"{victim.api_url}/v1/node")["peer_id"] == victim.peer_id
+        wait_for_peers(nodes[2].api_url, 2, timeout=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0  # clean shutdown exits 0
+
+
+def test_forged_and_malformed_announcements_are_rejected_and_counted(cluster: Any) -> None:
+    nodes = cluster(2)
+    target = nodes[0]
+
+    async def inject() -> None:
+        injector = P2PNetwork(NodeIdentity(nacl.signing.SigningKey.generate()), ["/ip4/127.0.0.1/tcp/0"])
+
+        async def ignore(origin: str, data: bytes) -> None:
+            return None
+
+        injector.subscribe(announce.TOPIC, lambda origin, data: True, ignore)
+        await injector.start()
+        try:
+            await injector.connect(target.multiaddr)
+            await asyncio.sleep(2.5)  # let the gossip mesh form
+            mallory = NodeIdentity.from_seed(bytes([9]) * 32)
+            claims_injector = {
+                "peer": injector.peer_id,
+                "addrs": [],
+                "region": "x",
+                "runtimes": [],
+                "capacity": {},
+                "load": {},
+                "price": 0,
+                "api": "v1",
+                "seq": 1,
+                "time": 0,
+            }
+            await injector.publish(announce.TOPIC, announce.sign(mallory, claims_injector))  # bad signature
+            await injector.publish(announce.TOPIC, b"\xa1\x61x")  # malformed
+            await asyncio.sleep(2)
+        finally:
+            await injector.stop()
+
+    asyncio.run(inject())
+    rejected_sig = metric(target.api_url, 'mycel_gossip_rejected_total{reason="bad_signature"}')
+    rejected_bad = metric(target.api_url, 'mycel_gossip_rejected_total{reason="malformed"}')
+    assert rejected_sig >= 1 and rejected_bad >= 1
+    peers = http_json(f"{target.api_url}/v1/peers")["peers"]
+    assert [p["peer_id"] for p in peers] == [nodes[1].peer_id]  # the forger never entered the table
+
+
+@pytest.fixture
+def guarded_node(tmp_path: Path) -> Any:
+    """One node with an API token and a 1000-byte upload limit."""
+    data_dir = tmp_path / "guarded"
+    peer_id = load_or_create(data_dir).peer_id
+    api = f"127.0.0.1:{free_port()}"
+    env = {"MYCEL_API_TOKEN": "s3cret", "MYCEL_API_MAX_UPLOAD_BYTES": "1000"}
+    proc = start_node_process(data_dir, f"/ip4/127.0.0.1/tcp/{free_port()}", api, [], "eu", env)
+    url = f"http://{api}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            http_json(f"{url}/v1/node")
+            break
+        except OSError:
+            time.sleep(0.2)
+    yield url, peer_id
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+
+
+def test_api_bad_inputs_are_4xx_json(guarded_node: Any) -> None:
+    url, peer_id = guarded_node
+    octet = {"Content-Type": "application/octet-stream"}
+    auth = {"Authorization": "Bearer s3cret"}
+    cases = [
+        ("GET", "/v1/blobs/not-a-cid", None, {}, 400, "invalid_cid"),
+        ("GET", "/v1/blobs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", None, {}, 404, "not_found"),
+        ("POST", "/v1/blobs", b"x", octet, 401, "unauthorized"),
+        ("POST", "/v1/blobs", b"x", {**octet, "Authorization": "Bearer wrong"}, 401, "unauthorized"),
+        ("POST", "/v1/blobs", b"x", {"Content-Type": "text/plain", **auth}, 415, "unsupported_media_type"),
+        ("POST", "/v1/blobs", b"x" * 5000, {**octet, **auth}, 413, "payload_too_large"),
+        ("POST", "/v1/blobs", b"not a tar" * 10, {"Content-Type": "application/x-tar", **auth}, 400, "bad_tar"),
+        (
+            "DELETE",
+            "/v1/pins/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+            None,
+            auth,
+            404,
+            "not_found",
+        ),
+        ("GET", "/v1/nope", None, {}, 404, "not_found"),
+        ("PUT", "/v1/node", b"", {}, 405, "method_not_allowed"),
+    ]
+    for method, path, body, headers, status, error in cases:
+        got_status, got_body = http(method, url + path, body, headers)
+        assert (got_status, json.loads(got_body)["error"]) == (status, error), (method, path)
+        assert "detail" in json.loads(got_body)
+    status, body = http("POST", f"{url}/v1/blobs", b"fine", {**octet, **auth})
+    assert status == 201
+    assert http_json(f"{url}/v1/node")["peer_id"] == peer_id
+    openapi = http_json(f"{url}/v1/openapi.json")
+    assert openapi["openapi"].startswith("3.") and "/v1/blobs/{cid}" in openapi["paths"]
