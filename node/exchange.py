@@ -89,10 +89,20 @@ class BlockExchange:
         return frames == [b"\x01"]
 
     async def find_providers(self, cid: CID) -> list[str]:
-        """Connected peers that hold ``cid`` (asked in parallel)."""
-        peers = await self.network.peers()
-        answers = await asyncio.gather(*(self.has(peer, cid) for peer in peers))
-        return [peer for peer, yes in zip(peers, answers, strict=True) if yes]
+        """Peers that hold ``cid``: DHT provider records, then connected peers asked directly.
+
+        Every candidate is confirmed with a ``have`` request, so a stale provider record
+        never makes it into a fetch.
+        """
+        try:
+            from_dht = await self.network.find_providers(str(cid))
+        except NetworkError as exc:
+            log.info("DHT lookup for %s failed: %s", cid, exc)
+            from_dht = []
+        own = self.network.peer_id
+        candidates = list(dict.fromkeys([p for p in from_dht if p != own] + await self.network.peers()))
+        answers = await asyncio.gather(*(self.has(peer, cid) for peer in candidates))
+        return [peer for peer, yes in zip(candidates, answers, strict=True) if yes]
 
     async def fetch(self, root: CID, providers: Sequence[str] | None = None) -> FetchStats:
         """Make the whole DAG under ``root`` local, block by verified block."""

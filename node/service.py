@@ -64,6 +64,7 @@ class NodeService:
         )
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._provides: set[asyncio.Task[None]] = set()
         self._seq = 0
         self.api_url = ""
         host, _ = config.api_host_port
@@ -81,13 +82,14 @@ class NodeService:
         bound = self._runner.addresses[0]
         self.api_url = f"http://{bound[0]}:{bound[1]}"
         self._tasks.append(asyncio.create_task(self._announce_loop()))
+        self._tasks.append(asyncio.create_task(self._reprovide_loop()))
         self._write_state()
         log.info("node %s up: api %s", self.identity.peer_id, self.api_url)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._provides]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._provides]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._runner is not None:
@@ -113,6 +115,27 @@ class NodeService:
         if self.store.has(root) and not self.store.missing_blocks(root):
             return
         await self.exchange.fetch(root)
+        self.provide(root)
+
+    def provide(self, root: CID) -> None:
+        """Put a provider record for ``root`` on the DHT, in the background."""
+        task = asyncio.create_task(self._provide(root))
+        self._provides.add(task)
+        task.add_done_callback(self._provides.discard)
+
+    async def _provide(self, root: CID) -> None:
+        try:
+            if await self.network.provide(str(root)):
+                self.metrics.inc("dht_provides_total")
+        except Exception as exc:
+            log.info("DHT provide of %s failed: %s", root, exc)
+
+    async def _reprovide_loop(self) -> None:
+        """Provide every pinned root at start, then every 12 hours (records expire in 24 h)."""
+        while True:
+            for pin in self.store.pins():
+                await self._provide(pin.cid)
+            await asyncio.sleep(12 * 3600)
 
     def refresh_gauges(self, connected: int) -> None:
         stats = self.store.stats()

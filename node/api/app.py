@@ -126,6 +126,7 @@ async def post_blob(request: web.Request) -> web.Response:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     service.metrics.inc("bytes_uploaded_total", size)
+    service.provide(node.cid)
     return web.json_response({"cid": str(node.cid), "size": size}, status=201)
 
 
@@ -205,6 +206,7 @@ async def post_pin(request: web.Request) -> web.Response:
     root = _cid(request)
     await service.ensure_local(root)
     service.store.pin(root, request.query.get("name", ""))
+    service.provide(root)
     return web.json_response({"pinned": str(root)})
 
 

@@ -24,6 +24,7 @@ from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.network.config import ConnectionConfig
 from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
@@ -85,6 +86,8 @@ class Libp2pHost:
             max_messages_per_topic_per_second=50.0,
         )
         self.pubsub = Pubsub(self.host, self.gossipsub)
+        # Kubo-compatible wire protocol (/ipfs/kad/1.0.0): py-libp2p hard-codes it (FIELD-NOTES.md)
+        self.dht = KadDHT(self.host, DHTMode.SERVER)
         self.peer_id = self.host.get_id().to_base58()
         self.bytes_in = 0
         self.bytes_out = 0
@@ -96,6 +99,7 @@ class Libp2pHost:
             self.host.run(listen_addrs=addrs),
             background_trio_service(self.pubsub),
             background_trio_service(self.gossipsub),
+            background_trio_service(self.dht),
         ):
             for protocol, request_handler in self.settings.request_handlers.items():
                 self.host.set_stream_handler(TProtocol(protocol), self._make_stream_handler(request_handler))
@@ -153,6 +157,31 @@ class Libp2pHost:
         except Exception as exc:
             raise NetworkError(f"{protocol} request to {peer_id} failed: {type(exc).__name__}: {exc}") from None
 
+    async def provide(self, key: str) -> bool:
+        """Announce on the DHT that this node holds ``key`` (a CID string)."""
+        await self._refresh_routing_table()
+        with anyio.move_on_after(15):
+            return bool(await self.dht.provide(key))
+        return False
+
+    async def find_providers(self, key: str, timeout: float = 5.0) -> list[str]:
+        """Peer IDs the DHT lists as providers of ``key``; their addresses go to the peerstore."""
+        await self._refresh_routing_table()
+        found: list[str] = []
+        with anyio.move_on_after(timeout):
+            for info in await self.dht.find_providers(key):
+                if info.addrs:
+                    self.host.get_peerstore().add_addrs(info.peer_id, info.addrs, 600)
+                found.append(info.peer_id.to_base58())
+        return found
+
+    async def _refresh_routing_table(self) -> None:
+        for peer in self.host.get_connected_peers():
+            try:
+                await self.dht.add_peer(peer)
+            except Exception as exc:  # a peer that vanished mid-way
+                log.debug("DHT add_peer %s: %s", peer, exc)
+
     async def ping(self, peer_id: str) -> float:
         start = anyio.current_time()
         await self.request(peer_id, "/mycel/ping/1.0.0", b"")
@@ -204,6 +233,7 @@ class Libp2pHost:
                     await self.connect(address)
                 except Exception as exc:
                     log.debug("bootstrap %s not reachable yet: %s", address, exc)
+            await self._refresh_routing_table()
             await anyio.sleep(BOOTSTRAP_RETRY)
 
 

@@ -73,6 +73,12 @@ class P2PNetwork:
     async def request(self, peer_id: str, protocol: str, payload: bytes, timeout: float = 30.0) -> list[bytes]:
         return await self._bridge.call(self._require().request, peer_id, protocol, payload, timeout)
 
+    async def provide(self, key: str) -> bool:
+        return await self._bridge.call(self._require().provide, key)
+
+    async def find_providers(self, key: str, timeout: float = 5.0) -> list[str]:
+        return await self._bridge.call(self._require().find_providers, key, timeout)
+
     async def ping(self, peer_id: str) -> float:
         return await self._bridge.call(self._require().ping, peer_id)
 

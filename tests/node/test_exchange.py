@@ -96,3 +96,27 @@ async def test_malformed_requests_get_empty_answers(trio_peers: tuple[Peer, Peer
     missing = CID.for_block(b"nobody has this")
     frames = await fetcher.network.request(honest.network.peer_id, PROTOCOL, dagcbor.encode({"want": [missing]}))
     assert frames[0][:1] == b"\x00"
+
+
+async def test_dht_finds_a_provider_that_is_not_connected(tmp_path: Path) -> None:
+    """A - B - C in a line: C finds A through the DHT provider record and fetches from it."""
+    a, b, c = Peer(tmp_path, "a"), Peer(tmp_path, "b"), Peer(tmp_path, "c")
+    for peer in (a, b, c):
+        await peer.network.start()
+    try:
+        b_addr = (await b.network.addrs())[0]
+        await a.network.connect(b_addr)
+        await c.network.connect(b_addr)
+        (tmp_path / "f").write_bytes(seeded_bytes("dht", 300_000))
+        root = add_path(a.store, tmp_path / "f").cid
+        assert await a.network.provide(str(root))
+        assert a.network.peer_id not in await c.network.peers()
+        assert a.network.peer_id in await c.network.find_providers(str(root))
+        assert await c.exchange.find_providers(root) == [a.network.peer_id]
+        stats = await c.exchange.fetch(root)
+        assert stats.blocks_fetched == 3
+        assert b"".join(cat(c.store, root)) == (tmp_path / "f").read_bytes()
+    finally:
+        for peer in (a, b, c):
+            await peer.network.stop()
+            peer.store.close()
