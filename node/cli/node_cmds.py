@@ -77,6 +77,26 @@ def node_status(data_dir: Path) -> None:
     click.echo(f"peers: {sum(1 for p in peers if p['alive'])} alive of {len(peers)} known")
 
 
+@node_group.command("doctor")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data-dir", type=_DIR, help="[node] data_dir")
+def node_doctor(config_file: Path | None, data_dir: Path | None) -> None:
+    """Check the data dir, key, API, listen addresses, bootstrap peers and chain (exit 1 on a failure).
+
+    Example: mycel node doctor --data-dir ~/.mycelnet
+    """
+    from node.config import load_config
+    from node.doctor import run_checks
+
+    config = load_config(config_file, {"node.data_dir": str(data_dir) if data_dir else None})
+    checks = run_checks(config)
+    for check in checks:
+        click.echo(f"{check.status:4}  {check.name:9}  {check.detail}")
+    failed = [c for c in checks if c.status == "fail"]
+    if failed:
+        raise click.ClickException(f"{len(failed)} check(s) failed")
+
+
 @click.group("cluster")
 def cluster_group() -> None:
     """A local cluster of real node processes on 127.0.0.1."""

@@ -194,3 +194,23 @@ def test_api_bad_inputs_are_4xx_json(guarded_node: Any) -> None:
     assert http_json(f"{url}/v1/node")["peer_id"] == peer_id
     openapi = http_json(f"{url}/v1/openapi.json")
     assert openapi["openapi"].startswith("3.") and "/v1/blobs/{cid}" in openapi["paths"]
+
+
+def test_node_status_and_doctor_against_a_running_node(cluster: Any, mycel: Any, tmp_path: Path) -> None:
+    nodes = cluster(2)
+    status = mycel("node", "status", "--data-dir", nodes[0].data_dir)
+    assert status.returncode == 0, status.stderr
+    assert nodes[0].peer_id in status.stdout and "peers: 1 alive" in status.stdout
+    doctor = mycel("node", "doctor", "--data-dir", nodes[0].data_dir)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "ok    api" in doctor.stdout and "ok    listen" in doctor.stdout
+
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[node]\nbootstrap = ["/ip4/127.0.0.1/tcp/1/p2p/12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq"]\n'
+    )
+    failing = mycel("node", "doctor", "--config", config, "--data-dir", nodes[1].data_dir)
+    assert failing.returncode == 1 and "fail  bootstrap" in failing.stdout
+    assert failing.stderr.startswith("error: 1 check(s) failed")
+    stopped = mycel("node", "status", "--data-dir", tmp_path / "nothing-here")
+    assert stopped.returncode == 1 and "no node is running" in stopped.stderr
