@@ -31,7 +31,8 @@ log = logging.getLogger("mycelnet.exchange")
 
 PROTOCOL = "/mycel/blocks/1.0.0"
 MAX_WANT = 128
-BATCH = 32
+BATCH = 16
+IN_FLIGHT = 4
 
 
 @dataclass
@@ -126,17 +127,19 @@ class BlockExchange:
                         next_frontier.extend(links_of(cid, self.store.get(cid)))
                 else:
                     wanted.append(cid)
-            for start in range(0, len(wanted), BATCH):
-                batch = wanted[start : start + BATCH]
-                blocks = await self._fetch_batch(batch, candidates, stats)
-                await loop.run_in_executor(None, self.store.put_many, blocks)
-                for cid, data in blocks:
-                    stats.blocks_fetched += 1
-                    stats.bytes_fetched += len(data)
-                    self.metrics.inc("blocks_stored_total")
-                    self.metrics.inc("bytes_in_total", len(data))
-                    if has_links(cid):
-                        next_frontier.extend(links_of(cid, data))
+            batches = [wanted[i : i + BATCH] for i in range(0, len(wanted), BATCH)]
+            for first in range(0, len(batches), IN_FLIGHT):  # a few requests in flight hide round trips
+                group = batches[first : first + IN_FLIGHT]
+                results = await asyncio.gather(*(self._fetch_batch(b, candidates, stats) for b in group))
+                for blocks in results:
+                    await loop.run_in_executor(None, self.store.put_many, blocks)
+                    for cid, data in blocks:
+                        stats.blocks_fetched += 1
+                        stats.bytes_fetched += len(data)
+                        self.metrics.inc("blocks_stored_total")
+                        self.metrics.inc("bytes_in_total", len(data))
+                        if has_links(cid):
+                            next_frontier.extend(links_of(cid, data))
             frontier = next_frontier
         return stats
 
@@ -147,9 +150,10 @@ class BlockExchange:
                 frames = await self.network.request(provider, PROTOCOL, dagcbor.encode({"want": batch}))
                 return self._parse(frames, batch, provider)
             except (NetworkError, _BadProvider) as exc:
-                log.warning("dropping provider %s for this fetch: %s", provider, exc)
-                candidates.pop(0)
-                stats.bad_providers += 1
+                if provider in candidates:  # a concurrent batch may have dropped it already
+                    log.warning("dropping provider %s for this fetch: %s", provider, exc)
+                    candidates.remove(provider)
+                    stats.bad_providers += 1
         raise NetworkError(f"no provider could supply {len(batch)} block(s), first {batch[0]}")
 
     def _parse(self, frames: list[bytes], batch: list[CID], provider: str) -> list[tuple[CID, bytes]]:

@@ -44,6 +44,7 @@ log = logging.getLogger("mycelnet.p2p")
 GOSSIP_PROTOCOLS = [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")]
 REQUEST_TIMEOUT = 30.0
 BOOTSTRAP_RETRY = 2.0
+WRITE_SIZE = 1 << 20
 
 RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, list[bytes]]]
 GossipHandler = Callable[[str, bytes], Coroutine[Any, Any, None]]
@@ -198,9 +199,17 @@ class Libp2pHost:
                     return
                 self.bytes_in += len(request)
                 frames: list[bytes] = await self.bridge.to_asyncio(handler(peer, request))
-                for item in frames:
-                    await stream.write(frame(item))
+                pending: list[bytes] = []
+                pending_size = 0
+                for item in frames:  # coalesce: py-libp2p streams are ~3x faster with 1 MiB writes
+                    pending.append(frame(item))
+                    pending_size += len(item)
                     self.bytes_out += len(item)
+                    if pending_size >= WRITE_SIZE:
+                        await stream.write(b"".join(pending))
+                        pending, pending_size = [], 0
+                if pending:
+                    await stream.write(b"".join(pending))
                 await stream.close()
             except Exception as exc:
                 log.info("request from %s failed: %s", peer, exc)
