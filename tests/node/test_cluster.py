@@ -86,14 +86,16 @@ def test_directory_upload_as_tar_round_trips(cluster: Any, tmp_path: Path) -> No
 
 
 def test_restart_keeps_peer_id_and_rejoins(cluster: Any) -> None:
+    """Restart the bootstrap node itself: it keeps its peer ID and the others re-dial it."""
     nodes = cluster(3)
-    victim = nodes[1]
+    victim = nodes[0]  # everyone else lists it as their bootstrap peer
     assert stop_process(victim.pid) is False  # SIGTERM was enough
-    proc = start_node_process(Path(victim.data_dir), victim.listen, victim.api, [nodes[0].multiaddr], victim.region)
+    proc = start_node_process(Path(victim.data_dir), victim.listen, victim.api, [], victim.region)
     try:
         wait_for_peers(victim.api_url, 2, timeout=30)
         assert http_json(f"{victim.api_url}/v1/node")["peer_id"] == victim.peer_id
-        wait_for_peers(nodes[2].api_url, 2, timeout=30)
+        connected = {p["peer_id"] for p in http_json(f"{victim.api_url}/v1/peers")["peers"] if p["connected"]}
+        assert connected == {nodes[1].peer_id, nodes[2].peer_id}  # they dialled back in
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0  # clean shutdown exits 0
@@ -214,3 +216,19 @@ def test_node_status_and_doctor_against_a_running_node(cluster: Any, mycel: Any,
     assert failing.stderr.startswith("error: 1 check(s) failed")
     stopped = mycel("node", "status", "--data-dir", tmp_path / "nothing-here")
     assert stopped.returncode == 1 and "no node is running" in stopped.stderr
+
+
+def test_cluster_cli_up_and_down_leaves_no_process(mycel: Any, tmp_path: Path) -> None:
+    from node.cluster import read_cluster_file
+
+    directory = tmp_path / "cli-cluster"
+    up = mycel("cluster", "up", "--nodes", "2", "--dir", directory, timeout=120)
+    assert up.returncode == 0, up.stderr
+    pids = [node.pid for node in read_cluster_file(directory)]
+    assert up.stdout.count("http://127.0.0.1:") == 2
+    down = mycel("cluster", "down", "--dir", directory)
+    assert down.returncode == 0 and "stopped 2 nodes" in down.stdout
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]
+    again = mycel("cluster", "down", "--dir", directory)
+    assert again.returncode == 1 and "no cluster" in again.stderr
