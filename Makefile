@@ -30,6 +30,7 @@ test: lint
 
 bench: setup
 	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/network.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
