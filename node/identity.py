@@ -13,37 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nacl.signing
-from multiformats import multibase
 
 from node.errors import IdentityError
-from storage.varint import encode_uvarint
+from storage.peerid import peer_id_for, public_key_from_peer_id, public_key_protobuf, verify_signature
 
 KEY_FILE = "node.key"
 SEED_SIZE = 32
-_ED25519_KEY_TYPE = 1
 
-
-def public_key_protobuf(public_key: bytes) -> bytes:
-    """libp2p's PublicKey message: Type=Ed25519, Data=32 bytes."""
-    return b"\x08" + encode_uvarint(_ED25519_KEY_TYPE) + b"\x12" + encode_uvarint(len(public_key)) + public_key
-
-
-def peer_id_for(public_key: bytes) -> str:
-    """Base58btc peer ID: an identity multihash of the protobuf key (it is 36 bytes, <= 42)."""
-    encoded = public_key_protobuf(public_key)
-    return str(multibase.encode(b"\x00" + encode_uvarint(len(encoded)) + encoded, "base58btc"))[1:]
-
-
-def public_key_from_peer_id(peer_id: str) -> bytes:
-    """The Ed25519 public key inside an Ed25519 peer ID (used to check signatures)."""
-    try:
-        multihash = multibase.decode("z" + peer_id)
-    except Exception:
-        raise IdentityError(f"{peer_id!r} is not a libp2p peer ID") from None
-    prefix = b"\x00\x24\x08\x01\x12\x20"
-    if len(multihash) != len(prefix) + 32 or not multihash.startswith(prefix):
-        raise IdentityError(f"{peer_id!r} is not an Ed25519 peer ID")
-    return multihash[len(prefix) :]
+__all__ = [
+    "NodeIdentity",
+    "load_or_create",
+    "peer_id_for",
+    "public_key_from_peer_id",
+    "public_key_protobuf",
+    "verify_signature",
+]
 
 
 @dataclass(frozen=True)
@@ -70,14 +54,6 @@ class NodeIdentity:
         if len(seed) != SEED_SIZE:
             raise IdentityError(f"an Ed25519 seed is {SEED_SIZE} bytes, got {len(seed)}")
         return cls(nacl.signing.SigningKey(seed))
-
-
-def verify_signature(peer_id: str, message: bytes, signature: bytes) -> bool:
-    try:
-        nacl.signing.VerifyKey(public_key_from_peer_id(peer_id)).verify(message, signature)
-    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, IdentityError, ValueError, TypeError):
-        return False
-    return True
 
 
 def load_or_create(data_dir: Path) -> NodeIdentity:
