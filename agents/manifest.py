@@ -1,0 +1,147 @@
+"""``mycel-agent.toml``: what an agent is, what it runs on, and the limits it runs under."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.errors import ManifestError
+
+MANIFEST_FILE = "mycel-agent.toml"
+RUNTIMES = ("wasm", "python")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_VERSION = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_seconds: int = 60
+    memory_mib: int = 512
+    wall_seconds: int = 120
+    max_output_mib: int = 64
+    processes: int = 1
+
+
+_LIMIT_CAPS = {
+    "cpu_seconds": 86400,
+    "memory_mib": 65536,
+    "wall_seconds": 86400,
+    "max_output_mib": 65536,
+    "processes": 256,
+}
+
+
+@dataclass(frozen=True)
+class Needs:
+    gpu: bool = False
+    regions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    version: str
+    runtime: str
+    entrypoint: str
+    description: str = ""
+    limits: Limits = field(default_factory=Limits)
+    needs: Needs = field(default_factory=Needs)
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["needs"]["regions"] = list(self.needs.regions)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Manifest:
+        return parse(record, "manifest record")
+
+
+def load(directory: Path) -> Manifest:
+    path = directory / MANIFEST_FILE
+    try:
+        with open(path, "rb") as stream:
+            data = tomllib.load(stream)
+    except FileNotFoundError:
+        raise ManifestError(f"{directory} has no {MANIFEST_FILE}; every agent bundle needs one") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{path} is not valid TOML: {exc}") from None
+    manifest = parse(data, str(path))
+    entry = directory / manifest.entrypoint
+    if not entry.is_file():
+        raise ManifestError(f"{path}: entrypoint {manifest.entrypoint!r} is not a file in the bundle")
+    if entry.resolve().parent != directory.resolve() and directory.resolve() not in entry.resolve().parents:
+        raise ManifestError(f"{path}: entrypoint {manifest.entrypoint!r} points outside the bundle")
+    return manifest
+
+
+def parse(data: dict[str, Any], where: str) -> Manifest:
+    known = {"name", "version", "runtime", "entrypoint", "description", "limits", "needs", "code"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ManifestError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(known - {'code'})}")
+    name = _string(data, "name", where)
+    if not _NAME.match(name):
+        raise ManifestError(f"{where}: name {name!r} must be lower-case letters, digits, '.', '_' or '-' (max 64)")
+    version = _string(data, "version", where)
+    if not _VERSION.match(version):
+        raise ManifestError(f"{where}: version {version!r} must look like 1.2.3")
+    runtime = _string(data, "runtime", where)
+    if runtime not in RUNTIMES:
+        raise ManifestError(f"{where}: runtime {runtime!r} must be one of {list(RUNTIMES)}")
+    entrypoint = _string(data, "entrypoint", where)
+    if entrypoint.startswith("/") or ".." in Path(entrypoint).parts:
+        raise ManifestError(f"{where}: entrypoint {entrypoint!r} must be a relative path inside the bundle")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ManifestError(f"{where}: description must be a string")
+    return Manifest(
+        name,
+        version,
+        runtime,
+        entrypoint,
+        description,
+        _limits(data.get("limits", {}), where),
+        _needs(data.get("needs", {}), where),
+    )
+
+
+def _string(data: dict[str, Any], key: str, where: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise ManifestError(f"{where}: {key} is required and must be a non-empty string")
+    return value
+
+
+def _limits(section: Any, where: str) -> Limits:
+    if not isinstance(section, dict):
+        raise ManifestError(f"{where}: [limits] must be a table")
+    allowed = set(_LIMIT_CAPS)
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise ManifestError(f"{where}: unknown limit(s) {unknown}; allowed: {sorted(allowed)}")
+    values = {}
+    for key, cap in _LIMIT_CAPS.items():
+        value = section.get(key, getattr(Limits, key))
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= cap:
+            raise ManifestError(f"{where}: limits.{key} must be an integer from 1 to {cap} (got {value!r})")
+        values[key] = value
+    return Limits(**values)
+
+
+def _needs(section: Any, where: str) -> Needs:
+    if not isinstance(section, dict):
+        raise ManifestError(f"{where}: [needs] must be a table")
+    unknown = sorted(set(section) - {"gpu", "regions"})
+    if unknown:
+        raise ManifestError(f"{where}: unknown need(s) {unknown}; allowed: ['gpu', 'regions']")
+    gpu = section.get("gpu", False)
+    if not isinstance(gpu, bool):
+        raise ManifestError(f"{where}: needs.gpu must be true or false (got {gpu!r})")
+    regions = section.get("regions", [])
+    if not isinstance(regions, (list, tuple)) or not all(isinstance(r, str) and r for r in regions):
+        raise ManifestError(f"{where}: needs.regions must be a list of region names (got {regions!r})")
+    return Needs(gpu, tuple(regions))

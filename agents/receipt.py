@@ -1,0 +1,112 @@
+"""Signed execution receipts: what ran, on what, with what result, on which node.
+
+A receipt is dag-cbor ``{"receipt": {...}, "sig": bytes}``. The Ed25519 signature
+covers a domain tag and the canonical encoding of the inner record, made with the
+executing node's key; the record names the node's peer ID, which carries the public
+key, so anyone can check a receipt offline. A changed byte anywhere fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import nacl.signing
+
+from agents.errors import ReceiptError
+from storage import dagcbor
+from storage.cid import CID
+from storage.errors import CodecError
+from storage.peerid import peer_id_for, verify_signature
+
+_DOMAIN = b"mycel-receipt-v1:"
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_seconds: float
+    peak_memory_bytes: int
+    wall_seconds: float
+    bytes_in: int
+    bytes_out: int
+
+
+@dataclass(frozen=True)
+class Receipt:
+    job_id: str
+    agent: CID
+    inputs: dict[str, CID]
+    result: CID | None
+    status: str
+    runtime: str
+    runtime_version: str
+    usage: Usage
+    started_at: float
+    ended_at: float
+    node: str
+
+    def record(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["usage"] = asdict(self.usage)
+        return data
+
+
+def sign(receipt: Receipt, signing_key: nacl.signing.SigningKey) -> bytes:
+    if peer_id_for(bytes(signing_key.verify_key)) != receipt.node:
+        raise ReceiptError("the receipt names a different node than the key signing it")
+    body = dagcbor.encode(receipt.record())
+    signature = bytes(signing_key.sign(_DOMAIN + body).signature)
+    return dagcbor.encode({"receipt": receipt.record(), "sig": signature})
+
+
+def verify(receipt_bytes: bytes) -> Receipt:
+    """Decode and check a receipt; raises ReceiptError saying what is wrong."""
+    try:
+        envelope = dagcbor.decode(receipt_bytes)
+    except CodecError as exc:
+        raise ReceiptError(f"receipt is not valid DAG-CBOR: {exc}") from None
+    if not isinstance(envelope, dict) or set(envelope) != {"receipt", "sig"}:
+        raise ReceiptError("receipt must be a map of exactly 'receipt' and 'sig'")
+    record, signature = envelope["receipt"], envelope["sig"]
+    try:
+        receipt = _from_record(record)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReceiptError(f"receipt record is malformed: {exc}") from None
+    if not isinstance(signature, bytes) or not verify_signature(
+        receipt.node, _DOMAIN + dagcbor.encode(record), signature
+    ):
+        raise ReceiptError(f"receipt signature does not verify for node {receipt.node}")
+    return receipt
+
+
+def _from_record(record: Any) -> Receipt:
+    if not isinstance(record, dict):
+        raise TypeError("record is not a map")
+    usage = record["usage"]
+    inputs = record["inputs"]
+    if not isinstance(inputs, dict) or not all(isinstance(v, CID) for v in inputs.values()):
+        raise TypeError("inputs must map names to CIDs")
+    if not isinstance(record["agent"], CID) or not (record["result"] is None or isinstance(record["result"], CID)):
+        raise TypeError("agent and result must be CIDs")
+    for key in ("job_id", "status", "runtime", "runtime_version", "node"):
+        if not isinstance(record[key], str):
+            raise TypeError(f"{key} must be a string")
+    return Receipt(
+        job_id=record["job_id"],
+        agent=record["agent"],
+        inputs=dict(inputs),
+        result=record["result"],
+        status=record["status"],
+        runtime=record["runtime"],
+        runtime_version=record["runtime_version"],
+        usage=Usage(
+            float(usage["cpu_seconds"]),
+            int(usage["peak_memory_bytes"]),
+            float(usage["wall_seconds"]),
+            int(usage["bytes_in"]),
+            int(usage["bytes_out"]),
+        ),
+        started_at=float(record["started_at"]),
+        ended_at=float(record["ended_at"]),
+        node=record["node"],
+    )

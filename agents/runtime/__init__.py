@@ -1,0 +1,1 @@
+"""Sandboxed agent runtimes: ``wasm`` (wasmtime, in process) and ``python`` (locked-down subprocess)."""
