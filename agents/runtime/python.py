@@ -1,0 +1,224 @@
+"""The ``python`` runtime: the agent runs in a locked-down child process.
+
+Layers, each used where this host allows it (``layers`` says which are active, and
+``mycel node doctor`` reports them):
+
+* ``namespaces``: ``unshare`` gives the child its own network (no interfaces), PID,
+  IPC and UTS namespaces, so it cannot reach the network or see or signal host processes.
+* ``rlimits``: CPU seconds, address space, file size, processes, open files.
+* ``uid``: when the node runs as root and the interpreter is readable by it, the child
+  becomes ``nobody``; otherwise, as root, it drops every capability instead.
+* ``landlock``: the file system is an allow-list: the interpreter and the node's fixed
+  agent environment read-only, the bundle and inputs read-only, ``/out`` and a scratch
+  dir writable; nothing else (not the node key, not the data dir). Also no TCP and no
+  signals outside the sandbox (Landlock ABI 4 and 6).
+* ``seccomp``: no network sockets (only AF_UNIX), no ptrace, bpf, mount, namespaces.
+
+The parent enforces wall-clock time and resident memory by watching the child, caps
+captured logs, and kills the whole process group on any breach.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+from agents.runtime.base import LogBuffer, RawRun, RunRequest, Workspace
+from agents.runtime.sandbox import landlock, seccomp
+
+LAUNCHER = Path(__file__).with_name("sandbox") / "launcher.py"
+SANDBOX_UID = 65534
+ADDRESS_SPACE_ALLOWANCE = 2 << 30  # interpreter + numpy/sklearn mappings; RSS is what is enforced
+POLL = 0.01
+EXIT_SANDBOX_FAILED = 120
+
+
+def _probe(args: list[str]) -> bool:
+    try:
+        return subprocess.run(args, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def detect_layers() -> dict[str, str]:
+    """Which layers this host supports, with a reason for each one that is off."""
+    layers: dict[str, str] = {"rlimits": "on"}
+    unshare = shutil.which("unshare")
+    if os.geteuid() == 0:
+        base = [unshare or "unshare", "--net", "--pid", "--fork", "--ipc", "--uts", "--kill-child"]
+    else:
+        base = [unshare or "unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--ipc", "--uts"]
+    layers["namespaces"] = "on" if unshare and _probe([*base, "true"]) else "off: unshare not permitted here"
+    abi = landlock.abi_version()
+    layers["landlock"] = f"on (ABI {abi})" if abi else "off: kernel has no Landlock"
+    layers["seccomp"] = "on" if seccomp.supported() else f"off: no filter for {platform.machine()}"
+    if os.geteuid() != 0:
+        layers["uid"] = "off: node is not root (agents run as the node's user, confined by the other layers)"
+    else:
+        drop = f"import os; os.setgroups([]); os.setgid({SANDBOX_UID}); os.setuid({SANDBOX_UID})"
+        can = _probe([sys.executable, "-I", "-c", f"{drop}; import pkgutil, csv, numpy"])
+        layers["uid"] = (
+            "on" if can else "off: the interpreter is not readable by uid 65534 (capabilities dropped instead)"
+        )
+    return layers
+
+
+class PythonRuntime:
+    name = "python"
+
+    def __init__(self, layers: dict[str, str] | None = None) -> None:
+        self.version = f"cpython-{platform.python_version()}"
+        self.layers = layers if layers is not None else detect_layers()
+        self.active = [name for name, state in self.layers.items() if state.startswith("on")]
+
+    def _namespace_prefix(self) -> list[str]:
+        if "namespaces" not in self.active:
+            return []
+        if os.geteuid() == 0:
+            return ["unshare", "--net", "--pid", "--fork", "--ipc", "--uts", "--kill-child"]
+        return ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--ipc", "--uts", "--kill-child"]
+
+    def _read_only_paths(self, workspace: Workspace) -> list[str]:
+        paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["stdlib"]}
+        paths |= {"/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache", "/etc/localtime", "/dev/null", "/dev/urandom"}
+        paths |= {"/proc/self", "/sys/devices/system/cpu", "/proc/cpuinfo", "/proc/meminfo"}
+        paths |= {str(workspace.code), str(workspace.inputs)}
+        return sorted(paths)
+
+    def run(self, request: RunRequest, workspace: Workspace) -> RawRun:
+        limits = request.effective_limits
+        scratch = workspace.root / "tmp"
+        scratch.mkdir(mode=0o777)
+        os.chmod(scratch, 0o777)
+        env = {
+            "MYCEL_IN": str(workspace.inputs),
+            "MYCEL_OUT": str(workspace.out),
+            "HOME": str(scratch),
+            "TMPDIR": str(scratch),
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **request.env,
+        }
+        config = {
+            "entrypoint": str(workspace.code / request.bundle.manifest.entrypoint),
+            "code": str(workspace.code),
+            "args": list(request.args),
+            "env": env,
+            "cwd": str(scratch),
+            "uid": SANDBOX_UID,
+            "layers": self.active,
+            "read_only": self._read_only_paths(workspace),
+            "read_write": [str(workspace.out), str(scratch)],
+            "limits": {
+                "cpu_seconds": limits.cpu_seconds,
+                "address_space_bytes": (limits.memory_mib << 20) + ADDRESS_SPACE_ALLOWANCE,
+                "max_output_bytes": limits.max_output_mib << 20,
+                "processes": limits.processes,
+            },
+        }
+        read_end, write_end = os.pipe()
+        command = [*self._namespace_prefix(), sys.executable, "-I", str(LAUNCHER), str(read_end)]
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(read_end,),
+            start_new_session=True,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        os.close(read_end)
+        with os.fdopen(write_end, "w") as pipe:
+            json.dump(config, pipe)
+        logs = LogBuffer()
+        assert proc.stdout is not None
+        reader = threading.Thread(target=_drain, args=(proc.stdout, logs), daemon=True)
+        reader.start()
+        status, peak_rss = self._watch(proc, limits.wall_seconds, limits.memory_mib << 20)
+        _, wait_status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(wait_status)
+        reader.join(5)
+        cpu = usage.ru_utime + usage.ru_stime
+        peak = max(peak_rss, usage.ru_maxrss * 1024)
+        exit_code = proc.returncode
+        if status is None:
+            status = _classify(exit_code, bytes(logs.data), cpu, limits.cpu_seconds)
+        return RawRun(status, exit_code, bytes(logs.data), logs.truncated, cpu, peak, time.perf_counter() - started)
+
+    def _watch(self, proc: subprocess.Popen[bytes], wall: float, memory: int) -> tuple[str | None, int]:
+        deadline = time.monotonic() + wall
+        peak = 0
+        while True:
+            try:
+                exited = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return None, peak
+            if exited is not None:  # left for wait4 to reap, with its rusage
+                return None, peak
+            rss = _group_rss(proc.pid)
+            peak = max(peak, rss)
+            if rss > memory:
+                _kill_group(proc.pid)
+                return "killed: memory limit", peak
+            if time.monotonic() > deadline:
+                _kill_group(proc.pid)
+                return "killed: wall-clock limit", peak
+            time.sleep(POLL)
+
+
+def _drain(stream: IO[bytes], logs: LogBuffer) -> None:
+    while chunk := stream.read1(1 << 16):  # type: ignore[attr-defined]
+        logs.write(chunk)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _group_rss(leader: int) -> int:
+    """Resident bytes of every process in the job's session (it may fork, within limits)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat_file:
+                fields = stat_file.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) != leader:  # field 6: session id
+                continue
+            total += int(fields[21]) * 4096  # field 24: rss in pages
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _classify(exit_code: int, logs: bytes, cpu: float, cpu_limit: int) -> str:
+    if exit_code == 0:
+        return "ok"
+    if exit_code == EXIT_SANDBOX_FAILED and b"mycel sandbox:" in logs:
+        return "failed: sandbox could not be set up"
+    if exit_code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu >= cpu_limit - 0.5:
+        return "killed: cpu limit"
+    if b"MemoryError" in logs:
+        return "killed: memory limit"
+    if b"File too large" in logs or exit_code == -signal.SIGXFSZ:
+        return "killed: output limit"
+    if b"Resource temporarily unavailable" in logs:
+        return "killed: process limit"
+    if exit_code < 0:
+        return f"killed: signal {signal.Signals(-exit_code).name}"
+    return f"failed: exit code {exit_code}"

@@ -1,0 +1,94 @@
+"""The sandboxed child: locks itself down, then runs the agent's entrypoint.
+
+Run as ``python -I launcher.py FD``; reads its JSON config from that inherited fd. Order matters:
+rlimits, then (as root) drop to the sandbox uid or drop every capability, then
+Landlock, then seccomp, and only then the agent's code. A layer that was asked for
+but cannot be applied aborts the run (exit 120) rather than run less confined.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import runpy
+import sys
+
+# imported before the lock-down: afterwards this package's directory is unreadable
+from agents.runtime.sandbox import landlock, seccomp
+
+EXIT_SANDBOX_FAILED = 120
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"mycel sandbox: {message}\n")
+    sys.stderr.flush()
+    os._exit(EXIT_SANDBOX_FAILED)
+
+
+def _set_rlimits(limits: dict[str, int]) -> None:
+    cpu = limits["cpu_seconds"]
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (limits["address_space_bytes"],) * 2)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits["max_output_bytes"],) * 2)
+    resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"],) * 2)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _drop_capabilities() -> None:
+    """Root without capabilities cannot raise rlimits, load modules or bypass file modes."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(64):  # empty the bounding set
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()
+    if libc.syscall(126 if os.uname().machine == "x86_64" else 91, header, data) != 0:  # capset
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
+def main() -> None:
+    with os.fdopen(int(sys.argv[1]), "r") as stream:
+        config = json.load(stream)
+    try:
+        _set_rlimits(config["limits"])
+    except (ValueError, OSError) as exc:
+        _fail(f"cannot set resource limits: {exc}")
+    layers = config["layers"]
+    os.chdir(config["cwd"])
+    ruleset = None
+    if "landlock" in layers:
+        try:
+            ruleset = landlock.prepare(config["read_only"], config["read_write"])
+        except OSError as exc:
+            _fail(f"cannot prepare Landlock rules: {exc}")
+    if os.geteuid() == 0:
+        try:
+            if "uid" in layers:
+                os.setgroups([])
+                os.setgid(config["uid"])
+                os.setuid(config["uid"])
+            else:
+                _drop_capabilities()
+        except OSError as exc:
+            _fail(f"cannot give up root: {exc}")
+    if ruleset is not None:
+        try:
+            landlock.enforce(ruleset)
+        except OSError as exc:
+            _fail(f"cannot apply Landlock: {exc}")
+    if "seccomp" in layers:
+        try:
+            seccomp.install()
+        except OSError as exc:
+            _fail(f"cannot install seccomp filter: {exc}")
+    sys.argv = [config["entrypoint"], *config["args"]]
+    sys.path.insert(0, config["code"])
+    os.environ.clear()
+    os.environ.update(config["env"])
+    runpy.run_path(config["entrypoint"], run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
