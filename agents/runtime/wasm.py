@@ -26,9 +26,10 @@ import wasmtime
 from agents.runtime.base import LogBuffer, RawRun, RunRequest, Workspace
 from storage.cid import CID, RAW
 
-FUEL_PER_CPU_SECOND = 400_000_000  # instructions; measured ~0.4-1 G fuel/s here
+FUEL_PER_CPU_SECOND = 2_500_000_000  # fuel units; a tight loop burns ~3 G/s on this machine
 EPOCH_TICK = 0.01
 WASM_PAGE = 65536
+_WASI_ENOTSUP = 58
 _ENGINE_SETTINGS = "fuel=1;epoch=1;reservation=64MiB;guard=64KiB"
 
 
@@ -113,6 +114,18 @@ class WasmRuntime:
         with self._lock:
             self._modules.clear()
 
+    def _linker(self) -> wasmtime.Linker:
+        """WASI preview 1, except ``poll_oneoff``: a sleeping host call cannot be interrupted
+        by the epoch deadline, so agents get ENOTSUP instead of a way to outlive their wall clock.
+        """
+        linker = wasmtime.Linker(self.engine)
+        linker.define_wasi()
+        linker.allow_shadowing = True
+        i32 = wasmtime.ValType.i32()
+        no_sleep = wasmtime.FuncType([i32, i32, i32, i32], [i32])
+        linker.define_func("wasi_snapshot_preview1", "poll_oneoff", no_sleep, lambda *_: _WASI_ENOTSUP)
+        return linker
+
     # -- running ---------------------------------------------------------------------
     def run(self, request: RunRequest, workspace: Workspace) -> RawRun:
         limits = request.effective_limits
@@ -134,8 +147,7 @@ class WasmRuntime:
         wasi.stdout_custom = logs.write
         wasi.stderr_custom = logs.write
         store.set_wasi(wasi)
-        linker = wasmtime.Linker(self.engine)
-        linker.define_wasi()
+        linker = self._linker()
 
         started, cpu_started = time.perf_counter(), time.thread_time()
         status: str = "ok"
@@ -179,5 +191,5 @@ def _classify_trap(exc: Exception, memory_bytes: int, memory_limit: int) -> str:
         return "killed: wall-clock limit"
     if memory_bytes + 16 * WASM_PAGE >= memory_limit or ("memory" in message and "limit" in message):
         return "killed: memory limit"
-    first_line = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+    first_line = " ".join(message.split())[:300] if message.strip() else type(exc).__name__
     return f"failed: trap: {first_line}"

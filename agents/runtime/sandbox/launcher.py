@@ -80,7 +80,7 @@ def main() -> None:
             _fail(f"cannot apply Landlock: {exc}")
     if "seccomp" in layers:
         try:
-            seccomp.install()
+            seccomp.install(allow_processes=config["limits"]["processes"] > 1)
         except OSError as exc:
             _fail(f"cannot install seccomp filter: {exc}")
     sys.argv = [config["entrypoint"], *config["args"]]

@@ -9,9 +9,12 @@ import struct
 
 _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
 _RET_ALLOW, _RET_KILL_PROCESS, _RET_ERRNO = 0x7FFF0000, 0x80000000, 0x00050000
-_LD_W_ABS, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
+_LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
+_CLONE_THREAD = 0x00010000
 _AF_UNIX = 1
 
+# arch: (fork-like syscalls, clone, clone3) for the no-new-processes rule
+_PROCESS_CALLS = {"x86_64": ([57, 58], 56, 435), "aarch64": ([], 220, 435)}
 # arch: (AUDIT_ARCH, socket, socketpair, denied syscalls)
 _ARCHES = {
     "x86_64": (0xC000003E, 41, 53, [101, 321, 298, 310, 311, 250, 165, 166, 272, 155, 308, 175, 176, 246, 169]),
@@ -29,9 +32,14 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("<HBBI", code, jt, jf, k)
 
 
-def install() -> None:
-    """Install the filter on the calling thread and its future children (irreversible)."""
-    arch, socket_nr, socketpair_nr, denied = _ARCHES[platform.machine()]
+def install(allow_processes: bool = True) -> None:
+    """Install the filter on the calling thread and its future children (irreversible).
+
+    With ``allow_processes`` False, fork/vfork and process-creating clone fail with
+    EAGAIN (threads are still allowed): RLIMIT_NPROC does not bind uid 0, this does.
+    """
+    machine = platform.machine()
+    arch, socket_nr, socketpair_nr, denied = _ARCHES[machine]
     deny = _RET_ERRNO | errno.EPERM
     prog = [
         _insn(_LD_W_ABS, 0, 0, 4),  # arch
@@ -43,6 +51,20 @@ def install() -> None:
     ]
     for nr in denied:
         prog += [_insn(_JEQ_K, 0, 1, nr), _insn(_RET_K, 0, 0, deny)]
+    if not allow_processes:
+        forks, clone_nr, clone3_nr = _PROCESS_CALLS[machine]
+        again = _RET_ERRNO | errno.EAGAIN
+        for nr in forks:
+            prog += [_insn(_JEQ_K, 0, 1, nr), _insn(_RET_K, 0, 0, again)]
+        # clone3 hides its flags in memory BPF cannot read: ENOSYS makes libc fall back to clone
+        prog += [_insn(_JEQ_K, 0, 1, clone3_nr), _insn(_RET_K, 0, 0, _RET_ERRNO | errno.ENOSYS)]
+        prog += [
+            _insn(_JEQ_K, 0, 4, clone_nr),
+            _insn(_LD_W_ABS, 0, 0, 16),  # clone flags (low word)
+            _insn(_JSET_K, 1, 0, _CLONE_THREAD),
+            _insn(_RET_K, 0, 0, again),
+            _insn(_LD_W_ABS, 0, 0, 0),  # a thread: reload the syscall number and go on
+        ]
     for nr in (socket_nr, socketpair_nr):
         prog += [
             _insn(_JEQ_K, 0, 3, nr),
