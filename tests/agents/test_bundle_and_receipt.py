@@ -61,7 +61,7 @@ def test_every_wrong_field_has_a_clear_error(tmp_path: Path, change: str, messag
 
 
 def test_missing_manifest(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="no mycel-agent.toml"):
+    with pytest.raises(ManifestError, match=r"no mycel-agent\.toml"):
         load(tmp_path)
 
 
