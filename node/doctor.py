@@ -102,7 +102,10 @@ def run_checks(config: NodeConfig) -> list[Check]:
             checks.append(Check("chain", "ok", f"{rpc} is chain {chain_id}"))
         except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
             checks.append(Check("chain", "fail", f"{rpc}: {exc}"))
-    checks.append(Check("sandbox", "skip", "agent runtimes are not installed yet"))
+    from agents.runtime.python import detect_layers
+
+    for layer, layer_state in detect_layers().items():
+        checks.append(Check(f"sandbox {layer}", "ok" if layer_state.startswith("on") else "warn", layer_state))
     if os.geteuid() == 0:
         checks.append(Check("user", "warn", "running as root: agents will run under a separate unprivileged uid"))
     return checks

@@ -152,6 +152,10 @@ class PythonRuntime:
         proc.returncode = os.waitstatus_to_exitcode(wait_status)
         reader.join(5)
         cpu = usage.ru_utime + usage.ru_stime
+        if b"unshare: " in logs.data:  # unshare's own note when the agent died by a signal
+            logs.data = bytearray(
+                b"".join(l for l in logs.data.splitlines(keepends=True) if not l.startswith(b"unshare: "))
+            )
         peak = max(peak_rss, usage.ru_maxrss * 1024)
         exit_code = proc.returncode
         if status is None:

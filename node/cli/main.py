@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from node.cli.agent_cmds import COMMANDS as AGENT_COMMANDS
 from node.cli.common import EXIT_FAILED, EXIT_USAGE
 from node.cli.demo_cmd import demo_cmd
 from node.cli.node_cmds import COMMANDS as NODE_COMMANDS
@@ -25,12 +26,13 @@ def cli() -> None:
     """
 
 
-for command in [*COMMANDS, *NODE_COMMANDS, demo_cmd]:
+for command in [*COMMANDS, *NODE_COMMANDS, *AGENT_COMMANDS, demo_cmd]:
     cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; known errors print ``error: ...`` on one line, never a traceback."""
+    from agents.errors import AgentError
     from node.errors import NodeError
     from storage.errors import StorageError
 
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 3 if type(exc).__name__ == "BlockVerificationError" else EXIT_FAILED
         click.echo(f"error: {exc}", err=True)
         return code
-    except NodeError as exc:
+    except (NodeError, AgentError) as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_FAILED
     except OSError as exc:

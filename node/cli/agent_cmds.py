@@ -1,0 +1,75 @@
+"""``mycel agent pack|run``: bundle an agent, and run one locally in its sandbox."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import click
+
+from node.cli.common import VerificationFailed, data_dir_option, open_store, parse_cid, resolve_data_dir
+
+
+@click.group("agent")
+def agent_group() -> None:
+    """Package and run agents."""
+
+
+@agent_group.command("pack")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@data_dir_option
+def agent_pack(directory: Path, data_dir: Path) -> None:
+    """Validate DIRECTORY's mycel-agent.toml, store the bundle, print the agent id.
+
+    Example: mycel agent pack examples/wasm-wordcount
+    """
+    from agents.bundle import pack
+
+    with open_store(data_dir) as store:
+        bundle = pack(directory, store)
+    click.echo(bundle.agent_id)
+
+
+@agent_group.command("run")
+@click.argument("agent")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=CID", help="An input, mounted at /in/NAME.")
+@click.option("--arg", "args", multiple=True, help="An argument for the agent (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@data_dir_option
+def agent_run(agent: str, inputs: tuple[str, ...], args: tuple[str, ...], as_json: bool, data_dir: Path) -> None:
+    """Run AGENT (an agent id, or a bundle directory) on this machine, in its sandbox.
+
+    Prints the result CID and the signed receipt's status; exit 3 when the agent failed
+    or was killed. Example: mycel agent run examples/wasm-wordcount --input docs=bafy...
+    """
+    from agents.bundle import open_bundle, pack
+    from agents.executor import Executor
+    from agents.runtime.base import RunRequest
+    from agents.runtime.python import PythonRuntime
+    from agents.runtime.wasm import WasmRuntime
+    from node.identity import load_or_create
+
+    named = {}
+    for item in inputs:
+        name, sep, cid = item.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"--input takes NAME=CID, got {item!r}")
+        named[name] = parse_cid(cid)
+    root = resolve_data_dir(data_dir)
+    identity = load_or_create(root)
+    with open_store(data_dir) as store:
+        bundle = pack(Path(agent), store) if Path(agent).is_dir() else open_bundle(store, parse_cid(agent))
+        runtimes = {"wasm": WasmRuntime(root / "wasm-cache"), "python": PythonRuntime()}
+        executor = Executor(store, runtimes, identity.signing_key)  # type: ignore[arg-type]
+        outcome = executor.run(RunRequest(uuid.uuid4().hex, bundle, named, args))
+    if as_json:
+        click.echo(json.dumps({"status": outcome.status, "result": str(outcome.result) if outcome.result else None}))
+    else:
+        click.echo(outcome.logs.decode("utf-8", "replace"), nl=False, err=True)
+        click.echo(f"status: {outcome.status}\nresult: {outcome.result}")
+    if outcome.status != "ok":
+        raise VerificationFailed(f"agent {bundle.manifest.name}: {outcome.status}")
+
+
+COMMANDS = [agent_group]
