@@ -153,9 +153,8 @@ class PythonRuntime:
         reader.join(5)
         cpu = usage.ru_utime + usage.ru_stime
         if b"unshare: " in logs.data:  # unshare's own note when the agent died by a signal
-            logs.data = bytearray(
-                b"".join(l for l in logs.data.splitlines(keepends=True) if not l.startswith(b"unshare: "))
-            )
+            lines = logs.data.splitlines(keepends=True)
+            logs.data = bytearray(b"".join(line for line in lines if not line.startswith(b"unshare: ")))
         peak = max(peak_rss, usage.ru_maxrss * 1024)
         exit_code = proc.returncode
         if status is None:

@@ -144,3 +144,21 @@ def test_demo_runs(mycel: CliRunner) -> None:
     result = mycel("demo")
     assert result.returncode == 0, result.stderr
     assert "verified" in result.stdout and "refused" in result.stdout
+
+
+def test_agent_pack_and_run_from_the_cli(mycel: CliRunner, tmp_path: Path) -> None:
+    from conftest import REPO_ROOT
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("one two two")
+    docs = mycel("put", tmp_path / "docs").stdout.strip()
+    wordcount = REPO_ROOT / "examples" / "wasm-wordcount"
+    agent_id = mycel("agent", "pack", wordcount).stdout.strip()
+    assert agent_id.startswith("bafyrei")
+    ran = mycel("agent", "run", agent_id, "--input", f"docs={docs}", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.count('"status": "ok"') == 1
+    bad = mycel("agent", "pack", tmp_path / "docs")
+    assert bad.returncode == 1 and "no mycel-agent.toml" in bad.stderr and bad.stderr.count("\n") == 1
+    killed = mycel("agent", "run", REPO_ROOT / "tests" / "agents" / "fixtures" / "hostile-python", "--arg", "spin")
+    assert killed.returncode == 3 and "killed: cpu limit" in killed.stderr
