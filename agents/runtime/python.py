@@ -34,10 +34,12 @@ import time
 from pathlib import Path
 from typing import IO
 
+from agents.manifest import Limits
 from agents.runtime.base import LogBuffer, RawRun, RunRequest, Workspace
 from agents.runtime.sandbox import landlock, seccomp
 
 LAUNCHER = Path(__file__).with_name("sandbox") / "launcher.py"
+WORKER = Path(__file__).with_name("sandbox") / "worker.py"
 SANDBOX_UID = 65534
 ADDRESS_SPACE_ALLOWANCE = 2 << 30  # interpreter + numpy/sklearn mappings; RSS is what is enforced
 POLL = 0.01
@@ -75,12 +77,65 @@ def detect_layers() -> dict[str, str]:
 
 
 class PythonRuntime:
+    """Cold start (a new interpreter per job) by default; ``warm=True`` forks each job
+    from a pre-started worker that has the agent environment imported already."""
+
     name = "python"
 
-    def __init__(self, layers: dict[str, str] | None = None) -> None:
+    def __init__(self, layers: dict[str, str] | None = None, *, warm: bool = False) -> None:
         self.version = f"cpython-{platform.python_version()}"
         self.layers = layers if layers is not None else detect_layers()
         self.active = [name for name, state in self.layers.items() if state.startswith("on")]
+        self.warm = warm
+        self._worker: subprocess.Popen[str] | None = None
+        self._worker_lock = threading.Lock()
+
+    def close(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            _kill_group(worker.pid)
+            worker.wait()
+
+    def _start_worker(self) -> subprocess.Popen[str]:
+        prefix = self._namespace_prefix()
+        if prefix:  # the worker watches its children through /proc: give it its own
+            prefix = [*prefix[:-1], "--mount", "--mount-proc", prefix[-1]]
+        worker = subprocess.Popen(
+            [*prefix, sys.executable, "-I", str(WORKER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+            env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        )
+        assert worker.stdout is not None
+        if "ready" not in json.loads(worker.stdout.readline() or "{}"):
+            _kill_group(worker.pid)
+            raise RuntimeError("the python warm worker did not start")
+        return worker
+
+    def _run_warm(self, config: dict[str, object], limits: Limits) -> tuple[str | None, int, float, int, float]:
+        with self._worker_lock:
+            if self._worker is None or self._worker.poll() is not None:
+                self._worker = self._start_worker()
+            worker = self._worker
+            assert worker.stdin is not None and worker.stdout is not None
+            job = {**config, "wall_seconds": limits.wall_seconds, "memory_bytes": limits.memory_mib << 20}
+            worker.stdin.write(json.dumps(job) + "\n")
+            worker.stdin.flush()
+            line = worker.stdout.readline()
+        if not line:
+            self._worker = None
+            return "failed: the warm worker died", -1, 0.0, 0, 0.0
+        answer = json.loads(line)
+        return (
+            answer["verdict"],
+            answer["exit_code"],
+            answer["cpu_seconds"],
+            answer["peak_memory_bytes"],
+            answer["wall_seconds"],
+        )
 
     def _namespace_prefix(self) -> list[str]:
         if "namespaces" not in self.active:
@@ -128,6 +183,18 @@ class PythonRuntime:
                 "processes": limits.processes,
             },
         }
+        if self.warm:
+            log_file = workspace.root / "agent.log"
+            config["log_file"] = str(log_file)
+            warm_verdict, warm_exit, warm_cpu, warm_peak, warm_wall = self._run_warm(config, limits)
+            warm_logs = LogBuffer()
+            if log_file.exists():
+                with open(log_file, "rb") as stream:
+                    warm_logs.write(stream.read(warm_logs.cap + 1))
+            warm_status = warm_verdict or _classify(warm_exit, bytes(warm_logs.data), warm_cpu, limits.cpu_seconds)
+            return RawRun(
+                warm_status, warm_exit, bytes(warm_logs.data), warm_logs.truncated, warm_cpu, warm_peak, warm_wall
+            )
         read_end, write_end = os.pipe()
         command = [*self._namespace_prefix(), sys.executable, "-I", str(LAUNCHER), str(read_end)]
         started = time.perf_counter()
@@ -147,7 +214,7 @@ class PythonRuntime:
         assert proc.stdout is not None
         reader = threading.Thread(target=_drain, args=(proc.stdout, logs), daemon=True)
         reader.start()
-        status, peak_rss = self._watch(proc, limits.wall_seconds, limits.memory_mib << 20)
+        verdict, peak_rss = self._watch(proc, limits.wall_seconds, limits.memory_mib << 20)
         _, wait_status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(wait_status)
         reader.join(5)
@@ -157,8 +224,7 @@ class PythonRuntime:
             logs.data = bytearray(b"".join(line for line in lines if not line.startswith(b"unshare: ")))
         peak = max(peak_rss, usage.ru_maxrss * 1024)
         exit_code = proc.returncode
-        if status is None:
-            status = _classify(exit_code, bytes(logs.data), cpu, limits.cpu_seconds)
+        status = verdict or _classify(exit_code, bytes(logs.data), cpu, limits.cpu_seconds)
         return RawRun(status, exit_code, bytes(logs.data), logs.truncated, cpu, peak, time.perf_counter() - started)
 
     def _watch(self, proc: subprocess.Popen[bytes], wall: float, memory: int) -> tuple[str | None, int]:

@@ -27,9 +27,12 @@ def wasm_runtime(tmp_path_factory: pytest.TempPathFactory) -> WasmRuntime:
     return WasmRuntime(tmp_path_factory.mktemp("wasm-cache"))
 
 
-@pytest.fixture(scope="session")
-def python_runtime() -> PythonRuntime:
-    return PythonRuntime()
+@pytest.fixture(scope="session", params=["cold", "warm"])
+def python_runtime(request: pytest.FixtureRequest) -> Iterator[PythonRuntime]:
+    """Every python-runtime test runs twice: a fresh interpreter, and a fork of the warm worker."""
+    runtime = PythonRuntime(warm=request.param == "warm")
+    yield runtime
+    runtime.close()
 
 
 class AgentHarness:

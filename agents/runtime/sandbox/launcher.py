@@ -1,9 +1,11 @@
 """The sandboxed child: locks itself down, then runs the agent's entrypoint.
 
-Run as ``python -I launcher.py FD``; reads its JSON config from that inherited fd. Order matters:
-rlimits, then (as root) drop to the sandbox uid or drop every capability, then
-Landlock, then seccomp, and only then the agent's code. A layer that was asked for
-but cannot be applied aborts the run (exit 120) rather than run less confined.
+Run as ``python -I launcher.py FD`` (cold start; the JSON config comes on that inherited
+fd), or called as :func:`lock_down_and_run` in a child forked by the warm worker.
+Order matters: rlimits, then (as root) drop to the sandbox uid or drop every
+capability, then Landlock, then seccomp, and only then the agent's code. A layer that
+was asked for but cannot be applied aborts the run (exit 120) rather than run less
+confined.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import resource
 import runpy
 import sys
+from typing import Any
 
 # imported before the lock-down: afterwards this package's directory is unreadable
 from agents.runtime.sandbox import landlock, seccomp
@@ -48,9 +51,8 @@ def _drop_capabilities() -> None:
         raise OSError(ctypes.get_errno(), "capset failed")
 
 
-def main() -> None:
-    with os.fdopen(int(sys.argv[1]), "r") as stream:
-        config = json.load(stream)
+def lock_down_and_run(config: dict[str, Any]) -> None:
+    """Apply every configured layer to this process, then run the agent as ``__main__``."""
     try:
         _set_rlimits(config["limits"])
     except (ValueError, OSError) as exc:
@@ -88,6 +90,12 @@ def main() -> None:
     os.environ.clear()
     os.environ.update(config["env"])
     runpy.run_path(config["entrypoint"], run_name="__main__")
+
+
+def main() -> None:
+    with os.fdopen(int(sys.argv[1]), "r") as stream:
+        config = json.load(stream)
+    lock_down_and_run(config)
 
 
 if __name__ == "__main__":
