@@ -31,6 +31,7 @@ test: lint
 bench: setup
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/network.py
+	$(BIN)/python bench/runtime.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

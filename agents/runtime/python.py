@@ -154,7 +154,7 @@ class PythonRuntime:
     def run(self, request: RunRequest, workspace: Workspace) -> RawRun:
         limits = request.effective_limits
         scratch = workspace.root / "tmp"
-        scratch.mkdir(mode=0o777)
+        scratch.mkdir(mode=0o777, exist_ok=True)
         os.chmod(scratch, 0o777)
         env = {
             "MYCEL_IN": str(workspace.inputs),
