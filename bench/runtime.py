@@ -129,13 +129,19 @@ def main() -> None:
     telemetry = add_path(store, work / "tel").cid
     executor = Executor(store, {"wasm": wasm, "python": PythonRuntime(warm=False)}, key, work)
     print("example agents (whole job, one run each):")
-    for name, inputs in (("wasm-wordcount", {"docs": docs}), ("sensor-anomaly", {"telemetry": telemetry})):
+    sample = REPO / "examples" / "doc-search" / "sample"
+    search = {"docs": add_path(store, sample / "docs").cid, "queries": add_path(store, sample / "queries").cid}
+    examples = (
+        ("wasm-wordcount", {"docs": docs}),
+        ("sensor-anomaly", {"telemetry": telemetry}),
+        ("doc-search", search),
+    )
+    for name, inputs in examples:
         bundle = pack(REPO / "examples" / name, store)
         started = time.perf_counter()
         outcome = executor.run(RunRequest(name, bundle, inputs))
         elapsed = time.perf_counter() - started
         print(f"  {name:16} {elapsed * 1000:8.0f} ms   status {outcome.status}   result {outcome.result}")
-    print("  doc-search       not built (no packaged ONNX sentence-embedding model yet)")
     store.close()
     os.system(f"rm -rf {work}")
 

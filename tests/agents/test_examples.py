@@ -39,3 +39,51 @@ def test_sensor_anomaly_finds_the_injected_faults(harness: AgentHarness, tmp_pat
     assert checked.usage.bytes_out < checked.usage.bytes_in / 10  # insights, not the data
     again = harness.run(EXAMPLES / "sensor-anomaly", inputs={"telemetry": telemetry})
     assert again.result == outcome.result  # fixed seed: same data, same result CID
+
+
+def test_minilm_graph_reproduces_the_published_similarities() -> None:
+    """Sentence-transformers' documentation gives these cosine scores for all-MiniLM-L6-v2."""
+    import sys
+
+    import numpy as np
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    sys.path.insert(0, str(EXAMPLES / "doc-search"))
+    try:
+        import minilm_onnx
+    finally:
+        sys.path.pop(0)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(minilm_onnx.build().SerializeToString(), options)
+    tokenizer = Tokenizer.from_file(str(minilm_onnx.model_dir() / "tokenizer.json"))
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    pairs = [
+        ("A man is eating food.", "A man is eating a piece of bread.", 0.7553),
+        ("A man is riding a horse.", "A man is riding a white horse on an enclosed ground.", 0.7369),
+        ("A monkey is playing drums.", "Someone in a gorilla costume is playing a set of drums.", 0.6433),
+    ]
+    encoded = tokenizer.encode_batch([s for pair in pairs for s in pair[:2]])
+    ids = np.array([e.ids for e in encoded], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+    vectors = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    for index, (_, _, expected) in enumerate(pairs):
+        assert abs(float(vectors[2 * index] @ vectors[2 * index + 1]) - expected) < 0.002
+
+
+def test_doc_search_finds_the_right_paragraphs_in_the_sandbox(harness: AgentHarness, tmp_path: Path) -> None:
+    sample = EXAMPLES / "doc-search" / "sample"
+    outcome = harness.run(
+        EXAMPLES / "doc-search",
+        inputs={"docs": harness.put(sample / "docs"), "queries": harness.put(sample / "queries")},
+    )
+    assert outcome.status == "ok", outcome.logs[-2000:]
+    files = dict(list_directory(harness.store.get, outcome.result))  # type: ignore[arg-type]
+    results = json.loads(b"".join(cat(harness.store, files["results.json"])))
+    best = {r["query"]: r["matches"][0]["document"] for r in results}
+    assert best == {
+        "why is my pump shaking": "pumps.md",
+        "how do I keep panels producing power": "solar.md",
+        "what to do before repairing a machine": "safety.md",
+    }
