@@ -33,6 +33,7 @@ from storage.cid import CID
 log = logging.getLogger("mycelnet.node")
 
 API_VERSION = "v1"
+RUNTIMES = ("wasm", "python")
 STATE_FILE = "node.json"
 
 
@@ -66,6 +67,7 @@ class NodeService:
         self._tasks: list[asyncio.Task[None]] = []
         self._provides: set[asyncio.Task[None]] = set()
         self._seq = 0
+        self.sandbox_layers: dict[str, str] = {}
         self.api_url = ""
         host, _ = config.api_host_port
         if host not in ("127.0.0.1", "localhost", "::1") and not config.get("api", "token"):
@@ -83,6 +85,7 @@ class NodeService:
         self.api_url = f"http://{bound[0]}:{bound[1]}"
         self._tasks.append(asyncio.create_task(self._announce_loop()))
         self._tasks.append(asyncio.create_task(self._reprovide_loop()))
+        self._tasks.append(asyncio.create_task(self._report_sandbox()))
         self._write_state()
         log.info("node %s up: api %s", self.identity.peer_id, self.api_url)
 
@@ -108,6 +111,8 @@ class NodeService:
             "addrs": await self.network.addrs(),
             "region": self.config.region,
             "api_url": self.api_url,
+            "runtimes": list(RUNTIMES),
+            "sandbox": self.sandbox_layers,
         }
 
     async def ensure_local(self, root: CID) -> None:
@@ -116,6 +121,17 @@ class NodeService:
             return
         await self.exchange.fetch(root)
         self.provide(root)
+
+    async def _report_sandbox(self) -> None:
+        """Find out, off the event loop, which sandbox layers this host allows, and say so."""
+        from agents.runtime.python import detect_layers
+
+        self.sandbox_layers = await asyncio.to_thread(detect_layers)
+        active = [name for name, state in self.sandbox_layers.items() if state.startswith("on")]
+        log.info("python sandbox layers active: %s", ", ".join(active) or "none")
+        for name, state in self.sandbox_layers.items():
+            if not state.startswith("on"):
+                log.warning("python sandbox layer %s is %s", name, state)
 
     def provide(self, root: CID) -> None:
         """Put a provider record for ``root`` on the DHT, in the background."""
@@ -163,7 +179,7 @@ class NodeService:
             "peer": self.identity.peer_id,
             "addrs": addrs,
             "region": self.config.region,
-            "runtimes": [],
+            "runtimes": list(RUNTIMES),
             "capacity": {
                 "cpu_cores": int(capacity["cpu_cores"]) or (os.cpu_count() or 1),
                 "memory_mib": int(capacity["memory_mib"]) or _memory_mib(),
