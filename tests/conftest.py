@@ -1,43 +1,22 @@
-"""Fixtures shared by every test package."""
+"""Fixtures shared by every test package (helpers are in tests/support.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from storage.blockstore import BlockStore
-
-VECTORS = Path(__file__).parent / "vectors"
-REPO_ROOT = Path(__file__).parent.parent
+from tests.support import VECTORS, CliResult, CliRunner, run_cli
 
 
 @pytest.fixture
 def vectors() -> Path:
     return VECTORS
-
-
-def load_json(relative: str) -> object:
-    return json.loads((VECTORS / relative).read_text())
-
-
-def seeded_bytes(seed: str, size: int) -> bytes:
-    """The deterministic content of tests/vectors/unixfs: sha256(seed:j) digests end to end."""
-    out = bytearray()
-    j = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{seed}:{j}".encode()).digest()
-        j += 1
-    return bytes(out[:size])
 
 
 @pytest.fixture
@@ -46,32 +25,13 @@ def store(tmp_path: Path) -> Iterator[BlockStore]:
         yield opened
 
 
-@dataclass
-class CliResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-CliRunner = Callable[..., CliResult]
-
-
 @pytest.fixture
 def mycel(tmp_path: Path) -> CliRunner:
     """Run the real ``mycel`` command in a subprocess against a scratch data dir."""
     data_dir = tmp_path / "mycel-data"
 
     def run(*args: str | os.PathLike[str], data_dir_override: Path | None = None, timeout: float = 120) -> CliResult:
-        env = dict(os.environ, MYCEL_DATA_DIR=str(data_dir_override or data_dir))
-        proc = subprocess.run(
-            [sys.executable, "-m", "node.cli.main", *map(str, args)],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=timeout,
-        )
-        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+        return run_cli(tmp_path, data_dir, *args, data_dir_override=data_dir_override, timeout=timeout)
 
     return run
 

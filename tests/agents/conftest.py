@@ -1,25 +1,15 @@
-"""Fixtures for agent tests: a store, both runtimes, and an executor with a node key."""
+"""Fixtures for agent tests: both runtimes (python cold and warm) and a harness per test."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import nacl.signing
 import pytest
 
-from agents.bundle import pack
-from agents.executor import Executor, JobOutcome
-from agents.manifest import Limits
-from agents.runtime.base import RunRequest
 from agents.runtime.python import PythonRuntime
 from agents.runtime.wasm import WasmRuntime
-from storage.blockstore import BlockStore
-from storage.cid import CID
-from storage.files import add_path
-
-FIXTURES = Path(__file__).parent / "fixtures"
-EXAMPLES = Path(__file__).parents[2] / "examples"
+from tests.agents.harness import AgentHarness
 
 
 @pytest.fixture(scope="session")
@@ -35,35 +25,8 @@ def python_runtime(request: pytest.FixtureRequest) -> Iterator[PythonRuntime]:
     runtime.close()
 
 
-class AgentHarness:
-    def __init__(self, root: Path, wasm: WasmRuntime, python: PythonRuntime) -> None:
-        self.root = root
-        self.data_dir = root / "node-data"
-        self.data_dir.mkdir()
-        self.key_file = self.data_dir / "node.key"
-        self.signing_key = nacl.signing.SigningKey.generate()
-        self.key_file.write_bytes(bytes(self.signing_key))
-        self.key_file.chmod(0o600)
-        self.store = BlockStore(self.data_dir / "blocks", map_size=16 << 20)
-        self.executor = Executor(self.store, {"wasm": wasm, "python": python}, self.signing_key, root)
-        self._jobs = 0
-
-    def put(self, path: Path) -> CID:
-        return add_path(self.store, path).cid
-
-    def run(
-        self, bundle_dir: Path, *args: str, inputs: dict[str, CID] | None = None, limits: Limits | None = None
-    ) -> JobOutcome:
-        bundle = pack(bundle_dir, self.store)
-        self._jobs += 1
-        return self.executor.run(RunRequest(f"job-{self._jobs}", bundle, inputs or {}, tuple(args), limits=limits))
-
-
 @pytest.fixture
 def harness(tmp_path: Path, wasm_runtime: WasmRuntime, python_runtime: PythonRuntime) -> Iterator[AgentHarness]:
     h = AgentHarness(tmp_path, wasm_runtime, python_runtime)
     yield h
     h.store.close()
-
-
-Runner = Callable[..., JobOutcome]

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import nacl.signing
 import pytest
-from conftest import EXAMPLES, AgentHarness
 
 from agents import receipt
 from agents.bundle import agent_id_of, open_bundle, pack
@@ -18,6 +17,7 @@ from storage.cid import CID
 from storage.files import cat
 from storage.peerid import peer_id_for
 from storage.unixfs.exporter import list_directory
+from tests.agents.harness import EXAMPLES, AgentHarness
 
 GOOD = """
 name = "demo"

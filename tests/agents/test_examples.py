@@ -7,11 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import EXAMPLES, AgentHarness
-
 from agents import receipt
 from storage.files import cat
 from storage.unixfs.exporter import list_directory
+from tests.agents.harness import EXAMPLES, AgentHarness
 
 
 def test_sensor_anomaly_finds_the_injected_faults(harness: AgentHarness, tmp_path: Path) -> None:

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, AgentHarness
 
 from agents import receipt
 from agents.manifest import Limits
+from tests.agents.harness import FIXTURES, AgentHarness
 
 PY = FIXTURES / "hostile-python"
 WASM = FIXTURES / "hostile-wasm"

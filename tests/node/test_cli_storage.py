@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CliRunner, load_json, seeded_bytes
+
+from tests.support import CliRunner, load_json, seeded_bytes
 
 CID_VECTORS: Any = load_json("cid/cid_vectors.json")
 JS_VECTORS: Any = load_json("unixfs/js_importer_vectors.json")
@@ -147,7 +148,7 @@ def test_demo_runs(mycel: CliRunner) -> None:
 
 
 def test_agent_pack_and_run_from_the_cli(mycel: CliRunner, tmp_path: Path) -> None:
-    from conftest import REPO_ROOT
+    from tests.support import REPO_ROOT
 
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("one two two")

@@ -13,12 +13,12 @@ from typing import Any
 
 import nacl.signing
 import pytest
-from conftest import seeded_bytes
 
 from node import announce
 from node.cluster import free_port, http_json, start_node_process, stop_process, wait_for_peers
 from node.identity import NodeIdentity, load_or_create
 from node.p2p.network import P2PNetwork
+from tests.support import seeded_bytes
 
 
 def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:

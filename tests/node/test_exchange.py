@@ -7,7 +7,6 @@ from pathlib import Path
 
 import nacl.signing
 import pytest
-from conftest import seeded_bytes
 
 from node.errors import NetworkError
 from node.exchange import PROTOCOL, BlockExchange
@@ -19,6 +18,7 @@ from storage.blockstore import BlockStore
 from storage.cid import CID
 from storage.files import add_path, cat
 from storage.varint import decode_uvarint
+from tests.support import seeded_bytes
 
 
 class Peer:

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import load_json
 
 from node.errors import IdentityError
 from node.identity import (
@@ -16,6 +15,7 @@ from node.identity import (
     public_key_protobuf,
     verify_signature,
 )
+from tests.support import load_json
 
 VECTORS: Any = load_json("libp2p/peer_id_vectors.json")
 ED25519 = [k for k in VECTORS["keys"] if k["keyType"] == "Ed25519"]

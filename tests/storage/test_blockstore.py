@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, seeded_bytes
 
 from storage import dagcbor
 from storage.blockstore import BlockStore
@@ -20,6 +19,7 @@ from storage.errors import (
     StorageError,
 )
 from storage.files import add_path
+from tests.support import REPO_ROOT, seeded_bytes
 
 
 def _block(text: str) -> tuple[CID, bytes]:

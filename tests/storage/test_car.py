@@ -4,7 +4,6 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import VECTORS, seeded_bytes
 
 from storage import dagcbor
 from storage.blockstore import BlockStore
@@ -13,6 +12,7 @@ from storage.cid import CID
 from storage.errors import BlockVerificationError, CarFormatError, IncompleteDAGError
 from storage.files import add_path
 from storage.varint import encode_uvarint
+from tests.support import VECTORS, seeded_bytes
 
 
 @pytest.fixture

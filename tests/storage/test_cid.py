@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import load_json
 
 from storage.cid import CID, DAG_CBOR, DAG_PB, RAW
 from storage.errors import InvalidCIDError
+from tests.support import load_json
 
 VECTORS = load_json("cid/cid_vectors.json")
 assert isinstance(VECTORS, dict)

@@ -9,9 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import REPO_ROOT
-
 from storage.blockstore import BlockStore
+from tests.support import REPO_ROOT
 
 
 def _write_random_file(path: Path, size: int) -> None:

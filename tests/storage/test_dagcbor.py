@@ -5,13 +5,13 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import VECTORS
 from hypothesis import given
 from hypothesis import strategies as st
 
 from storage import dagcbor
 from storage.cid import CID, DAG_CBOR
 from storage.errors import CodecError
+from tests.support import VECTORS
 
 FIXTURES = sorted((VECTORS / "ipld-codec-fixtures" / "fixtures").glob("*/*.dag-cbor"))
 

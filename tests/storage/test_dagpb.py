@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import VECTORS
 
 from storage import dagpb
 from storage.cid import CID, DAG_PB
 from storage.errors import CodecError
+from tests.support import VECTORS
 
 FIXTURES = sorted((VECTORS / "ipld-codec-fixtures" / "fixtures").glob("*/*.dag-pb"))
 NEGATIVE = VECTORS / "ipld-codec-fixtures" / "negative-fixtures" / "dag-pb"

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT, load_json, seeded_bytes
 
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -16,6 +15,7 @@ from storage.errors import UnixFSError
 from storage.files import add_path, cat, get_path
 from storage.unixfs.data import DIRECTORY_DATA
 from storage.unixfs.importer import ImportOptions, NullSink, import_bytes, import_path
+from tests.support import REPO_ROOT, load_json, seeded_bytes
 
 CID_VECTORS: Any = load_json("cid/cid_vectors.json")
 JS_VECTORS: Any = load_json("unixfs/js_importer_vectors.json")

@@ -1,0 +1,58 @@
+"""Helpers and constants shared by the tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+VECTORS = Path(__file__).parent / "vectors"
+REPO_ROOT = Path(__file__).parent.parent
+
+
+def load_json(relative: str) -> object:
+    return json.loads((VECTORS / relative).read_text())
+
+
+def seeded_bytes(seed: str, size: int) -> bytes:
+    """The deterministic content of tests/vectors/unixfs: sha256(seed:j) digests end to end."""
+    out = bytearray()
+    j = 0
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{j}".encode()).digest()
+        j += 1
+    return bytes(out[:size])
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+CliRunner = Callable[..., CliResult]
+
+
+def run_cli(
+    cwd: Path,
+    data_dir: Path,
+    *args: str | os.PathLike[str],
+    data_dir_override: Path | None = None,
+    timeout: float = 120,
+) -> CliResult:
+    env = dict(os.environ, MYCEL_DATA_DIR=str(data_dir_override or data_dir))
+    proc = subprocess.run(
+        [sys.executable, "-m", "node.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
