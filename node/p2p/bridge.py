@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 import trio
 
 T = TypeVar("T")
+log = logging.getLogger("mycelnet.p2p")
 
 
 class BridgeClosed(RuntimeError):
@@ -78,9 +80,13 @@ class TrioBridge:
 
         try:
             trio.run(main)
-        except BaseException as exc:  # surfaced to the asyncio side
+        except BaseException as exc:  # surfaced to the asyncio side, if it is still listening
             self._error = exc
-            loop.call_soon_threadsafe(_settle, started, exc)
+            if not started.done():
+                with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                    loop.call_soon_threadsafe(_settle, started, exc)
+            else:
+                log.warning("libp2p thread ended with %s: %s", type(exc).__name__, exc)
         finally:
             self._token = None
 
