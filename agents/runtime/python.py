@@ -37,6 +37,7 @@ from typing import IO
 from agents.manifest import Limits
 from agents.runtime.base import LogBuffer, RawRun, RunRequest, Workspace
 from agents.runtime.sandbox import landlock, seccomp
+from agents.runtime.sandbox.procfs import session_rss
 
 LAUNCHER = Path(__file__).with_name("sandbox") / "launcher.py"
 WORKER = Path(__file__).with_name("sandbox") / "worker.py"
@@ -237,7 +238,7 @@ class PythonRuntime:
                 return None, peak
             if exited is not None:  # left for wait4 to reap, with its rusage
                 return None, peak
-            rss = _group_rss(proc.pid)
+            rss = session_rss(proc.pid)
             peak = max(peak, rss)
             if rss > memory:
                 _kill_group(proc.pid)
@@ -256,23 +257,6 @@ def _drain(stream: IO[bytes], logs: LogBuffer) -> None:
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-
-
-def _group_rss(leader: int) -> int:
-    """Resident bytes of every process in the job's session (it may fork, within limits)."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat_file:
-                fields = stat_file.read().rsplit(")", 1)[1].split()
-            if int(fields[3]) != leader:  # field 6: session id
-                continue
-            total += int(fields[21]) * 4096  # field 24: rss in pages
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
 
 
 def _classify(exit_code: int, logs: bytes, cpu: float, cpu_limit: int) -> str:

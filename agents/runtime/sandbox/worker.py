@@ -20,23 +20,10 @@ import traceback
 from typing import Any
 
 from agents.runtime.sandbox import launcher
+from agents.runtime.sandbox.procfs import session_rss
 
 PRELOAD = ("json", "csv", "math", "statistics", "pathlib", "runpy", "numpy")
 POLL = 0.005
-
-
-def _session_rss(session: int) -> int:
-    total = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat_file:
-                    fields = stat_file.read().rsplit(")", 1)[1].split()
-                if int(fields[3]) == session:
-                    total += int(fields[21]) * 4096
-            except (OSError, IndexError, ValueError):
-                continue
-    return total
 
 
 def _child(config: dict[str, Any]) -> None:
@@ -79,7 +66,7 @@ def _run_job(config: dict[str, Any]) -> dict[str, Any]:
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
             break
-        rss = _session_rss(pid)
+        rss = session_rss(pid)
         peak = max(peak, rss)
         if rss > memory:
             verdict = "killed: memory limit"
