@@ -1,0 +1,1 @@
+"""Scheduling near data: job specs and lifecycle, placement rules, and (next) dispatch."""

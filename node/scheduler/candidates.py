@@ -1,0 +1,30 @@
+"""What placement knows about a node and about the job being placed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Candidate:
+    peer_id: str
+    region: str
+    runtimes: tuple[str, ...]
+    cpu_cores: int
+    running_jobs: int = 0
+    gpus: int = 0
+    price: int = 0  # per CPU-second, in wei
+    held_bytes: int = 0  # bytes of this job's inputs the node already stores
+    bandwidth: float = 50e6  # bytes/s it could fetch the rest at (measured, or a default)
+    rtt: float = 0.005  # seconds, from libp2p ping
+    queue_wait: float = 0.0  # seconds until it could start
+
+
+@dataclass(frozen=True)
+class PlacementContext:
+    runtime: str
+    needs_gpu: bool
+    regions: tuple[str, ...]  # where the job (and its data) may go; empty: anywhere
+    input_bytes: int
+    max_price: int | None = None
+    excluded: frozenset[str] = field(default_factory=frozenset)  # nodes that already failed this job

@@ -1,0 +1,187 @@
+"""Job specs (dag-cbor) and the job lifecycle: every transition kept with its time and reason."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from node.errors import NodeError
+from storage import dagcbor
+from storage.cid import CID
+from storage.errors import CodecError
+
+
+class JobError(NodeError, ValueError):
+    """A job spec is malformed, or a transition is not allowed."""
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    PLACING = "placing"
+    RUNNING = "running"
+    VERIFYING = "verifying"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+_ALLOWED = {
+    JobState.QUEUED: {JobState.PLACING, JobState.CANCELLED, JobState.FAILED},
+    JobState.PLACING: {JobState.RUNNING, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED},
+    JobState.RUNNING: {JobState.VERIFYING, JobState.PLACING, JobState.FAILED, JobState.CANCELLED},
+    JobState.VERIFYING: {JobState.DONE, JobState.FAILED, JobState.PLACING},
+}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    agent: CID
+    inputs: dict[str, CID] = field(default_factory=dict)
+    args: tuple[str, ...] = ()
+    limits: dict[str, int] = field(default_factory=dict)  # overrides of the manifest's limits
+    redundancy: int = 1
+    regions: tuple[str, ...] = ()  # the job may run only on nodes in these regions (empty: anywhere)
+    needs_gpu: bool = False
+    max_price: int | None = None
+    deadline: float | None = None
+    payment: bytes | None = None  # the client's signed authorisation, once settlement exists
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "agent": self.agent,
+            "inputs": dict(self.inputs),
+            "args": list(self.args),
+            "limits": dict(self.limits),
+            "redundancy": self.redundancy,
+            "regions": list(self.regions),
+            "needs_gpu": self.needs_gpu,
+        }
+        for key in ("max_price", "deadline", "payment"):
+            if getattr(self, key) is not None:
+                record[key] = getattr(self, key)
+        return record
+
+    def encode(self) -> tuple[CID, bytes]:
+        """The spec as a dag-cbor block; its CID is the job's content address."""
+        return dagcbor.encode_with_cid(self.to_record())
+
+    @classmethod
+    def from_record(cls, record: Any) -> JobSpec:
+        if not isinstance(record, dict):
+            raise JobError("a job spec is a map")
+        unknown = set(record) - {
+            "agent",
+            "inputs",
+            "args",
+            "limits",
+            "redundancy",
+            "regions",
+            "needs_gpu",
+            "max_price",
+            "deadline",
+            "payment",
+        }
+        if unknown:
+            raise JobError(f"unknown job field(s): {sorted(unknown)}")
+        agent = record.get("agent")
+        if not isinstance(agent, CID):
+            raise JobError("agent must be the agent's CID")
+        inputs = record.get("inputs", {})
+        if not isinstance(inputs, dict) or not all(
+            isinstance(k, str) and k and "/" not in k and isinstance(v, CID) for k, v in inputs.items()
+        ):
+            raise JobError("inputs must map plain names to CIDs")
+        args = record.get("args", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise JobError("args must be a list of strings")
+        limits = record.get("limits", {})
+        if not isinstance(limits, dict) or not all(isinstance(v, int) and v > 0 for v in limits.values()):
+            raise JobError("limits must map names to positive integers")
+        redundancy = record.get("redundancy", 1)
+        if not isinstance(redundancy, int) or isinstance(redundancy, bool) or not 1 <= redundancy <= 16:
+            raise JobError("redundancy must be an integer from 1 to 16")
+        regions = record.get("regions", [])
+        if not isinstance(regions, list) or not all(isinstance(r, str) and r for r in regions):
+            raise JobError("regions must be a list of region names")
+        needs_gpu = record.get("needs_gpu", False)
+        if not isinstance(needs_gpu, bool):
+            raise JobError("needs_gpu must be true or false")
+        max_price = record.get("max_price")
+        if max_price is not None and (not isinstance(max_price, int) or max_price < 0):
+            raise JobError("max_price must be a non-negative integer")
+        deadline = record.get("deadline")
+        if deadline is not None and not isinstance(deadline, (int, float)):
+            raise JobError("deadline must be a unix time")
+        payment = record.get("payment")
+        if payment is not None and not isinstance(payment, bytes):
+            raise JobError("payment must be bytes")
+        return cls(
+            agent,
+            dict(inputs),
+            tuple(args),
+            dict(limits),
+            redundancy,
+            tuple(regions),
+            needs_gpu,
+            max_price,
+            float(deadline) if deadline is not None else None,
+            payment,
+        )
+
+    @classmethod
+    def decode(cls, block: bytes) -> JobSpec:
+        try:
+            return cls.from_record(dagcbor.decode(block))
+        except CodecError as exc:
+            raise JobError(f"job spec is not valid DAG-CBOR: {exc}") from None
+
+
+@dataclass
+class Transition:
+    state: JobState
+    at: float
+    reason: str
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    spec: JobSpec
+    transitions: list[Transition] = field(default_factory=list)
+    placement: list[dict[str, Any]] = field(default_factory=list)  # the last decision, explained
+    results: dict[str, str] = field(default_factory=dict)  # node peer ID -> result CID
+
+    @property
+    def state(self) -> JobState:
+        return self.transitions[-1].state if self.transitions else JobState.QUEUED
+
+    def move(self, state: JobState, reason: str) -> None:
+        current = self.state
+        if self.transitions and state not in _ALLOWED.get(current, set()):
+            raise JobError(f"job {self.job_id} cannot go from {current.value} to {state.value}")
+        self.transitions.append(Transition(state, time.time(), reason))
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "spec": self.spec.to_record(),
+            "transitions": [{"state": t.state.value, "at": t.at, "reason": t.reason} for t in self.transitions],
+            "placement": self.placement,
+            "results": self.results,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> JobRecord:
+        return cls(
+            job_id=record["job_id"],
+            spec=JobSpec.from_record(record["spec"]),
+            transitions=[Transition(JobState(t["state"]), float(t["at"]), t["reason"]) for t in record["transitions"]],
+            placement=list(record.get("placement", [])),
+            results=dict(record.get("results", {})),
+        )

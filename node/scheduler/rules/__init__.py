@@ -1,0 +1,11 @@
+"""Placement filters, one small module per rule (as Bacalhau's orchestrator does).
+
+Each rule is ``check(candidate, context) -> str | None``: None lets the candidate
+through, a string says why it is refused, in words a user can act on.
+"""
+
+from __future__ import annotations
+
+from node.scheduler.rules import capabilities, capacity, price, region, runtime
+
+RULES = (runtime, capabilities, region, capacity, price)

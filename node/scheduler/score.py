@@ -1,0 +1,45 @@
+"""Data gravity: rank nodes by the time the job would take to start there, data first.
+
+Every term is in seconds, so they add up honestly: moving the input bytes a node lacks
+(bytes / bandwidth + RTT), waiting in its queue, and the price (converted at
+PRICE_SECONDS_PER_WEI). Bytes a node already holds cost nothing to move, which is what
+pulls compute to the data. Higher score is better: ``score = -(seconds)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from node.scheduler.candidates import Candidate, PlacementContext
+
+PRICE_SECONDS_PER_WEI = 1e-9
+
+
+@dataclass(frozen=True)
+class Score:
+    value: float
+    moved_bytes: int
+    transfer_seconds: float
+    explanation: str
+
+
+def score(candidate: Candidate, context: PlacementContext) -> Score:
+    held = min(candidate.held_bytes, context.input_bytes)
+    missing = context.input_bytes - held
+    transfer = (missing / candidate.bandwidth + candidate.rtt) if missing else 0.0
+    price_seconds = candidate.price * PRICE_SECONDS_PER_WEI
+    total = transfer + candidate.queue_wait + price_seconds
+    explanation = (
+        f"holds {_size(held)} of {_size(context.input_bytes)} input; would move {_size(missing)} "
+        f"({transfer:.3f} s); queue {candidate.queue_wait:.3f} s; price {candidate.price}"
+    )
+    return Score(-total, missing, transfer, explanation)
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
