@@ -59,7 +59,10 @@ class BlockExchange:
         if not isinstance(message, dict):
             return []
         if isinstance(message.get("have"), list) and message["have"] and isinstance(message["have"][0], CID):
-            return [b"\x01" if self.store.has(message["have"][0]) else b"\x00"]
+            root = message["have"][0]
+            if not self.store.has(root) or self.store.missing_blocks(root):
+                return [b"\x00"]
+            return [b"\x01" + encode_uvarint(self.store.dag_size(root))]  # holder of the whole DAG, and its size
         wants = message.get("want")
         if not isinstance(wants, list) or len(wants) > MAX_WANT:
             return []
@@ -82,12 +85,21 @@ class BlockExchange:
         return frames
 
     # -- fetching --------------------------------------------------------------------
-    async def has(self, peer: str, cid: CID) -> bool:
+    async def probe(self, peer: str, cid: CID) -> int | None:
+        """The size of the DAG under ``cid`` if ``peer`` holds all of it, else None."""
         try:
             frames = await self.network.request(peer, PROTOCOL, dagcbor.encode({"have": [cid]}), timeout=10)
         except NetworkError:
-            return False
-        return frames == [b"\x01"]
+            return None
+        if len(frames) != 1 or not frames[0].startswith(b"\x01"):
+            return None
+        try:
+            return decode_uvarint(frames[0], 1)[0]
+        except StorageError:
+            return None
+
+    async def has(self, peer: str, cid: CID) -> bool:
+        return await self.probe(peer, cid) is not None
 
     async def find_providers(self, cid: CID) -> list[str]:
         """Peers that hold ``cid``: DHT provider records, then connected peers asked directly.
@@ -95,6 +107,10 @@ class BlockExchange:
         Every candidate is confirmed with a ``have`` request, so a stale provider record
         never makes it into a fetch.
         """
+        return list(await self.holders(cid))
+
+    async def holders(self, cid: CID) -> dict[str, int]:
+        """Confirmed holders of the whole DAG under ``cid``, with the DAG's size."""
         try:
             from_dht = await self.network.find_providers(str(cid))
         except NetworkError as exc:
@@ -102,8 +118,8 @@ class BlockExchange:
             from_dht = []
         own = self.network.peer_id
         candidates = list(dict.fromkeys([p for p in from_dht if p != own] + await self.network.peers()))
-        answers = await asyncio.gather(*(self.has(peer, cid) for peer in candidates))
-        return [peer for peer, yes in zip(candidates, answers, strict=True) if yes]
+        answers = await asyncio.gather(*(self.probe(peer, cid) for peer in candidates))
+        return {peer: size for peer, size in zip(candidates, answers, strict=True) if size is not None}
 
     async def fetch(self, root: CID, providers: Sequence[str] | None = None) -> FetchStats:
         """Make the whole DAG under ``root`` local, block by verified block."""

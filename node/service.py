@@ -18,6 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
+from agents.executor import Executor
+from agents.runtime.python import PythonRuntime
+from agents.runtime.wasm import WasmRuntime
 from node import announce
 from node.announce import AnnouncementValidator, PeerTable
 from node.api.app import build_app
@@ -27,6 +30,11 @@ from node.exchange import BlockExchange
 from node.identity import load_or_create
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
+from node.scheduler.candidates import Candidate
+from node.scheduler.dispatcher import JobService
+from node.scheduler.execution import PROTOCOL as JOB_PROTOCOL
+from node.scheduler.execution import JobExecution
+from node.scheduler.jobstore import JobStore
 from storage.blockstore import BlockStore
 from storage.cid import CID
 
@@ -63,6 +71,11 @@ class NodeService:
         self.network.subscribe(
             announce.TOPIC, AnnouncementValidator(self.metrics, self.identity.peer_id), self._on_announcement
         )
+        self.jobs = JobStore(self.data_dir / "jobs")
+        self.network.handle(JOB_PROTOCOL, self._on_job_message)
+        self.execution: JobExecution | None = None
+        self.job_service: JobService | None = None
+        self.python_runtime: PythonRuntime | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._provides: set[asyncio.Task[None]] = set()
@@ -75,6 +88,14 @@ class NodeService:
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
+        self.python_runtime = await asyncio.to_thread(PythonRuntime)
+        self.sandbox_layers = self.python_runtime.layers
+        runtimes = {"wasm": WasmRuntime(self.data_dir / "wasm-cache"), "python": self.python_runtime}
+        executor = Executor(self.store, runtimes, self.identity.signing_key, self.data_dir / "work")  # type: ignore[arg-type]
+        (self.data_dir / "work").mkdir(exist_ok=True)
+        slots = int(self.config.raw["capacity"]["cpu_cores"]) or (os.cpu_count() or 1)
+        self.execution = JobExecution(self.exchange, executor, self.metrics, self.config.region, slots, self.provide)
+        self.job_service = JobService(self.jobs, self.network, self.exchange, self.peers, self.execution, self._own)
         await self.network.start()
         host, port = self.config.api_host_port
         self._runner = web.AppRunner(build_app(self), access_log=None)
@@ -86,10 +107,15 @@ class NodeService:
         self._tasks.append(asyncio.create_task(self._announce_loop()))
         self._tasks.append(asyncio.create_task(self._reprovide_loop()))
         self._tasks.append(asyncio.create_task(self._report_sandbox()))
+        resumed = self.job_service.resume_unfinished()
+        if resumed:
+            log.info("resuming %d unfinished job(s)", resumed)
         self._write_state()
         log.info("node %s up: api %s", self.identity.peer_id, self.api_url)
 
     async def stop(self) -> None:
+        if self.job_service is not None:
+            await self.job_service.stop()
         for task in [*self._tasks, *self._provides]:
             task.cancel()
         for task in [*self._tasks, *self._provides]:
@@ -98,6 +124,9 @@ class NodeService:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.network.stop()
+        if self.python_runtime is not None:
+            self.python_runtime.close()
+        self.jobs.close()
         self.store.close()
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / STATE_FILE).unlink()
@@ -123,15 +152,29 @@ class NodeService:
         self.provide(root)
 
     async def _report_sandbox(self) -> None:
-        """Find out, off the event loop, which sandbox layers this host allows, and say so."""
-        from agents.runtime.python import detect_layers
-
-        self.sandbox_layers = await asyncio.to_thread(detect_layers)
+        """Say which sandbox layers this host allows (detected when the runtime started)."""
         active = [name for name, state in self.sandbox_layers.items() if state.startswith("on")]
         log.info("python sandbox layers active: %s", ", ".join(active) or "none")
         for name, state in self.sandbox_layers.items():
             if not state.startswith("on"):
                 log.warning("python sandbox layer %s is %s", name, state)
+
+    async def _on_job_message(self, peer: str, request: bytes) -> list[bytes]:
+        if self.execution is None:
+            return []
+        return await self.execution.handle(peer, request)
+
+    def _own(self) -> Candidate:
+        capacity = self.config.raw["capacity"]
+        return Candidate(
+            peer_id=self.identity.peer_id,
+            region=self.config.region,
+            runtimes=RUNTIMES,
+            cpu_cores=int(capacity["cpu_cores"]) or (os.cpu_count() or 1),
+            running_jobs=self.execution.running if self.execution else 0,
+            gpus=int(capacity["gpus"]),
+            price=int(capacity["price_per_cpu_second"]),
+        )
 
     def provide(self, root: CID) -> None:
         """Put a provider record for ``root`` on the DHT, in the background."""
@@ -185,7 +228,7 @@ class NodeService:
                 "memory_mib": int(capacity["memory_mib"]) or _memory_mib(),
                 "gpus": int(capacity["gpus"]),
             },
-            "load": {"running_jobs": 0},
+            "load": {"running_jobs": self.execution.running if self.execution else 0},
             "price": int(capacity["price_per_cpu_second"]),
             "api": API_VERSION,
             "seq": self._seq,

@@ -222,6 +222,15 @@ class BlockStore:
             continue
         return missing
 
+    def dag_size(self, root: CID) -> int:
+        """Bytes of every stored block under ``root`` (read from the size index, cheap)."""
+        with self._env.begin(db=self._sizes) as txn:
+            total = 0
+            for cid in self._reachable(root, []):
+                value = txn.get(bytes(cid))
+                total += _U64.unpack(value)[0] if value is not None else 0
+        return total
+
     def pin(self, root: CID, name: str = "") -> Pin:
         """Pin a complete DAG recursively so GC keeps every block of it."""
         missing = self.missing_blocks(root)

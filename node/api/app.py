@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from node.api.errors import ApiError, error_middleware
+from node.api.jobs import routes as job_routes
 from node.api.openapi import document
 from storage.cid import CID
 from storage.files import add_path, get_path
@@ -47,6 +48,7 @@ def build_app(service: NodeService) -> web.Application:
             web.delete("/v1/pins/{cid}", delete_pin),
             web.get("/v1/openapi.json", get_openapi),
             web.get("/metrics", get_metrics),
+            *job_routes(),
         ]
     )
     return app

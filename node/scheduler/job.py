@@ -156,6 +156,7 @@ class JobRecord:
     transitions: list[Transition] = field(default_factory=list)
     placement: list[dict[str, Any]] = field(default_factory=list)  # the last decision, explained
     results: dict[str, str] = field(default_factory=dict)  # node peer ID -> result CID
+    receipts: dict[str, str] = field(default_factory=dict)  # node peer ID -> CID of its signed receipt
 
     @property
     def state(self) -> JobState:
@@ -174,6 +175,7 @@ class JobRecord:
             "transitions": [{"state": t.state.value, "at": t.at, "reason": t.reason} for t in self.transitions],
             "placement": self.placement,
             "results": self.results,
+            "receipts": self.receipts,
         }
 
     @classmethod
@@ -184,4 +186,5 @@ class JobRecord:
             transitions=[Transition(JobState(t["state"]), float(t["at"]), t["reason"]) for t in record["transitions"]],
             placement=list(record.get("placement", [])),
             results=dict(record.get("results", {})),
+            receipts=dict(record.get("receipts", {})),
         )

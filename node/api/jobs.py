@@ -1,0 +1,117 @@
+"""Job routes: submit, status, placement explanation, receipt, cancel."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from node.api.errors import ApiError
+from node.scheduler.job import JobError, JobRecord, JobSpec
+from storage.cid import CID
+
+if TYPE_CHECKING:
+    from node.service import NodeService
+
+_SPEC_FIELDS = {"agent", "inputs", "args", "limits", "redundancy", "regions", "needs_gpu", "max_price", "deadline"}
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/v1/jobs", post_job),
+        web.get("/v1/jobs/{id}", get_job),
+        web.get("/v1/jobs/{id}/placement", get_placement),
+        web.get("/v1/jobs/{id}/receipt", get_receipt),
+        web.delete("/v1/jobs/{id}", delete_job),
+    ]
+
+
+def _service(request: web.Request) -> NodeService:
+    service: NodeService = request.app["service"]
+    if service.job_service is None:
+        raise ApiError(503, "not_ready", "the node is still starting")
+    return service
+
+
+def _job(request: web.Request) -> JobRecord:
+    job = _service(request).jobs.get(request.match_info["id"])
+    if job is None:
+        raise ApiError(404, "not_found", f"no job {request.match_info['id']!r} on this node")
+    return job
+
+
+def spec_from_json(body: Any) -> JobSpec:
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_job", "the body must be a JSON object")
+    unknown = set(body) - _SPEC_FIELDS
+    if unknown:
+        raise ApiError(400, "bad_job", f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_SPEC_FIELDS)}")
+    record = dict(body)
+    if "agent" not in record:
+        raise ApiError(400, "bad_job", "agent (the agent's CID) is required")
+    record["agent"] = CID.parse(record["agent"])
+    if not isinstance(record.get("inputs", {}), dict):
+        raise ApiError(400, "bad_job", "inputs must map names to CIDs")
+    record["inputs"] = {name: CID.parse(cid) for name, cid in record.get("inputs", {}).items()}
+    try:
+        return JobSpec.from_record(record)
+    except JobError as exc:
+        raise ApiError(400, "bad_job", str(exc)) from None
+
+
+def job_json(job: JobRecord) -> dict[str, Any]:
+    spec = job.spec
+    return {
+        "job_id": job.job_id,
+        "state": job.state.value,
+        "agent": str(spec.agent),
+        "inputs": {name: str(cid) for name, cid in spec.inputs.items()},
+        "redundancy": spec.redundancy,
+        "regions": list(spec.regions),
+        "results": job.results,
+        "receipts": job.receipts,
+        "result": next(iter(set(job.results.values())), None) if job.state.value == "done" else None,
+        "transitions": [{"state": t.state.value, "at": t.at, "reason": t.reason} for t in job.transitions],
+    }
+
+
+async def post_job(request: web.Request) -> web.Response:
+    service = _service(request)
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "bad_json", "the body is not valid JSON") from None
+    assert service.job_service is not None
+    job = service.job_service.submit(spec_from_json(body))
+    return web.json_response({"job_id": job.job_id, "state": job.state.value}, status=201)
+
+
+async def get_job(request: web.Request) -> web.Response:
+    return web.json_response(job_json(_job(request)))
+
+
+async def get_placement(request: web.Request) -> web.Response:
+    job = _job(request)
+    return web.json_response({"job_id": job.job_id, "candidates": job.placement})
+
+
+async def get_receipt(request: web.Request) -> web.Response:
+    """The signed receipt (dag-cbor) of the first node that returned the job's result."""
+    service, job = _service(request), _job(request)
+    if not job.receipts:
+        raise ApiError(404, "not_found", f"job {job.job_id} has no receipt yet (state {job.state.value})")
+    peer = request.query.get("node") or sorted(job.receipts)[0]
+    if peer not in job.receipts:
+        raise ApiError(404, "not_found", f"node {peer} returned no receipt for job {job.job_id}")
+    block = service.store.get(CID.parse(job.receipts[peer]))
+    return web.Response(body=block, content_type="application/cbor", headers={"X-Node": peer})
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    service = _service(request)
+    assert service.job_service is not None
+    job = service.job_service.cancel(request.match_info["id"])
+    if job is None:
+        raise ApiError(404, "not_found", f"no job {request.match_info['id']!r} on this node")
+    return web.json_response({"job_id": job.job_id, "state": job.state.value})

@@ -1,0 +1,126 @@
+"""The executing side of ``/mycel/job/1.0.0``: answer offers, run accepted jobs, return receipts.
+
+Messages are dag-cbor maps. ``{"op": "offer", "job_id", "spec"}`` is answered
+``{"accept": bool, "reason": str}`` (a node declines when it lacks the runtime, is
+outside the job's regions, or is full). ``{"op": "run", "job_id", "spec",
+"providers": [peer IDs]}`` fetches the agent and any missing inputs (every block
+verified), runs the agent in its sandbox, stores and provides the result, and answers
+``{"status", "result", "receipt", "logs"}``. Job ids are idempotent: a repeated
+``run`` gets the first run's answer (or waits for it), never a second run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from agents.bundle import open_bundle
+from agents.executor import Executor
+from agents.manifest import Limits
+from agents.runtime.base import RunRequest
+from node.exchange import BlockExchange
+from node.metrics import Metrics
+from node.scheduler.job import JobError, JobSpec
+from storage import dagcbor
+from storage.cid import CID
+from storage.errors import CodecError, StorageError
+
+log = logging.getLogger("mycelnet.jobs")
+
+PROTOCOL = "/mycel/job/1.0.0"
+LOG_RETURNED = 64 << 10
+
+
+class JobExecution:
+    def __init__(
+        self,
+        exchange: BlockExchange,
+        executor: Executor,
+        metrics: Metrics,
+        region: str,
+        slots: int,
+        provide: Callable[[CID], None],
+    ) -> None:
+        self.exchange = exchange
+        self.store = exchange.store
+        self.executor = executor
+        self.metrics = metrics
+        self.region = region
+        self.slots = slots
+        self.running = 0
+        self._provide = provide
+        self._answers: dict[str, dict[str, Any]] = {}
+        self._in_flight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+
+    async def handle(self, peer: str, request: bytes) -> list[bytes]:
+        try:
+            message = dagcbor.decode(request)
+            if not isinstance(message, dict) or not isinstance(message.get("job_id"), str):
+                raise JobError("a job message is a map with a job_id")
+            spec = JobSpec.from_record(message.get("spec"))
+        except (CodecError, JobError) as exc:
+            return [dagcbor.encode({"accept": False, "status": "failed: bad request", "reason": str(exc)})]
+        if message.get("op") == "offer":
+            return [dagcbor.encode(self.offer(message["job_id"], spec))]
+        if message.get("op") == "run":
+            providers = [p for p in message.get("providers", []) if isinstance(p, str)] + [peer]
+            return [dagcbor.encode(await self.run(message["job_id"], spec, providers))]
+        return [dagcbor.encode({"accept": False, "reason": "unknown op"})]
+
+    def offer(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
+        if job_id in self._answers or job_id in self._in_flight:
+            return {"accept": True, "reason": "already running or done here"}
+        if spec.regions and self.region not in spec.regions:
+            return {"accept": False, "reason": f"this node is in {self.region}, outside {list(spec.regions)}"}
+        if self.running >= self.slots:
+            return {"accept": False, "reason": f"full: {self.running} jobs on {self.slots} slots"}
+        return {"accept": True, "reason": "capacity available"}
+
+    async def run(self, job_id: str, spec: JobSpec, providers: list[str]) -> dict[str, Any]:
+        if job_id in self._answers:
+            return self._answers[job_id]
+        if job_id in self._in_flight:
+            return await asyncio.shield(self._in_flight[job_id])
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._in_flight[job_id] = future
+        self.running += 1
+        try:
+            answer = await self._execute(job_id, spec, providers)
+            self._answers[job_id] = answer
+            future.set_result(answer)
+            return answer
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters see it, nobody logs it as lost
+            raise
+        finally:
+            self.running -= 1
+            del self._in_flight[job_id]
+
+    async def _execute(self, job_id: str, spec: JobSpec, providers: list[str]) -> dict[str, Any]:
+        try:
+            for root in (spec.agent, *spec.inputs.values()):
+                if not self.store.has(root) or self.store.missing_blocks(root):
+                    holders = list(await self.exchange.holders(root)) or providers
+                    await self.exchange.fetch(root, holders)
+                    self.store.pin(root, f"job {job_id}")
+            bundle = open_bundle(self.store, spec.agent)
+            limits = bundle.manifest.limits
+            if spec.limits:
+                limits = Limits(**{**limits.__dict__, **{k: v for k, v in spec.limits.items() if hasattr(limits, k)}})
+            request = RunRequest(job_id, bundle, dict(spec.inputs), spec.args, limits=limits)
+            outcome = await asyncio.to_thread(self.executor.run, request)
+        except (StorageError, JobError, Exception) as exc:  # every failure is explained to the requester
+            log.warning("job %s failed before it ran: %s", job_id, exc)
+            return {"status": f"failed: {type(exc).__name__}: {exc}", "result": None, "receipt": None, "logs": b""}
+        if outcome.result is not None:
+            self._provide(outcome.result)
+        self.metrics.inc("jobs_executed_total", status=outcome.status.split(":")[0])
+        return {
+            "status": outcome.status,
+            "result": outcome.result,
+            "receipt": outcome.receipt,
+            "logs": outcome.logs[-LOG_RETURNED:],
+        }
