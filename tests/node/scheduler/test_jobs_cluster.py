@@ -1,0 +1,99 @@
+"""Jobs on a real 4-node cluster: placed by the data, never moving it, explained when refused."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from agents import receipt
+from node.cluster import http_json
+from tests.support import REPO_ROOT, CliRunner
+
+MIB = 1 << 20
+
+
+def post(url: str, body: Any, content_type: str = "application/json") -> tuple[int, dict[str, Any]]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def metric(api_url: str, name: str) -> float:
+    with urllib.request.urlopen(f"{api_url}/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+    return 0.0
+
+
+def wait_final(api_url: str, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = http_json(f"{api_url}/v1/jobs/{job_id}")
+        if job["state"] in ("done", "failed", "cancelled"):
+            return job  # type: ignore[no-any-return]
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish: {http_json(f'{api_url}/v1/jobs/{job_id}')}")
+
+
+def test_data_gravity_and_sovereignty(cluster: Any, mycel: CliRunner, tmp_path: Path) -> None:
+    nodes = cluster(4, regions=["us", "us", "ap", "us"])
+    requester, holder = nodes[0], nodes[2]
+    words = b"the quick brown fox jumps over the lazy dog\n" * (100 * MIB // 44)
+    status, uploaded = post(f"{holder.api_url}/v1/blobs", words, "application/octet-stream")
+    assert status == 201
+    dataset = uploaded["cid"]
+    agent = mycel(
+        "agent", "pack", REPO_ROOT / "examples" / "wasm-wordcount", data_dir_override=Path(requester.data_dir)
+    )
+    assert agent.returncode == 0, agent.stderr
+    agent_id = agent.stdout.strip()
+    before = {n.peer_id: metric(n.api_url, "mycel_bytes_out_total") for n in nodes}
+
+    status, submitted = post(f"{requester.api_url}/v1/jobs", {"agent": agent_id, "inputs": {"text": dataset}})
+    assert status == 201, submitted
+    job = wait_final(requester.api_url, submitted["job_id"])
+    assert job["state"] == "done", job["transitions"]
+    assert list(job["results"]) == [holder.peer_id]  # it ran where the data is
+    placement = http_json(f"{requester.api_url}/v1/jobs/{job['job_id']}/placement")["candidates"]
+    assert placement[0]["peer_id"] == holder.peer_id and placement[0]["moved_bytes"] == 0
+    moved = {n.peer_id: metric(n.api_url, "mycel_bytes_out_total") - before[n.peer_id] for n in nodes}
+    assert moved[holder.peer_id] < 1 * MIB  # only the result and receipt left the holder, never the dataset
+    assert sum(moved.values()) < 2 * MIB
+    with urllib.request.urlopen(f"{requester.api_url}/v1/jobs/{job['job_id']}/receipt", timeout=10) as response:
+        checked = receipt.verify(response.read())
+    assert checked.node == holder.peer_id and str(checked.result) == job["result"]
+
+    # the dataset is bound to the EU and no node is there: refused and explained, nothing moved
+    status, submitted = post(
+        f"{requester.api_url}/v1/jobs", {"agent": agent_id, "inputs": {"text": dataset}, "regions": ["eu"]}
+    )
+    job = wait_final(requester.api_url, submitted["job_id"])
+    assert job["state"] == "failed"
+    assert "may not leave eu" in job["transitions"][-1]["reason"]
+    assert metric(holder.api_url, "mycel_bytes_out_total") - before[holder.peer_id] < 1 * MIB
+
+
+def test_bad_job_requests_are_4xx(cluster: Any) -> None:
+    (node,) = cluster(1)
+    assert post(f"{node.api_url}/v1/jobs", {"inputs": {}})[0] == 400
+    assert post(f"{node.api_url}/v1/jobs", {"agent": "nope"})[0] == 400
+    assert post(f"{node.api_url}/v1/jobs", b"{not json")[0] == 400
+    status, body = post(
+        f"{node.api_url}/v1/jobs",
+        {"agent": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "surprise": 1},
+    )
+    assert status == 400 and "unknown field" in body["detail"]
+    try:
+        urllib.request.urlopen(f"{node.api_url}/v1/jobs/unknown", timeout=10)
+        raise AssertionError("expected 404")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
