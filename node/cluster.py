@@ -39,11 +39,18 @@ class ClusterNode:
     api: str
 
 
+_ISSUED: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A currently free TCP port on 127.0.0.1, never the same one twice in this process."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _ISSUED:
+            _ISSUED.add(port)
+            return port
 
 
 def start_node_process(
@@ -79,6 +86,20 @@ def wait_for_peers(api_url: str, expected: int, timeout: float) -> None:
     raise NodeError(f"node at {api_url} did not see {expected} peers within {timeout:.0f} s ({last or 'too few'})")
 
 
+def _wait_api(proc: subprocess.Popen[bytes], api_url: str, timeout: float) -> bool:
+    """True once the node answers; False if it exited first (e.g. its port was taken)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            http_json(f"{api_url}/v1/node", timeout=2)
+            return True
+        except (urllib.error.URLError, OSError, ValueError):
+            time.sleep(0.1)
+    return False
+
+
 def cluster_up(
     count: int, directory: Path, regions: list[str] | None = None, timeout: float = 60.0
 ) -> list[ClusterNode]:
@@ -89,11 +110,16 @@ def cluster_up(
         for index in range(count):
             data_dir = directory / f"node{index}"
             peer_id = load_or_create(data_dir).peer_id
-            p2p_port, api_port = free_port(), free_port()
-            listen = f"/ip4/127.0.0.1/tcp/{p2p_port}"
             region = (regions or [])[index] if regions and index < len(regions) else f"region-{index}"
             bootstrap = [node.multiaddr for node in nodes]
-            proc = start_node_process(data_dir, listen, f"127.0.0.1:{api_port}", bootstrap, region)
+            for attempt in range(3):  # a port handed out as free can be taken before the node binds it
+                p2p_port, api_port = free_port(), free_port()
+                listen = f"/ip4/127.0.0.1/tcp/{p2p_port}"
+                proc = start_node_process(data_dir, listen, f"127.0.0.1:{api_port}", bootstrap, region)
+                if _wait_api(proc, f"http://127.0.0.1:{api_port}", timeout):
+                    break
+                if attempt == 2:
+                    raise NodeError(f"node {index} did not start; see {data_dir / 'node.log'}")
             nodes.append(
                 ClusterNode(
                     index=index,

@@ -31,7 +31,8 @@ from storage.errors import StorageError
 log = logging.getLogger("mycelnet.jobs")
 
 OFFER_TIMEOUT = 10.0
-RUN_GRACE = 60.0  # on top of the agent's wall-clock limit: fetching inputs, staging, the receipt
+RUN_GRACE = 60.0
+RESUME_WAIT = 20.0  # on top of the agent's wall-clock limit: fetching inputs, staging, the receipt
 
 
 class JobService:
@@ -63,7 +64,7 @@ class JobService:
     def resume_unfinished(self) -> int:
         unfinished = self.jobs.unfinished()
         for job in unfinished:
-            self._start(job)
+            self._start(job, resumed=True)
         return len(unfinished)
 
     def cancel(self, job_id: str) -> JobRecord | None:
@@ -82,8 +83,8 @@ class JobService:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     # -- the job's life -------------------------------------------------------------------
-    def _start(self, job: JobRecord) -> None:
-        task = asyncio.create_task(self._drive(job))
+    def _start(self, job: JobRecord, resumed: bool = False) -> None:
+        task = asyncio.create_task(self._drive(job, resumed))
         self._tasks[job.job_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(job.job_id, None))
 
@@ -93,8 +94,10 @@ class JobService:
         for queue in self.events.get(job.job_id, []):
             queue.put_nowait({"state": state.value, "reason": reason})
 
-    async def _drive(self, job: JobRecord) -> None:
+    async def _drive(self, job: JobRecord, resumed: bool = False) -> None:
         try:
+            if resumed:
+                await self._await_previous_nodes(job)
             await self._place_and_run(job)
         except asyncio.CancelledError:
             raise
@@ -102,6 +105,16 @@ class JobService:
             log.exception("job %s", job.job_id)
             if not job.state.final:
                 self._move(job, JobState.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+
+    async def _await_previous_nodes(self, job: JobRecord, timeout: float = RESUME_WAIT) -> None:
+        """After a restart, give the nodes chosen before it time to be heard from again, so the
+        job goes back to them (they answer a repeated job id with the run they already did)."""
+        wanted = {r["peer_id"] for r in job.placement if r.get("verdict") == "chosen"} - {self.network.peer_id}
+        deadline = asyncio.get_running_loop().time() + timeout
+        while wanted - {record.peer_id for record in self.peers.alive()}:
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.2)
 
     async def _place_and_run(self, job: JobRecord) -> None:
         spec = job.spec

@@ -88,7 +88,8 @@ class JobExecution:
         self.running += 1
         try:
             answer = await self._execute(job_id, spec, providers)
-            self._answers[job_id] = answer
+            if answer.get("receipt") is not None:  # the agent ran: never run it again for this id
+                self._answers[job_id] = answer
             future.set_result(answer)
             return answer
         except BaseException as exc:
