@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from node.api.errors import ApiError
-from node.scheduler.job import JobError, JobRecord, JobSpec
+from node.scheduler.job import JobError, JobRecord, JobSpec, JobState
 from storage.cid import CID
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ def routes() -> list[web.RouteDef]:
         web.get("/v1/jobs/{id}/placement", get_placement),
         web.get("/v1/jobs/{id}/receipt", get_receipt),
         web.delete("/v1/jobs/{id}", delete_job),
+        web.get("/v1/jobs/{id}/events", get_events),
+        web.get("/v1/jobs/{id}/logs", get_logs),
     ]
 
 
@@ -115,3 +118,35 @@ async def delete_job(request: web.Request) -> web.Response:
     if job is None:
         raise ApiError(404, "not_found", f"no job {request.match_info['id']!r} on this node")
     return web.json_response({"job_id": job.job_id, "state": job.state.value})
+
+
+async def get_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: every state change so far, then each new one, until the job ends."""
+    service, job = _service(request), _job(request)
+    assert service.job_service is not None
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    listeners = service.job_service.events.setdefault(job.job_id, [])
+    listeners.append(queue)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    try:
+        for transition in job.transitions:
+            await response.write(_sse({"state": transition.state.value, "reason": transition.reason}))
+        current = service.jobs.get(job.job_id)
+        state = current.state if current else job.state
+        while not state.final:
+            event = await queue.get()
+            await response.write(_sse(event))
+            state = JobState(event["state"])
+    finally:
+        listeners.remove(queue)
+    return response
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    return f"event: state\ndata: {json.dumps(event)}\n\n".encode()
+
+
+async def get_logs(request: web.Request) -> web.Response:
+    job = _job(request)
+    return web.json_response({"job_id": job.job_id, "logs": job.logs})

@@ -203,6 +203,8 @@ class JobService:
         if not isinstance(answer, dict) or not isinstance(answer.get("status"), str):
             return None, "answered with a malformed result"
         status = answer["status"]
+        if isinstance(answer.get("logs"), bytes):
+            job.logs[peer] = answer["logs"].decode("utf-8", "replace")
         if status != "ok":
             return None, status
         result, signed = answer.get("result"), answer.get("receipt")

@@ -157,6 +157,7 @@ class JobRecord:
     placement: list[dict[str, Any]] = field(default_factory=list)  # the last decision, explained
     results: dict[str, str] = field(default_factory=dict)  # node peer ID -> result CID
     receipts: dict[str, str] = field(default_factory=dict)  # node peer ID -> CID of its signed receipt
+    logs: dict[str, str] = field(default_factory=dict)  # node peer ID -> the agent's (capped) output there
 
     @property
     def state(self) -> JobState:
@@ -176,6 +177,7 @@ class JobRecord:
             "placement": self.placement,
             "results": self.results,
             "receipts": self.receipts,
+            "logs": self.logs,
         }
 
     @classmethod
@@ -187,4 +189,5 @@ class JobRecord:
             placement=list(record.get("placement", [])),
             results=dict(record.get("results", {})),
             receipts=dict(record.get("receipts", {})),
+            logs=dict(record.get("logs", {})),
         )

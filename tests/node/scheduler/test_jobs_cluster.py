@@ -97,3 +97,31 @@ def test_bad_job_requests_are_4xx(cluster: Any) -> None:
         raise AssertionError("expected 404")
     except urllib.error.HTTPError as exc:
         assert exc.code == 404
+
+
+def test_job_cli_runs_explains_and_verifies_the_result(cluster: Any, mycel: CliRunner, tmp_path: Path) -> None:
+    nodes = cluster(2, regions=["eu", "us"])
+    requester, holder = nodes
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "a.txt").write_text("alpha beta beta\n")
+    data = mycel("put", tmp_path / "text", data_dir_override=Path(holder.data_dir)).stdout.strip()
+    wordcount = REPO_ROOT / "examples" / "wasm-wordcount"
+    agent = mycel("agent", "pack", wordcount, data_dir_override=Path(requester.data_dir)).stdout.strip()
+    api = ("--api", requester.api_url)
+    ran = mycel("job", "run", agent, "--input", f"text={data}", "--json", *api)
+    assert ran.returncode == 0, ran.stderr
+    job = json.loads(ran.stdout)
+    assert job["state"] == "done" and list(job["results"]) == [holder.peer_id]
+    explained = mycel("job", "explain", job["job_id"], *api)
+    assert explained.stdout.startswith(f"chosen   {holder.peer_id}") and "standby" in explained.stdout
+    status = mycel("job", "status", job["job_id"], *api)
+    assert "done" in status.stdout and "placing" in status.stdout
+    fetched = mycel("job", "result", job["job_id"], "-o", tmp_path / "result", *api)
+    assert fetched.returncode == 0, fetched.stderr
+    counts = json.loads((tmp_path / "result" / "counts.json").read_text())
+    assert counts["words"] == 3 and counts["top"][0] == ["beta", 2]
+    refused = mycel("job", "run", agent, "--input", f"text={data}", "--region", "mars", *api)
+    assert refused.returncode == 3 and "may not leave mars" in refused.stderr
+    with urllib.request.urlopen(f"{requester.api_url}/v1/jobs/{job['job_id']}/events", timeout=10) as response:
+        events = response.read().decode()
+    assert events.count("event: state") == len(job["transitions"]) and '"state": "done"' in events

@@ -1,0 +1,162 @@
+"""``mycel job run|status|explain|logs|result``: jobs through a node's HTTP API."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import click
+
+from node.cli.common import VerificationFailed
+
+API_OPTION = click.option(
+    "--api", "api_url", envvar="MYCEL_API", default="http://127.0.0.1:5080", show_default=True, help="Node API URL."
+)
+
+
+def _call(method: str, url: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            raw = response.read()
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("detail", exc.reason)
+        except ValueError:
+            detail = exc.reason
+        raise click.ClickException(f"{method} {url}: {exc.code} {detail}") from None
+    except urllib.error.URLError as exc:
+        raise click.ClickException(f"cannot reach the node API at {url}: {exc.reason}") from None
+    return json.loads(raw) if raw[:1] in (b"{", b"[") else raw
+
+
+@click.group("job")
+def job_group() -> None:
+    """Run jobs on the network and follow them."""
+
+
+@job_group.command("run")
+@click.argument("agent")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=CID", help="An input (repeatable).")
+@click.option("--arg", "args", multiple=True, help="An argument for the agent (repeatable).")
+@click.option("--redundancy", type=click.IntRange(1, 16), default=1, show_default=True)
+@click.option("--region", "regions", multiple=True, help="Regions the data may go to (repeatable).")
+@click.option("--wait/--no-wait", default=True, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@API_OPTION
+def job_run(
+    agent: str,
+    inputs: tuple[str, ...],
+    args: tuple[str, ...],
+    redundancy: int,
+    regions: tuple[str, ...],
+    wait: bool,
+    as_json: bool,
+    api_url: str,
+) -> None:
+    """Submit AGENT (its CID) on the inputs; the network runs it next to the data.
+
+    Example: mycel job run bafyrei... --input text=bafybei... --redundancy 2
+    """
+    named: dict[str, str] = {}
+    for item in inputs:
+        name, sep, cid = item.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"--input takes NAME=CID, got {item!r}")
+        named[name] = cid
+    body = {"agent": agent, "inputs": named, "args": list(args), "redundancy": redundancy, "regions": list(regions)}
+    job_id = _call("POST", f"{api_url}/v1/jobs", body)["job_id"]
+    if not wait:
+        click.echo(job_id)
+        return
+    job = _follow(api_url, job_id, quiet=as_json)
+    if as_json:
+        click.echo(json.dumps(job))
+    else:
+        click.echo(f"{job['state']}: {job['transitions'][-1]['reason']}")
+        if job.get("result"):
+            click.echo(f"result: {job['result']}")
+    if job["state"] != "done":
+        raise VerificationFailed(f"job {job_id} {job['state']}: {job['transitions'][-1]['reason']}")
+
+
+def _follow(api_url: str, job_id: str, quiet: bool) -> dict[str, Any]:
+    seen = 0
+    while True:
+        job: dict[str, Any] = _call("GET", f"{api_url}/v1/jobs/{job_id}")
+        for transition in job["transitions"][seen:]:
+            if not quiet:
+                click.echo(f"  {transition['state']:9} {transition['reason']}", err=True)
+        seen = len(job["transitions"])
+        if job["state"] in ("done", "failed", "cancelled"):
+            return job
+        time.sleep(0.2)
+
+
+@job_group.command("status")
+@click.argument("job_id")
+@API_OPTION
+def job_status(job_id: str, api_url: str) -> None:
+    """Show a job's state and history. Example: mycel job status 3f2a..."""
+    job = _call("GET", f"{api_url}/v1/jobs/{job_id}")
+    click.echo(f"job {job_id}: {job['state']}")
+    for transition in job["transitions"]:
+        click.echo(f"  {transition['state']:9} {transition['reason']}")
+
+
+@job_group.command("explain")
+@click.argument("job_id")
+@API_OPTION
+def job_explain(job_id: str, api_url: str) -> None:
+    """Why each node was chosen, kept as standby, or refused. Example: mycel job explain 3f2a..."""
+    for candidate in _call("GET", f"{api_url}/v1/jobs/{job_id}/placement")["candidates"]:
+        click.echo(f"{candidate['verdict']:8} {candidate['peer_id']}  {candidate['reason']}")
+
+
+@job_group.command("logs")
+@click.argument("job_id")
+@API_OPTION
+def job_logs(job_id: str, api_url: str) -> None:
+    """The agent's output on each node that ran it. Example: mycel job logs 3f2a..."""
+    for peer, text in _call("GET", f"{api_url}/v1/jobs/{job_id}/logs")["logs"].items():
+        click.echo(f"== {peer}")
+        click.echo(text, nl=False)
+
+
+@job_group.command("result")
+@click.argument("job_id")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="A new directory.")
+@API_OPTION
+def job_result(job_id: str, output: Path, api_url: str) -> None:
+    """Download a done job's result, check it hashes to its CID and that the receipt verifies.
+
+    Example: mycel job result 3f2a... -o ./result
+    """
+    import io
+    import tarfile
+
+    from agents import receipt
+    from storage.unixfs.importer import NullSink, import_path
+
+    job = _call("GET", f"{api_url}/v1/jobs/{job_id}")
+    if job["state"] != "done":
+        raise click.ClickException(f"job {job_id} is {job['state']}, not done")
+    checked = receipt.verify(_call("GET", f"{api_url}/v1/jobs/{job_id}/receipt"))
+    if str(checked.result) != job["result"]:
+        raise VerificationFailed(f"the receipt names {checked.result}, the job {job['result']}")
+    archive = _call("GET", f"{api_url}/v1/blobs/{job['result']}")
+    output.mkdir(parents=True, exist_ok=False)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(output, filter="data")
+    actual = import_path(output, NullSink()).cid
+    if str(actual) != job["result"]:
+        raise VerificationFailed(f"downloaded result hashes to {actual}, not {job['result']}")
+    click.echo(f"{output}: {actual} verified; receipt signed by {checked.node}")
+
+
+COMMANDS = [job_group]
