@@ -222,6 +222,13 @@ class JobService:
         job.receipts[peer] = str(receipt_cid)
         return result, "ok"
 
+    async def _rtt(self, peer: str) -> float | None:
+        """Round trip to a candidate over libp2p (None when it does not answer in time)."""
+        try:
+            return await asyncio.wait_for(self.network.ping(peer), 2.0)
+        except (NetworkError, TimeoutError):
+            return None
+
     async def _candidates(self, spec: JobSpec) -> tuple[list[Candidate], int]:
         """Candidates from signed announcements (and this node), with the input bytes each holds."""
         own = self.own()
@@ -238,6 +245,11 @@ class JobService:
                 gpus=int(capacity.get("gpus", 0)),
                 price=int(a.get("price", 0)),
             )
+        others = [peer for peer in candidates if peer != own.peer_id]
+        rtts = await asyncio.gather(*(self._rtt(peer) for peer in others))
+        for peer, rtt in zip(others, rtts, strict=True):
+            if rtt is not None:
+                candidates[peer] = Candidate(**{**candidates[peer].__dict__, "rtt": rtt})
         held: dict[str, int] = dict.fromkeys(candidates, 0)
         total = 0
         for cid in spec.inputs.values():
