@@ -32,6 +32,7 @@ bench: setup
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/network.py
 	$(BIN)/python bench/runtime.py
+	$(BIN)/python bench/jobs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

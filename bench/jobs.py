@@ -1,0 +1,136 @@
+"""Jobs benchmark: end-to-end latency, throughput, and bytes moved by data gravity.
+
+1. Latency: a trivial wasm agent whose input lives on node 1, submitted to node 0, 100
+   jobs one after another; submit -> done with a verified result CID (the receipt is
+   checked by the requester). Median and p99, against the same agent run in process
+   (executor only) in the same run.
+2. Throughput: jobs per second a 3-node cluster sustains with 12 in flight.
+3. Data gravity: bytes moved for one job over a 64 MiB dataset, against the bytes a
+   "ship the data to the requester" design would move (the dataset itself).
+
+Usage: python bench/jobs.py [--jobs 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import nacl.signing  # noqa: E402
+
+from agents.bundle import pack  # noqa: E402
+from agents.executor import Executor  # noqa: E402
+from agents.runtime.base import RunRequest  # noqa: E402
+from agents.runtime.wasm import WasmRuntime  # noqa: E402
+from node.cluster import cluster_down, cluster_up, http_json  # noqa: E402
+from storage.blockstore import BlockStore  # noqa: E402
+from storage.files import add_path  # noqa: E402
+
+MIB = 1 << 20
+
+
+def _post(url: str, body: object, content_type: str = "application/json") -> dict[str, object]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def _run_job(api: str, body: dict[str, object]) -> float:
+    started = time.perf_counter()
+    job_id = _post(f"{api}/v1/jobs", body)["job_id"]
+    while True:
+        job = http_json(f"{api}/v1/jobs/{job_id}")
+        if job["state"] in ("done", "failed", "cancelled"):
+            if job["state"] != "done":
+                raise SystemExit(f"job failed: {job['transitions'][-1]}")
+            return time.perf_counter() - started
+        time.sleep(0.002)
+
+
+def _metric(api: str, name: str) -> float:
+    with urllib.request.urlopen(f"{api}/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+    return 0.0
+
+
+def _pack_on(data_dir: str) -> str:
+    with BlockStore(Path(data_dir) / "blocks") as store:
+        return str(pack(REPO / "bench" / "agents" / "trivial-wasm", store).agent_id)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=100)
+    count = parser.parse_args().jobs
+    work = Path(tempfile.mkdtemp(prefix="mycel-jobs-bench-"))
+    try:
+        # in-process baseline: the executor alone, same agent, same tiny input
+        store = BlockStore(work / "local")
+        (work / "tiny.txt").write_text("x")
+        tiny_local = add_path(store, work / "tiny.txt").cid
+        bundle = pack(REPO / "bench" / "agents" / "trivial-wasm", store)
+        executor = Executor(store, {"wasm": WasmRuntime()}, nacl.signing.SigningKey.generate(), work)
+        executor.run(RunRequest("warm", bundle, {"in": tiny_local}))
+        local = []
+        for i in range(count):
+            started = time.perf_counter()
+            executor.run(RunRequest(f"local-{i}", bundle, {"in": tiny_local}))
+            local.append(time.perf_counter() - started)
+        store.close()
+
+        nodes = cluster_up(3, work / "cluster", regions=["eu", "eu", "eu"])
+        try:
+            requester, holder = nodes[0], nodes[1]
+            agent = _pack_on(requester.data_dir)
+            tiny = _post(f"{holder.api_url}/v1/blobs", b"x", "application/octet-stream")["cid"]
+            body = {"agent": agent, "inputs": {"in": tiny}}
+            _run_job(requester.api_url, body)  # warm-up: agent fetched, module compiled
+            remote = [_run_job(requester.api_url, body) for _ in range(count)]
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(12) as pool:
+                list(pool.map(lambda _: _run_job(requester.api_url, body), range(count)))
+            throughput = count / (time.perf_counter() - started)
+
+            dataset = _post(
+                f"{holder.api_url}/v1/blobs", bytes(range(256)) * (64 * MIB // 256), "application/octet-stream"
+            )
+            before = sum(_metric(n.api_url, "mycel_bytes_out_total") for n in nodes)
+            _run_job(requester.api_url, {"agent": agent, "inputs": {"in": dataset["cid"]}})
+            moved = sum(_metric(n.api_url, "mycel_bytes_out_total") for n in nodes) - before
+        finally:
+            cluster_down(work / "cluster")
+
+        def stats(samples: list[float]) -> tuple[float, float]:
+            ordered = sorted(samples)
+            return statistics.median(ordered) * 1000, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+        (rm, rp), (lm, lp) = stats(remote), stats(local)
+        print(f"trivial wasm job, {count} jobs           median ms    p99 ms")
+        print(f"  across 2 nodes (submit -> done)    {rm:9.1f} {rp:9.1f}   ratio to in-process {rm / lm:.1f}x")
+        print(f"  in process (executor only)         {lm:9.1f} {lp:9.1f}")
+        print(f"throughput, 3-node cluster, 12 in flight: {throughput:.1f} jobs/s")
+        print(
+            f"data gravity, 64 MiB dataset: {moved / 1e6:.2f} MB moved vs {64 * MIB / 1e6:.1f} MB to ship the data "
+            f"({moved / (64 * MIB):.4f} of the baseline)"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
