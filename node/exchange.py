@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,6 +49,7 @@ class BlockExchange:
         self.store = store
         self.network = network
         self.metrics = metrics
+        self.bandwidth: dict[str, float] = {}  # bytes/s measured on past fetches, per peer
         network.handle(PROTOCOL, self._serve)
 
     # -- serving ---------------------------------------------------------------------
@@ -163,14 +165,25 @@ class BlockExchange:
         while candidates:
             provider = candidates[0]
             try:
+                started = time.perf_counter()
                 frames = await self.network.request(provider, PROTOCOL, dagcbor.encode({"want": batch}))
-                return self._parse(frames, batch, provider)
+                blocks = self._parse(frames, batch, provider)
+                self._observe(provider, sum(len(data) for _, data in blocks), time.perf_counter() - started)
+                return blocks
             except (NetworkError, _BadProvider) as exc:
                 if provider in candidates:  # a concurrent batch may have dropped it already
                     log.warning("dropping provider %s for this fetch: %s", provider, exc)
                     candidates.remove(provider)
                     stats.bad_providers += 1
         raise NetworkError(f"no provider could supply {len(batch)} block(s), first {batch[0]}")
+
+    def _observe(self, peer: str, size: int, seconds: float) -> None:
+        """Keep a moving average of the transfer rate from each peer (for placement)."""
+        if size < (256 << 10) or seconds <= 0:
+            return  # too small to say anything about bandwidth
+        rate = size / seconds
+        previous = self.bandwidth.get(peer)
+        self.bandwidth[peer] = rate if previous is None else 0.7 * previous + 0.3 * rate
 
     def _parse(self, frames: list[bytes], batch: list[CID], provider: str) -> list[tuple[CID, bytes]]:
         wanted = set(batch)

@@ -15,7 +15,7 @@ class Candidate:
     gpus: int = 0
     price: int = 0  # per CPU-second, in wei
     held_bytes: int = 0  # bytes of this job's inputs the node already stores
-    bandwidth: float = 50e6  # bytes/s it could fetch the rest at (measured, or a default)
+    bandwidth: float = 50e6  # bytes/s: measured on past fetches from the peer, else this estimate
     rtt: float = 0.005  # seconds, from libp2p ping
     queue_wait: float = 0.0  # seconds until it could start
 

@@ -250,6 +250,10 @@ class JobService:
         for peer, rtt in zip(others, rtts, strict=True):
             if rtt is not None:
                 candidates[peer] = Candidate(**{**candidates[peer].__dict__, "rtt": rtt})
+            if peer in self.exchange.bandwidth:  # measured on earlier fetches from that peer
+                candidates[peer] = Candidate(
+                    **{**candidates[peer].__dict__, "bandwidth": self.exchange.bandwidth[peer]}
+                )
         held: dict[str, int] = dict.fromkeys(candidates, 0)
         total = 0
         for cid in spec.inputs.values():

@@ -63,6 +63,7 @@ async def test_dag_fetched_and_verified(trio_peers: tuple[Peer, Peer, Peer], tmp
     assert await fetcher.exchange.find_providers(root) == [honest.network.peer_id]
     stats = await fetcher.exchange.fetch(root)
     assert stats.blocks_fetched == 9 and stats.bad_providers == 0
+    assert fetcher.exchange.bandwidth[honest.network.peer_id] > 1e6  # measured, for placement
     assert b"".join(cat(fetcher.store, root)) == (tmp_path / "f").read_bytes()
     again = await fetcher.exchange.fetch(root)  # resumes: nothing left to move
     assert again.blocks_fetched == 0 and again.blocks_local == 9
