@@ -98,7 +98,7 @@ def demo_cmd(keep: bool) -> None:
         edge.close()
         hub.close()
     console.print(table)
-    console.print("The networked demo (3 nodes, scheduler, chain) arrives with the node daemon.")
+    console.print("Next: the networked demo (3 nodes, scheduler, chain). Meanwhile try `mycel cluster up`.")
     if keep:
         console.print(f"demo files kept in {workdir}")
     else:
