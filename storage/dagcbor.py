@@ -113,7 +113,9 @@ def _normalise(value: Value, depth: int) -> Any:
     raise CodecError(f"{type(value).__name__} has no DAG-CBOR representation")
 
 
-def _tag_hook(tag: cbor2.CBORTag, immutable: bool = False) -> Any:
+def _tag_hook(*args: Any) -> Any:
+    # cbor2 6 calls hook(tag, immutable), cbor2 5 (which vyper pins) hook(decoder, tag)
+    tag = next(arg for arg in args if isinstance(arg, cbor2.CBORTag))
     if tag.tag != CID_TAG:
         raise CodecError(f"tag {tag.tag} is not allowed in DAG-CBOR (only tag 42 for CIDs)")
     raw = tag.value

@@ -1,0 +1,149 @@
+"""The settlement contract on web3's in-process EVM (eth-tester + py-evm)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from eth_account import Account
+from web3 import EthereumTesterProvider, Web3
+
+from contracts.authorization import JobAuthorization, digest, sign
+from contracts.build import compile_source, load_artifact
+from contracts.ledger import ClaimRequest, Ledger
+
+ETHER = 10**18
+
+
+@dataclass
+class Chain:
+    w3: Web3
+    ledger: Ledger
+    client: Any  # LocalAccount
+    node: str
+    other_node: str
+    chain_id: int
+
+
+@pytest.fixture
+def chain() -> Iterator[Chain]:
+    w3 = Web3(EthereumTesterProvider())
+    accounts = w3.eth.accounts
+    client = Account.create()
+    w3.eth.send_transaction({"from": accounts[0], "to": client.address, "value": 100 * ETHER})
+    ledger = Ledger.deploy(w3, accounts[0])
+    yield Chain(w3, ledger, client, accounts[1], accounts[2], w3.eth.chain_id)
+
+
+def _now(chain: Chain) -> int:
+    return int(chain.w3.eth.get_block("latest")["timestamp"])
+
+
+def _deposit(chain: Chain, amount: int) -> None:
+    tx = chain.ledger.contract.functions.deposit().build_transaction(
+        {
+            "from": chain.client.address,
+            "value": amount,
+            "nonce": chain.w3.eth.get_transaction_count(chain.client.address),
+        }
+    )
+    signed = chain.client.sign_transaction(tx)
+    chain.w3.eth.wait_for_transaction_receipt(chain.w3.eth.send_raw_transaction(signed.raw_transaction))
+
+
+def _request(chain: Chain, nonce: int, amount: int = 10, max_amount: int = 100, node: str | None = None,
+             expiry: int | None = None) -> ClaimRequest:  # fmt: skip
+    auth = JobAuthorization(
+        os.urandom(32), chain.client.address, node or chain.node, max_amount, expiry or _now(chain) + 3600, nonce
+    )
+    signed = sign(auth, chain.client.key, chain.chain_id, chain.ledger.address)
+    return ClaimRequest(signed, amount, b"\x01\x70\x12\x20" + os.urandom(32), os.urandom(32))
+
+
+def test_artifact_matches_a_fresh_compile() -> None:
+    assert compile_source()["bytecode"] == load_artifact()["bytecode"]
+
+
+def test_digest_matches_the_contract(chain: Chain) -> None:
+    auth = JobAuthorization(b"\x07" * 32, chain.client.address, chain.node, 5, 123, 9)
+    on_chain = chain.ledger.contract.functions.authorization_digest(
+        auth.job_id, auth.client, auth.node, auth.max_amount, auth.expiry, auth.nonce
+    ).call()
+    assert bytes(on_chain) == digest(auth, chain.chain_id, chain.ledger.address)
+
+
+def test_claim_pays_the_node_and_emits_settled(chain: Chain) -> None:
+    _deposit(chain, 1000)
+    request = _request(chain, nonce=0, amount=40)
+    receipt = chain.ledger.claim(chain.node, request)
+    assert chain.ledger.balance(chain.client.address) == 960 and chain.ledger.earnings(chain.node) == 40
+    (event,) = chain.ledger.contract.events.Settled().process_receipt(receipt)
+    assert event["args"]["resultCid"] == request.result_cid and event["args"]["amount"] == 40
+    assert event["args"]["node"] == chain.node and event["args"]["receiptHash"] == request.receipt_hash
+
+
+def _refused(chain: Chain, node: str, request: ClaimRequest, reason: str) -> None:
+    with pytest.raises(Exception, match=reason):
+        chain.ledger.claim(node, request)
+
+
+def test_refusals(chain: Chain) -> None:
+    _deposit(chain, 100)
+    first = _request(chain, nonce=1, amount=10)
+    chain.ledger.claim(chain.node, first)
+    _refused(chain, chain.node, first, "already claimed")  # replay of the same authorisation
+    _refused(chain, chain.node, _request(chain, nonce=2, amount=101, max_amount=100), "above the authorised maximum")
+    _refused(chain, chain.node, _request(chain, nonce=3, amount=95, max_amount=200), "balance too low")
+    _refused(chain, chain.other_node, _request(chain, nonce=4), "not the client's for this node")  # another node
+    forged = _request(chain, nonce=5)
+    forged = ClaimRequest(
+        type(forged.signed)(forged.signed.authorization, forged.signed.v, forged.signed.r, os.urandom(32)),
+        forged.amount, forged.result_cid, forged.receipt_hash,
+    )  # fmt: skip
+    _refused(chain, chain.node, forged, "signature")
+    _refused(chain, chain.node, _request(chain, nonce=6, expiry=_now(chain) - 1), "expired")
+    _refused(chain, chain.node, _request(chain, nonce=7, expiry=_now(chain) + 30 * 86400), "too far ahead")
+    assert chain.ledger.balance(chain.client.address) == 90 and chain.ledger.earnings(chain.node) == 10
+
+
+def test_batch_settles_many_and_refuses_a_double_inside(chain: Chain) -> None:
+    _deposit(chain, 10_000)
+    batch = [_request(chain, nonce=100 + i, amount=5) for i in range(20)]
+    chain.ledger.claim_batch(chain.node, batch)
+    assert chain.ledger.earnings(chain.node) == 100
+    with pytest.raises(Exception, match="already claimed"):
+        chain.ledger.claim_batch(chain.node, [_request(chain, nonce=200), batch[0]])
+    assert chain.ledger.earnings(chain.node) == 100  # the whole batch reverted
+
+
+def test_withdrawal_waits_out_every_authorisation(chain: Chain) -> None:
+    _deposit(chain, 100)
+    functions = chain.ledger.contract.functions
+    pending = _request(chain, nonce=300, amount=30)  # accepted by the node before the withdrawal
+    _send = chain.client.sign_transaction
+
+    def client_call(call: Any) -> None:
+        tx = call.build_transaction(
+            {"from": chain.client.address, "nonce": chain.w3.eth.get_transaction_count(chain.client.address)}
+        )
+        chain.w3.eth.wait_for_transaction_receipt(chain.w3.eth.send_raw_transaction(_send(tx).raw_transaction))
+
+    client_call(functions.request_withdrawal(100))
+    with pytest.raises(Exception, match="still locked"):
+        client_call(functions.withdraw())
+    chain.ledger.claim(chain.node, pending)  # the node still gets paid during the delay
+    chain.w3.provider.ethereum_tester.time_travel(_now(chain) + 8 * 86400 + 1)  # type: ignore[union-attr]
+    chain.w3.provider.ethereum_tester.mine_blocks()  # type: ignore[union-attr]
+    client_call(functions.withdraw())
+    assert chain.ledger.balance(chain.client.address) == 0 and chain.ledger.earnings(chain.node) == 30
+
+
+def test_registry_binds_an_address_to_a_peer_id(chain: Chain) -> None:
+    peer = b"12D3KooWBtg3aaRMjxwedh83aGiUkwSxDwUZkzuJcfaqUmo7R3pq"
+    receipt = chain.ledger.register(chain.node, peer, os.urandom(64))
+    assert chain.ledger.contract.functions.peerIdOf(chain.node).call() == peer
+    (event,) = chain.ledger.contract.events.NodeRegistered().process_receipt(receipt)
+    assert event["args"]["peerId"] == peer
