@@ -61,10 +61,8 @@ class BlockExchange:
         if not isinstance(message, dict):
             return []
         if isinstance(message.get("have"), list) and message["have"] and isinstance(message["have"][0], CID):
-            root = message["have"][0]
-            if not self.store.has(root) or self.store.missing_blocks(root):
-                return [b"\x00"]
-            return [b"\x01" + encode_uvarint(self.store.dag_size(root))]  # holder of the whole DAG, and its size
+            size = self.store.complete_dag_size(message["have"][0])
+            return [b"\x00" if size is None else b"\x01" + encode_uvarint(size)]  # whole DAG held, and its size
         wants = message.get("want")
         if not isinstance(wants, list) or len(wants) > MAX_WANT:
             return []
@@ -99,9 +97,6 @@ class BlockExchange:
             return decode_uvarint(frames[0], 1)[0]
         except StorageError:
             return None
-
-    async def has(self, peer: str, cid: CID) -> bool:
-        return await self.probe(peer, cid) is not None
 
     async def find_providers(self, cid: CID) -> list[str]:
         """Peers that hold ``cid``: DHT provider records, then connected peers asked directly.

@@ -59,6 +59,7 @@ class NodeService:
         self.data_dir = config.data_dir
         self.identity = load_or_create(self.data_dir)
         self.metrics = Metrics()
+        self.cpu_cores = int(config.get("capacity", "cpu_cores")) or (os.cpu_count() or 1)  # 0 = detect
         quota = int(config.get("storage", "quota_bytes")) or None
         self.store = BlockStore(
             self.data_dir / "blocks", quota=quota, verify_on_get=bool(config.get("storage", "verify_on_get"))
@@ -93,8 +94,9 @@ class NodeService:
         runtimes = {"wasm": WasmRuntime(self.data_dir / "wasm-cache"), "python": self.python_runtime}
         executor = Executor(self.store, runtimes, self.identity.signing_key, self.data_dir / "work")  # type: ignore[arg-type]
         (self.data_dir / "work").mkdir(exist_ok=True)
-        slots = int(self.config.raw["capacity"]["cpu_cores"]) or (os.cpu_count() or 1)
-        self.execution = JobExecution(self.exchange, executor, self.metrics, self.config.region, slots, self.provide)
+        self.execution = JobExecution(
+            self.exchange, executor, self.metrics, self.config.region, self.cpu_cores, self.provide
+        )
         self.job_service = JobService(self.jobs, self.network, self.exchange, self.peers, self.execution, self._own)
         await self.network.start()
         host, port = self.config.api_host_port
@@ -146,7 +148,7 @@ class NodeService:
 
     async def ensure_local(self, root: CID) -> None:
         """Fetch the DAG under ``root`` from peers unless every block is already here."""
-        if self.store.has(root) and not self.store.missing_blocks(root):
+        if not self.store.missing_blocks(root):  # includes the root itself when absent
             return
         await self.exchange.fetch(root)
         self.provide(root)
@@ -170,7 +172,7 @@ class NodeService:
             peer_id=self.identity.peer_id,
             region=self.config.region,
             runtimes=RUNTIMES,
-            cpu_cores=int(capacity["cpu_cores"]) or (os.cpu_count() or 1),
+            cpu_cores=self.cpu_cores,
             running_jobs=self.execution.running if self.execution else 0,
             gpus=int(capacity["gpus"]),
             price=int(capacity["price_per_cpu_second"]),
@@ -224,7 +226,7 @@ class NodeService:
             "region": self.config.region,
             "runtimes": list(RUNTIMES),
             "capacity": {
-                "cpu_cores": int(capacity["cpu_cores"]) or (os.cpu_count() or 1),
+                "cpu_cores": self.cpu_cores,
                 "memory_mib": int(capacity["memory_mib"]) or _memory_mib(),
                 "gpus": int(capacity["gpus"]),
             },

@@ -222,13 +222,19 @@ class BlockStore:
             continue
         return missing
 
-    def dag_size(self, root: CID) -> int:
-        """Bytes of every stored block under ``root`` (read from the size index, cheap)."""
+    def complete_dag_size(self, root: CID) -> int | None:
+        """Bytes of the DAG under ``root`` if every block is stored, else None (one walk, size index only)."""
+        missing: list[CID] = []
+        present = list(self._reachable(root, missing))
+        if missing:
+            return None
+        total = 0
         with self._env.begin(db=self._sizes) as txn:
-            total = 0
-            for cid in self._reachable(root, []):
-                value = txn.get(bytes(cid))
-                total += _U64.unpack(value)[0] if value is not None else 0
+            for cid in present:
+                size = txn.get(bytes(cid))
+                if size is None:  # deleted (GC) since the walk
+                    return None
+                total += _U64.unpack(size)[0]
         return total
 
     def pin(self, root: CID, name: str = "") -> Pin:

@@ -258,8 +258,9 @@ class JobService:
         total = 0
         for cid in spec.inputs.values():
             holders = await self.exchange.holders(cid)
-            if self.exchange.store.has(cid) and not self.exchange.store.missing_blocks(cid):
-                holders[own.peer_id] = self.exchange.store.dag_size(cid)
+            own_size = self.exchange.store.complete_dag_size(cid)
+            if own_size is not None:
+                holders[own.peer_id] = own_size
             size = max(holders.values(), default=0)
             total += size
             for peer, held_size in holders.items():

@@ -103,7 +103,7 @@ class JobExecution:
     async def _execute(self, job_id: str, spec: JobSpec, providers: list[str]) -> dict[str, Any]:
         try:
             for root in (spec.agent, *spec.inputs.values()):
-                if not self.store.has(root) or self.store.missing_blocks(root):
+                if self.store.missing_blocks(root):  # includes the root itself when absent
                     holders = list(await self.exchange.holders(root)) or providers
                     await self.exchange.fetch(root, holders)
                     self.store.pin(root, f"job {job_id}")
