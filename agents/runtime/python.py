@@ -54,15 +54,17 @@ def _probe(args: list[str]) -> bool:
         return False
 
 
+def unshare_command() -> list[str]:
+    """Own network, PID, IPC and UTS namespaces; without root, inside a user namespace."""
+    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    return ["unshare", *user, "--net", "--pid", "--fork", "--ipc", "--uts", "--kill-child"]
+
+
 def detect_layers() -> dict[str, str]:
     """Which layers this host supports, with a reason for each one that is off."""
     layers: dict[str, str] = {"rlimits": "on"}
-    unshare = shutil.which("unshare")
-    if os.geteuid() == 0:
-        base = [unshare or "unshare", "--net", "--pid", "--fork", "--ipc", "--uts", "--kill-child"]
-    else:
-        base = [unshare or "unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--ipc", "--uts"]
-    layers["namespaces"] = "on" if unshare and _probe([*base, "true"]) else "off: unshare not permitted here"
+    usable = shutil.which("unshare") and _probe([*unshare_command(), "true"])
+    layers["namespaces"] = "on" if usable else "off: unshare not permitted here"
     abi = landlock.abi_version()
     layers["landlock"] = f"on (ABI {abi})" if abi else "off: kernel has no Landlock"
     layers["seccomp"] = "on" if seccomp.supported() else f"off: no filter for {platform.machine()}"
@@ -139,11 +141,7 @@ class PythonRuntime:
         )
 
     def _namespace_prefix(self) -> list[str]:
-        if "namespaces" not in self.active:
-            return []
-        if os.geteuid() == 0:
-            return ["unshare", "--net", "--pid", "--fork", "--ipc", "--uts", "--kill-child"]
-        return ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--ipc", "--uts", "--kill-child"]
+        return unshare_command() if "namespaces" in self.active else []
 
     def _read_only_paths(self, workspace: Workspace) -> list[str]:
         paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["stdlib"]}
