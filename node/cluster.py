@@ -160,7 +160,7 @@ def stop_process(pid: int, timeout: float = 15.0) -> bool:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not process_alive(pid):
             return False
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
@@ -168,7 +168,8 @@ def stop_process(pid: int, timeout: float = 15.0) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (reaped or zombie counts as gone)."""
     try:
         finished, _ = os.waitpid(pid, os.WNOHANG)
         if finished:

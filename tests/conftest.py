@@ -39,7 +39,7 @@ def mycel(tmp_path: Path) -> CliRunner:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Callable[..., list[Any]]]:
     """Start real node processes with ``cluster(n)``; all are stopped (and checked gone) after the test."""
-    from node.cluster import cluster_down, cluster_up, read_cluster_file
+    from node.cluster import cluster_down, cluster_up, process_alive, read_cluster_file
 
     directories: list[Path] = []
 
@@ -54,16 +54,5 @@ def cluster(tmp_path: Path) -> Iterator[Callable[..., list[Any]]]:
         with contextlib.suppress(Exception):
             pids += [node.pid for node in read_cluster_file(directory)]
         cluster_down(directory)
-    leftovers = [pid for pid in pids if _process_alive(pid)]
+    leftovers = [pid for pid in pids if process_alive(pid)]
     assert not leftovers, f"node processes left running: {leftovers}"
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
-            return False
-    return True

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 VECTORS = Path(__file__).parent / "vectors"
 REPO_ROOT = Path(__file__).parent.parent
@@ -56,3 +57,36 @@ def run_cli(
         timeout=timeout,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def announcement_payload(peer_id: str, **changes: Any) -> dict[str, Any]:
+    """A well-formed node announcement payload (sign it with node.announce.sign)."""
+    base: dict[str, Any] = {
+        "peer": peer_id,
+        "addrs": ["/ip4/127.0.0.1/tcp/1"],
+        "region": "eu",
+        "runtimes": ["wasm"],
+        "capacity": {"cpu_cores": 2},
+        "load": {"running_jobs": 0},
+        "price": 0,
+        "api": "v1",
+        "seq": 1,
+        "time": 0,
+    }
+    base.update(changes)
+    return base
+
+
+def gossip_peer(identity: Any) -> Any:
+    """A libp2p peer on the announcement topic whose own validator lets anything out,
+    so tests can publish forged or malformed announcements and see the nodes refuse them."""
+    from node import announce
+    from node.p2p.network import P2PNetwork
+
+    network = P2PNetwork(identity, ["/ip4/127.0.0.1/tcp/0"])
+
+    async def ignore(origin: str, data: bytes) -> None:
+        return None
+
+    network.subscribe(announce.TOPIC, lambda origin, data: True, ignore)
+    return network

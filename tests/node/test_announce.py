@@ -9,26 +9,14 @@ from node.announce import AnnouncementError, AnnouncementValidator, PeerTable
 from node.identity import NodeIdentity
 from node.metrics import Metrics
 from storage import dagcbor
+from tests.support import announcement_payload
 
 ALICE = NodeIdentity.from_seed(bytes(32))
 MALLORY = NodeIdentity.from_seed(bytes([7]) * 32)
 
 
 def payload(identity: NodeIdentity = ALICE, seq: int = 1, **changes: Any) -> dict[str, Any]:
-    base = {
-        "peer": identity.peer_id,
-        "addrs": ["/ip4/127.0.0.1/tcp/1"],
-        "region": "eu",
-        "runtimes": ["wasm"],
-        "capacity": {"cpu_cores": 2},
-        "load": {"running_jobs": 0},
-        "price": 0,
-        "api": "v1",
-        "seq": seq,
-        "time": 0,
-    }
-    base.update(changes)
-    return base
+    return announcement_payload(identity.peer_id, seq=seq, **changes)
 
 
 def test_round_trip() -> None:

@@ -17,8 +17,7 @@ import pytest
 from node import announce
 from node.cluster import free_port, http_json, start_node_process, stop_process, wait_for_peers
 from node.identity import NodeIdentity, load_or_create
-from node.p2p.network import P2PNetwork
-from tests.support import seeded_bytes
+from tests.support import announcement_payload, gossip_peer, seeded_bytes
 
 
 def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -113,29 +112,13 @@ def test_forged_and_malformed_announcements_are_rejected_and_counted(cluster: An
     target = nodes[0]
 
     async def inject() -> None:
-        injector = P2PNetwork(NodeIdentity(nacl.signing.SigningKey.generate()), ["/ip4/127.0.0.1/tcp/0"])
-
-        async def ignore(origin: str, data: bytes) -> None:
-            return None
-
-        injector.subscribe(announce.TOPIC, lambda origin, data: True, ignore)
+        injector = gossip_peer(NodeIdentity(nacl.signing.SigningKey.generate()))
         await injector.start()
         try:
             await injector.connect(target.multiaddr)
             await asyncio.sleep(2.5)  # let the gossip mesh form
             mallory = NodeIdentity.from_seed(bytes([9]) * 32)
-            claims_injector = {
-                "peer": injector.peer_id,
-                "addrs": [],
-                "region": "x",
-                "runtimes": [],
-                "capacity": {},
-                "load": {},
-                "price": 0,
-                "api": "v1",
-                "seq": 1,
-                "time": 0,
-            }
+            claims_injector = announcement_payload(injector.peer_id, addrs=[], region="x")
             await injector.publish(announce.TOPIC, announce.sign(mallory, claims_injector))  # bad signature
             await injector.publish(announce.TOPIC, b"\xa1\x61x")  # malformed
             await asyncio.sleep(2)

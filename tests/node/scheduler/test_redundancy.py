@@ -12,12 +12,11 @@ import nacl.signing
 from agents import receipt as receipts
 from node import announce
 from node.identity import NodeIdentity
-from node.p2p.network import P2PNetwork
 from node.scheduler.execution import PROTOCOL
 from storage import dagcbor
 from storage.cid import CID
 from tests.node.scheduler.test_jobs_cluster import post, wait_final
-from tests.support import REPO_ROOT, CliRunner
+from tests.support import REPO_ROOT, CliRunner, announcement_payload, gossip_peer
 
 
 def _setup(nodes: list[Any], mycel: CliRunner, tmp_path: Path) -> tuple[str, str]:
@@ -68,21 +67,14 @@ def test_a_node_returning_a_wrong_result_is_caught(cluster: Any, mycel: CliRunne
         return [dagcbor.encode({"status": "ok", "result": forged_result, "receipt": signed, "logs": b""})]
 
     async def scenario() -> dict[str, Any]:
-        network = P2PNetwork(liar, ["/ip4/127.0.0.1/tcp/0"])
+        network = gossip_peer(liar)
         network.handle(PROTOCOL, lie)
-
-        async def ignore(origin: str, payload: bytes) -> None:
-            return None
-
-        network.subscribe(announce.TOPIC, lambda origin, payload: True, ignore)
         await network.start()
         try:
             await network.connect(honest.multiaddr)
-            payload = {
-                "peer": liar.peer_id, "addrs": await network.addrs(), "region": "eu", "runtimes": ["wasm", "python"],
-                "capacity": {"cpu_cores": 8, "gpus": 0}, "load": {"running_jobs": 0}, "price": 0, "api": "v1",
-                "seq": 0, "time": int(time.time()),
-            }  # fmt: skip
+            payload = announcement_payload(
+                liar.peer_id, addrs=await network.addrs(), runtimes=["wasm", "python"], capacity={"cpu_cores": 8}
+            )
             for seq in range(1, 40):  # announce until the honest node lists us
                 await network.publish(announce.TOPIC, announce.sign(liar, {**payload, "seq": seq}))
                 await asyncio.sleep(0.25)
