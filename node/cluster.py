@@ -100,22 +100,59 @@ def _wait_api(proc: subprocess.Popen[bytes], api_url: str, timeout: float) -> bo
     return False
 
 
+@dataclass
+class ClusterChain:
+    pid: int
+    rpc_url: str
+    contract: str
+    chain_id: int
+
+
 def cluster_up(
-    count: int, directory: Path, regions: list[str] | None = None, timeout: float = 60.0
+    count: int,
+    directory: Path,
+    regions: list[str] | None = None,
+    timeout: float = 60.0,
+    chain: bool = False,
+    price: int = 0,
+    batch_size: int = 20,
+    batch_interval: float = 2.0,
 ) -> list[ClusterNode]:
-    """Start ``count`` nodes; returns once every node sees all the others."""
+    """Start ``count`` nodes; returns once every node sees all the others.
+
+    With ``chain``, first a dev chain (anvil) with the ledger deployed; each node gets a
+    funded EVM key, settles there, and registers itself; the chain goes in the cluster file.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     nodes: list[ClusterNode] = []
+    dev_chain: ClusterChain | None = None
+    chain_env: dict[str, str] = {"MYCEL_CAPACITY_PRICE_PER_CPU_SECOND": str(price)}
     try:
+        if chain:
+            from contracts.devchain import start_dev_chain
+
+            started = start_dev_chain(directory / "chain")
+            dev_chain = ClusterChain(started.pid, started.rpc_url, started.contract, 31337)
+            write_cluster_file(directory, nodes, dev_chain)
+            chain_env |= {
+                "MYCEL_CHAIN_RPC_URL": started.rpc_url,
+                "MYCEL_CHAIN_CONTRACT": started.contract,
+                "MYCEL_CHAIN_BATCH_SIZE": str(batch_size),
+                "MYCEL_CHAIN_BATCH_INTERVAL": str(batch_interval),
+            }
         for index in range(count):
             data_dir = directory / f"node{index}"
             peer_id = load_or_create(data_dir).peer_id
+            if dev_chain is not None:
+                from node.settlement.service import load_or_create_key
+
+                started.fund(load_or_create_key(data_dir / "chain.key").address)
             region = (regions or [])[index] if regions and index < len(regions) else f"region-{index}"
             bootstrap = [node.multiaddr for node in nodes]
             for attempt in range(3):  # a port handed out as free can be taken before the node binds it
                 p2p_port, api_port = free_port(), free_port()
                 listen = f"/ip4/127.0.0.1/tcp/{p2p_port}"
-                proc = start_node_process(data_dir, listen, f"127.0.0.1:{api_port}", bootstrap, region)
+                proc = start_node_process(data_dir, listen, f"127.0.0.1:{api_port}", bootstrap, region, chain_env)
                 if _wait_api(proc, f"http://127.0.0.1:{api_port}", timeout):
                     break
                 if attempt == 2:
@@ -133,7 +170,7 @@ def cluster_up(
                     api=f"127.0.0.1:{api_port}",
                 )
             )
-            write_cluster_file(directory, nodes)
+            write_cluster_file(directory, nodes, dev_chain)
         for node in nodes:
             wait_for_peers(node.api_url, count - 1, timeout)
     except BaseException:
@@ -142,16 +179,28 @@ def cluster_up(
     return nodes
 
 
-def write_cluster_file(directory: Path, nodes: list[ClusterNode]) -> None:
-    (directory / CLUSTER_FILE).write_text(json.dumps({"nodes": [asdict(n) for n in nodes]}, indent=1))
+def write_cluster_file(directory: Path, nodes: list[ClusterNode], chain: ClusterChain | None = None) -> None:
+    data: dict[str, Any] = {"nodes": [asdict(n) for n in nodes]}
+    if chain is not None:
+        data["chain"] = asdict(chain)
+    (directory / CLUSTER_FILE).write_text(json.dumps(data, indent=1))
+
+
+def _read(directory: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads((directory / CLUSTER_FILE).read_text())
+    except FileNotFoundError:
+        raise NodeError(f"no cluster in {directory} (no {CLUSTER_FILE}); start one with `mycel cluster up`") from None
+    return data
 
 
 def read_cluster_file(directory: Path) -> list[ClusterNode]:
-    try:
-        data = json.loads((directory / CLUSTER_FILE).read_text())
-    except FileNotFoundError:
-        raise NodeError(f"no cluster in {directory} (no {CLUSTER_FILE}); start one with `mycel cluster up`") from None
-    return [ClusterNode(**item) for item in data["nodes"]]
+    return [ClusterNode(**item) for item in _read(directory)["nodes"]]
+
+
+def read_cluster_chain(directory: Path) -> ClusterChain | None:
+    chain = _read(directory).get("chain")
+    return ClusterChain(**chain) if chain else None
 
 
 def stop_process(pid: int, timeout: float = 15.0) -> bool:
@@ -191,8 +240,13 @@ def cluster_down(directory: Path) -> list[int]:
     """Stop every node of the cluster in ``directory``; returns PIDs that needed SIGKILL."""
     try:
         nodes = read_cluster_file(directory)
+        chain = read_cluster_chain(directory)
     except NodeError:
         return []
     killed = [node.pid for node in nodes if stop_process(node.pid)]
+    if chain is not None:  # after the nodes, so none of them is mid-claim against a dead chain
+        from contracts.devchain import stop_chain
+
+        stop_chain(chain.pid)
     (directory / CLUSTER_FILE).unlink(missing_ok=True)
     return killed

@@ -92,6 +92,8 @@ def _set(merged: dict[str, dict[str, Any]], section: str, key: str, value: Any, 
     if section not in merged or key not in merged[section]:
         raise ConfigError(f"{where}: unknown setting (see node/default-config.toml)")
     default = merged[section][key]
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
     if isinstance(default, bool) != isinstance(value, bool) or (
         not isinstance(default, bool) and not isinstance(value, type(default))
     ):
@@ -111,6 +113,11 @@ def _parse_env(text: str, default: Any, name: str) -> Any:
             return int(text)
         except ValueError:
             raise ConfigError(f"{name} must be an integer, got {text!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {text!r}") from None
     if isinstance(default, list):
         return [item for item in text.replace(",", " ").split() if item]
     return text

@@ -35,6 +35,7 @@ from node.scheduler.dispatcher import JobService
 from node.scheduler.execution import PROTOCOL as JOB_PROTOCOL
 from node.scheduler.execution import JobExecution
 from node.scheduler.jobstore import JobStore
+from node.settlement.service import NodeSettlement
 from storage.blockstore import BlockStore
 from storage.cid import CID
 
@@ -74,6 +75,8 @@ class NodeService:
         )
         self.jobs = JobStore(self.data_dir / "jobs")
         self.network.handle(JOB_PROTOCOL, self._on_job_message)
+        settles = bool(config.get("chain", "rpc_url"))
+        self.settlement = NodeSettlement(config, self.identity, self.metrics) if settles else None
         self.execution: JobExecution | None = None
         self.job_service: JobService | None = None
         self.python_runtime: PythonRuntime | None = None
@@ -94,8 +97,10 @@ class NodeService:
         runtimes = {"wasm": WasmRuntime(self.data_dir / "wasm-cache"), "python": self.python_runtime}
         executor = Executor(self.store, runtimes, self.identity.signing_key, self.data_dir / "work")  # type: ignore[arg-type]
         (self.data_dir / "work").mkdir(exist_ok=True)
+        if self.settlement is not None:
+            await self.settlement.start()
         self.execution = JobExecution(
-            self.exchange, executor, self.metrics, self.config.region, self.cpu_cores, self.provide
+            self.exchange, executor, self.metrics, self.config.region, self.cpu_cores, self.provide, self.settlement
         )
         self.job_service = JobService(self.jobs, self.network, self.exchange, self.peers, self.execution, self._own)
         await self.network.start()
@@ -125,6 +130,8 @@ class NodeService:
                 await task
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.settlement is not None:
+            await self.settlement.stop()
         await self.network.stop()
         if self.python_runtime is not None:
             self.python_runtime.close()
@@ -144,6 +151,7 @@ class NodeService:
             "api_url": self.api_url,
             "runtimes": list(RUNTIMES),
             "sandbox": self.sandbox_layers,
+            "chain": self.settlement.summary() if self.settlement else None,
         }
 
     async def ensure_local(self, root: CID) -> None:
@@ -176,6 +184,7 @@ class NodeService:
             running_jobs=self.execution.running if self.execution else 0,
             gpus=int(capacity["gpus"]),
             price=int(capacity["price_per_cpu_second"]),
+            chain_address=self.settlement.address if self.settlement else "",
         )
 
     def provide(self, root: CID) -> None:
@@ -233,6 +242,7 @@ class NodeService:
             "load": {"running_jobs": self.execution.running if self.execution else 0},
             "price": int(capacity["price_per_cpu_second"]),
             "api": API_VERSION,
+            **({"chain_address": self.settlement.address} if self.settlement else {}),
             "seq": self._seq,
             "time": int(time.time()),
         }

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from node.api.errors import ApiError, error_middleware
 from node.api.jobs import routes as job_routes
+from node.api.ledger import routes as ledger_routes
 from node.api.openapi import document
 from storage.cid import CID
 from storage.files import add_path, get_path
@@ -49,6 +50,7 @@ def build_app(service: NodeService) -> web.Application:
             web.get("/v1/openapi.json", get_openapi),
             web.get("/metrics", get_metrics),
             *job_routes(),
+            *ledger_routes(),
         ]
     )
     return app

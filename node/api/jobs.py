@@ -8,14 +8,20 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from contracts.errors import AuthorizationError
+from contracts.payment import Payment, chain_job_id
 from node.api.errors import ApiError
 from node.scheduler.job import JobError, JobRecord, JobSpec, JobState
+from node.scheduler.jobstore import is_job_id
 from storage.cid import CID
 
 if TYPE_CHECKING:
     from node.service import NodeService
 
-_SPEC_FIELDS = {"agent", "inputs", "args", "limits", "redundancy", "regions", "needs_gpu", "max_price", "deadline"}
+_SPEC_FIELDS = {
+    "agent", "inputs", "args", "limits", "redundancy", "regions", "needs_gpu", "max_price", "deadline", "payment",
+}  # fmt: skip
+_SUBMIT_FIELDS = _SPEC_FIELDS | {"job_id"}
 
 
 def routes() -> list[web.RouteDef]:
@@ -47,10 +53,15 @@ def _job(request: web.Request) -> JobRecord:
 def spec_from_json(body: Any) -> JobSpec:
     if not isinstance(body, dict):
         raise ApiError(400, "bad_job", "the body must be a JSON object")
-    unknown = set(body) - _SPEC_FIELDS
+    unknown = set(body) - _SUBMIT_FIELDS
     if unknown:
-        raise ApiError(400, "bad_job", f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_SPEC_FIELDS)}")
-    record = dict(body)
+        raise ApiError(400, "bad_job", f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_SUBMIT_FIELDS)}")
+    record = {key: value for key, value in body.items() if key in _SPEC_FIELDS}
+    if "payment" in record:
+        try:
+            record["payment"] = bytes.fromhex(str(record["payment"]).removeprefix("0x"))
+        except ValueError:
+            raise ApiError(400, "bad_job", "payment must be the hex of the signed payment (see sdk)") from None
     if "agent" not in record:
         raise ApiError(400, "bad_job", "agent (the agent's CID) is required")
     record["agent"] = CID.parse(record["agent"])
@@ -76,6 +87,8 @@ def job_json(job: JobRecord) -> dict[str, Any]:
         "receipts": job.receipts,
         "result": next(iter(set(job.results.values())), None) if job.state.value == "done" else None,
         "transitions": [{"state": t.state.value, "at": t.at, "reason": t.reason} for t in job.transitions],
+        "paid": spec.payment is not None,
+        "chain_job_id": "0x" + chain_job_id(job.job_id).hex(),
     }
 
 
@@ -86,7 +99,21 @@ async def post_job(request: web.Request) -> web.Response:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "bad_json", "the body is not valid JSON") from None
     assert service.job_service is not None
-    job = service.job_service.submit(spec_from_json(body))
+    spec = spec_from_json(body)
+    job_id = body.get("job_id")
+    if job_id is not None:
+        if not isinstance(job_id, str) or not is_job_id(job_id):
+            raise ApiError(400, "bad_job", "job_id must be 32 lowercase hex digits (or left out)")
+        if service.jobs.get(job_id) is not None:
+            raise ApiError(409, "job_exists", f"job {job_id} already exists on this node")
+    if spec.payment is not None:
+        if job_id is None:
+            raise ApiError(400, "bad_job", "a paid job names its job_id: the payment is signed for it")
+        try:
+            Payment.decode(spec.payment, job_id)
+        except AuthorizationError as exc:
+            raise ApiError(400, "bad_payment", str(exc)) from None
+    job = service.job_service.submit(spec, job_id)
     return web.json_response({"job_id": job.job_id, "state": job.state.value}, status=201)
 
 

@@ -63,6 +63,29 @@ def document(version: str) -> dict[str, Any]:
                 "post": _op("Pin, fetching missing blocks", "pinned", (400, 401, 404), cid=True, write=True),
                 "delete": _op("Unpin", "unpinned", (401, 404), cid=True, write=True),
             },
+            "/v1/jobs": {
+                "post": _op(
+                    "Submit a job (JSON: agent, inputs, args, limits, redundancy, regions, needs_gpu, max_price, "
+                    "deadline; job_id and payment for paid jobs); placed next to its data",
+                    "accepted",
+                    (400, 401, 409),
+                    write=True,
+                )
+            },
+            "/v1/jobs/{id}": {
+                "get": _op("A job: state, every transition with its reason, results, receipts", "job", (404,)),
+                "delete": _op("Cancel a job", "cancelled", (401, 404), write=True),
+            },
+            "/v1/jobs/{id}/placement": {"get": _op("Why each candidate was chosen or refused", "placement", (404,))},
+            "/v1/jobs/{id}/receipt": {"get": _op("The executing node's signed receipt (dag-cbor)", "receipt", (404,))},
+            "/v1/jobs/{id}/events": {"get": _op("State changes as server-sent events", "event stream", (404,))},
+            "/v1/jobs/{id}/logs": {"get": _op("The agent's captured output, per node", "logs", (404,))},
+            "/v1/ledger": {"get": _op("This node's settlement account, contract and claim counts", "ledger", (404,))},
+            "/v1/ledger/claims": {
+                "get": _op(
+                    "Claims for paid jobs this node ran (?state=pending|submitted|settled|failed)", "claims", (400, 404)
+                )
+            },
             "/v1/openapi.json": {"get": _op("This document", "OpenAPI document")},
             "/metrics": {"get": _op("Prometheus metrics", "text exposition format")},
         },

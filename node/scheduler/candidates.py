@@ -18,6 +18,7 @@ class Candidate:
     bandwidth: float = 50e6  # bytes/s: measured on past fetches from the peer, else this estimate
     rtt: float = 0.005  # seconds, from libp2p ping
     queue_wait: float = 0.0  # seconds until it could start
+    chain_address: str = ""  # the EVM address it settles claims from (empty: no chain)
 
 
 @dataclass(frozen=True)
@@ -28,3 +29,4 @@ class PlacementContext:
     input_bytes: int
     max_price: int | None = None
     excluded: frozenset[str] = field(default_factory=frozenset)  # nodes that already failed this job
+    payable: frozenset[str] | None = None  # node addresses the job's payment authorises (None: unpaid job)

@@ -15,6 +15,8 @@ from typing import Any
 from agents import receipt as receipts
 from agents.bundle import open_bundle
 from agents.errors import ReceiptError
+from contracts.errors import AuthorizationError
+from contracts.payment import Payment
 from node.announce import PeerTable
 from node.errors import NetworkError
 from node.exchange import BlockExchange
@@ -55,8 +57,8 @@ class JobService:
         self.events: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
 
     # -- API ---------------------------------------------------------------------------
-    def submit(self, spec: JobSpec) -> JobRecord:
-        job = JobRecord(new_job_id(), spec)
+    def submit(self, spec: JobSpec, job_id: str | None = None) -> JobRecord:
+        job = JobRecord(job_id or new_job_id(), spec)
         self._move(job, JobState.QUEUED, "submitted")
         self._start(job)
         return job
@@ -126,9 +128,20 @@ class JobService:
             bundle = open_bundle(self.exchange.store, spec.agent)
         manifest = bundle.manifest
         regions = tuple(spec.regions) or tuple(manifest.needs.regions)
+        try:
+            payment = Payment.decode(spec.payment, job.job_id) if spec.payment is not None else None
+        except AuthorizationError as exc:
+            self._move(job, JobState.FAILED, f"the job's payment is unusable: {exc}")
+            return
         candidates, input_bytes = await self._candidates(spec)
+        addresses = {c.peer_id: c.chain_address for c in candidates}
         context = PlacementContext(
-            manifest.runtime, spec.needs_gpu or manifest.needs.gpu, regions, input_bytes, spec.max_price
+            manifest.runtime,
+            spec.needs_gpu or manifest.needs.gpu,
+            regions,
+            input_bytes,
+            spec.max_price,
+            payable=frozenset(payment.authorizations) if payment else None,
         )
         excluded: set[str] = set()
         results: dict[str, tuple[CID | None, str]] = {}
@@ -150,7 +163,10 @@ class JobService:
                 return
             self._move(job, JobState.RUNNING, f"dispatched to {', '.join(pending)}")
             outcomes = await asyncio.gather(
-                *(self._dispatch(job, peer, manifest.limits.wall_seconds) for peer in pending)
+                *(
+                    self._dispatch(job, peer, manifest.limits.wall_seconds, _spec_for(spec, payment, addresses[peer]))
+                    for peer in pending
+                )
             )
             for peer, outcome in zip(pending, outcomes, strict=True):
                 if outcome is None or outcome[1] != "ok":
@@ -172,14 +188,16 @@ class JobService:
             return
         self._move(job, JobState.DONE, f"result {distinct.pop()} from {', '.join(sorted(results))}")
 
-    async def _dispatch(self, job: JobRecord, peer: str, wall_seconds: int) -> tuple[CID | None, str] | None:
-        message = {"job_id": job.job_id, "spec": job.spec.to_record()}
+    async def _dispatch(
+        self, job: JobRecord, peer: str, wall_seconds: int, spec: JobSpec
+    ) -> tuple[CID | None, str] | None:
+        message = {"job_id": job.job_id, "spec": spec.to_record()}
         try:
             if peer == self.network.peer_id:
-                offer = self.local.offer(job.job_id, job.spec)
+                offer = self.local.offer(job.job_id, spec)
                 if not offer["accept"]:
                     return None, f"declined: {offer['reason']}"
-                answer = await self.local.run(job.job_id, job.spec, [])
+                answer = await self.local.run(job.job_id, spec, [])
             else:
                 frames = await self.network.request(
                     peer, PROTOCOL, dagcbor.encode({**message, "op": "offer"}), timeout=OFFER_TIMEOUT
@@ -244,6 +262,7 @@ class JobService:
                 running_jobs=int(load.get("running_jobs", 0)),
                 gpus=int(capacity.get("gpus", 0)),
                 price=int(a.get("price", 0)),
+                chain_address=str(a.get("chain_address", "")),
             )
         others = [peer for peer in candidates if peer != own.peer_id]
         rtts = await asyncio.gather(*(self._rtt(peer) for peer in others))
@@ -268,3 +287,11 @@ class JobService:
                     held[peer] += held_size
         placed = [Candidate(**{**c.__dict__, "held_bytes": held[c.peer_id]}) for c in candidates.values()]
         return placed, total
+
+
+def _spec_for(spec: JobSpec, payment: Payment | None, address: str) -> JobSpec:
+    """The spec as one node receives it: with its own payment authorisation only."""
+    if payment is None:
+        return spec
+    mine = payment.for_node(address) if address else None
+    return JobSpec(**{**spec.__dict__, "payment": mine.encode() if mine else None})

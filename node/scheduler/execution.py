@@ -20,9 +20,11 @@ from agents.bundle import open_bundle
 from agents.executor import Executor
 from agents.manifest import Limits
 from agents.runtime.base import RunRequest
+from contracts.errors import ChainError
 from node.exchange import BlockExchange
 from node.metrics import Metrics
 from node.scheduler.job import JobError, JobSpec
+from node.settlement.service import NodeSettlement
 from storage import dagcbor
 from storage.cid import CID
 from storage.errors import CodecError, StorageError
@@ -42,6 +44,7 @@ class JobExecution:
         region: str,
         slots: int,
         provide: Callable[[CID], None],
+        settlement: NodeSettlement | None = None,
     ) -> None:
         self.exchange = exchange
         self.store = exchange.store
@@ -51,6 +54,7 @@ class JobExecution:
         self.slots = slots
         self.running = 0
         self._provide = provide
+        self.settlement = settlement
         self._answers: dict[str, dict[str, Any]] = {}
         self._in_flight: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
@@ -76,6 +80,15 @@ class JobExecution:
             return {"accept": False, "reason": f"this node is in {self.region}, outside {list(spec.regions)}"}
         if self.running >= self.slots:
             return {"accept": False, "reason": f"full: {self.running} jobs on {self.slots} slots"}
+        if self.settlement is not None:
+            if spec.payment is not None:
+                try:
+                    self.settlement.payment_for_me(job_id, spec.payment)
+                except ChainError as exc:
+                    return {"accept": False, "reason": f"payment refused: {exc}"}
+            elif self.settlement.price > 0:
+                return {"accept": False, "reason": f"this node charges {self.settlement.price} wei per CPU-second: "
+                        "attach a payment authorisation"}  # fmt: skip
         return {"accept": True, "reason": "capacity available"}
 
     async def run(self, job_id: str, spec: JobSpec, providers: list[str]) -> dict[str, Any]:
@@ -118,6 +131,7 @@ class JobExecution:
             return {"status": f"failed: {type(exc).__name__}: {exc}", "result": None, "receipt": None, "logs": b""}
         if outcome.result is not None:
             self._provide(outcome.result)
+            self._claim(job_id, spec, outcome.receipt, outcome.result)
         self.metrics.inc("jobs_executed_total", status=outcome.status.split(":")[0])
         return {
             "status": outcome.status,
@@ -125,3 +139,13 @@ class JobExecution:
             "receipt": outcome.receipt,
             "logs": outcome.logs[-LOG_RETURNED:],
         }
+
+    def _claim(self, job_id: str, spec: JobSpec, receipt: bytes | None, result: CID) -> None:
+        """Queue the payment claim before answering, so a crash after the answer loses nothing."""
+        if self.settlement is None or spec.payment is None or receipt is None:
+            return
+        try:
+            self.settlement.claim(job_id, spec.payment, receipt, result)
+        except ChainError as exc:  # the job still succeeded; the operator learns why it is unpaid
+            log.warning("job %s ran but cannot be claimed: %s", job_id, exc)
+            self.metrics.inc("claims_failed_total")

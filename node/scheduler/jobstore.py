@@ -43,3 +43,7 @@ class JobStore:
 
 def new_job_id() -> str:
     return os.urandom(16).hex()
+
+
+def is_job_id(text: str) -> bool:
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)

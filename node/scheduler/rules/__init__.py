@@ -6,6 +6,6 @@ through, a string says why it is refused, in words a user can act on.
 
 from __future__ import annotations
 
-from node.scheduler.rules import capabilities, capacity, price, region, runtime
+from node.scheduler.rules import capabilities, capacity, payment, price, region, runtime
 
-RULES = (runtime, capabilities, region, capacity, price)
+RULES = (runtime, capabilities, region, capacity, price, payment)

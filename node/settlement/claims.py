@@ -1,0 +1,129 @@
+"""Claim state in LMDB: a restart neither loses a claim nor sends it twice.
+
+A claim moves pending -> submitted (the signed transaction's hash is written *before* the
+transaction is sent) -> settled, or -> failed with the ledger's reason. A submitted claim
+whose transaction never landed goes back to pending only after the chain says its nonce
+is still unused; the contract itself refuses a second payment of one nonce.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from contracts.authorization import JobAuthorization, SignedAuthorization
+from contracts.ledger import ClaimRequest
+from storage import dagcbor
+
+
+class ClaimState(StrEnum):
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    SETTLED = "settled"
+    FAILED = "failed"
+
+
+@dataclass
+class Claim:
+    job_id: str
+    chain_job_id: bytes
+    client: str
+    node: str
+    max_amount: int
+    expiry: int
+    nonce: int
+    v: int
+    r: bytes
+    s: bytes
+    amount: int
+    result_cid: bytes
+    receipt_hash: bytes
+    state: ClaimState = ClaimState.PENDING
+    tx_hash: str = ""
+    block: int = 0
+    gas: int = 0  # this claim's share of its transaction's gas
+    attempts: int = 0
+    error: str = ""
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+
+    def request(self) -> ClaimRequest:
+        auth = JobAuthorization(self.chain_job_id, self.client, self.node, self.max_amount, self.expiry, self.nonce)
+        return ClaimRequest(SignedAuthorization(auth, self.v, self.r, self.s), self.amount, self.result_cid,
+                            self.receipt_hash)  # fmt: skip
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["state"] = self.state.value
+        for key in ("max_amount", "amount"):  # wei can exceed DAG-CBOR's 64-bit integers
+            record[key] = str(record[key])
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Claim:
+        return cls(**{**record, "state": ClaimState(record["state"]), "max_amount": int(record["max_amount"]),
+                      "amount": int(record["amount"])})  # fmt: skip
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON shape of GET /v1/ledger/claims."""
+        return {
+            "job_id": self.job_id,
+            "chain_job_id": "0x" + self.chain_job_id.hex(),
+            "client": self.client,
+            "amount": self.amount,
+            "state": self.state.value,
+            "tx_hash": self.tx_hash,
+            "block": self.block,
+            "gas": self.gas,
+            "attempts": self.attempts,
+            "error": self.error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+class ClaimStore:
+    def __init__(self, path: Path, map_size: int = 256 << 20) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self._env = lmdb.open(str(path), map_size=map_size, max_dbs=2)
+        self._claims = self._env.open_db(b"claims")
+
+    def add(self, claim: Claim) -> bool:
+        """Record a new claim; False (and nothing changed) if this job already has one."""
+        with self._env.begin(write=True, db=self._claims) as txn:
+            return bool(txn.put(claim.job_id.encode(), dagcbor.encode(claim.to_record()), overwrite=False))
+
+    def save(self, claims: Iterable[Claim]) -> None:
+        """Write all of them in one transaction (a batch changes state together)."""
+        now = time.time()
+        with self._env.begin(write=True, db=self._claims) as txn:
+            for claim in claims:
+                claim.updated_at = now
+                txn.put(claim.job_id.encode(), dagcbor.encode(claim.to_record()))
+
+    def get(self, job_id: str) -> Claim | None:
+        with self._env.begin(db=self._claims) as txn:
+            raw = txn.get(job_id.encode())
+        return None if raw is None else Claim.from_record(dagcbor.decode(raw))
+
+    def all(self) -> list[Claim]:
+        with self._env.begin(db=self._claims) as txn:
+            return [Claim.from_record(dagcbor.decode(value)) for _, value in txn.cursor()]
+
+    def in_state(self, *states: ClaimState) -> list[Claim]:
+        return sorted((c for c in self.all() if c.state in states), key=lambda c: c.created_at)
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys((s.value for s in ClaimState), 0)
+        for claim in self.all():
+            counts[claim.state.value] += 1
+        return counts
+
+    def close(self) -> None:
+        self._env.close()
