@@ -5,10 +5,17 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+ANVIL := node_modules/.package-lock.json
 
 .PHONY: setup demo test lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(ANVIL)
+
+# The dev chain: anvil from npm, into ./node_modules (the binary comes in a platform package,
+# so install scripts, which would download, are skipped).
+$(ANVIL): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 18+) is needed for the dev chain (anvil)"; exit 1; }
+	npm install --no-audit --no-fund --ignore-scripts --loglevel=error
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mycelnet needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
@@ -25,7 +32,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint $(ANVIL)
 	$(BIN)/python -m pytest -q
 
 bench: setup
@@ -33,6 +40,7 @@ bench: setup
 	$(BIN)/python bench/network.py
 	$(BIN)/python bench/runtime.py
 	$(BIN)/python bench/jobs.py
+	$(BIN)/python bench/settlement.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info

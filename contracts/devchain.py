@@ -40,7 +40,7 @@ def anvil_binary() -> Path:
     for candidate in ANVIL_CANDIDATES:
         if candidate.exists():
             return candidate
-    raise ChainError("anvil is not installed: run `make setup` (it runs `npm ci` for @foundry-rs/anvil)")
+    raise ChainError("anvil is not installed: run `make setup` (it runs `npm install` for @foundry-rs/anvil)")
 
 
 def _free_port() -> int:

@@ -125,6 +125,7 @@ class PeerTable:
                     "capacity": payload["capacity"],
                     "load": payload["load"],
                     "price": payload["price"],
+                    "chain_address": payload.get("chain_address", ""),
                     "seq": payload["seq"],
                     "last_seen_seconds_ago": round(now - record.last_seen, 3),
                     "alive": now - record.last_seen <= self.timeout,

@@ -1,1 +1,29 @@
-"""The Python SDK for developers and verifiers (not built yet: see issue 7)."""
+"""The mycelnet SDK: ``from sdk import Client, SyncClient``.
+
+Store and fetch content by CID, deploy agents, run jobs next to their data, and verify
+everything that comes back (content, receipts, on-chain settlement) without trusting a node.
+"""
+
+from sdk.client import Client, Job
+from sdk.errors import JobFailedError, NodeApiError, NodeUnreachableError, SdkError, VerificationError
+from sdk.sync import SyncClient, SyncJob
+from sdk.verify import SettlementCheck, verify_bytes, verify_path, verify_receipt, verify_settlement
+from sdk.wallet import Wallet
+
+__all__ = [
+    "Client",
+    "Job",
+    "JobFailedError",
+    "NodeApiError",
+    "NodeUnreachableError",
+    "SdkError",
+    "SettlementCheck",
+    "SyncClient",
+    "SyncJob",
+    "VerificationError",
+    "Wallet",
+    "verify_bytes",
+    "verify_path",
+    "verify_receipt",
+    "verify_settlement",
+]

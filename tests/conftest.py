@@ -39,20 +39,24 @@ def mycel(tmp_path: Path) -> CliRunner:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Callable[..., list[Any]]]:
     """Start real node processes with ``cluster(n)``; all are stopped (and checked gone) after the test."""
-    from node.cluster import cluster_down, cluster_up, process_alive, read_cluster_file
+    from node.cluster import cluster_down, cluster_up, process_alive, read_cluster_chain, read_cluster_file
 
     directories: list[Path] = []
 
-    def start(count: int, regions: list[str] | None = None, timeout: float = 60.0) -> list[Any]:
+    def start(count: int, regions: list[str] | None = None, timeout: float = 60.0, **options: Any) -> list[Any]:
+        """``options`` go to cluster_up: chain=True (anvil + ledger), price, batch_size, batch_interval."""
         directory = tmp_path / f"cluster{len(directories)}"
         directories.append(directory)
-        return cluster_up(count, directory, regions, timeout)
+        return cluster_up(count, directory, regions, timeout, **options)
 
+    start.directories = directories  # type: ignore[attr-defined]
     yield start
     pids = []
     for directory in directories:
         with contextlib.suppress(Exception):
             pids += [node.pid for node in read_cluster_file(directory)]
+            chain = read_cluster_chain(directory)
+            pids += [chain.pid] if chain else []
         cluster_down(directory)
     leftovers = [pid for pid in pids if process_alive(pid)]
     assert not leftovers, f"node processes left running: {leftovers}"

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from agents.bundle import pack
+from agents.errors import ManifestError
 from node.api.errors import ApiError, error_middleware
 from node.api.jobs import routes as job_routes
 from node.api.ledger import routes as ledger_routes
@@ -42,6 +44,7 @@ def build_app(service: NodeService) -> web.Application:
             web.get("/v1/node", get_node),
             web.get("/v1/peers", get_peers),
             web.post("/v1/blobs", post_blob),
+            web.post("/v1/agents", post_agent),
             web.get("/v1/blobs/{cid}", get_blob),
             web.get("/v1/blobs/{cid}/providers", get_providers),
             web.get("/v1/pins", get_pins),
@@ -97,31 +100,33 @@ async def get_metrics(request: web.Request) -> web.Response:
     return web.Response(text=service.metrics.render(), content_type="text/plain")
 
 
-async def post_blob(request: web.Request) -> web.Response:
-    service = _service(request)
-    content_type = request.content_type
-    if content_type not in ("application/octet-stream", "application/x-tar"):
-        raise ApiError(
-            415, "unsupported_media_type", "send a file as application/octet-stream or a directory as application/x-tar"
-        )
+async def _receive(request: web.Request, service: NodeService, scratch: Path, types: tuple[str, ...]) -> int:
+    """Stream the body to ``scratch/body`` within api.max_upload_bytes; returns its size."""
+    if request.content_type not in types:
+        raise ApiError(415, "unsupported_media_type", f"send the body as {' or '.join(types)}")
     limit = int(service.config.get("api", "max_upload_bytes"))
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
+    size = 0
+    with open(scratch / "body", "wb") as out:
+        async for chunk in request.content.iter_chunked(_UPLOAD_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            out.write(chunk)
+    return size
+
+
+async def post_blob(request: web.Request) -> web.Response:
+    """A file (application/octet-stream) or a directory (application/x-tar), stored and pinned."""
+    service = _service(request)
     scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=service.scratch_dir))
     try:
+        size = await _receive(request, service, scratch, ("application/octet-stream", "application/x-tar"))
         received = scratch / "body"
-        size = 0
-        with open(received, "wb") as out:
-            async for chunk in request.content.iter_chunked(_UPLOAD_CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise ApiError(
-                        413, "payload_too_large", f"uploads are limited to {limit} bytes (api.max_upload_bytes)"
-                    )
-                out.write(chunk)
         name = request.query.get("name", "upload")
         loop = asyncio.get_running_loop()
-        if content_type == "application/x-tar":
+        if request.content_type == "application/x-tar":
             root = scratch / "tree"
             await loop.run_in_executor(None, _safe_untar, received, root)
             node = await loop.run_in_executor(None, lambda: add_path(service.store, root, name=name))
@@ -132,6 +137,25 @@ async def post_blob(request: web.Request) -> web.Response:
     service.metrics.inc("bytes_uploaded_total", size)
     service.provide(node.cid)
     return web.json_response({"cid": str(node.cid), "size": size}, status=201)
+
+
+async def post_agent(request: web.Request) -> web.Response:
+    """An agent directory (application/x-tar), validated and packed; returns the agent id."""
+    service = _service(request)
+    scratch = Path(tempfile.mkdtemp(prefix="agent-", dir=service.scratch_dir))
+    try:
+        await _receive(request, service, scratch, ("application/x-tar",))
+        root = scratch / "agent"
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, _safe_untar, scratch / "body", root)
+        try:
+            bundle = await loop.run_in_executor(None, pack, root, service.store)
+        except ManifestError as exc:
+            raise ApiError(400, "bad_agent", str(exc)) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    service.provide(bundle.agent_id)
+    return web.json_response({"agent": str(bundle.agent_id), "runtime": bundle.manifest.runtime}, status=201)
 
 
 def _safe_untar(archive: Path, dest: Path) -> None:

@@ -63,6 +63,14 @@ def document(version: str) -> dict[str, Any]:
                 "post": _op("Pin, fetching missing blocks", "pinned", (400, 401, 404), cid=True, write=True),
                 "delete": _op("Unpin", "unpinned", (401, 404), cid=True, write=True),
             },
+            "/v1/agents": {
+                "post": _op(
+                    "Upload an agent directory (application/x-tar); validated, packed, returns its id",
+                    "packed",
+                    (400, 401, 413, 415),
+                    write=True,
+                )
+            },
             "/v1/jobs": {
                 "post": _op(
                     "Submit a job (JSON: agent, inputs, args, limits, redundancy, regions, needs_gpu, max_price, "

@@ -144,6 +144,7 @@ class JobService:
             payable=frozenset(payment.authorizations) if payment else None,
         )
         excluded: set[str] = set()
+        declined: dict[str, str] = {}  # peer -> why it did not run the job (shown if all fail)
         results: dict[str, tuple[CID | None, str]] = {}
         while len(results) < spec.redundancy:
             decision = decide(
@@ -153,12 +154,11 @@ class JobService:
             self.jobs.save(job)
             pending = [peer for peer in decision.ranked if peer not in results][: spec.redundancy - len(results)]
             if not pending:
+                why = decision.explanation + "".join(f"; {peer}: {reason}" for peer, reason in sorted(declined.items()))
                 self._move(
                     job,
                     JobState.FAILED,
-                    decision.explanation
-                    if not results
-                    else f"only {len(results)} of {spec.redundancy} nodes could run it: {decision.explanation}",
+                    why if not results else f"only {len(results)} of {spec.redundancy} nodes could run it: {why}",
                 )
                 return
             self._move(job, JobState.RUNNING, f"dispatched to {', '.join(pending)}")
@@ -172,6 +172,7 @@ class JobService:
                 if outcome is None or outcome[1] != "ok":
                     excluded.add(peer)
                     why = outcome[1] if outcome else "did not answer"
+                    declined[peer] = why
                     if outcome is not None and outcome[1].startswith(("killed:", "failed: exit", "failed: trap")):
                         # the agent itself failed: another node would fail the same way
                         self._move(job, JobState.FAILED, f"{peer}: {why}")

@@ -38,6 +38,7 @@ def test_dependencies_point_one_way() -> None:
         "storage": {"agents", "node", "contracts", "sdk", "aiohttp", "libp2p", "web3"},
         "agents": {"node", "contracts", "sdk", "aiohttp", "libp2p", "web3"},
         "contracts": {"node", "agents", "sdk", "aiohttp", "libp2p"},
+        "sdk": {"node", "libp2p"},  # a client library: it talks to nodes over HTTP only
     }
     for package, banned in forbidden.items():
         for path in _sources(package):

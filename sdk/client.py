@@ -1,0 +1,297 @@
+"""The async client: store and fetch content, deploy agents, run jobs, verify what comes back.
+
+Every answer that names content is checked here rather than trusted: uploads against the
+CID computed locally, downloads by re-hashing, agent ids by packing locally, results
+against the executing node's signed receipt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import tarfile
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from agents import receipt as receipts
+from agents.bundle import agent_id_of
+from contracts.payment import Payment
+from sdk.errors import JobFailedError, NodeApiError, NodeUnreachableError, SdkError, VerificationError
+from sdk.verify import SettlementCheck, verify_bytes, verify_path, verify_receipt, verify_settlement
+from sdk.wallet import Wallet
+from storage.cid import CID
+
+FINAL_STATES = ("done", "failed", "cancelled")
+
+
+class Client:
+    """``async with Client("http://127.0.0.1:5080") as client: ...``
+
+    ``wallet`` (a :class:`sdk.wallet.Wallet`) is needed only for paid jobs and settlement checks.
+    """
+
+    def __init__(self, url: str, token: str | None = None, wallet: Wallet | None = None, timeout: float = 300) -> None:
+        self.url = url.rstrip("/")
+        self.wallet = wallet
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        return self._session
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            async with self._http().request(method, self.url + path, **kwargs) as response:
+                body = await response.read()
+                if response.status >= 400:
+                    raise _api_error(response.status, body)
+                if response.content_type == "application/json":
+                    return json.loads(body)
+                return body
+        except aiohttp.ClientConnectionError as exc:
+            raise NodeUnreachableError(f"no mycelnet node answers at {self.url}: {exc}") from None
+
+    # -- the node ----------------------------------------------------------------------
+    async def node(self) -> dict[str, Any]:
+        """This node: peer ID, version, region, addresses, sandbox layers, chain account."""
+        info: dict[str, Any] = await self._call("GET", "/v1/node")
+        return info
+
+    async def peers(self) -> list[dict[str, Any]]:
+        """Peers as their signed announcements describe them, with liveness."""
+        peers: list[dict[str, Any]] = (await self._call("GET", "/v1/peers"))["peers"]
+        return peers
+
+    # -- content -----------------------------------------------------------------------
+    async def put(self, content: bytes | str | os.PathLike[str]) -> CID:
+        """Store bytes, a file or a directory; returns its CID after checking it locally."""
+        if isinstance(content, bytes):
+            answer = await self._call("POST", "/v1/blobs", data=content,
+                                      headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+            cid = CID.parse(answer["cid"])
+            if not verify_bytes(cid, content):
+                raise VerificationError(f"the node answered {cid}, which is not the CID of the bytes sent")
+            return cid
+        path = Path(content)
+        if path.is_dir():
+            body, kind = _tar(path), "application/x-tar"
+        elif path.is_file():
+            body, kind = path.read_bytes(), "application/octet-stream"
+        else:
+            raise SdkError(f"{path} is neither a file nor a directory")
+        answer = await self._call("POST", f"/v1/blobs?name={path.name}", data=body, headers={"Content-Type": kind})
+        cid = CID.parse(answer["cid"])
+        if not verify_path(cid, path):
+            raise VerificationError(f"the node answered {cid}, which is not the CID of {path}")
+        return cid
+
+    async def get(self, cid: CID | str, dest: str | os.PathLike[str]) -> Path:
+        """Download a file or directory to ``dest`` and re-hash it; VerificationError if it differs."""
+        root = CID.parse(str(cid))
+        target = Path(dest)
+        body = await self._call("GET", f"/v1/blobs/{root}")
+        if isinstance(body, bytes) and body[257:262] == b"ustar":
+            target.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+                tar.extractall(target, filter="data")
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(body)
+        if not verify_path(root, target):
+            raise VerificationError(f"what the node sent for {root} does not hash to it; {target} is not trusted")
+        return target
+
+    async def cat(self, cid: CID | str) -> bytes:
+        """A file's bytes, verified against ``cid``."""
+        root = CID.parse(str(cid))
+        body = await self._call("GET", f"/v1/blobs/{root}")
+        if not isinstance(body, bytes) or not verify_bytes(root, body):
+            raise VerificationError(f"what the node sent for {root} does not hash to it")
+        return body
+
+    # -- agents and jobs ---------------------------------------------------------------
+    async def deploy(self, agent_dir: str | os.PathLike[str]) -> CID:
+        """Upload and pack an agent directory; returns its id (checked against packing it here)."""
+        directory = Path(agent_dir)
+        expected = agent_id_of(directory)
+        answer = await self._call("POST", "/v1/agents", data=_tar(directory),
+                                  headers={"Content-Type": "application/x-tar"})  # fmt: skip
+        if CID.parse(answer["agent"]) != expected:
+            raise VerificationError(f"the node packed {answer['agent']}, but {directory} packs to {expected}")
+        return expected
+
+    async def run(
+        self,
+        agent: CID | str,
+        inputs: Mapping[str, CID | str] | None = None,
+        args: list[str] | tuple[str, ...] = (),
+        redundancy: int = 1,
+        region: str | list[str] | None = None,
+        max_price: int | None = None,
+        pay: int | None = None,
+        wait: bool = True,
+        timeout: float = 300,
+    ) -> Job:
+        """Submit a job; with ``wait`` return once it is done (JobFailedError if it failed).
+
+        ``pay`` (wei) attaches a payment: the wallet signs an authorisation of at most that
+        much for every node on the network that settles on its ledger.
+        """
+        job_id = os.urandom(16).hex()  # chosen here: the payment is signed for it
+        body: dict[str, Any] = {
+            "agent": str(agent),
+            "inputs": {name: str(cid) for name, cid in (inputs or {}).items()},
+            "args": list(args),
+            "redundancy": redundancy,
+            "job_id": job_id,
+        }
+        if region:
+            body["regions"] = [region] if isinstance(region, str) else list(region)
+        if max_price is not None:
+            body["max_price"] = max_price
+        if pay is not None:
+            body["payment"] = (await self._payment(job_id, pay)).encode().hex()
+        await self._call("POST", "/v1/jobs", json=body)
+        job = Job(self, job_id)
+        if wait:
+            await job.wait(timeout)
+        return job
+
+    async def job(self, job_id: str) -> Job:
+        job = Job(self, job_id)
+        await job.refresh()
+        return job
+
+    async def _payment(self, job_id: str, max_amount: int) -> Payment:
+        if self.wallet is None:
+            raise SdkError("a paid job needs a wallet: Client(url, wallet=Wallet.open(rpc_url, contract, key_file))")
+        own = (await self.node()).get("chain") or {}
+        addresses = {p["chain_address"] for p in await self.peers() if p.get("alive") and p.get("chain_address")}
+        if own.get("address"):
+            addresses.add(own["address"])
+        wallet = self.wallet
+        return await asyncio.to_thread(wallet.pay_for, job_id, sorted(addresses), max_amount)
+
+
+class Job:
+    """A submitted job. ``info`` is the node's last answer (state, transitions, results)."""
+
+    def __init__(self, client: Client, job_id: str) -> None:
+        self.client = client
+        self.job_id = job_id
+        self.info: dict[str, Any] = {}
+
+    @property
+    def status(self) -> str:
+        return str(self.info.get("state", "queued"))
+
+    @property
+    def result_cid(self) -> CID | None:
+        result = self.info.get("result")
+        return CID.parse(result) if result else None
+
+    @property
+    def node(self) -> str | None:
+        """The peer ID that produced the result (the first, for redundant jobs)."""
+        results = self.info.get("results") or {}
+        return sorted(results)[0] if results else None
+
+    async def refresh(self) -> dict[str, Any]:
+        self.info = await self.client._call("GET", f"/v1/jobs/{self.job_id}")
+        return self.info
+
+    async def wait(self, timeout: float = 300) -> Job:
+        deadline = time.monotonic() + timeout
+        while (await self.refresh())["state"] not in FINAL_STATES:
+            if time.monotonic() > deadline:
+                raise SdkError(f"job {self.job_id} still {self.status} after {timeout:.0f} s")
+            await asyncio.sleep(0.1)
+        if self.status != "done":
+            reason = self.info["transitions"][-1]["reason"] if self.info.get("transitions") else "unknown"
+            raise JobFailedError(f"job {self.job_id} {self.status}: {reason}")
+        return self
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """State changes as they happen (server-sent events), ending with the final state."""
+        try:
+            async with self.client._http().get(f"{self.client.url}/v1/jobs/{self.job_id}/events") as response:
+                if response.status >= 400:
+                    raise _api_error(response.status, await response.read())
+                async for line in response.content:
+                    if line.startswith(b"data: "):
+                        yield json.loads(line[6:])
+        except aiohttp.ClientConnectionError as exc:
+            raise NodeUnreachableError(f"lost the event stream of job {self.job_id}: {exc}") from None
+
+    async def logs(self) -> dict[str, str]:
+        """The agent's captured output, per node."""
+        logs: dict[str, str] = (await self.client._call("GET", f"/v1/jobs/{self.job_id}/logs"))["logs"]
+        return logs
+
+    async def explain(self) -> list[dict[str, Any]]:
+        """Every candidate node, chosen, standby or refused, with the reason."""
+        answer = await self.client._call("GET", f"/v1/jobs/{self.job_id}/placement")
+        candidates: list[dict[str, Any]] = answer["candidates"]
+        return candidates
+
+    async def receipt_bytes(self) -> bytes:
+        body: bytes = await self.client._call("GET", f"/v1/jobs/{self.job_id}/receipt")
+        return body
+
+    async def receipt(self) -> receipts.Receipt:
+        """The executing node's signed receipt, verified: its signature, this job, this result."""
+        if not self.info:
+            await self.refresh()
+        return verify_receipt(await self.receipt_bytes(), self.job_id, self.result_cid, self.node)
+
+    async def result(self, dest: str | os.PathLike[str]) -> Path:
+        """Download the result to ``dest``, verified by CID and against the receipt."""
+        await self.receipt()
+        if self.result_cid is None:
+            raise SdkError(f"job {self.job_id} has no result ({self.status})")
+        return await self.client.get(self.result_cid, dest)
+
+    async def verify_settlement(self) -> list[SettlementCheck]:
+        """The chain's record of this job's payment, checked against the receipt."""
+        wallet = self.client.wallet
+        if wallet is None:
+            raise SdkError("checking a settlement needs the chain: Client(url, wallet=...)")
+        receipt = await self.receipt_bytes()
+        return await asyncio.to_thread(verify_settlement, self.job_id, wallet.rpc_url, wallet.contract, receipt)
+
+
+def _tar(directory: Path) -> bytes:
+    """A directory as tar bytes, in sorted order, so uploads are reproducible."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in sorted(directory.rglob("*")):
+            tar.add(path, arcname=os.path.relpath(path, directory), recursive=False)
+    return buffer.getvalue()
+
+
+def _api_error(status: int, body: bytes) -> NodeApiError:
+    try:
+        data = json.loads(body)
+        return NodeApiError(status, str(data["error"]), str(data["detail"]))
+    except (ValueError, KeyError, TypeError):
+        return NodeApiError(status, "http_error", body[:200].decode("utf-8", "replace"))

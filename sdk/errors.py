@@ -1,0 +1,27 @@
+"""What the SDK raises: one base class, with messages a user can act on."""
+
+from __future__ import annotations
+
+
+class SdkError(Exception):
+    """Base class of every error the SDK raises."""
+
+
+class NodeApiError(SdkError):
+    """The node refused a request; ``error`` is its machine-readable code."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(f"{detail} (HTTP {status}, {error})")
+        self.status, self.error, self.detail = status, error, detail
+
+
+class NodeUnreachableError(SdkError):
+    """No node answered at the URL given."""
+
+
+class VerificationError(SdkError):
+    """Content, a receipt or a settlement did not check out; the message says which part."""
+
+
+class JobFailedError(SdkError):
+    """A job ended failed or cancelled; the message carries the node's reason."""

@@ -1,0 +1,137 @@
+"""The blocking client: the same methods as :class:`sdk.Client`, for scripts and notebooks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agents.receipt import Receipt
+from sdk.client import Client, Job
+from sdk.verify import SettlementCheck
+from sdk.wallet import Wallet
+from storage.cid import CID
+
+T = TypeVar("T")
+
+
+class SyncClient:
+    """``with SyncClient("http://127.0.0.1:5080") as client: cid = client.put(b"...")``"""
+
+    def __init__(self, url: str, token: str | None = None, wallet: Wallet | None = None, timeout: float = 300) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = Client(url, token, wallet, timeout)
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run_until_complete(coroutine)
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._run(self._client.close())
+            self._loop.close()
+
+    @property
+    def wallet(self) -> Wallet | None:
+        return self._client.wallet
+
+    def node(self) -> dict[str, Any]:
+        return self._run(self._client.node())
+
+    def peers(self) -> list[dict[str, Any]]:
+        return self._run(self._client.peers())
+
+    def put(self, content: bytes | str | os.PathLike[str]) -> CID:
+        return self._run(self._client.put(content))
+
+    def get(self, cid: CID | str, dest: str | os.PathLike[str]) -> Path:
+        return self._run(self._client.get(cid, dest))
+
+    def cat(self, cid: CID | str) -> bytes:
+        return self._run(self._client.cat(cid))
+
+    def deploy(self, agent_dir: str | os.PathLike[str]) -> CID:
+        return self._run(self._client.deploy(agent_dir))
+
+    def run(
+        self,
+        agent: CID | str,
+        inputs: Mapping[str, CID | str] | None = None,
+        args: list[str] | tuple[str, ...] = (),
+        redundancy: int = 1,
+        region: str | list[str] | None = None,
+        max_price: int | None = None,
+        pay: int | None = None,
+        wait: bool = True,
+        timeout: float = 300,
+    ) -> SyncJob:
+        job = self._run(self._client.run(agent, inputs, args, redundancy, region, max_price, pay, wait, timeout))
+        return SyncJob(self, job)
+
+    def job(self, job_id: str) -> SyncJob:
+        return SyncJob(self, self._run(self._client.job(job_id)))
+
+
+class SyncJob:
+    """A submitted job, blocking flavour; see :class:`sdk.client.Job`."""
+
+    def __init__(self, owner: SyncClient, job: Job) -> None:
+        self._owner = owner
+        self._job = job
+
+    @property
+    def job_id(self) -> str:
+        return self._job.job_id
+
+    @property
+    def status(self) -> str:
+        return self._job.status
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self._job.info
+
+    @property
+    def result_cid(self) -> CID | None:
+        return self._job.result_cid
+
+    @property
+    def node(self) -> str | None:
+        return self._job.node
+
+    def refresh(self) -> dict[str, Any]:
+        return self._owner._run(self._job.refresh())
+
+    def wait(self, timeout: float = 300) -> SyncJob:
+        self._owner._run(self._job.wait(timeout))
+        return self
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every state change until the job ends (blocks until then)."""
+
+        async def collect() -> list[dict[str, Any]]:
+            return [event async for event in self._job.events()]
+
+        return self._owner._run(collect())
+
+    def logs(self) -> dict[str, str]:
+        return self._owner._run(self._job.logs())
+
+    def explain(self) -> list[dict[str, Any]]:
+        return self._owner._run(self._job.explain())
+
+    def receipt(self) -> Receipt:
+        return self._owner._run(self._job.receipt())
+
+    def result(self, dest: str | os.PathLike[str]) -> Path:
+        return self._owner._run(self._job.result(dest))
+
+    def verify_settlement(self) -> list[SettlementCheck]:
+        return self._owner._run(self._job.verify_settlement())

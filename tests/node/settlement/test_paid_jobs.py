@@ -1,0 +1,71 @@
+"""Paid jobs end to end: real nodes, a real dev chain (anvil), the SDK signing on the client side."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts.payment import chain_job_id
+from node.cluster import http_json, read_cluster_chain
+from sdk import SyncClient, VerificationError, Wallet, verify_settlement
+from tests.support import REPO_ROOT
+
+PRICE = 10**9  # wei per CPU-second
+MAX_PAY = 10**15
+
+
+def wait_claims(api_url: str, settled: int, timeout: float = 60) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        claims: list[dict[str, Any]] = http_json(f"{api_url}/v1/ledger/claims")["claims"]
+        if sum(1 for c in claims if c["state"] == "settled") >= settled:
+            return claims
+        time.sleep(0.2)
+    raise AssertionError(f"claims did not settle: {http_json(f'{api_url}/v1/ledger/claims')}")
+
+
+def test_paid_job_settles_once_and_verifies(cluster: Any, tmp_path: Path) -> None:
+    nodes = cluster(2, chain=True, price=PRICE, batch_size=2, batch_interval=1.0)
+    chain = read_cluster_chain(cluster.directories[0])
+    assert chain is not None
+    requester, holder = nodes
+    wallet = Wallet.open(chain.rpc_url, chain.contract, tmp_path / "client.key")
+    from contracts.devchain import DevChain
+
+    DevChain(chain.pid, chain.rpc_url, chain.contract, "").fund(wallet.address)
+    wallet.deposit(10**17)
+    assert wallet.balance() == 10**17
+
+    with SyncClient(holder.api_url) as at_holder:
+        text = at_holder.put(b"to be or not to be that is the question\n" * 1000)
+    with SyncClient(requester.api_url, wallet=wallet) as client:
+        agent = client.deploy(REPO_ROOT / "examples" / "wasm-wordcount")
+        job = client.run(agent, {"text": text}, pay=MAX_PAY)
+        assert job.node == holder.peer_id  # placed next to the data
+        # an unpaid job is refused by nodes that charge, with the reason
+        with pytest.raises(Exception, match="charges"):
+            client.run(agent, {"text": text})
+        claims = wait_claims(holder.api_url, 1)
+        assert [c["job_id"] for c in claims] == [job.job_id]
+        checks = job.verify_settlement()
+        assert len(checks) == 1
+        check = checks[0]
+        assert check.node_peer_id == holder.peer_id and check.result == str(job.result_cid)
+        assert 0 < check.amount <= MAX_PAY
+        assert wallet.balance() == 10**17 - check.amount
+        receipt = job.receipt()
+        assert receipt.result == job.result_cid
+        out = job.result(tmp_path / "result")
+        assert out.exists()
+
+    ledger = wallet.ledger
+    assert ledger.earnings(http_json(f"{holder.api_url}/v1/ledger")["address"]) == check.amount
+    assert ledger.settlements(chain_job_id(job.job_id))[0].amount == check.amount
+    # the chain's record does not match a different receipt
+    with pytest.raises(VerificationError):
+        verify_settlement(job.job_id, chain.rpc_url, chain.contract, result=str(agent))
+    metrics = http_json(f"{holder.api_url}/v1/ledger")
+    assert metrics["claims"]["settled"] == 1 and metrics["registered"]
