@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -11,6 +12,7 @@ from typing import Any
 
 import click
 
+from node.cli.chain_cmds import chain_options, key_option, open_wallet, parse_amount
 from node.cli.common import VerificationFailed
 
 API_OPTION = click.option(
@@ -47,8 +49,11 @@ def job_group() -> None:
 @click.option("--redundancy", type=click.IntRange(1, 16), default=1, show_default=True)
 @click.option("--region", "regions", multiple=True, help="Regions the data may go to (repeatable).")
 @click.option("--wait/--no-wait", default=True, show_default=True)
+@click.option("--pay", default=None, help="Pay up to this much (wei, or gwei/eth), signed with --key for each node.")
 @click.option("--json", "as_json", is_flag=True)
 @API_OPTION
+@chain_options
+@key_option
 def job_run(
     agent: str,
     inputs: tuple[str, ...],
@@ -56,12 +61,19 @@ def job_run(
     redundancy: int,
     regions: tuple[str, ...],
     wait: bool,
+    pay: str | None,
     as_json: bool,
     api_url: str,
+    rpc_url: str | None,
+    contract: str | None,
+    cluster_dir: Path | None,
+    key_file: Path,
 ) -> None:
     """Submit AGENT (its CID) on the inputs; the network runs it next to the data.
 
     Example: mycel job run bafyrei... --input text=bafybei... --redundancy 2
+
+    Paid: mycel job run bafyrei... --input text=bafybei... --pay 0.001eth --cluster ./mycel-cluster
     """
     named: dict[str, str] = {}
     for item in inputs:
@@ -70,6 +82,8 @@ def job_run(
             raise click.UsageError(f"--input takes NAME=CID, got {item!r}")
         named[name] = cid
     body = {"agent": agent, "inputs": named, "args": list(args), "redundancy": redundancy, "regions": list(regions)}
+    if pay is not None:
+        body |= _payment(api_url, parse_amount(pay), open_wallet(rpc_url, contract, cluster_dir, key_file))
     job_id = _call("POST", f"{api_url}/v1/jobs", body)["job_id"]
     if not wait:
         click.echo(job_id)
@@ -83,6 +97,17 @@ def job_run(
             click.echo(f"result: {job['result']}")
     if job["state"] != "done":
         raise VerificationFailed(f"job {job_id} {job['state']}: {job['transitions'][-1]['reason']}")
+
+
+def _payment(api_url: str, max_amount: int, wallet: Any) -> dict[str, Any]:
+    """A job id chosen here and the wallet's authorisations for every node that settles."""
+    job_id = os.urandom(16).hex()
+    own = (_call("GET", f"{api_url}/v1/node").get("chain") or {}).get("address")
+    peers = _call("GET", f"{api_url}/v1/peers")["peers"]
+    nodes = sorted(
+        {p["chain_address"] for p in peers if p.get("alive") and p.get("chain_address")} | ({own} if own else set())
+    )
+    return {"job_id": job_id, "payment": wallet.pay_for(job_id, nodes, max_amount).encode().hex()}
 
 
 def _follow(api_url: str, job_id: str, quiet: bool) -> dict[str, Any]:

@@ -11,7 +11,8 @@ import sys
 import click
 
 from node.cli.agent_cmds import COMMANDS as AGENT_COMMANDS
-from node.cli.common import EXIT_FAILED, EXIT_USAGE
+from node.cli.chain_cmds import COMMANDS as CHAIN_COMMANDS
+from node.cli.common import EXIT_FAILED, EXIT_USAGE, EXIT_VERIFY_FAILED
 from node.cli.demo_cmd import demo_cmd
 from node.cli.job_cmds import COMMANDS as JOB_COMMANDS
 from node.cli.node_cmds import COMMANDS as NODE_COMMANDS
@@ -27,14 +28,16 @@ def cli() -> None:
     """
 
 
-for command in [*COMMANDS, *NODE_COMMANDS, *AGENT_COMMANDS, *JOB_COMMANDS, demo_cmd]:
+for command in [*COMMANDS, *NODE_COMMANDS, *AGENT_COMMANDS, *JOB_COMMANDS, *CHAIN_COMMANDS, demo_cmd]:
     cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; known errors print ``error: ...`` on one line, never a traceback."""
     from agents.errors import AgentError
+    from contracts.errors import ChainError
     from node.errors import NodeError
+    from sdk.errors import SdkError, VerificationError
     from storage.errors import StorageError
 
     try:
@@ -51,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         code = 3 if type(exc).__name__ == "BlockVerificationError" else EXIT_FAILED
         click.echo(f"error: {exc}", err=True)
         return code
-    except (NodeError, AgentError) as exc:
+    except VerificationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_VERIFY_FAILED
+    except (NodeError, AgentError, ChainError, SdkError) as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_FAILED
     except OSError as exc:

@@ -107,20 +107,28 @@ def cluster_group() -> None:
 @click.option(
     "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default="./mycel-cluster", show_default=True
 )
+@click.option("--region", "regions", multiple=True, help="Region of node 0, 1, ... (repeatable; default region-N).")
+@click.option("--chain", is_flag=True, help="Also start a dev chain (anvil) with the ledger; nodes settle there.")
+@click.option("--price", default="0", show_default=True, help="Nodes' price per CPU-second (wei, or with gwei/eth).")
 @click.option("--json", "as_json", is_flag=True, help="Print the cluster file instead of a table.")
-def cluster_up_cmd(count: int, directory: Path, as_json: bool) -> None:
+def cluster_up_cmd(count: int, directory: Path, regions: tuple[str, ...], chain: bool, price: str,
+                   as_json: bool) -> None:  # fmt: skip
     """Start N nodes wired by bootstrap and wait until each sees the others.
 
-    Example: mycel cluster up --nodes 3 --dir /tmp/c
+    Example: mycel cluster up --nodes 3 --dir /tmp/c --chain --price 1gwei
     """
-    from node.cluster import CLUSTER_FILE, cluster_up
+    from node.cli.chain_cmds import parse_amount
+    from node.cluster import CLUSTER_FILE, cluster_up, read_cluster_chain
 
-    nodes = cluster_up(count, directory)
+    nodes = cluster_up(count, directory, list(regions) or None, chain=chain, price=parse_amount(price))
     if as_json:
         click.echo((directory / CLUSTER_FILE).read_text())
         return
     for node in nodes:
         click.echo(f"node{node.index}\t{node.api_url}\t{node.peer_id}\t{node.region}")
+    dev_chain = read_cluster_chain(directory)
+    if dev_chain is not None:
+        click.echo(f"chain\t{dev_chain.rpc_url}\tledger {dev_chain.contract}")
     click.echo(f"cluster file: {directory / CLUSTER_FILE}; stop with: mycel cluster down --dir {directory}")
 
 
@@ -129,7 +137,10 @@ def cluster_up_cmd(count: int, directory: Path, as_json: bool) -> None:
     "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default="./mycel-cluster", show_default=True
 )
 def cluster_down_cmd(directory: Path) -> None:
-    """Stop every node of the cluster (SIGTERM, then SIGKILL after 15 s). Example: mycel cluster down --dir /tmp/c"""
+    """Stop every node of the cluster and its dev chain (SIGTERM, then SIGKILL after 15 s).
+
+    Example: mycel cluster down --dir /tmp/c
+    """
     from node.cluster import cluster_down, read_cluster_file
 
     count = len(read_cluster_file(directory))
