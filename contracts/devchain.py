@@ -31,6 +31,7 @@ ANVIL_CANDIDATES = (
     REPO_ROOT / "node_modules" / ".bin" / "anvil",  # the npm shim (needs node on PATH)
 )
 DEV_CHAIN_ID = 31337
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # started here, reaped by stop_chain
 
 
 def anvil_binary() -> Path:
@@ -85,6 +86,7 @@ def start_dev_chain(directory: Path, port: int = 0, block_time: float | None = N
     log_path = directory / "anvil.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    _CHILDREN[proc.pid] = proc
     rpc_url = f"http://127.0.0.1:{port}"
     try:
         w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 5}))
@@ -111,6 +113,15 @@ def start_dev_chain(directory: Path, port: int = 0, block_time: float | None = N
 
 def stop_chain(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM (anvil writes its --state file on the way out), then SIGKILL."""
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        child.terminate()
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
