@@ -141,12 +141,6 @@ def test_every_command_has_help_with_an_example(mycel: CliRunner) -> None:
         assert result.returncode == 0 and "Example" in result.stdout, command
 
 
-def test_demo_runs(mycel: CliRunner) -> None:
-    result = mycel("demo")
-    assert result.returncode == 0, result.stderr
-    assert "verified" in result.stdout and "refused" in result.stdout
-
-
 def test_agent_pack_and_run_from_the_cli(mycel: CliRunner, tmp_path: Path) -> None:
     from tests.support import REPO_ROOT
 
