@@ -111,24 +111,39 @@ def _payment(api_url: str, max_amount: int, wallet: Any) -> dict[str, Any]:
 
 
 def _follow(api_url: str, job_id: str, quiet: bool) -> dict[str, Any]:
+    """Poll until the job ends; unless quiet, a live spinner on stderr and one line per transition."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
     seen = 0
-    while True:
-        job: dict[str, Any] = _call("GET", f"{api_url}/v1/jobs/{job_id}")
-        for transition in job["transitions"][seen:]:
+    started = time.monotonic()
+    with console.status(f"job {job_id}: queued", spinner="dots") as status:
+        while True:
+            job: dict[str, Any] = _call("GET", f"{api_url}/v1/jobs/{job_id}")
+            for transition in job["transitions"][seen:]:
+                if not quiet:
+                    console.print(f"  {transition['state']:9} {transition['reason']}", highlight=False, markup=False)
+            seen = len(job["transitions"])
             if not quiet:
-                click.echo(f"  {transition['state']:9} {transition['reason']}", err=True)
-        seen = len(job["transitions"])
-        if job["state"] in ("done", "failed", "cancelled"):
-            return job
-        time.sleep(0.2)
+                status.update(f"job {job_id}: {job['state']} ({time.monotonic() - started:.1f} s)")
+            if job["state"] in ("done", "failed", "cancelled"):
+                return job
+            time.sleep(0.2)
+
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON answer.")
 
 
 @job_group.command("status")
 @click.argument("job_id")
 @API_OPTION
-def job_status(job_id: str, api_url: str) -> None:
+@JSON_OPTION
+def job_status(job_id: str, api_url: str, as_json: bool) -> None:
     """Show a job's state and history. Example: mycel job status 3f2a..."""
     job = _call("GET", f"{api_url}/v1/jobs/{job_id}")
+    if as_json:
+        click.echo(json.dumps(job))
+        return
     click.echo(f"job {job_id}: {job['state']}")
     for transition in job["transitions"]:
         click.echo(f"  {transition['state']:9} {transition['reason']}")
@@ -137,18 +152,28 @@ def job_status(job_id: str, api_url: str) -> None:
 @job_group.command("explain")
 @click.argument("job_id")
 @API_OPTION
-def job_explain(job_id: str, api_url: str) -> None:
+@JSON_OPTION
+def job_explain(job_id: str, api_url: str, as_json: bool) -> None:
     """Why each node was chosen, kept as standby, or refused. Example: mycel job explain 3f2a..."""
-    for candidate in _call("GET", f"{api_url}/v1/jobs/{job_id}/placement")["candidates"]:
+    answer = _call("GET", f"{api_url}/v1/jobs/{job_id}/placement")
+    if as_json:
+        click.echo(json.dumps(answer))
+        return
+    for candidate in answer["candidates"]:
         click.echo(f"{candidate['verdict']:8} {candidate['peer_id']}  {candidate['reason']}")
 
 
 @job_group.command("logs")
 @click.argument("job_id")
 @API_OPTION
-def job_logs(job_id: str, api_url: str) -> None:
+@JSON_OPTION
+def job_logs(job_id: str, api_url: str, as_json: bool) -> None:
     """The agent's output on each node that ran it. Example: mycel job logs 3f2a..."""
-    for peer, text in _call("GET", f"{api_url}/v1/jobs/{job_id}/logs")["logs"].items():
+    answer = _call("GET", f"{api_url}/v1/jobs/{job_id}/logs")
+    if as_json:
+        click.echo(json.dumps(answer))
+        return
+    for peer, text in answer["logs"].items():
         click.echo(f"== {peer}")
         click.echo(text, nl=False)
 

@@ -59,7 +59,8 @@ def node_start(
 @click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MYCEL_DATA_DIR", default="~/.mycelnet"
 )
-def node_status(data_dir: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print /v1/node plus the peer table as JSON.")
+def node_status(data_dir: Path, as_json: bool) -> None:
     """Show whether the node in DATA_DIR runs, its peer ID, API and peers. Example: mycel node status"""
     from node.cluster import http_json
     from node.service import read_state
@@ -72,6 +73,9 @@ def node_status(data_dir: Path) -> None:
         peers = http_json(f"{state['api_url']}/v1/peers")["peers"]
     except OSError as exc:
         raise click.ClickException(f"node {state['peer_id']} (pid {state['pid']}) does not answer: {exc}") from None
+    if as_json:
+        click.echo(json.dumps({**info, "peers": peers}))
+        return
     click.echo(f"peer id: {info['peer_id']}\nversion: {info['version']}\nregion: {info['region']}")
     click.echo(f"api: {state['api_url']}\naddrs: {' '.join(info['addrs'])}")
     click.echo(f"peers: {sum(1 for p in peers if p['alive'])} alive of {len(peers)} known")
