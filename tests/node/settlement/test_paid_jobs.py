@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -67,5 +68,59 @@ def test_paid_job_settles_once_and_verifies(cluster: Any, tmp_path: Path) -> Non
     # the chain's record does not match a different receipt
     with pytest.raises(VerificationError):
         verify_settlement(job.job_id, chain.rpc_url, chain.contract, result=str(agent))
-    metrics = http_json(f"{holder.api_url}/v1/ledger")
-    assert metrics["claims"]["settled"] == 1 and metrics["registered"]
+    ledger_info = http_json(f"{holder.api_url}/v1/ledger")
+    assert ledger_info["claims"]["settled"] == 1 and ledger_info["registered"]
+    with urllib.request.urlopen(f"{holder.api_url}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert "mycel_claims_settled 1" in metrics and "mycel_claims_gas_total" in metrics
+
+
+def test_a_killed_node_claims_after_restart_exactly_once(cluster: Any, tmp_path: Path) -> None:
+    """The claim is in LMDB before the job's answer leaves; SIGKILL before the batch is sent
+    loses nothing, and the restarted node settles it once."""
+    import signal as signals
+
+    from contracts.devchain import DevChain
+    from node.cluster import start_node_process, wait_for_peers
+
+    nodes = cluster(2, chain=True, price=PRICE, batch_size=100, batch_interval=600.0)  # no batch before the kill
+    chain = read_cluster_chain(cluster.directories[0])
+    assert chain is not None
+    requester, holder = nodes
+    wallet = Wallet.open(chain.rpc_url, chain.contract, tmp_path / "client.key")
+    DevChain(chain.pid, chain.rpc_url, chain.contract, "").fund(wallet.address)
+    wallet.deposit(10**17)
+    with SyncClient(holder.api_url) as at_holder:
+        text = at_holder.put(b"alpha beta gamma\n")
+    with SyncClient(requester.api_url, wallet=wallet) as client:
+        job = client.run(client.deploy(REPO_ROOT / "examples" / "wasm-wordcount"), {"text": text}, pay=MAX_PAY)
+    assert job.node == holder.peer_id
+    pending = http_json(f"{holder.api_url}/v1/ledger/claims")["claims"]
+    assert [c["state"] for c in pending] == ["pending"]
+
+    os_kill(holder.pid, signals.SIGKILL)
+    env = {"MYCEL_CHAIN_RPC_URL": chain.rpc_url, "MYCEL_CHAIN_CONTRACT": chain.contract,
+           "MYCEL_CAPACITY_PRICE_PER_CPU_SECOND": str(PRICE), "MYCEL_CHAIN_BATCH_INTERVAL": "0.5"}  # fmt: skip
+    proc = start_node_process(Path(holder.data_dir), holder.listen, holder.api, [requester.multiaddr], holder.region,
+                              env)  # fmt: skip
+    try:
+        wait_for_peers(holder.api_url, 1, timeout=30)
+        claims = wait_claims(holder.api_url, 1)
+        assert [(c["job_id"], c["state"]) for c in claims] == [(job.job_id, "settled")]
+        assert len(wallet.ledger.settlements(chain_job_id(job.job_id))) == 1
+        time.sleep(1.5)  # a few more batch rounds: nothing is claimed again
+        assert len(wallet.ledger.settlements(chain_job_id(job.job_id))) == 1
+    finally:
+        proc.send_signal(signals.SIGTERM)
+        assert proc.wait(20) == 0
+
+
+def os_kill(pid: int, sig: int) -> None:
+    import os
+
+    from node.cluster import process_alive
+
+    os.kill(pid, sig)
+    deadline = time.monotonic() + 10
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
