@@ -10,6 +10,10 @@
 #      announcement expires (and can be claimed) before the money can leave, because
 #      WITHDRAW_DELAY > MAX_AUTH_WINDOW. Claims keep working during the delay; the
 #      withdrawal then takes what is left, up to the announced amount.
+# @dev Claims are packed to keep gas per settled job low: maxAmount (128 bits), expiry (64)
+#      and nonce (64) share one word; the signature is EIP-2098 compact (r, vs); a job's result
+#      is a UnixFS directory, CIDv1 dag-pb sha2-256, so its CID travels as the 32-byte digest
+#      (the CID is 0x01 0x70 0x12 0x20 || digest). The EIP-712 message still has full uint256s.
 
 MAX_AUTH_WINDOW: constant(uint256) = 7 * 86400
 WITHDRAW_DELAY: constant(uint256) = 8 * 86400
@@ -25,14 +29,11 @@ DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
 struct Claim:
     jobId: bytes32
     client: address
-    maxAmount: uint256
-    expiry: uint256
-    nonce: uint256
+    terms: uint256  # maxAmount (128 bits) | expiry (64 bits) | nonce (64 bits)
     amount: uint256
-    v: uint8
     r: bytes32
-    s: bytes32
-    resultCid: Bytes[64]
+    vs: bytes32  # EIP-2098 compact signature: v folded into the top bit of s
+    resultDigest: bytes32  # sha2-256 digest of the result's CIDv1 (dag-pb)
     receiptHash: bytes32
 
 event NodeRegistered:
@@ -61,7 +62,7 @@ event Settled:
     client: indexed(address)
     node: indexed(address)
     amount: uint256
-    resultCid: Bytes[64]
+    resultCid: bytes32  # the sha2-256 digest of the result's CIDv1 dag-pb (see the header)
     receiptHash: bytes32
 
 DOMAIN_SEPARATOR: public(immutable(bytes32))
@@ -150,15 +151,41 @@ def nonce_used(client: address, nonce: uint256) -> bool:
 
 @external
 def claim(c: Claim):
-    self.earnings[msg.sender] += self._settle(c)
+    self.earnings[msg.sender] += self._settle_one(c)
 
 
 @external
 def claim_batch(claims: DynArray[Claim, MAX_BATCH]):
-    """@notice Many claims in one transaction; the node's earnings are written once."""
+    """@notice Many claims in one transaction. Consecutive claims of one client share one balance
+    write and one write per nonce word; the node's earnings are written once."""
     total: uint256 = 0
+    client: address = empty(address)
+    owed: uint256 = 0
+    balance: uint256 = 0
+    word: uint256 = 0
+    bitmap: uint256 = 0
     for c: Claim in claims:
-        total += self._settle(c)
+        nonce_word: uint256 = (c.terms & 18446744073709551615) >> 8
+        if c.client != client or nonce_word != word:
+            if client != empty(address):
+                self.usedNonces[client][word] = bitmap
+            if c.client != client:
+                if client != empty(address):
+                    self.balanceOf[client] = balance - owed
+                owed = 0
+                balance = self.balanceOf[c.client]
+            client = c.client
+            word = nonce_word
+            bitmap = self.usedNonces[client][word]
+        bit: uint256 = self._check(c)
+        assert bitmap & bit == 0, "authorisation already claimed"
+        bitmap |= bit
+        owed += c.amount
+        assert owed <= balance, "client balance too low"
+        total += c.amount
+    if client != empty(address):
+        self.usedNonces[client][word] = bitmap
+        self.balanceOf[client] = balance - owed
     self.earnings[msg.sender] += total
 
 
@@ -170,19 +197,29 @@ def _digest(job_id: bytes32, client: address, node: address, max_amount: uint256
 
 
 @internal
-def _settle(c: Claim) -> uint256:
-    assert block.timestamp <= c.expiry, "authorisation expired"
-    assert c.expiry <= block.timestamp + MAX_AUTH_WINDOW, "authorisation expires too far ahead"
-    assert c.amount <= c.maxAmount, "amount above the authorised maximum"
-    digest: bytes32 = self._digest(c.jobId, c.client, msg.sender, c.maxAmount, c.expiry, c.nonce)
-    signer: address = ecrecover(digest, c.v, c.r, c.s)
+def _check(c: Claim) -> uint256:
+    """Signature, expiry and amount; returns the claim's bit in its nonce word and logs it."""
+    max_amount: uint256 = c.terms >> 128
+    expiry: uint256 = (c.terms >> 64) & 18446744073709551615
+    nonce: uint256 = c.terms & 18446744073709551615
+    assert block.timestamp <= expiry, "authorisation expired"
+    assert expiry <= block.timestamp + MAX_AUTH_WINDOW, "authorisation expires too far ahead"
+    assert c.amount <= max_amount, "amount above the authorised maximum"
+    digest: bytes32 = self._digest(c.jobId, c.client, msg.sender, max_amount, expiry, nonce)
+    vs: uint256 = convert(c.vs, uint256)
+    signer: address = ecrecover(digest, 27 + (vs >> 255), convert(c.r, uint256), vs & (max_value(uint256) >> 1))
     assert signer != empty(address) and signer == c.client, "signature is not the client's for this node"
-    word: uint256 = c.nonce >> 8
-    bit: uint256 = 1 << (c.nonce & 255)
+    log Settled(jobId=c.jobId, client=c.client, node=msg.sender, amount=c.amount, resultCid=c.resultDigest, receiptHash=c.receiptHash)
+    return 1 << (nonce & 255)
+
+
+@internal
+def _settle_one(c: Claim) -> uint256:
+    bit: uint256 = self._check(c)
+    word: uint256 = (c.terms & 18446744073709551615) >> 8
     bitmap: uint256 = self.usedNonces[c.client][word]
     assert bitmap & bit == 0, "authorisation already claimed"
     self.usedNonces[c.client][word] = bitmap | bit
     assert c.amount <= self.balanceOf[c.client], "client balance too low"
     self.balanceOf[c.client] -= c.amount
-    log Settled(jobId=c.jobId, client=c.client, node=msg.sender, amount=c.amount, resultCid=c.resultCid, receiptHash=c.receiptHash)
     return c.amount

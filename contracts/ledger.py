@@ -21,18 +21,28 @@ from contracts.errors import ChainError
 Sender = str | LocalAccount
 
 
+RESULT_CID_PREFIX = b"\x01\x70\x12\x20"  # CIDv1, dag-pb, sha2-256, 32 bytes: a job's /out directory
+
+
 @dataclass(frozen=True)
 class ClaimRequest:
     signed: SignedAuthorization
     amount: int
-    result_cid: bytes
+    result_cid: bytes  # the binary CID
     receipt_hash: bytes
 
     def as_tuple(self) -> tuple[Any, ...]:
+        """The contract's packed Claim (see the header of MycelLedger.vy)."""
         auth = self.signed.authorization
+        if not self.result_cid.startswith(RESULT_CID_PREFIX) or len(self.result_cid) != 36:
+            raise ChainError("the ledger records CIDv1 dag-pb sha2-256 results only (a job's /out directory)")
+        if auth.max_amount >= 1 << 128 or auth.expiry >= 1 << 64 or auth.nonce >= 1 << 64:
+            raise ChainError("maxAmount must fit 128 bits, expiry and nonce 64 bits each")
+        terms = auth.max_amount << 128 | auth.expiry << 64 | auth.nonce
+        vs = int.from_bytes(self.signed.s, "big") | (self.signed.v - 27) << 255  # EIP-2098
         return (
-            auth.job_id, auth.client, auth.max_amount, auth.expiry, auth.nonce, self.amount,
-            self.signed.v, self.signed.r, self.signed.s, self.result_cid, self.receipt_hash,
+            auth.job_id, auth.client, terms, self.amount, self.signed.r, vs.to_bytes(32, "big"),
+            self.result_cid[4:], self.receipt_hash,
         )  # fmt: skip
 
 
@@ -151,7 +161,7 @@ class Ledger:
                     str(args["client"]),
                     str(args["node"]),
                     int(args["amount"]),
-                    bytes(args["resultCid"]),
+                    RESULT_CID_PREFIX + bytes(args["resultCid"]),
                     bytes(args["receiptHash"]),
                     "0x" + bytes(entry["transactionHash"]).hex(),
                     int(entry["blockNumber"]),

@@ -106,6 +106,7 @@ class NodeSettlement:
             max_amount=auth.max_amount, expiry=auth.expiry, nonce=auth.nonce, v=signed.v, r=signed.r,
             s=signed.s, amount=amount, result_cid=bytes(result), receipt_hash=receipt_hash(signed_receipt),
         )  # fmt: skip
+        claim.request().as_tuple()  # ChainError now, not in every later batch, if the ledger cannot encode it
         self.submitter.enqueue(claim)
         return claim
 

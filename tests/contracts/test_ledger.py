@@ -13,7 +13,8 @@ from web3 import EthereumTesterProvider, Web3
 
 from contracts.authorization import JobAuthorization, digest, sign
 from contracts.build import compile_source, load_artifact
-from contracts.ledger import ClaimRequest, Ledger
+from contracts.errors import ChainError
+from contracts.ledger import RESULT_CID_PREFIX, ClaimRequest, Ledger
 
 ETHER = 10**18
 
@@ -81,7 +82,7 @@ def test_claim_pays_the_node_and_emits_settled(chain: Chain) -> None:
     receipt = chain.ledger.claim(chain.node, request)
     assert chain.ledger.balance(chain.client.address) == 960 and chain.ledger.earnings(chain.node) == 40
     (event,) = chain.ledger.contract.events.Settled().process_receipt(receipt)
-    assert event["args"]["resultCid"] == request.result_cid and event["args"]["amount"] == 40
+    assert RESULT_CID_PREFIX + event["args"]["resultCid"] == request.result_cid and event["args"]["amount"] == 40
     assert event["args"]["node"] == chain.node and event["args"]["receiptHash"] == request.receipt_hash
 
 
@@ -117,6 +118,45 @@ def test_batch_settles_many_and_refuses_a_double_inside(chain: Chain) -> None:
     with pytest.raises(Exception, match="already claimed"):
         chain.ledger.claim_batch(chain.node, [_request(chain, nonce=200), batch[0]])
     assert chain.ledger.earnings(chain.node) == 100  # the whole batch reverted
+
+
+def _client_request(chain: Chain, client: Any, nonce: int, amount: int) -> ClaimRequest:
+    auth = JobAuthorization(os.urandom(32), client.address, chain.node, 100, _now(chain) + 3600, nonce)
+    signed = sign(auth, client.key, chain.chain_id, chain.ledger.address)
+    return ClaimRequest(signed, amount, RESULT_CID_PREFIX + os.urandom(32), os.urandom(32))
+
+
+def test_batch_of_interleaved_clients_and_nonce_words(chain: Chain) -> None:
+    """Balances and nonce words are written once per run of one client; runs must not mix up."""
+    other = Account.create()
+    chain.w3.eth.send_transaction({"from": chain.w3.eth.accounts[0], "to": other.address, "value": ETHER})
+    _deposit(chain, 1000)
+    chain.ledger.deposit(other, 500)  # (a local account: signed here)
+    me = chain.client
+    batch = [
+        _client_request(chain, me, 254, 10), _client_request(chain, me, 255, 10),
+        _client_request(chain, me, 256, 10),  # the next nonce word
+        _client_request(chain, other, 1, 7), _client_request(chain, me, 257, 10),
+    ]  # fmt: skip
+    chain.ledger.claim_batch(chain.node, batch)
+    assert chain.ledger.balance(me.address) == 960 and chain.ledger.balance(other.address) == 493
+    assert all(chain.ledger.nonce_used(me.address, n) for n in (254, 255, 256, 257))
+    assert not chain.ledger.nonce_used(me.address, 253) and chain.ledger.nonce_used(other.address, 1)
+    # a double in a later run of the same client is caught from storage
+    with pytest.raises(Exception, match="already claimed"):
+        chain.ledger.claim_batch(chain.node, [_client_request(chain, me, 400, 1), _client_request(chain, other, 2, 1),
+                                              _client_request(chain, me, 400, 1)])  # fmt: skip
+    # a run that adds up past the client's escrow is refused as a whole
+    with pytest.raises(Exception, match="balance too low"):
+        chain.ledger.claim_batch(chain.node, [_client_request(chain, other, 10 + i, 100) for i in range(5)])
+    assert chain.ledger.balance(other.address) == 493 and chain.ledger.earnings(chain.node) == 47
+
+
+def test_claims_the_ledger_cannot_encode_are_refused_before_sending(chain: Chain) -> None:
+    request = _request(chain, nonce=1)
+    raw_result = ClaimRequest(request.signed, 1, b"\x01\x55\x12\x20" + os.urandom(32), request.receipt_hash)
+    with pytest.raises(ChainError, match="dag-pb"):
+        raw_result.as_tuple()
 
 
 def test_withdrawal_waits_out_every_authorisation(chain: Chain) -> None:

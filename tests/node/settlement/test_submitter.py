@@ -39,7 +39,7 @@ class Setup:
         auth = signed.authorization
         return Claim(job_id=job, chain_job_id=auth.job_id, client=auth.client, node=auth.node,
                      max_amount=auth.max_amount, expiry=auth.expiry, nonce=auth.nonce, v=signed.v, r=signed.r,
-                     s=signed.s, amount=amount, result_cid=b"\x01\x55\x12\x20" + os.urandom(32),
+                     s=signed.s, amount=amount, result_cid=b"\x01\x70\x12\x20" + os.urandom(32),
                      receipt_hash=os.urandom(32))  # fmt: skip
 
     def submitter(self, ledger: Ledger | None = None, batch_size: int = 10) -> ClaimSubmitter:
