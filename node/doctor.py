@@ -10,6 +10,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 from node.config import NodeConfig
 from node.identity import KEY_FILE, SEED_SIZE
@@ -90,22 +91,52 @@ def run_checks(config: NodeConfig) -> list[Check]:
             Check("bootstrap", "ok" if problem is None else "fail", address + (f": {problem}" if problem else ""))
         )
 
-    rpc = str(config.get("chain", "rpc_url"))
-    if not rpc:
-        checks.append(Check("chain", "skip", "chain.rpc_url not set (settlement off)"))
-    else:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
-        request = urllib.request.Request(rpc, data=body, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=3) as response:
-                chain_id = int(json.loads(response.read())["result"], 16)
-            checks.append(Check("chain", "ok", f"{rpc} is chain {chain_id}"))
-        except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
-            checks.append(Check("chain", "fail", f"{rpc}: {exc}"))
+    checks += _chain_checks(config)
     from agents.runtime.python import detect_layers
 
     for layer, layer_state in detect_layers().items():
         checks.append(Check(f"sandbox {layer}", "ok" if layer_state.startswith("on") else "warn", layer_state))
     if os.geteuid() == 0:
-        checks.append(Check("user", "warn", "running as root: agents will run under a separate unprivileged uid"))
+        checks.append(Check("user", "warn", "running as root: agents run with every capability dropped (under uid 65534 where the interpreter allows)"))
+    return checks
+
+
+def _chain_checks(config: NodeConfig) -> list[Check]:
+    """Settlement: the endpoint answers, the ledger is deployed, the node's key can pay gas, and
+    it is registered (a running node registers itself)."""
+    rpc = str(config.get("chain", "rpc_url"))
+    if not rpc:
+        return [Check("chain", "skip", "chain.rpc_url not set (settlement off)")]
+    from web3 import Web3
+
+    from contracts.ledger import Ledger
+    from node.settlement.service import load_or_create_key
+
+    w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 3}))
+    try:
+        chain_id = int(w3.eth.chain_id)
+    except Exception as exc:
+        return [Check("chain", "fail", f"{rpc}: {exc}")]
+    checks = [Check("chain", "ok", f"{rpc} is chain {chain_id}")]
+    contract = str(config.get("chain", "contract"))
+    if not contract or not Web3.is_address(contract) or not w3.eth.get_code(Web3.to_checksum_address(contract)):
+        return [*checks, Check("ledger", "fail", f"no contract at chain.contract {contract!r} on this chain")]
+    checks.append(Check("ledger", "ok", f"ledger contract at {contract}"))
+    key_path = Path(os.path.expanduser(str(config.get("chain", "key_file")) or str(config.data_dir / "chain.key")))
+    if not key_path.exists():
+        return [*checks, Check("chain key", "warn", f"no key at {key_path} yet (the node creates it on first start)")]
+    account = load_or_create_key(key_path)
+    balance = int(w3.eth.get_balance(account.address))
+    gas_note = "" if balance else ": it cannot pay gas for claims"
+    checks.append(Check("chain key", "ok" if balance else "warn", f"{account.address} holds {balance} wei{gas_note}"))
+    registered = Ledger(w3, contract).peer_id_of(account.address).decode(errors="replace")
+    if not (config.data_dir / KEY_FILE).exists():
+        return checks
+    from node.identity import load_or_create
+
+    peer_id = load_or_create(config.data_dir).peer_id
+    if registered == peer_id:
+        checks.append(Check("registration", "ok", f"{account.address} is bound to {peer_id}"))
+    else:
+        checks.append(Check("registration", "warn", "not registered yet (the node registers itself on start)"))
     return checks

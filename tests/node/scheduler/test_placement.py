@@ -80,3 +80,15 @@ def test_ties_are_broken_deterministically() -> None:
 def test_no_nodes_known() -> None:
     decision = decide([], context())
     assert decision.chosen == [] and "no nodes known" in decision.explanation
+
+
+def test_a_paid_job_goes_only_to_nodes_its_payment_authorises() -> None:
+    holder = node("holder", held_bytes=100 * MIB, chain_address="0xAAA")
+    paid = node("paid", chain_address="0xBBB")
+    unchained = node("unchained")
+    decision = decide([holder, paid, unchained], context(payable=frozenset({"0xBBB"})))
+    assert decision.chosen == ["paid"]  # the data's holder is not authorised: it would work unpaid
+    refused = {r["peer_id"]: r["reason"] for r in decision.reasons if r["verdict"] == "refused"}
+    assert "not among the nodes the client's payment authorises" in refused["holder"]
+    assert "settles on no chain" in refused["unchained"]
+    assert decide([holder, paid, unchained], context()).chosen == ["holder"]  # unpaid: anywhere

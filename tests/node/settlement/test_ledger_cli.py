@@ -10,14 +10,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-from node.cluster import http_json, process_alive
+import pytest
+
+from node.cluster import http_json, process_alive, read_cluster_chain
 from tests.node.settlement.test_paid_jobs import wait_claims
 from tests.support import REPO_ROOT, CliRunner
 
 
-def test_ledger_commands_pay_for_a_job_and_verify_it(cluster: Any, mycel: CliRunner, tmp_path: Path) -> None:
+def test_ledger_commands_pay_for_a_job_and_verify_it(
+    cluster: Any, mycel: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (node,) = cluster(1, chain=True, price=10**9, batch_size=1)
     where = ["--cluster", str(cluster.directories[0])]
+    chain = read_cluster_chain(cluster.directories[0])
+    assert chain is not None
+    monkeypatch.setenv("MYCEL_CHAIN_RPC_URL", chain.rpc_url)
+    monkeypatch.setenv("MYCEL_CHAIN_CONTRACT", chain.contract)
+    deadline = time.monotonic() + 20
+    while "ok    registration" not in (doctor := mycel("node", "doctor", "--data-dir", node.data_dir)).stdout:
+        assert time.monotonic() < deadline, doctor.stdout  # the node registers itself shortly after start
+        time.sleep(0.5)
+    assert "ok    ledger" in doctor.stdout and "ok    chain key" in doctor.stdout
     key = ["--key", str(tmp_path / "client.key")]
     assert mycel("chain", "fund", *where, *key).returncode == 0
     deposit = mycel("ledger", "deposit", "0.01eth", *where, *key)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,15 @@ from tests.support import REPO_ROOT
 
 PRICE = 10**9  # wei per CPU-second
 MAX_PAY = 10**15
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[int, str]:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())["error"]
 
 
 def wait_claims(api_url: str, settled: int, timeout: float = 60) -> list[dict[str, Any]]:
@@ -61,6 +72,19 @@ def test_paid_job_settles_once_and_verifies(cluster: Any, tmp_path: Path) -> Non
         assert receipt.result == job.result_cid
         out = job.result(tmp_path / "result")
         assert out.exists()
+
+    # malformed or misdirected payments are refused at submission, with the reason
+    body = {"agent": str(agent), "inputs": {"text": str(text)}}
+    other = wallet.pay_for("a" * 32, [http_json(f"{holder.api_url}/v1/ledger")["address"]], MAX_PAY).encode().hex()
+    for extra, status, error in (
+        ({"payment": other}, 400, "bad_job"),  # no job_id: a payment is signed for one
+        ({"payment": "zz", "job_id": "b" * 32}, 400, "bad_job"),
+        ({"payment": other, "job_id": "b" * 32}, 400, "bad_payment"),  # signed for job aaaa..., not bbbb...
+        ({"job_id": job.job_id}, 409, "job_exists"),
+        ({"job_id": "not-hex"}, 400, "bad_job"),
+    ):
+        answer = _post(f"{requester.api_url}/v1/jobs", {**body, **extra})
+        assert answer == (status, error), extra
 
     ledger = wallet.ledger
     assert ledger.earnings(http_json(f"{holder.api_url}/v1/ledger")["address"]) == check.amount
