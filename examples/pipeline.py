@@ -33,12 +33,7 @@ def telemetry(directory: Path) -> Path:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    data, _ = module.generate(10000, 10, 7)
-    directory.mkdir(parents=True)
-    with open(directory / "telemetry.csv", "w") as out:
-        out.write("timestamp,temperature_c,vibration_g,current_a\n")
-        for i, (t, v, c) in enumerate(data):
-            out.write(f"{1_700_000_000 + 60 * i},{t:.4f},{v:.5f},{c:.4f}\n")
+    module.write_csv(directory)
     return directory
 
 

@@ -144,7 +144,7 @@ def cluster_up(
             data_dir = directory / f"node{index}"
             peer_id = load_or_create(data_dir).peer_id
             if dev_chain is not None:
-                from node.settlement.service import load_or_create_key
+                from contracts.keys import load_or_create_key
 
                 started.fund(load_or_create_key(data_dir / "chain.key").address)
             region = (regions or [])[index] if regions and index < len(regions) else f"region-{index}"

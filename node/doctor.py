@@ -97,7 +97,13 @@ def run_checks(config: NodeConfig) -> list[Check]:
     for layer, layer_state in detect_layers().items():
         checks.append(Check(f"sandbox {layer}", "ok" if layer_state.startswith("on") else "warn", layer_state))
     if os.geteuid() == 0:
-        checks.append(Check("user", "warn", "running as root: agents run with every capability dropped (under uid 65534 where the interpreter allows)"))
+        checks.append(
+            Check(
+                "user",
+                "warn",
+                "running as root: agents drop every capability (and run as uid 65534 where allowed)",
+            )
+        )
     return checks
 
 
@@ -109,8 +115,8 @@ def _chain_checks(config: NodeConfig) -> list[Check]:
         return [Check("chain", "skip", "chain.rpc_url not set (settlement off)")]
     from web3 import Web3
 
+    from contracts.keys import load_or_create_key
     from contracts.ledger import Ledger
-    from node.settlement.service import load_or_create_key
 
     w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 3}))
     try:

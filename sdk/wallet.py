@@ -10,32 +10,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from contracts.errors import ChainError
+from contracts.keys import load_or_create_key
 from contracts.ledger import Ledger
 from contracts.payment import NonceCounter, Payment, authorize
 from sdk.errors import SdkError
 
 DEFAULT_KEY_FILE = Path("~/.mycelnet/client.key")
-
-
-def load_or_create_key(path: str | os.PathLike[str] = DEFAULT_KEY_FILE) -> LocalAccount:
-    key_file = Path(os.path.expanduser(os.fspath(path)))
-    if key_file.exists():
-        try:
-            account: LocalAccount = Account.from_key(key_file.read_text().strip())
-        except ValueError:
-            raise SdkError(f"{key_file} does not hold a hex private key") from None
-        return account
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    account = Account.create()
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as stream:
-        stream.write(account.key.hex() + "\n")
-    return account
 
 
 @dataclass

@@ -39,6 +39,17 @@ def generate(rows: int, faults: int, seed: int) -> tuple[list[list[float]], list
     return data, truth
 
 
+def write_csv(out_dir: Path, rows: int = 10000, faults: int = 10, seed: int = 7) -> list[dict[str, object]]:
+    """Write out_dir/telemetry.csv; returns the injected faults (kept apart from the agent's input)."""
+    data, truth = generate(rows, faults, seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "telemetry.csv", "w") as out:
+        out.write("timestamp,temperature_c,vibration_g,current_a\n")
+        for i, (t, v, c) in enumerate(data):
+            out.write(f"{1_700_000_000 + 60 * i},{t:.4f},{v:.5f},{c:.4f}\n")
+    return truth
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
@@ -46,12 +57,7 @@ def main() -> None:
     parser.add_argument("--faults", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
     opts = parser.parse_args()
-    data, truth = generate(opts.rows, opts.faults, opts.seed)
-    opts.out.mkdir(parents=True, exist_ok=True)
-    with open(opts.out / "telemetry.csv", "w") as out:
-        out.write("timestamp,temperature_c,vibration_g,current_a\n")
-        for i, (t, v, c) in enumerate(data):
-            out.write(f"{1_700_000_000 + 60 * i},{t:.4f},{v:.5f},{c:.4f}\n")
+    truth = write_csv(opts.out, opts.rows, opts.faults, opts.seed)
     (opts.out / "faults.json").write_text(json.dumps(truth, indent=1))
     print(f"wrote {opts.rows} rows with {opts.faults} faults to {opts.out}")
 

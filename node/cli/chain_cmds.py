@@ -245,9 +245,9 @@ def ledger_register(data_dir: Path, rpc_url: str | None, contract: str | None, c
     from web3 import Web3
 
     from contracts.binding import binding_message
+    from contracts.keys import load_or_create_key
     from contracts.ledger import Ledger
     from node.identity import load_or_create
-    from node.settlement.service import load_or_create_key
 
     url, address = resolve_chain(rpc_url, contract, cluster_dir)
     directory = resolve_data_dir(data_dir)

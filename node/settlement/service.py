@@ -12,13 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from agents import receipt as receipts
 from contracts.binding import binding_message
 from contracts.errors import AuthorizationError, ChainError
+from contracts.keys import load_or_create_key
 from contracts.ledger import Ledger
 from contracts.payment import Payment
 from node.config import NodeConfig
@@ -27,23 +26,6 @@ from node.metrics import Metrics
 from node.settlement.claims import Claim, ClaimStore
 from node.settlement.submitter import ClaimSubmitter
 from storage.cid import CID
-
-
-def load_or_create_key(path: Path) -> LocalAccount:
-    """The node's EVM key: hex in a 0600 file, created on first use."""
-    if path.exists():
-        text = path.read_text().strip()
-        try:
-            account: LocalAccount = Account.from_key(text)
-        except ValueError:
-            raise ChainError(f"{path} does not hold a hex private key") from None
-        return account
-    path.parent.mkdir(parents=True, exist_ok=True)
-    account = Account.create()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as stream:
-        stream.write(account.key.hex() + "\n")
-    return account
 
 
 class NodeSettlement:

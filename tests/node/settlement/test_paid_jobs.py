@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from contracts.devchain import DevChain
 from contracts.payment import chain_job_id
-from node.cluster import http_json, read_cluster_chain
+from node.cluster import ClusterChain, http_json, read_cluster_chain
 from sdk import SyncClient, VerificationError, Wallet, verify_settlement
 from tests.support import REPO_ROOT
 
@@ -29,6 +30,16 @@ def _post(url: str, body: dict[str, Any]) -> tuple[int, str]:
         return exc.code, json.loads(exc.read())["error"]
 
 
+def funded_client(cluster_dir: Path, tmp_path: Path) -> tuple[ClusterChain, Wallet]:
+    """The cluster's dev chain and a client wallet holding 0.1 ETH in escrow."""
+    chain = read_cluster_chain(cluster_dir)
+    assert chain is not None
+    wallet = Wallet.open(chain.rpc_url, chain.contract, tmp_path / "client.key")
+    DevChain(chain.pid, chain.rpc_url, chain.contract, "").fund(wallet.address)
+    wallet.deposit(10**17)
+    return chain, wallet
+
+
 def wait_claims(api_url: str, settled: int, timeout: float = 60) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -41,14 +52,8 @@ def wait_claims(api_url: str, settled: int, timeout: float = 60) -> list[dict[st
 
 def test_paid_job_settles_once_and_verifies(cluster: Any, tmp_path: Path) -> None:
     nodes = cluster(2, chain=True, price=PRICE, batch_size=2, batch_interval=1.0)
-    chain = read_cluster_chain(cluster.directories[0])
-    assert chain is not None
+    chain, wallet = funded_client(cluster.directories[0], tmp_path)
     requester, holder = nodes
-    wallet = Wallet.open(chain.rpc_url, chain.contract, tmp_path / "client.key")
-    from contracts.devchain import DevChain
-
-    DevChain(chain.pid, chain.rpc_url, chain.contract, "").fund(wallet.address)
-    wallet.deposit(10**17)
     assert wallet.balance() == 10**17
 
     with SyncClient(holder.api_url) as at_holder:
@@ -104,16 +109,11 @@ def test_a_killed_node_claims_after_restart_exactly_once(cluster: Any, tmp_path:
     loses nothing, and the restarted node settles it once."""
     import signal as signals
 
-    from contracts.devchain import DevChain
     from node.cluster import start_node_process, wait_for_peers
 
     nodes = cluster(2, chain=True, price=PRICE, batch_size=100, batch_interval=600.0)  # no batch before the kill
-    chain = read_cluster_chain(cluster.directories[0])
-    assert chain is not None
+    chain, wallet = funded_client(cluster.directories[0], tmp_path)
     requester, holder = nodes
-    wallet = Wallet.open(chain.rpc_url, chain.contract, tmp_path / "client.key")
-    DevChain(chain.pid, chain.rpc_url, chain.contract, "").fund(wallet.address)
-    wallet.deposit(10**17)
     with SyncClient(holder.api_url) as at_holder:
         text = at_holder.put(b"alpha beta gamma\n")
     with SyncClient(requester.api_url, wallet=wallet) as client:
