@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,18 @@ def _progress(label: str, total: int | None) -> Iterator[Any]:
     ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+@contextmanager
+def _spinner(label: str) -> Iterator[None]:
+    """A rich spinner on a terminal while a long operation runs; silent otherwise."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(label):
+        yield
 
 
 def _tree_size(path: Path) -> int:
@@ -71,8 +84,9 @@ def cid_cmd(path: Path, raw: bool, cid_version: str, hidden: bool) -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--pin/--no-pin", default=True, show_default=True, help="Pin the root so GC keeps it.")
 @click.option("-H", "--hidden", is_flag=True, help="Include hidden files.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"cid", "size"} as JSON.')
 @data_dir_option
-def put_cmd(path: Path, pin: bool, hidden: bool, data_dir: Path) -> None:
+def put_cmd(path: Path, pin: bool, hidden: bool, as_json: bool, data_dir: Path) -> None:
     """Import a file or directory into the local store and print its root CID.
 
     Example: mycel put ./telemetry.csv
@@ -80,9 +94,10 @@ def put_cmd(path: Path, pin: bool, hidden: bool, data_dir: Path) -> None:
     from storage.files import add_path
     from storage.unixfs.importer import ImportOptions
 
-    with open_store(data_dir) as store, _progress(f"importing {path.name}", _tree_size(path)) as progress:
+    size = _tree_size(path)
+    with open_store(data_dir) as store, _progress(f"importing {path.name}", size) as progress:
         node = add_path(store, path, pin=pin, options=ImportOptions(include_hidden=hidden), progress=progress)
-    click.echo(node.cid)
+    click.echo(json.dumps({"cid": str(node.cid), "size": size}) if as_json else node.cid)
 
 
 @click.command("get")
@@ -97,7 +112,7 @@ def get_cmd(cid: str, output: Path | None, data_dir: Path) -> None:
     from storage.files import get_path
 
     root = parse_cid(cid)
-    with open_store(data_dir) as store:
+    with open_store(data_dir) as store, _spinner(f"writing {root} (every block verified)"):
         get_path(store, root, output or Path(str(root)))
 
 
