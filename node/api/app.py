@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from agents.bundle import pack
+from agents.bundle import open_bundle, pack
 from agents.errors import ManifestError
 from node.api.errors import ApiError, error_middleware
 from node.api.jobs import routes as job_routes
 from node.api.ledger import routes as ledger_routes
 from node.api.openapi import document
 from storage.cid import CID
+from storage.errors import StorageError
 from storage.files import add_path, get_path
 from storage.unixfs.data import NodeType
 from storage.unixfs.exporter import iter_file, node_kind
@@ -45,6 +46,7 @@ def build_app(service: NodeService) -> web.Application:
             web.get("/v1/peers", get_peers),
             web.post("/v1/blobs", post_blob),
             web.post("/v1/agents", post_agent),
+            web.get("/v1/agents", get_agents),
             web.get("/v1/blobs/{cid}", get_blob),
             web.get("/v1/blobs/{cid}/providers", get_providers),
             web.get("/v1/pins", get_pins),
@@ -222,6 +224,23 @@ async def get_providers(request: web.Request) -> web.Response:
     if service.store.has(root):
         providers.insert(0, service.identity.peer_id)
     return web.json_response({"cid": str(root), "providers": providers})
+
+
+async def get_agents(request: web.Request) -> web.Response:
+    """Agents stored on this node: the pinned roots that open as agent bundles."""
+    store = _service(request).store
+    agents = []
+    for pin in store.pins():
+        if pin.cid.codec != 0x71:  # bundles are dag-cbor manifests
+            continue
+        try:
+            bundle = open_bundle(store, pin.cid)
+        except (ManifestError, StorageError):
+            continue
+        manifest = bundle.manifest
+        agents.append({"agent": str(pin.cid), "name": manifest.name, "version": manifest.version,
+                       "runtime": manifest.runtime, "description": manifest.description})  # fmt: skip
+    return web.json_response({"agents": sorted(agents, key=lambda a: (a["name"], a["version"]))})
 
 
 async def get_pins(request: web.Request) -> web.Response:

@@ -64,12 +64,13 @@ def document(version: str) -> dict[str, Any]:
                 "delete": _op("Unpin", "unpinned", (401, 404), cid=True, write=True),
             },
             "/v1/agents": {
+                "get": _op("Agents stored on this node: id, name, version, runtime", "agents"),
                 "post": _op(
                     "Upload an agent directory (application/x-tar); validated, packed, returns its id",
                     "packed",
                     (400, 401, 413, 415),
                     write=True,
-                )
+                ),
             },
             "/v1/jobs": {
                 "post": _op(

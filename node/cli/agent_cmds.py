@@ -1,4 +1,5 @@
-"""``mycel agent pack|run``: bundle an agent, and run one locally in its sandbox."""
+"""``mycel agent pack|run|deploy|list``: bundle an agent, run one locally in its sandbox, or
+deploy it to a node and list what a node holds."""
 
 from __future__ import annotations
 
@@ -29,6 +30,39 @@ def agent_pack(directory: Path, data_dir: Path) -> None:
     with open_store(data_dir) as store:
         bundle = pack(directory, store)
     click.echo(bundle.agent_id)
+
+
+@agent_group.command("deploy")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--api", "api_url", envvar="MYCEL_API", default="http://127.0.0.1:5080", show_default=True)
+def agent_deploy(directory: Path, api_url: str) -> None:
+    """Upload DIRECTORY to a node, which validates and packs it; the id is checked against packing here.
+
+    Example: mycel agent deploy examples/sensor-anomaly --api http://127.0.0.1:5080
+    """
+    from sdk import SyncClient
+    from sdk.errors import VerificationError
+
+    with SyncClient(api_url) as client:
+        try:
+            click.echo(client.deploy(directory))
+        except VerificationError as exc:
+            raise VerificationFailed(str(exc)) from None
+
+
+@agent_group.command("list")
+@click.option("--api", "api_url", envvar="MYCEL_API", default="http://127.0.0.1:5080", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def agent_list(api_url: str, as_json: bool) -> None:
+    """The agents a node holds. Example: mycel agent list --api http://127.0.0.1:5080"""
+    from node.cli.job_cmds import _call
+
+    answer = _call("GET", f"{api_url}/v1/agents")
+    if as_json:
+        click.echo(json.dumps(answer))
+        return
+    for agent in answer["agents"]:
+        click.echo(f"{agent['agent']}  {agent['name']} {agent['version']} ({agent['runtime']})  {agent['description']}")
 
 
 @agent_group.command("run")
