@@ -102,7 +102,15 @@ class NodeService:
         self.execution = JobExecution(
             self.exchange, executor, self.metrics, self.config.region, self.cpu_cores, self.provide, self.settlement
         )
-        self.job_service = JobService(self.jobs, self.network, self.exchange, self.peers, self.execution, self._own)
+        self.job_service = JobService(
+            self.jobs,
+            self.network,
+            self.exchange,
+            self.peers,
+            self.execution,
+            self._own,
+            self.settlement.is_bound if self.settlement else None,
+        )
         await self.network.start()
         host, port = self.config.api_host_port
         self._runner = web.AppRunner(build_app(self), access_log=None)

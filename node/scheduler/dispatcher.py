@@ -46,6 +46,7 @@ class JobService:
         peers: PeerTable,
         local: JobExecution,
         own: Callable[[], Candidate],
+        bound: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.jobs = jobs
         self.network = network
@@ -53,6 +54,7 @@ class JobService:
         self.peers = peers
         self.local = local
         self.own = own
+        self.bound = bound  # (address, peer ID) -> is the address registered to that peer on the ledger?
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.events: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
 
@@ -134,6 +136,8 @@ class JobService:
             self._move(job, JobState.FAILED, f"the job's payment is unusable: {exc}")
             return
         candidates, input_bytes = await self._candidates(spec)
+        if payment is not None and self.bound is not None:
+            candidates = await self._only_bound_addresses(candidates)
         addresses = {c.peer_id: c.chain_address for c in candidates}
         context = PlacementContext(
             manifest.runtime,
@@ -240,6 +244,25 @@ class JobService:
         job.results[peer] = str(result)
         job.receipts[peer] = str(receipt_cid)
         return result, "ok"
+
+    async def _only_bound_addresses(self, candidates: list[Candidate]) -> list[Candidate]:
+        """A paid job trusts an announced chain address only if the ledger binds it to that peer
+        (an Ed25519 signature by the peer's key, checked here); otherwise the node counts as
+        settling on no chain and the payment rule refuses it."""
+        assert self.bound is not None
+        bound = self.bound
+        checks = await asyncio.gather(
+            *(asyncio.to_thread(bound, c.chain_address, c.peer_id) for c in candidates if c.chain_address)
+        )
+        verdicts = iter(checks)
+        kept = []
+        for candidate in candidates:
+            if candidate.chain_address and not next(verdicts):
+                log.warning("%s announces %s, which the ledger does not bind to it", candidate.peer_id,
+                            candidate.chain_address)  # fmt: skip
+                candidate = Candidate(**{**candidate.__dict__, "chain_address": ""})
+            kept.append(candidate)
+        return kept
 
     async def _rtt(self, peer: str) -> float | None:
         """Round trip to a candidate over libp2p (None when it does not answer in time)."""

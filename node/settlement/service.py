@@ -7,6 +7,7 @@ rpc_url the node runs unpaid jobs only and announces no chain address.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 from web3 import Web3
 
 from agents import receipt as receipts
-from contracts.binding import binding_message
+from contracts.binding import binding_is_valid, binding_message
 from contracts.errors import AuthorizationError, ChainError
 from contracts.keys import load_or_create_key
 from contracts.ledger import Ledger
@@ -26,6 +27,8 @@ from node.metrics import Metrics
 from node.settlement.claims import Claim, ClaimStore
 from node.settlement.submitter import ClaimSubmitter
 from storage.cid import CID
+
+log = logging.getLogger("mycelnet.settlement")
 
 
 class NodeSettlement:
@@ -47,6 +50,7 @@ class NodeSettlement:
             float(config.get("chain", "batch_interval")),
         )
         self.chain_id = 0
+        self._bound: set[tuple[str, str]] = set()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -60,6 +64,10 @@ class NodeSettlement:
             raise ChainError(f"chain.rpc_url {self.rpc_url} does not answer: {exc}") from None
         peer_id = self.identity.peer_id
         binding = self.identity.sign(binding_message(self.address, peer_id, self.ledger.address))
+        try:  # registered before the first announcement, so requesters can check the binding at once
+            await asyncio.to_thread(self.submitter.ensure_registered, peer_id.encode(), binding)
+        except ChainError as exc:
+            log.warning("registration deferred: %s", exc)  # the submitter's loop retries
         self._task = asyncio.create_task(self.submitter.run(peer_id.encode(), binding))
 
     async def stop(self) -> None:
@@ -67,6 +75,28 @@ class NodeSettlement:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self.claims.close()
+
+    def is_bound(self, address: str, peer_id: str) -> bool:
+        """Whether the ledger binds ``address`` to ``peer_id`` with a valid Ed25519 signature
+        (remembered once true; asked again while false, since registration can come late)."""
+        key = (Web3.to_checksum_address(address), peer_id)
+        if key in self._bound:
+            return True
+        if address == self.address:
+            return peer_id == self.identity.peer_id
+        try:
+            current = self.ledger.peer_id_of(address)  # empty once deregistered
+            registration = self.ledger.registration(address) if current == peer_id.encode() else None
+        except Exception:
+            return False
+        ok = (
+            registration is not None
+            and registration[0] == peer_id.encode()
+            and binding_is_valid(address, peer_id, self.ledger.address, registration[1])
+        )
+        if ok:
+            self._bound.add(key)
+        return ok
 
     def payment_for_me(self, job_id: str, payment: bytes) -> Payment:
         """The job's payment as far as it concerns this node; AuthorizationError if unusable."""

@@ -148,3 +148,20 @@ def os_kill(pid: int, sig: int) -> None:
     deadline = time.monotonic() + 10
     while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def test_a_paid_job_skips_a_node_whose_address_the_ledger_does_not_bind(cluster: Any, tmp_path: Path) -> None:
+    from contracts.keys import load_or_create_key
+
+    nodes = cluster(2, chain=True, price=PRICE, batch_size=1)
+    chain, wallet = funded_client(cluster.directories[0], tmp_path)
+    requester, holder = nodes
+    holder_key = load_or_create_key(Path(holder.data_dir) / "chain.key")
+    wallet.ledger._send(wallet.ledger.contract.functions.deregister(), holder_key)  # unbound, still announced
+    with SyncClient(holder.api_url) as at_holder:
+        text = at_holder.put(b"data that lives on the holder\n")
+    with SyncClient(requester.api_url, wallet=wallet) as client:
+        job = client.run(client.deploy(REPO_ROOT / "examples" / "wasm-wordcount"), {"text": text}, pay=MAX_PAY)
+        assert job.node == requester.peer_id  # not the data's holder: it could not prove its address
+        refused = {c["peer_id"]: c["reason"] for c in job.explain() if c["verdict"] == "refused"}
+        assert "settles on no chain" in refused[holder.peer_id]
