@@ -154,7 +154,7 @@ def test_a_paid_job_skips_a_node_whose_address_the_ledger_does_not_bind(cluster:
     from contracts.keys import load_or_create_key
 
     nodes = cluster(2, chain=True, price=PRICE, batch_size=1)
-    chain, wallet = funded_client(cluster.directories[0], tmp_path)
+    _chain, wallet = funded_client(cluster.directories[0], tmp_path)
     requester, holder = nodes
     holder_key = load_or_create_key(Path(holder.data_dir) / "chain.key")
     wallet.ledger._send(wallet.ledger.contract.functions.deregister(), holder_key)  # unbound, still announced
