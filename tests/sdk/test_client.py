@@ -54,6 +54,10 @@ def test_sync_client_end_to_end(cluster: Any, tmp_path: Path) -> None:
         assert counts["words"] == 7 and counts["files"] == 2
         assert isinstance(job.logs(), dict)
 
+        twice = client.run(agent, {"text": docs}, redundancy=2)  # both nodes, results compared
+        assert sorted(twice.info["results"]) == sorted([requester.peer_id, holder.peer_id])
+        assert len(set(twice.info["results"].values())) == 1
+
         with pytest.raises(JobFailedError, match="may not leave"):
             client.run(agent, {"text": docs}, region="mars")
         with pytest.raises(NodeApiError) as refused:
