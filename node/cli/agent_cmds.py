@@ -55,11 +55,10 @@ def agent_deploy(directory: Path, api_url: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def agent_list(api_url: str, as_json: bool) -> None:
     """The agents a node holds. Example: mycel agent list --api http://127.0.0.1:5080"""
-    from node.cli.job_cmds import _call
+    from node.cli.job_cmds import get_or_print
 
-    answer = _call("GET", f"{api_url}/v1/agents")
-    if as_json:
-        click.echo(json.dumps(answer))
+    answer = get_or_print(f"{api_url}/v1/agents", as_json)
+    if answer is None:
         return
     for agent in answer["agents"]:
         click.echo(f"{agent['agent']}  {agent['name']} {agent['version']} ({agent['runtime']})  {agent['description']}")

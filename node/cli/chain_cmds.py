@@ -222,11 +222,10 @@ def ledger_claims(api_url: str, state: str | None, as_json: bool) -> None:
 
     Example: mycel ledger claims --api http://127.0.0.1:5080 --state failed
     """
-    from node.cli.job_cmds import _call
+    from node.cli.job_cmds import get_or_print
 
-    answer = _call("GET", f"{api_url}/v1/ledger/claims" + (f"?state={state}" if state else ""))
-    if as_json:
-        click.echo(json.dumps(answer))
+    answer = get_or_print(f"{api_url}/v1/ledger/claims" + (f"?state={state}" if state else ""), as_json)
+    if answer is None:
         return
     click.echo(f"node account {answer['address']}")
     for claim in answer["claims"]:

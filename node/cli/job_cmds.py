@@ -37,6 +37,15 @@ def _call(method: str, url: str, body: Any = None) -> Any:
     return json.loads(raw) if raw[:1] in (b"{", b"[") else raw
 
 
+def get_or_print(url: str, as_json: bool) -> Any:
+    """GET a node's JSON; with --json print it as it came and return None (nothing more to show)."""
+    answer = _call("GET", url)
+    if as_json:
+        click.echo(json.dumps(answer))
+        return None
+    return answer
+
+
 @click.group("job")
 def job_group() -> None:
     """Run jobs on the network and follow them."""
@@ -140,9 +149,8 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the AP
 @JSON_OPTION
 def job_status(job_id: str, api_url: str, as_json: bool) -> None:
     """Show a job's state and history. Example: mycel job status 3f2a..."""
-    job = _call("GET", f"{api_url}/v1/jobs/{job_id}")
-    if as_json:
-        click.echo(json.dumps(job))
+    job = get_or_print(f"{api_url}/v1/jobs/{job_id}", as_json)
+    if job is None:
         return
     click.echo(f"job {job_id}: {job['state']}")
     for transition in job["transitions"]:
@@ -155,9 +163,8 @@ def job_status(job_id: str, api_url: str, as_json: bool) -> None:
 @JSON_OPTION
 def job_explain(job_id: str, api_url: str, as_json: bool) -> None:
     """Why each node was chosen, kept as standby, or refused. Example: mycel job explain 3f2a..."""
-    answer = _call("GET", f"{api_url}/v1/jobs/{job_id}/placement")
-    if as_json:
-        click.echo(json.dumps(answer))
+    answer = get_or_print(f"{api_url}/v1/jobs/{job_id}/placement", as_json)
+    if answer is None:
         return
     for candidate in answer["candidates"]:
         click.echo(f"{candidate['verdict']:8} {candidate['peer_id']}  {candidate['reason']}")
@@ -169,9 +176,8 @@ def job_explain(job_id: str, api_url: str, as_json: bool) -> None:
 @JSON_OPTION
 def job_logs(job_id: str, api_url: str, as_json: bool) -> None:
     """The agent's output on each node that ran it. Example: mycel job logs 3f2a..."""
-    answer = _call("GET", f"{api_url}/v1/jobs/{job_id}/logs")
-    if as_json:
-        click.echo(json.dumps(answer))
+    answer = get_or_print(f"{api_url}/v1/jobs/{job_id}/logs", as_json)
+    if answer is None:
         return
     for peer, text in answer["logs"].items():
         click.echo(f"== {peer}")
