@@ -140,15 +140,17 @@ class ClaimSubmitter:
 
     def _submit(self, batch: list[Claim]) -> int:
         retried = [c for c in batch if c.attempts > 0]
-        if retried and self._settled_elsewhere_or_pending(retried):
-            batch = [c for c in batch if c.state is ClaimState.PENDING]
+        settled = self._settled_elsewhere_or_pending(retried) if retried else 0
+        batch = [c for c in batch if c.state is ClaimState.PENDING]
+        if not batch:
+            return settled
         call = self.ledger.contract.functions.claim_batch([c.request().as_tuple() for c in batch])
         try:
             tx = call.build_transaction(self._tx_fields())  # type: ignore[arg-type]  # estimates gas: a bad claim shows here
         except ContractLogicError:
             batch = self._drop_refused(batch)
             if not batch:
-                return 0
+                return settled
             call = self.ledger.contract.functions.claim_batch([c.request().as_tuple() for c in batch])
             tx = call.build_transaction(self._tx_fields())  # type: ignore[arg-type]
         signed = self.account.sign_transaction(tx)  # type: ignore[arg-type]
@@ -159,8 +161,8 @@ class ClaimSubmitter:
         self.ledger.w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = self.ledger.w3.eth.wait_for_transaction_receipt(signed.hash, timeout=RECEIPT_TIMEOUT)
         if receipt["status"] != 1:
-            return self._settled_elsewhere_or_pending(batch)
-        return self._mark_settled(batch, receipt)
+            return settled + self._settled_elsewhere_or_pending(batch)
+        return settled + self._mark_settled(batch, receipt)
 
     def _drop_refused(self, batch: list[Claim]) -> list[Claim]:
         kept = []
