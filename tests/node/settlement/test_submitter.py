@@ -150,3 +150,20 @@ def test_lost_state_cannot_make_the_ledger_pay_twice(setup: Setup) -> None:
     failed = again.store.get(claim.job_id)
     assert failed is not None and failed.state is ClaimState.FAILED and "already claimed" in failed.error
     assert setup.ledger.earnings(setup.node.address) == 1000
+
+
+def test_a_retried_claim_already_paid_is_recognised_not_resent(setup: Setup) -> None:
+    submitter = setup.submitter()
+    claim = setup.claim("paid-earlier")
+    submitter.enqueue(claim)
+    assert submitter.flush() == 1
+    again = submitter.store.get(claim.job_id)
+    assert again is not None
+    again.state, again.tx_hash = ClaimState.PENDING, ""  # as if its batch had been reported lost
+    submitter.store.save([again])
+    sent_before = submitter.metrics.value("claims_transactions_total")
+    assert submitter.flush() == 1  # found on chain by its Settled event
+    after = submitter.store.get(claim.job_id)
+    assert after is not None and after.state is ClaimState.SETTLED and after.tx_hash
+    assert submitter.metrics.value("claims_transactions_total") == sent_before  # nothing sent
+    assert setup.ledger.earnings(setup.node.address) == 1000
