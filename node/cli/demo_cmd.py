@@ -115,7 +115,7 @@ def _table(jobs: list[DemoJob], names: dict[str, str]) -> Any:
 
     table = Table(title="mycelnet demo: agents run next to their data, every result verified and paid")
     for column in ("job (agent)", "ran on", "why there", "time", "bytes moved", "result", "verified", "paid"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", min_width=36 if column == "why there" else None)
     for job in jobs:
         table.add_row(
             f"{job.label} ({job.agent_dir})",

@@ -126,19 +126,10 @@ def test_usage_errors_exit_2(mycel: CliRunner, tmp_path: Path) -> None:
     assert mycel("no-such-command").returncode == 2
 
 
-def test_every_command_has_help_with_an_example(mycel: CliRunner) -> None:
-    for command in (
-        ["cid"],
-        ["put"],
-        ["get"],
-        ["verify"],
-        ["gc"],
-        ["pin", "add"],
-        ["car", "export"],
-        ["store", "verify"],
-    ):
-        result = mycel(*command, "--help")
-        assert result.returncode == 0 and "Example" in result.stdout, command
+def test_help_runs_in_a_real_process(mycel: CliRunner) -> None:
+    """One real ``--help`` (tests/node/test_cli_help.py checks every command's text in process)."""
+    result = mycel("put", "--help")
+    assert result.returncode == 0 and "Example: mycel put" in result.stdout
 
 
 def test_agent_pack_and_run_from_the_cli(mycel: CliRunner, tmp_path: Path) -> None:

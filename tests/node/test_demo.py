@@ -25,10 +25,14 @@ def test_demo_places_verifies_and_pays_then_leaves_nothing(mycel: CliRunner, tmp
     result = mycel("demo", "--dir", tmp_path / "demo", timeout=170)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert time.monotonic() - started < 120
-    rows = [line for line in result.stdout.splitlines() if "CID+receipt+chain" in line]
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.stdout.splitlines()
+            if "CID+receipt+chain" in line]  # fmt: skip
     assert len(rows) == 3, result.stdout
-    assert "anomalies (sensor-anomaly) │ node0 (eu-edge)" in result.stdout  # next to the telemetry
-    assert "search (doc-search)        │ node1 (us-edge)" in result.stdout  # next to the documents
+    placed = {row[0]: row[1] for row in rows}
+    assert placed["anomalies (sensor-anomaly)"] == "node0 (eu-edge)"  # next to the telemetry
+    assert placed["search (doc-search)"] == "node1 (us-edge)"  # next to the documents
+    assert placed["wordcount (wasm-wordcount)"] == "node1 (us-edge)"
+    assert all(row[4] == "0" for row in rows)  # no input byte moved
     assert "all results verified by CID, receipt and chain" in result.stdout
     assert not _ours(str(tmp_path / "demo"))  # no node, no anvil left behind
 
