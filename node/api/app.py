@@ -15,7 +15,7 @@ from aiohttp import web
 
 from agents.bundle import open_bundle, pack
 from agents.errors import ManifestError
-from node.api.errors import ApiError, error_middleware
+from node.api.errors import METRICS_KEY, SERVICE_KEY, ApiError, error_middleware
 from node.api.jobs import routes as job_routes
 from node.api.ledger import routes as ledger_routes
 from node.api.openapi import document
@@ -38,8 +38,8 @@ def _too_large(limit: int) -> ApiError:
 
 def build_app(service: NodeService) -> web.Application:
     app = web.Application(middlewares=[error_middleware, _auth_middleware], client_max_size=1 << 20)
-    app["service"] = service
-    app["metrics"] = service.metrics
+    app[SERVICE_KEY] = service
+    app[METRICS_KEY] = service.metrics
     app.add_routes(
         [
             web.get("/v1/node", get_node),
@@ -63,7 +63,7 @@ def build_app(service: NodeService) -> web.Application:
 
 @web.middleware
 async def _auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    token: str = request.app["service"].config.get("api", "token")
+    token: str = request.app[SERVICE_KEY].config.get("api", "token")
     unrouted = request.match_info.http_exception is not None  # 404/405 answer before auth
     if request.method not in ("GET", "HEAD", "OPTIONS") and token and not unrouted:
         supplied = request.headers.get("Authorization", "")
@@ -74,7 +74,7 @@ async def _auth_middleware(request: web.Request, handler: Any) -> web.StreamResp
 
 
 def _service(request: web.Request) -> NodeService:
-    service: NodeService = request.app["service"]
+    service: NodeService = request.app[SERVICE_KEY]
     return service
 
 

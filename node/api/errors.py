@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -23,6 +24,10 @@ from storage.errors import (
 log = logging.getLogger("mycelnet.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+SERVICE_KEY: web.AppKey[Any] = web.AppKey("service")  # the NodeService (typed where it is read)
+METRICS_KEY: web.AppKey[Any] = web.AppKey("metrics")
 
 
 class ApiError(Exception):
@@ -68,6 +73,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
     finally:
-        metrics = request.app.get("metrics")
+        metrics = request.app.get(METRICS_KEY)
         if metrics is not None:
             metrics.observe(route, time.perf_counter() - started)

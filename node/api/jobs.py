@@ -10,7 +10,7 @@ from aiohttp import web
 
 from contracts.errors import AuthorizationError
 from contracts.payment import Payment, chain_job_id
-from node.api.errors import ApiError
+from node.api.errors import SERVICE_KEY, ApiError
 from node.scheduler.job import JobError, JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import is_job_id
 from storage.cid import CID
@@ -37,7 +37,7 @@ def routes() -> list[web.RouteDef]:
 
 
 def _service(request: web.Request) -> NodeService:
-    service: NodeService = request.app["service"]
+    service: NodeService = request.app[SERVICE_KEY]
     if service.job_service is None:
         raise ApiError(503, "not_ready", "the node is still starting")
     return service

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from node.api.errors import ApiError
+from node.api.errors import SERVICE_KEY, ApiError
 from node.settlement.claims import ClaimState
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ def routes() -> list[web.RouteDef]:
 
 
 def _settlement(request: web.Request) -> NodeSettlement:
-    service: NodeService = request.app["service"]
+    service: NodeService = request.app[SERVICE_KEY]
     if service.settlement is None:
         raise ApiError(404, "settlement_off", "this node settles on no chain: set chain.rpc_url and chain.contract")
     return service.settlement
