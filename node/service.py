@@ -100,7 +100,14 @@ class NodeService:
         if self.settlement is not None:
             await self.settlement.start()
         self.execution = JobExecution(
-            self.exchange, executor, self.metrics, self.config.region, self.cpu_cores, self.provide, self.settlement
+            self.exchange,
+            executor,
+            self.metrics,
+            self.config.region,
+            self.cpu_cores,
+            self.provide,
+            self.settlement,
+            self.jobs,
         )
         self.job_service = JobService(
             self.jobs,

@@ -24,6 +24,7 @@ from contracts.errors import ChainError
 from node.exchange import BlockExchange
 from node.metrics import Metrics
 from node.scheduler.job import JobError, JobSpec
+from node.scheduler.jobstore import JobStore
 from node.settlement.service import NodeSettlement
 from storage import dagcbor
 from storage.cid import CID
@@ -33,6 +34,7 @@ log = logging.getLogger("mycelnet.jobs")
 
 PROTOCOL = "/mycel/job/1.0.0"
 LOG_RETURNED = 64 << 10
+PERSISTED_LOG = 4 << 10  # the tail kept with a remembered answer (the requester already has the rest)
 
 
 class JobExecution:
@@ -45,6 +47,7 @@ class JobExecution:
         slots: int,
         provide: Callable[[CID], None],
         settlement: NodeSettlement | None = None,
+        answers: JobStore | None = None,
     ) -> None:
         self.exchange = exchange
         self.store = exchange.store
@@ -55,6 +58,7 @@ class JobExecution:
         self.running = 0
         self._provide = provide
         self.settlement = settlement
+        self.answers = answers  # persisted answers: a restarted executor still never runs a job twice
         self._answers: dict[str, dict[str, Any]] = {}
         self._in_flight: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
@@ -73,8 +77,15 @@ class JobExecution:
             return [dagcbor.encode(await self.run(message["job_id"], spec, providers))]
         return [dagcbor.encode({"accept": False, "reason": "unknown op"})]
 
+    def _remembered(self, job_id: str) -> dict[str, Any] | None:
+        if job_id not in self._answers and self.answers is not None:
+            stored = self.answers.answer(job_id)
+            if stored is not None:
+                self._answers[job_id] = stored
+        return self._answers.get(job_id)
+
     def offer(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
-        if job_id in self._answers or job_id in self._in_flight:
+        if self._remembered(job_id) is not None or job_id in self._in_flight:
             return {"accept": True, "reason": "already running or done here"}
         if spec.regions and self.region not in spec.regions:
             return {"accept": False, "reason": f"this node is in {self.region}, outside {list(spec.regions)}"}
@@ -92,8 +103,9 @@ class JobExecution:
         return {"accept": True, "reason": "capacity available"}
 
     async def run(self, job_id: str, spec: JobSpec, providers: list[str]) -> dict[str, Any]:
-        if job_id in self._answers:
-            return self._answers[job_id]
+        remembered = self._remembered(job_id)
+        if remembered is not None:
+            return remembered
         if job_id in self._in_flight:
             return await asyncio.shield(self._in_flight[job_id])
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -103,6 +115,8 @@ class JobExecution:
             answer = await self._execute(job_id, spec, providers)
             if answer.get("receipt") is not None:  # the agent ran: never run it again for this id
                 self._answers[job_id] = answer
+                if self.answers is not None:
+                    self.answers.save_answer(job_id, {**answer, "logs": answer["logs"][-PERSISTED_LOG:]})
             future.set_result(answer)
             return answer
         except BaseException as exc:

@@ -1,0 +1,53 @@
+"""The executing side in process: a job id runs once, even across an executor restart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import nacl.signing
+
+from agents.bundle import pack
+from agents.executor import Executor
+from agents.runtime.wasm import WasmRuntime
+from node.metrics import Metrics
+from node.scheduler.execution import JobExecution
+from node.scheduler.job import JobSpec
+from node.scheduler.jobstore import JobStore, new_job_id
+from storage.blockstore import BlockStore
+from storage.files import add_path
+from tests.support import REPO_ROOT
+
+
+def _execution(store: BlockStore, jobs: JobStore, tmp_path: Path, metrics: Metrics) -> JobExecution:
+    executor = Executor(store, {"wasm": WasmRuntime(tmp_path / "cache")}, nacl.signing.SigningKey(bytes(32)),
+                        tmp_path / "work")  # type: ignore[dict-item]  # fmt: skip
+    exchange: Any = SimpleNamespace(store=store)  # everything is local: no fetch happens
+    return JobExecution(exchange, executor, metrics, "eu", 2, lambda cid: None, None, jobs)
+
+
+def test_a_restarted_executor_answers_a_resent_job_from_its_first_run(tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    (tmp_path / "text.txt").write_text("one two two\n")
+    store = BlockStore(tmp_path / "blocks")
+    agent = pack(REPO_ROOT / "examples" / "wasm-wordcount", store).agent_id
+    text = add_path(store, tmp_path / "text.txt").cid
+    job_spec, job_id = JobSpec(agent, {"text": text}), new_job_id()
+
+    first_metrics = Metrics()
+    jobs = JobStore(tmp_path / "jobs")
+    first = asyncio.run(_execution(store, jobs, tmp_path, first_metrics).run(job_id, job_spec, []))
+    assert first["status"] == "ok" and first_metrics.value("jobs_executed_total", status="ok") == 1
+    jobs.close()  # the executor goes away
+
+    again_metrics = Metrics()
+    jobs = JobStore(tmp_path / "jobs")
+    restarted = _execution(store, jobs, tmp_path, again_metrics)
+    assert restarted.offer(job_id, job_spec)["reason"] == "already running or done here"
+    again = asyncio.run(restarted.run(job_id, job_spec, []))
+    assert again["result"] == first["result"] and again["receipt"] == first["receipt"]
+    assert again_metrics.value("jobs_executed_total", status="ok") == 0  # not run a second time
+    jobs.close()
+    store.close()
