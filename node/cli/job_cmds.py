@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -205,11 +206,16 @@ def job_result(job_id: str, output: Path, api_url: str) -> None:
     checked = receipt.verify(_call("GET", f"{api_url}/v1/jobs/{job_id}/receipt"))
     if str(checked.result) != job["result"]:
         raise VerificationFailed(f"the receipt names {checked.result}, the job {job['result']}")
-    archive = _call("GET", f"{api_url}/v1/blobs/{job['result']}")
+    from rich.console import Console
+
+    console = Console(stderr=True, quiet=not sys.stderr.isatty())
+    with console.status(f"downloading {job['result']}"):
+        archive = _call("GET", f"{api_url}/v1/blobs/{job['result']}")
     output.mkdir(parents=True, exist_ok=False)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(output, filter="data")
-    actual = import_path(output, NullSink()).cid
+    with console.status(f"re-hashing {output}"):
+        actual = import_path(output, NullSink()).cid
     if str(actual) != job["result"]:
         raise VerificationFailed(f"downloaded result hashes to {actual}, not {job['result']}")
     click.echo(f"{output}: {actual} verified; receipt signed by {checked.node}")
