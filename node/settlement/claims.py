@@ -15,11 +15,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import lmdb
-
 from contracts.authorization import JobAuthorization, SignedAuthorization
 from contracts.ledger import ClaimRequest
-from storage import dagcbor
+from storage.records import RecordTables
 
 
 class ClaimState(StrEnum):
@@ -89,32 +87,27 @@ class Claim:
 
 
 class ClaimStore:
-    def __init__(self, path: Path, map_size: int = 256 << 20) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        self._env = lmdb.open(str(path), map_size=map_size, max_dbs=2)
-        self._claims = self._env.open_db(b"claims")
+    def __init__(self, path: Path) -> None:
+        self._tables = RecordTables(path, ("claims",))
 
     def add(self, claim: Claim) -> bool:
         """Record a new claim; False (and nothing changed) if this job already has one."""
-        with self._env.begin(write=True, db=self._claims) as txn:
-            return bool(txn.put(claim.job_id.encode(), dagcbor.encode(claim.to_record()), overwrite=False))
+        return self._tables.put("claims", claim.job_id, claim.to_record(), overwrite=False)
 
     def save(self, claims: Iterable[Claim]) -> None:
         """Write all of them in one transaction (a batch changes state together)."""
         now = time.time()
-        with self._env.begin(write=True, db=self._claims) as txn:
-            for claim in claims:
-                claim.updated_at = now
-                txn.put(claim.job_id.encode(), dagcbor.encode(claim.to_record()))
+        batch = list(claims)
+        for claim in batch:
+            claim.updated_at = now
+        self._tables.put_many("claims", [(claim.job_id, claim.to_record()) for claim in batch])
 
     def get(self, job_id: str) -> Claim | None:
-        with self._env.begin(db=self._claims) as txn:
-            raw = txn.get(job_id.encode())
-        return None if raw is None else Claim.from_record(dagcbor.decode(raw))
+        record = self._tables.get("claims", job_id)
+        return None if record is None else Claim.from_record(record)
 
     def all(self) -> list[Claim]:
-        with self._env.begin(db=self._claims) as txn:
-            return [Claim.from_record(dagcbor.decode(value)) for _, value in txn.cursor()]
+        return [Claim.from_record(record) for record in self._tables.values("claims")]
 
     def in_state(self, *states: ClaimState) -> list[Claim]:
         return sorted((c for c in self.all() if c.state in states), key=lambda c: c.created_at)
@@ -126,4 +119,4 @@ class ClaimStore:
         return counts
 
     def close(self) -> None:
-        self._env.close()
+        self._tables.close()

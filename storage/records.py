@@ -1,0 +1,55 @@
+"""Small LMDB tables of dag-cbor records (jobs, answers, claims) whose map grows on demand.
+
+The block store has its own, larger machinery; these tables hold node state that must
+survive a crash: each write is one transaction, and a full map is doubled and the write
+retried, so a long-running node never stops on MapFullError.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from storage import dagcbor
+
+log = logging.getLogger("mycelnet.storage")
+
+
+class RecordTables:
+    def __init__(self, path: Path, tables: tuple[str, ...], map_size: int = 64 << 20) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._env = lmdb.open(str(path), map_size=map_size, max_dbs=len(tables))
+        self._dbs = {name: self._env.open_db(name.encode()) for name in tables}
+
+    def put_many(self, table: str, items: Iterable[tuple[str, Any]], overwrite: bool = True) -> bool:
+        """Write every (key, record) in one transaction; False if ``overwrite`` is off and a key existed."""
+        pending = [(key.encode(), dagcbor.encode(record)) for key, record in items]
+        while True:
+            try:
+                with self._env.begin(write=True, db=self._dbs[table]) as txn:
+                    return all([txn.put(key, value, overwrite=overwrite) for key, value in pending])
+            except lmdb.MapFullError:
+                new_size = self._env.info()["map_size"] * 2
+                log.info("growing LMDB map of %s to %d MiB", self.path, new_size >> 20)
+                self._env.set_mapsize(new_size)
+
+    def put(self, table: str, key: str, record: Any, overwrite: bool = True) -> bool:
+        return self.put_many(table, [(key, record)], overwrite)
+
+    def get(self, table: str, key: str) -> Any:
+        with self._env.begin(db=self._dbs[table]) as txn:
+            raw = txn.get(key.encode())
+        return None if raw is None else dagcbor.decode(raw)
+
+    def values(self, table: str) -> list[Any]:
+        with self._env.begin(db=self._dbs[table]) as txn:
+            raws = [value for _, value in txn.cursor()]
+        return [dagcbor.decode(raw) for raw in raws]
+
+    def close(self) -> None:
+        self._env.close()
