@@ -8,15 +8,16 @@ retried, so a long-running node never stops on MapFullError.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lmdb
 
 from storage import dagcbor
 
 log = logging.getLogger("mycelnet.storage")
+T = TypeVar("T")
 
 
 class RecordTables:
@@ -26,17 +27,21 @@ class RecordTables:
         self._env = lmdb.open(str(path), map_size=map_size, max_dbs=len(tables))
         self._dbs = {name: self._env.open_db(name.encode()) for name in tables}
 
-    def put_many(self, table: str, items: Iterable[tuple[str, Any]], overwrite: bool = True) -> bool:
-        """Write every (key, record) in one transaction; False if ``overwrite`` is off and a key existed."""
-        pending = [(key.encode(), dagcbor.encode(record)) for key, record in items]
+    def write(self, change: Callable[[Writer], T]) -> T:
+        """Run ``change`` in one write transaction (rerun from scratch if the map had to grow)."""
         while True:
             try:
-                with self._env.begin(write=True, db=self._dbs[table]) as txn:
-                    return all([txn.put(key, value, overwrite=overwrite) for key, value in pending])
+                with self._env.begin(write=True) as txn:
+                    return change(Writer(txn, self._dbs))
             except lmdb.MapFullError:
                 new_size = self._env.info()["map_size"] * 2
                 log.info("growing LMDB map of %s to %d MiB", self.path, new_size >> 20)
                 self._env.set_mapsize(new_size)
+
+    def put_many(self, table: str, items: Iterable[tuple[str, Any]], overwrite: bool = True) -> bool:
+        """Write every (key, record) in one transaction; False if ``overwrite`` is off and a key existed."""
+        pending = list(items)
+        return self.write(lambda w: all([w.put(table, key, record, overwrite) for key, record in pending]))
 
     def put(self, table: str, key: str, record: Any, overwrite: bool = True) -> bool:
         return self.put_many(table, [(key, record)], overwrite)
@@ -51,5 +56,28 @@ class RecordTables:
             raws = [value for _, value in txn.cursor()]
         return [dagcbor.decode(raw) for raw in raws]
 
+    def count(self, table: str) -> int:
+        """Entries in ``table``, from LMDB's own statistics (nothing is read or decoded)."""
+        with self._env.begin() as txn:
+            entries: int = txn.stat(self._dbs[table])["entries"]
+        return entries
+
     def close(self) -> None:
         self._env.close()
+
+
+class Writer:
+    """The tables as one write transaction sees them."""
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]) -> None:
+        self._txn = txn
+        self._dbs = dbs
+
+    def put(self, table: str, key: str, record: Any, overwrite: bool = True) -> bool:
+        return bool(self._txn.put(key.encode(), dagcbor.encode(record), overwrite=overwrite, db=self._dbs[table]))
+
+    def delete(self, table: str, key: str) -> bool:
+        return bool(self._txn.delete(key.encode(), db=self._dbs[table]))
+
+    def has(self, table: str, key: str) -> bool:
+        return self._txn.get(key.encode(), db=self._dbs[table]) is not None

@@ -34,6 +34,6 @@ async def get_claims(request: web.Request) -> web.Response:
     wanted = request.query.get("state")
     if wanted is not None and wanted not in {s.value for s in ClaimState}:
         raise ApiError(400, "bad_state", f"state must be one of {[s.value for s in ClaimState]}")
-    claims = [c.summary() for c in settlement.claims.all() if wanted is None or c.state.value == wanted]
-    claims.sort(key=lambda c: c["created_at"])
+    found = settlement.claims.in_state(ClaimState(wanted)) if wanted else settlement.claims.all()
+    claims = sorted((c.summary() for c in found), key=lambda c: c["created_at"])
     return web.json_response({"address": settlement.address, "claims": claims})

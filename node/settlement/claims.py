@@ -17,7 +17,7 @@ from typing import Any
 
 from contracts.authorization import JobAuthorization, SignedAuthorization
 from contracts.ledger import ClaimRequest
-from storage.records import RecordTables
+from storage.records import RecordTables, Writer
 
 
 class ClaimState(StrEnum):
@@ -86,13 +86,26 @@ class Claim:
         }
 
 
+# Open claims (pending, submitted) live apart from finished ones, so the submitter's rounds and
+# every new claim read only the few open ones, however long the node's history grows.
+_TABLE = {ClaimState.PENDING: "open", ClaimState.SUBMITTED: "open", ClaimState.SETTLED: "settled",
+          ClaimState.FAILED: "failed"}  # fmt: skip
+_TABLES = ("open", "settled", "failed")
+
+
 class ClaimStore:
     def __init__(self, path: Path) -> None:
-        self._tables = RecordTables(path, ("claims",))
+        self._tables = RecordTables(path, _TABLES)
 
     def add(self, claim: Claim) -> bool:
         """Record a new claim; False (and nothing changed) if this job already has one."""
-        return self._tables.put("claims", claim.job_id, claim.to_record(), overwrite=False)
+
+        def change(tables: Writer) -> bool:
+            if any(tables.has(table, claim.job_id) for table in _TABLES):
+                return False
+            return tables.put(_TABLE[claim.state], claim.job_id, claim.to_record())
+
+        return self._tables.write(change)
 
     def save(self, claims: Iterable[Claim]) -> None:
         """Write all of them in one transaction (a batch changes state together)."""
@@ -100,22 +113,37 @@ class ClaimStore:
         batch = list(claims)
         for claim in batch:
             claim.updated_at = now
-        self._tables.put_many("claims", [(claim.job_id, claim.to_record()) for claim in batch])
+
+        def change(tables: Writer) -> None:
+            for claim in batch:
+                home = _TABLE[claim.state]
+                for table in _TABLES:
+                    if table != home:
+                        tables.delete(table, claim.job_id)
+                tables.put(home, claim.job_id, claim.to_record())
+
+        self._tables.write(change)
 
     def get(self, job_id: str) -> Claim | None:
-        record = self._tables.get("claims", job_id)
-        return None if record is None else Claim.from_record(record)
+        for table in _TABLES:
+            record = self._tables.get(table, job_id)
+            if record is not None:
+                return Claim.from_record(record)
+        return None
 
     def all(self) -> list[Claim]:
-        return [Claim.from_record(record) for record in self._tables.values("claims")]
+        return [Claim.from_record(record) for table in _TABLES for record in self._tables.values(table)]
 
     def in_state(self, *states: ClaimState) -> list[Claim]:
-        return sorted((c for c in self.all() if c.state in states), key=lambda c: c.created_at)
+        tables = sorted({_TABLE[state] for state in states})
+        claims = (Claim.from_record(record) for table in tables for record in self._tables.values(table))
+        return sorted((c for c in claims if c.state in states), key=lambda c: c.created_at)
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys((s.value for s in ClaimState), 0)
-        for claim in self.all():
+        for claim in self.in_state(ClaimState.PENDING, ClaimState.SUBMITTED):
             counts[claim.state.value] += 1
+        counts["settled"], counts["failed"] = self._tables.count("settled"), self._tables.count("failed")
         return counts
 
     def close(self) -> None:
