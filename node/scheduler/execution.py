@@ -145,7 +145,7 @@ class JobExecution:
             return {"status": f"failed: {type(exc).__name__}: {exc}", "result": None, "receipt": None, "logs": b""}
         if outcome.result is not None:
             self._provide(outcome.result)
-            self._claim(job_id, spec, outcome.receipt, outcome.result)
+            self._claim(job_id, spec, outcome.receipt, outcome.result, outcome.raw.cpu_seconds)
         self.metrics.inc("jobs_executed_total", status=outcome.status.split(":")[0])
         return {
             "status": outcome.status,
@@ -154,12 +154,12 @@ class JobExecution:
             "logs": outcome.logs[-LOG_RETURNED:],
         }
 
-    def _claim(self, job_id: str, spec: JobSpec, receipt: bytes | None, result: CID) -> None:
+    def _claim(self, job_id: str, spec: JobSpec, receipt: bytes | None, result: CID, cpu_seconds: float) -> None:
         """Queue the payment claim before answering, so a crash after the answer loses nothing."""
         if self.settlement is None or spec.payment is None or receipt is None:
             return
         try:
-            self.settlement.claim(job_id, spec.payment, receipt, result)
+            self.settlement.claim(job_id, spec.payment, receipt, result, cpu_seconds)
         except ChainError as exc:  # the job still succeeded; the operator learns why it is unpaid
             log.warning("job %s ran but cannot be claimed: %s", job_id, exc)
             self.metrics.inc("claims_failed_total")

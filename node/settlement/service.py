@@ -15,7 +15,6 @@ from typing import Any
 
 from web3 import Web3
 
-from agents import receipt as receipts
 from contracts.binding import binding_is_valid, binding_message
 from contracts.errors import AuthorizationError, ChainError
 from contracts.keys import load_or_create_key
@@ -106,12 +105,11 @@ class NodeSettlement:
         mine.check_usable(self.chain_id, self.ledger.address)
         return mine
 
-    def claim(self, job_id: str, payment: bytes, signed_receipt: bytes, result: CID) -> Claim:
+    def claim(self, job_id: str, payment: bytes, signed_receipt: bytes, result: CID, cpu_seconds: float) -> Claim:
         """Queue the claim for a job this node ran: price x CPU seconds, capped at maxAmount."""
         mine = self.payment_for_me(job_id, payment)
         signed = mine.authorizations[self.address]
-        usage = receipts.verify(signed_receipt).usage
-        amount = min(mine.max_amount, math.ceil(self.price * max(usage.cpu_seconds, 0.0)))
+        amount = min(mine.max_amount, math.ceil(self.price * max(cpu_seconds, 0.0)))
         auth = signed.authorization
         claim = Claim(
             job_id=job_id, chain_job_id=auth.job_id, client=auth.client, node=auth.node,
