@@ -24,7 +24,7 @@ from agents.bundle import agent_id_of
 from contracts.payment import Payment
 from sdk.errors import JobFailedError, NodeApiError, NodeUnreachableError, SdkError, VerificationError
 from sdk.verify import SettlementCheck, verify_bytes, verify_path, verify_receipt, verify_settlement
-from sdk.wallet import Wallet
+from sdk.wallet import Wallet, settling_nodes
 from storage.cid import CID
 
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -185,12 +185,8 @@ class Client:
     async def _payment(self, job_id: str, max_amount: int) -> Payment:
         if self.wallet is None:
             raise SdkError("a paid job needs a wallet: Client(url, wallet=Wallet.open(rpc_url, contract, key_file))")
-        own = (await self.node()).get("chain") or {}
-        addresses = {p["chain_address"] for p in await self.peers() if p.get("alive") and p.get("chain_address")}
-        if own.get("address"):
-            addresses.add(own["address"])
-        wallet = self.wallet
-        return await asyncio.to_thread(wallet.pay_for, job_id, sorted(addresses), max_amount)
+        nodes = settling_nodes(await self.node(), await self.peers())
+        return await asyncio.to_thread(self.wallet.pay_for, job_id, nodes, max_amount)
 
 
 class Job:

@@ -112,11 +112,9 @@ def job_run(
 def _payment(api_url: str, max_amount: int, wallet: Any) -> dict[str, Any]:
     """A job id chosen here and the wallet's authorisations for every node that settles."""
     job_id = os.urandom(16).hex()
-    own = (_call("GET", f"{api_url}/v1/node").get("chain") or {}).get("address")
-    peers = _call("GET", f"{api_url}/v1/peers")["peers"]
-    nodes = sorted(
-        {p["chain_address"] for p in peers if p.get("alive") and p.get("chain_address")} | ({own} if own else set())
-    )
+    from sdk.wallet import settling_nodes
+
+    nodes = settling_nodes(_call("GET", f"{api_url}/v1/node"), _call("GET", f"{api_url}/v1/peers")["peers"])
     return {"job_id": job_id, "payment": wallet.pay_for(job_id, nodes, max_amount).encode().hex()}
 
 
