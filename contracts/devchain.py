@@ -64,10 +64,16 @@ class DevChain:
         return Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 10}))
 
     def fund(self, address: str, wei: int = 10**21) -> None:
-        self.web3().provider.make_request("anvil_setBalance", [Web3.to_checksum_address(address), hex(wei)])  # type: ignore[arg-type]
+        fund(self.rpc_url, address, wei)
 
     def stop(self) -> None:
         stop_chain(self.pid)
+
+
+def fund(rpc_url: str, address: str, wei: int = 10**21) -> None:
+    """Set ``address``'s balance on an anvil chain (a dev-chain faucet; no transaction)."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+    w3.provider.make_request("anvil_setBalance", [Web3.to_checksum_address(address), hex(wei)])  # type: ignore[arg-type]
 
 
 def start_dev_chain(directory: Path, port: int = 0, block_time: float | None = None, timeout: float = 20.0) -> DevChain:

@@ -129,10 +129,10 @@ def cluster_up(
     chain_env: dict[str, str] = {"MYCEL_CAPACITY_PRICE_PER_CPU_SECOND": str(price)}
     try:
         if chain:
-            from contracts.devchain import start_dev_chain
+            from contracts.devchain import DEV_CHAIN_ID, start_dev_chain
 
             started = start_dev_chain(directory / "chain")
-            dev_chain = ClusterChain(started.pid, started.rpc_url, started.contract, 31337)
+            dev_chain = ClusterChain(started.pid, started.rpc_url, started.contract, DEV_CHAIN_ID)
             write_cluster_file(directory, nodes, dev_chain)
             chain_env |= {
                 "MYCEL_CHAIN_RPC_URL": started.rpc_url,

@@ -104,10 +104,10 @@ def chain_dev(directory: Path, port: int, block_time: float | None) -> None:
 
     Example: mycel chain dev --port 8545   (then: export MYCEL_CHAIN_RPC_URL=... MYCEL_CHAIN_CONTRACT=...)
     """
-    from contracts.devchain import start_dev_chain
+    from contracts.devchain import DEV_CHAIN_ID, start_dev_chain
 
     chain = start_dev_chain(directory, port, block_time)
-    info = {"rpc_url": chain.rpc_url, "contract": chain.contract, "chain_id": 31337, "pid": chain.pid}
+    info = {"rpc_url": chain.rpc_url, "contract": chain.contract, "chain_id": DEV_CHAIN_ID, "pid": chain.pid}
     (directory / "chain.json").write_text(json.dumps(info, indent=1))
     click.echo(f"dev chain {chain.rpc_url}  ledger {chain.contract}  (Ctrl-C stops it)")
     click.echo(f"export MYCEL_CHAIN_RPC_URL={chain.rpc_url} MYCEL_CHAIN_CONTRACT={chain.contract}")
@@ -139,11 +139,11 @@ def chain_fund(address: str | None, amount: str, rpc_url: str | None, contract: 
 
     Example: mycel chain fund --cluster ./mycel-cluster
     """
-    from contracts.devchain import DevChain
+    from contracts.devchain import fund
 
     url, ledger = resolve_chain(rpc_url, contract, cluster_dir)
     target = address or open_wallet(url, ledger, None, key_file).address
-    DevChain(0, url, ledger, "").fund(target, parse_amount(amount))
+    fund(url, target, parse_amount(amount))
     click.echo(f"{target} now holds {parse_amount(amount)} wei")
 
 

@@ -133,7 +133,7 @@ def _table(jobs: list[DemoJob], names: dict[str, str]) -> Any:
 async def _demo(workdir: Path, keep: bool, console: Any) -> bool:
     from rich.live import Live
 
-    from contracts.devchain import DevChain
+    from contracts.devchain import fund
     from node.cluster import cluster_up, read_cluster_chain
     from sdk import Client, Wallet
 
@@ -151,7 +151,7 @@ async def _demo(workdir: Path, keep: bool, console: Any) -> bool:
     console.print(f"  chain  {chain.rpc_url}  ledger {chain.contract}")
 
     wallet = Wallet.open(chain.rpc_url, chain.contract, workdir / "client.key")
-    DevChain(chain.pid, chain.rpc_url, chain.contract, "").fund(wallet.address)
+    fund(chain.rpc_url, wallet.address)
     await asyncio.to_thread(wallet.deposit, 5 * 10**16)
     console.print(f"client {wallet.address} deposited 0.05 ETH into escrow (key stays on this machine)")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from contracts.devchain import DevChain
+from contracts.devchain import fund
 from contracts.payment import chain_job_id
 from node.cluster import ClusterChain, http_json, read_cluster_chain
 from sdk import SyncClient, VerificationError, Wallet, verify_settlement
@@ -35,7 +35,7 @@ def funded_client(cluster_dir: Path, tmp_path: Path) -> tuple[ClusterChain, Wall
     chain = read_cluster_chain(cluster_dir)
     assert chain is not None
     wallet = Wallet.open(chain.rpc_url, chain.contract, tmp_path / "client.key")
-    DevChain(chain.pid, chain.rpc_url, chain.contract, "").fund(wallet.address)
+    fund(chain.rpc_url, wallet.address)
     wallet.deposit(10**17)
     return chain, wallet
 
