@@ -12,10 +12,11 @@ import io
 import json
 import os
 import tarfile
+import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 
@@ -93,13 +94,21 @@ class Client:
                 raise VerificationError(f"the node answered {cid}, which is not the CID of the bytes sent")
             return cid
         path = Path(content)
-        if path.is_dir():
-            body, kind = _tar(path), "application/x-tar"
-        elif path.is_file():
-            body, kind = path.read_bytes(), "application/octet-stream"
-        else:
+        if not path.is_dir() and not path.is_file():
             raise SdkError(f"{path} is neither a file nor a directory")
-        answer = await self._call("POST", f"/v1/blobs?name={path.name}", data=body, headers={"Content-Type": kind})
+        with tempfile.TemporaryFile() as scratch:  # streamed from disk: a dataset never sits in memory
+            body: IO[bytes]
+            if path.is_dir():
+                _tar(path, scratch)
+                scratch.seek(0)
+                body, kind = scratch, "application/x-tar"
+            else:
+                body, kind = open(path, "rb"), "application/octet-stream"  # noqa: SIM115 - closed below
+            try:
+                answer = await self._call("POST", f"/v1/blobs?name={path.name}", data=body,
+                                          headers={"Content-Type": kind})  # fmt: skip
+            finally:
+                body.close()
         cid = CID.parse(answer["cid"])
         if not verify_path(cid, path):
             raise VerificationError(f"the node answered {cid}, which is not the CID of {path}")
@@ -134,7 +143,9 @@ class Client:
         """Upload and pack an agent directory; returns its id (checked against packing it here)."""
         directory = Path(agent_dir)
         expected = agent_id_of(directory)
-        answer = await self._call("POST", "/v1/agents", data=_tar(directory),
+        bundle = io.BytesIO()  # agents are small: packed in memory
+        _tar(directory, bundle)
+        answer = await self._call("POST", "/v1/agents", data=bundle.getvalue(),
                                   headers={"Content-Type": "application/x-tar"})  # fmt: skip
         if CID.parse(answer["agent"]) != expected:
             raise VerificationError(f"the node packed {answer['agent']}, but {directory} packs to {expected}")
@@ -276,13 +287,11 @@ class Job:
         return await asyncio.to_thread(verify_settlement, self.job_id, wallet.rpc_url, wallet.contract, receipt)
 
 
-def _tar(directory: Path) -> bytes:
-    """A directory as tar bytes, in sorted order, so uploads are reproducible."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
+def _tar(directory: Path, out: IO[bytes]) -> None:
+    """A directory as a tar stream, in sorted order, so uploads are reproducible."""
+    with tarfile.open(fileobj=out, mode="w") as tar:
         for path in sorted(directory.rglob("*")):
             tar.add(path, arcname=os.path.relpath(path, directory), recursive=False)
-    return buffer.getvalue()
 
 
 def _api_error(status: int, body: bytes) -> NodeApiError:
