@@ -118,14 +118,25 @@ class Client:
         """Download a file or directory to ``dest`` and re-hash it; VerificationError if it differs."""
         root = CID.parse(str(cid))
         target = Path(dest)
-        body = await self._call("GET", f"/v1/blobs/{root}")
-        if isinstance(body, bytes) and body[257:262] == b"ustar":
-            target.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-                tar.extractall(target, filter="data")
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(body)
+        try:
+            async with self._http().get(f"{self.url}/v1/blobs/{root}") as response:
+                if response.status >= 400:
+                    raise _api_error(response.status, await response.read())
+                is_directory = response.content_type == "application/x-tar"
+                if not is_directory:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                # streamed to disk (a directory's tar to a scratch file): a large result never sits in memory
+                sink = tempfile.TemporaryFile() if is_directory else open(target, "wb")  # noqa: SIM115
+                with sink as out:
+                    async for chunk in response.content.iter_chunked(1 << 20):
+                        out.write(chunk)
+                    if is_directory:
+                        out.seek(0)
+                        target.mkdir(parents=True, exist_ok=True)
+                        with tarfile.open(fileobj=out) as tar:
+                            tar.extractall(target, filter="data")
+        except aiohttp.ClientConnectionError as exc:
+            raise NodeUnreachableError(f"no mycelnet node answers at {self.url}: {exc}") from None
         if not verify_path(root, target):
             raise VerificationError(f"what the node sent for {root} does not hash to it; {target} is not trusted")
         return target
