@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import shutil
+import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -110,24 +112,28 @@ async def _settlement(job: Any, timeout: float = 30) -> Any:
             await asyncio.sleep(0.5)
 
 
-def _table(jobs: list[DemoJob], names: dict[str, str]) -> Any:
+def _blocks(jobs: list[DemoJob], names: dict[str, str]) -> Any:
+    """One block per job, key/value lines that wrap: readable at 80 columns and in a pipe
+    (a single wide table needed ~160 and lost its last columns on narrower screens)."""
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title="mycelnet demo: agents run next to their data, every result verified and paid")
-    for column in ("job (agent)", "ran on", "why there", "time", "bytes moved", "result", "verified", "paid"):
-        table.add_column(column, overflow="fold", min_width=36 if column == "why there" else None)
+    parts: list[Any] = [Text("mycelnet demo: agents run next to their data, every result verified and paid", "bold")]
     for job in jobs:
-        table.add_row(
-            f"{job.label} ({job.agent_dir})",
-            names.get(job.node, job.node[:12]),
-            job.why.split("; ")[0] if job.why else job.error,
-            f"{job.seconds:.1f} s" if job.seconds else job.state,
-            f"{job.moved:,}",
-            job.result[:14] + "…" if job.result else "",
-            job.verified or job.state,
-            job.paid,
-        )
-    return table
+        parts.append(Text(f"\n{job.label} ({job.agent_dir}): {job.state}", "bold"))
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, style="dim")
+        grid.add_column(overflow="fold")
+        where = names.get(job.node, job.node[:12]) or "-"
+        took = f"{job.seconds:.1f} s" if job.seconds else job.state
+        grid.add_row("  ran on", f"{where}, {took}, {job.moved:,} input bytes moved")
+        grid.add_row("  why", (job.why.split("; ")[0] if job.why else job.error) or "-")
+        grid.add_row("  result", job.result or "-")
+        grid.add_row("  verified", job.verified or "-")
+        grid.add_row("  paid", job.paid or "-")
+        parts.append(grid)
+    return Group(*parts)
 
 
 async def _demo(workdir: Path, keep: bool, console: Any) -> bool:
@@ -170,20 +176,20 @@ async def _demo(workdir: Path, keep: bool, console: Any) -> bool:
             DemoJob("search", "doc-search", {"docs": str(docs), "queries": str(queries)}),
             DemoJob("wordcount", "wasm-wordcount", {"text": str(docs)}),
         ]
-        with Live(_table(jobs, names), console=console, refresh_per_second=4) as live:
+        with Live(_blocks(jobs, names), console=console, refresh_per_second=4) as live:
             runs = asyncio.gather(*(_run_one(core, job, agents, workdir) for job in jobs))
             while not runs.done():
-                live.update(_table(jobs, names))
+                live.update(_blocks(jobs, names))
                 await asyncio.sleep(0.25)
             await runs
-            live.update(_table(jobs, names))
+            live.update(_blocks(jobs, names))
     console.print()
     ok = all(job.state == "verified" for job in jobs)
     for job in jobs:
         if job.error:
             console.print(f"[red]{job.label}: {job.error}[/red]")
     console.print(f"{'all results verified by CID, receipt and chain' if ok else 'SOME JOBS FAILED'}; "
-                  f"{time.perf_counter() - started:.0f} s in all. Results in {workdir / 'results'}")  # fmt: skip
+                  f"{time.perf_counter() - started:.0f} s in all. Results kept in {workdir / 'results'}")  # fmt: skip
     if keep:
         console.print(f"cluster kept: {cluster_dir / 'cluster.json'}. Try:\n"
                       f"  mycel ledger claims --api {nodes[0].api_url}\n"
@@ -206,18 +212,22 @@ def demo_cmd(keep: bool, directory: Path | None) -> None:
 
     from node.cluster import cluster_down
 
-    console = Console()
-    if not console.is_terminal:  # piped or captured: wide enough for the table
-        console = Console(width=150)
+    console = Console()  # in a pipe rich uses $COLUMNS or 80: the blocks fit either
     workdir = directory or Path(tempfile.mkdtemp(prefix="mycel-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    ok = False
+    ok = interrupted = False
     try:
         ok = asyncio.run(_demo(workdir, keep, console))
+    except KeyboardInterrupt:
+        interrupted, keep = True, False  # an interrupted demo leaves nothing running
+        click.echo("interrupted: stopping the demo's nodes and chain", err=True)
     finally:
         if not keep or not ok:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
             cluster_down(workdir / "cluster")
-            if directory is None and not keep:
-                shutil.rmtree(workdir, ignore_errors=True)
+            # the nodes' data goes; the results (and the inputs they came from) stay where we said
+            shutil.rmtree(workdir / "cluster", ignore_errors=True)
+    if interrupted:
+        sys.exit(130)
     if not ok:
         raise click.ClickException("the demo did not verify every job (see above)")
