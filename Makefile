@@ -18,7 +18,7 @@ setup: $(STAMP) $(ANVIL)
 # so install scripts, which would download, are skipped).
 $(ANVIL): package.json package-lock.json
 	@command -v npm >/dev/null || { echo "npm (Node.js 18+) is needed for the dev chain (anvil)"; exit 1; }
-	npm install --no-audit --no-fund --ignore-scripts --loglevel=error
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mycelnet needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
