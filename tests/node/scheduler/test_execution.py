@@ -25,7 +25,7 @@ from tests.support import REPO_ROOT
 
 def _execution(store: BlockStore, jobs: JobStore, tmp_path: Path, metrics: Metrics) -> JobExecution:
     executor = Executor(store, {"wasm": WasmRuntime(tmp_path / "cache")}, nacl.signing.SigningKey(bytes(32)),
-                        tmp_path / "work")  # type: ignore[dict-item]  # fmt: skip
+                        tmp_path / "work")  # fmt: skip
     exchange: Any = SimpleNamespace(store=store)  # everything is local: no fetch happens
     own = Candidate(executor.node, "eu", ("wasm",), 2)
     return JobExecution(exchange, executor, metrics, lambda: own, lambda cid: None, None, jobs)
