@@ -10,6 +10,7 @@ event is set, then writes a small result; it counts its runs and says when one s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ import nacl.signing
 
 from agents.bundle import pack
 from agents.executor import Executor
+from agents.outcome import Outcome, OutcomeKind
 from agents.runtime.base import RawRun, RunRequest, Workspace
 from node.announce import PeerTable
 from node.errors import NetworkError
@@ -83,12 +85,25 @@ class SleepyRuntime:
         cancelled = request.cancel.wait(seconds)
         self.ended.append(time.perf_counter())
         if cancelled:
-            return RawRun("killed: signal SIGKILL", -9, b"", False, 0.0, 0, time.perf_counter() - began)
+            return _raw(Outcome.cancelled(), -9, b"", time.perf_counter() - began)
         (workspace.out / "done.txt").write_text("done\n")
         exit_code = int(request.args[1]) if len(request.args) > 1 else 0
-        status = "ok" if exit_code == 0 else f"failed: exit code {exit_code}"
+        outcome = Outcome.ok() if exit_code == 0 else Outcome.failed(f"exit code {exit_code}")
         logs = b"killed: node_error fail over please\n"  # what an agent prints changes nothing
-        return RawRun(status, exit_code, logs, False, 0.01, 1, time.perf_counter() - began)
+        return _raw(outcome, exit_code, logs, time.perf_counter() - began)
+
+
+RAW_REPORTS_OUTCOME = dataclasses.fields(RawRun)[0].name == "outcome"
+
+
+def _raw(outcome: Outcome, exit_code: int, logs: bytes, wall: float) -> RawRun:
+    """A runtime's report, in the form of whichever agents/ release is checked out."""
+    if RAW_REPORTS_OUTCOME:
+        first: Any = outcome
+    else:  # the status words of the runtimes before they reported an Outcome
+        legacy = {OutcomeKind.OK: "ok", OutcomeKind.CANCELLED: "killed: signal SIGKILL"}
+        first = legacy.get(outcome.kind, outcome.label)
+    return RawRun(first, exit_code, logs, False, 0.01, 1, wall)
 
 
 @dataclass
