@@ -68,6 +68,7 @@ log = logging.getLogger("mycelnet.jobs")
 PERSISTED_LOG = 4 << 10  # the tail kept with a remembered answer (the requester already has the rest)
 OFFER_TTL = 120.0  # seconds an accepted offer stays good for its run
 OFFER_TABLE_SIZE = 4096  # accepted offers remembered at once; the oldest go first
+OFFERS_PER_PEER = 256  # one peer's flood of offers evicts its own oldest, not everyone else's
 
 
 @dataclass(frozen=True)
@@ -80,18 +81,26 @@ class _Accepted:
 class OfferTable:
     """Offers this node accepted, by job id: bounded (oldest dropped first) and expiring.
 
-    A peer cannot grow it without bound, and a run long after its offer needs a new offer.
+    A peer cannot grow it without bound (nor push other peers' offers out: past its own
+    share, a peer's oldest offers go first), and a run long after its offer needs a new one.
     """
 
     def __init__(
-        self, ttl: float = OFFER_TTL, size: int = OFFER_TABLE_SIZE, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl: float = OFFER_TTL,
+        size: int = OFFER_TABLE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+        per_peer: int = OFFERS_PER_PEER,
     ) -> None:
-        self.ttl, self.size, self.clock = ttl, size, clock
+        self.ttl, self.size, self.clock, self.per_peer = ttl, size, clock, per_peer
         self._offers: OrderedDict[str, _Accepted] = OrderedDict()
 
     def accept(self, job_id: str, peer: str, spec: CID) -> None:
         self._offers.pop(job_id, None)
         self._offers[job_id] = _Accepted(peer, spec, self.clock() + self.ttl)
+        own = [job for job, accepted in self._offers.items() if accepted.peer == peer]
+        for job in own[: max(0, len(own) - self.per_peer)]:
+            del self._offers[job]
         while len(self._offers) > self.size:
             self._offers.popitem(last=False)
 
@@ -336,10 +345,13 @@ class JobExecution:
 
 def _refusal_for(request: bytes, reason: str) -> protocol.Answer:
     """Answer a malformed request in the shape its op expects, so the requester reads a refusal."""
-    try:
-        op = dagcbor.decode(request).get("op")
-    except (CodecError, AttributeError):
-        op = None
+    op = None
+    if len(request) <= protocol.MAX_REQUEST:
+        try:
+            decoded = dagcbor.decode(request)
+            op = decoded.get("op") if isinstance(decoded, dict) else None
+        except CodecError:
+            pass
     if op == "run":
         return RunAnswer(Outcome.declined(reason[: protocol.MAX_REASON]))
     if op == "cancel":

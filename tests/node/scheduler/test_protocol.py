@@ -170,6 +170,11 @@ def test_accepted_offers_expire_and_the_table_is_bounded() -> None:
     assert len(table) == 3 and not table.holds("job0", "peer", spec) and table.holds("job4", "peer", spec)
     now[0] = 11.0
     assert not table.holds("job4", "peer", spec)
+    fair = OfferTable(size=10, per_peer=2)
+    fair.accept("honest", "honest-peer", spec)
+    for index in range(20):
+        fair.accept(f"flood{index}", "hostile", spec)
+    assert fair.holds("honest", "honest-peer", spec) and len(fair) == 3
 
 
 # -- the run belongs to the executor ------------------------------------------------------------
