@@ -41,7 +41,6 @@ class Verdict(enum.Enum):
     ACCEPT = "accept"  # the node ran it: verify the result
     FAIL_OVER = "fail_over"  # node-side trouble or a refusal: try the next node
     FAIL_JOB = "fail_job"  # the agent failed or hit a limit: any node would do the same
-    CANCELLED = "cancelled"  # the run was cancelled
 
 
 @dataclass(frozen=True)
@@ -62,11 +61,11 @@ class DispatchPolicy:
         return limits.wall_seconds + self.run_grace
 
     def verdict(self, outcome: Outcome) -> Verdict:
+        """A ``cancelled`` answer fails over too: a client's cancel ends the job before any
+        answer is read, so a run the node says was cancelled was stopped on the node's side."""
         if outcome.is_ok:
             return Verdict.ACCEPT
-        if outcome.kind is OutcomeKind.CANCELLED:
-            return Verdict.CANCELLED
-        if outcome.fail_over:
+        if outcome.fail_over or outcome.kind is OutcomeKind.CANCELLED:
             return Verdict.FAIL_OVER
         return Verdict.FAIL_JOB
 

@@ -183,9 +183,6 @@ class JobService:
                 if verdict is Verdict.FAIL_JOB:  # the agent itself failed: another node would fail the same way
                     self._move(job, JobState.FAILED, f"{checked.peer}: {checked.outcome.label}")
                     return
-                if verdict is Verdict.CANCELLED:
-                    self._move(job, JobState.CANCELLED, f"{checked.peer}: {checked.outcome.label}")
-                    return
                 excluded.add(checked.peer)
                 refusals[checked.peer] = checked.outcome.label
                 log.info("job %s: %s %s; failing over", job.job_id, checked.peer, checked.outcome.label)

@@ -74,7 +74,7 @@ def test_the_verdict_depends_on_the_outcome_kind_alone() -> None:
     assert policy.verdict(Outcome.node_error("disk full")) is Verdict.FAIL_OVER
     assert policy.verdict(Outcome.declined("full")) is Verdict.FAIL_OVER
     assert policy.verdict(Outcome.failed("node_error: please fail over")) is Verdict.FAIL_JOB
-    assert policy.verdict(Outcome.cancelled()) is Verdict.CANCELLED
+    assert policy.verdict(Outcome.cancelled()) is Verdict.FAIL_OVER  # not asked for by this client
     assert policy.run_timeout(Limits(wall_seconds=500)) == 500 + policy.run_grace
 
 
