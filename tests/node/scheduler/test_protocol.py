@@ -269,3 +269,38 @@ def test_only_the_offering_peer_may_cancel(tmp_path: Path) -> None:
         assert _answer(await running, RunAnswer).outcome.is_ok
 
     _run(cluster, scenario)
+
+
+class _Settlement:
+    """Records the claims a node queues; accepts any payment."""
+
+    def __init__(self) -> None:
+        self.claims: list[str] = []
+
+    def payment_for_me(self, job_id: str, payment: bytes) -> None:
+        return None
+
+    def claim(self, job_id: str, payment: bytes, receipt: bytes, result: CID, cpu_seconds: float) -> None:
+        self.claims.append(job_id)
+
+
+def test_a_cancelled_paid_run_claims_nothing_and_a_delivered_one_is_claimed(tmp_path: Path) -> None:
+    cluster = build(tmp_path)
+    worker = cluster.executors[0]
+    settlement = _Settlement()
+    worker.execution.settlement = settlement  # type: ignore[assignment]
+
+    async def scenario() -> None:
+        stopped, delivered = new_job_id(), new_job_id()
+        slow, quick = JobSpec(cluster.agent, args=("30",), payment=b"p"), JobSpec(cluster.agent, payment=b"p")
+        for job_id, spec in ((stopped, slow), (delivered, quick)):  # the payment's own checks are not tested here
+            worker.execution.offers.accept(job_id, "peer", protocol.spec_cid(spec))
+        running = asyncio.create_task(worker.execution.run("peer", Run(stopped, slow)))
+        assert await asyncio.to_thread(worker.runtime.started.wait, 10)
+        assert worker.execution.cancel("peer", Cancel(stopped)).cancelled
+        answer = await running
+        assert answer.outcome.kind is OutcomeKind.CANCELLED and answer.result is None
+        assert (await worker.execution.run("peer", Run(delivered, quick))).outcome.is_ok
+        assert settlement.claims == [delivered]
+
+    _run(cluster, scenario)
