@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nacl.signing
 
 from agents import receipt as receipts
 from agents.errors import RuntimeUnavailable
+from agents.outcome import Limit, Outcome
 from agents.runtime.base import RawRun, RunRequest, Runtime, Workspace, tree_size
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -27,6 +28,7 @@ class JobOutcome:
     logs: bytes
     logs_truncated: bool
     raw: RawRun
+    outcome: Outcome = field(default_factory=Outcome.ok)
 
 
 class Executor:
@@ -81,4 +83,24 @@ class Executor:
             node=self.node,
         )
         signed = receipts.sign(record, self.signing_key)
-        return JobOutcome(status, result, signed, raw.logs, raw.logs_truncated, raw)
+        cancelled = request.cancel is not None and request.cancel.is_set() and status != "ok"
+        outcome = Outcome.cancelled() if cancelled else _outcome_of(status)
+        return JobOutcome(status, result, signed, raw.logs, raw.logs_truncated, raw, outcome)
+
+
+_LIMITS = {"cpu": Limit.CPU, "memory": Limit.MEMORY, "wall-clock": Limit.WALL, "output": Limit.OUTPUT,
+           "process": Limit.PROCESSES}  # fmt: skip
+
+
+def _outcome_of(status: str) -> Outcome:
+    """Bridge from the runtimes' status words (set by the node, never by the agent) to an Outcome,
+    until the runtimes report an Outcome themselves."""
+    if status == "ok":
+        return Outcome.ok()
+    kind, _, detail = status.partition(": ")
+    if kind == "killed":
+        limit = _LIMITS.get(detail.removesuffix(" limit"))
+        return Outcome.killed(limit, detail) if limit is not None else Outcome.failed(detail)
+    if detail == "sandbox could not be set up":
+        return Outcome.node_error(detail)
+    return Outcome.failed(detail or status)

@@ -119,17 +119,27 @@ def _string(data: dict[str, Any], key: str, where: str) -> str:
 def _limits(section: Any, where: str) -> Limits:
     if not isinstance(section, dict):
         raise ManifestError(f"{where}: [limits] must be a table")
-    allowed = set(_LIMIT_CAPS)
-    unknown = sorted(set(section) - allowed)
+    return Limits(**check_limits(section, where))
+
+
+def check_limits(section: Any, where: str) -> dict[str, int]:
+    """Validate a table of limits, whole or partial: known names, integers within the hard caps.
+
+    A manifest's ``[limits]`` and a job's overrides pass through this one check, so a limit a
+    manifest may not declare cannot arrive as an override either.
+    """
+    if not isinstance(section, dict):
+        raise ManifestError(f"{where}: limits must be a table")
+    unknown = sorted(set(section) - set(_LIMIT_CAPS))
     if unknown:
-        raise ManifestError(f"{where}: unknown limit(s) {unknown}; allowed: {sorted(allowed)}")
+        raise ManifestError(f"{where}: unknown limit(s) {unknown}; allowed: {sorted(_LIMIT_CAPS)}")
     values = {}
-    for key, cap in _LIMIT_CAPS.items():
-        value = section.get(key, getattr(Limits, key))
+    for key, value in section.items():
+        cap = _LIMIT_CAPS[key]
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= cap:
             raise ManifestError(f"{where}: limits.{key} must be an integer from 1 to {cap} (got {value!r})")
         values[key] = value
-    return Limits(**values)
+    return values
 
 
 def _needs(section: Any, where: str) -> Needs:

@@ -85,7 +85,15 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
             continue
         section, _, key = dotted.partition(".")
         _set(merged, section, key, value, f"--{key.replace('_', '-')}")
+    _check_ceilings(merged["capacity"])
     return NodeConfig(merged)
+
+
+def _check_ceilings(capacity: Mapping[str, Any]) -> None:
+    """Job ceilings must be positive: a zero ceiling would silently make every job unrunnable."""
+    for key, value in capacity.items():
+        if key.startswith("max_") and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError(f"capacity.{key} must be a positive integer, got {value!r}")
 
 
 def _set(merged: dict[str, dict[str, Any]], section: str, key: str, value: Any, where: str) -> None:

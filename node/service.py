@@ -30,11 +30,12 @@ from node.exchange import BlockExchange
 from node.identity import load_or_create
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
-from node.scheduler.candidates import Candidate
+from node.scheduler.candidates import Candidate, to_announcement
 from node.scheduler.dispatcher import JobService
-from node.scheduler.execution import PROTOCOL as JOB_PROTOCOL
 from node.scheduler.execution import JobExecution
 from node.scheduler.jobstore import JobStore
+from node.scheduler.limits import Ceilings
+from node.scheduler.protocol import PROTOCOL as JOB_PROTOCOL
 from node.settlement.service import NodeSettlement
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -103,11 +104,11 @@ class NodeService:
             self.exchange,
             executor,
             self.metrics,
-            self.config.region,
-            self.cpu_cores,
+            self._own,
             self.provide,
             self.settlement,
             self.jobs,
+            Ceilings.from_capacity(self.config.raw["capacity"]),
         )
         self.job_service = JobService(
             self.jobs,
@@ -138,6 +139,8 @@ class NodeService:
     async def stop(self) -> None:
         if self.job_service is not None:
             await self.job_service.stop()
+        if self.execution is not None:
+            await self.execution.stop()
         for task in [*self._tasks, *self._provides]:
             task.cancel()
         for task in [*self._tasks, *self._provides]:
@@ -200,6 +203,7 @@ class NodeService:
             gpus=int(capacity["gpus"]),
             price=int(capacity["price_per_cpu_second"]),
             chain_address=self.settlement.address if self.settlement else "",
+            memory_mib=int(capacity["memory_mib"]) or _memory_mib(),
         )
 
     def provide(self, root: CID) -> None:
@@ -243,21 +247,10 @@ class NodeService:
 
     def _announcement(self, addrs: list[str]) -> bytes:
         self._seq = max(self._seq + 1, time.time_ns() // 1_000_000)
-        capacity = self.config.raw["capacity"]
         payload = {
-            "peer": self.identity.peer_id,
+            **to_announcement(self._own()),
             "addrs": addrs,
-            "region": self.config.region,
-            "runtimes": list(RUNTIMES),
-            "capacity": {
-                "cpu_cores": self.cpu_cores,
-                "memory_mib": int(capacity["memory_mib"]) or _memory_mib(),
-                "gpus": int(capacity["gpus"]),
-            },
-            "load": {"running_jobs": self.execution.running if self.execution else 0},
-            "price": int(capacity["price_per_cpu_second"]),
             "api": API_VERSION,
-            **({"chain_address": self.settlement.address} if self.settlement else {}),
             "seq": self._seq,
             "time": int(time.time()),
         }

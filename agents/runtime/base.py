@@ -12,6 +12,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +34,7 @@ class RunRequest:
     args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     limits: Limits | None = None  # None: the manifest's
+    cancel: threading.Event | None = None  # set by the node when the client cancels: the runtime stops the sandbox
 
     @property
     def effective_limits(self) -> Limits:

@@ -139,12 +139,13 @@ async def get_receipt(request: web.Request) -> web.Response:
 
 
 async def delete_job(request: web.Request) -> web.Response:
+    """Cancel a job: 200 with the job as GET shows it (a finished job is left as it ended), 404 if unknown."""
     service = _service(request)
     assert service.job_service is not None
-    job = service.job_service.cancel(request.match_info["id"])
+    job = await service.job_service.cancel(request.match_info["id"])
     if job is None:
         raise ApiError(404, "not_found", f"no job {request.match_info['id']!r} on this node")
-    return web.json_response({"job_id": job.job_id, "state": job.state.value})
+    return web.json_response(job_json(job))
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:

@@ -1,8 +1,17 @@
-"""What placement knows about a node and about the job being placed."""
+"""What placement knows about a node and about the job being placed.
+
+A candidate is what a node says of itself in its signed announcement (plus what this node
+measured: RTT, bandwidth, input bytes held). :func:`from_announcement` and
+:func:`to_announcement` are the one mapping between the two, so the fields a node
+announces are exactly the fields other nodes place by, and the executing node checks an
+offer against the same candidate of itself that the requester saw.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -19,14 +28,62 @@ class Candidate:
     rtt: float = 0.005  # seconds, from libp2p ping
     queue_wait: float = 0.0  # seconds until it could start
     chain_address: str = ""  # the EVM address it settles claims from (empty: no chain)
+    memory_mib: int = 0  # announced memory (0: not said)
 
 
 @dataclass(frozen=True)
 class PlacementContext:
-    runtime: str
+    runtime: str | None  # None: not known yet (an executor without the bundle checks it once opened)
     needs_gpu: bool
     regions: tuple[str, ...]  # where the job (and its data) may go; empty: anywhere
     input_bytes: int
     max_price: int | None = None
     excluded: frozenset[str] = field(default_factory=frozenset)  # nodes that already failed this job
     payable: frozenset[str] | None = None  # node addresses the job's payment authorises (None: unpaid job)
+
+    def excluding(self, peers: frozenset[str] | set[str]) -> PlacementContext:
+        return replace(self, excluded=frozenset(peers))
+
+
+def _int(value: Any, default: int) -> int:
+    """A peer's number, or the default when it sent something else (announcements are hostile)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return default
+    return value
+
+
+def from_announcement(peer_id: str, announcement: Mapping[str, Any]) -> Candidate:
+    """The candidate a verified announcement describes; odd values fall back to safe defaults."""
+    capacity = announcement.get("capacity", {})
+    load = announcement.get("load", {})
+    capacity = capacity if isinstance(capacity, Mapping) else {}
+    load = load if isinstance(load, Mapping) else {}
+    runtimes = announcement.get("runtimes", ())
+    region = announcement.get("region", "")
+    address = announcement.get("chain_address", "")
+    return Candidate(
+        peer_id=peer_id,
+        region=region if isinstance(region, str) else "",
+        runtimes=tuple(r for r in runtimes if isinstance(r, str)) if isinstance(runtimes, (list, tuple)) else (),
+        cpu_cores=max(1, _int(capacity.get("cpu_cores"), 1)),
+        running_jobs=_int(load.get("running_jobs"), 0),
+        gpus=_int(capacity.get("gpus"), 0),
+        price=_int(announcement.get("price"), 0),
+        chain_address=address if isinstance(address, str) else "",
+        memory_mib=_int(capacity.get("memory_mib"), 0),
+    )
+
+
+def to_announcement(candidate: Candidate) -> dict[str, Any]:
+    """The announcement fields that describe ``candidate`` (the rest: addresses, seq, time)."""
+    fields: dict[str, Any] = {
+        "peer": candidate.peer_id,
+        "region": candidate.region,
+        "runtimes": list(candidate.runtimes),
+        "capacity": {"cpu_cores": candidate.cpu_cores, "memory_mib": candidate.memory_mib, "gpus": candidate.gpus},
+        "load": {"running_jobs": candidate.running_jobs},
+        "price": candidate.price,
+    }
+    if candidate.chain_address:
+        fields["chain_address"] = candidate.chain_address
+    return fields

@@ -1,40 +1,44 @@
-"""The requesting side: place a job near its data, dispatch it, fail over, compare redundant results.
+"""The requesting side: decide where a job runs, dispatch it with failover, verify the results.
 
-Every state change is saved to the job store before anything else happens, so a
-restarted requester resumes unfinished jobs (executors answer a repeated job id with
-the first run's result instead of running it twice).
+The three steps are separate (:mod:`node.scheduler.decide`, :mod:`node.scheduler.dispatch`
+with its :class:`~node.scheduler.dispatch.DispatchPolicy`, :mod:`node.scheduler.verify`);
+this module only drives a job through them and records every state change, through
+:meth:`JobService._move` alone, before anything else happens, so a restarted requester
+resumes unfinished jobs (executors answer a repeated job id with the first run's result
+instead of running it twice).
+
+Cancelling (``DELETE /v1/jobs/{id}``) ends the job ``cancelled`` at once and sends the
+protocol's cancel to every node running it; they stop the sandbox. A cancelled run
+claims nothing; a run that had already finished with a receipt is claimed as usual
+(see :mod:`node.scheduler.execution`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from agents import receipt as receipts
-from agents.bundle import open_bundle
-from agents.errors import ReceiptError
 from contracts.errors import AuthorizationError
 from contracts.payment import Payment
 from node.announce import PeerTable
-from node.errors import NetworkError
 from node.exchange import BlockExchange
 from node.p2p.network import P2PNetwork
-from node.scheduler.candidates import Candidate, PlacementContext
-from node.scheduler.execution import PROTOCOL, JobExecution
+from node.scheduler.candidates import Candidate
+from node.scheduler.decide import Decider
+from node.scheduler.dispatch import Attempt, Dispatcher, DispatchPolicy, Verdict
+from node.scheduler.execution import JobExecution
 from node.scheduler.job import JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import JobStore, new_job_id
 from node.scheduler.placement import decide
-from storage import dagcbor
-from storage.cid import CID
-from storage.errors import StorageError
+from node.scheduler.verify import Verified, check_receipt, compare
 
 log = logging.getLogger("mycelnet.jobs")
 
-OFFER_TIMEOUT = 10.0
-RUN_GRACE = 60.0
-RESUME_WAIT = 20.0  # on top of the agent's wall-clock limit: fetching inputs, staging, the receipt
+RESUME_WAIT = 20.0  # after a restart: time for the nodes chosen before it to be heard from again
 
 
 class JobService:
@@ -47,15 +51,18 @@ class JobService:
         local: JobExecution,
         own: Callable[[], Candidate],
         bound: Callable[[str, str], bool] | None = None,
+        policy: DispatchPolicy | None = None,
     ) -> None:
         self.jobs = jobs
         self.network = network
         self.exchange = exchange
         self.peers = peers
         self.local = local
-        self.own = own
-        self.bound = bound  # (address, peer ID) -> is the address registered to that peer on the ledger?
+        self.policy = policy or DispatchPolicy()
+        self.decider = Decider(network, exchange, peers, own, bound)
+        self.dispatcher = Dispatcher(network, local, self.policy)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._executing: dict[str, set[str]] = {}  # job id -> nodes running it now (cancel goes to them)
         self.events: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
 
     # -- API ---------------------------------------------------------------------------
@@ -71,14 +78,24 @@ class JobService:
             self._start(job, resumed=True)
         return len(unfinished)
 
-    def cancel(self, job_id: str) -> JobRecord | None:
+    async def cancel(self, job_id: str) -> JobRecord | None:
+        """End the job ``cancelled`` and tell every node running it to stop; a finished job stays as it is."""
         job = self.jobs.get(job_id)
         if job is None or job.state.final:
             return job
+        chosen = {r["peer_id"] for r in job.placement if r.get("verdict") == "chosen"}  # after a restart
+        running_on = self._executing.pop(job_id, set()) | (chosen if job.state is JobState.RUNNING else set())
         task = self._tasks.pop(job_id, None)
         if task is not None:
             task.cancel()
-        self._move(job, JobState.CANCELLED, "cancelled by the client")
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        job = self.jobs.get(job_id) or job
+        if not job.state.final:
+            self._move(job, JobState.CANCELLED, "cancelled by the client")
+        if running_on:
+            answers = await self.dispatcher.cancel(job_id, running_on)
+            log.info("job %s: cancel sent to %s", job_id, {p: a.reason for p, a in answers.items()})
         return job
 
     async def stop(self) -> None:
@@ -124,193 +141,73 @@ class JobService:
         spec = job.spec
         if job.state is not JobState.PLACING:
             self._move(job, JobState.PLACING, "looking for nodes near the data")
-        bundle = open_bundle(self.exchange.store, spec.agent) if self.exchange.store.has(spec.agent) else None
-        if bundle is None:
-            await self.exchange.fetch(spec.agent)
-            bundle = open_bundle(self.exchange.store, spec.agent)
-        manifest = bundle.manifest
-        regions = tuple(spec.regions) or tuple(manifest.needs.regions)
         try:
             payment = Payment.decode(spec.payment, job.job_id) if spec.payment is not None else None
         except AuthorizationError as exc:
             self._move(job, JobState.FAILED, f"the job's payment is unusable: {exc}")
             return
-        candidates, input_bytes = await self._candidates(spec)
-        if payment is not None and self.bound is not None:
-            candidates = await self._only_bound_addresses(candidates)
-        addresses = {c.peer_id: c.chain_address for c in candidates}
-        context = PlacementContext(
-            manifest.runtime,
-            spec.needs_gpu or manifest.needs.gpu,
-            regions,
-            input_bytes,
-            spec.max_price,
-            payable=frozenset(payment.authorizations) if payment else None,
-        )
+        plan = await self.decider.plan(spec, payment)
+        addresses = {c.peer_id: c.chain_address for c in plan.candidates}
         excluded: set[str] = set()
-        declined: dict[str, str] = {}  # peer -> why it did not run the job (shown if all fail)
-        results: dict[str, tuple[CID | None, str]] = {}
+        refusals: dict[str, str] = {}  # peer -> why it did not run the job (shown if all fail)
+        results: dict[str, Verified] = {}
         while len(results) < spec.redundancy:
-            decision = decide(
-                candidates, PlacementContext(**{**context.__dict__, "excluded": frozenset(excluded)}), spec.redundancy
-            )
+            decision = decide(plan.candidates, plan.context.excluding(excluded), spec.redundancy)
             job.placement = decision.reasons
             self.jobs.save(job)
             pending = [peer for peer in decision.ranked if peer not in results][: spec.redundancy - len(results)]
+            if len(excluded) + len(pending) > self.policy.max_attempts:
+                pending = []
+                refusals["policy"] = f"gave up after {self.policy.max_attempts} nodes"
             if not pending:
-                why = decision.explanation + "".join(f"; {peer}: {reason}" for peer, reason in sorted(declined.items()))
-                self._move(
-                    job,
-                    JobState.FAILED,
-                    why if not results else f"only {len(results)} of {spec.redundancy} nodes could run it: {why}",
-                )
+                why = decision.explanation + "".join(f"; {peer}: {reason}" for peer, reason in sorted(refusals.items()))
+                if results:
+                    why = f"only {len(results)} of {spec.redundancy} nodes could run it: {why}"
+                self._move(job, JobState.FAILED, why)
                 return
             self._move(job, JobState.RUNNING, f"dispatched to {', '.join(pending)}")
-            outcomes = await asyncio.gather(
+            self._executing.setdefault(job.job_id, set()).update(pending)
+            attempts = await asyncio.gather(
                 *(
-                    self._dispatch(job, peer, manifest.limits.wall_seconds, _spec_for(spec, payment, addresses[peer]))
+                    self.dispatcher.attempt(job.job_id, peer, _spec_for(spec, payment, addresses[peer]), plan.limits)
                     for peer in pending
                 )
             )
-            for peer, outcome in zip(pending, outcomes, strict=True):
-                if outcome is None or outcome[1] != "ok":
-                    excluded.add(peer)
-                    why = outcome[1] if outcome else "did not answer"
-                    declined[peer] = why
-                    if outcome is not None and outcome[1].startswith(("killed:", "failed: exit", "failed: trap")):
-                        # the agent itself failed: another node would fail the same way
-                        self._move(job, JobState.FAILED, f"{peer}: {why}")
-                        return
-                    log.info("job %s: %s %s; failing over", job.job_id, peer, why)
-                    self._move(job, JobState.PLACING, f"{peer} {why}; failing over to the next node")
-                else:
-                    results[peer] = outcome
+            self._executing.get(job.job_id, set()).difference_update(pending)
+            for attempt in attempts:
+                checked = self._checked(job, attempt)
+                if isinstance(checked, Verified):
+                    results[checked.peer] = checked
+                    continue
+                verdict = self.policy.verdict(checked.outcome)
+                if verdict is Verdict.FAIL_JOB:  # the agent itself failed: another node would fail the same way
+                    self._move(job, JobState.FAILED, f"{checked.peer}: {checked.outcome.label}")
+                    return
+                excluded.add(checked.peer)
+                refusals[checked.peer] = checked.outcome.label
+                log.info("job %s: %s %s; failing over", job.job_id, checked.peer, checked.outcome.label)
+                why = f"{checked.peer} {checked.outcome.label}; failing over to the next node"
+                self._move(job, JobState.PLACING, why)
+        self._executing.pop(job.job_id, None)
         self._move(job, JobState.VERIFYING, f"{len(results)} result(s) to compare")
-        distinct = {str(cid) for cid, _ in results.values()}
-        if len(distinct) != 1:
-            detail = ", ".join(f"{peer} -> {cid}" for peer, (cid, _) in sorted(results.items()))
-            self._move(job, JobState.FAILED, f"results disagree: {detail}")
+        agreement = compare(results)
+        if agreement.result is None:
+            self._move(job, JobState.FAILED, agreement.detail)
             return
-        self._move(job, JobState.DONE, f"result {distinct.pop()} from {', '.join(sorted(results))}")
+        self._move(job, JobState.DONE, agreement.detail)
 
-    async def _dispatch(
-        self, job: JobRecord, peer: str, wall_seconds: int, spec: JobSpec
-    ) -> tuple[CID | None, str] | None:
-        message = {"job_id": job.job_id, "spec": spec.to_record()}
-        try:
-            if peer == self.network.peer_id:
-                offer = self.local.offer(job.job_id, spec)
-                if not offer["accept"]:
-                    return None, f"declined: {offer['reason']}"
-                answer = await self.local.run(job.job_id, spec, [])
-            else:
-                frames = await self.network.request(
-                    peer, PROTOCOL, dagcbor.encode({**message, "op": "offer"}), timeout=OFFER_TIMEOUT
-                )
-                offer = dagcbor.decode(frames[0]) if frames else {}
-                if not isinstance(offer, dict) or not offer.get("accept"):
-                    return (
-                        None,
-                        f"declined: {offer.get('reason', 'no answer') if isinstance(offer, dict) else 'bad answer'}",
-                    )
-                run = {**message, "op": "run", "providers": [self.network.peer_id]}
-                frames = await self.network.request(
-                    peer, PROTOCOL, dagcbor.encode(run), timeout=wall_seconds + RUN_GRACE
-                )
-                answer = dagcbor.decode(frames[0]) if frames else {}
-        except (NetworkError, StorageError, IndexError) as exc:
-            return None, f"unreachable or died mid-run ({exc})"
-        return self._check_answer(job, peer, answer)
-
-    def _check_answer(self, job: JobRecord, peer: str, answer: Any) -> tuple[CID | None, str]:
-        if not isinstance(answer, dict) or not isinstance(answer.get("status"), str):
-            return None, "answered with a malformed result"
-        status = answer["status"]
-        if isinstance(answer.get("logs"), bytes):
-            job.logs[peer] = answer["logs"].decode("utf-8", "replace")
-        if status != "ok":
-            return None, status
-        result, signed = answer.get("result"), answer.get("receipt")
-        if not isinstance(signed, bytes):
-            return None, "answered without a receipt"
-        try:
-            checked = receipts.verify(signed)
-        except ReceiptError as exc:
-            return None, f"sent a receipt that does not verify: {exc}"
-        if checked.node != peer or checked.result != result or checked.job_id != job.job_id:
-            return None, "sent a receipt that does not match its answer"
-        receipt_cid = CID.for_block(signed, 0x71)
-        self.exchange.store.put(receipt_cid, signed)
-        job.results[peer] = str(result)
-        job.receipts[peer] = str(receipt_cid)
-        return result, "ok"
-
-    async def _only_bound_addresses(self, candidates: list[Candidate]) -> list[Candidate]:
-        """A paid job trusts an announced chain address only if the ledger binds it to that peer
-        (an Ed25519 signature by the peer's key, checked here); otherwise the node counts as
-        settling on no chain and the payment rule refuses it."""
-        assert self.bound is not None
-        bound = self.bound
-        checks = await asyncio.gather(
-            *(asyncio.to_thread(bound, c.chain_address, c.peer_id) for c in candidates if c.chain_address)
-        )
-        verdicts = iter(checks)
-        kept = []
-        for candidate in candidates:
-            if candidate.chain_address and not next(verdicts):
-                log.warning("%s announces %s, which the ledger does not bind to it", candidate.peer_id,
-                            candidate.chain_address)  # fmt: skip
-                candidate = Candidate(**{**candidate.__dict__, "chain_address": ""})
-            kept.append(candidate)
-        return kept
-
-    async def _rtt(self, peer: str) -> float | None:
-        """Round trip to a candidate over libp2p (None when it does not answer in time)."""
-        try:
-            return await asyncio.wait_for(self.network.ping(peer), 2.0)
-        except (NetworkError, TimeoutError):
-            return None
-
-    async def _candidates(self, spec: JobSpec) -> tuple[list[Candidate], int]:
-        """Candidates from signed announcements (and this node), with the input bytes each holds."""
-        own = self.own()
-        candidates = {own.peer_id: own}
-        for record in self.peers.alive():
-            a = record.announcement
-            capacity, load = a.get("capacity", {}), a.get("load", {})
-            candidates[record.peer_id] = Candidate(
-                peer_id=record.peer_id,
-                region=a.get("region", ""),
-                runtimes=tuple(a.get("runtimes", ())),
-                cpu_cores=int(capacity.get("cpu_cores", 1)),
-                running_jobs=int(load.get("running_jobs", 0)),
-                gpus=int(capacity.get("gpus", 0)),
-                price=int(a.get("price", 0)),
-                chain_address=str(a.get("chain_address", "")),
-            )
-        others = [peer for peer in candidates if peer != own.peer_id]
-        rtts = await asyncio.gather(*(self._rtt(peer) for peer in others))
-        for peer, rtt in zip(others, rtts, strict=True):
-            if rtt is not None:
-                candidates[peer] = Candidate(**{**candidates[peer].__dict__, "rtt": rtt})
-            if peer in self.exchange.bandwidth:  # measured on earlier fetches from that peer
-                candidates[peer] = Candidate(
-                    **{**candidates[peer].__dict__, "bandwidth": self.exchange.bandwidth[peer]}
-                )
-        held: dict[str, int] = dict.fromkeys(candidates, 0)
-        total = 0
-        for cid in spec.inputs.values():
-            holders = await self.exchange.holders(cid)
-            own_size = self.exchange.store.complete_dag_size(cid)
-            if own_size is not None:
-                holders[own.peer_id] = own_size
-            size = max(holders.values(), default=0)
-            total += size
-            for peer, held_size in holders.items():
-                if peer in held:
-                    held[peer] += held_size
-        placed = [Candidate(**{**c.__dict__, "held_bytes": held[c.peer_id]}) for c in candidates.values()]
-        return placed, total
+    def _checked(self, job: JobRecord, attempt: Attempt) -> Verified | Attempt:
+        """Keep what the node said (logs), and for an ok attempt its verified receipt and result."""
+        if attempt.logs:
+            job.logs[attempt.peer] = attempt.logs.decode("utf-8", "replace")
+        if self.policy.verdict(attempt.outcome) is not Verdict.ACCEPT:
+            return attempt
+        checked = check_receipt(job.job_id, job.spec, attempt)
+        if isinstance(checked, Verified):
+            self.exchange.store.put(checked.receipt_cid, checked.receipt)
+            job.results[checked.peer] = str(checked.result)
+            job.receipts[checked.peer] = str(checked.receipt_cid)
+        return checked
 
 
 def _spec_for(spec: JobSpec, payment: Payment | None, address: str) -> JobSpec:
@@ -318,4 +215,4 @@ def _spec_for(spec: JobSpec, payment: Payment | None, address: str) -> JobSpec:
     if payment is None:
         return spec
     mine = payment.for_node(address) if address else None
-    return JobSpec(**{**spec.__dict__, "payment": mine.encode() if mine else None})
+    return replace(spec, payment=mine.encode() if mine else None)

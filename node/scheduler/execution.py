@@ -1,30 +1,63 @@
-"""The executing side of ``/mycel/job/1.0.0``: answer offers, run accepted jobs, return receipts.
+"""The executing side of the job protocol: answer offers, run accepted jobs, stop cancelled ones.
 
-Messages are dag-cbor maps. ``{"op": "offer", "job_id", "spec"}`` is answered
-``{"accept": bool, "reason": str}`` (a node declines when it lacks the runtime, is
-outside the job's regions, or is full). ``{"op": "run", "job_id", "spec",
-"providers": [peer IDs]}`` fetches the agent and any missing inputs (every block
-verified), runs the agent in its sandbox, stores and provides the result, and answers
-``{"status", "result", "receipt", "logs"}``. Job ids are idempotent: a repeated
-``run`` gets the first run's answer (or waits for it), never a second run.
+Messages are the typed ones of :mod:`node.scheduler.protocol`. The trust rules:
+
+- An offer is checked by the placement rules (:func:`node.scheduler.placement.refusal`)
+  against this node's own candidate, the same rules the requester ran, plus the payment's
+  signature. An accepted offer is remembered, briefly, for that job id, that spec's CID and
+  that peer (:class:`OfferTable`).
+- A run is the same gate: without a recent accepted offer for exactly this job id, spec
+  and peer it is declined and nothing is fetched or started.
+- A run belongs to this node, not to the stream that asked for it: one task per job id,
+  which stream handlers await shielded. A stream closing (the requester restarting, a
+  timeout) does not stop the run; a re-sent run joins the same task; a job id that has
+  run is answered from its remembered answer, never run twice.
+- A cancel from the peer whose offer was accepted sets the run's cancel event, and the
+  runtime stops the sandbox; the run then answers with a ``cancelled`` outcome.
+
+Settlement: a node claims payment only for a run whose outcome is ok, with a result and
+a signed receipt. A cancelled run claims nothing (the sandbox was stopped, no result was
+delivered); a run that finished before the cancel reached it is a delivered run and is
+claimed as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, replace
 
 from agents.bundle import open_bundle
+from agents.errors import ManifestError, RuntimeUnavailable
 from agents.executor import Executor
-from agents.manifest import Limits
+from agents.outcome import Outcome
 from agents.runtime.base import RunRequest
-from contracts.errors import ChainError
+from contracts.errors import AuthorizationError, ChainError
+from contracts.payment import Payment
+from node.errors import NetworkError
 from node.exchange import BlockExchange
 from node.metrics import Metrics
-from node.scheduler.job import JobError, JobSpec
+from node.scheduler import protocol
+from node.scheduler.candidates import Candidate, PlacementContext
+from node.scheduler.job import JobSpec
 from node.scheduler.jobstore import JobStore
+from node.scheduler.limits import Ceilings, effective_limits
+from node.scheduler.placement import refusal
+from node.scheduler.protocol import (
+    Cancel,
+    CancelAnswer,
+    Offer,
+    OfferAnswer,
+    ProtocolError,
+    Run,
+    RunAnswer,
+    spec_cid,
+)
+from node.scheduler.rules import runtime as runtime_rule
 from node.settlement.service import NodeSettlement
 from storage import dagcbor
 from storage.cid import CID
@@ -32,9 +65,71 @@ from storage.errors import CodecError, StorageError
 
 log = logging.getLogger("mycelnet.jobs")
 
-PROTOCOL = "/mycel/job/1.0.0"
-LOG_RETURNED = 64 << 10
 PERSISTED_LOG = 4 << 10  # the tail kept with a remembered answer (the requester already has the rest)
+OFFER_TTL = 120.0  # seconds an accepted offer stays good for its run
+OFFER_TABLE_SIZE = 4096  # accepted offers remembered at once; the oldest go first
+OFFERS_PER_PEER = 256  # one peer's flood of offers evicts its own oldest, not everyone else's
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    peer: str
+    spec: CID
+    expires: float
+
+
+class OfferTable:
+    """Offers this node accepted, by job id: bounded (oldest dropped first) and expiring.
+
+    A peer cannot grow it without bound (nor push other peers' offers out: past its own
+    share, a peer's oldest offers go first), and a run long after its offer needs a new one.
+    """
+
+    def __init__(
+        self,
+        ttl: float = OFFER_TTL,
+        size: int = OFFER_TABLE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+        per_peer: int = OFFERS_PER_PEER,
+    ) -> None:
+        self.ttl, self.size, self.clock, self.per_peer = ttl, size, clock, per_peer
+        self._offers: OrderedDict[str, _Accepted] = OrderedDict()
+
+    def accept(self, job_id: str, peer: str, spec: CID) -> None:
+        self._offers.pop(job_id, None)
+        self._offers[job_id] = _Accepted(peer, spec, self.clock() + self.ttl)
+        own = [job for job, accepted in self._offers.items() if accepted.peer == peer]
+        for job in own[: max(0, len(own) - self.per_peer)]:
+            del self._offers[job]
+        while len(self._offers) > self.size:
+            self._offers.popitem(last=False)
+
+    def holds(self, job_id: str, peer: str, spec: CID) -> bool:
+        accepted = self._offers.get(job_id)
+        if accepted is None or accepted.expires < self.clock():
+            self._offers.pop(job_id, None)
+            return False
+        return accepted.peer == peer and accepted.spec == spec
+
+    def peer_of(self, job_id: str) -> str | None:
+        accepted = self._offers.get(job_id)
+        return accepted.peer if accepted is not None else None
+
+    def forget(self, job_id: str) -> None:
+        self._offers.pop(job_id, None)
+
+    def __len__(self) -> int:
+        return len(self._offers)
+
+
+@dataclass
+class _Running:
+    """One run of one job on this node, whoever is waiting for it."""
+
+    peer: str
+    spec: CID
+    task: asyncio.Task[RunAnswer]
+    cancel: threading.Event
 
 
 class JobExecution:
@@ -43,91 +138,148 @@ class JobExecution:
         exchange: BlockExchange,
         executor: Executor,
         metrics: Metrics,
-        region: str,
-        slots: int,
+        own: Callable[[], Candidate],
         provide: Callable[[CID], None],
         settlement: NodeSettlement | None = None,
         answers: JobStore | None = None,
+        ceilings: Ceilings | None = None,
+        offers: OfferTable | None = None,
     ) -> None:
         self.exchange = exchange
         self.store = exchange.store
         self.executor = executor
         self.metrics = metrics
-        self.region = region
-        self.slots = slots
+        self.own = own  # this node as placement sees it: offers are checked against it
         self.running = 0
         self._provide = provide
         self.settlement = settlement
         self.answers = answers  # persisted answers: a restarted executor still never runs a job twice
-        self._answers: dict[str, dict[str, Any]] = {}
-        self._in_flight: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.ceilings = ceilings or Ceilings()
+        self.offers = offers or OfferTable()
+        self._answers: dict[str, tuple[CID, RunAnswer]] = {}  # job id -> (spec CID, answer)
+        self._runs: dict[str, _Running] = {}
 
+    # -- the stream handler ------------------------------------------------------------
     async def handle(self, peer: str, request: bytes) -> list[bytes]:
         try:
-            message = dagcbor.decode(request)
-            if not isinstance(message, dict) or not isinstance(message.get("job_id"), str):
-                raise JobError("a job message is a map with a job_id")
-            spec = JobSpec.from_record(message.get("spec"))
-        except (CodecError, JobError) as exc:
-            return [dagcbor.encode({"accept": False, "status": "failed: bad request", "reason": str(exc)})]
-        if message.get("op") == "offer":
-            return [dagcbor.encode(self.offer(message["job_id"], spec))]
-        if message.get("op") == "run":
-            providers = [p for p in message.get("providers", []) if isinstance(p, str)] + [peer]
-            return [dagcbor.encode(await self.run(message["job_id"], spec, providers))]
-        return [dagcbor.encode({"accept": False, "reason": "unknown op"})]
+            message = protocol.decode_request(request)
+        except ProtocolError as exc:
+            return [protocol.encode(_refusal_for(request, f"bad request: {exc}"))]
+        answer: protocol.Answer
+        if isinstance(message, Offer):
+            answer = self.offer(peer, message)
+        elif isinstance(message, Run):
+            answer = await self.run(peer, message)
+        else:
+            answer = self.cancel(peer, message)
+        return [protocol.encode(answer)]
 
-    def _remembered(self, job_id: str) -> dict[str, Any] | None:
+    # -- offer -------------------------------------------------------------------------
+    def offer(self, peer: str, message: Offer) -> OfferAnswer:
+        job_id, spec = message.job_id, message.spec
+        cid = spec_cid(spec)
+        known = self._known_spec(job_id)
+        if known is not None:
+            if known != cid:
+                return OfferAnswer(False, "this job id already ran here with a different spec")
+            self.offers.accept(job_id, peer, cid)
+            return OfferAnswer(True, "already running or done here")
+        refused = refusal(self.own(), self._context(job_id, spec))
+        if refused is None:
+            refused = self._payment_refusal(job_id, spec)
+        if refused is not None:
+            return OfferAnswer(False, f"this node {refused}")
+        self.offers.accept(job_id, peer, cid)
+        return OfferAnswer(True, "capacity available")
+
+    def _context(self, job_id: str, spec: JobSpec) -> PlacementContext:
+        """The job as placement sees it from here: the manifest's needs only if the bundle is local."""
+        runtime, needs_gpu, regions = None, spec.needs_gpu, tuple(spec.regions)
+        if self.store.has(spec.agent) and not self.store.missing_blocks(spec.agent):
+            try:
+                manifest = open_bundle(self.store, spec.agent).manifest
+                runtime, needs_gpu = manifest.runtime, needs_gpu or manifest.needs.gpu
+                regions = regions or tuple(manifest.needs.regions)
+            except (ManifestError, StorageError, ValueError):
+                pass  # the run will say what is wrong with the bundle
+        payable: frozenset[str] | None = None
+        if spec.payment is not None:
+            try:
+                payable = frozenset(Payment.decode(spec.payment, job_id).authorizations)
+            except AuthorizationError:
+                payable = frozenset()
+        return PlacementContext(runtime, needs_gpu, regions, 0, spec.max_price, payable=payable)
+
+    def _payment_refusal(self, job_id: str, spec: JobSpec) -> str | None:
+        """The rules saw the payment name this node; here its signature and terms are checked."""
+        if self.settlement is None or spec.payment is None:
+            return None
+        try:
+            self.settlement.payment_for_me(job_id, spec.payment)
+        except ChainError as exc:
+            return f"refused the payment: {exc}"
+        return None
+
+    def _known_spec(self, job_id: str) -> CID | None:
+        running = self._runs.get(job_id)
+        if running is not None:
+            return running.spec
+        remembered = self._remembered(job_id)
+        return remembered[0] if remembered is not None else None
+
+    def _remembered(self, job_id: str) -> tuple[CID, RunAnswer] | None:
         if job_id not in self._answers and self.answers is not None:
             stored = self.answers.answer(job_id)
             if stored is not None:
-                self._answers[job_id] = stored
+                try:
+                    self._answers[job_id] = (CID.parse(stored["spec"]), RunAnswer.from_record(stored["answer"]))
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("job %s: remembered answer unreadable (%s)", job_id, exc)
         return self._answers.get(job_id)
 
-    def offer(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
-        if self._remembered(job_id) is not None or job_id in self._in_flight:
-            return {"accept": True, "reason": "already running or done here"}
-        if spec.regions and self.region not in spec.regions:
-            return {"accept": False, "reason": f"this node is in {self.region}, outside {list(spec.regions)}"}
-        if self.running >= self.slots:
-            return {"accept": False, "reason": f"full: {self.running} jobs on {self.slots} slots"}
-        if self.settlement is not None:
-            if spec.payment is not None:
-                try:
-                    self.settlement.payment_for_me(job_id, spec.payment)
-                except ChainError as exc:
-                    return {"accept": False, "reason": f"payment refused: {exc}"}
-            elif self.settlement.price > 0:
-                return {"accept": False, "reason": f"this node charges {self.settlement.price} wei per CPU-second: "
-                        "attach a payment authorisation"}  # fmt: skip
-        return {"accept": True, "reason": "capacity available"}
-
-    async def run(self, job_id: str, spec: JobSpec, providers: list[str]) -> dict[str, Any]:
+    # -- run ---------------------------------------------------------------------------
+    async def run(self, peer: str, message: Run) -> RunAnswer:
+        job_id, cid = message.job_id, spec_cid(message.spec)
+        running = self._runs.get(job_id)
+        joins = running is not None and running.peer == peer and running.spec == cid
+        if not joins and not self.offers.holds(job_id, peer, cid):
+            return RunAnswer(Outcome.declined("no offer accepted here for this job id and spec"))
         remembered = self._remembered(job_id)
         if remembered is not None:
-            return remembered
-        if job_id in self._in_flight:
-            return await asyncio.shield(self._in_flight[job_id])
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._in_flight[job_id] = future
-        self.running += 1
-        try:
-            answer = await self._execute(job_id, spec, providers)
-            if answer.get("receipt") is not None:  # the agent ran: never run it again for this id
-                self._answers[job_id] = answer
-                if self.answers is not None:
-                    self.answers.save_answer(job_id, {**answer, "logs": answer["logs"][-PERSISTED_LOG:]})
-            future.set_result(answer)
-            return answer
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters see it, nobody logs it as lost
-            raise
-        finally:
-            self.running -= 1
-            del self._in_flight[job_id]
+            return remembered[1]
+        if running is None:
+            running = self._start(peer, message, cid)
+        return await asyncio.shield(running.task)
 
-    async def _execute(self, job_id: str, spec: JobSpec, providers: list[str]) -> dict[str, Any]:
+    def _start(self, peer: str, message: Run, cid: CID) -> _Running:
+        cancel = threading.Event()
+        task = asyncio.create_task(self._run(message, cid, cancel))
+        running = _Running(peer, cid, task, cancel)
+        self._runs[message.job_id] = running
+        self.running += 1
+
+        def done(_: object) -> None:
+            self.running -= 1
+            if self._runs.get(message.job_id) is running:
+                del self._runs[message.job_id]
+
+        task.add_done_callback(done)
+        return running
+
+    async def _run(self, message: Run, cid: CID, cancel: threading.Event) -> RunAnswer:
+        try:
+            answer = await self._execute(message.job_id, message.spec, [*message.providers], cancel)
+        except asyncio.CancelledError:
+            cancel.set()  # the node is stopping: stop the sandbox too
+            raise
+        if answer.receipt is not None:  # the agent ran: never run it again for this id
+            self._answers[message.job_id] = (cid, answer)
+            if self.answers is not None:
+                kept = replace(answer, logs=answer.logs[-PERSISTED_LOG:])
+                self.answers.save_answer(message.job_id, {"spec": cid, "answer": kept.to_record()})
+        return answer
+
+    async def _execute(self, job_id: str, spec: JobSpec, providers: list[str], cancel: threading.Event) -> RunAnswer:
         try:
             for root in (spec.agent, *spec.inputs.values()):
                 if self.store.missing_blocks(root):  # includes the root itself when absent
@@ -135,24 +287,27 @@ class JobExecution:
                     await self.exchange.fetch(root, holders)
                     self.store.pin(root, f"job {job_id}")
             bundle = open_bundle(self.store, spec.agent)
-            limits = bundle.manifest.limits
-            if spec.limits:
-                limits = Limits(**{**limits.__dict__, **{k: v for k, v in spec.limits.items() if hasattr(limits, k)}})
-            request = RunRequest(job_id, bundle, dict(spec.inputs), spec.args, limits=limits)
+            manifest = bundle.manifest
+            context = PlacementContext(manifest.runtime, spec.needs_gpu or manifest.needs.gpu, tuple(spec.regions), 0)
+            refused = runtime_rule.check(self.own(), context)
+            if refused is not None:
+                return RunAnswer(Outcome.declined(f"this node {refused}"))
+            limits = effective_limits(manifest.limits, spec.limits, self.ceilings)
+            request = RunRequest(job_id, bundle, dict(spec.inputs), spec.args, limits=limits, cancel=cancel)
+            if cancel.is_set():
+                return RunAnswer(Outcome.cancelled())
             outcome = await asyncio.to_thread(self.executor.run, request)
-        except (StorageError, JobError, Exception) as exc:  # every failure is explained to the requester
+        except ManifestError as exc:  # the client's agent is broken: any node would fail the same way
+            return RunAnswer(Outcome.failed(f"invalid agent bundle: {exc}"))
+        except (StorageError, NetworkError, RuntimeUnavailable, OSError, ValueError) as exc:
             log.warning("job %s failed before it ran: %s", job_id, exc)
-            return {"status": f"failed: {type(exc).__name__}: {exc}", "result": None, "receipt": None, "logs": b""}
-        if outcome.result is not None:
+            return RunAnswer(Outcome.node_error(f"{type(exc).__name__}: {exc}"))
+        if outcome.result is not None and outcome.outcome.is_ok:
             self._provide(outcome.result)
             self._claim(job_id, spec, outcome.receipt, outcome.result, outcome.raw.cpu_seconds)
-        self.metrics.inc("jobs_executed_total", status=outcome.status.split(":")[0])
-        return {
-            "status": outcome.status,
-            "result": outcome.result,
-            "receipt": outcome.receipt,
-            "logs": outcome.logs[-LOG_RETURNED:],
-        }
+        self.metrics.inc("jobs_executed_total", status=outcome.outcome.kind.value)
+        result = outcome.result if outcome.outcome.is_ok else None
+        return RunAnswer(outcome.outcome, result, outcome.receipt, outcome.logs[-protocol.MAX_LOGS :])
 
     def _claim(self, job_id: str, spec: JobSpec, receipt: bytes | None, result: CID, cpu_seconds: float) -> None:
         """Queue the payment claim before answering, so a crash after the answer loses nothing."""
@@ -163,3 +318,42 @@ class JobExecution:
         except ChainError as exc:  # the job still succeeded; the operator learns why it is unpaid
             log.warning("job %s ran but cannot be claimed: %s", job_id, exc)
             self.metrics.inc("claims_failed_total")
+
+    # -- cancel ------------------------------------------------------------------------
+    def cancel(self, peer: str, message: Cancel) -> CancelAnswer:
+        """Stop a run (or forget an offer) of the peer that asked for it; nobody else may."""
+        job_id = message.job_id
+        running = self._runs.get(job_id)
+        if running is not None:
+            if running.peer != peer:
+                return CancelAnswer(False, "this job runs here for another peer")
+            running.cancel.set()
+            self.offers.forget(job_id)
+            return CancelAnswer(True, "stopping the run")
+        if self.offers.peer_of(job_id) == peer:
+            self.offers.forget(job_id)
+            return CancelAnswer(True, "offer withdrawn before the run")
+        return CancelAnswer(False, "not running here")
+
+    async def stop(self) -> None:
+        """Stop every run (their sandboxes too) and wait for them."""
+        for running in list(self._runs.values()):
+            running.cancel.set()
+            running.task.cancel()
+        await asyncio.gather(*(r.task for r in list(self._runs.values())), return_exceptions=True)
+
+
+def _refusal_for(request: bytes, reason: str) -> protocol.Answer:
+    """Answer a malformed request in the shape its op expects, so the requester reads a refusal."""
+    op = None
+    if len(request) <= protocol.MAX_REQUEST:
+        try:
+            decoded = dagcbor.decode(request)
+            op = decoded.get("op") if isinstance(decoded, dict) else None
+        except CodecError:
+            pass
+    if op == "run":
+        return RunAnswer(Outcome.declined(reason[: protocol.MAX_REASON]))
+    if op == "cancel":
+        return CancelAnswer(False, reason)
+    return OfferAnswer(False, reason)

@@ -7,10 +7,19 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from agents.errors import ManifestError
+from agents.manifest import check_limits
 from node.errors import NodeError
 from storage import dagcbor
 from storage.cid import CID
 from storage.errors import CodecError
+
+# Sizes a spec may have: a peer's spec is read before anything else is known about the job.
+MAX_INPUTS = 256
+MAX_ARGS = 256
+MAX_TEXT = 4096
+MAX_REGIONS = 32
+MAX_PAYMENT = 64 << 10
 
 
 class JobError(NodeError, ValueError):
@@ -35,7 +44,7 @@ _ALLOWED = {
     JobState.QUEUED: {JobState.PLACING, JobState.CANCELLED, JobState.FAILED},
     JobState.PLACING: {JobState.RUNNING, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED},
     JobState.RUNNING: {JobState.VERIFYING, JobState.PLACING, JobState.FAILED, JobState.CANCELLED},
-    JobState.VERIFYING: {JobState.DONE, JobState.FAILED, JobState.PLACING},
+    JobState.VERIFYING: {JobState.DONE, JobState.FAILED, JobState.PLACING, JobState.CANCELLED},
 }
 
 
@@ -93,21 +102,32 @@ class JobSpec:
         if not isinstance(agent, CID):
             raise JobError("agent must be the agent's CID")
         inputs = record.get("inputs", {})
-        if not isinstance(inputs, dict) or not all(
-            isinstance(k, str) and k and "/" not in k and isinstance(v, CID) for k, v in inputs.items()
+        if (
+            not isinstance(inputs, dict)
+            or len(inputs) > MAX_INPUTS
+            or not all(isinstance(k, str) and k and "/" not in k and isinstance(v, CID) for k, v in inputs.items())
         ):
             raise JobError("inputs must map plain names to CIDs")
         args = record.get("args", [])
-        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-            raise JobError("args must be a list of strings")
-        limits = record.get("limits", {})
-        if not isinstance(limits, dict) or not all(isinstance(v, int) and v > 0 for v in limits.values()):
-            raise JobError("limits must map names to positive integers")
+        if (
+            not isinstance(args, list)
+            or len(args) > MAX_ARGS
+            or not all(isinstance(a, str) and len(a) <= MAX_TEXT for a in args)
+        ):
+            raise JobError(f"args must be a list of at most {MAX_ARGS} strings of at most {MAX_TEXT} characters")
+        try:
+            limits = check_limits(record.get("limits", {}), "job")
+        except ManifestError as exc:
+            raise JobError(str(exc)) from None
         redundancy = record.get("redundancy", 1)
         if not isinstance(redundancy, int) or isinstance(redundancy, bool) or not 1 <= redundancy <= 16:
             raise JobError("redundancy must be an integer from 1 to 16")
         regions = record.get("regions", [])
-        if not isinstance(regions, list) or not all(isinstance(r, str) and r for r in regions):
+        if (
+            not isinstance(regions, list)
+            or len(regions) > MAX_REGIONS
+            or not all(isinstance(r, str) and 0 < len(r) <= 64 for r in regions)
+        ):
             raise JobError("regions must be a list of region names")
         needs_gpu = record.get("needs_gpu", False)
         if not isinstance(needs_gpu, bool):
@@ -116,11 +136,11 @@ class JobSpec:
         if max_price is not None and (not isinstance(max_price, int) or max_price < 0):
             raise JobError("max_price must be a non-negative integer")
         deadline = record.get("deadline")
-        if deadline is not None and not isinstance(deadline, (int, float)):
+        if deadline is not None and (not isinstance(deadline, (int, float)) or isinstance(deadline, bool)):
             raise JobError("deadline must be a unix time")
         payment = record.get("payment")
-        if payment is not None and not isinstance(payment, bytes):
-            raise JobError("payment must be bytes")
+        if payment is not None and (not isinstance(payment, bytes) or len(payment) > MAX_PAYMENT):
+            raise JobError(f"payment must be at most {MAX_PAYMENT} bytes")
         return cls(
             agent,
             dict(inputs),

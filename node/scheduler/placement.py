@@ -1,6 +1,8 @@
 """Placement: filter by the rules, rank by data gravity, keep the reason for every candidate.
 
-``mycel job explain`` and ``GET /v1/jobs/{id}/placement`` show the decision as made.
+``mycel job explain`` and ``GET /v1/jobs/{id}/placement`` show the decision as made. The
+executing node runs the same rules (:func:`refusal`) against its own candidate when it
+answers an offer, so requester and executor cannot disagree on what a rule means.
 """
 
 from __future__ import annotations
@@ -27,13 +29,18 @@ class Decision:
         return f"no node can run this job: {refusals or 'no nodes known'}"
 
 
+def refusal(candidate: Candidate, context: PlacementContext) -> str | None:
+    """Why the rules refuse ``candidate`` for this job, or None when every rule lets it through."""
+    return next((reason for rule in RULES if (reason := rule.check(candidate, context))), None)
+
+
 def decide(candidates: list[Candidate], context: PlacementContext, redundancy: int = 1) -> Decision:
     reasons: list[dict[str, Any]] = []
     eligible = []
     for candidate in sorted(candidates, key=lambda c: c.peer_id):
-        refusal = next((reason for rule in RULES if (reason := rule.check(candidate, context))), None)
-        if refusal is not None:
-            reasons.append({"peer_id": candidate.peer_id, "verdict": "refused", "reason": refusal})
+        refused = refusal(candidate, context)
+        if refused is not None:
+            reasons.append({"peer_id": candidate.peer_id, "verdict": "refused", "reason": refused})
         else:
             eligible.append((candidate, score(candidate, context)))
     eligible.sort(key=lambda pair: (-pair[1].value, pair[0].peer_id))  # ties: stable by peer ID

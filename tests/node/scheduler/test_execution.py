@@ -13,9 +13,11 @@ from agents.bundle import pack
 from agents.executor import Executor
 from agents.runtime.wasm import WasmRuntime
 from node.metrics import Metrics
+from node.scheduler.candidates import Candidate
 from node.scheduler.execution import JobExecution
 from node.scheduler.job import JobSpec
 from node.scheduler.jobstore import JobStore, new_job_id
+from node.scheduler.protocol import Offer, Run, RunAnswer
 from storage.blockstore import BlockStore
 from storage.files import add_path
 from tests.support import REPO_ROOT
@@ -23,9 +25,18 @@ from tests.support import REPO_ROOT
 
 def _execution(store: BlockStore, jobs: JobStore, tmp_path: Path, metrics: Metrics) -> JobExecution:
     executor = Executor(store, {"wasm": WasmRuntime(tmp_path / "cache")}, nacl.signing.SigningKey(bytes(32)),
-                        tmp_path / "work")  # type: ignore[dict-item]  # fmt: skip
+                        tmp_path / "work")  # fmt: skip
     exchange: Any = SimpleNamespace(store=store)  # everything is local: no fetch happens
-    return JobExecution(exchange, executor, metrics, "eu", 2, lambda cid: None, None, jobs)
+    own = Candidate(executor.node, "eu", ("wasm",), 2)
+    return JobExecution(exchange, executor, metrics, lambda: own, lambda cid: None, None, jobs)
+
+
+REQUESTER = "12D3KooWRequester"
+
+
+async def _offer_and_run(execution: JobExecution, job_id: str, spec: JobSpec) -> RunAnswer:
+    assert execution.offer(REQUESTER, Offer(job_id, spec)).accepted
+    return await execution.run(REQUESTER, Run(job_id, spec))
 
 
 def test_a_restarted_executor_answers_a_resent_job_from_its_first_run(tmp_path: Path) -> None:
@@ -38,16 +49,16 @@ def test_a_restarted_executor_answers_a_resent_job_from_its_first_run(tmp_path: 
 
     first_metrics = Metrics()
     jobs = JobStore(tmp_path / "jobs")
-    first = asyncio.run(_execution(store, jobs, tmp_path, first_metrics).run(job_id, job_spec, []))
-    assert first["status"] == "ok" and first_metrics.value("jobs_executed_total", status="ok") == 1
+    first = asyncio.run(_offer_and_run(_execution(store, jobs, tmp_path, first_metrics), job_id, job_spec))
+    assert first.outcome.is_ok and first_metrics.value("jobs_executed_total", status="ok") == 1
     jobs.close()  # the executor goes away
 
     again_metrics = Metrics()
     jobs = JobStore(tmp_path / "jobs")
     restarted = _execution(store, jobs, tmp_path, again_metrics)
-    assert restarted.offer(job_id, job_spec)["reason"] == "already running or done here"
-    again = asyncio.run(restarted.run(job_id, job_spec, []))
-    assert again["result"] == first["result"] and again["receipt"] == first["receipt"]
+    assert restarted.offer(REQUESTER, Offer(job_id, job_spec)).reason == "already running or done here"
+    again = asyncio.run(restarted.run(REQUESTER, Run(job_id, job_spec)))
+    assert again.result == first.result and again.receipt == first.receipt
     assert again_metrics.value("jobs_executed_total", status="ok") == 0  # not run a second time
     jobs.close()
     store.close()

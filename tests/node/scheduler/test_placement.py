@@ -92,3 +92,19 @@ def test_a_paid_job_goes_only_to_nodes_its_payment_authorises() -> None:
     assert "not among the nodes the client's payment authorises" in refused["holder"]
     assert "settles on no chain" in refused["unchained"]
     assert decide([holder, paid, unchained], context()).chosen == ["holder"]  # unpaid: anywhere
+
+
+def test_announcements_and_candidates_are_one_mapping_both_ways() -> None:
+    from node.scheduler.candidates import from_announcement, to_announcement
+
+    original = node("n1", gpus=1, price=7, chain_address="0xAAA", memory_mib=2048, running_jobs=1)
+    assert from_announcement("n1", to_announcement(original)) == original
+    hostile = {"region": 5, "runtimes": "wasm", "capacity": {"cpu_cores": "many", "gpus": -3}, "price": True}
+    parsed = from_announcement("h", hostile)
+    assert parsed == Candidate("h", "", (), 1)  # nothing odd gets through; defaults instead
+
+
+def test_an_unpaid_job_does_not_go_to_a_node_that_charges() -> None:
+    decision = decide([node("priced", price=5, held_bytes=100 * MIB), node("free")], context())
+    assert decision.chosen == ["free"]
+    assert "attach a payment" in next(r["reason"] for r in decision.reasons if r["peer_id"] == "priced")

@@ -10,10 +10,11 @@ from typing import Any
 import nacl.signing
 
 from agents import receipt as receipts
+from agents.outcome import Outcome
 from node import announce
 from node.identity import NodeIdentity
-from node.scheduler.execution import PROTOCOL
-from storage import dagcbor
+from node.scheduler import protocol
+from node.scheduler.protocol import PROTOCOL, Offer, OfferAnswer, Run, RunAnswer
 from storage.cid import CID
 from tests.node.scheduler.test_jobs_cluster import post, wait_final
 from tests.support import REPO_ROOT, CliRunner, announcement_payload, gossip_peer
@@ -47,13 +48,14 @@ def test_a_node_returning_a_wrong_result_is_caught(cluster: Any, mycel: CliRunne
     forged_result = CID.for_block(b"not what the agent computed", 0x70)
 
     async def lie(peer: str, request: bytes) -> list[bytes]:
-        message = dagcbor.decode(request)
-        if message["op"] == "offer":
-            return [dagcbor.encode({"accept": True, "reason": "always"})]
+        message = protocol.decode_request(request)
+        if isinstance(message, Offer):
+            return [protocol.encode(OfferAnswer(True, "always"))]
+        assert isinstance(message, Run)
         record = receipts.Receipt(
-            job_id=message["job_id"],
-            agent=message["spec"]["agent"],
-            inputs=message["spec"]["inputs"],
+            job_id=message.job_id,
+            agent=message.spec.agent,
+            inputs=dict(message.spec.inputs),
             result=forged_result,
             status="ok",
             runtime="wasm",
@@ -64,7 +66,7 @@ def test_a_node_returning_a_wrong_result_is_caught(cluster: Any, mycel: CliRunne
             node=liar.peer_id,
         )
         signed = receipts.sign(record, liar_key)  # validly signed: only the comparison can catch it
-        return [dagcbor.encode({"status": "ok", "result": forged_result, "receipt": signed, "logs": b""})]
+        return [protocol.encode(RunAnswer(Outcome.ok(), forged_result, signed))]
 
     async def scenario() -> dict[str, Any]:
         network = gossip_peer(liar)

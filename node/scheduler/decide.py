@@ -1,0 +1,128 @@
+"""Decide: what the job needs, which nodes could run it, and how they rank.
+
+This is the first of the requester's three steps (decide, :mod:`dispatch`, :mod:`verify`).
+It gathers candidates from signed announcements (through
+:func:`node.scheduler.candidates.from_announcement`), measures RTT and the input bytes each
+holds, and builds the placement context; :func:`node.scheduler.placement.decide` then runs
+the rules and the score. Nothing here talks to an executor about the job itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from agents.bundle import open_bundle
+from agents.manifest import Limits, Manifest
+from contracts.payment import Payment
+from node.announce import PeerTable
+from node.errors import NetworkError
+from node.exchange import BlockExchange
+from node.p2p.network import P2PNetwork
+from node.scheduler.candidates import Candidate, PlacementContext, from_announcement
+from node.scheduler.job import JobSpec
+from node.scheduler.limits import effective_limits
+
+log = logging.getLogger("mycelnet.jobs")
+
+PING_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything placement needs for one job, gathered once per attempt round."""
+
+    manifest: Manifest
+    limits: Limits  # manifest + the job's overrides: an upper bound of what any executor will run
+    context: PlacementContext
+    candidates: list[Candidate]
+
+
+class Decider:
+    def __init__(
+        self,
+        network: P2PNetwork,
+        exchange: BlockExchange,
+        peers: PeerTable,
+        own: Callable[[], Candidate],
+        bound: Callable[[str, str], bool] | None = None,
+    ) -> None:
+        self.network = network
+        self.exchange = exchange
+        self.peers = peers
+        self.own = own
+        self.bound = bound  # (address, peer ID) -> is the address registered to that peer on the ledger?
+
+    async def manifest(self, spec: JobSpec) -> Manifest:
+        if self.exchange.store.missing_blocks(spec.agent):
+            await self.exchange.fetch(spec.agent)
+        return open_bundle(self.exchange.store, spec.agent).manifest
+
+    async def plan(self, spec: JobSpec, payment: Payment | None) -> Plan:
+        manifest = await self.manifest(spec)
+        candidates, input_bytes = await self.candidates(spec)
+        if payment is not None and self.bound is not None:
+            candidates = await self._only_bound_addresses(candidates)
+        context = PlacementContext(
+            manifest.runtime,
+            spec.needs_gpu or manifest.needs.gpu,
+            tuple(spec.regions) or tuple(manifest.needs.regions),
+            input_bytes,
+            spec.max_price,
+            payable=frozenset(payment.authorizations) if payment else None,
+        )
+        return Plan(manifest, effective_limits(manifest.limits, spec.limits), context, candidates)
+
+    async def candidates(self, spec: JobSpec) -> tuple[list[Candidate], int]:
+        """Candidates from signed announcements (and this node), with the input bytes each holds."""
+        own = self.own()
+        candidates = {own.peer_id: own}
+        for record in self.peers.alive():
+            candidates[record.peer_id] = from_announcement(record.peer_id, record.announcement)
+        others = [peer for peer in candidates if peer != own.peer_id]
+        rtts = await asyncio.gather(*(self._rtt(peer) for peer in others))
+        for peer, rtt in zip(others, rtts, strict=True):
+            if rtt is not None:
+                candidates[peer] = replace(candidates[peer], rtt=rtt)
+            if peer in self.exchange.bandwidth:  # measured on earlier fetches from that peer
+                candidates[peer] = replace(candidates[peer], bandwidth=self.exchange.bandwidth[peer])
+        held: dict[str, int] = dict.fromkeys(candidates, 0)
+        total = 0
+        for cid in spec.inputs.values():
+            holders = await self.exchange.holders(cid)
+            own_size = self.exchange.store.complete_dag_size(cid)
+            if own_size is not None:
+                holders[own.peer_id] = own_size
+            total += max(holders.values(), default=0)
+            for peer, held_size in holders.items():
+                if peer in held:
+                    held[peer] += held_size
+        return [replace(c, held_bytes=held[c.peer_id]) for c in candidates.values()], total
+
+    async def _rtt(self, peer: str) -> float | None:
+        """Round trip to a candidate over libp2p (None when it does not answer in time)."""
+        try:
+            return await asyncio.wait_for(self.network.ping(peer), PING_TIMEOUT)
+        except (NetworkError, TimeoutError):
+            return None
+
+    async def _only_bound_addresses(self, candidates: list[Candidate]) -> list[Candidate]:
+        """A paid job trusts an announced chain address only if the ledger binds it to that peer
+        (an Ed25519 signature by the peer's key, checked here); otherwise the node counts as
+        settling on no chain and the payment rule refuses it."""
+        assert self.bound is not None
+        bound = self.bound
+        checks = await asyncio.gather(
+            *(asyncio.to_thread(bound, c.chain_address, c.peer_id) for c in candidates if c.chain_address)
+        )
+        verdicts = iter(checks)
+        kept = []
+        for candidate in candidates:
+            if candidate.chain_address and not next(verdicts):
+                log.warning("%s announces %s, which the ledger does not bind to it", candidate.peer_id,
+                            candidate.chain_address)  # fmt: skip
+                candidate = replace(candidate, chain_address="")
+            kept.append(candidate)
+        return kept

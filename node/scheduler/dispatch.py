@@ -1,0 +1,133 @@
+"""Dispatch: offer a job to one node, run it there, and say what came of it, as an Outcome.
+
+The second of the requester's three steps. Talking to this node and to a remote one go
+through the same gate (the local executor gets the same typed offer and run), and every
+way an attempt can end is an :class:`agents.outcome.Outcome`: an answer's own outcome, or
+``node_error`` when the node was unreachable, died mid-run, or answered something
+malformed. :class:`DispatchPolicy` then says, from the outcome's kind alone, whether the
+job fails over, fails, or has its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from dataclasses import dataclass
+
+from agents.manifest import Limits
+from agents.outcome import Outcome, OutcomeKind
+from node.errors import NetworkError
+from node.p2p.network import P2PNetwork
+from node.scheduler import protocol
+from node.scheduler.execution import JobExecution
+from node.scheduler.job import JobSpec
+from node.scheduler.protocol import (
+    PROTOCOL,
+    Cancel,
+    CancelAnswer,
+    Offer,
+    OfferAnswer,
+    ProtocolError,
+    Run,
+    RunAnswer,
+)
+from storage.cid import CID
+
+log = logging.getLogger("mycelnet.jobs")
+
+
+class Verdict(enum.Enum):
+    ACCEPT = "accept"  # the node ran it: verify the result
+    FAIL_OVER = "fail_over"  # node-side trouble or a refusal: try the next node
+    FAIL_JOB = "fail_job"  # the agent failed or hit a limit: any node would do the same
+
+
+@dataclass(frozen=True)
+class DispatchPolicy:
+    """Timeouts and the retry/failover rule, in one object the requester is given.
+
+    The run timeout is the job's effective wall-clock limit plus ``run_grace`` (fetching
+    inputs, staging, the receipt), so a job that raises its wall-clock limit is waited for,
+    not failed over as dead.
+    """
+
+    offer_timeout: float = 10.0
+    run_grace: float = 60.0
+    cancel_timeout: float = 5.0
+    max_attempts: int = 16  # nodes tried for one job, all rounds together
+
+    def run_timeout(self, limits: Limits) -> float:
+        return limits.wall_seconds + self.run_grace
+
+    def verdict(self, outcome: Outcome) -> Verdict:
+        """A ``cancelled`` answer fails over too: a client's cancel ends the job before any
+        answer is read, so a run the node says was cancelled was stopped on the node's side."""
+        if outcome.is_ok:
+            return Verdict.ACCEPT
+        if outcome.fail_over or outcome.kind is OutcomeKind.CANCELLED:
+            return Verdict.FAIL_OVER
+        return Verdict.FAIL_JOB
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One node's try at a job."""
+
+    peer: str
+    outcome: Outcome
+    result: CID | None = None
+    receipt: bytes | None = None
+    logs: bytes = b""
+
+
+class Dispatcher:
+    def __init__(self, network: P2PNetwork, local: JobExecution, policy: DispatchPolicy) -> None:
+        self.network = network
+        self.local = local
+        self.policy = policy
+
+    async def attempt(self, job_id: str, peer: str, spec: JobSpec, limits: Limits) -> Attempt:
+        try:
+            answer = await self._offer_and_run(job_id, peer, spec, limits)
+        except NetworkError as exc:
+            return Attempt(peer, Outcome.node_error(f"unreachable or died mid-run ({exc})"))
+        except ProtocolError as exc:
+            return Attempt(peer, Outcome.node_error(f"answered with a malformed message ({exc})"))
+        return Attempt(peer, answer.outcome, answer.result, answer.receipt, answer.logs)
+
+    async def _offer_and_run(self, job_id: str, peer: str, spec: JobSpec, limits: Limits) -> RunAnswer:
+        offer = Offer(job_id, spec)
+        run = Run(job_id, spec, (self.network.peer_id,))
+        if peer == self.network.peer_id:
+            accepted = self.local.offer(peer, offer)
+            if not accepted.accepted:
+                return RunAnswer(Outcome.declined(accepted.reason))
+            return await self.local.run(peer, run)
+        frames = await self.network.request(peer, PROTOCOL, protocol.encode(offer), timeout=self.policy.offer_timeout)
+        answer = protocol.decode_answer(frames, OfferAnswer)
+        if not answer.accepted:
+            return RunAnswer(Outcome.declined(answer.reason))
+        timeout = self.policy.run_timeout(limits)
+        frames = await self.network.request(peer, PROTOCOL, protocol.encode(run), timeout=timeout)
+        return protocol.decode_answer(frames, RunAnswer)
+
+    async def cancel(self, job_id: str, peers: set[str]) -> dict[str, CancelAnswer]:
+        """Ask every node running the job to stop it; unreachable ones are logged and skipped."""
+        message = Cancel(job_id)
+
+        async def one(peer: str) -> CancelAnswer:
+            if peer == self.network.peer_id:
+                return self.local.cancel(peer, message)
+            try:
+                frames = await self.network.request(
+                    peer, PROTOCOL, protocol.encode(message), timeout=self.policy.cancel_timeout
+                )
+                return protocol.decode_answer(frames, CancelAnswer)
+            except (NetworkError, ProtocolError) as exc:
+                log.info("job %s: cancel to %s failed: %s", job_id, peer, exc)
+                return CancelAnswer(False, f"unreachable: {exc}")
+
+        ordered = sorted(peers)
+        answers = await asyncio.gather(*(one(peer) for peer in ordered))
+        return dict(zip(ordered, answers, strict=True))

@@ -1,0 +1,241 @@
+"""The job protocol's messages, typed and schema-checked, shared by the requester and the executor.
+
+Every message is a dag-cbor map with an ``op``: ``offer``, ``run`` or ``cancel`` from the
+requester, answered by ``offer_answer``, ``run_answer`` or ``cancel_answer``. Both sides
+build and parse them only through these classes, so a field cannot mean one thing on one
+side and another on the other, and a peer's message is checked (types, ranges, sizes)
+before anything acts on it: a malformed one raises ProtocolError and is answered as such.
+
+A run's answer carries an :class:`agents.outcome.Outcome` record, never a status string:
+the requester decides on the outcome's kind alone (fail over only on node-side trouble),
+so nothing an agent prints can change the verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from agents.outcome import Outcome
+from node.errors import NodeError
+from node.scheduler.job import JobError, JobSpec
+from node.scheduler.jobstore import is_job_id
+from storage import dagcbor
+from storage.cid import CID
+from storage.errors import CodecError
+
+PROTOCOL = "/mycel/job/2.0.0"  # 2: typed messages with outcome records (1 carried status strings)
+
+MAX_REQUEST = 256 << 10  # an offer or run: the spec and a few peer IDs
+MAX_ANSWER = 256 << 10  # a run answer: receipt plus the returned tail of the logs
+MAX_LOGS = 64 << 10  # log bytes a run answer may carry
+MAX_RECEIPT = 64 << 10
+MAX_REASON = 1024
+MAX_PROVIDERS = 16
+MAX_PEER_ID = 128
+
+
+class ProtocolError(NodeError, ValueError):
+    """A job-protocol message is malformed: wrong shape, type, range or size."""
+
+
+def _record(data: bytes, limit: int) -> dict[str, Any]:
+    if len(data) > limit:
+        raise ProtocolError(f"a job message is at most {limit} bytes (got {len(data)})")
+    try:
+        record = dagcbor.decode(data)
+    except CodecError as exc:
+        raise ProtocolError(f"a job message is not valid DAG-CBOR: {exc}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("op"), str):
+        raise ProtocolError("a job message is a map with an op")
+    return record
+
+
+def _fields(record: dict[str, Any], op: str, required: set[str], optional: frozenset[str] = frozenset()) -> None:
+    keys = set(record) - {"op"}
+    if record["op"] != op:
+        raise ProtocolError(f"expected a {op} message, got {record['op']!r}")
+    if not required <= keys or keys - required - optional:
+        raise ProtocolError(f"a {op} message has exactly {sorted(required | optional)}")
+
+
+def _job_id(record: dict[str, Any]) -> str:
+    job_id = record["job_id"]
+    if not isinstance(job_id, str) or not is_job_id(job_id):
+        raise ProtocolError("job_id must be 32 lowercase hex digits")
+    return job_id
+
+
+def _spec(record: dict[str, Any]) -> JobSpec:
+    try:
+        return JobSpec.from_record(record["spec"])
+    except JobError as exc:
+        raise ProtocolError(f"bad job spec: {exc}") from None
+
+
+def _reason(record: dict[str, Any]) -> str:
+    reason = record["reason"]
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        raise ProtocolError(f"reason must be a string of at most {MAX_REASON} characters")
+    return reason
+
+
+def spec_cid(spec: JobSpec) -> CID:
+    """The CID of the spec as one node receives it: what an offer accepts and a run must match."""
+    return spec.encode()[0]
+
+
+@dataclass(frozen=True)
+class Offer:
+    """May this node run this job? Nothing is fetched or started until it accepts."""
+
+    OP: ClassVar[str] = "offer"
+    job_id: str
+    spec: JobSpec
+
+    def to_record(self) -> dict[str, Any]:
+        return {"op": self.OP, "job_id": self.job_id, "spec": self.spec.to_record()}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Offer:
+        _fields(record, cls.OP, {"job_id", "spec"})
+        return cls(_job_id(record), _spec(record))
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run the job an accepted offer named; ``providers`` are peers that hold its blocks."""
+
+    OP: ClassVar[str] = "run"
+    job_id: str
+    spec: JobSpec
+    providers: tuple[str, ...] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        return {"op": self.OP, "job_id": self.job_id, "spec": self.spec.to_record(), "providers": list(self.providers)}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Run:
+        _fields(record, cls.OP, {"job_id", "spec", "providers"})
+        providers = record["providers"]
+        if (
+            not isinstance(providers, list)
+            or len(providers) > MAX_PROVIDERS
+            or not all(isinstance(p, str) and 0 < len(p) <= MAX_PEER_ID for p in providers)
+        ):
+            raise ProtocolError(f"providers must be at most {MAX_PROVIDERS} peer IDs")
+        return cls(_job_id(record), _spec(record), tuple(providers))
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Stop the run of this job: only the peer whose offer was accepted may ask."""
+
+    OP: ClassVar[str] = "cancel"
+    job_id: str
+
+    def to_record(self) -> dict[str, Any]:
+        return {"op": self.OP, "job_id": self.job_id}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Cancel:
+        _fields(record, cls.OP, {"job_id"})
+        return cls(_job_id(record))
+
+
+Request = Offer | Run | Cancel
+
+
+def decode_request(data: bytes) -> Request:
+    record = _record(data, MAX_REQUEST)
+    kinds: dict[str, type[Offer] | type[Run] | type[Cancel]] = {"offer": Offer, "run": Run, "cancel": Cancel}
+    kind = kinds.get(record["op"])
+    if kind is None:
+        raise ProtocolError(f"unknown op {record['op']!r}")
+    return kind.from_record(record)
+
+
+@dataclass(frozen=True)
+class OfferAnswer:
+    OP: ClassVar[str] = "offer_answer"
+    accepted: bool
+    reason: str
+
+    def to_record(self) -> dict[str, Any]:
+        return {"op": self.OP, "accepted": self.accepted, "reason": self.reason[:MAX_REASON]}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> OfferAnswer:
+        _fields(record, cls.OP, {"accepted", "reason"})
+        if not isinstance(record["accepted"], bool):
+            raise ProtocolError("accepted must be true or false")
+        return cls(record["accepted"], _reason(record))
+
+
+@dataclass(frozen=True)
+class RunAnswer:
+    """What a run came to. ``result`` and ``receipt`` are present only when the agent ran."""
+
+    OP: ClassVar[str] = "run_answer"
+    outcome: Outcome
+    result: CID | None = None
+    receipt: bytes | None = None
+    logs: bytes = b""
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"op": self.OP, "outcome": self.outcome.to_record(), "logs": self.logs[-MAX_LOGS:]}
+        if self.result is not None:
+            record["result"] = self.result
+        if self.receipt is not None:
+            record["receipt"] = self.receipt
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> RunAnswer:
+        _fields(record, cls.OP, {"outcome", "logs"}, frozenset({"result", "receipt"}))
+        try:
+            outcome = Outcome.from_record(record["outcome"])
+        except ValueError as exc:
+            raise ProtocolError(f"bad outcome: {exc}") from None
+        result, receipt, logs = record.get("result"), record.get("receipt"), record["logs"]
+        if result is not None and not isinstance(result, CID):
+            raise ProtocolError("result must be a CID")
+        if receipt is not None and (not isinstance(receipt, bytes) or len(receipt) > MAX_RECEIPT):
+            raise ProtocolError(f"receipt must be at most {MAX_RECEIPT} bytes")
+        if not isinstance(logs, bytes) or len(logs) > MAX_LOGS:
+            raise ProtocolError(f"logs must be at most {MAX_LOGS} bytes")
+        if outcome.is_ok and (result is None or receipt is None):
+            raise ProtocolError("an ok run answer carries a result and a receipt")
+        return cls(outcome, result, receipt, logs)
+
+
+@dataclass(frozen=True)
+class CancelAnswer:
+    OP: ClassVar[str] = "cancel_answer"
+    cancelled: bool
+    reason: str
+
+    def to_record(self) -> dict[str, Any]:
+        return {"op": self.OP, "cancelled": self.cancelled, "reason": self.reason[:MAX_REASON]}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> CancelAnswer:
+        _fields(record, cls.OP, {"cancelled", "reason"})
+        if not isinstance(record["cancelled"], bool):
+            raise ProtocolError("cancelled must be true or false")
+        return cls(record["cancelled"], _reason(record))
+
+
+Answer = OfferAnswer | RunAnswer | CancelAnswer
+A = TypeVar("A", OfferAnswer, RunAnswer, CancelAnswer)
+
+
+def encode(message: Request | Answer) -> bytes:
+    return dagcbor.encode(message.to_record())
+
+
+def decode_answer(frames: list[bytes], kind: type[A]) -> A:
+    """A peer's answer of the expected kind; ProtocolError for anything else (including none)."""
+    if len(frames) != 1:
+        raise ProtocolError(f"expected one answer frame, got {len(frames)}")
+    return kind.from_record(_record(frames[0], MAX_ANSWER))
