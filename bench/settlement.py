@@ -42,7 +42,8 @@ def main() -> None:
     def request() -> ClaimRequest:
         nonlocal nonce
         nonce += 1
-        payment = JobPayment(os.urandom(32), client.address, node, 10**14, os.urandom(32), os.urandom(32), expiry, nonce)
+        job, receipt, result = os.urandom(32), os.urandom(32), os.urandom(32)
+        payment = JobPayment(job, client.address, node, 10**14, receipt, result, expiry, nonce)
         return ClaimRequest(sign(payment, client.key, w3.eth.chain_id, ledger.address))
 
     singles = [int(ledger.claim(node, request())["gasUsed"]) for _ in range(20)]

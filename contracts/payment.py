@@ -44,6 +44,12 @@ def chain_job_id(job_id: str) -> bytes:
     return hashlib.sha256(b"mycel-job:" + job_id.encode()).digest()
 
 
+def receipt_hash(signed_receipt: bytes) -> bytes:
+    """What a payment binds and the ledger records for a receipt: the sha2-256 digest of its
+    block (the digest inside its dag-cbor CID), the same bytes on every node that holds it."""
+    return hashlib.sha256(signed_receipt).digest()
+
+
 def amount_for(cpu_seconds: float, price: int, max_amount: int) -> int:
     """What a receipt's usage earns: price x CPU-seconds, rounded up, at most ``max_amount``.
     Client and executor both compute it, so they agree on the wei without talking."""

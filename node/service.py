@@ -35,6 +35,8 @@ from node.scheduler.dispatcher import JobService
 from node.scheduler.execution import PROTOCOL as JOB_PROTOCOL
 from node.scheduler.execution import JobExecution
 from node.scheduler.jobstore import JobStore
+from node.settlement.pay import PROTOCOL as PAY_PROTOCOL
+from node.settlement.pay import PaymentHandler
 from node.settlement.service import NodeSettlement
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -77,6 +79,8 @@ class NodeService:
         self.network.handle(JOB_PROTOCOL, self._on_job_message)
         settles = bool(config.get("chain", "rpc_url"))
         self.settlement = NodeSettlement(config, self.identity, self.metrics) if settles else None
+        self.payments = PaymentHandler(self.settlement)
+        self.network.handle(PAY_PROTOCOL, self.payments.handle)
         self.execution: JobExecution | None = None
         self.job_service: JobService | None = None
         self.python_runtime: PythonRuntime | None = None

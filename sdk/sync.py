@@ -133,5 +133,8 @@ class SyncJob:
     def result(self, dest: str | os.PathLike[str]) -> Path:
         return self._owner._run(self._job.result(dest))
 
+    def pay(self) -> dict[str, dict[str, Any]]:
+        return self._owner._run(self._job.pay())
+
     def verify_settlement(self) -> list[SettlementCheck]:
         return self._owner._run(self._job.verify_settlement())

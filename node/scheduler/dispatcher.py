@@ -16,7 +16,7 @@ from agents import receipt as receipts
 from agents.bundle import open_bundle
 from agents.errors import ReceiptError
 from contracts.errors import AuthorizationError
-from contracts.payment import Payment
+from contracts.payment import Envelope, commitment_of
 from node.announce import PeerTable
 from node.errors import NetworkError
 from node.exchange import BlockExchange
@@ -131,7 +131,7 @@ class JobService:
         manifest = bundle.manifest
         regions = tuple(spec.regions) or tuple(manifest.needs.regions)
         try:
-            payment = Payment.decode(spec.payment, job.job_id) if spec.payment is not None else None
+            payment = commitment_of(spec.payment, job.job_id) if spec.payment is not None else None
         except AuthorizationError as exc:
             self._move(job, JobState.FAILED, f"the job's payment is unusable: {exc}")
             return
@@ -145,7 +145,7 @@ class JobService:
             regions,
             input_bytes,
             spec.max_price,
-            payable=frozenset(payment.authorizations) if payment else None,
+            payable=frozenset(c.chain_address for c in candidates if c.chain_address) if payment else None,
         )
         excluded: set[str] = set()
         declined: dict[str, str] = {}  # peer -> why it did not run the job (shown if all fail)
@@ -313,9 +313,7 @@ class JobService:
         return placed, total
 
 
-def _spec_for(spec: JobSpec, payment: Payment | None, address: str) -> JobSpec:
-    """The spec as one node receives it: with its own payment authorisation only."""
-    if payment is None:
-        return spec
-    mine = payment.for_node(address) if address else None
-    return JobSpec(**{**spec.__dict__, "payment": mine.encode() if mine else None})
+def _spec_for(spec: JobSpec, payment: Envelope | None, address: str) -> JobSpec:
+    """The spec as one node receives it: the commitment goes to every node unchanged, since it
+    pays nothing (the client pays after delivery, over node.settlement.pay)."""
+    return spec

@@ -94,12 +94,12 @@ class JobExecution:
         if self.settlement is not None:
             if spec.payment is not None:
                 try:
-                    self.settlement.payment_for_me(job_id, spec.payment)
+                    self.settlement.commitment_for_offer(job_id, spec.payment)
                 except ChainError as exc:
                     return {"accept": False, "reason": f"payment refused: {exc}"}
             elif self.settlement.price > 0:
                 return {"accept": False, "reason": f"this node charges {self.settlement.price} wei per CPU-second: "
-                        "attach a payment authorisation"}  # fmt: skip
+                        "attach a payment commitment"}  # fmt: skip
         return {"accept": True, "reason": "capacity available"}
 
     async def run(self, job_id: str, spec: JobSpec, providers: list[str]) -> dict[str, Any]:
@@ -155,11 +155,12 @@ class JobExecution:
         }
 
     def _claim(self, job_id: str, spec: JobSpec, receipt: bytes | None, result: CID, cpu_seconds: float) -> None:
-        """Queue the payment claim before answering, so a crash after the answer loses nothing."""
+        """Keep the paid job's evidence (commitment, receipt) before answering; the claim waits for
+        the client's payment (node.settlement.pay), so a crash after the answer loses nothing."""
         if self.settlement is None or spec.payment is None or receipt is None:
             return
         try:
-            self.settlement.claim(job_id, spec.payment, receipt, result, cpu_seconds)
+            self.settlement.delivered(job_id, spec.payment, receipt, result, cpu_seconds)
         except ChainError as exc:  # the job still succeeded; the operator learns why it is unpaid
-            log.warning("job %s ran but cannot be claimed: %s", job_id, exc)
+            log.warning("job %s ran but cannot be paid: %s", job_id, exc)
             self.metrics.inc("claims_failed_total")
