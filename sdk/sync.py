@@ -133,6 +133,10 @@ class SyncJob:
     def result(self, dest: str | os.PathLike[str]) -> Path:
         return self._owner._run(self._job.result(dest))
 
+    @property
+    def payments(self) -> dict[str, dict[str, Any]]:
+        return self._job.payments
+
     def pay(self) -> dict[str, dict[str, Any]]:
         return self._owner._run(self._job.pay())
 

@@ -19,7 +19,7 @@ from agents import receipt as receipts
 from contracts.authorization import JobCommitment
 from contracts.devchain import DevChain, start_dev_chain
 from contracts.errors import AuthorizationError
-from contracts.payment import Envelope, amount_for, chain_job_id, pay, receipt_hash
+from contracts.payment import Envelope, amount_for, chain_job_id, receipt_hash
 from node.config import load_config
 from node.identity import load_or_create
 from node.metrics import Metrics
@@ -171,7 +171,7 @@ def test_a_client_that_pays_short_or_never_is_refused_later(world: World) -> Non
     receipt, result = world.run(world.honest, job_id, commitment)
     world.honest.accept_payment(job_id, world.pay_for(world.honest, job_id, commitment, receipt, result, 1).encode())
     next_job, next_terms = world.job()
-    with pytest.raises(AuthorizationError, match="no longer works for .* paid 1 wei"):
+    with pytest.raises(AuthorizationError, match=r"no longer works for .* paid 1 wei"):
         world.honest.commitment_for_offer(next_job, next_terms.encode())
 
     # another client-executor pair: delivered, never paid, the commitment lapses
