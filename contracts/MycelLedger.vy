@@ -22,6 +22,7 @@
 MAX_AUTH_WINDOW: constant(uint256) = 7 * 86400
 WITHDRAW_DELAY: constant(uint256) = 8 * 86400
 MAX_BATCH: constant(uint256) = 128
+UNSTAKE_DELAY: constant(uint256) = 8 * 86400  # a node's stake outlives every payment it could hold
 
 PAYMENT_TYPEHASH: constant(bytes32) = keccak256(
     "JobPayment(bytes32 jobId,address client,address node,uint256 amount,bytes32 receiptHash,bytes32 resultCid,uint256 expiry,uint256 nonce)"
@@ -60,6 +61,16 @@ event Withdrawn:
     account: indexed(address)
     amount: uint256
 
+event Staked:
+    node: indexed(address)
+    amount: uint256
+    total: uint256
+
+event UnstakeRequested:
+    node: indexed(address)
+    amount: uint256
+    unlocksAt: uint256
+
 event Settled:
     jobId: indexed(bytes32)
     client: indexed(address)
@@ -76,6 +87,9 @@ earnings: public(HashMap[address, uint256])
 pendingWithdrawal: public(HashMap[address, uint256])
 withdrawalUnlocksAt: public(HashMap[address, uint256])
 usedNonces: HashMap[address, HashMap[uint256, uint256]]  # client -> word -> bitmap of 256 nonces
+stakeOf: public(HashMap[address, uint256])  # locked: what a job's minimum stake is compared with
+unstaking: public(HashMap[address, uint256])  # no longer counted as stake, not yet withdrawable
+unstakeUnlocksAt: public(HashMap[address, uint256])
 
 
 @deploy
@@ -99,6 +113,37 @@ def deregister():
     assert len(self.peerIdOf[msg.sender]) > 0, "not registered"
     self.peerIdOf[msg.sender] = b""
     log NodeDeregistered(node=msg.sender)
+
+
+@external
+@payable
+def stake():
+    """@notice Lock ETH as the caller's registration stake. A fresh identity costs what it stakes,
+    and a job may ask for executors staking at least a given amount."""
+    assert msg.value > 0, "nothing staked"
+    self.stakeOf[msg.sender] += msg.value
+    log Staked(node=msg.sender, amount=msg.value, total=self.stakeOf[msg.sender])
+
+
+@external
+def request_unstake(amount: uint256):
+    """@notice Stop counting ``amount`` as stake at once; it can leave UNSTAKE_DELAY later."""
+    assert amount > 0 and amount <= self.stakeOf[msg.sender], "amount exceeds stake"
+    self.stakeOf[msg.sender] -= amount
+    self.unstaking[msg.sender] += amount
+    unlocks: uint256 = block.timestamp + UNSTAKE_DELAY
+    self.unstakeUnlocksAt[msg.sender] = unlocks
+    log UnstakeRequested(node=msg.sender, amount=amount, unlocksAt=unlocks)
+
+
+@external
+def unstake():
+    amount: uint256 = self.unstaking[msg.sender]
+    assert amount > 0, "no unstake requested"
+    assert block.timestamp >= self.unstakeUnlocksAt[msg.sender], "stake still locked"
+    self.unstaking[msg.sender] = 0
+    send(msg.sender, amount)
+    log Withdrawn(account=msg.sender, amount=amount)
 
 
 @external

@@ -137,6 +137,19 @@ class Ledger:
     def nonce_used(self, client: str, nonce: int) -> bool:
         return bool(self.contract.functions.nonce_used(Web3.to_checksum_address(client), nonce).call())
 
+    def stake(self, node: Sender, amount: int) -> Any:
+        return self._send(self.contract.functions.stake(), node, amount)
+
+    def request_unstake(self, node: Sender, amount: int) -> Any:
+        return self._send(self.contract.functions.request_unstake(amount), node)
+
+    def unstake(self, node: Sender) -> Any:
+        return self._send(self.contract.functions.unstake(), node)
+
+    def stake_of(self, node: str) -> int:
+        """The node's locked stake (what it asked to unstake no longer counts)."""
+        return int(self.contract.functions.stakeOf(Web3.to_checksum_address(node)).call())
+
     def register(self, node: Sender, peer_id: bytes, binding_signature: bytes) -> Any:
         return self._send(self.contract.functions.register(peer_id, binding_signature), node)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -26,16 +25,6 @@ from contracts.payment import Envelope, NonceCounter, commit, pay
 from storage import dagcbor
 
 DEFAULT_KEY_FILE = Path("~/.mycelnet/client.key")
-
-
-def settling_nodes(node: dict[str, Any], peers: list[dict[str, Any]]) -> list[str]:
-    """The chain addresses a payment should cover: the node asked (``GET /v1/node``) and every
-    live peer it knows (``GET /v1/peers``) that settles on a chain."""
-    addresses = {p["chain_address"] for p in peers if p.get("alive") and p.get("chain_address")}
-    own = (node.get("chain") or {}).get("address")
-    if own:
-        addresses.add(own)
-    return sorted(addresses)
 
 
 @dataclass

@@ -238,3 +238,24 @@ def test_registry_binds_an_address_to_a_peer_id(chain: Chain) -> None:
     assert chain.ledger.contract.functions.peerIdOf(chain.node).call() == peer
     (event,) = chain.ledger.contract.events.NodeRegistered().process_receipt(receipt)
     assert event["args"]["peerId"] == peer
+
+
+def test_stake_is_locked_and_leaves_only_after_the_delay(chain: Chain) -> None:
+    node = Account.create()
+    chain.w3.eth.send_transaction({"from": chain.w3.eth.accounts[0], "to": node.address, "value": ETHER})
+    chain.ledger.stake(node, 10**17)
+    assert chain.ledger.stake_of(node.address) == 10**17
+    with pytest.raises(Exception, match="amount exceeds stake"):
+        chain.ledger.request_unstake(node, 10**17 + 1)
+    with pytest.raises(Exception, match="no unstake requested"):
+        chain.ledger.unstake(node)
+    chain.ledger.request_unstake(node, 4 * 10**16)
+    assert chain.ledger.stake_of(node.address) == 6 * 10**16  # stops counting at once
+    with pytest.raises(Exception, match="still locked"):
+        chain.ledger.unstake(node)
+    chain.w3.provider.ethereum_tester.time_travel(_now(chain) + 8 * 86400 + 1)  # type: ignore[union-attr]
+    chain.w3.provider.ethereum_tester.mine_blocks()  # type: ignore[union-attr]
+    before = chain.w3.eth.get_balance(node.address)
+    chain.ledger.unstake(node)
+    assert chain.w3.eth.get_balance(node.address) > before + 3 * 10**16  # 4e16 back, less gas
+    assert chain.ledger.stake_of(node.address) == 6 * 10**16
