@@ -79,7 +79,8 @@ class Claim:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Claim:
-        return cls(**{**record, "state": ClaimState(record["state"]), "amount": int(record["amount"])})
+        known = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}  # earlier records had more
+        return cls(**{**known, "state": ClaimState(record["state"]), "amount": int(record["amount"])})
 
     def summary(self) -> dict[str, Any]:
         """The JSON shape of GET /v1/ledger/claims."""
