@@ -1,9 +1,9 @@
 """The client's two EIP-712 records, and the one signed envelope both travel in.
 
 ``JobCommitment`` goes with the job before any work: job id, client, the most it will pay,
-the most it pays per CPU-second, expiry. It is evidence for a node (this client offered
-these terms), never money: the ledger knows no claim of it, and its distinct primary type
-gives it a digest no ``JobPayment`` can have.
+the most it pays per CPU-second, the least stake an executor must hold, expiry. It is
+evidence for a node (this client offered these terms), never money: the ledger knows no
+claim of it, and its distinct primary type gives it a digest no ``JobPayment`` can have.
 
 ``JobPayment`` is the only claimable record. The client signs it after it holds a node's
 verified result and receipt, for exactly the amount that receipt's CPU-seconds and the
@@ -30,6 +30,7 @@ COMMITMENT_TYPES = {
         {"name": "client", "type": "address"},
         {"name": "maxAmount", "type": "uint256"},
         {"name": "maxPrice", "type": "uint256"},
+        {"name": "minStake", "type": "uint256"},
         {"name": "expiry", "type": "uint256"},
     ]
 }
@@ -55,13 +56,14 @@ class JobCommitment:
     client: str
     max_amount: int  # wei, at most, per node paid
     max_price: int  # wei per CPU-second, at most
+    min_stake: int  # wei an executor must have staked on the ledger (0: any)
     expiry: int
 
     types = COMMITMENT_TYPES
 
     def message(self) -> dict[str, Any]:
         return {"jobId": self.job_id, "client": self.client, "maxAmount": self.max_amount,
-                "maxPrice": self.max_price, "expiry": self.expiry}  # fmt: skip
+                "maxPrice": self.max_price, "minStake": self.min_stake, "expiry": self.expiry}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from storage import dagcbor
 from storage.errors import CodecError
 
 MAX_AUTH_WINDOW = 7 * 86400  # the contract refuses payments expiring further ahead
-_BIG = ("maxAmount", "maxPrice", "amount")
+_BIG = ("maxAmount", "maxPrice", "minStake", "amount")
 
 
 def chain_job_id(job_id: str) -> bytes:
@@ -98,7 +98,7 @@ class Envelope:
             if expect is JobCommitment:
                 record = JobCommitment(_b32(message["jobId"]), Web3.to_checksum_address(message["client"]),
                                        int(message["maxAmount"]), int(message["maxPrice"]),
-                                       int(message["expiry"]))  # fmt: skip
+                                       int(message["minStake"]), int(message["expiry"]))  # fmt: skip
             else:
                 record = JobPayment(_b32(message["jobId"]), Web3.to_checksum_address(message["client"]),
                                     Web3.to_checksum_address(message["node"]), int(message["amount"]),
@@ -154,12 +154,12 @@ def check_commitment_usable(envelope: Envelope, chain_id: int, contract: str, pr
 
 
 def commit(job_id: str, client_key: bytes, max_amount: int, max_price: int, chain_id: int, contract: str,
-           expiry: int | None = None) -> Envelope:  # fmt: skip
+           expiry: int | None = None, min_stake: int = 0) -> Envelope:  # fmt: skip
     """The client's terms for a paid job (locally signed)."""
     client = Account.from_key(client_key).address
     expiry = expiry if expiry is not None else int(time.time()) + 86400
     contract = Web3.to_checksum_address(contract)
-    record = JobCommitment(chain_job_id(job_id), client, max_amount, max_price, expiry)
+    record = JobCommitment(chain_job_id(job_id), client, max_amount, max_price, min_stake, expiry)
     return Envelope(sign(record, client_key, chain_id, contract), chain_id, contract)
 
 

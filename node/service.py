@@ -122,6 +122,8 @@ class NodeService:
             self._own,
             self.settlement.is_bound if self.settlement else None,
         )
+        if self.settlement is not None:
+            self.job_service.stake_of = self.settlement.stake_of
         await self.network.start()
         host, port = self.config.api_host_port
         self._runner = web.AppRunner(build_app(self), access_log=None)

@@ -181,12 +181,14 @@ class Client:
         pay: int | None = None,
         wait: bool = True,
         timeout: float = 300,
+        min_stake: int = 0,
     ) -> Job:
         """Submit a job; with ``wait`` return once it is done (JobFailedError if it failed).
 
         ``pay`` (wei) makes it a paid job: the wallet signs a commitment of at most that much per
         node (and at most ``max_price`` per CPU-second, when given), which nodes can rely on but
-        not claim. With ``wait``, once the job is done its result and every receipt are verified
+        not claim; ``min_stake`` (wei) limits it to executors with at least that stake on the
+        ledger. With ``wait``, once the job is done its result and every receipt are verified
         and each executor is paid what its receipt's usage earns (:meth:`Job.pay`); without it,
         call ``job.pay()`` after ``job.wait()``.
         """
@@ -204,7 +206,7 @@ class Client:
             body["max_price"] = max_price
         commitment = None
         if pay is not None:
-            commitment = await self._commitment(job_id, pay, max_price)
+            commitment = await self._commitment(job_id, pay, max_price, min_stake)
             body["payment"] = commitment.encode().hex()
         await self._call("POST", "/v1/jobs", json=body)
         job = Job(self, job_id, commitment)
@@ -219,12 +221,12 @@ class Client:
         await job.refresh()
         return job
 
-    async def _commitment(self, job_id: str, max_amount: int, max_price: int | None) -> Envelope:
+    async def _commitment(self, job_id: str, max_amount: int, max_price: int | None, min_stake: int) -> Envelope:
         if self.wallet is None:
             raise SdkError("a paid job needs a wallet: Client(url, wallet=Wallet.open(rpc_url, contract, key_file))")
         wallet = self.wallet
         ceiling = max_price if max_price is not None else max_amount  # no ceiling beyond the total
-        return await asyncio.to_thread(wallet.commit, job_id, max_amount, ceiling)
+        return await asyncio.to_thread(wallet.commit, job_id, max_amount, ceiling, None, min_stake)
 
 
 class Job:

@@ -71,8 +71,11 @@ class SyncClient:
         pay: int | None = None,
         wait: bool = True,
         timeout: float = 300,
+        min_stake: int = 0,
     ) -> SyncJob:
-        job = self._run(self._client.run(agent, inputs, args, redundancy, region, max_price, pay, wait, timeout))
+        job = self._run(
+            self._client.run(agent, inputs, args, redundancy, region, max_price, pay, wait, timeout, min_stake)
+        )
         return SyncJob(self, job)
 
     def job(self, job_id: str) -> SyncJob:

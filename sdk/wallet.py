@@ -72,9 +72,13 @@ class Wallet:
     def balance(self) -> int:
         return self.ledger.balance(self.address)
 
-    def commit(self, job_id: str, max_amount: int, max_price: int, expiry: int | None = None) -> Envelope:
-        """The job's terms: at most ``max_amount`` wei per node paid, ``max_price`` per CPU-second."""
-        return commit(job_id, self.account.key, max_amount, max_price, self.chain_id(), self.contract, expiry)
+    def commit(
+        self, job_id: str, max_amount: int, max_price: int, expiry: int | None = None, min_stake: int = 0
+    ) -> Envelope:
+        """The job's terms: at most ``max_amount`` wei per node paid, ``max_price`` per CPU-second,
+        executors staking at least ``min_stake`` wei on the ledger."""
+        return commit(job_id, self.account.key, max_amount, max_price, self.chain_id(), self.contract, expiry,
+                      min_stake)  # fmt: skip
 
     def pay_delivered(self, job_id: str, commitment: Envelope, deliveries: list[Delivered]) -> dict[str, Envelope]:
         """One signed payment per delivered receipt (node address -> payment), signed once:

@@ -19,6 +19,7 @@ class Candidate:
     rtt: float = 0.005  # seconds, from libp2p ping
     queue_wait: float = 0.0  # seconds until it could start
     chain_address: str = ""  # the EVM address it settles claims from (empty: no chain)
+    stake: int = 0  # wei it has staked on the ledger (read for paid jobs only)
 
 
 @dataclass(frozen=True)
@@ -30,3 +31,4 @@ class PlacementContext:
     max_price: int | None = None
     excluded: frozenset[str] = field(default_factory=frozenset)  # nodes that already failed this job
     payable: frozenset[str] | None = None  # node addresses the job's payment authorises (None: unpaid job)
+    min_stake: int = 0  # wei an executor must have staked (the paid job's commitment says)

@@ -15,6 +15,7 @@ from typing import Any
 from agents import receipt as receipts
 from agents.bundle import open_bundle
 from agents.errors import ReceiptError
+from contracts.authorization import JobCommitment
 from contracts.errors import AuthorizationError
 from contracts.payment import Envelope, commitment_of
 from node.announce import PeerTable
@@ -55,6 +56,7 @@ class JobService:
         self.local = local
         self.own = own
         self.bound = bound  # (address, peer ID) -> is the address registered to that peer on the ledger?
+        self.stake_of: Callable[[str], int] | None = None  # address -> its stake on the ledger
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.events: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
 
@@ -146,6 +148,9 @@ class JobService:
             input_bytes,
             spec.max_price,
             payable=frozenset(c.chain_address for c in candidates if c.chain_address) if payment else None,
+            min_stake=payment.signed.record.min_stake
+            if payment and isinstance(payment.signed.record, JobCommitment)
+            else 0,
         )
         excluded: set[str] = set()
         declined: dict[str, str] = {}  # peer -> why it did not run the job (shown if all fail)
@@ -262,6 +267,13 @@ class JobService:
                             candidate.chain_address)  # fmt: skip
                 candidate = Candidate(**{**candidate.__dict__, "chain_address": ""})
             kept.append(candidate)
+        if self.stake_of is not None:  # for the stake rule and the placement explanation
+            stake_of = self.stake_of
+            stakes = await asyncio.gather(
+                *(asyncio.to_thread(stake_of, c.chain_address) for c in kept if c.chain_address)
+            )
+            found = iter(stakes)
+            kept = [Candidate(**{**c.__dict__, "stake": next(found)}) if c.chain_address else c for c in kept]
         return kept
 
     async def _rtt(self, peer: str) -> float | None:
@@ -311,6 +323,12 @@ class JobService:
                     held[peer] += held_size
         placed = [Candidate(**{**c.__dict__, "held_bytes": held[c.peer_id]}) for c in candidates.values()]
         return placed, total
+
+
+def _min_stake(payment: Envelope | None) -> int:
+    """The stake the paid job's commitment asks of its executors (0: none, or an unpaid job)."""
+    record = payment.signed.record if payment is not None else None
+    return record.min_stake if isinstance(record, JobCommitment) else 0
 
 
 def _spec_for(spec: JobSpec, payment: Envelope | None, address: str) -> JobSpec:

@@ -109,6 +109,15 @@ class NodeSettlement:
             self._bound.add(key)
         return ok
 
+    def stake_of(self, address: str) -> int:
+        """The address's stake on the ledger; 0 when the chain does not answer (a job asking for a
+        stake then skips the node rather than trusting an unread one)."""
+        try:
+            return self.ledger.stake_of(address)
+        except Exception as exc:
+            log.warning("stake of %s unreadable: %s", address, exc)
+            return 0
+
     def commitment_for_offer(self, job_id: str, commitment: bytes) -> Envelope:
         """The job's commitment if this node will work under it; AuthorizationError saying why not."""
         terms = commitment_of(commitment, job_id)

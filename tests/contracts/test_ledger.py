@@ -92,7 +92,7 @@ def test_a_commitment_can_never_be_claimed(chain: Chain) -> None:
     it verifies: its EIP-712 type differs, so its digest is no JobPayment's."""
     _deposit(chain, 1000)
     job = os.urandom(32)
-    commitment = sign(JobCommitment(job, chain.client.address, 1000, 10, _now(chain) + 3600), chain.client.key,
+    commitment = sign(JobCommitment(job, chain.client.address, 1000, 10, 0, _now(chain) + 3600), chain.client.key,
                       chain.chain_id, chain.ledger.address)  # fmt: skip
     for amount in (1000, 1, 0):
         claim = JobPayment(job, chain.client.address, chain.node, amount, os.urandom(32), os.urandom(32),

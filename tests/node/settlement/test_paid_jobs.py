@@ -169,3 +169,23 @@ def test_a_paid_job_skips_a_node_whose_address_the_ledger_does_not_bind(cluster:
         assert job.node == requester.peer_id  # not the data's holder: it could not prove its address
         refused = {c["peer_id"]: c["reason"] for c in job.explain() if c["verdict"] == "refused"}
         assert "settles on no chain" in refused[holder.peer_id]
+
+
+def test_a_paid_job_asking_for_stake_skips_a_node_that_staked_less(cluster: Any, tmp_path: Path) -> None:
+    from contracts.keys import load_or_create_key
+
+    nodes = cluster(2, chain=True, price=PRICE, batch_size=1)
+    _chain, wallet = funded_client(cluster.directories[0], tmp_path)
+    requester, holder = nodes
+    wallet.ledger.stake(load_or_create_key(Path(requester.data_dir) / "chain.key"), 10**17)
+    with SyncClient(holder.api_url) as at_holder:
+        text = at_holder.put(b"data that lives on a node with no stake\n")
+    with SyncClient(requester.api_url, wallet=wallet) as client:
+        job = client.run(client.deploy(REPO_ROOT / "examples" / "wasm-wordcount"), {"text": text}, pay=MAX_PAY,
+                         min_stake=10**17)  # fmt: skip
+        assert job.node == requester.peer_id  # not the data's holder: it staked nothing
+        explained = {c["peer_id"]: c for c in job.explain()}
+        assert explained[holder.peer_id]["verdict"] == "refused" and explained[holder.peer_id]["stake"] == 0
+        assert "stakes 0 wei, below" in explained[holder.peer_id]["reason"]
+        assert explained[requester.peer_id]["stake"] == 10**17
+        assert job.payments[requester.peer_id]["accepted"]
