@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 from eth_account import Account  # noqa: E402
 from web3 import EthereumTesterProvider, Web3  # noqa: E402
 
-from contracts.authorization import JobAuthorization, sign  # noqa: E402
+from contracts.authorization import JobPayment, sign  # noqa: E402
 from contracts.ledger import ClaimRequest, Ledger  # noqa: E402
 
 
@@ -42,9 +42,9 @@ def main() -> None:
     def request() -> ClaimRequest:
         nonlocal nonce
         nonce += 1
-        auth = JobAuthorization(os.urandom(32), client.address, node, 10**15, expiry, nonce)
-        signed = sign(auth, client.key, w3.eth.chain_id, ledger.address)
-        return ClaimRequest(signed, 10**14, b"\x01\x70\x12\x20" + os.urandom(32), os.urandom(32))
+        job, receipt, result = os.urandom(32), os.urandom(32), os.urandom(32)
+        payment = JobPayment(job, client.address, node, 10**14, receipt, result, expiry, nonce)
+        return ClaimRequest(sign(payment, client.key, w3.eth.chain_id, ledger.address))
 
     singles = [int(ledger.claim(node, request())["gasUsed"]) for _ in range(20)]
     single = sum(singles[5:]) / len(singles[5:])  # past the first claims' fresh storage slots
@@ -66,7 +66,7 @@ def on_anvil(total: int = 500, batch: int = 50) -> None:
     import tempfile
 
     from contracts.devchain import start_dev_chain
-    from contracts.payment import authorize
+    from contracts.payment import commit, pay
     from node.metrics import Metrics
     from node.settlement.claims import Claim, ClaimStore
     from node.settlement.submitter import ClaimSubmitter
@@ -83,13 +83,9 @@ def on_anvil(total: int = 500, batch: int = 50) -> None:
 
             def claim(index: int) -> Claim:
                 job = f"bench-{index}"
-                signed = authorize(job, client.key, [node.address], 10**15, chain_id, ledger.address,
-                                   [index + 1]).authorizations[node.address]  # fmt: skip
-                a = signed.authorization
-                return Claim(job_id=job, chain_job_id=a.job_id, client=a.client, node=a.node,
-                             max_amount=a.max_amount, expiry=a.expiry, nonce=a.nonce, v=signed.v, r=signed.r,
-                             s=signed.s, amount=10**12, result_cid=b"\x01\x70\x12\x20" + os.urandom(32),
-                             receipt_hash=os.urandom(32))  # fmt: skip
+                terms = commit(job, client.key, 10**15, 10**9, chain_id, ledger.address)
+                payment = pay(terms, client.key, node.address, 10**12, os.urandom(32), os.urandom(32), index + 1)
+                return Claim.of(job, payment.signed)
 
             singles = [claim(total + i) for i in range(50)]
             started = time.perf_counter()

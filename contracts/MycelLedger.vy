@@ -1,8 +1,12 @@
 # pragma version 0.4.3
 # @title mycelnet settlement ledger
 # @notice Node registry, client escrow, and claims backed by the client's EIP-712
-#         JobAuthorization. A claim pays the node from the client's escrow at most
-#         maxAmount, once per (client, nonce), only before expiry, only to the named node.
+#         JobPayment. The client signs one only after it holds the node's verified result
+#         and receipt, for exactly the amount that receipt's usage and the node's price give,
+#         bound to the receipt's hash and the result. A claim pays exactly that amount, for
+#         exactly that receipt and result, once per (client, nonce), only before expiry, only
+#         to the named node. The job's earlier JobCommitment (what an offer carries) has no
+#         claim path here: nothing a node holds before delivering moves money.
 # @dev Withdrawal rule (so a withdrawal never undercuts an authorisation a node accepted):
 #      a client first announces a withdrawal, which unlocks WITHDRAW_DELAY later. Nodes
 #      accept only authorisations expiring within MAX_AUTH_WINDOW, and the contract refuses
@@ -10,7 +14,7 @@
 #      announcement expires (and can be claimed) before the money can leave, because
 #      WITHDRAW_DELAY > MAX_AUTH_WINDOW. Claims keep working during the delay; the
 #      withdrawal then takes what is left, up to the announced amount.
-# @dev Claims are packed to keep gas per settled job low: maxAmount (128 bits), expiry (64)
+# @dev Claims are packed to keep gas per settled job low: amount (128 bits), expiry (64)
 #      and nonce (64) share one word; the signature is EIP-2098 compact (r, vs); a job's result
 #      is a UnixFS directory, CIDv1 dag-pb sha2-256, so its CID travels as the 32-byte digest
 #      (the CID is 0x01 0x70 0x12 0x20 || digest). The EIP-712 message still has full uint256s.
@@ -18,9 +22,10 @@
 MAX_AUTH_WINDOW: constant(uint256) = 7 * 86400
 WITHDRAW_DELAY: constant(uint256) = 8 * 86400
 MAX_BATCH: constant(uint256) = 128
+UNSTAKE_DELAY: constant(uint256) = 8 * 86400  # a node's stake outlives every payment it could hold
 
-AUTH_TYPEHASH: constant(bytes32) = keccak256(
-    "JobAuthorization(bytes32 jobId,address client,address node,uint256 maxAmount,uint256 expiry,uint256 nonce)"
+PAYMENT_TYPEHASH: constant(bytes32) = keccak256(
+    "JobPayment(bytes32 jobId,address client,address node,uint256 amount,bytes32 receiptHash,bytes32 resultCid,uint256 expiry,uint256 nonce)"
 )
 DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
@@ -29,8 +34,7 @@ DOMAIN_TYPEHASH: constant(bytes32) = keccak256(
 struct Claim:
     jobId: bytes32
     client: address
-    terms: uint256  # maxAmount (128 bits) | expiry (64 bits) | nonce (64 bits)
-    amount: uint256
+    terms: uint256  # amount (128 bits) | expiry (64 bits) | nonce (64 bits), all signed
     r: bytes32
     vs: bytes32  # EIP-2098 compact signature: v folded into the top bit of s
     resultDigest: bytes32  # sha2-256 digest of the result's CIDv1 (dag-pb)
@@ -57,6 +61,16 @@ event Withdrawn:
     account: indexed(address)
     amount: uint256
 
+event Staked:
+    node: indexed(address)
+    amount: uint256
+    total: uint256
+
+event UnstakeRequested:
+    node: indexed(address)
+    amount: uint256
+    unlocksAt: uint256
+
 event Settled:
     jobId: indexed(bytes32)
     client: indexed(address)
@@ -73,6 +87,9 @@ earnings: public(HashMap[address, uint256])
 pendingWithdrawal: public(HashMap[address, uint256])
 withdrawalUnlocksAt: public(HashMap[address, uint256])
 usedNonces: HashMap[address, HashMap[uint256, uint256]]  # client -> word -> bitmap of 256 nonces
+stakeOf: public(HashMap[address, uint256])  # locked: what a job's minimum stake is compared with
+unstaking: public(HashMap[address, uint256])  # no longer counted as stake, not yet withdrawable
+unstakeUnlocksAt: public(HashMap[address, uint256])
 
 
 @deploy
@@ -96,6 +113,37 @@ def deregister():
     assert len(self.peerIdOf[msg.sender]) > 0, "not registered"
     self.peerIdOf[msg.sender] = b""
     log NodeDeregistered(node=msg.sender)
+
+
+@external
+@payable
+def stake():
+    """@notice Lock ETH as the caller's registration stake. A fresh identity costs what it stakes,
+    and a job may ask for executors staking at least a given amount."""
+    assert msg.value > 0, "nothing staked"
+    self.stakeOf[msg.sender] += msg.value
+    log Staked(node=msg.sender, amount=msg.value, total=self.stakeOf[msg.sender])
+
+
+@external
+def request_unstake(amount: uint256):
+    """@notice Stop counting ``amount`` as stake at once; it can leave UNSTAKE_DELAY later."""
+    assert amount > 0 and amount <= self.stakeOf[msg.sender], "amount exceeds stake"
+    self.stakeOf[msg.sender] -= amount
+    self.unstaking[msg.sender] += amount
+    unlocks: uint256 = block.timestamp + UNSTAKE_DELAY
+    self.unstakeUnlocksAt[msg.sender] = unlocks
+    log UnstakeRequested(node=msg.sender, amount=amount, unlocksAt=unlocks)
+
+
+@external
+def unstake():
+    amount: uint256 = self.unstaking[msg.sender]
+    assert amount > 0, "no unstake requested"
+    assert block.timestamp >= self.unstakeUnlocksAt[msg.sender], "stake still locked"
+    self.unstaking[msg.sender] = 0
+    send(msg.sender, amount)
+    log Withdrawn(account=msg.sender, amount=amount)
 
 
 @external
@@ -139,8 +187,8 @@ def withdraw_earnings():
 
 @view
 @external
-def authorization_digest(job_id: bytes32, client: address, node: address, max_amount: uint256, expiry: uint256, nonce: uint256) -> bytes32:
-    return self._digest(job_id, client, node, max_amount, expiry, nonce)
+def payment_digest(job_id: bytes32, client: address, node: address, amount: uint256, receipt_hash: bytes32, result_cid: bytes32, expiry: uint256, nonce: uint256) -> bytes32:
+    return self._digest(job_id, client, node, amount, receipt_hash, result_cid, expiry, nonce)
 
 
 @view
@@ -177,12 +225,13 @@ def claim_batch(claims: DynArray[Claim, MAX_BATCH]):
             client = c.client
             word = nonce_word
             bitmap = self.usedNonces[client][word]
+        amount: uint256 = c.terms >> 128
         bit: uint256 = self._check(c)
         assert bitmap & bit == 0, "authorisation already claimed"
         bitmap |= bit
-        owed += c.amount
+        owed += amount
         assert owed <= balance, "client balance too low"
-        total += c.amount
+        total += amount
     if client != empty(address):
         self.usedNonces[client][word] = bitmap
         self.balanceOf[client] = balance - owed
@@ -191,25 +240,26 @@ def claim_batch(claims: DynArray[Claim, MAX_BATCH]):
 
 @view
 @internal
-def _digest(job_id: bytes32, client: address, node: address, max_amount: uint256, expiry: uint256, nonce: uint256) -> bytes32:
-    struct_hash: bytes32 = keccak256(abi_encode(AUTH_TYPEHASH, job_id, client, node, max_amount, expiry, nonce))
+def _digest(job_id: bytes32, client: address, node: address, amount: uint256, receipt_hash: bytes32, result_cid: bytes32, expiry: uint256, nonce: uint256) -> bytes32:
+    struct_hash: bytes32 = keccak256(abi_encode(PAYMENT_TYPEHASH, job_id, client, node, amount, receipt_hash, result_cid, expiry, nonce))
     return keccak256(concat(b"\x19\x01", DOMAIN_SEPARATOR, struct_hash))
 
 
 @internal
 def _check(c: Claim) -> uint256:
-    """Signature, expiry and amount; returns the claim's bit in its nonce word and logs it."""
-    max_amount: uint256 = c.terms >> 128
+    """Signature and expiry; returns the claim's bit in its nonce word and logs it. The amount,
+    receipt hash and result are inside the signed digest, so a claim that changes any of them
+    (more than the receipt's usage, another receipt) recovers another signer and is refused."""
+    amount: uint256 = c.terms >> 128
     expiry: uint256 = (c.terms >> 64) & 18446744073709551615
     nonce: uint256 = c.terms & 18446744073709551615
     assert block.timestamp <= expiry, "authorisation expired"
     assert expiry <= block.timestamp + MAX_AUTH_WINDOW, "authorisation expires too far ahead"
-    assert c.amount <= max_amount, "amount above the authorised maximum"
-    digest: bytes32 = self._digest(c.jobId, c.client, msg.sender, max_amount, expiry, nonce)
+    digest: bytes32 = self._digest(c.jobId, c.client, msg.sender, amount, c.receiptHash, c.resultDigest, expiry, nonce)
     vs: uint256 = convert(c.vs, uint256)
     signer: address = ecrecover(digest, 27 + (vs >> 255), convert(c.r, uint256), vs & (max_value(uint256) >> 1))
-    assert signer != empty(address) and signer == c.client, "signature is not the client's for this node"
-    log Settled(jobId=c.jobId, client=c.client, node=msg.sender, amount=c.amount, resultCid=c.resultDigest, receiptHash=c.receiptHash)
+    assert signer != empty(address) and signer == c.client, "not signed by the client for this node, amount, receipt and result"
+    log Settled(jobId=c.jobId, client=c.client, node=msg.sender, amount=amount, resultCid=c.resultDigest, receiptHash=c.receiptHash)
     return 1 << (nonce & 255)
 
 
@@ -220,6 +270,7 @@ def _settle_one(c: Claim) -> uint256:
     bitmap: uint256 = self.usedNonces[c.client][word]
     assert bitmap & bit == 0, "authorisation already claimed"
     self.usedNonces[c.client][word] = bitmap | bit
-    assert c.amount <= self.balanceOf[c.client], "client balance too low"
-    self.balanceOf[c.client] -= c.amount
-    return c.amount
+    amount: uint256 = c.terms >> 128
+    assert amount <= self.balanceOf[c.client], "client balance too low"
+    self.balanceOf[c.client] -= amount
+    return amount

@@ -1,7 +1,17 @@
-"""EIP-712 JobAuthorization: what a client signs (locally) so a node can claim payment.
+"""The client's two EIP-712 records, and the one signed envelope both travel in.
 
-The domain binds a signature to one chain and one ledger contract; the message binds it
-to one job, one node, a maximum amount, an expiry and a nonce (each nonce pays once).
+``JobCommitment`` goes with the job before any work: job id, client, the most it will pay,
+the most it pays per CPU-second, the least stake an executor must hold, expiry. It is
+evidence for a node (this client offered these terms), never money: the ledger knows no
+claim of it, and its distinct primary type gives it a digest no ``JobPayment`` can have.
+
+``JobPayment`` is the only claimable record. The client signs it after it holds a node's
+verified result and receipt, for exactly the amount that receipt's CPU-seconds and the
+node's price give, bound to the receipt's hash and the result's CID, so the ledger pays
+that node that amount for that delivered work and nothing else.
+
+The domain binds both to one chain and one ledger contract (EIP-712 ``EIP712Domain`` with
+name, version, chainId, verifyingContract).
 """
 
 from __future__ import annotations
@@ -14,12 +24,24 @@ from eth_account.messages import encode_typed_data
 from eth_utils.crypto import keccak
 
 DOMAIN_NAME, DOMAIN_VERSION = "mycelnet", "1"
-TYPES = {
-    "JobAuthorization": [
+COMMITMENT_TYPES = {
+    "JobCommitment": [
+        {"name": "jobId", "type": "bytes32"},
+        {"name": "client", "type": "address"},
+        {"name": "maxAmount", "type": "uint256"},
+        {"name": "maxPrice", "type": "uint256"},
+        {"name": "minStake", "type": "uint256"},
+        {"name": "expiry", "type": "uint256"},
+    ]
+}
+PAYMENT_TYPES = {
+    "JobPayment": [
         {"name": "jobId", "type": "bytes32"},
         {"name": "client", "type": "address"},
         {"name": "node", "type": "address"},
-        {"name": "maxAmount", "type": "uint256"},
+        {"name": "amount", "type": "uint256"},
+        {"name": "receiptHash", "type": "bytes32"},
+        {"name": "resultCid", "type": "bytes32"},
         {"name": "expiry", "type": "uint256"},
         {"name": "nonce", "type": "uint256"},
     ]
@@ -27,28 +49,52 @@ TYPES = {
 
 
 @dataclass(frozen=True)
-class JobAuthorization:
-    job_id: bytes  # 32 bytes
+class JobCommitment:
+    """What a paid job carries to its nodes: the client's terms, not claimable."""
+
+    job_id: bytes  # 32 bytes: contracts.payment.chain_job_id
     client: str
-    node: str
-    max_amount: int
+    max_amount: int  # wei, at most, per node paid
+    max_price: int  # wei per CPU-second, at most
+    min_stake: int  # wei an executor must have staked on the ledger (0: any)
     expiry: int
-    nonce: int
+
+    types = COMMITMENT_TYPES
 
     def message(self) -> dict[str, Any]:
-        return {
-            "jobId": self.job_id,
-            "client": self.client,
-            "node": self.node,
-            "maxAmount": self.max_amount,
-            "expiry": self.expiry,
-            "nonce": self.nonce,
-        }
+        return {"jobId": self.job_id, "client": self.client, "maxAmount": self.max_amount,
+                "maxPrice": self.max_price, "minStake": self.min_stake, "expiry": self.expiry}  # fmt: skip
 
 
 @dataclass(frozen=True)
-class SignedAuthorization:
-    authorization: JobAuthorization
+class JobPayment:
+    """What the ledger pays: one node, one receipt, one result, one exact amount."""
+
+    job_id: bytes  # 32 bytes
+    client: str
+    node: str
+    amount: int
+    receipt_hash: bytes  # sha2-256 of the signed receipt block (node.settlement.service.receipt_hash)
+    result_digest: bytes  # sha2-256 digest inside the result's CIDv1 dag-pb
+    expiry: int
+    nonce: int
+
+    types = PAYMENT_TYPES
+
+    def message(self) -> dict[str, Any]:
+        return {"jobId": self.job_id, "client": self.client, "node": self.node, "amount": self.amount,
+                "receiptHash": self.receipt_hash, "resultCid": self.result_digest, "expiry": self.expiry,
+                "nonce": self.nonce}  # fmt: skip
+
+
+Record = JobCommitment | JobPayment
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A record with the client's secp256k1 signature over its EIP-712 digest."""
+
+    record: Record
     v: int
     r: bytes
     s: bytes
@@ -58,18 +104,18 @@ def domain(chain_id: int, contract: str) -> dict[str, Any]:
     return {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id, "verifyingContract": contract}
 
 
-def digest(auth: JobAuthorization, chain_id: int, contract: str) -> bytes:
+def digest(record: Record, chain_id: int, contract: str) -> bytes:
     """keccak256(0x1901 || domainSeparator || hashStruct(message)): what the contract recovers from."""
-    signable = encode_typed_data(domain(chain_id, contract), TYPES, auth.message())
+    signable = encode_typed_data(domain(chain_id, contract), record.types, record.message())
     return bytes(keccak(b"\x19" + signable.version + signable.header + signable.body))
 
 
-def sign(auth: JobAuthorization, private_key: bytes, chain_id: int, contract: str) -> SignedAuthorization:
+def sign(record: Record, private_key: bytes, chain_id: int, contract: str) -> Signed:
     """Sign with the client's key, on the client's machine (keys never travel to a node)."""
-    signed = Account.sign_typed_data(private_key, domain(chain_id, contract), TYPES, auth.message())
-    return SignedAuthorization(auth, signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big"))
+    signed = Account.sign_typed_data(private_key, domain(chain_id, contract), record.types, record.message())
+    return Signed(record, signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big"))
 
 
-def recover(signed: SignedAuthorization, chain_id: int, contract: str) -> str:
-    signable = encode_typed_data(domain(chain_id, contract), TYPES, signed.authorization.message())
+def recover(signed: Signed, chain_id: int, contract: str) -> str:
+    signable = encode_typed_data(domain(chain_id, contract), signed.record.types, signed.record.message())
     return str(Account.recover_message(signable, vrs=(signed.v, signed.r, signed.s)))

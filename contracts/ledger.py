@@ -14,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3Exception
 
-from contracts.authorization import SignedAuthorization
+from contracts.authorization import JobPayment, Signed
 from contracts.build import load_artifact
 from contracts.errors import ChainError
 
@@ -26,24 +26,33 @@ RESULT_CID_PREFIX = b"\x01\x70\x12\x20"  # CIDv1, dag-pb, sha2-256, 32 bytes: a 
 
 @dataclass(frozen=True)
 class ClaimRequest:
-    signed: SignedAuthorization
-    amount: int
-    result_cid: bytes  # the binary CID
-    receipt_hash: bytes
+    """A claim is the client's signed JobPayment as it stands: the node adds nothing to it, so
+    it cannot raise the amount or swap the receipt or the result."""
+
+    signed: Signed
+
+    @property
+    def payment(self) -> JobPayment:
+        record = self.signed.record
+        if not isinstance(record, JobPayment):
+            raise ChainError(f"only a JobPayment can be claimed, not a {type(record).__name__}")
+        return record
+
+    @property
+    def result_cid(self) -> bytes:
+        """The binary CID the payment names (a job's /out directory, CIDv1 dag-pb sha2-256)."""
+        return RESULT_CID_PREFIX + self.payment.result_digest
 
     def as_tuple(self) -> tuple[Any, ...]:
         """The contract's packed Claim (see the header of MycelLedger.vy)."""
-        auth = self.signed.authorization
-        if not self.result_cid.startswith(RESULT_CID_PREFIX) or len(self.result_cid) != 36:
-            raise ChainError("the ledger records CIDv1 dag-pb sha2-256 results only (a job's /out directory)")
-        if auth.max_amount >= 1 << 128 or auth.expiry >= 1 << 64 or auth.nonce >= 1 << 64:
-            raise ChainError("maxAmount must fit 128 bits, expiry and nonce 64 bits each")
-        terms = auth.max_amount << 128 | auth.expiry << 64 | auth.nonce
+        p = self.payment
+        if len(p.result_digest) != 32 or len(p.receipt_hash) != 32:
+            raise ChainError("the receipt hash and the result digest are 32 bytes each")
+        if p.amount >= 1 << 128 or p.expiry >= 1 << 64 or p.nonce >= 1 << 64:
+            raise ChainError("amount must fit 128 bits, expiry and nonce 64 bits each")
+        terms = p.amount << 128 | p.expiry << 64 | p.nonce
         vs = int.from_bytes(self.signed.s, "big") | (self.signed.v - 27) << 255  # EIP-2098
-        return (
-            auth.job_id, auth.client, terms, self.amount, self.signed.r, vs.to_bytes(32, "big"),
-            self.result_cid[4:], self.receipt_hash,
-        )  # fmt: skip
+        return (p.job_id, p.client, terms, self.signed.r, vs.to_bytes(32, "big"), p.result_digest, p.receipt_hash)
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,19 @@ class Ledger:
 
     def nonce_used(self, client: str, nonce: int) -> bool:
         return bool(self.contract.functions.nonce_used(Web3.to_checksum_address(client), nonce).call())
+
+    def stake(self, node: Sender, amount: int) -> Any:
+        return self._send(self.contract.functions.stake(), node, amount)
+
+    def request_unstake(self, node: Sender, amount: int) -> Any:
+        return self._send(self.contract.functions.request_unstake(amount), node)
+
+    def unstake(self, node: Sender) -> Any:
+        return self._send(self.contract.functions.unstake(), node)
+
+    def stake_of(self, node: str) -> int:
+        """The node's locked stake (what it asked to unstake no longer counts)."""
+        return int(self.contract.functions.stakeOf(Web3.to_checksum_address(node)).call())
 
     def register(self, node: Sender, peer_id: bytes, binding_signature: bytes) -> Any:
         return self._send(self.contract.functions.register(peer_id, binding_signature), node)

@@ -1,32 +1,42 @@
-"""What a client attaches to a job so the node that runs it can be paid.
+"""How the client's signed records travel, and the rules both sides apply to them.
 
-The client signs one EIP-712 JobAuthorization per node it is willing to pay (on its own
-machine: the key never travels), all for the same on-chain job id, which is derived from
-the job id so anyone can link a job to its settlement. The requester forwards each node
-only that node's authorisation, so a node that merely saw an offer holds nothing to claim.
+Money moves only for delivered, verified work (see the README's settlement section):
 
-Encoded as dag-cbor inside the job spec's ``payment`` field.
+1. A paid job carries the client's :class:`~contracts.authorization.JobCommitment` (its
+   terms). A node decides from it whether to work; nothing in it can be claimed.
+2. After the requester holds the result and every receipt (redundant results agreeing), the
+   client's SDK signs one :class:`~contracts.authorization.JobPayment` per executor, for
+   :func:`amount_for` its receipt, bound to that receipt's hash and the result.
+3. The requesting node forwards each executor its own payment; the executor checks it against
+   the receipt it stored and claims it.
+
+Both records travel in one envelope, dag-cbor ``{"type", "chain_id", "contract", "message",
+"sig"}``: ``type`` is the EIP-712 primary type, ``message`` its fields (wei amounts as
+decimal strings, since they can exceed DAG-CBOR's 64-bit integers), ``sig`` the 65-byte
+``r || s || v``. Decoding checks the signature against the client the message names.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import math
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
 from web3 import Web3
 
-from contracts.authorization import JobAuthorization, SignedAuthorization, recover, sign
+from contracts.authorization import JobCommitment, JobPayment, Record, Signed, recover, sign
 from contracts.errors import AuthorizationError
 from storage import dagcbor
 from storage.errors import CodecError
 
-MAX_AUTH_WINDOW = 7 * 86400  # the contract refuses authorisations expiring further ahead
+MAX_AUTH_WINDOW = 7 * 86400  # the contract refuses payments expiring further ahead
+_BIG = ("maxAmount", "maxPrice", "minStake", "amount")
 
 
 def chain_job_id(job_id: str) -> bytes:
@@ -34,70 +44,136 @@ def chain_job_id(job_id: str) -> bytes:
     return hashlib.sha256(b"mycel-job:" + job_id.encode()).digest()
 
 
+def receipt_hash(signed_receipt: bytes) -> bytes:
+    """What a payment binds and the ledger records for a receipt: the sha2-256 digest of its
+    block (the digest inside its dag-cbor CID), the same bytes on every node that holds it."""
+    return hashlib.sha256(signed_receipt).digest()
+
+
+def amount_for(cpu_seconds: float, price: int, max_amount: int) -> int:
+    """What a receipt's usage earns: price x CPU-seconds, rounded up, at most ``max_amount``.
+    Client and executor both compute it, so they agree on the wei without talking."""
+    return min(max_amount, math.ceil(price * max(cpu_seconds, 0.0)))
+
+
 @dataclass(frozen=True)
-class Payment:
-    client: str
-    max_amount: int
-    expiry: int
+class Envelope:
+    signed: Signed
     chain_id: int
     contract: str
-    authorizations: dict[str, SignedAuthorization]  # node address (checksummed) -> its authorisation
 
-    def for_node(self, address: str) -> Payment | None:
-        """The payment as one node may see it: its own authorisation only."""
-        signed = self.authorizations.get(Web3.to_checksum_address(address))
-        return None if signed is None else replace(self, authorizations={signed.authorization.node: signed})
+    @property
+    def client(self) -> str:
+        return self.signed.record.client
 
     def encode(self) -> bytes:
+        record = self.signed.record
+        message = {k: ("0x" + v.hex() if isinstance(v, bytes) else str(v) if k in _BIG else v)
+                   for k, v in record.message().items()}  # fmt: skip
         return dagcbor.encode(
             {
-                "client": self.client,
-                "max_amount": str(self.max_amount),  # wei can exceed DAG-CBOR's 64-bit integers
-                "expiry": self.expiry,
+                "type": type(record).__name__,
                 "chain_id": self.chain_id,
                 "contract": self.contract,
-                "auths": [
-                    {"node": node, "nonce": s.authorization.nonce, "v": s.v, "r": s.r, "s": s.s}
-                    for node, s in sorted(self.authorizations.items())
-                ],
+                "message": message,
+                "sig": self.signed.r + self.signed.s + bytes([self.signed.v]),
             }
         )
 
     @classmethod
-    def decode(cls, data: bytes, job_id: str) -> Payment:
-        """Parse and check every signature against the client named (AuthorizationError if not)."""
+    def decode(cls, data: bytes, expect: type[Record]) -> Envelope:
+        """Parse, and check the signature is the named client's (AuthorizationError if not)."""
         try:
-            record = dagcbor.decode(data)
+            envelope = dagcbor.decode(data)
         except CodecError as exc:
-            raise AuthorizationError(f"payment is not valid DAG-CBOR: {exc}") from None
+            raise AuthorizationError(f"signed record is not valid DAG-CBOR: {exc}") from None
         try:
-            client = Web3.to_checksum_address(record["client"])
-            contract = Web3.to_checksum_address(record["contract"])
-            max_amount, expiry, chain_id = (int(record[k]) for k in ("max_amount", "expiry", "chain_id"))
-            auths: dict[str, SignedAuthorization] = {}
-            for item in record["auths"]:
-                node = Web3.to_checksum_address(item["node"])
-                auth = JobAuthorization(chain_job_id(job_id), client, node, max_amount, expiry, int(item["nonce"]))
-                signed = SignedAuthorization(auth, int(item["v"]), bytes(item["r"]), bytes(item["s"]))
-                if recover(signed, chain_id, contract) != client:
-                    raise AuthorizationError(f"the authorisation for node {node} is not signed by {client}")
-                auths[node] = signed
-        except (KeyError, TypeError, ValueError) as exc:
-            raise AuthorizationError(f"malformed payment: {exc}") from None
-        return cls(client, max_amount, expiry, chain_id, contract, auths)
+            if envelope["type"] != expect.__name__:
+                raise AuthorizationError(f"expected a {expect.__name__}, got a {envelope['type']}")
+            message, sig = envelope["message"], bytes(envelope["sig"])
+            if len(sig) != 65:
+                raise ValueError("the signature is not 65 bytes")
+            chain_id, contract = int(envelope["chain_id"]), Web3.to_checksum_address(envelope["contract"])
+            record: Record
+            if expect is JobCommitment:
+                record = JobCommitment(_b32(message["jobId"]), Web3.to_checksum_address(message["client"]),
+                                       int(message["maxAmount"]), int(message["maxPrice"]),
+                                       int(message["minStake"]), int(message["expiry"]))  # fmt: skip
+            else:
+                record = JobPayment(_b32(message["jobId"]), Web3.to_checksum_address(message["client"]),
+                                    Web3.to_checksum_address(message["node"]), int(message["amount"]),
+                                    _b32(message["receiptHash"]), _b32(message["resultCid"]),
+                                    int(message["expiry"]), int(message["nonce"]))  # fmt: skip
+            signed = Signed(record, sig[64], sig[:32], sig[32:64])
+            if recover(signed, chain_id, contract) != record.client:
+                raise AuthorizationError(f"the {expect.__name__} is not signed by {record.client}")
+        except AuthorizationError:
+            raise
+        except Exception as exc:  # KeyError, TypeError, ValueError, and eth-account's own
+            raise AuthorizationError(f"malformed {expect.__name__}: {exc}") from None
+        return cls(signed, chain_id, contract)
 
-    def check_usable(self, chain_id: int, contract: str, now: float | None = None, margin: int = 60) -> None:
-        """Refuse authorisations this node could not claim: wrong chain, expired, too far ahead."""
-        now = time.time() if now is None else now
+    def check_ledger(self, chain_id: int, contract: str) -> None:
         if chain_id != self.chain_id or Web3.to_checksum_address(contract) != self.contract:
             raise AuthorizationError(
-                f"the payment is for ledger {self.contract} on chain {self.chain_id}, this node settles on "
+                f"signed for ledger {self.contract} on chain {self.chain_id}, this node settles on "
                 f"{contract} on chain {chain_id}"
             )
-        if self.expiry < now + margin:
-            raise AuthorizationError("the payment authorisation expires before the job could be claimed")
-        if self.expiry > now + MAX_AUTH_WINDOW:
-            raise AuthorizationError("the payment authorisation expires more than 7 days ahead (the ledger refuses it)")
+
+
+def _b32(value: Any) -> bytes:
+    raw = bytes.fromhex(str(value).removeprefix("0x"))
+    if len(raw) != 32:
+        raise ValueError("a bytes32 field is not 32 bytes")
+    return raw
+
+
+def commitment_of(data: bytes, job_id: str) -> Envelope:
+    """The job's commitment, checked: signed by its client, for this job."""
+    envelope = Envelope.decode(data, JobCommitment)
+    if envelope.signed.record.job_id != chain_job_id(job_id):
+        raise AuthorizationError(f"the commitment is signed for another job, not {job_id}")
+    return envelope
+
+
+def check_commitment_usable(envelope: Envelope, chain_id: int, contract: str, price: int, now: float | None = None,
+                            margin: int = 60) -> None:  # fmt: skip
+    """Refuse terms this node would not work for: another ledger, expired, too far ahead, or a
+    price ceiling below this node's price."""
+    now = time.time() if now is None else now
+    envelope.check_ledger(chain_id, contract)
+    record = envelope.signed.record
+    assert isinstance(record, JobCommitment)
+    if record.expiry < now + margin:
+        raise AuthorizationError("the commitment expires before the job could be paid")
+    if record.expiry > now + MAX_AUTH_WINDOW:
+        raise AuthorizationError("the commitment expires more than 7 days ahead (the ledger refuses such payments)")
+    if price > record.max_price:
+        raise AuthorizationError(f"the client pays at most {record.max_price} wei per CPU-second, this node "
+                                 f"charges {price}")  # fmt: skip
+
+
+def commit(job_id: str, client_key: bytes, max_amount: int, max_price: int, chain_id: int, contract: str,
+           expiry: int | None = None, min_stake: int = 0) -> Envelope:  # fmt: skip
+    """The client's terms for a paid job (locally signed)."""
+    client = Account.from_key(client_key).address
+    expiry = expiry if expiry is not None else int(time.time()) + 86400
+    contract = Web3.to_checksum_address(contract)
+    record = JobCommitment(chain_job_id(job_id), client, max_amount, max_price, min_stake, expiry)
+    return Envelope(sign(record, client_key, chain_id, contract), chain_id, contract)
+
+
+def pay(commitment: Envelope, client_key: bytes, node: str, amount: int, receipt_hash: bytes, result_digest: bytes,
+        nonce: int) -> Envelope:  # fmt: skip
+    """The claimable payment for one node's delivered receipt, under the job's commitment."""
+    terms = commitment.signed.record
+    assert isinstance(terms, JobCommitment)
+    if amount > terms.max_amount:
+        raise AuthorizationError(f"{amount} wei is above the job's committed maximum {terms.max_amount}")
+    record = JobPayment(terms.job_id, terms.client, Web3.to_checksum_address(node), amount, receipt_hash,
+                        result_digest, terms.expiry, nonce)  # fmt: skip
+    return Envelope(sign(record, client_key, commitment.chain_id, commitment.contract), commitment.chain_id,
+                    commitment.contract)  # fmt: skip
 
 
 class NonceCounter:
@@ -125,27 +201,7 @@ class NonceCounter:
         return list(range(start, start + count))
 
 
-def authorize(
-    job_id: str,
-    client_key: bytes,
-    nodes: list[str],
-    max_amount: int,
-    chain_id: int,
-    contract: str,
-    nonces: list[int],
-    expiry: int | None = None,
-) -> Payment:
-    """Sign an authorisation for each node in ``nodes`` (locally)."""
-    client = Account.from_key(client_key).address
-    expiry = expiry if expiry is not None else int(time.time()) + 86400
-    contract = Web3.to_checksum_address(contract)
-    auths: dict[str, SignedAuthorization] = {}
-    for node, nonce in zip(sorted({Web3.to_checksum_address(n) for n in nodes}), nonces, strict=False):
-        auth = JobAuthorization(chain_job_id(job_id), client, node, max_amount, expiry, nonce)
-        auths[node] = sign(auth, client_key, chain_id, contract)
-    return Payment(client, max_amount, expiry, chain_id, contract, auths)
-
-
-def describe(payment: Payment) -> dict[str, Any]:
-    return {"client": payment.client, "max_amount": payment.max_amount, "expiry": payment.expiry,
-            "nodes": sorted(payment.authorizations)}  # fmt: skip
+def describe(envelope: Envelope) -> dict[str, Any]:
+    record = envelope.signed.record
+    return {"type": type(record).__name__, **{k: ("0x" + v.hex() if isinstance(v, bytes) else v)
+                                              for k, v in record.message().items()}}  # fmt: skip

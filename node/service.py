@@ -36,6 +36,8 @@ from node.scheduler.execution import JobExecution
 from node.scheduler.jobstore import JobStore
 from node.scheduler.limits import Ceilings
 from node.scheduler.protocol import PROTOCOL as JOB_PROTOCOL
+from node.settlement.pay import PROTOCOL as PAY_PROTOCOL
+from node.settlement.pay import PaymentHandler
 from node.settlement.service import NodeSettlement
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -78,6 +80,8 @@ class NodeService:
         self.network.handle(JOB_PROTOCOL, self._on_job_message)
         settles = bool(config.get("chain", "rpc_url"))
         self.settlement = NodeSettlement(config, self.identity, self.metrics) if settles else None
+        self.payments = PaymentHandler(self.settlement)
+        self.network.handle(PAY_PROTOCOL, self.payments.handle)
         self.execution: JobExecution | None = None
         self.job_service: JobService | None = None
         self.python_runtime: PythonRuntime | None = None
@@ -119,6 +123,8 @@ class NodeService:
             self._own,
             self.settlement.is_bound if self.settlement else None,
         )
+        if self.settlement is not None:
+            self.job_service.decider.stake_of = self.settlement.stake_of
         await self.network.start()
         host, port = self.config.api_host_port
         self._runner = web.AppRunner(build_app(self), access_log=None)

@@ -5,7 +5,14 @@ everything that comes back (content, receipts, on-chain settlement) without trus
 """
 
 from sdk.client import Client, Job
-from sdk.errors import JobFailedError, NodeApiError, NodeUnreachableError, SdkError, VerificationError
+from sdk.errors import (
+    JobFailedError,
+    NodeApiError,
+    NodeUnreachableError,
+    PaymentRefusedError,
+    SdkError,
+    VerificationError,
+)
 from sdk.sync import SyncClient, SyncJob
 from sdk.verify import SettlementCheck, verify_bytes, verify_path, verify_receipt, verify_settlement
 from sdk.wallet import Wallet
@@ -16,6 +23,7 @@ __all__ = [
     "JobFailedError",
     "NodeApiError",
     "NodeUnreachableError",
+    "PaymentRefusedError",
     "SdkError",
     "SettlementCheck",
     "SyncClient",

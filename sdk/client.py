@@ -22,10 +22,18 @@ import aiohttp
 
 from agents import receipt as receipts
 from agents.bundle import agent_id_of
-from contracts.payment import Payment
-from sdk.errors import JobFailedError, NodeApiError, NodeUnreachableError, SdkError, VerificationError
+from contracts.authorization import JobCommitment
+from contracts.payment import Envelope, amount_for, receipt_hash
+from sdk.errors import (
+    JobFailedError,
+    NodeApiError,
+    NodeUnreachableError,
+    PaymentRefusedError,
+    SdkError,
+    VerificationError,
+)
 from sdk.verify import SettlementCheck, verify_bytes, verify_path, verify_receipt, verify_settlement
-from sdk.wallet import Wallet, settling_nodes
+from sdk.wallet import Delivered, Wallet
 from storage.cid import CID
 
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -173,13 +181,18 @@ class Client:
         pay: int | None = None,
         wait: bool = True,
         timeout: float = 300,
+        min_stake: int = 0,
     ) -> Job:
         """Submit a job; with ``wait`` return once it is done (JobFailedError if it failed).
 
-        ``pay`` (wei) attaches a payment: the wallet signs an authorisation of at most that
-        much for every node on the network that settles on its ledger.
+        ``pay`` (wei) makes it a paid job: the wallet signs a commitment of at most that much per
+        node (and at most ``max_price`` per CPU-second, when given), which nodes can rely on but
+        not claim; ``min_stake`` (wei) limits it to executors with at least that stake on the
+        ledger. With ``wait``, once the job is done its result and every receipt are verified
+        and each executor is paid what its receipt's usage earns (:meth:`Job.pay`); without it,
+        call ``job.pay()`` after ``job.wait()``.
         """
-        job_id = os.urandom(16).hex()  # chosen here: the payment is signed for it
+        job_id = os.urandom(16).hex()  # chosen here: the commitment is signed for it
         body: dict[str, Any] = {
             "agent": str(agent),
             "inputs": {name: str(cid) for name, cid in (inputs or {}).items()},
@@ -191,12 +204,16 @@ class Client:
             body["regions"] = [region] if isinstance(region, str) else list(region)
         if max_price is not None:
             body["max_price"] = max_price
+        commitment = None
         if pay is not None:
-            body["payment"] = (await self._payment(job_id, pay)).encode().hex()
+            commitment = await self._commitment(job_id, pay, max_price, min_stake)
+            body["payment"] = commitment.encode().hex()
         await self._call("POST", "/v1/jobs", json=body)
-        job = Job(self, job_id)
+        job = Job(self, job_id, commitment)
         if wait:
             await job.wait(timeout)
+            if commitment is not None:
+                await job.pay()
         return job
 
     async def job(self, job_id: str) -> Job:
@@ -204,20 +221,23 @@ class Client:
         await job.refresh()
         return job
 
-    async def _payment(self, job_id: str, max_amount: int) -> Payment:
+    async def _commitment(self, job_id: str, max_amount: int, max_price: int | None, min_stake: int) -> Envelope:
         if self.wallet is None:
             raise SdkError("a paid job needs a wallet: Client(url, wallet=Wallet.open(rpc_url, contract, key_file))")
-        nodes = settling_nodes(await self.node(), await self.peers())
-        return await asyncio.to_thread(self.wallet.pay_for, job_id, nodes, max_amount)
+        wallet = self.wallet
+        ceiling = max_price if max_price is not None else max_amount  # no ceiling beyond the total
+        return await asyncio.to_thread(wallet.commit, job_id, max_amount, ceiling, None, min_stake)
 
 
 class Job:
     """A submitted job. ``info`` is the node's last answer (state, transitions, results)."""
 
-    def __init__(self, client: Client, job_id: str) -> None:
+    def __init__(self, client: Client, job_id: str, commitment: Envelope | None = None) -> None:
         self.client = client
         self.job_id = job_id
+        self.commitment = commitment  # the paid job's terms, as this client signed them
         self.info: dict[str, Any] = {}
+        self.payments: dict[str, dict[str, Any]] = {}  # executor peer ID -> its answer to our payment
 
     @property
     def status(self) -> str:
@@ -288,6 +308,45 @@ class Job:
         if self.result_cid is None:
             raise SdkError(f"job {self.job_id} has no result ({self.status})")
         return await self.client.get(self.result_cid, dest)
+
+    async def pay(self) -> dict[str, dict[str, Any]]:
+        """Pay every executor of this done job for exactly what its receipt earns.
+
+        Each receipt is verified (signature, this job, the agreed result, the node), the node's
+        chain address must be bound to its peer ID on the ledger, and the amount is
+        ``amount_for(CPU-seconds, min(node's price, committed ceiling), committed maximum)``.
+        The wallet signs each payment, bound to that receipt's hash and the result, and posts
+        them to the requesting node, which forwards each executor its own. Raises
+        PaymentRefusedError if an executor refused its payment.
+        """
+        if self.commitment is None or self.client.wallet is None:
+            raise SdkError(f"job {self.job_id} was not submitted as a paid job by this client")
+        terms = self.commitment.signed.record
+        assert isinstance(terms, JobCommitment)
+        wallet = self.client.wallet
+        if (await self.refresh())["state"] != "done" or self.result_cid is None:
+            raise SdkError(f"job {self.job_id} is {self.status}: only delivered work is paid")
+        node, peers = await self.client.node(), await self.client.peers()
+        terms_of = {p["peer_id"]: (str(p.get("chain_address", "")), int(p.get("price", 0))) for p in peers}
+        chain = node.get("chain") or {}
+        terms_of[str(node["peer_id"])] = (str(chain.get("address", "")), int(chain.get("price", 0)))
+        deliveries = []
+        for peer in sorted(self.info.get("results") or {}):
+            signed = await self.client._call("GET", f"/v1/jobs/{self.job_id}/receipt", params={"node": peer})
+            receipt = verify_receipt(signed, self.job_id, self.result_cid, peer)
+            address, price = terms_of.get(peer, ("", 0))
+            if not address or not await asyncio.to_thread(wallet.is_bound, address, peer):
+                raise VerificationError(f"{peer} has no chain address the ledger binds to it: it cannot be paid")
+            amount = amount_for(receipt.usage.cpu_seconds, min(price, terms.max_price), terms.max_amount)
+            deliveries.append(Delivered(address, amount, receipt_hash(signed), bytes(self.result_cid)[4:]))
+        payments = await asyncio.to_thread(wallet.pay_delivered, self.job_id, self.commitment, deliveries)
+        body = {"payments": [p.encode().hex() for p in payments.values()]}
+        answer = await self.client._call("POST", f"/v1/jobs/{self.job_id}/payment", json=body)
+        self.payments = answer["nodes"]
+        refused = {peer: a["reason"] for peer, a in self.payments.items() if not a["accepted"]}
+        if refused:
+            raise PaymentRefusedError(f"job {self.job_id}: payment refused by {refused}")
+        return self.payments
 
     async def verify_settlement(self) -> list[SettlementCheck]:
         """The chain's record of this job's payment, checked against the receipt."""

@@ -25,3 +25,7 @@ class VerificationError(SdkError):
 
 class JobFailedError(SdkError):
     """A job ended failed or cancelled; the message carries the node's reason."""
+
+
+class PaymentRefusedError(SdkError):
+    """An executor refused the payment for its delivered work; the message carries its reason."""

@@ -71,8 +71,11 @@ class SyncClient:
         pay: int | None = None,
         wait: bool = True,
         timeout: float = 300,
+        min_stake: int = 0,
     ) -> SyncJob:
-        job = self._run(self._client.run(agent, inputs, args, redundancy, region, max_price, pay, wait, timeout))
+        job = self._run(
+            self._client.run(agent, inputs, args, redundancy, region, max_price, pay, wait, timeout, min_stake)
+        )
         return SyncJob(self, job)
 
     def job(self, job_id: str) -> SyncJob:
@@ -132,6 +135,13 @@ class SyncJob:
 
     def result(self, dest: str | os.PathLike[str]) -> Path:
         return self._owner._run(self._job.result(dest))
+
+    @property
+    def payments(self) -> dict[str, dict[str, Any]]:
+        return self._job.payments
+
+    def pay(self) -> dict[str, dict[str, Any]]:
+        return self._owner._run(self._job.pay())
 
     def verify_settlement(self) -> list[SettlementCheck]:
         return self._owner._run(self._job.verify_settlement())

@@ -1,7 +1,10 @@
-"""The client's side of payment: its key, its escrow, and authorisations signed locally.
+"""The client's side of payment: its key, its escrow, and the records it signs locally.
 
-The key is a hex file (0600) on the client's machine. Authorisations are signed here and
-only signatures go to the network, so no node ever holds the key.
+The key is a hex file (0600) on the client's machine. It signs a job's commitment (terms a
+node can rely on, never claim) when the job is submitted, and a claimable payment per
+executor only after the result and receipts have been verified (``sdk.client.Job.pay``).
+Signed payments are kept beside the key, one file per job, and a retry resends the same ones,
+so a (job, node) is never signed for twice.
 """
 
 from __future__ import annotations
@@ -9,28 +12,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from contracts.authorization import JobPayment
+from contracts.binding import binding_is_valid
 from contracts.errors import ChainError
 from contracts.keys import load_or_create_key
 from contracts.ledger import Ledger
-from contracts.payment import NonceCounter, Payment, authorize
-from sdk.errors import SdkError
+from contracts.payment import Envelope, NonceCounter, commit, pay
+from storage import dagcbor
 
 DEFAULT_KEY_FILE = Path("~/.mycelnet/client.key")
-
-
-def settling_nodes(node: dict[str, Any], peers: list[dict[str, Any]]) -> list[str]:
-    """The chain addresses a payment should cover: the node asked (``GET /v1/node``) and every
-    live peer it knows (``GET /v1/peers``) that settles on a chain."""
-    addresses = {p["chain_address"] for p in peers if p.get("alive") and p.get("chain_address")}
-    own = (node.get("chain") or {}).get("address")
-    if own:
-        addresses.add(own)
-    return sorted(addresses)
 
 
 @dataclass
@@ -78,9 +72,47 @@ class Wallet:
     def balance(self) -> int:
         return self.ledger.balance(self.address)
 
-    def pay_for(self, job_id: str, nodes: list[str], max_amount: int, expiry: int | None = None) -> Payment:
-        """Authorisations for ``job_id``: one per node address, each with its own nonce."""
-        if not nodes:
-            raise SdkError("no node on the network settles on this ledger: nothing to authorise")
-        nonces = NonceCounter(self.key_file.with_name(self.key_file.name + ".nonce")).take(len(nodes))
-        return authorize(job_id, self.account.key, nodes, max_amount, self.chain_id(), self.contract, nonces, expiry)
+    def commit(
+        self, job_id: str, max_amount: int, max_price: int, expiry: int | None = None, min_stake: int = 0
+    ) -> Envelope:
+        """The job's terms: at most ``max_amount`` wei per node paid, ``max_price`` per CPU-second,
+        executors staking at least ``min_stake`` wei on the ledger."""
+        return commit(job_id, self.account.key, max_amount, max_price, self.chain_id(), self.contract, expiry,
+                      min_stake)  # fmt: skip
+
+    def pay_delivered(self, job_id: str, commitment: Envelope, deliveries: list[Delivered]) -> dict[str, Envelope]:
+        """One signed payment per delivered receipt (node address -> payment), signed once:
+        payments already signed for this job are returned as they were."""
+        path = self.key_file.with_name(self.key_file.name + ".paid") / f"{job_id}.cbor"
+        signed: dict[str, bytes] = dagcbor.decode(path.read_bytes()) if path.exists() else {}
+        todo = [d for d in deliveries if d.address not in signed]
+        nonces = NonceCounter(self.key_file.with_name(self.key_file.name + ".nonce")).take(len(todo)) if todo else []
+        for delivery, nonce in zip(todo, nonces, strict=True):
+            payment = pay(commitment, self.account.key, delivery.address, delivery.amount, delivery.receipt_hash,
+                          delivery.result_digest, nonce)  # fmt: skip
+            signed[delivery.address] = payment.encode()
+        if todo:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(dagcbor.encode(signed))
+            os.replace(tmp, path)  # written before anything is posted: a crash cannot sign twice
+        return {address: Envelope.decode(signed[address], JobPayment)
+                for address in sorted({d.address for d in deliveries})}  # fmt: skip
+
+    def is_bound(self, address: str, peer_id: str) -> bool:
+        """Whether the ledger binds ``address`` to ``peer_id`` (the node's Ed25519 signature)."""
+        ledger = self.ledger
+        if ledger.peer_id_of(address) != peer_id.encode():
+            return False
+        registration = ledger.registration(address)
+        return registration is not None and binding_is_valid(address, peer_id, ledger.address, registration[1])
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A verified receipt and what it earns: the input of one payment."""
+
+    address: str
+    amount: int
+    receipt_hash: bytes
+    result_digest: bytes

@@ -1,4 +1,4 @@
-"""Job routes: submit, status, placement explanation, receipt, cancel."""
+"""Job routes: submit, status, placement explanation, receipt, payment, cancel."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from contracts.authorization import JobPayment
 from contracts.errors import AuthorizationError
-from contracts.payment import Payment, chain_job_id
+from contracts.payment import Envelope, chain_job_id, commitment_of
 from node.api.errors import SERVICE_KEY, ApiError
 from node.scheduler.job import JobError, JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import is_job_id
+from storage import dagcbor
 from storage.cid import CID
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/v1/jobs/{id}", get_job),
         web.get("/v1/jobs/{id}/placement", get_placement),
         web.get("/v1/jobs/{id}/receipt", get_receipt),
+        web.post("/v1/jobs/{id}/payment", post_payment),
         web.delete("/v1/jobs/{id}", delete_job),
         web.get("/v1/jobs/{id}/events", get_events),
         web.get("/v1/jobs/{id}/logs", get_logs),
@@ -61,7 +64,7 @@ def spec_from_json(body: Any) -> JobSpec:
         try:
             record["payment"] = bytes.fromhex(str(record["payment"]).removeprefix("0x"))
         except ValueError:
-            raise ApiError(400, "bad_job", "payment must be the hex of the signed payment (see sdk)") from None
+            raise ApiError(400, "bad_job", "payment must be the hex of the signed commitment (see sdk)") from None
     if "agent" not in record:
         raise ApiError(400, "bad_job", "agent (the agent's CID) is required")
     record["agent"] = CID.parse(record["agent"])
@@ -108,9 +111,9 @@ async def post_job(request: web.Request) -> web.Response:
             raise ApiError(409, "job_exists", f"job {job_id} already exists on this node")
     if spec.payment is not None:
         if job_id is None:
-            raise ApiError(400, "bad_job", "a paid job names its job_id: the payment is signed for it")
+            raise ApiError(400, "bad_job", "a paid job names its job_id: the commitment is signed for it")
         try:
-            Payment.decode(spec.payment, job_id)
+            commitment_of(spec.payment, job_id)
         except AuthorizationError as exc:
             raise ApiError(400, "bad_payment", str(exc)) from None
     job = service.job_service.submit(spec, job_id)
@@ -136,6 +139,43 @@ async def get_receipt(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", f"node {peer} returned no receipt for job {job.job_id}")
     block = service.store.get(CID.parse(job.receipts[peer]))
     return web.Response(body=block, content_type="application/cbor", headers={"X-Node": peer})
+
+
+async def post_payment(request: web.Request) -> web.Response:
+    """The client's JobPayments for a finished job (JSON ``{"payments": [hex, ...]}``), each
+    forwarded to the executor it names over /mycel/pay/1.0.0; answers what each node said."""
+    from node.settlement.pay import forward
+
+    service, job = _service(request), _job(request)
+    if job.state is not JobState.DONE:
+        raise ApiError(409, "not_done", f"job {job.job_id} is {job.state.value}: a client pays only delivered work")
+    try:
+        body = await request.json()
+        payments = [bytes.fromhex(str(item).removeprefix("0x")) for item in body["payments"]]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+        raise ApiError(400, "bad_payment", 'the body is {"payments": [hex of each signed JobPayment]}') from None
+    addresses = {row["peer_id"]: row["chain_address"] for row in service.peers.snapshot(set())}
+    if service.settlement is not None:
+        addresses[service.identity.peer_id] = service.settlement.address
+    executors = {addresses.get(peer, ""): peer for peer in job.results if addresses.get(peer)}
+    answers: dict[str, dict[str, Any]] = {}
+    for raw in payments:
+        try:
+            envelope = Envelope.decode(raw, JobPayment)
+        except AuthorizationError as exc:
+            raise ApiError(400, "bad_payment", str(exc)) from None
+        payment = envelope.signed.record
+        assert isinstance(payment, JobPayment)
+        if payment.job_id != chain_job_id(job.job_id):
+            raise ApiError(400, "bad_payment", f"a payment is signed for another job, not {job.job_id}")
+        peer = executors.get(payment.node)
+        if peer is None:
+            raise ApiError(400, "bad_payment", f"{payment.node} delivered no result for job {job.job_id}")
+        if peer == service.identity.peer_id:
+            answers[peer] = await service.payments.accept(dagcbor.encode({"job_id": job.job_id, "payment": raw}))
+        else:
+            answers[peer] = await forward(service.network, peer, job.job_id, raw)
+    return web.json_response({"job_id": job.job_id, "nodes": answers})
 
 
 async def delete_job(request: web.Request) -> web.Response:

@@ -87,6 +87,14 @@ def document(version: str) -> dict[str, Any]:
             },
             "/v1/jobs/{id}/placement": {"get": _op("Why each candidate was chosen or refused", "placement", (404,))},
             "/v1/jobs/{id}/receipt": {"get": _op("The executing node's signed receipt (dag-cbor)", "receipt", (404,))},
+            "/v1/jobs/{id}/payment": {
+                "post": _op(
+                    "The client's signed JobPayments for a done job (JSON: payments), each forwarded to its executor",
+                    "each executor's answer",
+                    (400, 401, 404, 409),
+                    write=True,
+                )
+            },
             "/v1/jobs/{id}/events": {"get": _op("State changes as server-sent events", "event stream", (404,))},
             "/v1/jobs/{id}/logs": {"get": _op("The agent's captured output, per node", "logs", (404,))},
             "/v1/ledger": {"get": _op("This node's settlement account, contract and claim counts", "ledger", (404,))},

@@ -89,6 +89,7 @@ async def _run_one(client: Any, job: DemoJob, agents: dict[str, Any], workdir: P
         job.node, job.why, job.moved = submitted.node or "", chosen.get("reason", ""), int(chosen.get("moved_bytes", 0))
         await submitted.result(workdir / "results" / job.label)  # re-hashed to its CID, receipt checked
         job.result, job.verified = str(submitted.result_cid), "CID+receipt"
+        await submitted.pay()  # only now, result and receipt checked, does the client sign a payment
         job.state = "settling"
         checks = await _settlement(submitted)
         job.paid = f"{sum(c.amount for c in checks) / 1e9:.3f} gwei"

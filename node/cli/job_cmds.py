@@ -59,7 +59,8 @@ def job_group() -> None:
 @click.option("--redundancy", type=click.IntRange(1, 16), default=1, show_default=True)
 @click.option("--region", "regions", multiple=True, help="Regions the data may go to (repeatable).")
 @click.option("--wait/--no-wait", default=True, show_default=True)
-@click.option("--pay", default=None, help="Pay up to this much (wei, or gwei/eth), signed with --key for each node.")
+@click.option("--pay", default=None, help="Pay up to this much (wei, or gwei/eth) per node, signed with --key "
+              "once the result and receipts check out.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True)
 @API_OPTION
 @chain_options
@@ -92,8 +93,10 @@ def job_run(
             raise click.UsageError(f"--input takes NAME=CID, got {item!r}")
         named[name] = cid
     body = {"agent": agent, "inputs": named, "args": list(args), "redundancy": redundancy, "regions": list(regions)}
+    paid = None
     if pay is not None:
-        body |= _payment(api_url, parse_amount(pay), open_wallet(rpc_url, contract, cluster_dir, key_file))
+        paid = _commitment(parse_amount(pay), open_wallet(rpc_url, contract, cluster_dir, key_file))
+        body |= {"job_id": paid[0], "payment": paid[1].encode().hex()}
     job_id = _call("POST", f"{api_url}/v1/jobs", body)["job_id"]
     if not wait:
         click.echo(job_id)
@@ -107,15 +110,31 @@ def job_run(
             click.echo(f"result: {job['result']}")
     if job["state"] != "done":
         raise VerificationFailed(f"job {job_id} {job['state']}: {job['transitions'][-1]['reason']}")
+    if paid is not None:
+        for peer, answer in _pay(api_url, job_id, paid[2], paid[1]).items():
+            click.echo(f"paid {peer}: {answer['amount']} wei ({answer['reason']})", err=as_json)
 
 
-def _payment(api_url: str, max_amount: int, wallet: Any) -> dict[str, Any]:
-    """A job id chosen here and the wallet's authorisations for every node that settles."""
+def _commitment(max_amount: int, wallet: Any) -> tuple[str, Any, Any]:
+    """A job id chosen here and the wallet's commitment for it (terms only: nothing claimable)."""
     job_id = os.urandom(16).hex()
-    from sdk.wallet import settling_nodes
+    return job_id, wallet.commit(job_id, max_amount, max_amount), wallet
 
-    nodes = settling_nodes(_call("GET", f"{api_url}/v1/node"), _call("GET", f"{api_url}/v1/peers")["peers"])
-    return {"job_id": job_id, "payment": wallet.pay_for(job_id, nodes, max_amount).encode().hex()}
+
+def _pay(api_url: str, job_id: str, wallet: Any, commitment: Any) -> dict[str, Any]:
+    """After the job is done: the SDK verifies each receipt and pays what it earns."""
+    import asyncio
+
+    from sdk.client import Client, Job
+
+    async def pay() -> dict[str, Any]:
+        async with Client(api_url, wallet=wallet) as client:
+            return await Job(client, job_id, commitment).pay()
+
+    try:
+        return asyncio.run(pay())
+    except Exception as exc:  # the SDK's typed errors, shown as the CLI shows every failure
+        raise VerificationFailed(f"job {job_id} done but not paid: {exc}") from None
 
 
 def _follow(api_url: str, job_id: str, quiet: bool) -> dict[str, Any]:

@@ -29,6 +29,7 @@ class Candidate:
     queue_wait: float = 0.0  # seconds until it could start
     chain_address: str = ""  # the EVM address it settles claims from (empty: no chain)
     memory_mib: int = 0  # announced memory (0: not said)
+    stake: int = 0  # wei it has staked on the ledger (read for paid jobs only)
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class PlacementContext:
     input_bytes: int
     max_price: int | None = None
     excluded: frozenset[str] = field(default_factory=frozenset)  # nodes that already failed this job
-    payable: frozenset[str] | None = None  # node addresses the job's payment authorises (None: unpaid job)
+    payable: frozenset[str] | None = None  # chain addresses the ledger binds to their nodes (None: unpaid job)
+    min_stake: int = 0  # wei an executor must have staked (the paid job's commitment says)
 
     def excluding(self, peers: frozenset[str] | set[str]) -> PlacementContext:
         return replace(self, excluded=frozenset(peers))

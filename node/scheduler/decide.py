@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 
 from agents.bundle import open_bundle
 from agents.manifest import Limits, Manifest
-from contracts.payment import Payment
+from contracts.authorization import JobCommitment
+from contracts.payment import Envelope
 from node.announce import PeerTable
 from node.errors import NetworkError
 from node.exchange import BlockExchange
@@ -54,13 +55,14 @@ class Decider:
         self.peers = peers
         self.own = own
         self.bound = bound  # (address, peer ID) -> is the address registered to that peer on the ledger?
+        self.stake_of: Callable[[str], int] | None = None  # address -> its stake on the ledger
 
     async def manifest(self, spec: JobSpec) -> Manifest:
         if self.exchange.store.missing_blocks(spec.agent):
             await self.exchange.fetch(spec.agent)
         return open_bundle(self.exchange.store, spec.agent).manifest
 
-    async def plan(self, spec: JobSpec, payment: Payment | None) -> Plan:
+    async def plan(self, spec: JobSpec, payment: Envelope | None) -> Plan:
         manifest = await self.manifest(spec)
         candidates, input_bytes = await self.candidates(spec)
         if payment is not None and self.bound is not None:
@@ -71,7 +73,8 @@ class Decider:
             tuple(spec.regions) or tuple(manifest.needs.regions),
             input_bytes,
             spec.max_price,
-            payable=frozenset(payment.authorizations) if payment else None,
+            payable=frozenset(c.chain_address for c in candidates if c.chain_address) if payment else None,
+            min_stake=_min_stake(payment),
         )
         return Plan(manifest, effective_limits(manifest.limits, spec.limits), context, candidates)
 
@@ -125,4 +128,17 @@ class Decider:
                             candidate.chain_address)  # fmt: skip
                 candidate = replace(candidate, chain_address="")
             kept.append(candidate)
+        if self.stake_of is not None:  # for the stake rule and the placement explanation
+            stake_of = self.stake_of
+            stakes = await asyncio.gather(
+                *(asyncio.to_thread(stake_of, c.chain_address) for c in kept if c.chain_address)
+            )
+            found = iter(stakes)
+            kept = [replace(c, stake=next(found)) if c.chain_address else c for c in kept]
         return kept
+
+
+def _min_stake(payment: Envelope | None) -> int:
+    """The stake the paid job's commitment asks of its executors (0: none, or an unpaid job)."""
+    record = payment.signed.record if payment is not None else None
+    return record.min_stake if isinstance(record, JobCommitment) else 0

@@ -19,11 +19,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from contracts.errors import AuthorizationError
-from contracts.payment import Payment
+from contracts.payment import commitment_of
 from node.announce import PeerTable
 from node.exchange import BlockExchange
 from node.p2p.network import P2PNetwork
@@ -142,12 +141,11 @@ class JobService:
         if job.state is not JobState.PLACING:
             self._move(job, JobState.PLACING, "looking for nodes near the data")
         try:
-            payment = Payment.decode(spec.payment, job.job_id) if spec.payment is not None else None
+            payment = commitment_of(spec.payment, job.job_id) if spec.payment is not None else None
         except AuthorizationError as exc:
             self._move(job, JobState.FAILED, f"the job's payment is unusable: {exc}")
             return
         plan = await self.decider.plan(spec, payment)
-        addresses = {c.peer_id: c.chain_address for c in plan.candidates}
         excluded: set[str] = set()
         refusals: dict[str, str] = {}  # peer -> why it did not run the job (shown if all fail)
         results: dict[str, Verified] = {}
@@ -168,10 +166,7 @@ class JobService:
             self._move(job, JobState.RUNNING, f"dispatched to {', '.join(pending)}")
             self._executing.setdefault(job.job_id, set()).update(pending)
             attempts = await asyncio.gather(
-                *(
-                    self.dispatcher.attempt(job.job_id, peer, _spec_for(spec, payment, addresses[peer]), plan.limits)
-                    for peer in pending
-                )
+                *(self.dispatcher.attempt(job.job_id, peer, spec, plan.limits) for peer in pending)
             )
             self._executing.get(job.job_id, set()).difference_update(pending)
             for attempt in attempts:
@@ -208,11 +203,3 @@ class JobService:
             job.results[checked.peer] = str(checked.result)
             job.receipts[checked.peer] = str(checked.receipt_cid)
         return checked
-
-
-def _spec_for(spec: JobSpec, payment: Payment | None, address: str) -> JobSpec:
-    """The spec as one node receives it: with its own payment authorisation only."""
-    if payment is None:
-        return spec
-    mine = payment.for_node(address) if address else None
-    return replace(spec, payment=mine.encode() if mine else None)

@@ -36,8 +36,7 @@ from agents.errors import ManifestError, RuntimeUnavailable
 from agents.executor import Executor
 from agents.outcome import Outcome
 from agents.runtime.base import RunRequest
-from contracts.errors import AuthorizationError, ChainError
-from contracts.payment import Payment
+from contracts.errors import ChainError
 from node.errors import NetworkError
 from node.exchange import BlockExchange
 from node.metrics import Metrics
@@ -202,22 +201,19 @@ class JobExecution:
                 regions = regions or tuple(manifest.needs.regions)
             except (ManifestError, StorageError, ValueError):
                 pass  # the run will say what is wrong with the bundle
-        payable: frozenset[str] | None = None
-        if spec.payment is not None:
-            try:
-                payable = frozenset(Payment.decode(spec.payment, job_id).authorizations)
-            except AuthorizationError:
-                payable = frozenset()
+        # a paid job can pay this node only at its own address, which it bound on the ledger itself
+        address = self.own().chain_address
+        payable = None if spec.payment is None else frozenset({address} if address else ())
         return PlacementContext(runtime, needs_gpu, regions, 0, spec.max_price, payable=payable)
 
     def _payment_refusal(self, job_id: str, spec: JobSpec) -> str | None:
-        """The rules saw the payment name this node; here its signature and terms are checked."""
+        """The rules saw a paid job this node can be paid for; here the commitment's signature and terms are checked."""
         if self.settlement is None or spec.payment is None:
             return None
         try:
-            self.settlement.payment_for_me(job_id, spec.payment)
+            self.settlement.commitment_for_offer(job_id, spec.payment)
         except ChainError as exc:
-            return f"refused the payment: {exc}"
+            return f"refused the payment commitment: {exc}"
         return None
 
     def _known_spec(self, job_id: str) -> CID | None:
@@ -310,13 +306,14 @@ class JobExecution:
         return RunAnswer(outcome.outcome, result, outcome.receipt, outcome.logs[-protocol.MAX_LOGS :])
 
     def _claim(self, job_id: str, spec: JobSpec, receipt: bytes | None, result: CID, cpu_seconds: float) -> None:
-        """Queue the payment claim before answering, so a crash after the answer loses nothing."""
+        """Keep the paid job's evidence (commitment, receipt) before answering; the claim waits for
+        the client's payment (node.settlement.pay), so a crash after the answer loses nothing."""
         if self.settlement is None or spec.payment is None or receipt is None:
             return
         try:
-            self.settlement.claim(job_id, spec.payment, receipt, result, cpu_seconds)
+            self.settlement.delivered(job_id, spec.payment, receipt, result, cpu_seconds)
         except ChainError as exc:  # the job still succeeded; the operator learns why it is unpaid
-            log.warning("job %s ran but cannot be claimed: %s", job_id, exc)
+            log.warning("job %s ran but cannot be paid: %s", job_id, exc)
             self.metrics.inc("claims_failed_total")
 
     # -- cancel ------------------------------------------------------------------------

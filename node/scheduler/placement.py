@@ -34,13 +34,20 @@ def refusal(candidate: Candidate, context: PlacementContext) -> str | None:
     return next((reason for rule in RULES if (reason := rule.check(candidate, context))), None)
 
 
+def _stake(candidate: Candidate, context: PlacementContext) -> dict[str, Any]:
+    """A paid job's explanation shows each candidate's stake on the ledger."""
+    return {} if context.payable is None else {"stake": candidate.stake}
+
+
 def decide(candidates: list[Candidate], context: PlacementContext, redundancy: int = 1) -> Decision:
     reasons: list[dict[str, Any]] = []
     eligible = []
     for candidate in sorted(candidates, key=lambda c: c.peer_id):
         refused = refusal(candidate, context)
         if refused is not None:
-            reasons.append({"peer_id": candidate.peer_id, "verdict": "refused", "reason": refused})
+            reasons.append(
+                {"peer_id": candidate.peer_id, "verdict": "refused", "reason": refused, **_stake(candidate, context)}
+            )
         else:
             eligible.append((candidate, score(candidate, context)))
     eligible.sort(key=lambda pair: (-pair[1].value, pair[0].peer_id))  # ties: stable by peer ID
@@ -56,6 +63,7 @@ def decide(candidates: list[Candidate], context: PlacementContext, redundancy: i
                 "score": round(result.value, 6),
                 "moved_bytes": result.moved_bytes,
                 "reason": result.explanation,
+                **_stake(candidate, context),
             }
         )
     order = {"chosen": 0, "standby": 1, "refused": 2}

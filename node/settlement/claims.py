@@ -1,9 +1,15 @@
 """Claim state in LMDB: a restart neither loses a claim nor sends it twice.
 
-A claim moves pending -> submitted (the signed transaction's hash is written *before* the
+A claim is the client's signed JobPayment for a job this node delivered, exactly as signed.
+It moves pending -> submitted (the signed transaction's hash is written *before* the
 transaction is sent) -> settled, or -> failed with the ledger's reason. A submitted claim
 whose transaction never landed goes back to pending only after the chain says its nonce
 is still unused; the contract itself refuses a second payment of one nonce.
+
+Beside the claims live the node's evidence of unpaid work: a ``Delivery`` for every paid job
+it ran (the client's commitment, the signed receipt, the amount the receipt earns), kept until
+a payment for it arrives; and the refuse-list, clients this node no longer works for because
+a delivery of theirs went unpaid past its commitment's expiry or was paid short.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from contracts.authorization import JobAuthorization, SignedAuthorization
-from contracts.ledger import ClaimRequest
+from contracts.authorization import JobPayment, Signed
+from contracts.ledger import RESULT_CID_PREFIX, ClaimRequest
 from storage.records import RecordTables, Writer
 
 
@@ -33,13 +39,12 @@ class Claim:
     chain_job_id: bytes
     client: str
     node: str
-    max_amount: int
+    amount: int
     expiry: int
     nonce: int
     v: int
     r: bytes
     s: bytes
-    amount: int
     result_cid: bytes
     receipt_hash: bytes
     state: ClaimState = ClaimState.PENDING
@@ -51,22 +56,31 @@ class Claim:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
 
+    @classmethod
+    def of(cls, job_id: str, signed: Signed) -> Claim:
+        """The claim of a client's signed payment, unchanged (the ledger pays nothing else)."""
+        p = signed.record
+        if not isinstance(p, JobPayment):
+            raise TypeError("only a JobPayment can be claimed")
+        return cls(job_id=job_id, chain_job_id=p.job_id, client=p.client, node=p.node, amount=p.amount,
+                   expiry=p.expiry, nonce=p.nonce, v=signed.v, r=signed.r, s=signed.s,
+                   result_cid=RESULT_CID_PREFIX + p.result_digest, receipt_hash=p.receipt_hash)  # fmt: skip
+
     def request(self) -> ClaimRequest:
-        auth = JobAuthorization(self.chain_job_id, self.client, self.node, self.max_amount, self.expiry, self.nonce)
-        return ClaimRequest(SignedAuthorization(auth, self.v, self.r, self.s), self.amount, self.result_cid,
-                            self.receipt_hash)  # fmt: skip
+        payment = JobPayment(self.chain_job_id, self.client, self.node, self.amount, self.receipt_hash,
+                             self.result_cid[len(RESULT_CID_PREFIX) :], self.expiry, self.nonce)  # fmt: skip
+        return ClaimRequest(Signed(payment, self.v, self.r, self.s))
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
         record["state"] = self.state.value
-        for key in ("max_amount", "amount"):  # wei can exceed DAG-CBOR's 64-bit integers
-            record[key] = str(record[key])
+        record["amount"] = str(record["amount"])  # wei can exceed DAG-CBOR's 64-bit integers
         return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Claim:
-        return cls(**{**record, "state": ClaimState(record["state"]), "max_amount": int(record["max_amount"]),
-                      "amount": int(record["amount"])})  # fmt: skip
+        known = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}  # earlier records had more
+        return cls(**{**known, "state": ClaimState(record["state"]), "amount": int(record["amount"])})
 
     def summary(self) -> dict[str, Any]:
         """The JSON shape of GET /v1/ledger/claims."""
@@ -93,9 +107,66 @@ _TABLE = {ClaimState.PENDING: "open", ClaimState.SUBMITTED: "open", ClaimState.S
 _TABLES = ("open", "settled", "failed")
 
 
+@dataclass
+class Delivery:
+    """Evidence of a paid job this node ran: what the client offered and what the node delivered."""
+
+    job_id: str
+    client: str
+    commitment: bytes  # the client's signed JobCommitment envelope, as the offer carried it
+    receipt: bytes  # this node's signed receipt
+    result_cid: bytes
+    earned: int  # wei: amount_for(the receipt's CPU-seconds, this node's price, the commitment's maximum)
+    expiry: int  # the commitment's: a payment after it could not be claimed
+    delivered_at: float = field(default_factory=time.time)
+
+    def to_record(self) -> dict[str, Any]:
+        return {**asdict(self), "earned": str(self.earned)}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Delivery:
+        return cls(**{**record, "earned": int(record["earned"])})
+
+
 class ClaimStore:
     def __init__(self, path: Path) -> None:
-        self._tables = RecordTables(path, _TABLES)
+        self._tables = RecordTables(path, (*_TABLES, "delivered", "refused"))
+
+    # -- evidence and the refuse-list -----------------------------------------------------
+    def deliver(self, delivery: Delivery) -> None:
+        self._tables.put("delivered", delivery.job_id, delivery.to_record())
+
+    def delivery(self, job_id: str) -> Delivery | None:
+        record = self._tables.get("delivered", job_id)
+        return None if record is None else Delivery.from_record(record)
+
+    def paid(self, claim: Claim) -> bool:
+        """Record the claim of a delivery and drop the delivery in the same transaction;
+        False (nothing changed) if this job already has a claim."""
+
+        def change(tables: Writer) -> bool:
+            if any(tables.has(table, claim.job_id) for table in _TABLES):
+                return False
+            tables.delete("delivered", claim.job_id)
+            return tables.put(_TABLE[claim.state], claim.job_id, claim.to_record())
+
+        return self._tables.write(change)
+
+    def unpaid(self, client: str | None = None) -> list[Delivery]:
+        found = (Delivery.from_record(r) for r in self._tables.values("delivered"))
+        return sorted((d for d in found if client is None or d.client == client), key=lambda d: d.delivered_at)
+
+    def refuse(self, client: str, reason: str) -> None:
+        self._tables.put("refused", client, {"client": client, "reason": reason, "at": time.time()})
+
+    def refusal(self, client: str) -> str | None:
+        record = self._tables.get("refused", client)
+        return None if record is None else str(record["reason"])
+
+    def refused(self) -> list[dict[str, Any]]:
+        return list(self._tables.values("refused"))
+
+    # -- claims ---------------------------------------------------------------------------
 
     def add(self, claim: Claim) -> bool:
         """Record a new claim; False (and nothing changed) if this job already has one."""
@@ -144,6 +215,7 @@ class ClaimStore:
         for claim in self.in_state(ClaimState.PENDING, ClaimState.SUBMITTED):
             counts[claim.state.value] += 1
         counts["settled"], counts["failed"] = self._tables.count("settled"), self._tables.count("failed")
+        counts["unpaid"], counts["refused_clients"] = self._tables.count("delivered"), self._tables.count("refused")
         return counts
 
     def close(self) -> None:

@@ -59,6 +59,16 @@ class ClaimSubmitter:
                 self._wake.set()
         return added
 
+    def enqueue_paid(self, claim: Claim) -> bool:
+        """Like enqueue, for the claim of a delivery: the delivery's evidence goes in the same write."""
+        added = self.store.paid(claim)
+        if added:
+            self.metrics.inc("claims_enqueued_total")
+            self._refresh_gauges()
+            if len(self.store.in_state(ClaimState.PENDING)) >= self.batch_size:
+                self._wake.set()
+        return added
+
     async def run(self, peer_id: bytes, binding: bytes) -> None:
         failures = 0
         while True:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
 
-from contracts.authorization import JobAuthorization, digest, sign
+from contracts.authorization import JobCommitment, JobPayment, Signed, digest, sign
 from contracts.build import compile_source, load_artifact
 from contracts.errors import ChainError
 from contracts.ledger import RESULT_CID_PREFIX, ClaimRequest, Ledger
@@ -55,13 +55,24 @@ def _deposit(chain: Chain, amount: int) -> None:
     chain.w3.eth.wait_for_transaction_receipt(chain.w3.eth.send_raw_transaction(signed.raw_transaction))
 
 
-def _request(chain: Chain, nonce: int, amount: int = 10, max_amount: int = 100, node: str | None = None,
-             expiry: int | None = None) -> ClaimRequest:  # fmt: skip
-    auth = JobAuthorization(
-        os.urandom(32), chain.client.address, node or chain.node, max_amount, expiry or _now(chain) + 3600, nonce
-    )
-    signed = sign(auth, chain.client.key, chain.chain_id, chain.ledger.address)
-    return ClaimRequest(signed, amount, b"\x01\x70\x12\x20" + os.urandom(32), os.urandom(32))
+def _payment(chain: Chain, nonce: int, amount: int = 10, node: str | None = None, expiry: int | None = None,
+             receipt_hash: bytes | None = None, client: Any = None) -> JobPayment:  # fmt: skip
+    client = client or chain.client
+    return JobPayment(os.urandom(32), client.address, node or chain.node, amount, receipt_hash or os.urandom(32),
+                      os.urandom(32), expiry or _now(chain) + 3600, nonce)  # fmt: skip
+
+
+def _request(chain: Chain, nonce: int, amount: int = 10, node: str | None = None, expiry: int | None = None,
+             client: Any = None) -> ClaimRequest:  # fmt: skip
+    client = client or chain.client
+    payment = _payment(chain, nonce, amount, node, expiry, client=client)
+    return ClaimRequest(sign(payment, client.key, chain.chain_id, chain.ledger.address))
+
+
+def _altered(request: ClaimRequest, **changes: Any) -> ClaimRequest:
+    """The same signature over a payment with some fields changed: what a greedy node would try."""
+    s = request.signed
+    return ClaimRequest(Signed(replace(request.payment, **changes), s.v, s.r, s.s))
 
 
 def test_artifact_matches_a_fresh_compile() -> None:
@@ -69,11 +80,26 @@ def test_artifact_matches_a_fresh_compile() -> None:
 
 
 def test_digest_matches_the_contract(chain: Chain) -> None:
-    auth = JobAuthorization(b"\x07" * 32, chain.client.address, chain.node, 5, 123, 9)
-    on_chain = chain.ledger.contract.functions.authorization_digest(
-        auth.job_id, auth.client, auth.node, auth.max_amount, auth.expiry, auth.nonce
+    p = JobPayment(b"\x07" * 32, chain.client.address, chain.node, 5, b"\x08" * 32, b"\x09" * 32, 123, 9)
+    on_chain = chain.ledger.contract.functions.payment_digest(
+        p.job_id, p.client, p.node, p.amount, p.receipt_hash, p.result_digest, p.expiry, p.nonce
     ).call()
-    assert bytes(on_chain) == digest(auth, chain.chain_id, chain.ledger.address)
+    assert bytes(on_chain) == digest(p, chain.chain_id, chain.ledger.address)
+
+
+def test_a_commitment_can_never_be_claimed(chain: Chain) -> None:
+    """The offer's commitment is signed by the same client on the same domain, yet no claim of
+    it verifies: its EIP-712 type differs, so its digest is no JobPayment's."""
+    _deposit(chain, 1000)
+    job = os.urandom(32)
+    commitment = sign(JobCommitment(job, chain.client.address, 1000, 10, 0, _now(chain) + 3600), chain.client.key,
+                      chain.chain_id, chain.ledger.address)  # fmt: skip
+    for amount in (1000, 1, 0):
+        claim = JobPayment(job, chain.client.address, chain.node, amount, os.urandom(32), os.urandom(32),
+                           _now(chain) + 3600, 0)  # fmt: skip
+        forged = ClaimRequest(Signed(claim, commitment.v, commitment.r, commitment.s))
+        _refused(chain, chain.node, forged, "not signed by the client")
+    assert chain.ledger.balance(chain.client.address) == 1000 and chain.ledger.earnings(chain.node) == 0
 
 
 def test_claim_pays_the_node_and_emits_settled(chain: Chain) -> None:
@@ -83,7 +109,7 @@ def test_claim_pays_the_node_and_emits_settled(chain: Chain) -> None:
     assert chain.ledger.balance(chain.client.address) == 960 and chain.ledger.earnings(chain.node) == 40
     (event,) = chain.ledger.contract.events.Settled().process_receipt(receipt)
     assert RESULT_CID_PREFIX + event["args"]["resultCid"] == request.result_cid and event["args"]["amount"] == 40
-    assert event["args"]["node"] == chain.node and event["args"]["receiptHash"] == request.receipt_hash
+    assert event["args"]["node"] == chain.node and event["args"]["receiptHash"] == request.payment.receipt_hash
 
 
 def _refused(chain: Chain, node: str, request: ClaimRequest, reason: str) -> None:
@@ -95,19 +121,45 @@ def test_refusals(chain: Chain) -> None:
     _deposit(chain, 100)
     first = _request(chain, nonce=1, amount=10)
     chain.ledger.claim(chain.node, first)
-    _refused(chain, chain.node, first, "already claimed")  # replay of the same authorisation
-    _refused(chain, chain.node, _request(chain, nonce=2, amount=101, max_amount=100), "above the authorised maximum")
-    _refused(chain, chain.node, _request(chain, nonce=3, amount=95, max_amount=200), "balance too low")
-    _refused(chain, chain.other_node, _request(chain, nonce=4), "not the client's for this node")  # another node
+    _refused(chain, chain.node, first, "already claimed")  # replay of the same payment
+    _refused(chain, chain.node, _request(chain, nonce=3, amount=95), "balance too low")
+    _refused(chain, chain.other_node, _request(chain, nonce=4), "not signed by the client")  # another node
     forged = _request(chain, nonce=5)
-    forged = ClaimRequest(
-        type(forged.signed)(forged.signed.authorization, forged.signed.v, forged.signed.r, os.urandom(32)),
-        forged.amount, forged.result_cid, forged.receipt_hash,
-    )  # fmt: skip
-    _refused(chain, chain.node, forged, "signature")
+    forged = ClaimRequest(Signed(forged.payment, forged.signed.v, forged.signed.r, os.urandom(32)))
+    _refused(chain, chain.node, forged, "not signed by the client")
     _refused(chain, chain.node, _request(chain, nonce=6, expiry=_now(chain) - 1), "expired")
     _refused(chain, chain.node, _request(chain, nonce=7, expiry=_now(chain) + 30 * 86400), "too far ahead")
     assert chain.ledger.balance(chain.client.address) == 90 and chain.ledger.earnings(chain.node) == 10
+
+
+def test_a_claim_above_the_receipts_usage_is_refused(chain: Chain) -> None:
+    """The client signed what the receipt's CPU-seconds earn; a node asking one wei more is refused."""
+    _deposit(chain, 1000)
+    signed = _request(chain, nonce=10, amount=37)
+    for greedy in (38, 1000, 2**127):
+        _refused(chain, chain.node, _altered(signed, amount=greedy), "not signed by the client")
+    chain.ledger.claim(chain.node, signed)
+    assert chain.ledger.earnings(chain.node) == 37
+
+
+def test_a_claim_with_another_receipt_hash_or_result_is_refused(chain: Chain) -> None:
+    _deposit(chain, 1000)
+    signed = _request(chain, nonce=11, amount=20)
+    _refused(chain, chain.node, _altered(signed, receipt_hash=os.urandom(32)), "not signed by the client")
+    _refused(chain, chain.node, _altered(signed, result_digest=os.urandom(32)), "not signed by the client")
+    _refused(chain, chain.node, _altered(signed, job_id=os.urandom(32)), "not signed by the client")
+    assert chain.ledger.earnings(chain.node) == 0
+
+
+def test_a_delivered_job_is_paid_exactly_once(chain: Chain) -> None:
+    _deposit(chain, 1000)
+    signed = _request(chain, nonce=12, amount=25)
+    receipt = chain.ledger.claim(chain.node, signed)
+    assert len(chain.ledger.contract.events.Settled().process_receipt(receipt)) == 1
+    _refused(chain, chain.node, signed, "already claimed")
+    with pytest.raises(Exception, match="already claimed"):
+        chain.ledger.claim_batch(chain.node, [signed])
+    assert chain.ledger.earnings(chain.node) == 25 and chain.ledger.balance(chain.client.address) == 975
 
 
 def test_batch_settles_many_and_refuses_a_double_inside(chain: Chain) -> None:
@@ -121,9 +173,7 @@ def test_batch_settles_many_and_refuses_a_double_inside(chain: Chain) -> None:
 
 
 def _client_request(chain: Chain, client: Any, nonce: int, amount: int) -> ClaimRequest:
-    auth = JobAuthorization(os.urandom(32), client.address, chain.node, 100, _now(chain) + 3600, nonce)
-    signed = sign(auth, client.key, chain.chain_id, chain.ledger.address)
-    return ClaimRequest(signed, amount, RESULT_CID_PREFIX + os.urandom(32), os.urandom(32))
+    return _request(chain, nonce, amount, client=client)
 
 
 def test_batch_of_interleaved_clients_and_nonce_words(chain: Chain) -> None:
@@ -154,9 +204,10 @@ def test_batch_of_interleaved_clients_and_nonce_words(chain: Chain) -> None:
 
 def test_claims_the_ledger_cannot_encode_are_refused_before_sending(chain: Chain) -> None:
     request = _request(chain, nonce=1)
-    raw_result = ClaimRequest(request.signed, 1, b"\x01\x55\x12\x20" + os.urandom(32), request.receipt_hash)
-    with pytest.raises(ChainError, match="dag-pb"):
-        raw_result.as_tuple()
+    with pytest.raises(ChainError, match="128 bits"):
+        _altered(request, amount=2**128).as_tuple()
+    with pytest.raises(ChainError, match="32 bytes"):
+        _altered(request, result_digest=b"short").as_tuple()
 
 
 def test_withdrawal_waits_out_every_authorisation(chain: Chain) -> None:
@@ -187,3 +238,24 @@ def test_registry_binds_an_address_to_a_peer_id(chain: Chain) -> None:
     assert chain.ledger.contract.functions.peerIdOf(chain.node).call() == peer
     (event,) = chain.ledger.contract.events.NodeRegistered().process_receipt(receipt)
     assert event["args"]["peerId"] == peer
+
+
+def test_stake_is_locked_and_leaves_only_after_the_delay(chain: Chain) -> None:
+    node = Account.create()
+    chain.w3.eth.send_transaction({"from": chain.w3.eth.accounts[0], "to": node.address, "value": ETHER})
+    chain.ledger.stake(node, 10**17)
+    assert chain.ledger.stake_of(node.address) == 10**17
+    with pytest.raises(Exception, match="amount exceeds stake"):
+        chain.ledger.request_unstake(node, 10**17 + 1)
+    with pytest.raises(Exception, match="no unstake requested"):
+        chain.ledger.unstake(node)
+    chain.ledger.request_unstake(node, 4 * 10**16)
+    assert chain.ledger.stake_of(node.address) == 6 * 10**16  # stops counting at once
+    with pytest.raises(Exception, match="still locked"):
+        chain.ledger.unstake(node)
+    chain.w3.provider.ethereum_tester.time_travel(_now(chain) + 8 * 86400 + 1)  # type: ignore[union-attr]
+    chain.w3.provider.ethereum_tester.mine_blocks()  # type: ignore[union-attr]
+    before = chain.w3.eth.get_balance(node.address)
+    chain.ledger.unstake(node)
+    assert chain.w3.eth.get_balance(node.address) > before + 3 * 10**16  # 4e16 back, less gas
+    assert chain.ledger.stake_of(node.address) == 6 * 10**16

@@ -1,65 +1,90 @@
-"""Payments as clients attach them: per-node authorisations, tampering, usability, nonces."""
+"""The client's signed records as they travel: commitments, payments, tampering, usability, nonces."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 
+from contracts.authorization import JobCommitment, JobPayment
 from contracts.errors import AuthorizationError
-from contracts.payment import NonceCounter, Payment, authorize, chain_job_id
+from contracts.payment import (
+    Envelope,
+    NonceCounter,
+    amount_for,
+    chain_job_id,
+    check_commitment_usable,
+    commit,
+    commitment_of,
+    pay,
+)
 from storage import dagcbor
 
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-NODES = [Account.create().address for _ in range(3)]
+NODE = Account.create().address
 
 
-def _payment(job: str = "a" * 32) -> tuple[Payment, str]:
+def _commitment(job: str = "a" * 32, max_amount: int = 10**15, max_price: int = 10**9) -> tuple[Envelope, bytes]:
     client = Account.create()
-    return authorize(job, client.key, NODES, 10**15, 31337, CONTRACT, [1, 2, 3]), client.address
+    return commit(job, client.key, max_amount, max_price, 31337, CONTRACT), client.key
 
 
-def test_round_trip_and_each_node_sees_only_its_own() -> None:
-    payment, client = _payment()
-    decoded = Payment.decode(payment.encode(), "a" * 32)
-    assert decoded == payment and decoded.client == client
-    assert all(s.authorization.job_id == chain_job_id("a" * 32) for s in decoded.authorizations.values())
-    mine = decoded.for_node(NODES[1])
-    assert mine is not None and list(mine.authorizations) == [NODES[1]]
-    assert decoded.for_node(Account.create().address) is None
+def test_commitment_and_payment_round_trip_in_one_envelope() -> None:
+    terms, key = _commitment()
+    decoded = commitment_of(terms.encode(), "a" * 32)
+    assert decoded == terms and decoded.signed.record.job_id == chain_job_id("a" * 32)
+    paid = pay(terms, key, NODE, 12345, b"\x01" * 32, b"\x02" * 32, 7)
+    again = Envelope.decode(paid.encode(), JobPayment)
+    assert again == paid and again.client == terms.client
+    assert set(dagcbor.decode(paid.encode())) == set(dagcbor.decode(terms.encode()))  # the same envelope
+    with pytest.raises(AuthorizationError, match="expected a JobPayment"):
+        Envelope.decode(terms.encode(), JobPayment)  # a commitment never passes for a payment
+    with pytest.raises(AuthorizationError, match="above the job's committed maximum"):
+        pay(terms, key, NODE, 10**15 + 1, b"\x01" * 32, b"\x02" * 32, 8)
 
 
 def test_tampering_is_refused_with_the_reason() -> None:
-    payment, _ = _payment()
-    record = dagcbor.decode(payment.encode())
-    record["auths"][0]["nonce"] = 99  # a node raising its own nonce to reuse an authorisation
+    terms, key = _commitment()
+    with pytest.raises(AuthorizationError, match="another job"):
+        commitment_of(terms.encode(), "b" * 32)
+    record = dagcbor.decode(terms.encode())
+    record["message"]["maxAmount"] = str(10**18)  # a bigger cheque
     with pytest.raises(AuthorizationError, match="not signed by"):
-        Payment.decode(dagcbor.encode(record), "a" * 32)
-    with pytest.raises(AuthorizationError, match="not signed by"):
-        Payment.decode(payment.encode(), "b" * 32)  # replayed for another job
-    record = dagcbor.decode(payment.encode())
-    record["max_amount"] = str(10**18)  # a bigger cheque
-    with pytest.raises(AuthorizationError, match="not signed by"):
-        Payment.decode(dagcbor.encode(record), "a" * 32)
+        commitment_of(dagcbor.encode(record), "a" * 32)
+    paid = dagcbor.decode(pay(terms, key, NODE, 10, b"\x01" * 32, b"\x02" * 32, 1).encode())
+    for field, value in (("amount", "11"), ("receiptHash", "0x" + "03" * 32), ("nonce", 2), ("node", CONTRACT)):
+        changed = {**paid, "message": {**paid["message"], field: value}}
+        with pytest.raises(AuthorizationError, match="not signed by"):
+            Envelope.decode(dagcbor.encode(changed), JobPayment)
     with pytest.raises(AuthorizationError, match="not valid DAG-CBOR"):
-        Payment.decode(b"\xa1\x61", "a" * 32)
+        Envelope.decode(b"\xa1\x61", JobCommitment)
     with pytest.raises(AuthorizationError, match="malformed"):
-        Payment.decode(dagcbor.encode({"client": "nope"}), "a" * 32)
+        Envelope.decode(dagcbor.encode({"type": "JobCommitment"}), JobCommitment)
 
 
-def test_usability_checks() -> None:
-    payment, _ = _payment()
-    payment.check_usable(31337, CONTRACT)
+def test_commitment_usability_checks() -> None:
+    terms, _ = _commitment(max_price=100)
+    check_commitment_usable(terms, 31337, CONTRACT, price=100)
     with pytest.raises(AuthorizationError, match="this node settles on"):
-        payment.check_usable(1, CONTRACT)
+        check_commitment_usable(terms, 1, CONTRACT, price=1)
+    record = terms.signed.record
     with pytest.raises(AuthorizationError, match="expires before"):
-        payment.check_usable(31337, CONTRACT, now=payment.expiry)
-    client = Account.create()
-    far = authorize("c" * 32, client.key, NODES, 1, 31337, CONTRACT, [1, 2, 3], int(time.time()) + 8 * 86400)
+        check_commitment_usable(terms, 31337, CONTRACT, price=1, now=record.expiry)
+    with pytest.raises(AuthorizationError, match="at most 100 wei per CPU-second"):
+        check_commitment_usable(terms, 31337, CONTRACT, price=101)
+    far = commit("c" * 32, os.urandom(32), 1, 1, 31337, CONTRACT, int(time.time()) + 8 * 86400)
     with pytest.raises(AuthorizationError, match="7 days"):
-        far.check_usable(31337, CONTRACT)
+        check_commitment_usable(far, 31337, CONTRACT, price=1)
+
+
+def test_amount_is_price_times_cpu_seconds_rounded_up_and_capped() -> None:
+    assert amount_for(0.5, 10**9, 10**15) == 5 * 10**8
+    assert amount_for(0.0000000011, 10**9, 10**15) == 2
+    assert amount_for(10**9, 10**9, 10**15) == 10**15
+    assert amount_for(-1.0, 10**9, 10**15) == 0
 
 
 def test_nonces_never_repeat_even_after_the_counter_file_is_lost(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
-"""Payment: a paid job goes only to nodes the client's payment authorises.
+"""Payment: a paid job goes only to nodes whose chain address the ledger binds to them.
 
-The client signs one authorisation per node it will pay; a node outside that set could
-not claim, so it is refused here rather than asked to work for nothing. An unpaid job does
-not go to a node that charges: it would only decline.
+The client pays after delivery, to the chain address a node's receipt is checked against; a
+node with no bound address could not be paid, so it is refused here rather than asked to work
+for nothing (``payable`` holds the bound addresses).
 """
 
 from __future__ import annotations

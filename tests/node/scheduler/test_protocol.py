@@ -272,19 +272,19 @@ def test_only_the_offering_peer_may_cancel(tmp_path: Path) -> None:
 
 
 class _Settlement:
-    """Records the claims a node queues; accepts any payment."""
+    """Records the deliveries a node keeps as payment evidence; accepts any commitment."""
 
     def __init__(self) -> None:
         self.claims: list[str] = []
 
-    def payment_for_me(self, job_id: str, payment: bytes) -> None:
+    def commitment_for_offer(self, job_id: str, commitment: bytes) -> None:
         return None
 
-    def claim(self, job_id: str, payment: bytes, receipt: bytes, result: CID, cpu_seconds: float) -> None:
+    def delivered(self, job_id: str, commitment: bytes, receipt: bytes, result: CID, cpu_seconds: float) -> None:
         self.claims.append(job_id)
 
 
-def test_a_cancelled_paid_run_claims_nothing_and_a_delivered_one_is_claimed(tmp_path: Path) -> None:
+def test_a_cancelled_paid_run_is_not_payable_and_a_delivered_one_is(tmp_path: Path) -> None:
     cluster = build(tmp_path)
     worker = cluster.executors[0]
     settlement = _Settlement()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from contracts.devchain import fund
-from contracts.payment import chain_job_id
+from contracts.payment import amount_for, chain_job_id
 from node.cluster import ClusterChain, http_json, read_cluster_chain
 from sdk import SyncClient, VerificationError, Wallet, verify_settlement
 from tests.support import REPO_ROOT
@@ -60,8 +60,10 @@ def test_paid_job_settles_once_and_verifies(cluster: Any, tmp_path: Path) -> Non
         text = at_holder.put(b"to be or not to be that is the question\n" * 1000)
     with SyncClient(requester.api_url, wallet=wallet) as client:
         agent = client.deploy(REPO_ROOT / "examples" / "wasm-wordcount")
-        job = client.run(agent, {"text": text}, pay=MAX_PAY)
+        job = client.run(agent, {"text": text}, pay=MAX_PAY)  # waits, verifies the receipt, then pays
         assert job.node == holder.peer_id  # placed next to the data
+        earned = amount_for(job.receipt().usage.cpu_seconds, PRICE, MAX_PAY)
+        assert job.payments[holder.peer_id] == {"accepted": True, "reason": "claim queued", "amount": str(earned)}
         # an unpaid job is refused by nodes that charge, with the reason
         with pytest.raises(Exception, match="charges"):
             client.run(agent, {"text": text})
@@ -71,8 +73,10 @@ def test_paid_job_settles_once_and_verifies(cluster: Any, tmp_path: Path) -> Non
         assert len(checks) == 1
         check = checks[0]
         assert check.node_peer_id == holder.peer_id and check.result == str(job.result_cid)
-        assert 0 < check.amount <= MAX_PAY
+        assert check.amount == earned  # exactly what the receipt's CPU-seconds earn, not maxAmount
         assert wallet.balance() == 10**17 - check.amount
+        assert job.pay()[holder.peer_id]["accepted"]  # paying again resends the same cheque: no second claim
+        assert len(job.verify_settlement()) == 1
         receipt = job.receipt()
         assert receipt.result == job.result_cid
         out = job.result(tmp_path / "result")
@@ -80,11 +84,11 @@ def test_paid_job_settles_once_and_verifies(cluster: Any, tmp_path: Path) -> Non
 
     # malformed or misdirected payments are refused at submission, with the reason
     body = {"agent": str(agent), "inputs": {"text": str(text)}}
-    other = wallet.pay_for("a" * 32, [http_json(f"{holder.api_url}/v1/ledger")["address"]], MAX_PAY).encode().hex()
+    other = wallet.commit("a" * 32, MAX_PAY, PRICE).encode().hex()
     for extra, status, error in (
         ({"payment": other}, 400, "bad_job"),  # no job_id: a payment is signed for one
         ({"payment": "zz", "job_id": "b" * 32}, 400, "bad_job"),
-        ({"payment": other, "job_id": "b" * 32}, 400, "bad_payment"),  # signed for job aaaa..., not bbbb...
+        ({"payment": other, "job_id": "b" * 32}, 400, "bad_payment"),  # committed for job aaaa..., not bbbb...
         ({"job_id": job.job_id}, 409, "job_exists"),
         ({"job_id": "not-hex"}, 400, "bad_job"),
     ):
@@ -165,3 +169,23 @@ def test_a_paid_job_skips_a_node_whose_address_the_ledger_does_not_bind(cluster:
         assert job.node == requester.peer_id  # not the data's holder: it could not prove its address
         refused = {c["peer_id"]: c["reason"] for c in job.explain() if c["verdict"] == "refused"}
         assert "settles on no chain" in refused[holder.peer_id]
+
+
+def test_a_paid_job_asking_for_stake_skips_a_node_that_staked_less(cluster: Any, tmp_path: Path) -> None:
+    from contracts.keys import load_or_create_key
+
+    nodes = cluster(2, chain=True, price=PRICE, batch_size=1)
+    _chain, wallet = funded_client(cluster.directories[0], tmp_path)
+    requester, holder = nodes
+    wallet.ledger.stake(load_or_create_key(Path(requester.data_dir) / "chain.key"), 10**17)
+    with SyncClient(holder.api_url) as at_holder:
+        text = at_holder.put(b"data that lives on a node with no stake\n")
+    with SyncClient(requester.api_url, wallet=wallet) as client:
+        job = client.run(client.deploy(REPO_ROOT / "examples" / "wasm-wordcount"), {"text": text}, pay=MAX_PAY,
+                         min_stake=10**17)  # fmt: skip
+        assert job.node == requester.peer_id  # not the data's holder: it staked nothing
+        explained = {c["peer_id"]: c for c in job.explain()}
+        assert explained[holder.peer_id]["verdict"] == "refused" and explained[holder.peer_id]["stake"] == 0
+        assert "stakes 0 wei, below" in explained[holder.peer_id]["reason"]
+        assert explained[requester.peer_id]["stake"] == 10**17
+        assert job.payments[requester.peer_id]["accepted"]

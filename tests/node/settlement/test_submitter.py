@@ -16,7 +16,7 @@ from web3 import Web3
 from contracts.devchain import DevChain, start_dev_chain
 from contracts.errors import ChainError
 from contracts.ledger import Ledger
-from contracts.payment import authorize
+from contracts.payment import commit, pay
 from node.metrics import Metrics
 from node.settlement.claims import Claim, ClaimState, ClaimStore
 from node.settlement.submitter import ClaimSubmitter
@@ -33,14 +33,9 @@ class Setup:
 
     def claim(self, job: str, amount: int = 1000, expiry: int | None = None) -> Claim:
         self.nonce += 1
-        payment = authorize(job, self.client.key, [self.node.address], 10**6, self.ledger.w3.eth.chain_id,
-                            self.ledger.address, [self.nonce], expiry)  # fmt: skip
-        signed = payment.authorizations[self.node.address]
-        auth = signed.authorization
-        return Claim(job_id=job, chain_job_id=auth.job_id, client=auth.client, node=auth.node,
-                     max_amount=auth.max_amount, expiry=auth.expiry, nonce=auth.nonce, v=signed.v, r=signed.r,
-                     s=signed.s, amount=amount, result_cid=b"\x01\x70\x12\x20" + os.urandom(32),
-                     receipt_hash=os.urandom(32))  # fmt: skip
+        terms = commit(job, self.client.key, 10**6, 10**3, self.ledger.w3.eth.chain_id, self.ledger.address, expiry)
+        payment = pay(terms, self.client.key, self.node.address, amount, os.urandom(32), os.urandom(32), self.nonce)
+        return Claim.of(job, payment.signed)
 
     def submitter(self, ledger: Ledger | None = None, batch_size: int = 10) -> ClaimSubmitter:
         return ClaimSubmitter(ClaimStore(self.path / "claims"), ledger or self.ledger, self.node, Metrics(),
@@ -82,14 +77,15 @@ def test_batch_settles_every_claim_in_one_transaction(setup: Setup) -> None:
 def test_a_refused_claim_fails_with_the_ledger_reason_and_the_rest_settle(setup: Setup) -> None:
     submitter = setup.submitter()
     good = setup.claim("good")
-    too_much = setup.claim("too-much", amount=10**7)  # above maxAmount
+    too_much = setup.claim("too-much")
+    too_much.amount = 1001  # more than the client signed for
     expired = setup.claim("expired", expiry=int(time.time()) - 10)
     for claim in (good, too_much, expired):
         submitter.enqueue(claim)
     assert submitter.flush() == 1
     states = {c.job_id: c for c in submitter.store.all()}
     assert states["good"].state is ClaimState.SETTLED
-    assert states["too-much"].state is ClaimState.FAILED and "maximum" in states["too-much"].error
+    assert states["too-much"].state is ClaimState.FAILED and "not signed by the client" in states["too-much"].error
     assert states["expired"].state is ClaimState.FAILED and "expired" in states["expired"].error
     assert submitter.metrics.value("claims_failed_total") == 2
 
