@@ -8,7 +8,7 @@ retried, so a long-running node never stops on MapFullError.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +55,23 @@ class RecordTables:
         with self._env.begin(db=self._dbs[table]) as txn:
             raws = [value for _, value in txn.cursor()]
         return [dagcbor.decode(raw) for raw in raws]
+
+    def newest_first(self, table: str, before: str | None = None) -> Iterator[tuple[str, Any]]:
+        """(key, record) from the highest key down, starting below ``before`` when given.
+
+        Records are decoded one at a time as the caller consumes them, so a page of a long
+        history reads only that page (and what a filter skips), never the whole table.
+        """
+        with self._env.begin(db=self._dbs[table]) as txn:
+            cursor = txn.cursor()
+            if before is None:
+                found = cursor.last()
+            else:
+                found = cursor.set_range(before.encode())
+                found = cursor.prev() if found else cursor.last()
+            while found:
+                yield cursor.key().decode(), dagcbor.decode(cursor.value())
+                found = cursor.prev()
 
     def count(self, table: str) -> int:
         """Entries in ``table``, from LMDB's own statistics (nothing is read or decoded)."""
