@@ -12,7 +12,6 @@ from typing import Any
 from node.scheduler.job import JobRecord
 from storage.records import RecordTables, Writer
 
-
 MAX_PAGE = 500
 
 
