@@ -12,6 +12,7 @@ const streams = new Map(); // job_id -> EventSource
 const claimsByJob = new Map();
 let selected = null; // job_id shown in the detail panel
 let userSelected = false; // once the user picks a job, the newest job no longer takes over
+let settles = null; // whether this node settles on a chain (from GET /v1/node), so /v1/ledger is asked only then
 
 function el(tag, text, className) {
   const node = document.createElement(tag);
@@ -73,7 +74,9 @@ async function getJSON(path) {
 
 async function loadNode() {
   const { ok, body } = await getJSON("/v1/node");
-  if (ok) document.getElementById("node").textContent = `${body.peer_id} · ${body.region} · v${body.version}`;
+  if (!ok) return;
+  document.getElementById("node").textContent = `${body.peer_id} · ${body.region} · v${body.version}`;
+  settles = Boolean(body.chain);
 }
 
 async function loadReady() {
@@ -217,8 +220,13 @@ function bytes(n) {
 }
 
 async function loadLedger() {
-  const ledger = await getJSON("/v1/ledger");
   const dl = document.getElementById("ledger");
+  if (settles === false) {
+    definitions(dl, [["settlement", "off: this node settles on no chain"]]);
+    return;
+  }
+  if (settles === null) return; // not known yet: the next poll asks
+  const ledger = await getJSON("/v1/ledger");
   if (!ledger.ok) {
     definitions(dl, [["settlement", ledger.body && ledger.body.error === "settlement_off" ? "off: this node settles on no chain" : "unavailable"]]);
     return;
@@ -242,8 +250,8 @@ async function tick() {
   await Promise.all(steps.map((step) => step().catch(() => {})));
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  loadNode().catch(() => {});
+document.addEventListener("DOMContentLoaded", async () => {
+  await loadNode().catch(() => {});
   tick();
   setInterval(tick, POLL_MS);
 });
