@@ -20,6 +20,17 @@ import pytest
 from node.cluster import http_json
 from tests.support import REPO_ROOT, CliRunner
 
+SLOW = REPO_ROOT / "tests" / "agents" / "fixtures" / "slow-python"  # runs for argv[1] seconds
+RECORD_STATES = """() => {
+  window.seenStates = {};
+  const record = () => {
+    for (const tr of document.querySelectorAll("#jobs tr.job")) {
+      const seen = (window.seenStates[tr.dataset.job] ||= []);
+      if (seen[seen.length - 1] !== tr.dataset.state) seen.push(tr.dataset.state);
+    }
+  };
+  new MutationObserver(record).observe(document.querySelector("#jobs tbody"), {childList: true, subtree: true});
+}"""
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -58,6 +69,8 @@ def test_dashboard_shows_peers_a_job_reaching_done_and_its_placement(
     )
     assert packed.returncode == 0, packed.stderr
     agent = packed.stdout.strip()
+    slow = mycel("agent", "pack", SLOW, data_dir_override=Path(requester.data_dir))
+    assert slow.returncode == 0, slow.stderr
     request = urllib.request.Request(f"{holder.api_url}/v1/blobs", b"x", {"Content-Type": "application/octet-stream"})
     with urllib.request.urlopen(request, timeout=30) as response:
         data = json.loads(response.read())["cid"]
@@ -73,6 +86,18 @@ def test_dashboard_shows_peers_a_job_reaching_done_and_its_placement(
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
             page.goto(requester.api_url + "/")
             page.wait_for_selector(f'#peers tr.peer[data-peer="{holder.peer_id}"][data-region="us"]')
+
+            page.evaluate(RECORD_STATES)
+
+            # a job that runs for seconds: the page must follow it live, from running to done
+            body = {"agent": slow.stdout.strip(), "inputs": {"in": data}, "args": ["4"]}
+            live = post_json(f"{requester.api_url}/v1/jobs", body)["job_id"]
+            page.wait_for_selector(f'#jobs tr.job[data-job="{live}"][data-state="done"]', timeout=90_000)
+            seen = page.evaluate("(id) => window.seenStates[id]", live)
+            order = ["queued", "placing", "running", "verifying", "done"]
+            assert "running" in seen and seen == sorted(seen, key=order.index), seen
+            streamed = page.evaluate("() => performance.getEntriesByType('resource').map((e) => e.name)")
+            assert f"{requester.api_url}/v1/jobs/{live}/events" in streamed  # followed by its event stream
 
             job_id = post_json(f"{requester.api_url}/v1/jobs", {"agent": agent, "inputs": {"in": data}})["job_id"]
             page.wait_for_selector(f'#jobs tr.job[data-job="{job_id}"][data-state="done"]', timeout=90_000)
@@ -95,7 +120,7 @@ def test_dashboard_shows_peers_a_job_reaching_done_and_its_placement(
     listed = mycel("job", "list", "--json", "--api", requester.api_url)
     assert listed.returncode == 0, listed.stderr
     jobs = json.loads(listed.stdout)["jobs"]
-    assert [(j["job_id"], j["state"], j["agent"]) for j in jobs] == [(job_id, "done", agent)]
+    assert [(j["job_id"], j["state"]) for j in jobs] == [(job_id, "done"), (live, "done")]
     assert "no jobs" in mycel("job", "list", "--state", "running", "--api", requester.api_url).stdout
     table = mycel("job", "list", "--agent", agent, "--limit", "1", "--api", requester.api_url).stdout
     assert table.startswith(f"{job_id}  done")

@@ -127,9 +127,7 @@ async function loadJobs() {
   const { ok, body } = await getJSON("/v1/jobs?limit=50");
   if (!ok) return;
   for (const summary of body.jobs || []) {
-    const known = jobs.get(summary.job_id);
-    // the polled list never moves a job back from a state its event stream already reported
-    if (!known || !FINAL.has(known.state) || FINAL.has(summary.state)) jobs.set(summary.job_id, summary);
+    update(summary);
     if (!FINAL.has(summary.state)) follow(summary.job_id);
   }
   const newest = (body.jobs || [])[0];
@@ -137,23 +135,49 @@ async function loadJobs() {
   renderJobs();
 }
 
+// Keep what is known of a job unless the news is older: the polled list, the event stream
+// and the job's own record answer at different moments, and the page must never step back.
+function update(summary) {
+  const known = jobs.get(summary.job_id);
+  if (!known || summary.updated >= known.updated) jobs.set(summary.job_id, summary);
+}
+
+// The event stream says when a job changed; what changed is read from the job itself, because
+// a stream replays the history first and its events carry no time to order them by.
 function follow(jobId) {
   if (streams.has(jobId) || streams.size >= MAX_STREAMS) return;
   const source = new EventSource(`/v1/jobs/${encodeURIComponent(jobId)}/events`);
   streams.set(jobId, source);
   source.addEventListener("state", (message) => {
     const event = JSON.parse(message.data);
-    const job = jobs.get(jobId);
-    if (job) {
-      job.state = event.state;
-      job.reason = event.reason;
-      job.updated = Date.now() / 1000;
-    }
-    renderJobs();
-    if (jobId === selected) loadDetail(jobId);
+    refresh(jobId);
     if (FINAL.has(event.state)) { source.close(); streams.delete(jobId); }
   });
   source.onerror = () => { source.close(); streams.delete(jobId); }; // the next poll reopens it if still live
+}
+
+const refreshing = new Map(); // job_id -> {again}: one read in flight per job, repeated if more news came
+
+async function refresh(jobId) {
+  const pending = refreshing.get(jobId);
+  if (pending) { pending.again = true; return; }
+  const mark = { again: false };
+  refreshing.set(jobId, mark);
+  try {
+    do {
+      mark.again = false;
+      const { ok, body } = await getJSON(`/v1/jobs/${encodeURIComponent(jobId)}`);
+      const last = ok ? (body.transitions || []).slice(-1)[0] : null;
+      if (last) {
+        const first = body.transitions[0];
+        update({ job_id: jobId, state: body.state, agent: body.agent, created: first.at, updated: last.at, reason: last.reason });
+        renderJobs();
+        if (jobId === selected) loadDetail(jobId);
+      }
+    } while (mark.again);
+  } finally {
+    refreshing.delete(jobId);
+  }
 }
 
 function select(jobId) {
