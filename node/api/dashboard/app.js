@@ -114,7 +114,7 @@ function renderJobs() {
   const list = [...jobs.values()].sort((a, b) => b.created - a.created);
   document.getElementById("job-count").textContent = `(${list.length})`;
   fill(document.querySelector("#jobs tbody"), list.map((job) => {
-    const tr = row([idCell(job.job_id), stateCell(job.state), idCell(job.agent), when(job.created), job.reason],
+    const tr = row([idCell(job.job_id), stateCell(job.state), idCell(job.agent), when(job.created), el("span", job.reason, "wrap")],
       "job" + (job.job_id === selected ? " selected" : ""));
     tr.dataset.job = job.job_id;
     tr.dataset.state = job.state;
@@ -201,10 +201,10 @@ async function loadDetail(jobId) {
   const candidates = placement.ok ? placement.body.candidates || [] : [];
   const tbody = document.querySelector("#placement tbody");
   fill(tbody, candidates.length ? candidates.map((c) =>
-    row([el("span", c.verdict, "verdict " + c.verdict), idCell(c.peer_id), c.reason], "candidate"))
+    row([el("span", c.verdict, "verdict " + c.verdict), idCell(c.peer_id), el("span", c.reason, "wrap")], "candidate"))
     : [row(["", "", "not placed yet"])]);
   document.getElementById("transitions").replaceChildren(...(detail.transitions || []).map((t) =>
-    el("li", `${when(t.at)} ${t.state}: ${t.reason}`)));
+    el("li", `${when(t.at)} ${t.state}: ${t.reason}`, "wrap")));
   const pairs = [["paid", detail.paid ? "yes" : "no"], ["chain job id", el("code", detail.chain_job_id)]];
   if (detail.result) pairs.push(["result", el("code", detail.result)]);
   for (const [peer, cid] of Object.entries(detail.receipts || {})) {
