@@ -16,6 +16,7 @@ from node.scheduler.job import JobRecord, JobSpec, JobState, Transition
 from node.scheduler.jobstore import JobStore, new_job_id
 from storage.blockstore import BlockStore
 from storage.cid import CID
+from tests.support import REPO_ROOT
 
 AGENT = CID.for_block(b"agent", 0x71)
 
@@ -126,3 +127,33 @@ async def test_the_dashboard_is_served_with_a_strict_content_security_policy(api
     assert (await client.get("/dashboard/style.css")).content_type == "text/css"
     for name in ("index.html", "nope.js", "..%2Fapp.py", "__init__.py"):
         assert (await client.get(f"/dashboard/{name}")).status == 404, name
+
+
+async def test_the_sdk_pages_through_the_job_list(api: Any) -> None:
+    from sdk.client import Client
+
+    client, service = api
+    ids = []
+    for i in range(3):
+        job = JobRecord(new_job_id(), JobSpec(agent=AGENT))
+        job.transitions.append(Transition(JobState.QUEUED, 10.0 + i, "submitted"))
+        service.jobs.save(job)
+        ids.append(job.job_id)
+    async with Client(str(client.make_url("")).rstrip("/")) as sdk:
+        first, cursor = await sdk.jobs(limit=2)
+        rest, end = await sdk.jobs(limit=2, cursor=cursor)
+        assert [j["job_id"] for j in first + rest] == ids[::-1] and end is None
+        assert (await sdk.jobs(state="done"))[0] == []
+        assert [j["job_id"] for j in (await sdk.jobs(agent=AGENT, limit=1))[0]] == [ids[2]]
+
+
+def test_the_dashboard_assets_are_package_data() -> None:
+    """An installed (non-editable) node serves the same page: setuptools ships every asset."""
+    import fnmatch
+    import tomllib
+
+    from node.api.dashboard import ASSETS
+
+    patterns = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = patterns["node.api.dashboard"]
+    assert all(any(fnmatch.fnmatch(name, pattern) for pattern in shipped) for name in ASSETS)
