@@ -93,6 +93,10 @@ class Writer:
     def put(self, table: str, key: str, record: Any, overwrite: bool = True) -> bool:
         return bool(self._txn.put(key.encode(), dagcbor.encode(record), overwrite=overwrite, db=self._dbs[table]))
 
+    def clear(self, table: str) -> None:
+        """Empty ``table`` (it stays open), e.g. before rebuilding a derived index in the same transaction."""
+        self._txn.drop(self._dbs[table], delete=False)
+
     def delete(self, table: str, key: str) -> bool:
         return bool(self._txn.delete(key.encode(), db=self._dbs[table]))
 

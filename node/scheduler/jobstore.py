@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,14 @@ class JobStore:
     def __init__(self, path: Path) -> None:
         self._tables = RecordTables(path, ("jobs", "answers", "index"))
         if self._tables.count("index") != self._tables.count("jobs"):  # a store from before the index
-            self._tables.put_many("index", [(_index_key(job), _summary(job)) for job in self.all()])
+            entries = [(_index_key(job), _summary(job)) for job in self.all()]
+
+            def rebuild(writer: Writer) -> None:
+                writer.clear("index")
+                for key, summary in entries:
+                    writer.put("index", key, summary)
+
+            self._tables.write(rebuild)
 
     def save(self, job: JobRecord) -> None:
         """Write the whole record and its index entry in one transaction: a crash leaves the old
@@ -50,12 +58,13 @@ class JobStore:
         limit = max(1, min(limit, MAX_PAGE))
         found: list[dict[str, Any]] = []
         last_key = None
-        for key, summary in self._tables.newest_first("index", cursor):
-            if (state is None or summary["state"] == state) and (agent is None or summary["agent"] == agent):
-                if len(found) == limit:
-                    return found, last_key
-                found.append(summary)
-                last_key = key
+        with closing(self._tables.newest_first("index", cursor)) as entries:  # ends the read transaction
+            for key, summary in entries:
+                if (state is None or summary["state"] == state) and (agent is None or summary["agent"] == agent):
+                    if len(found) == limit:
+                        return found, last_key
+                    found.append(summary)
+                    last_key = key
         return found, None
 
     def cursor_after(self, job_id: str) -> str | None:

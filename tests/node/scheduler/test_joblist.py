@@ -77,3 +77,16 @@ def test_a_store_written_before_the_index_is_indexed_on_open(tmp_path: Path) -> 
     store = JobStore(tmp_path / "jobs")
     assert [s["job_id"] for s in store.page()[0]] == [jobs[1].job_id, jobs[0].job_id]
     store.close()
+
+
+def test_a_stale_index_is_rebuilt_from_the_jobs(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "jobs")
+    job = make(3.0)
+    store.save(job)
+    store.close()
+    tables = RecordTables(tmp_path / "jobs", ("jobs", "answers", "index"))
+    tables.put("index", "00000000000000000001.stale", {"job_id": "stale", "state": "queued", "agent": "x"})
+    tables.close()
+    reopened = JobStore(tmp_path / "jobs")
+    assert [s["job_id"] for s in reopened.page()[0]] == [job.job_id]
+    reopened.close()
