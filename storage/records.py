@@ -8,7 +8,7 @@ retried, so a long-running node never stops on MapFullError.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,7 +56,7 @@ class RecordTables:
             raws = [value for _, value in txn.cursor()]
         return [dagcbor.decode(raw) for raw in raws]
 
-    def newest_first(self, table: str, before: str | None = None) -> Iterator[tuple[str, Any]]:
+    def newest_first(self, table: str, before: str | None = None) -> Generator[tuple[str, Any], None, None]:
         """(key, record) from the highest key down, starting below ``before`` when given.
 
         Records are decoded one at a time as the caller consumes them, so a page of a long
