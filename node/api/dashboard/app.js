@@ -272,6 +272,8 @@ async function loadLedger() {
 async function tick() {
   const steps = [loadReady, loadPeers, loadJobs, loadStorage, loadLedger];
   await Promise.all(steps.map((step) => step().catch(() => {})));
+  // the shown job is read again: its receipt and its claim's settlement arrive after it ends
+  if (selected) await loadDetail(selected).catch(() => {});
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
