@@ -35,6 +35,8 @@ class JobStore:
 
         def change(writer: Writer) -> None:
             writer.put("jobs", job.job_id, job.to_record())
+            if job.transitions:  # listed by creation time from now on: drop a listing from before it had one
+                writer.delete("index", _index_key(JobRecord(job.job_id, job.spec)))
             writer.put("index", _index_key(job), _summary(job))
 
         self._tables.write(change)

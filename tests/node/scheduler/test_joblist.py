@@ -60,6 +60,14 @@ def test_a_new_state_replaces_the_listed_one(store: JobStore) -> None:
     assert [(s["job_id"], s["state"]) for s in listed] == [(job.job_id, "placing")]
 
 
+def test_a_job_saved_before_its_first_transition_is_listed_once(store: JobStore) -> None:
+    job = JobRecord(new_job_id(), JobSpec(agent=AGENTS[0]))
+    store.save(job)
+    job.move(JobState.QUEUED, "submitted")
+    store.save(job)
+    assert [(s["job_id"], s["state"]) for s in store.page()[0]] == [(job.job_id, "queued")]
+
+
 def test_the_limit_is_bounded(store: JobStore) -> None:
     for i in range(MAX_PAGE + 3):
         store.save(make(float(i)))
