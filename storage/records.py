@@ -8,7 +8,7 @@ retried, so a long-running node never stops on MapFullError.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,6 +56,23 @@ class RecordTables:
             raws = [value for _, value in txn.cursor()]
         return [dagcbor.decode(raw) for raw in raws]
 
+    def newest_first(self, table: str, before: str | None = None) -> Generator[tuple[str, Any], None, None]:
+        """(key, record) from the highest key down, starting below ``before`` when given.
+
+        Records are decoded one at a time as the caller consumes them, so a page of a long
+        history reads only that page (and what a filter skips), never the whole table.
+        """
+        with self._env.begin(db=self._dbs[table]) as txn:
+            cursor = txn.cursor()
+            if before is None:
+                found = cursor.last()
+            else:
+                found = cursor.set_range(before.encode())
+                found = cursor.prev() if found else cursor.last()
+            while found:
+                yield cursor.key().decode(), dagcbor.decode(cursor.value())
+                found = cursor.prev()
+
     def count(self, table: str) -> int:
         """Entries in ``table``, from LMDB's own statistics (nothing is read or decoded)."""
         with self._env.begin() as txn:
@@ -75,6 +92,10 @@ class Writer:
 
     def put(self, table: str, key: str, record: Any, overwrite: bool = True) -> bool:
         return bool(self._txn.put(key.encode(), dagcbor.encode(record), overwrite=overwrite, db=self._dbs[table]))
+
+    def clear(self, table: str) -> None:
+        """Empty ``table`` (it stays open), e.g. before rebuilding a derived index in the same transaction."""
+        self._txn.drop(self._dbs[table], delete=False)
 
     def delete(self, table: str, key: str) -> bool:
         return bool(self._txn.delete(key.encode(), db=self._dbs[table]))

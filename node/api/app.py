@@ -15,10 +15,13 @@ from aiohttp import web
 
 from agents.bundle import open_bundle, pack
 from agents.errors import ManifestError
+from node.api.dashboard import routes as dashboard_routes
 from node.api.errors import METRICS_KEY, SERVICE_KEY, ApiError, error_middleware
+from node.api.joblist import routes as job_list_routes
 from node.api.jobs import routes as job_routes
 from node.api.ledger import routes as ledger_routes
 from node.api.openapi import document
+from node.api.ops import routes as ops_routes
 from storage.cid import CID
 from storage.errors import StorageError
 from storage.files import add_path, get_path
@@ -56,6 +59,9 @@ def build_app(service: NodeService) -> web.Application:
             web.get("/metrics", get_metrics),
             *job_routes(),
             *ledger_routes(),
+            *job_list_routes(),
+            *ops_routes(),
+            *dashboard_routes(),
         ]
     )
     return app

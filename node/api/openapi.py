@@ -79,7 +79,22 @@ def document(version: str) -> dict[str, Any]:
                     "accepted",
                     (400, 401, 409),
                     write=True,
-                )
+                ),
+                "get": {
+                    **_op(
+                        "Jobs this node requested, newest first (summaries: state, agent, times, last reason); "
+                        "next_cursor pages on",
+                        "jobs",
+                        (400,),
+                    ),
+                    "parameters": [
+                        {"name": "state", "in": "query", "schema": {"type": "string"}},
+                        {"name": "agent", "in": "query", "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        {"name": "after", "in": "query", "schema": {"type": "string"}},
+                    ],
+                },
             },
             "/v1/jobs/{id}": {
                 "get": _op("A job: state, every transition with its reason, results, receipts", "job", (404,)),
@@ -105,5 +120,20 @@ def document(version: str) -> dict[str, Any]:
             },
             "/v1/openapi.json": {"get": _op("This document", "OpenAPI document")},
             "/metrics": {"get": _op("Prometheus metrics", "text exposition format")},
+            "/v1/storage": {"get": _op("Block store use: blocks, bytes, quota, pins", "storage")},
+            "/health": {"get": _op("Liveness: 200 whenever the process serves HTTP", "alive")},
+            "/ready": {
+                "get": {
+                    **_op("Readiness: store open, libp2p up, chain reachable when configured", "ready"),
+                    "responses": {"200": {"description": "ready"}, "503": {"description": "not ready: failed checks"}},
+                }
+            },
+            "/": {"get": _op("The web dashboard (read-only; HTML)", "dashboard page")},
+            "/dashboard/{asset}": {
+                "get": {
+                    **_op("Dashboard assets (app.js, style.css)", "asset", (404,)),
+                    "parameters": [{"name": "asset", "in": "path", "required": True, "schema": {"type": "string"}}],
+                }
+            },
         },
     }

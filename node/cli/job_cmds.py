@@ -1,4 +1,4 @@
-"""``mycel job run|status|explain|logs|result``: jobs through a node's HTTP API."""
+"""``mycel job run|list|status|explain|logs|result``: jobs through a node's HTTP API."""
 
 from __future__ import annotations
 
@@ -173,6 +173,39 @@ def job_status(job_id: str, api_url: str, as_json: bool) -> None:
     click.echo(f"job {job_id}: {job['state']}")
     for transition in job["transitions"]:
         click.echo(f"  {transition['state']:9} {transition['reason']}")
+
+
+JOB_STATES = ["queued", "placing", "running", "verifying", "done", "failed", "cancelled"]
+
+
+@job_group.command("list")
+@click.option("--state", type=click.Choice(JOB_STATES), help="Only jobs in this state.")
+@click.option("--agent", help="Only jobs of this agent (its CID).")
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+@click.option("--cursor", help="Continue from where the previous page stopped (its next_cursor).")
+@API_OPTION
+@JSON_OPTION
+def job_list(state: str | None, agent: str | None, limit: int, cursor: str | None, api_url: str, as_json: bool) -> None:
+    """Jobs this node requested, newest first. Example: mycel job list --state running"""
+    from sdk.errors import SdkError
+    from sdk.sync import SyncClient
+
+    try:
+        with SyncClient(api_url, timeout=60) as client:
+            jobs, next_cursor = client.jobs(state=state, agent=agent, limit=limit, cursor=cursor)
+    except SdkError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({"jobs": jobs, "next_cursor": next_cursor}))
+        return
+    if not jobs:
+        click.echo("no jobs")
+        return
+    for job in jobs:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job["created"]))
+        click.echo(f"{job['job_id']}  {job['state']:9}  {created}  {job['agent']}  {job['reason']}")
+    if next_cursor is not None:
+        click.echo(f"more: mycel job list --limit {limit} --cursor {next_cursor}", err=True)
 
 
 @job_group.command("explain")

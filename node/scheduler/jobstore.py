@@ -6,20 +6,40 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from node.scheduler.job import JobRecord
-from storage.records import RecordTables
+from storage.records import RecordTables, Writer
+
+MAX_PAGE = 500
 
 
 class JobStore:
     def __init__(self, path: Path) -> None:
-        self._tables = RecordTables(path, ("jobs", "answers"))
+        self._tables = RecordTables(path, ("jobs", "answers", "index"))
+        if self._tables.count("index") != self._tables.count("jobs"):  # a store from before the index
+            entries = [(_index_key(job), _summary(job)) for job in self.all()]
+
+            def rebuild(writer: Writer) -> None:
+                writer.clear("index")
+                for key, summary in entries:
+                    writer.put("index", key, summary)
+
+            self._tables.write(rebuild)
 
     def save(self, job: JobRecord) -> None:
-        """Write the whole record in one transaction: a crash leaves the old or the new, never half."""
-        self._tables.put("jobs", job.job_id, job.to_record())
+        """Write the whole record and its index entry in one transaction: a crash leaves the old
+        or the new, never half, and never a listing that disagrees with the job."""
+
+        def change(writer: Writer) -> None:
+            writer.put("jobs", job.job_id, job.to_record())
+            if job.transitions:  # listed by creation time from now on: drop a listing from before it had one
+                writer.delete("index", _index_key(JobRecord(job.job_id, job.spec)))
+            writer.put("index", _index_key(job), _summary(job))
+
+        self._tables.write(change)
 
     def get(self, job_id: str) -> JobRecord | None:
         record = self._tables.get("jobs", job_id)
@@ -28,6 +48,31 @@ class JobStore:
     def all(self) -> Iterator[JobRecord]:
         for record in self._tables.values("jobs"):
             yield JobRecord.from_record(record)
+
+    def page(
+        self, *, state: str | None = None, agent: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Job summaries, newest first, and the cursor of the next page (None on the last one).
+
+        Reads the small index entries only, never the jobs' transitions, placements and logs;
+        ``cursor`` is the value a previous page returned (or ``cursor_after(job_id)``).
+        """
+        limit = max(1, min(limit, MAX_PAGE))
+        found: list[dict[str, Any]] = []
+        last_key = None
+        with closing(self._tables.newest_first("index", cursor)) as entries:  # ends the read transaction
+            for key, summary in entries:
+                if (state is None or summary["state"] == state) and (agent is None or summary["agent"] == agent):
+                    if len(found) == limit:
+                        return found, last_key
+                    found.append(summary)
+                    last_key = key
+        return found, None
+
+    def cursor_after(self, job_id: str) -> str | None:
+        """The cursor that lists the jobs created before ``job_id`` (None if there is no such job)."""
+        job = self.get(job_id)
+        return None if job is None else _index_key(job)
 
     def unfinished(self) -> list[JobRecord]:
         return [job for job in self.all() if not job.state.final]
@@ -42,6 +87,24 @@ class JobStore:
 
     def close(self) -> None:
         self._tables.close()
+
+
+def _index_key(job: JobRecord) -> str:
+    """Creation time, in fixed-width microseconds, then the id: LMDB's byte order is time order."""
+    created = job.transitions[0].at if job.transitions else 0.0
+    return f"{round(created * 1e6):020d}.{job.job_id}"
+
+
+def _summary(job: JobRecord) -> dict[str, Any]:
+    last = job.transitions[-1] if job.transitions else None
+    return {
+        "job_id": job.job_id,
+        "state": job.state.value,
+        "agent": str(job.spec.agent),
+        "created": job.transitions[0].at if job.transitions else 0.0,
+        "updated": last.at if last else 0.0,
+        "reason": last.reason if last else "",
+    }
 
 
 def new_job_id() -> str:
