@@ -5,9 +5,24 @@ everything that comes back (content, receipts, on-chain settlement) without trus
 """
 
 from sdk.client import Client, Job
-from sdk.errors import JobFailedError, NodeApiError, NodeUnreachableError, SdkError, VerificationError
+from sdk.errors import (
+    JobFailedError,
+    NodeApiError,
+    NodeUnreachableError,
+    SdkError,
+    UsageError,
+    VerificationError,
+)
 from sdk.sync import SyncClient, SyncJob
-from sdk.verify import SettlementCheck, verify_bytes, verify_path, verify_receipt, verify_settlement
+from sdk.verify import (
+    SettlementCheck,
+    bytes_match,
+    path_matches,
+    verify_bytes,
+    verify_path,
+    verify_receipt,
+    verify_settlement,
+)
 from sdk.wallet import Wallet
 
 __all__ = [
@@ -20,8 +35,11 @@ __all__ = [
     "SettlementCheck",
     "SyncClient",
     "SyncJob",
+    "UsageError",
     "VerificationError",
     "Wallet",
+    "bytes_match",
+    "path_matches",
     "verify_bytes",
     "verify_path",
     "verify_receipt",

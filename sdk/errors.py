@@ -25,3 +25,8 @@ class VerificationError(SdkError):
 
 class JobFailedError(SdkError):
     """A job ended failed or cancelled; the message carries the node's reason."""
+
+
+class UsageError(SdkError):
+    """The call cannot be done as asked (a destination that already holds files, a directory CID
+    given to ``cat``); nothing was written and the node is not at fault."""
