@@ -59,8 +59,9 @@ def node_start(
 @click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MYCEL_DATA_DIR", default="~/.mycelnet"
 )
-@click.option("--api", "api_url", envvar=API_URL_ENV, default=None,
-              help=f"Ask the node at this API URL instead of the one running from DATA_DIR (env {API_URL_ENV}).")  # fmt: skip
+@click.option(
+    "--api", "api_url", envvar=API_URL_ENV, default=None, help=f"Ask the node at this URL (env {API_URL_ENV})."
+)
 @click.option(
     "--token", "api_token", envvar=API_TOKEN_ENV, default=None, help=f"API bearer token (env {API_TOKEN_ENV})."
 )
