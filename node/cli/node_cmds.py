@@ -71,18 +71,19 @@ def node_status(data_dir: Path, api_url: str | None, api_token: str | None, as_j
     from node.service import read_state
     from sdk.errors import NodeUnreachableError
 
+    running = None
     if api_url is None:
         state = read_state(resolve_data_dir(data_dir))
         if state is None:
             raise click.ClickException(f"no node is running from {resolve_data_dir(data_dir)} (or name one with --api)")
         api_url = str(state["api_url"])
         running = f"node {state['peer_id']} (pid {state['pid']})"
-    else:
-        running = f"the node at {api_url}"
     with sdk_client(api_url, api_token) as client:
         try:
             info, peers = client.node(), client.peers()
         except NodeUnreachableError as exc:
+            if running is None:
+                raise
             raise click.ClickException(f"{running} does not answer: {exc}") from None
     if as_json:
         click.echo(json.dumps({**info, "peers": peers}))
