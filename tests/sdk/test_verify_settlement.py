@@ -7,7 +7,7 @@ hashes, results, Ed25519 bindings) are exercised exactly, with no chain to start
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import nacl.signing
 import pytest
@@ -51,8 +51,8 @@ class Runner:
 
 
 class FakeLedger:
-    settlements_for: list[Settlement] = []
-    registered: dict[str, tuple[bytes, bytes]] = {}
+    settlements_for: ClassVar[list[Settlement]] = []
+    registered: ClassVar[dict[str, tuple[bytes, bytes]]] = {}
 
     def __init__(self, w3: Any, contract: str) -> None:
         self.address = contract
