@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,9 @@ JOB = "a" * 32
 
 
 @pytest.fixture
-def node() -> FakeNode:
+def node() -> Iterator[FakeNode]:
     with fake_node() as serving:
-        yield serving  # type: ignore[misc]
+        yield serving
 
 
 def _tree(root: Path) -> Path:
