@@ -117,6 +117,19 @@ def test_a_failed_job_exits_1_with_one_line(node: FakeNode, mycel: CliRunner) ->
     assert result.returncode == 1 and JOB in _one_error_line(result.stderr)
 
 
+def test_job_run_of_a_failing_job_exits_1_not_3(mycel: CliRunner) -> None:
+    """A failed job is an operation that failed (1), not a verification that failed (3)."""
+    with fake_node() as open_node:
+        open_node.submitted_states = ["queued", "running", "failed"]
+        ran = mycel("job", "run", "bafkreiagent", "--api", open_node.url)
+    assert ran.returncode == 1
+    lines = ran.stderr.strip().splitlines()
+    assert lines[0].startswith("job ") and "Traceback" not in ran.stderr  # the id, then live progress
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:]  # the failure, once
+    assert lines[-1].startswith(f"error: job {lines[0].split()[1]} failed: reason 2")
+    assert ran.stdout == ""
+
+
 def test_job_cancel_calls_delete(node: FakeNode, mycel: CliRunner) -> None:
     node.add_job(JOB, ["queued", "running"])
     cancelled = mycel("job", "cancel", JOB, "--api", node.url, "--token", node.token)

@@ -51,6 +51,8 @@ class FakeNode:
     requests: list[str] = field(default_factory=list)
     # called (on a worker thread) between the event stream's events; may block to hold the stream open
     between_events: Callable[[int], None] = lambda index: None
+    # the states a job submitted with POST /v1/jobs goes through
+    submitted_states: list[str] = field(default_factory=lambda: ["queued", "running", "done"])
     loop: asyncio.AbstractEventLoop | None = None
 
     def add_file(self, data: bytes) -> CID:
@@ -127,7 +129,7 @@ def _app(node: FakeNode) -> web.Application:
 
     async def post_job(request: web.Request) -> web.Response:
         body = await request.json()
-        job = node.add_job(body["job_id"], ["queued", "running", "done"], node.add_file(b"result\n"))
+        job = node.add_job(body["job_id"], node.submitted_states, node.add_file(b"result\n"))
         return web.json_response({"job_id": job["job_id"], "state": "queued"}, status=201)
 
     async def delete_job(request: web.Request) -> web.Response:
