@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import socket
 import tarfile
 import tempfile
@@ -129,7 +130,8 @@ def _app(node: FakeNode) -> web.Application:
 
     async def post_job(request: web.Request) -> web.Response:
         body = await request.json()
-        job = node.add_job(body["job_id"], node.submitted_states, node.add_file(b"result\n"))
+        job_id = body.get("job_id") or os.urandom(16).hex()
+        job = node.add_job(job_id, node.submitted_states, node.add_file(b"result\n"))
         return web.json_response({"job_id": job["job_id"], "state": "queued"}, status=201)
 
     async def delete_job(request: web.Request) -> web.Response:
