@@ -160,7 +160,7 @@ def _app(node: FakeNode) -> web.Application:
         signed = node.receipts.get(request.match_info["id"])
         return web.Response(body=signed, content_type="application/cbor") if signed else missing("receipt")
 
-    app = web.Application(middlewares=[record])
+    app = web.Application(middlewares=[record], client_max_size=1 << 30)
     app.add_routes([
         web.get("/v1/node", node_info),
         web.get("/v1/peers", peers),
