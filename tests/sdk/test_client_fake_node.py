@@ -165,4 +165,3 @@ def test_put_of_bytes_and_directories_is_checked(node: FakeNode, tmp_path: Path)
         cid = client.put(_tree(tmp_path / "src"))
         assert str(cid) in node.blobs
         assert client.put(b"bytes") == CID.parse(str(node.add_file(b"bytes")))
-
