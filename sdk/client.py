@@ -87,7 +87,9 @@ class Client:
                 yield response
         except aiohttp.ClientConnectionError as exc:
             raise NodeUnreachableError(f"no mycelnet node answers at {self.url}: {exc}") from None
-        except (aiohttp.ClientResponseError, aiohttp.ClientPayloadError):
+        except aiohttp.ClientPayloadError as exc:
+            raise NodeUnreachableError(f"{self.url} cut its answer to {method} {path} short: {exc}") from None
+        except aiohttp.ClientResponseError:
             raise NodeUnreachableError(
                 f"{self.url} does not answer in HTTP; is it the node's API address (not its libp2p port)?"
             ) from None
