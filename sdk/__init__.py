@@ -11,10 +11,19 @@ from sdk.errors import (
     NodeUnreachableError,
     PaymentRefusedError,
     SdkError,
+    UsageError,
     VerificationError,
 )
 from sdk.sync import SyncClient, SyncJob
-from sdk.verify import SettlementCheck, verify_bytes, verify_path, verify_receipt, verify_settlement
+from sdk.verify import (
+    SettlementCheck,
+    bytes_match,
+    path_matches,
+    verify_bytes,
+    verify_path,
+    verify_receipt,
+    verify_settlement,
+)
 from sdk.wallet import Wallet
 
 __all__ = [
@@ -28,8 +37,11 @@ __all__ = [
     "SettlementCheck",
     "SyncClient",
     "SyncJob",
+    "UsageError",
     "VerificationError",
     "Wallet",
+    "bytes_match",
+    "path_matches",
     "verify_bytes",
     "verify_path",
     "verify_receipt",

@@ -8,13 +8,15 @@ against the executing node's signed receipt.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
+import shutil
 import tarfile
 import tempfile
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,6 +32,7 @@ from sdk.errors import (
     NodeUnreachableError,
     PaymentRefusedError,
     SdkError,
+    UsageError,
     VerificationError,
 )
 from sdk.verify import SettlementCheck, verify_bytes, verify_path, verify_receipt, verify_settlement
@@ -69,16 +72,38 @@ class Client:
         return self._session
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        async with self._request(method, path, **kwargs) as response:
+            body = await response.read()
+            if response.content_type == "application/json":
+                return json.loads(body)
+            return body
+
+    @asynccontextmanager
+    async def _request(
+        self, method: str, path: str, stream: bool = False, **kwargs: Any
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One request; a 4xx/5xx answer is NodeApiError, no answer or a non-HTTP one NodeUnreachableError.
+
+        ``stream`` lifts the overall time limit (an event stream lasts as long as its job);
+        connecting and the first answer are still bounded.
+        """
+        if stream:
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=None, connect=self._timeout.total)
         try:
             async with self._http().request(method, self.url + path, **kwargs) as response:
-                body = await response.read()
                 if response.status >= 400:
-                    raise _api_error(response.status, body)
-                if response.content_type == "application/json":
-                    return json.loads(body)
-                return body
+                    raise _api_error(response.status, await response.read())
+                yield response
         except aiohttp.ClientConnectionError as exc:
             raise NodeUnreachableError(f"no mycelnet node answers at {self.url}: {exc}") from None
+        except aiohttp.ClientPayloadError as exc:
+            raise NodeUnreachableError(f"{self.url} cut its answer to {method} {path} short: {exc}") from None
+        except aiohttp.ClientResponseError:
+            raise NodeUnreachableError(
+                f"{self.url} does not answer in HTTP; is it the node's API address (not its libp2p port)?"
+            ) from None
+        except TimeoutError:
+            raise NodeUnreachableError(f"{self.url} did not answer {method} {path} in time") from None
 
     # -- the node ----------------------------------------------------------------------
     async def node(self) -> dict[str, Any]:
@@ -98,72 +123,109 @@ class Client:
             answer = await self._call("POST", "/v1/blobs", data=content,
                                       headers={"Content-Type": "application/octet-stream"})  # fmt: skip
             cid = CID.parse(answer["cid"])
-            if not verify_bytes(cid, content):
-                raise VerificationError(f"the node answered {cid}, which is not the CID of the bytes sent")
+            try:
+                await asyncio.to_thread(verify_bytes, cid, content)
+            except VerificationError as exc:
+                raise VerificationError(
+                    f"the node answered {cid}, which is not the CID of the bytes sent: {exc}"
+                ) from None
             return cid
         path = Path(content)
         if not path.is_dir() and not path.is_file():
-            raise SdkError(f"{path} is neither a file nor a directory")
+            raise UsageError(f"{path} is neither a file nor a directory")
         with tempfile.TemporaryFile() as scratch:  # streamed from disk: a dataset never sits in memory
             body: IO[bytes]
             if path.is_dir():
-                _tar(path, scratch)
+                await asyncio.to_thread(_tar, path, scratch)
                 scratch.seek(0)
                 body, kind = scratch, "application/x-tar"
             else:
                 body, kind = open(path, "rb"), "application/octet-stream"  # noqa: SIM115 - closed below
             try:
-                answer = await self._call("POST", f"/v1/blobs?name={path.name}", data=body,
+                answer = await self._call("POST", "/v1/blobs", params={"name": path.name}, data=body,
                                           headers={"Content-Type": kind})  # fmt: skip
             finally:
                 body.close()
         cid = CID.parse(answer["cid"])
-        if not verify_path(cid, path):
-            raise VerificationError(f"the node answered {cid}, which is not the CID of {path}")
+        try:
+            await asyncio.to_thread(verify_path, cid, path)
+        except VerificationError as exc:
+            raise VerificationError(f"the node answered {cid}, which is not the CID of {path}: {exc}") from None
         return cid
 
     async def get(self, cid: CID | str, dest: str | os.PathLike[str]) -> Path:
-        """Download a file or directory to ``dest`` and re-hash it; VerificationError if it differs."""
+        """Download a file or directory to ``dest``, which must not exist yet (or be an empty directory).
+
+        The download goes to a fresh scratch directory beside ``dest`` and is re-hashed there;
+        only content that hashes to ``cid`` is moved into place, so ``dest`` never holds
+        unverified bytes and a user's existing files are never mixed into what is checked.
+        UsageError if ``dest`` holds something; VerificationError if the content differs.
+        """
         root = CID.parse(str(cid))
         target = Path(dest)
+        _check_destination(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
         try:
-            async with self._http().get(f"{self.url}/v1/blobs/{root}") as response:
-                if response.status >= 400:
-                    raise _api_error(response.status, await response.read())
+            staged = staging / "content"
+            async with self._request("GET", f"/v1/blobs/{root}", stream=True) as response:
                 is_directory = response.content_type == "application/x-tar"
-                if not is_directory:
-                    target.parent.mkdir(parents=True, exist_ok=True)
                 # streamed to disk (a directory's tar to a scratch file): a large result never sits in memory
-                sink = tempfile.TemporaryFile() if is_directory else open(target, "wb")  # noqa: SIM115
+                sink = tempfile.TemporaryFile(dir=staging) if is_directory else open(staged, "wb")  # noqa: SIM115
                 with sink as out:
                     async for chunk in response.content.iter_chunked(1 << 20):
                         out.write(chunk)
                     if is_directory:
                         out.seek(0)
-                        target.mkdir(parents=True, exist_ok=True)
-                        with tarfile.open(fileobj=out) as tar:
-                            tar.extractall(target, filter="data")
-        except aiohttp.ClientConnectionError as exc:
-            raise NodeUnreachableError(f"no mycelnet node answers at {self.url}: {exc}") from None
-        if not verify_path(root, target):
-            raise VerificationError(f"what the node sent for {root} does not hash to it; {target} is not trusted")
+                        await asyncio.to_thread(_untar, out, staged)
+            try:
+                await asyncio.to_thread(verify_path, root, staged)
+            except VerificationError as exc:
+                raise VerificationError(f"what the node sent for {root} does not hash to it ({exc}); "
+                                        f"nothing was written to {target}") from None  # fmt: skip
+            _check_destination(target)
+            if target.is_dir():
+                target.rmdir()
+            os.replace(staged, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return target
 
     async def cat(self, cid: CID | str) -> bytes:
-        """A file's bytes, verified against ``cid``."""
+        """A file's bytes, verified against ``cid`` (UsageError for a directory: use :meth:`get`)."""
         root = CID.parse(str(cid))
-        body = await self._call("GET", f"/v1/blobs/{root}")
-        if not isinstance(body, bytes) or not verify_bytes(root, body):
-            raise VerificationError(f"what the node sent for {root} does not hash to it")
+        async with self._request("GET", f"/v1/blobs/{root}") as response:
+            if response.content_type == "application/x-tar":
+                raise UsageError(f"{root} is a directory; download it with get(cid, dest) (mycel get)")
+            body = await response.read()
+        try:
+            await asyncio.to_thread(verify_bytes, root, body)
+        except VerificationError as exc:
+            raise VerificationError(f"what the node sent for {root} does not hash to it: {exc}") from None
         return body
+
+    async def fetch_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """GET a JSON endpoint under the node's URL as it answers it, for endpoints without a method
+        here and for printing a node's answer as it came (``mycel ... --json``)."""
+        return await self._call("GET", path, params=dict(params or {}))
+
+    async def agents(self) -> list[dict[str, Any]]:
+        """The agents the node holds: id, name, version, runtime, description."""
+        agents: list[dict[str, Any]] = (await self._call("GET", "/v1/agents"))["agents"]
+        return agents
+
+    async def claims(self, state: str | None = None) -> dict[str, Any]:
+        """The node's chain account and the claims it made for paid jobs (``state`` filters them)."""
+        answer: dict[str, Any] = await self._call("GET", "/v1/ledger/claims", params={"state": state} if state else {})
+        return answer
 
     # -- agents and jobs ---------------------------------------------------------------
     async def deploy(self, agent_dir: str | os.PathLike[str]) -> CID:
         """Upload and pack an agent directory; returns its id (checked against packing it here)."""
         directory = Path(agent_dir)
-        expected = agent_id_of(directory)
+        expected = await asyncio.to_thread(agent_id_of, directory)
         bundle = io.BytesIO()  # agents are small: packed in memory
-        _tar(directory, bundle)
+        await asyncio.to_thread(_tar, directory, bundle)
         answer = await self._call("POST", "/v1/agents", data=bundle.getvalue(),
                                   headers={"Content-Type": "application/x-tar"})  # fmt: skip
         if CID.parse(answer["agent"]) != expected:
@@ -276,27 +338,48 @@ class Job:
         return self.info
 
     async def wait(self, timeout: float = 300) -> Job:
-        deadline = time.monotonic() + timeout
-        while (await self.refresh())["state"] not in FINAL_STATES:
-            if time.monotonic() > deadline:
-                raise SdkError(f"job {self.job_id} still {self.status} after {timeout:.0f} s")
-            await asyncio.sleep(0.1)
+        """Follow the job's event stream until it ends; JobFailedError if it failed or was cancelled.
+
+        Waiting on events rather than polling: the job's end is seen the moment the node
+        records it. Should the stream close early, the job is read once and followed again.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    async with contextlib.aclosing(self.events()) as events:
+                        async for event in events:
+                            if event.get("state") in FINAL_STATES:
+                                break
+                    if (await self.refresh())["state"] in FINAL_STATES:
+                        break
+        except TimeoutError:
+            raise SdkError(f"job {self.job_id} still {self.status} after {timeout:.0f} s") from None
         if self.status != "done":
             reason = self.info["transitions"][-1]["reason"] if self.info.get("transitions") else "unknown"
             raise JobFailedError(f"job {self.job_id} {self.status}: {reason}")
         return self
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncGenerator[dict[str, Any], None]:
         """State changes as they happen (server-sent events), ending with the final state."""
-        try:
-            async with self.client._http().get(f"{self.client.url}/v1/jobs/{self.job_id}/events") as response:
-                if response.status >= 400:
-                    raise _api_error(response.status, await response.read())
-                async for line in response.content:
-                    if line.startswith(b"data: "):
-                        yield json.loads(line[6:])
-        except aiohttp.ClientConnectionError as exc:
-            raise NodeUnreachableError(f"lost the event stream of job {self.job_id}: {exc}") from None
+        async with self.client._request("GET", f"/v1/jobs/{self.job_id}/events", stream=True) as response:
+            data: list[str] = []
+            try:
+                async for raw in response.content:
+                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    if line.startswith("data:"):
+                        data.append(line[5:].removeprefix(" "))
+                    elif not line and data:
+                        event: dict[str, Any] = json.loads("\n".join(data))
+                        data = []
+                        yield event
+            except aiohttp.ClientPayloadError:
+                return  # the stream was cut: what was read stands; wait() reads the job again
+
+    async def cancel(self) -> Job:
+        """Ask the node to cancel the job (``DELETE /v1/jobs/{id}``); a job already ended stays as it was."""
+        answer: dict[str, Any] = await self.client._call("DELETE", f"/v1/jobs/{self.job_id}")
+        self.info = {**self.info, **answer}
+        return self
 
     async def logs(self) -> dict[str, str]:
         """The agent's captured output, per node."""
@@ -309,21 +392,30 @@ class Job:
         candidates: list[dict[str, Any]] = answer["candidates"]
         return candidates
 
-    async def receipt_bytes(self) -> bytes:
-        body: bytes = await self.client._call("GET", f"/v1/jobs/{self.job_id}/receipt")
+    async def receipt_bytes(self, node: str | None = None) -> bytes:
+        """The signed receipt of ``node`` (default: the first node that returned the result), unchecked."""
+        params = {"node": node} if node else {}
+        body: bytes = await self.client._call("GET", f"/v1/jobs/{self.job_id}/receipt", params=params)
         return body
+
+    async def all_receipt_bytes(self) -> dict[str, bytes]:
+        """Every node's signed receipt (a redundant job has one per node that ran it), unchecked."""
+        await self.refresh()
+        return {node: await self.receipt_bytes(node) for node in sorted(self.info.get("receipts") or {})}
 
     async def receipt(self) -> receipts.Receipt:
         """The executing node's signed receipt, verified: its signature, this job, this result."""
         if not self.info:
             await self.refresh()
-        return verify_receipt(await self.receipt_bytes(), self.job_id, self.result_cid, self.node)
+        return verify_receipt(await self.receipt_bytes(self.node), self.job_id, self.result_cid, self.node)
 
     async def result(self, dest: str | os.PathLike[str]) -> Path:
-        """Download the result to ``dest``, verified by CID and against the receipt."""
-        await self.receipt()
+        """Download the result to ``dest`` (a new path), verified by CID and against the receipt."""
+        if not self.info:
+            await self.refresh()
         if self.result_cid is None:
             raise SdkError(f"job {self.job_id} has no result ({self.status})")
+        await self.receipt()
         return await self.client.get(self.result_cid, dest)
 
     async def pay(self) -> dict[str, dict[str, Any]]:
@@ -370,8 +462,8 @@ class Job:
         wallet = self.client.wallet
         if wallet is None:
             raise SdkError("checking a settlement needs the chain: Client(url, wallet=...)")
-        receipt = await self.receipt_bytes()
-        return await asyncio.to_thread(verify_settlement, self.job_id, wallet.rpc_url, wallet.contract, receipt)
+        signed = list((await self.all_receipt_bytes()).values())
+        return await asyncio.to_thread(verify_settlement, self.job_id, wallet.rpc_url, wallet.contract, receipts=signed)
 
 
 def _tar(directory: Path, out: IO[bytes]) -> None:
@@ -379,6 +471,21 @@ def _tar(directory: Path, out: IO[bytes]) -> None:
     with tarfile.open(fileobj=out, mode="w") as tar:
         for path in sorted(directory.rglob("*")):
             tar.add(path, arcname=os.path.relpath(path, directory), recursive=False)
+
+
+def _untar(archive: IO[bytes], target: Path) -> None:
+    target.mkdir()
+    with tarfile.open(fileobj=archive) as tar:
+        tar.extractall(target, filter="data")
+
+
+def _check_destination(target: Path) -> None:
+    """Refuse a destination that already holds something: a download never merges into it."""
+    if target.is_dir() and not target.is_symlink():
+        if any(target.iterdir()):
+            raise UsageError(f"{target} is a directory that is not empty; name a new path (or empty it)")
+    elif target.exists() or target.is_symlink():
+        raise UsageError(f"{target} already exists; name a new path (or remove it)")
 
 
 def _api_error(status: int, body: bytes) -> NodeApiError:

@@ -29,3 +29,8 @@ class JobFailedError(SdkError):
 
 class PaymentRefusedError(SdkError):
     """An executor refused the payment for its delivered work; the message carries its reason."""
+
+
+class UsageError(SdkError):
+    """The call cannot be done as asked (a destination that already holds files, a directory CID
+    given to ``cat``); nothing was written and the node is not at fault."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,6 +83,15 @@ class SyncClient:
     ) -> tuple[list[dict[str, Any]], str | None]:
         return self._run(self._client.jobs(state, agent, limit, cursor))
 
+    def fetch_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        return self._run(self._client.fetch_json(path, params))
+
+    def agents(self) -> list[dict[str, Any]]:
+        return self._run(self._client.agents())
+
+    def claims(self, state: str | None = None) -> dict[str, Any]:
+        return self._run(self._client.claims(state))
+
     def job(self, job_id: str) -> SyncJob:
         return SyncJob(self, self._run(self._client.job(job_id)))
 
@@ -121,19 +130,39 @@ class SyncJob:
         self._owner._run(self._job.wait(timeout))
         return self
 
-    def events(self) -> list[dict[str, Any]]:
-        """Every state change until the job ends (blocks until then)."""
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Each state change as the node reports it, ending with the final state.
 
-        async def collect() -> list[dict[str, Any]]:
-            return [event async for event in self._job.events()]
+        A generator driving the event stream one event at a time, so a caller sees
+        "running" while the job runs rather than the whole history once it has ended.
+        """
+        stream = self._job.events()
+        try:
+            while True:
+                try:
+                    event = self._owner._run(stream.__anext__())
+                except StopAsyncIteration:
+                    return
+                yield event
+        finally:
+            self._owner._run(stream.aclose())
 
-        return self._owner._run(collect())
+    def cancel(self) -> SyncJob:
+        """Ask the node to cancel the job; see :meth:`sdk.client.Job.cancel`."""
+        self._owner._run(self._job.cancel())
+        return self
 
     def logs(self) -> dict[str, str]:
         return self._owner._run(self._job.logs())
 
     def explain(self) -> list[dict[str, Any]]:
         return self._owner._run(self._job.explain())
+
+    def receipt_bytes(self, node: str | None = None) -> bytes:
+        return self._owner._run(self._job.receipt_bytes(node))
+
+    def all_receipt_bytes(self) -> dict[str, bytes]:
+        return self._owner._run(self._job.all_receipt_bytes())
 
     def receipt(self) -> Receipt:
         return self._owner._run(self._job.receipt())

@@ -8,10 +8,11 @@ ledger contract's own events.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents import receipt as receipts
+from agents import receipt as receipts_module
 from agents.errors import ReceiptError
 from contracts.binding import binding_is_valid
 from contracts.ledger import Ledger, Settlement
@@ -36,37 +37,71 @@ def _options(cid: CID, chunk_size: int, max_links: int, hidden: bool = False) ->
     return ImportOptions(cid_version=cid.version, chunk_size=chunk_size, max_links=max_links, include_hidden=hidden)
 
 
-def verify_bytes(cid: CID | str, data: bytes) -> bool:
-    """True when ``data`` is exactly the content ``cid`` names (a raw block or a UnixFS file)."""
+def verify_bytes(cid: CID | str, data: bytes) -> CID:
+    """Check that ``data`` is exactly the content ``cid`` names (a raw block or a UnixFS file).
+
+    Returns the CID checked; raises VerificationError saying what differs. Every check in this
+    module raises rather than returning False, so a caller cannot mistake a mismatch for success
+    by forgetting to test a return value; :func:`bytes_match` is the boolean form.
+    """
     expected = _as_cid(cid)
     if expected.codec == RAW and CID.for_block(data, RAW) == expected:
-        return True
-    return any(
-        import_bytes(data, NullSink(), _options(expected, chunk, links)).cid == expected for chunk, links in _PROFILES
-    )
+        return expected
+    for chunk, links in _PROFILES:
+        if import_bytes(data, NullSink(), _options(expected, chunk, links)).cid == expected:
+            return expected
+    actual = import_bytes(data, NullSink(), _options(expected, *_PROFILES[0])).cid
+    raise VerificationError(f"{len(data)} bytes hash to {actual}, not {expected}")
 
 
-def verify_path(cid: CID | str, path: str | os.PathLike[str]) -> bool:
-    """True when the file or directory at ``path`` is what ``cid`` names, as ``ipfs add -r`` computes it."""
+def verify_path(cid: CID | str, path: str | os.PathLike[str]) -> CID:
+    """Check that the file or directory at ``path`` is what ``cid`` names, as ``ipfs add -r`` computes it.
+
+    Returns the CID checked; raises VerificationError saying what differs (or that ``path`` is
+    missing). :func:`path_matches` is the boolean form.
+    """
     expected = _as_cid(cid)
     target = Path(path)
     if not target.exists():
         raise VerificationError(f"{target} does not exist")
     if target.is_file() and expected.codec == RAW and CID.for_block(target.read_bytes(), RAW) == expected:
-        return True
+        return expected
     for chunk, links in _PROFILES:
         for hidden in (False, True):
             if import_path(target, NullSink(), _options(expected, chunk, links, hidden)).cid == expected:
-                return True
-    return False
+                return expected
+    actual = import_path(target, NullSink(), _options(expected, *_PROFILES[0])).cid
+    raise VerificationError(f"{target} hashes to {actual}, not {expected}")
+
+
+def bytes_match(cid: CID | str, data: bytes) -> bool:
+    """:func:`verify_bytes` as a boolean: False on a mismatch (a malformed CID still raises)."""
+    try:
+        verify_bytes(cid, data)
+    except VerificationError:
+        _as_cid(cid)
+        return False
+    return True
+
+
+def path_matches(cid: CID | str, path: str | os.PathLike[str]) -> bool:
+    """:func:`verify_path` as a boolean: False on a mismatch (a malformed CID or missing path still raises)."""
+    expected = _as_cid(cid)
+    if not Path(path).exists():
+        raise VerificationError(f"{path} does not exist")
+    try:
+        verify_path(expected, path)
+    except VerificationError:
+        return False
+    return True
 
 
 def verify_receipt(
     signed: bytes, job_id: str | None = None, result: CID | str | None = None, node: str | None = None
-) -> receipts.Receipt:
+) -> receipts_module.Receipt:
     """Check the node's Ed25519 signature and, when given, that it is for this job, result and node."""
     try:
-        checked = receipts.verify(signed)
+        checked = receipts_module.verify(signed)
     except ReceiptError as exc:
         raise VerificationError(f"the receipt does not verify: {exc}") from None
     if job_id is not None and checked.job_id != job_id:
@@ -80,7 +115,12 @@ def verify_receipt(
 
 @dataclass(frozen=True)
 class SettlementCheck:
-    """A job's payment as the chain recorded it, checked against its receipt."""
+    """A job's payment to one node as the chain recorded it.
+
+    ``receipt_checked`` is True when the settlement was matched against the receipt that
+    node signed (its hash and result); False when no receipt of that node was given, so
+    only the result CID and the address-to-peer binding were checked.
+    """
 
     job_id: str
     node_address: str
@@ -89,20 +129,33 @@ class SettlementCheck:
     result: str
     tx_hash: str
     block: int
+    receipt_checked: bool = False
 
 
 def verify_settlement(
-    job_id: str, rpc_url: str, contract: str, receipt: bytes | None = None, result: CID | str | None = None
+    job_id: str,
+    rpc_url: str,
+    contract: str,
+    receipt: bytes | None = None,
+    result: CID | str | None = None,
+    receipts: Iterable[bytes] = (),
 ) -> list[SettlementCheck]:
     """Read the ledger's Settled events for the job and check each one.
 
-    With ``receipt`` (the signed receipt bytes), every settlement must carry that receipt's
-    hash and result CID and be paid to an address the receipt's node bound to its peer ID
-    (the Ed25519 binding, checked here). Raises VerificationError if anything disagrees or
-    nothing was settled.
+    Every settlement must record a valid result CID (``result`` when given) and pay an address
+    whose registered peer ID is bound to it by a valid Ed25519 signature. ``receipt`` and
+    ``receipts`` are signed receipt bytes (a redundant job has one per node that ran it): each
+    settlement is checked against the receipt its own node signed, since each node claims with
+    its own receipt, so its hash and result must match that one, not another node's. Raises
+    VerificationError if anything disagrees or nothing was settled.
     """
     from web3 import Web3
 
+    signed = [*([receipt] if receipt is not None else []), *receipts]
+    by_node: dict[str, tuple[bytes, receipts_module.Receipt]] = {}
+    for one in signed:
+        checked = verify_receipt(one, job_id)
+        by_node[checked.node] = (one, checked)
     ledger = Ledger(Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10})), contract)
     try:
         settlements = ledger.settlements(chain_job_id(job_id))
@@ -110,20 +163,15 @@ def verify_settlement(
         raise VerificationError(f"could not read the ledger at {rpc_url}: {exc}") from None
     if not settlements:
         raise VerificationError(f"job {job_id} has no settlement on ledger {contract}")
-    checked_receipt = verify_receipt(receipt, job_id) if receipt is not None else None
-    expected_result = _as_cid(result) if result is not None else (checked_receipt.result if checked_receipt else None)
-    checks = []
-    for settlement in settlements:
-        checks.append(_check_one(ledger, job_id, settlement, receipt, checked_receipt, expected_result))
-    return checks
+    expected_result = _as_cid(result) if result is not None else None
+    return [_check_one(ledger, job_id, settlement, by_node, expected_result) for settlement in settlements]
 
 
 def _check_one(
     ledger: Ledger,
     job_id: str,
     settlement: Settlement,
-    receipt: bytes | None,
-    checked: receipts.Receipt | None,
+    by_node: Mapping[str, tuple[bytes, receipts_module.Receipt]],
     expected_result: CID | None,
 ) -> SettlementCheck:
     try:
@@ -138,10 +186,19 @@ def _check_one(
     peer_id = registration[0].decode()
     if not binding_is_valid(settlement.node, peer_id, ledger.address, registration[1]):
         raise VerificationError(f"{settlement.node}'s binding to peer {peer_id} has a bad Ed25519 signature")
-    if receipt is not None and checked is not None:
-        if CID.for_block(receipt, 0x71).digest != settlement.receipt_hash:
-            raise VerificationError(f"the chain records a different receipt for job {job_id}")
-        if checked.node != peer_id:
-            raise VerificationError(f"the chain paid {peer_id}, but the receipt was signed by {checked.node}")
+    own = by_node.get(peer_id)
+    signed_results = {checked.result for _, checked in by_node.values()}
+    if own is None and signed_results and result not in signed_results:
+        raise VerificationError(f"the chain records result {result} for job {job_id}, but its receipts name "
+                                f"{', '.join(sorted(map(str, signed_results)))}")  # fmt: skip
+    if own is not None:
+        signed, checked = own
+        if CID.for_block(signed, 0x71).digest != settlement.receipt_hash:
+            raise VerificationError(
+                f"the chain records a different receipt for job {job_id} from {peer_id} than the one it signed"
+            )
+        if checked.result != result:
+            raise VerificationError(f"the chain records result {result} for job {job_id}, "
+                                    f"but {peer_id} signed {checked.result}")  # fmt: skip
     return SettlementCheck(job_id, settlement.node, peer_id, settlement.amount, str(result), settlement.tx_hash,
-                           settlement.block)  # fmt: skip
+                           settlement.block, own is not None)  # fmt: skip

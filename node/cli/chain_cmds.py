@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from node.cli.common import VerificationFailed, data_dir_option, resolve_data_dir
+from node.cli.common import api_options, data_dir_option, print_json, resolve_data_dir, sdk_client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -214,18 +214,18 @@ def ledger_balance(address: str | None, as_json: bool, rpc_url: str | None, cont
 
 
 @ledger_group.command("claims")
-@click.option("--api", "api_url", envvar="MYCEL_API", default="http://127.0.0.1:5080", show_default=True)
+@api_options
 @click.option("--state", type=click.Choice(["pending", "submitted", "settled", "failed"]))
 @click.option("--json", "as_json", is_flag=True)
-def ledger_claims(api_url: str, state: str | None, as_json: bool) -> None:
+def ledger_claims(api_url: str, api_token: str | None, state: str | None, as_json: bool) -> None:
     """The claims a node made for the paid jobs it ran, and where each stands.
 
     Example: mycel ledger claims --api http://127.0.0.1:5080 --state failed
     """
-    from node.cli.job_cmds import get_or_print
-
-    answer = get_or_print(f"{api_url}/v1/ledger/claims" + (f"?state={state}" if state else ""), as_json)
-    if answer is None:
+    with sdk_client(api_url, api_token) as client:
+        answer = client.claims(state)
+    if as_json:
+        print_json(answer)
         return
     click.echo(f"node account {answer['address']}")
     for claim in answer["claims"]:
@@ -260,28 +260,28 @@ def ledger_register(data_dir: Path, rpc_url: str | None, contract: str | None, c
 
 @ledger_group.command("verify")
 @click.argument("job_id")
-@click.option("--api", "api_url", envvar="MYCEL_API", default="http://127.0.0.1:5080", show_default=True,
-              help="A node that holds the job's receipt (the one it was submitted to).")  # fmt: skip
+@api_options
 @chain_options
 @click.option("--json", "as_json", is_flag=True)
-def ledger_verify(job_id: str, api_url: str, rpc_url: str | None, contract: str | None, cluster_dir: Path | None,
-                  as_json: bool) -> None:  # fmt: skip
-    """Check JOB_ID's payment on chain against its signed receipt (exit 3 if anything disagrees).
+def ledger_verify(job_id: str, api_url: str, api_token: str | None, rpc_url: str | None, contract: str | None,
+                  cluster_dir: Path | None, as_json: bool) -> None:  # fmt: skip
+    """Check JOB_ID's payment on chain against the signed receipts (exit 3 if anything disagrees).
+
+    --api names a node that holds the job (the one it was submitted to); every node that ran
+    it (a redundant job has several) is checked against its own receipt.
 
     Example: mycel ledger verify 3f2a... --cluster ./mycel-cluster --api http://127.0.0.1:5080
     """
-    from node.cli.job_cmds import _call
-    from sdk.errors import VerificationError
     from sdk.verify import verify_settlement
 
     url, address = resolve_chain(rpc_url, contract, cluster_dir)
-    receipt = _call("GET", f"{api_url}/v1/jobs/{job_id}/receipt")
-    try:
-        checks = verify_settlement(job_id, url, address, receipt=receipt)
-    except VerificationError as exc:
-        raise VerificationFailed(str(exc)) from None
+    with sdk_client(api_url, api_token) as client:
+        signed = client.job(job_id).all_receipt_bytes()
+    if not signed:
+        raise click.ClickException(f"job {job_id} has no receipt on {api_url} yet; nothing was settled for it")
+    checks = verify_settlement(job_id, url, address, receipts=signed.values())
     if as_json:
-        click.echo(json.dumps([check.__dict__ for check in checks]))
+        print_json([check.__dict__ for check in checks])
         return
     for check in checks:
         click.echo(f"settled: {check.amount} wei to {check.node_peer_id} ({check.node_address}) for result "

@@ -51,3 +51,58 @@ def parse_cid(text: str) -> Any:
     from storage.cid import CID
 
     return CID.parse(text)
+
+
+DEFAULT_API_URL = "http://127.0.0.1:5080"
+API_URL_ENV = "MYCEL_API_URL"
+API_TOKEN_ENV = "MYCEL_API_TOKEN"
+
+
+def api_options(func: F) -> F:
+    """``--api`` and ``--token`` for a command that talks to a node (env MYCEL_API_URL, MYCEL_API_TOKEN)."""
+    func = click.option(
+        "--token",
+        "api_token",
+        envvar=API_TOKEN_ENV,
+        default=None,
+        help=f"Bearer token of the node's API (env {API_TOKEN_ENV}).",
+    )(func)
+    return click.option(
+        "--api",
+        "api_url",
+        envvar=[API_URL_ENV, "MYCEL_API"],
+        default=DEFAULT_API_URL,
+        show_default=True,
+        help=f"Node API URL (env {API_URL_ENV}).",
+    )(func)
+
+
+def store_or_api_options(func: F) -> F:
+    """``--api``/``--token`` for a storage command that works on the local store unless a node is named."""
+    func = click.option(
+        "--token",
+        "api_token",
+        envvar=API_TOKEN_ENV,
+        default=None,
+        help=f"Bearer token of the node's API (env {API_TOKEN_ENV}).",
+    )(func)
+    return click.option(
+        "--api",
+        "api_url",
+        envvar=API_URL_ENV,
+        default=None,
+        help=f"Go through this node's HTTP API instead of the local store (env {API_URL_ENV}).",
+    )(func)
+
+
+def sdk_client(api_url: str, api_token: str | None, wallet: Any = None) -> Any:
+    """The SDK's blocking client: the CLI's one HTTP client, so both speak to nodes the same way."""
+    from sdk import SyncClient
+
+    return SyncClient(api_url, token=api_token, wallet=wallet)
+
+
+def print_json(answer: Any) -> None:
+    import json
+
+    click.echo(json.dumps(answer))

@@ -32,39 +32,46 @@ for command in [*COMMANDS, *NODE_COMMANDS, *AGENT_COMMANDS, *JOB_COMMANDS, *CHAI
     cli.add_command(command)
 
 
+def _error(message: object) -> None:
+    """One line on stderr, whatever the message holds: scripts read errors line by line."""
+    click.echo("error: " + " ".join(str(message).split()), err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; known errors print ``error: ...`` on one line, never a traceback."""
     from agents.errors import AgentError
     from contracts.errors import ChainError
     from node.errors import NodeError
-    from sdk.errors import SdkError, VerificationError
+    from sdk.errors import SdkError, UsageError, VerificationError
     from storage.errors import StorageError
 
     try:
         cli.main(args=argv, prog_name="mycel", standalone_mode=False)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
+        _error(exc.format_message())
         return exc.exit_code
     except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
+        _error("aborted")
         return EXIT_FAILED
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except StorageError as exc:
-        code = 3 if type(exc).__name__ == "BlockVerificationError" else EXIT_FAILED
-        click.echo(f"error: {exc}", err=True)
-        return code
+        _error(exc)
+        return EXIT_VERIFY_FAILED if type(exc).__name__ == "BlockVerificationError" else EXIT_FAILED
     except VerificationError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _error(exc)
         return EXIT_VERIFY_FAILED
+    except UsageError as exc:
+        _error(exc)
+        return EXIT_USAGE
     except (NodeError, AgentError, ChainError, SdkError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        _error(exc)
         return EXIT_FAILED
     except OSError as exc:
-        click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        _error(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         return EXIT_FAILED
     except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
+        _error("interrupted")
         return 130
     return 0
 

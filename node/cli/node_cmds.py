@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from node.cli.common import resolve_data_dir
+from node.cli.common import API_TOKEN_ENV, API_URL_ENV, resolve_data_dir, sdk_client
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -59,25 +59,37 @@ def node_start(
 @click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MYCEL_DATA_DIR", default="~/.mycelnet"
 )
+@click.option(
+    "--api", "api_url", envvar=API_URL_ENV, default=None, help=f"Ask the node at this URL (env {API_URL_ENV})."
+)
+@click.option(
+    "--token", "api_token", envvar=API_TOKEN_ENV, default=None, help=f"API bearer token (env {API_TOKEN_ENV})."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print /v1/node plus the peer table as JSON.")
-def node_status(data_dir: Path, as_json: bool) -> None:
-    """Show whether the node in DATA_DIR runs, its peer ID, API and peers. Example: mycel node status"""
-    from node.cluster import http_json
+def node_status(data_dir: Path, api_url: str | None, api_token: str | None, as_json: bool) -> None:
+    """Show whether the node in DATA_DIR (or at --api) runs, its peer ID, API and peers. Example: mycel node status"""
     from node.service import read_state
+    from sdk.errors import NodeUnreachableError
 
-    state = read_state(resolve_data_dir(data_dir))
-    if state is None:
-        raise click.ClickException(f"no node is running from {resolve_data_dir(data_dir)}")
-    try:
-        info = http_json(f"{state['api_url']}/v1/node")
-        peers = http_json(f"{state['api_url']}/v1/peers")["peers"]
-    except OSError as exc:
-        raise click.ClickException(f"node {state['peer_id']} (pid {state['pid']}) does not answer: {exc}") from None
+    running = None
+    if api_url is None:
+        state = read_state(resolve_data_dir(data_dir))
+        if state is None:
+            raise click.ClickException(f"no node is running from {resolve_data_dir(data_dir)} (or name one with --api)")
+        api_url = str(state["api_url"])
+        running = f"node {state['peer_id']} (pid {state['pid']})"
+    with sdk_client(api_url, api_token) as client:
+        try:
+            info, peers = client.node(), client.peers()
+        except NodeUnreachableError as exc:
+            if running is None:
+                raise
+            raise click.ClickException(f"{running} does not answer: {exc}") from None
     if as_json:
         click.echo(json.dumps({**info, "peers": peers}))
         return
     click.echo(f"peer id: {info['peer_id']}\nversion: {info['version']}\nregion: {info['region']}")
-    click.echo(f"api: {state['api_url']}\naddrs: {' '.join(info['addrs'])}")
+    click.echo(f"api: {api_url}\naddrs: {' '.join(info['addrs'])}")
     click.echo(f"peers: {sum(1 for p in peers if p['alive'])} alive of {len(peers)} known")
 
 

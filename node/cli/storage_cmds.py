@@ -12,7 +12,14 @@ from typing import Any
 
 import click
 
-from node.cli.common import VerificationFailed, data_dir_option, open_store, parse_cid
+from node.cli.common import (
+    VerificationFailed,
+    data_dir_option,
+    open_store,
+    parse_cid,
+    sdk_client,
+    store_or_api_options,
+)
 
 
 @contextmanager
@@ -86,15 +93,25 @@ def cid_cmd(path: Path, raw: bool, cid_version: str, hidden: bool) -> None:
 @click.option("-H", "--hidden", is_flag=True, help="Include hidden files.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"cid", "size"} as JSON.')
 @data_dir_option
-def put_cmd(path: Path, pin: bool, hidden: bool, as_json: bool, data_dir: Path) -> None:
-    """Import a file or directory into the local store and print its root CID.
+@store_or_api_options
+def put_cmd(path: Path, pin: bool, hidden: bool, as_json: bool, data_dir: Path, api_url: str | None,
+            api_token: str | None) -> None:  # fmt: skip
+    """Import a file or directory into the local store (or a node's, with --api) and print its root CID.
 
+    Through --api the node's CID is checked against the one computed here (exit 3 if it differs).
     Example: mycel put ./telemetry.csv
     """
+    size = _tree_size(path)
+    if api_url is not None:
+        if hidden or not pin:
+            raise click.UsageError("--hidden and --no-pin apply to the local store, not to --api")
+        with sdk_client(api_url, api_token) as client, _spinner(f"uploading {path.name} to {api_url}"):
+            cid = client.put(path)
+        click.echo(json.dumps({"cid": str(cid), "size": size}) if as_json else cid)
+        return
     from storage.files import add_path
     from storage.unixfs.importer import ImportOptions
 
-    size = _tree_size(path)
     with open_store(data_dir) as store, _progress(f"importing {path.name}", size) as progress:
         node = add_path(store, path, pin=pin, options=ImportOptions(include_hidden=hidden), progress=progress)
     click.echo(json.dumps({"cid": str(node.cid), "size": size}) if as_json else node.cid)
@@ -104,16 +121,49 @@ def put_cmd(path: Path, pin: bool, hidden: bool, as_json: bool, data_dir: Path) 
 @click.argument("cid")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Where to write (default: the CID).")
 @data_dir_option
-def get_cmd(cid: str, output: Path | None, data_dir: Path) -> None:
-    """Write a stored file or directory to disk, verifying every block.
+@store_or_api_options
+def get_cmd(cid: str, output: Path | None, data_dir: Path, api_url: str | None, api_token: str | None) -> None:
+    """Write a stored file or directory to disk, verifying every block (from a node with --api).
 
-    Example: mycel get bafy... -o result/
+    Through --api the download is re-hashed before it appears at OUTPUT (exit 3 if it differs;
+    2 if OUTPUT already holds files). Example: mycel get bafy... -o result/
     """
+    root = parse_cid(cid)
+    target = output or Path(str(root))
+    if api_url is not None:
+        with sdk_client(api_url, api_token) as client, _spinner(f"downloading {root} (re-hashed before it appears)"):
+            client.get(root, target)
+        return
     from storage.files import get_path
 
-    root = parse_cid(cid)
     with open_store(data_dir) as store, _spinner(f"writing {root} (every block verified)"):
-        get_path(store, root, output or Path(str(root)))
+        get_path(store, root, target)
+
+
+@click.command("cat")
+@click.argument("cid")
+@data_dir_option
+@store_or_api_options
+def cat_cmd(cid: str, data_dir: Path, api_url: str | None, api_token: str | None) -> None:
+    """Write a stored file's bytes to stdout, verified (from a node with --api).
+
+    A directory is refused (exit 2): use `mycel get`. Example: mycel cat bafk... --api http://127.0.0.1:5080
+    """
+    root = parse_cid(cid)
+    out = sys.stdout.buffer
+    if api_url is not None:
+        with sdk_client(api_url, api_token) as client:
+            out.write(client.cat(root))
+        return
+    from storage.files import cat
+    from storage.unixfs.data import NodeType
+    from storage.unixfs.exporter import node_kind
+
+    with open_store(data_dir) as store:
+        if node_kind(store.get, root) != NodeType.FILE:
+            raise click.UsageError(f"{root} is a directory; use mycel get {root} -o PATH")
+        for chunk in cat(store, root):
+            out.write(chunk)
 
 
 @click.command("verify")
@@ -262,4 +312,4 @@ def store_stat(data_dir: Path) -> None:
     click.echo(f"blocks: {stats.blocks}\nbytes: {stats.bytes}\npins: {stats.pins}\nmap size: {stats.map_size}")
 
 
-COMMANDS = [cid_cmd, put_cmd, get_cmd, verify_cmd, pin_group, gc_cmd, car_group, store_group]
+COMMANDS = [cid_cmd, put_cmd, get_cmd, cat_cmd, verify_cmd, pin_group, gc_cmd, car_group, store_group]

@@ -9,7 +9,7 @@ import nacl.signing
 import pytest
 
 from agents import receipt as receipts
-from sdk import VerificationError, verify_bytes, verify_path, verify_receipt
+from sdk import VerificationError, bytes_match, path_matches, verify_bytes, verify_path, verify_receipt
 from storage.cid import CID
 from storage.peerid import peer_id_for
 from tests.storage.test_unixfs import FILE_CASES, _vector_bytes
@@ -25,7 +25,9 @@ def test_verify_bytes_accepts_every_way_ipfs_names_a_file(
     data = _vector_bytes(name, size, hex_value)
     for key in ("kubo_add_default_cidv0", "kubo_add_cid_version_1", "unixfs_v1_2025_profile"):
         assert verify_bytes(expected[key], data), key
-    assert not verify_bytes(expected["kubo_add_cid_version_1"], data + b"x")
+    with pytest.raises(VerificationError, match="hash to"):
+        verify_bytes(expected["kubo_add_cid_version_1"], data + b"x")
+    assert not bytes_match(expected["kubo_add_cid_version_1"], data + b"x")
 
 
 def test_verify_bytes_raw_blocks() -> None:
@@ -44,7 +46,9 @@ def test_verify_path_files_and_directories(tmp_path: Path) -> None:
     assert verify_path(root, tmp_path / "d")
     assert verify_path(str(root), tmp_path / "d")
     (tmp_path / "d" / "sub" / "b.bin").write_bytes(bytes(range(256)) * 3000 + b"!")
-    assert not verify_path(root, tmp_path / "d")
+    with pytest.raises(VerificationError, match=f"hashes to .*, not {root}"):
+        verify_path(root, tmp_path / "d")  # raises like every check here: a mismatch cannot pass unnoticed
+    assert not path_matches(root, tmp_path / "d")
     with pytest.raises(VerificationError, match="does not exist"):
         verify_path(root, tmp_path / "missing")
     with pytest.raises(VerificationError, match="not a CID"):
