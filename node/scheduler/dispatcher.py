@@ -22,6 +22,7 @@ from node.errors import NetworkError
 from node.exchange import BlockExchange
 from node.p2p.network import P2PNetwork
 from node.scheduler.candidates import Candidate, PlacementContext
+from node.scheduler.events import JobEvents
 from node.scheduler.execution import PROTOCOL, JobExecution
 from node.scheduler.job import JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import JobStore, new_job_id
@@ -56,7 +57,7 @@ class JobService:
         self.own = own
         self.bound = bound  # (address, peer ID) -> is the address registered to that peer on the ledger?
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self.events: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
+        self.events = JobEvents()
 
     # -- API ---------------------------------------------------------------------------
     def submit(self, spec: JobSpec, job_id: str | None = None) -> JobRecord:
@@ -95,8 +96,7 @@ class JobService:
     def _move(self, job: JobRecord, state: JobState, reason: str) -> None:
         job.move(state, reason)
         self.jobs.save(job)
-        for queue in self.events.get(job.job_id, []):
-            queue.put_nowait({"state": state.value, "reason": reason})
+        self.events.publish(job)
 
     async def _drive(self, job: JobRecord, resumed: bool = False) -> None:
         try:
