@@ -60,3 +60,27 @@ def test_deeply_nested_json_is_400_and_the_node_lives(node: tuple[str, subproces
         assert (status, answer["error"]) == (400, "bad_json")
     assert proc.poll() is None
     assert http_json(f"{url}/v1/node")["api_version"] == "v1"
+
+
+def test_a_second_daemon_on_the_data_dir_is_refused_until_the_first_dies(
+    node: tuple[str, subprocess.Popen[bytes], Path],
+) -> None:
+    import sys
+
+    url, proc, data_dir = node
+    args = [sys.executable, "-m", "node.cli.main", "node", "start", "--data-dir", str(data_dir), "--no-mdns",
+            "--listen", f"/ip4/127.0.0.1/tcp/{free_port()}", "--api", f"127.0.0.1:{free_port()}"]  # fmt: skip
+    second = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1
+    assert second.stderr.count("\n") == 1 and f"pid {proc.pid} (api {url})" in second.stderr, second.stderr
+    assert http_json(f"{url}/v1/node")["api_version"] == "v1"  # the first runs on, untouched
+
+    proc.kill()  # a crash: the kernel drops the lock with the process
+    proc.wait(20)
+    api = f"127.0.0.1:{free_port()}"
+    again = start_node_process(data_dir, f"/ip4/127.0.0.1/tcp/{free_port()}", api, [], "eu")
+    try:
+        wait_api(again, f"http://{api}")
+    finally:
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(20) == 0
