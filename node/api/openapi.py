@@ -27,8 +27,10 @@ def _op(
         operation["parameters"] = [_CID_PARAM]
     if job:
         operation["parameters"] = [_ID_PARAM]
-    if write:
+    if write:  # the guards: a foreign Host/Origin is 403, a CSRF-prone content type 415
         operation["security"] = [{"bearer": []}]
+        operation["responses"].setdefault("403", _ERROR)
+        operation["responses"].setdefault("415", _ERROR)
     return operation
 
 
