@@ -57,7 +57,7 @@ _Field = _Int | _Str | _List | _Map
 # positive int, a price that is not negative), so one bad announcement cannot break them.
 SCHEMA: dict[str, _Field] = {
     "peer": _Str(128, r"[1-9A-HJ-NP-Za-km-z]+"),
-    "addrs": _List(_Str(256, r"/[\x21-\x7e]*"), 32),
+    "addrs": _List(_Str(256, r"/[\x21-\x7e]*"), 128),  # a host may have many interfaces; MAX_SIZE binds first
     "region": _Str(64, r"[^\x00-\x1f\x7f]*"),
     "runtimes": _List(_Str(32, r"[a-z0-9._-]+"), 16),
     "capacity": _Map(

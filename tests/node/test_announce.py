@@ -92,7 +92,7 @@ def test_peer_table_liveness() -> None:
         {"region": "r" * 65},
         {"region": "eu\n"},
         {"addrs": ["not-a-multiaddr"]},
-        {"addrs": ["/ip4/127.0.0.1/tcp/1"] * 33},
+        {"addrs": ["/ip4/1.2.3.4/tcp/1"] * 129},
         {"runtimes": [1]},
         {"runtimes": "wasm"},
         {"api": "one"},
