@@ -8,6 +8,7 @@ every message, so it is cheap and keeps its own small lock-protected state.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,22 +22,103 @@ from storage.errors import CodecError
 TOPIC = "mycel/nodes/1"
 MAX_SIZE = 8192
 _DOMAIN = b"mycel-announce-v1:"
-_REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "peer": str,
-    "addrs": list,
-    "region": str,
-    "runtimes": list,
-    "capacity": dict,
-    "load": dict,
-    "price": int,
-    "api": str,
-    "seq": int,
-    "time": int,
+_MAX_INT = (1 << 63) - 1
+_MAX_WEI = (1 << 256) - 1  # prices are uint256 on the ledger
+
+
+@dataclass(frozen=True)
+class _Int:
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class _Str:
+    max_len: int
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class _List:
+    item: _Str
+    max_items: int
+
+
+@dataclass(frozen=True)
+class _Map:
+    fields: dict[str, _Int]
+    required: frozenset[str]
+
+
+_Field = _Int | _Str | _List | _Map
+
+# Every field a node reads from a peer's announcement, with its type and range: a value that
+# passes here is one placement and the peer table can use as is (e.g. a core count that is a
+# positive int, a price that is not negative), so one bad announcement cannot break them.
+SCHEMA: dict[str, _Field] = {
+    "peer": _Str(128, r"[1-9A-HJ-NP-Za-km-z]+"),
+    "addrs": _List(_Str(256, r"/[\x21-\x7e]*"), 128),  # a host may have many interfaces; MAX_SIZE binds first
+    "region": _Str(64, r"[^\x00-\x1f\x7f]*"),
+    "runtimes": _List(_Str(32, r"[a-z0-9._-]+"), 16),
+    "capacity": _Map(
+        {"cpu_cores": _Int(1, 1 << 20), "memory_mib": _Int(0, 1 << 40), "gpus": _Int(0, 1 << 16)},
+        frozenset({"cpu_cores"}),
+    ),
+    "load": _Map({"running_jobs": _Int(0, 1 << 20)}, frozenset({"running_jobs"})),
+    "price": _Int(0, _MAX_WEI),
+    "api": _Str(16, r"v[0-9]+"),
+    "chain_address": _Str(42, r"0x[0-9a-fA-F]{40}"),
+    "seq": _Int(0, _MAX_INT),
+    "time": _Int(0, _MAX_INT),
 }
+REQUIRED = frozenset(SCHEMA) - {"chain_address"}
 
 
 class AnnouncementError(ValueError):
-    pass
+    """Why an announcement was refused: ``str()`` is the metric's reason, ``detail`` says which field."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail
+
+
+def _check(name: str, rule: _Field, value: Any) -> None:
+    """Raise AnnouncementError("invalid") unless ``value`` fits ``rule``."""
+    if isinstance(rule, _Int):
+        # bool is an int to Python but never a count or a price
+        if not isinstance(value, int) or isinstance(value, bool) or not rule.low <= value <= rule.high:
+            raise AnnouncementError("invalid", f"{name} must be an integer in [{rule.low}, {rule.high}]")
+    elif isinstance(rule, _Str):
+        if not isinstance(value, str) or len(value) > rule.max_len:
+            raise AnnouncementError("invalid", f"{name} must be a string of at most {rule.max_len} characters")
+        if rule.pattern is not None and not re.fullmatch(rule.pattern, value):
+            raise AnnouncementError("invalid", f"{name} must match {rule.pattern}")
+    elif isinstance(rule, _List):
+        if not isinstance(value, list) or len(value) > rule.max_items:
+            raise AnnouncementError("invalid", f"{name} must be a list of at most {rule.max_items} items")
+        for item in value:
+            _check(f"{name}[]", rule.item, item)
+    else:
+        if not isinstance(value, dict):
+            raise AnnouncementError("invalid", f"{name} must be a map")
+        unknown = set(value) - set(rule.fields)
+        missing = rule.required - set(value)
+        if unknown or missing:
+            raise AnnouncementError("invalid", f"{name} has unknown {sorted(unknown)} or lacks {sorted(missing)}")
+        for key, item in value.items():
+            _check(f"{name}.{key}", rule.fields[key], item)
+
+
+def validate(payload: dict[str, Any]) -> None:
+    """Check every field of a payload against SCHEMA: "malformed" when a required field is
+    missing, "invalid" when a field is unknown or of the wrong type, size or range."""
+    if REQUIRED - set(payload):
+        raise AnnouncementError("malformed", f"missing {sorted(REQUIRED - set(payload))}")
+    unknown = set(payload) - set(SCHEMA)
+    if unknown:
+        raise AnnouncementError("invalid", f"unknown field(s) {sorted(unknown)}")
+    for key, value in payload.items():
+        _check(key, SCHEMA[key], value)
 
 
 def sign(identity: NodeIdentity, payload: dict[str, Any]) -> bytes:
@@ -57,9 +139,7 @@ def verify(data: bytes, origin: str | None = None) -> dict[str, Any]:
     payload, signature = envelope["payload"], envelope["sig"]
     if not isinstance(payload, dict) or not isinstance(signature, bytes):
         raise AnnouncementError("malformed")
-    for key, kind in _REQUIRED.items():
-        if not isinstance(payload.get(key), kind):
-            raise AnnouncementError("malformed")
+    validate(payload)
     if origin is not None and payload["peer"] != origin:
         raise AnnouncementError("wrong_origin")
     if not verify_signature(payload["peer"], _DOMAIN + dagcbor.encode(payload), signature):

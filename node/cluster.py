@@ -86,18 +86,12 @@ def wait_for_peers(api_url: str, expected: int, timeout: float) -> None:
     raise NodeError(f"node at {api_url} did not see {expected} peers within {timeout:.0f} s ({last or 'too few'})")
 
 
-def _wait_api(proc: subprocess.Popen[bytes], api_url: str, timeout: float) -> bool:
-    """True once the node answers; False if it exited first (e.g. its port was taken)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            http_json(f"{api_url}/v1/node", timeout=2)
-            return True
-        except (urllib.error.URLError, OSError, ValueError):
-            time.sleep(0.1)
-    return False
+def _answers(api_url: str) -> bool:
+    try:
+        http_json(f"{api_url}/v1/node", timeout=2)
+        return True
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 @dataclass
@@ -106,6 +100,17 @@ class ClusterChain:
     rpc_url: str
     contract: str
     chain_id: int
+
+
+def running_pids(directory: Path) -> list[int]:
+    """PIDs of the cluster in ``directory`` that still run (none when there is no cluster file)."""
+    try:
+        nodes = read_cluster_file(directory)
+        chain = read_cluster_chain(directory)
+    except (NodeError, ValueError, TypeError, KeyError):
+        return []
+    pids = [node.pid for node in nodes] + ([chain.pid] if chain else [])
+    return [pid for pid in pids if pid > 0 and process_alive(pid)]
 
 
 def cluster_up(
@@ -117,17 +122,36 @@ def cluster_up(
     price: int = 0,
     batch_size: int = 20,
     batch_interval: float = 2.0,
+    start_timeout: float | None = None,
 ) -> list[ClusterNode]:
-    """Start ``count`` nodes; returns once every node sees all the others.
+    """Start ``count`` nodes at once; returns once every node sees all the others.
+
+    ``timeout`` bounds the wait for each node to see its peers; ``start_timeout`` (default:
+    ``timeout``, at least 60 s, since N nodes starting together share the CPUs) bounds the
+    wait for every API to answer.
+
+    Each node's peer ID and ports are chosen before any starts. The first starts alone; then
+    all the others start in parallel, each bootstrapping from the ones before it: the first
+    already listens, so each joins at its first dial (the rest are re-dialed until they
+    listen). Every PID goes
+    in the cluster file the moment it is spawned, so a failure at any point stops everything
+    started so far; a node whose API never answers is killed, not left behind.
 
     With ``chain``, first a dev chain (anvil) with the ledger deployed; each node gets a
     funded EVM key, settles there, and registers itself; the chain goes in the cluster file.
     """
+    running = running_pids(directory)
+    if running:
+        raise NodeError(
+            f"a cluster is already running in {directory} (pids {' '.join(map(str, running))}); "
+            f"stop it with `mycel cluster down --dir {directory}`"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     nodes: list[ClusterNode] = []
     dev_chain: ClusterChain | None = None
     chain_env: dict[str, str] = {"MYCEL_CAPACITY_PRICE_PER_CPU_SECOND": str(price)}
     try:
+        write_cluster_file(directory, nodes)
         if chain:
             from contracts.devchain import DEV_CHAIN_ID, start_dev_chain
 
@@ -147,36 +171,69 @@ def cluster_up(
                 from contracts.keys import load_or_create_key
 
                 started.fund(load_or_create_key(data_dir / "chain.key").address)
-            region = (regions or [])[index] if regions and index < len(regions) else f"region-{index}"
-            bootstrap = [node.multiaddr for node in nodes]
-            for attempt in range(3):  # a port handed out as free can be taken before the node binds it
-                p2p_port, api_port = free_port(), free_port()
-                listen = f"/ip4/127.0.0.1/tcp/{p2p_port}"
-                proc = start_node_process(data_dir, listen, f"127.0.0.1:{api_port}", bootstrap, region, chain_env)
-                if _wait_api(proc, f"http://127.0.0.1:{api_port}", timeout):
-                    break
-                if attempt == 2:
-                    raise NodeError(f"node {index} did not start; see {data_dir / 'node.log'}")
-            nodes.append(
-                ClusterNode(
-                    index=index,
-                    pid=proc.pid,
-                    peer_id=peer_id,
-                    api_url=f"http://127.0.0.1:{api_port}",
-                    multiaddr=f"{listen}/p2p/{peer_id}",
-                    data_dir=str(data_dir),
-                    region=region,
-                    listen=listen,
-                    api=f"127.0.0.1:{api_port}",
-                )
-            )
-            write_cluster_file(directory, nodes, dev_chain)
+            region = regions[index] if regions and index < len(regions) else f"region-{index}"
+            nodes.append(ClusterNode(index, 0, peer_id, "", "", str(data_dir), region, "", ""))
+        start_deadline = time.monotonic() + (start_timeout or max(timeout, 60.0))
+        for group in (nodes[:1], nodes[1:]):  # the first alone, so every other one's first dial finds it
+            procs: dict[int, subprocess.Popen[bytes]] = {}
+            for node in group:
+                procs[node.index] = _spawn(node, nodes, chain_env)
+                write_cluster_file(directory, [n for n in nodes if n.pid], dev_chain)
+            _wait_all(directory, nodes, procs, dev_chain, chain_env, start_deadline)
         for node in nodes:
             wait_for_peers(node.api_url, count - 1, timeout)
     except BaseException:
         cluster_down(directory)
         raise
     return nodes
+
+
+def _spawn(
+    node: ClusterNode, nodes: list[ClusterNode], env: dict[str, str], again: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ``node`` on fresh ports, bootstrapping from the nodes before it (started ``again``,
+    from all the others: the later ones hold its old address); records its PID."""
+    p2p_port, api_port = free_port(), free_port()
+    node.listen = f"/ip4/127.0.0.1/tcp/{p2p_port}"
+    node.api = f"127.0.0.1:{api_port}"
+    node.api_url = f"http://{node.api}"
+    node.multiaddr = f"{node.listen}/p2p/{node.peer_id}"
+    others = [other for other in nodes if other is not node] if again else nodes[: node.index]
+    bootstrap = [other.multiaddr for other in others]
+    proc = start_node_process(Path(node.data_dir), node.listen, node.api, bootstrap, node.region, env)
+    node.pid = proc.pid
+    return proc
+
+
+def _wait_all(
+    directory: Path,
+    nodes: list[ClusterNode],
+    procs: dict[int, subprocess.Popen[bytes]],
+    chain: ClusterChain | None,
+    env: dict[str, str],
+    deadline: float,
+    attempts: int = 3,
+) -> None:
+    """Wait until every node's API answers. A node that exits first (a port handed out as free
+    was taken before it bound it) is started again on other ports, up to ``attempts`` times."""
+    tries = dict.fromkeys(procs, 1)
+    pending = set(procs)
+    while pending:
+        for index in sorted(pending):
+            node, proc = nodes[index], procs[index]
+            if proc.poll() is not None:
+                if tries[index] >= attempts:
+                    raise NodeError(f"node {index} did not start; see {Path(node.data_dir) / 'node.log'}")
+                tries[index] += 1
+                procs[index] = _spawn(node, nodes, env, again=True)
+                write_cluster_file(directory, nodes, chain)
+            elif _answers(node.api_url):
+                pending.discard(index)
+        if pending and time.monotonic() > deadline:
+            late = sorted(pending)
+            raise NodeError(f"node(s) {late} did not answer in time; see {directory}/node*/node.log")
+        if pending:
+            time.sleep(0.1)
 
 
 def write_cluster_file(directory: Path, nodes: list[ClusterNode], chain: ClusterChain | None = None) -> None:
@@ -243,7 +300,7 @@ def cluster_down(directory: Path) -> list[int]:
         chain = read_cluster_chain(directory)
     except NodeError:
         return []
-    killed = [node.pid for node in nodes if stop_process(node.pid)]
+    killed = [node.pid for node in nodes if node.pid > 0 and stop_process(node.pid)]
     if chain is not None:  # after the nodes, so none of them is mid-claim against a dead chain
         from contracts.devchain import stop_chain
 

@@ -363,15 +363,21 @@ class Job:
         """State changes as they happen (server-sent events), ending with the final state."""
         async with self.client._request("GET", f"/v1/jobs/{self.job_id}/events", stream=True) as response:
             data: list[str] = []
+            kind = "message"
             try:
                 async for raw in response.content:
                     line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                    if line.startswith("data:"):
+                    if line.startswith("event:"):
+                        kind = line[6:].strip()
+                    elif line.startswith("data:"):
                         data.append(line[5:].removeprefix(" "))
                     elif not line and data:
                         event: dict[str, Any] = json.loads("\n".join(data))
-                        data = []
-                        yield event
+                        data, current, kind = [], kind, "message"
+                        if current == "dropped":  # the node dropped this slow subscriber: wait() reads the job
+                            return
+                        if isinstance(event, dict) and "state" in event:
+                            yield event
             except aiohttp.ClientPayloadError:
                 return  # the stream was cut: what was read stands; wait() reads the job again
 

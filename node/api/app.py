@@ -17,6 +17,7 @@ from agents.bundle import open_bundle, pack
 from agents.errors import ManifestError
 from node.api.dashboard import routes as dashboard_routes
 from node.api.errors import METRICS_KEY, SERVICE_KEY, ApiError, error_middleware
+from node.api.guards import guard_middleware
 from node.api.joblist import routes as job_list_routes
 from node.api.jobs import routes as job_routes
 from node.api.ledger import routes as ledger_routes
@@ -40,7 +41,7 @@ def _too_large(limit: int) -> ApiError:
 
 
 def build_app(service: NodeService) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, _auth_middleware], client_max_size=1 << 20)
+    app = web.Application(middlewares=[error_middleware, guard_middleware, _auth_middleware], client_max_size=1 << 20)
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = service.metrics
     app.add_routes(

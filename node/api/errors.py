@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import lmdb
 from aiohttp import web
 
 from node.errors import NetworkError
@@ -53,6 +55,19 @@ _MAPPING: list[tuple[type[BaseException], int, str]] = [
 ]
 
 
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full(exc: BaseException) -> str | None:
+    """Why a write failed for lack of space (a full disk or the user's quota), else None: the
+    client can do nothing about a 500, but a 507 tells it to free space or try another node."""
+    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        return f"the node's disk is full ({exc.strerror}); free space on the node or try another one"
+    if isinstance(exc, lmdb.DiskError | lmdb.MapFullError):
+        return f"the node's store cannot grow ({type(exc).__name__}); free space on the node or try another one"
+    return None
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
@@ -67,6 +82,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         reason = exc.reason.lower().replace(" ", "_")
         return error_response(exc.status, reason, exc.text or exc.reason)
     except Exception as exc:
+        full = _disk_full(exc)
+        if full is not None:
+            log.error("%s %s: %s", request.method, request.path, exc)
+            return error_response(507, "insufficient_storage", full)
         for kind, status, name in _MAPPING:
             if isinstance(exc, kind):
                 return error_response(status, name, str(exc))

@@ -12,6 +12,7 @@ from contracts.authorization import JobPayment
 from contracts.errors import AuthorizationError
 from contracts.payment import Envelope, chain_job_id, commitment_of
 from node.api.errors import SERVICE_KEY, ApiError
+from node.scheduler.events import Event
 from node.scheduler.job import JobError, JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import is_job_id
 from storage import dagcbor
@@ -188,31 +189,41 @@ async def delete_job(request: web.Request) -> web.Response:
     return web.json_response(job_json(job))
 
 
+KEEPALIVE = 15.0  # seconds between SSE comments on a quiet stream
+
+
 async def get_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: every state change so far, then each new one, until the job ends."""
+    """Server-sent events: every state change so far, then each new one, until the job ends.
+
+    The history and the live events come from one subscription, so a job that moves (or
+    ends) while the stream starts loses nothing; a comment every KEEPALIVE seconds finds a
+    client that went away, so its subscription is removed even while the job is quiet.
+    """
     service, job = _service(request), _job(request)
     assert service.job_service is not None
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    listeners = service.job_service.events.setdefault(job.job_id, [])
-    listeners.append(queue)
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
+    subscription = service.job_service.events.subscribe(job)
     try:
-        for transition in job.transitions:
-            await response.write(_sse({"state": transition.state.value, "reason": transition.reason}))
-        current = service.jobs.get(job.job_id)
-        state = current.state if current else job.state
-        while not state.final:
-            event = await queue.get()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        for past in subscription.history:
+            await response.write(_sse(past))
+        while True:
+            try:
+                event = await asyncio.wait_for(subscription.next(), KEEPALIVE)
+            except TimeoutError:
+                await response.write(b": keepalive\n\n")
+                continue
+            if event is None:
+                break
             await response.write(_sse(event))
-            state = JobState(event["state"])
+        await response.write_eof()
     finally:
-        listeners.remove(queue)
+        subscription.close()
     return response
 
 
-def _sse(event: dict[str, Any]) -> bytes:
-    return f"event: state\ndata: {json.dumps(event)}\n\n".encode()
+def _sse(event: Event) -> bytes:
+    return f"event: {event.kind}\ndata: {json.dumps(event.data)}\n\n".encode()
 
 
 async def get_logs(request: web.Request) -> web.Response:

@@ -6,11 +6,18 @@ from typing import Any
 
 _ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _CID_PARAM = {"name": "cid", "in": "path", "required": True, "schema": {"type": "string"}}
+_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 def _op(
-    summary: str, ok: str, errors: tuple[int, ...] = (), *, cid: bool = False, write: bool = False
+    summary: str,
+    ok: str,
+    errors: tuple[int, ...] = (),
+    *,
+    cid: bool = False,
+    job: bool = False,
+    write: bool = False,
 ) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
@@ -18,8 +25,12 @@ def _op(
     }
     if cid:
         operation["parameters"] = [_CID_PARAM]
-    if write:
+    if job:
+        operation["parameters"] = [_ID_PARAM]
+    if write:  # the guards: a foreign Host/Origin is 403, a CSRF-prone content type 415
         operation["security"] = [{"bearer": []}]
+        operation["responses"].setdefault("403", _ERROR)
+        operation["responses"].setdefault("415", _ERROR)
     return operation
 
 
@@ -27,7 +38,7 @@ def document(version: str) -> dict[str, Any]:
     upload = _op(
         "Upload a file (application/octet-stream) or a directory (application/x-tar); returns its CID, pinned",
         "stored",
-        (400, 401, 413, 415),
+        (400, 401, 413, 415, 507),
         write=True,
     )
     upload["responses"]["201"] = upload["responses"].pop("200")
@@ -60,7 +71,7 @@ def document(version: str) -> dict[str, Any]:
             "/v1/blobs/{cid}/providers": {"get": _op("Peers holding the CID", "providers", (400,), cid=True)},
             "/v1/pins": {"get": _op("Pinned roots", "pins")},
             "/v1/pins/{cid}": {
-                "post": _op("Pin, fetching missing blocks", "pinned", (400, 401, 404), cid=True, write=True),
+                "post": _op("Pin, fetching missing blocks", "pinned", (400, 401, 404, 507), cid=True, write=True),
                 "delete": _op("Unpin", "unpinned", (401, 404), cid=True, write=True),
             },
             "/v1/agents": {
@@ -68,7 +79,7 @@ def document(version: str) -> dict[str, Any]:
                 "post": _op(
                     "Upload an agent directory (application/x-tar); validated, packed, returns its id",
                     "packed",
-                    (400, 401, 413, 415),
+                    (400, 401, 413, 415, 507),
                     write=True,
                 ),
             },
@@ -77,7 +88,7 @@ def document(version: str) -> dict[str, Any]:
                     "Submit a job (JSON: agent, inputs, args, limits, redundancy, regions, needs_gpu, max_price, "
                     "deadline; job_id and payment for paid jobs); placed next to its data",
                     "accepted",
-                    (400, 401, 409),
+                    (400, 401, 409, 413, 507),
                     write=True,
                 ),
                 "get": {
@@ -97,21 +108,30 @@ def document(version: str) -> dict[str, Any]:
                 },
             },
             "/v1/jobs/{id}": {
-                "get": _op("A job: state, every transition with its reason, results, receipts", "job", (404,)),
-                "delete": _op("Cancel a job", "cancelled", (401, 404), write=True),
+                "get": _op(
+                    "A job: state, every transition with its reason, results, receipts", "job", (404,), job=True
+                ),
+                "delete": _op("Cancel a job", "cancelled", (401, 404), job=True, write=True),
             },
-            "/v1/jobs/{id}/placement": {"get": _op("Why each candidate was chosen or refused", "placement", (404,))},
-            "/v1/jobs/{id}/receipt": {"get": _op("The executing node's signed receipt (dag-cbor)", "receipt", (404,))},
+            "/v1/jobs/{id}/placement": {
+                "get": _op("Why each candidate was chosen or refused", "placement", (404,), job=True)
+            },
+            "/v1/jobs/{id}/receipt": {
+                "get": _op("The executing node's signed receipt (dag-cbor)", "receipt", (404,), job=True)
+            },
             "/v1/jobs/{id}/payment": {
                 "post": _op(
                     "The client's signed JobPayments for a done job (JSON: payments), each forwarded to its executor",
                     "each executor's answer",
-                    (400, 401, 404, 409),
+                    (400, 401, 404, 409, 413),
+                    job=True,
                     write=True,
                 )
             },
-            "/v1/jobs/{id}/events": {"get": _op("State changes as server-sent events", "event stream", (404,))},
-            "/v1/jobs/{id}/logs": {"get": _op("The agent's captured output, per node", "logs", (404,))},
+            "/v1/jobs/{id}/events": {
+                "get": _op("State changes as server-sent events", "event stream", (404,), job=True)
+            },
+            "/v1/jobs/{id}/logs": {"get": _op("The agent's captured output, per node", "logs", (404,), job=True)},
             "/v1/ledger": {"get": _op("This node's settlement account, contract and claim counts", "ledger", (404,))},
             "/v1/ledger/claims": {
                 "get": _op(

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from contracts.errors import AuthorizationError
 from contracts.payment import commitment_of
@@ -29,6 +28,7 @@ from node.p2p.network import P2PNetwork
 from node.scheduler.candidates import Candidate
 from node.scheduler.decide import Decider
 from node.scheduler.dispatch import Attempt, Dispatcher, DispatchPolicy, Verdict
+from node.scheduler.events import JobEvents
 from node.scheduler.execution import JobExecution
 from node.scheduler.job import JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import JobStore, new_job_id
@@ -62,7 +62,7 @@ class JobService:
         self.dispatcher = Dispatcher(network, local, self.policy)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._executing: dict[str, set[str]] = {}  # job id -> nodes running it now (cancel goes to them)
-        self.events: dict[str, list[asyncio.Queue[dict[str, Any]]]] = {}
+        self.events = JobEvents()
 
     # -- API ---------------------------------------------------------------------------
     def submit(self, spec: JobSpec, job_id: str | None = None) -> JobRecord:
@@ -111,8 +111,7 @@ class JobService:
     def _move(self, job: JobRecord, state: JobState, reason: str) -> None:
         job.move(state, reason)
         self.jobs.save(job)
-        for queue in self.events.get(job.job_id, []):
-            queue.put_nowait({"state": state.value, "reason": reason})
+        self.events.publish(job)
 
     async def _drive(self, job: JobRecord, resumed: bool = False) -> None:
         try:

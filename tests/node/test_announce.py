@@ -73,3 +73,48 @@ def test_peer_table_liveness() -> None:
     assert rows[0]["alive"] and rows[0]["connected"] and rows[0]["region"] == "eu"
     table.timeout = -1
     assert table.alive() == []
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"capacity": {"cpu_cores": "lots"}},
+        {"capacity": {"cpu_cores": 0}},
+        {"capacity": {"cpu_cores": True}},
+        {"capacity": {"cpu_cores": 2, "gpus": -1}},
+        {"capacity": {"cpu_cores": 2, "disk": 1}},
+        {"capacity": {}},
+        {"load": {"running_jobs": -3}},
+        {"load": {"running_jobs": 1.5}},
+        {"price": -1},
+        {"price": "1"},
+        {"seq": -1},
+        {"region": "r" * 65},
+        {"region": "eu\n"},
+        {"addrs": ["not-a-multiaddr"]},
+        {"addrs": ["/ip4/1.2.3.4/tcp/1"] * 129},
+        {"runtimes": [1]},
+        {"runtimes": "wasm"},
+        {"api": "one"},
+        {"chain_address": "0x1234"},
+        {"extra": "field"},
+    ],
+)
+def test_invalid_fields_are_refused_and_counted(changes: dict[str, Any]) -> None:
+    data = announce.sign(ALICE, payload(**changes))
+    with pytest.raises(AnnouncementError, match="invalid"):
+        announce.verify(data, ALICE.peer_id)
+    metrics = Metrics()
+    assert not AnnouncementValidator(metrics, "self")(ALICE.peer_id, data)
+    assert metrics.value("gossip_rejected_total", reason="invalid") == 1
+
+
+def test_every_field_a_node_sends_is_valid() -> None:
+    full = payload(
+        capacity={"cpu_cores": 16, "memory_mib": 65536, "gpus": 1},
+        price=10**18,
+        chain_address="0x" + "ab" * 20,
+        runtimes=["wasm", "python"],
+        addrs=[f"/ip4/127.0.0.1/tcp/4001/p2p/{ALICE.peer_id}"],
+    )
+    assert announce.verify(announce.sign(ALICE, full), ALICE.peer_id)["price"] == 10**18

@@ -222,3 +222,69 @@ def test_cluster_cli_up_and_down_leaves_no_process(mycel: Any, tmp_path: Path) -
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]
     again = mycel("cluster", "down", "--dir", directory)
     assert again.returncode == 1 and "no cluster" in again.stderr
+
+
+def test_cluster_up_refuses_a_running_cluster(cluster: Any, mycel: Any) -> None:
+    (node,) = cluster(1)
+    directory = cluster.directories[0]
+    again = mycel("cluster", "up", "--nodes", "1", "--dir", directory)
+    assert again.returncode == 1
+    assert again.stderr.count("\n") == 1 and "already running" in again.stderr and str(node.pid) in again.stderr
+    assert http_json(f"{node.api_url}/v1/node")["peer_id"] == node.peer_id  # left running, untouched
+
+
+def test_cluster_up_starts_nodes_at_once_and_registers_each_pid(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from node import cluster as cluster_module
+    from node.cluster import read_cluster_file
+
+    real_start = cluster_module.start_node_process
+    spawned: list[tuple[int, str]] = []  # (pid, api) in spawn order
+    seen: list[tuple[list[int], bool, bool]] = []  # at each spawn: PIDs on file, node0 up, a later node up
+
+    def answers(api: str) -> bool:
+        try:
+            http_json(f"http://{api}/v1/node", timeout=1)
+            return True
+        except OSError:
+            return False
+
+    def start(data_dir: Path, listen: str, api: str, *args: Any, **kwargs: Any) -> Any:
+        cluster_file = data_dir.parent / "cluster.json"
+        registered = [n.pid for n in read_cluster_file(data_dir.parent)] if cluster_file.exists() else []
+        first_up = bool(spawned) and answers(spawned[0][1])
+        seen.append((registered, first_up, any(answers(other) for _, other in spawned[1:])))
+        proc = real_start(data_dir, listen, api, *args, **kwargs)
+        spawned.append((proc.pid, api))
+        return proc
+
+    monkeypatch.setattr(cluster_module, "start_node_process", start)
+    nodes = cluster(3)
+    assert [pid for pid, _ in spawned] == [node.pid for node in nodes]
+    for position, (registered, first_up, later_up) in enumerate(seen):
+        assert registered == [pid for pid, _ in spawned[:position]]  # each PID on file as soon as it is spawned
+        assert first_up == (position > 0) and not later_up  # the first alone, then the others all at once
+
+
+def test_cluster_up_kills_a_node_whose_api_never_answers(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    from node import cluster as cluster_module
+    from node.cluster import process_alive
+    from node.errors import NodeError
+
+    real_start = cluster_module.start_node_process
+    pids: list[int] = []
+
+    def start(data_dir: Path, *args: Any, **kwargs: Any) -> Any:
+        if data_dir.name == "node1":  # runs, but never serves its API
+            proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+        else:
+            proc = real_start(data_dir, *args, **kwargs)
+        pids.append(proc.pid)
+        return proc
+
+    monkeypatch.setattr(cluster_module, "start_node_process", start)
+    with pytest.raises(NodeError, match=r"did not answer in time"):
+        cluster(2, start_timeout=30)
+    assert len(pids) == 2 and not [pid for pid in pids if process_alive(pid)]

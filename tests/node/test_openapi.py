@@ -19,3 +19,13 @@ def test_every_route_is_documented() -> None:
     paths = document("test")["paths"]
     documented = {(path, method) for path, operations in paths.items() for method in operations}
     assert served == documented
+
+
+def test_every_path_parameter_is_declared() -> None:
+    import re
+
+    for path, operations in document("test")["paths"].items():
+        wanted = set(re.findall(r"{(\w+)}", path))
+        for method, operation in operations.items():
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == wanted, (method, path)
