@@ -38,7 +38,7 @@ class Unreachable:
 
 
 def fake_service(tmp_path: Path) -> Any:
-    config = SimpleNamespace(get=lambda section, key: "")
+    config = SimpleNamespace(get=lambda section, key: "", api_host_port=("127.0.0.1", 5080))
     return SimpleNamespace(
         config=config,
         metrics=None,
