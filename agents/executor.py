@@ -10,10 +10,11 @@ import nacl.signing
 
 from agents import receipt as receipts
 from agents.errors import RuntimeUnavailable
-from agents.runtime.base import RawRun, RunRequest, Runtime, Workspace, tree_size
+from agents.outcome import Outcome, OutcomeKind
+from agents.runtime.base import RawRun, RunRequest, Runtime, Workspace, breach, scan_tree
 from storage.blockstore import BlockStore
 from storage.cid import CID
-from storage.errors import StorageError
+from storage.errors import UnixFSError
 from storage.files import add_path
 from storage.peerid import peer_id_for
 from storage.unixfs.importer import ImportOptions
@@ -21,12 +22,17 @@ from storage.unixfs.importer import ImportOptions
 
 @dataclass(frozen=True)
 class JobOutcome:
-    status: str
+    outcome: Outcome
     result: CID | None
     receipt: bytes
     logs: bytes
     logs_truncated: bool
     raw: RawRun
+
+    @property
+    def status(self) -> str:
+        """The outcome's label (also the receipt's ``status``), for display: decide on ``outcome``."""
+        return self.outcome.label
 
 
 class Executor:
@@ -52,18 +58,18 @@ class Executor:
             )
         started = time.time()
         result: CID | None = None
+        limits = request.effective_limits
         with Workspace(self.store, request, self.work_dir) as workspace:
             raw = runtime.run(request, workspace)
-            bytes_out = tree_size(workspace.out)
-            status = raw.status
-            if status == "ok" and bytes_out > request.effective_limits.max_output_mib << 20:
-                status = "killed: output limit"
-            if status == "ok":
-                try:
-                    options = ImportOptions(include_hidden=True)
-                    result = add_path(self.store, workspace.out, options=options, name=f"result {request.job_id}").cid
-                except StorageError as exc:
-                    status = f"failed: invalid output: {exc}"
+            scan = scan_tree(workspace.writable)
+            bytes_out = scan.bytes
+            outcome = raw.outcome
+            over = breach(scan, limits.max_output_mib << 20, limits.max_output_files)
+            if over is not None and outcome.kind in (OutcomeKind.OK, OutcomeKind.FAILED):
+                # the node's own count decides: an agent that swallowed EFBIG still broke the cap
+                outcome = over
+            if outcome.is_ok:
+                outcome, result = self._import(request, workspace)
             bytes_in = workspace.bytes_in
         ended = time.time()
         usage = receipts.Usage(raw.cpu_seconds, raw.peak_memory_bytes, raw.wall_seconds, bytes_in, bytes_out)
@@ -72,7 +78,7 @@ class Executor:
             agent=request.bundle.agent_id,
             inputs=dict(request.inputs),
             result=result,
-            status=status,
+            status=outcome.label,
             runtime=runtime.name,
             runtime_version=runtime.version,
             usage=usage,
@@ -81,4 +87,18 @@ class Executor:
             node=self.node,
         )
         signed = receipts.sign(record, self.signing_key)
-        return JobOutcome(status, result, signed, raw.logs, raw.logs_truncated, raw)
+        return JobOutcome(outcome, result, signed, raw.logs, raw.logs_truncated, raw)
+
+    def _import(self, request: RunRequest, workspace: Workspace) -> tuple[Outcome, CID | None]:
+        """Import ``out/``; output the importer cannot take is the agent's failure, not the node's."""
+        problem = scan_tree([workspace.out]).problem
+        if problem is not None:
+            return Outcome.failed(f"invalid output: {problem}"), None
+        try:
+            options = ImportOptions(include_hidden=True)
+            cid = add_path(self.store, workspace.out, options=options, name=f"result {request.job_id}").cid
+        except (UnixFSError, UnicodeError, RecursionError) as exc:
+            return Outcome.failed(f"invalid output: {exc}"), None
+        except OSError as exc:  # the store's disk, not the agent's output
+            return Outcome.node_error(f"cannot store the output: {exc}"), None
+        return Outcome.ok(), cid

@@ -35,8 +35,10 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
 def install(allow_processes: bool = True) -> None:
     """Install the filter on the calling thread and its future children (irreversible).
 
-    With ``allow_processes`` False, fork/vfork and process-creating clone fail with
-    EAGAIN (threads are still allowed): RLIMIT_NPROC does not bind uid 0, this does.
+    With ``allow_processes`` False, fork/vfork and process-creating clone kill the
+    process with SIGSYS (threads are still allowed): RLIMIT_NPROC does not bind uid 0,
+    this does, and the node reads the process limit from the signal it sees rather than
+    from whatever the agent prints about a failed fork.
     """
     machine = platform.machine()
     arch, socket_nr, socketpair_nr, denied = _ARCHES[machine]
@@ -53,16 +55,16 @@ def install(allow_processes: bool = True) -> None:
         prog += [_insn(_JEQ_K, 0, 1, nr), _insn(_RET_K, 0, 0, deny)]
     if not allow_processes:
         forks, clone_nr, clone3_nr = _PROCESS_CALLS[machine]
-        again = _RET_ERRNO | errno.EAGAIN
+        refuse = _RET_KILL_PROCESS
         for nr in forks:
-            prog += [_insn(_JEQ_K, 0, 1, nr), _insn(_RET_K, 0, 0, again)]
+            prog += [_insn(_JEQ_K, 0, 1, nr), _insn(_RET_K, 0, 0, refuse)]
         # clone3 hides its flags in memory BPF cannot read: ENOSYS makes libc fall back to clone
         prog += [_insn(_JEQ_K, 0, 1, clone3_nr), _insn(_RET_K, 0, 0, _RET_ERRNO | errno.ENOSYS)]
         prog += [
             _insn(_JEQ_K, 0, 4, clone_nr),
             _insn(_LD_W_ABS, 0, 0, 16),  # clone flags (low word)
             _insn(_JSET_K, 1, 0, _CLONE_THREAD),
-            _insn(_RET_K, 0, 0, again),
+            _insn(_RET_K, 0, 0, refuse),
             _insn(_LD_W_ABS, 0, 0, 0),  # a thread: reload the syscall number and go on
         ]
     for nr in (socket_nr, socketpair_nr):
