@@ -16,7 +16,6 @@ which the output caps (up to 64 GiB) would turn into a memory exhaustion vector.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 import threading
@@ -27,7 +26,7 @@ from typing import Protocol
 from agents.bundle import Bundle
 from agents.manifest import Limits
 from agents.outcome import Limit, Outcome
-from agents.runtime.sandbox.outputs import MAX_OUTPUT_DEPTH, SizeWatch, TreeScan, scan_tree
+from agents.runtime.sandbox.outputs import MAX_OUTPUT_DEPTH, SizeWatch, TreeScan, remove_tree, scan_tree
 from storage.blockstore import BlockStore
 from storage.cid import CID
 from storage.files import get_path
@@ -134,42 +133,18 @@ class Workspace:
         self.close()
 
 
-__all__ = ["MAX_OUTPUT_DEPTH", "TreeScan", "scan_tree"]
+__all__ = ["MAX_OUTPUT_DEPTH", "TreeScan", "remove_tree", "scan_tree"]
 
 
 def tree_size(path: Path) -> int:
     return scan_tree([os.fspath(path)]).bytes
 
 
-def remove_tree(root: Path) -> None:
-    """Remove a job's tree however deep or unwritable the agent left it (iterative)."""
-    stack = [os.fspath(root)]
-    directories: list[str] = []
-    while stack:
-        path = stack.pop()
-        try:
-            os.chmod(path, 0o755)
-            iterator = os.scandir(path)
-        except OSError:
-            continue
-        directories.append(path)
-        with iterator:
-            for entry in iterator:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                else:
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
-    for path in reversed(directories):
-        with contextlib.suppress(OSError):
-            os.rmdir(path)
-
-
 class OutputWatch:
     """Checks the writable places against the output caps while the agent runs (see
     :class:`~agents.runtime.sandbox.outputs.SizeWatch`); ``check()`` names the breach."""
 
-    def __init__(self, roots: tuple[Path, ...], limits: Limits, interval: float = 0.01) -> None:
+    def __init__(self, roots: tuple[Path, ...], limits: Limits, interval: float = 0.002) -> None:
         self.max_bytes = limits.max_output_mib << 20
         self.max_entries = limits.max_output_files
         self._watch = SizeWatch([os.fspath(root) for root in roots], self.max_bytes, self.max_entries, interval)
@@ -185,6 +160,8 @@ def breach(scan: TreeScan, max_bytes: int, max_entries: int) -> Outcome | None:
         return Outcome.killed(Limit.OUTPUT, f"more than {max_bytes >> 20} MiB written")
     if scan.entries > max_entries:
         return Outcome.killed(Limit.FILES, f"more than {max_entries} files and directories")
+    if scan.too_deep:  # never importable: stop it now rather than walk deeper
+        return Outcome.failed(f"invalid output: {scan.problem}")
     return None
 
 

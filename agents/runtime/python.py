@@ -40,7 +40,7 @@ from typing import IO
 
 from agents.manifest import Limits
 from agents.outcome import Limit, Outcome
-from agents.runtime.base import LogBuffer, OutputWatch, RawRun, RunRequest, Workspace
+from agents.runtime.base import MAX_OUTPUT_DEPTH, LogBuffer, OutputWatch, RawRun, RunRequest, Workspace
 from agents.runtime.sandbox import landlock, seccomp
 from agents.runtime.sandbox.procfs import session_rss
 
@@ -48,7 +48,8 @@ LAUNCHER = Path(__file__).with_name("sandbox") / "launcher.py"
 WORKER = Path(__file__).with_name("sandbox") / "worker.py"
 SANDBOX_UID = 65534
 ADDRESS_SPACE_ALLOWANCE = 2 << 30  # interpreter + numpy/sklearn mappings; RSS is what is enforced
-POLL = 0.01
+POLL = 0.002  # output walks; bytes past the cap are about the agent's write rate x POLL
+RSS_POLL = 0.01  # resident memory, wall clock and cancel (each RSS read walks every /proc stat)
 CANCEL_POLL = 0.05  # how often a warm job's canceller looks at the event
 CPU_SLACK = 0.5  # RLIMIT_CPU fires at the soft limit; rusage lands just under or over it
 
@@ -272,33 +273,64 @@ class PythonRuntime:
         output: OutputWatch,
         cancel: threading.Event | None,
     ) -> tuple[Outcome | None, int]:
+        """Poll until the process exits or must be stopped; the output caps are walked in
+        a thread of their own, since reading every process's RSS from /proc can take
+        longer on a busy host than an agent needs to write far past its cap."""
         deadline = time.monotonic() + wall
         peak = 0
-        while True:
-            try:
-                exited = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            except ChildProcessError:
-                return None, peak
-            if exited is not None:  # left for wait4 to reap, with its rusage
-                return None, peak
-            rss = session_rss(proc.pid)
-            peak = max(peak, rss)
-            verdict: Outcome | None = None
-            if cancel is not None and cancel.is_set():
-                verdict = Outcome.cancelled()
-            elif rss > memory:
-                verdict = Outcome.killed(Limit.MEMORY)
-            elif time.monotonic() > deadline:
-                verdict = Outcome.killed(Limit.WALL)
-            else:
-                verdict = output.check()
+        guard = _OutputGuard(proc.pid, output)
+        try:
+            while True:
+                try:
+                    exited = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                except ChildProcessError:
+                    return guard.verdict, peak
+                if exited is not None:  # left for wait4 to reap, with its rusage
+                    return guard.verdict, peak
+                rss = session_rss(proc.pid)
+                peak = max(peak, rss)
+                verdict: Outcome | None = guard.verdict
+                if verdict is not None:
+                    pass
+                elif cancel is not None and cancel.is_set():
+                    verdict = Outcome.cancelled()
+                elif rss > memory:
+                    verdict = Outcome.killed(Limit.MEMORY)
+                elif time.monotonic() > deadline:
+                    verdict = Outcome.killed(Limit.WALL)
+                if verdict is not None:
+                    _kill_group(proc.pid)
+                    return verdict, peak
+                if cancel is not None:
+                    cancel.wait(RSS_POLL)  # returns at once when cancelled
+                else:
+                    time.sleep(RSS_POLL)
+        finally:
+            guard.stop()
+
+
+class _OutputGuard:
+    """Walks the writable places every POLL and kills the process group on a breach."""
+
+    def __init__(self, pid: int, output: OutputWatch) -> None:
+        self.verdict: Outcome | None = None
+        self._pid = pid
+        self._output = output
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="output-guard", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(POLL):
+            verdict = self._output.check()
             if verdict is not None:
-                _kill_group(proc.pid)
-                return verdict, peak
-            if cancel is not None:
-                cancel.wait(POLL)  # returns at once when cancelled
-            else:
-                time.sleep(POLL)
+                self.verdict = verdict
+                _kill_group(self._pid)
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 @dataclass(frozen=True)
@@ -350,6 +382,8 @@ def _verdict(name: str) -> Outcome:
     """The warm worker's verdict, named by the worker (never by the agent)."""
     if name == "cancelled":
         return Outcome.cancelled()
+    if name == "too-deep":
+        return Outcome.failed(f"invalid output: directories nested deeper than {MAX_OUTPUT_DEPTH} levels")
     return Outcome.killed(Limit(name))
 
 

@@ -41,7 +41,7 @@ from agents.runtime.wasm_compiler import ENGINE_SETTINGS, EXIT_INVALID, make_eng
 from storage.cid import CID, RAW
 
 FUEL_PER_CPU_SECOND = 2_500_000_000  # fuel units; a tight loop burns ~3 G/s on this machine
-EPOCH_TICK = 0.01
+EPOCH_TICK = 0.002  # also how often the stop callback walks /out: bytes past the cap ~ write rate x tick
 WASM_PAGE = 65536
 MAX_TABLE_ELEMENTS = 1_000_000  # 8 bytes each: 8 MB of tables at most, beside the memory limit
 COMPILE_POLL = 0.02
@@ -196,7 +196,7 @@ class WasmRuntime:
             try:
                 instance = self._linker().instantiate(store, module)
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-                outcome = stopper.reason or _instantiation_failure(module, exc, memory_limit)
+                outcome = stopper.reason or _instantiation_failure(wasm, exc, memory_limit)
                 exit_code = None
             else:
                 outcome, exit_code = _call_start(instance, store, stopper, memory_limit)
@@ -316,15 +316,57 @@ def _memory_size(instance: wasmtime.Instance | None, store: wasmtime.Store) -> i
     return memory.data_len(store) if isinstance(memory, wasmtime.Memory) else 0
 
 
-def _instantiation_failure(module: wasmtime.Module, exc: Exception, memory_limit: int) -> Outcome:
+def _instantiation_failure(wasm: bytes, exc: Exception, memory_limit: int) -> Outcome:
     """Over a limit when the module itself declares more memory or table than allowed."""
-    declared = [export.type for export in module.exports] + [imported.type for imported in module.imports]
-    for kind in declared:
-        if isinstance(kind, wasmtime.MemoryType) and kind.limits.min * WASM_PAGE > memory_limit:
-            return Outcome.killed(Limit.MEMORY, f"the module declares {kind.limits.min * WASM_PAGE >> 20} MiB")
-        if isinstance(kind, wasmtime.TableType) and kind.limits.min > MAX_TABLE_ELEMENTS:
-            return Outcome.killed(Limit.MEMORY, f"the module declares a table of {kind.limits.min} elements")
+    try:
+        tables, memories = declared_minimums(wasm)
+    except (IndexError, ValueError):
+        tables, memories = [], []
+    for pages in memories:
+        if pages * WASM_PAGE > memory_limit:
+            return Outcome.killed(Limit.MEMORY, f"the module declares {pages * WASM_PAGE >> 20} MiB")
+    for elements in tables:
+        if elements > MAX_TABLE_ELEMENTS:
+            return Outcome.killed(Limit.MEMORY, f"the module declares a table of {elements} elements")
     return Outcome.failed(f"cannot instantiate: {_one_line(exc)}")
+
+
+def declared_minimums(wasm: bytes) -> tuple[list[int], list[int]]:
+    """Minimum sizes of the tables (elements) and memories (pages) a module defines.
+
+    Read from the binary's table (4) and memory (5) sections, since wasmtime only shows
+    exported ones. Only called on a module wasmtime has already validated.
+    """
+    tables: list[int] = []
+    memories: list[int] = []
+    position = 8  # magic and version
+    while position < len(wasm):
+        section = wasm[position]
+        size, position = _leb(wasm, position + 1)
+        end = position + size
+        if section in (4, 5):
+            count, cursor = _leb(wasm, position)
+            for _ in range(count):
+                if section == 4:
+                    cursor += 1  # reference type
+                flags = wasm[cursor]
+                minimum, cursor = _leb(wasm, cursor + 1)
+                if flags & 1:
+                    _, cursor = _leb(wasm, cursor)
+                (tables if section == 4 else memories).append(minimum)
+        position = end
+    return tables, memories
+
+
+def _leb(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, position
 
 
 def _classify_trap(exc: Exception, memory_bytes: int, memory_limit: int) -> Outcome:

@@ -30,7 +30,8 @@ from agents.runtime.sandbox.outputs import SizeWatch
 from agents.runtime.sandbox.procfs import session_rss
 
 PRELOAD = ("json", "csv", "math", "statistics", "pathlib", "runpy", "numpy")
-POLL = 0.005
+POLL = 0.002  # output walks and cancel checks
+RSS_EVERY = 5  # polls between resident-memory reads
 
 
 _SETUP_FD = 3  # the child's end of the setup channel, the only descriptor it keeps
@@ -96,13 +97,16 @@ def _run_job(config: dict[str, Any], lines: _Lines) -> dict[str, Any]:
     memory = config["memory_bytes"]
     limits = config["limits"]
     output = SizeWatch(config["read_write"], limits["output_cap_bytes"], limits["max_output_files"])
-    peak, verdict = 0, None
+    peak = rss = polls = 0
+    verdict = None
     while True:
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
             break
-        rss = session_rss(pid)
-        peak = max(peak, rss)
+        if polls % RSS_EVERY == 0:
+            rss = session_rss(pid)
+            peak = max(peak, rss)
+        polls += 1
         if any(message.get("cancel") for message in lines.wait(POLL)):
             verdict = "cancelled"
         elif rss > memory:
@@ -112,7 +116,12 @@ def _run_job(config: dict[str, Any], lines: _Lines) -> dict[str, Any]:
         else:
             over = output.check()
             if over is not None:
-                verdict = "output" if over.bytes > output.max_bytes else "files"
+                if over.bytes > output.max_bytes:
+                    verdict = "output"
+                elif over.entries > output.max_entries:
+                    verdict = "files"
+                else:
+                    verdict = "too-deep"
         if verdict:
             os.killpg(pid, signal.SIGKILL)
             _, status, usage = os.wait4(pid, 0)
