@@ -285,3 +285,31 @@ def test_wasm_tables_are_limited(wasm_harness: AgentHarness, tmp_path: Path) -> 
     outcome = wasm_harness.run(_wasm_agent(tmp_path, wat))
     assert (outcome.outcome.kind, outcome.outcome.limit) == (OutcomeKind.KILLED, Limit.MEMORY), outcome.status
     _signed(outcome)
+
+
+def test_python_sandbox_denies_io_uring_userfaultfd_keys_and_personality(harness: AgentHarness, tmp_path: Path) -> None:
+    agent = _python_agent(
+        tmp_path,
+        """
+        import ctypes, errno, platform
+        numbers = {
+            "x86_64": {"io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+                       "userfaultfd": 323, "add_key": 248, "request_key": 249, "personality": 135},
+            "aarch64": {"io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+                        "userfaultfd": 282, "add_key": 217, "request_key": 218, "personality": 92},
+        }[platform.machine()]
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        allowed = []
+        for name, number in numbers.items():
+            ctypes.set_errno(0)
+            # personality(0xffffffff) only queries; the others get arguments they would reject
+            argument = 0xFFFFFFFF if name == "personality" else 0
+            if libc.syscall(number, ctypes.c_ulong(argument), 0, 0, 0, 0) != -1 or ctypes.get_errno() != errno.EPERM:
+                allowed.append(name)
+        print("allowed:", allowed)
+        raise SystemExit(3 if allowed else 0)
+        """,
+    )
+    outcome = harness.run(agent)
+    assert outcome.outcome.is_ok, (outcome.status, outcome.logs)
