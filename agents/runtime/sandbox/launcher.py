@@ -98,6 +98,8 @@ def lock_down_and_run(config: dict[str, Any]) -> None:
         except OSError as exc:
             _fail(f"cannot install seccomp filter: {exc}")
     sys.argv = [config["entrypoint"], *config["args"]]
+    own_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    sys.path[:] = [entry for entry in sys.path if entry != own_root]  # the node's code is not the agent's
     sys.path.insert(0, config["code"])
     os.environ.clear()
     os.environ.update(config["env"])
