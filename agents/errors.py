@@ -29,3 +29,7 @@ class CompileTimeout(AgentError):
 
 class CompileCancelled(AgentError):
     """The job was cancelled while its wasm module was being compiled."""
+
+
+class CompilerFailed(AgentError):
+    """The wasm compiler process died without an answer (a crash, or killed by its own limits)."""

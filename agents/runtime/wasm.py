@@ -34,7 +34,7 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from agents.errors import CompileCancelled, CompileTimeout, InvalidModule
+from agents.errors import CompileCancelled, CompilerFailed, CompileTimeout, InvalidModule
 from agents.outcome import Limit, Outcome
 from agents.runtime.base import LogBuffer, OutputWatch, RawRun, RunRequest, Workspace
 from agents.runtime.wasm_compiler import ENGINE_SETTINGS, EXIT_INVALID, make_engine
@@ -172,6 +172,8 @@ class WasmRuntime:
             return _not_started(Outcome.killed(Limit.WALL, "compiling the module"), started)
         except CompileCancelled:
             return _not_started(Outcome.cancelled(), started)
+        except CompilerFailed as exc:
+            return _not_started(Outcome.node_error(str(exc)), started)
 
         store = wasmtime.Store(self.engine)
         logs = LogBuffer()
@@ -305,7 +307,7 @@ def _compile_in_child(source: Path, target: Path, timeout: float | None, cancel:
     if child.returncode == EXIT_INVALID:
         raise InvalidModule(errors.decode("utf-8", "replace").strip() or "the module does not compile")
     if child.returncode != 0:
-        raise RuntimeError(f"the wasm compiler exited with {child.returncode}: {errors[-500:]!r}")
+        raise CompilerFailed(f"the wasm compiler exited with {child.returncode}: {errors[-500:]!r}")
     return target.read_bytes()
 
 
