@@ -17,3 +17,19 @@ class RuntimeUnavailable(AgentError):
 
 class ReceiptError(AgentError, ValueError):
     """A receipt is malformed or its signature does not verify."""
+
+
+class InvalidModule(AgentError, ValueError):
+    """A wasm module that does not validate or compile: the agent's fault."""
+
+
+class CompileTimeout(AgentError):
+    """Compiling a wasm module took longer than the run's wall-clock limit allows."""
+
+
+class CompileCancelled(AgentError):
+    """The job was cancelled while its wasm module was being compiled."""
+
+
+class CompilerFailed(AgentError):
+    """The wasm compiler process died without an answer (a crash, or killed by its own limits)."""

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import nacl.signing
 
 from agents import receipt as receipts
 from agents.errors import RuntimeUnavailable
-from agents.outcome import Limit, Outcome
-from agents.runtime.base import RawRun, RunRequest, Runtime, Workspace, tree_size
+from agents.outcome import Outcome, OutcomeKind
+from agents.runtime.base import RawRun, RunRequest, Runtime, Workspace, breach, scan_tree
 from storage.blockstore import BlockStore
 from storage.cid import CID
-from storage.errors import StorageError
+from storage.errors import UnixFSError
 from storage.files import add_path
 from storage.peerid import peer_id_for
 from storage.unixfs.importer import ImportOptions
@@ -22,13 +22,17 @@ from storage.unixfs.importer import ImportOptions
 
 @dataclass(frozen=True)
 class JobOutcome:
-    status: str
+    outcome: Outcome
     result: CID | None
     receipt: bytes
     logs: bytes
     logs_truncated: bool
     raw: RawRun
-    outcome: Outcome = field(default_factory=Outcome.ok)
+
+    @property
+    def status(self) -> str:
+        """The outcome's label (also the receipt's ``status``), for display: decide on ``outcome``."""
+        return self.outcome.label
 
 
 class Executor:
@@ -54,18 +58,18 @@ class Executor:
             )
         started = time.time()
         result: CID | None = None
+        limits = request.effective_limits
         with Workspace(self.store, request, self.work_dir) as workspace:
             raw = runtime.run(request, workspace)
-            bytes_out = tree_size(workspace.out)
-            status = raw.status
-            if status == "ok" and bytes_out > request.effective_limits.max_output_mib << 20:
-                status = "killed: output limit"
-            if status == "ok":
-                try:
-                    options = ImportOptions(include_hidden=True)
-                    result = add_path(self.store, workspace.out, options=options, name=f"result {request.job_id}").cid
-                except StorageError as exc:
-                    status = f"failed: invalid output: {exc}"
+            scan = scan_tree(workspace.writable)
+            bytes_out = scan.bytes
+            outcome = raw.outcome
+            over = breach(scan, limits.max_output_mib << 20, limits.max_output_files)
+            if over is not None and outcome.kind in (OutcomeKind.OK, OutcomeKind.FAILED):
+                # the node's own count decides: an agent that swallowed EFBIG still broke the cap
+                outcome = over
+            if outcome.is_ok:
+                outcome, result = self._import(request, workspace)
             bytes_in = workspace.bytes_in
         ended = time.time()
         usage = receipts.Usage(raw.cpu_seconds, raw.peak_memory_bytes, raw.wall_seconds, bytes_in, bytes_out)
@@ -74,7 +78,7 @@ class Executor:
             agent=request.bundle.agent_id,
             inputs=dict(request.inputs),
             result=result,
-            status=status,
+            status=outcome.label,
             runtime=runtime.name,
             runtime_version=runtime.version,
             usage=usage,
@@ -83,24 +87,18 @@ class Executor:
             node=self.node,
         )
         signed = receipts.sign(record, self.signing_key)
-        cancelled = request.cancel is not None and request.cancel.is_set() and status != "ok"
-        outcome = Outcome.cancelled() if cancelled else _outcome_of(status)
-        return JobOutcome(status, result, signed, raw.logs, raw.logs_truncated, raw, outcome)
+        return JobOutcome(outcome, result, signed, raw.logs, raw.logs_truncated, raw)
 
-
-_LIMITS = {"cpu": Limit.CPU, "memory": Limit.MEMORY, "wall-clock": Limit.WALL, "output": Limit.OUTPUT,
-           "process": Limit.PROCESSES}  # fmt: skip
-
-
-def _outcome_of(status: str) -> Outcome:
-    """Bridge from the runtimes' status words (set by the node, never by the agent) to an Outcome,
-    until the runtimes report an Outcome themselves."""
-    if status == "ok":
-        return Outcome.ok()
-    kind, _, detail = status.partition(": ")
-    if kind == "killed":
-        limit = _LIMITS.get(detail.removesuffix(" limit"))
-        return Outcome.killed(limit, detail) if limit is not None else Outcome.failed(detail)
-    if detail == "sandbox could not be set up":
-        return Outcome.node_error(detail)
-    return Outcome.failed(detail or status)
+    def _import(self, request: RunRequest, workspace: Workspace) -> tuple[Outcome, CID | None]:
+        """Import ``out/``; output the importer cannot take is the agent's failure, not the node's."""
+        problem = scan_tree([workspace.out]).problem
+        if problem is not None:
+            return Outcome.failed(f"invalid output: {problem}"), None
+        try:
+            options = ImportOptions(include_hidden=True)
+            cid = add_path(self.store, workspace.out, options=options, name=f"result {request.job_id}").cid
+        except (UnixFSError, UnicodeError, RecursionError) as exc:
+            return Outcome.failed(f"invalid output: {exc}"), None
+        except OSError as exc:  # the store's disk, not the agent's output
+            return Outcome.node_error(f"cannot store the output: {exc}"), None
+        return Outcome.ok(), cid

@@ -23,6 +23,9 @@ class Limits:
     wall_seconds: int = 120
     max_output_mib: int = 64
     processes: int = 1
+    # files and directories an agent may create in its writable places: bytes alone do
+    # not stop a flood of empty files, each of which costs an inode and a UnixFS block
+    max_output_files: int = 10_000
 
 
 _LIMIT_CAPS = {
@@ -31,6 +34,7 @@ _LIMIT_CAPS = {
     "wall_seconds": 86400,
     "max_output_mib": 65536,
     "processes": 256,
+    "max_output_files": 1_000_000,
 }
 
 

@@ -1,16 +1,22 @@
 """What every runtime shares: the request, the outcome, and the job's workspace.
 
 The workspace is a private directory per job: ``code/`` (the bundle, read-only),
-``in/<name>`` (each input exported from the store, every block verified, read-only)
-and ``out/`` (writable). After the run, ``out/`` becomes a UnixFS DAG in the store
-and its root is the result CID.
+``in/<name>`` (each input exported from the store, every block verified, read-only),
+``out/`` (writable) and ``tmp/`` (writable scratch: HOME and TMPDIR). After the run,
+``out/`` becomes a UnixFS DAG in the store and its root is the result CID.
+
+The output cap counts every writable place (``out/`` and ``tmp/``): bytes of regular
+files and the number of entries. It is enforced while the agent runs by
+:class:`OutputWatch` (a periodic ``os.scandir`` walk, iterative so a hostile
+3000-deep tree cannot overflow the stack) and, for the python runtime, per file by
+RLIMIT_FSIZE. A size-limited tmpfs would be exact, but mounting one needs a mount
+namespace the in-process wasm runtime cannot enter, and tmpfs keeps output in RAM,
+which the output caps (up to 64 GiB) would turn into a memory exhaustion vector.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import stat
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -19,6 +25,8 @@ from typing import Protocol
 
 from agents.bundle import Bundle
 from agents.manifest import Limits
+from agents.outcome import Limit, Outcome
+from agents.runtime.sandbox.outputs import MAX_OUTPUT_DEPTH, SizeWatch, TreeScan, remove_tree, scan_tree
 from storage.blockstore import BlockStore
 from storage.cid import CID
 from storage.files import get_path
@@ -34,7 +42,9 @@ class RunRequest:
     args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     limits: Limits | None = None  # None: the manifest's
-    cancel: threading.Event | None = None  # set by the node when the client cancels: the runtime stops the sandbox
+    # set by the node (e.g. on a client's cancel message): the runtime stops the agent
+    # within about half a second and reports Outcome.cancelled()
+    cancel: threading.Event | None = field(default=None, compare=False)
 
     @property
     def effective_limits(self) -> Limits:
@@ -45,13 +55,18 @@ class RunRequest:
 class RawRun:
     """What a runtime reports; the executor turns it into a receipt."""
 
-    status: str  # "ok", "failed: ...", "killed: <limit> limit"
+    outcome: Outcome
     exit_code: int | None
     logs: bytes
     logs_truncated: bool
     cpu_seconds: float
     peak_memory_bytes: int
     wall_seconds: float
+
+    @property
+    def status(self) -> str:
+        """The outcome's one-line label, for display only: decide on ``outcome``."""
+        return self.outcome.label
 
 
 class Runtime(Protocol):
@@ -87,6 +102,7 @@ class Workspace:
         self.code = self.root / "code"
         self.inputs = self.root / "in"
         self.out = self.root / "out"
+        self.scratch = self.root / "tmp"
         get_path(store, request.bundle.code, self.code)
         self.inputs.mkdir()
         self.bytes_in = 0
@@ -99,11 +115,16 @@ class Workspace:
         _make_read_only(self.inputs)
         self.out.mkdir(mode=0o777)
         os.chmod(self.out, 0o777)  # the sandbox user (not the node) must be able to write
+        self.scratch.mkdir(mode=0o777)
+        os.chmod(self.scratch, 0o777)
+
+    @property
+    def writable(self) -> tuple[Path, ...]:
+        """Every place an agent can write: all of it counts against the output cap."""
+        return (self.out, self.scratch)
 
     def close(self) -> None:
-        for path in (self.code, self.inputs):
-            _make_writable(path)
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root)
 
     def __enter__(self) -> Workspace:
         return self
@@ -112,17 +133,36 @@ class Workspace:
         self.close()
 
 
+__all__ = ["MAX_OUTPUT_DEPTH", "TreeScan", "remove_tree", "scan_tree"]
+
+
 def tree_size(path: Path) -> int:
-    total = 0
-    for dirpath, _subdirs, filenames in os.walk(path):
-        for name in filenames:
-            try:
-                info = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if stat.S_ISREG(info.st_mode):
-                total += info.st_size
-    return total
+    return scan_tree([os.fspath(path)]).bytes
+
+
+class OutputWatch:
+    """Checks the writable places against the output caps while the agent runs (see
+    :class:`~agents.runtime.sandbox.outputs.SizeWatch`); ``check()`` names the breach."""
+
+    def __init__(self, roots: tuple[Path, ...], limits: Limits, interval: float = 0.002) -> None:
+        self.max_bytes = limits.max_output_mib << 20
+        self.max_entries = limits.max_output_files
+        self._watch = SizeWatch([os.fspath(root) for root in roots], self.max_bytes, self.max_entries, interval)
+
+    def check(self) -> Outcome | None:
+        scan = self._watch.check()
+        return None if scan is None else breach(scan, self.max_bytes, self.max_entries)
+
+
+def breach(scan: TreeScan, max_bytes: int, max_entries: int) -> Outcome | None:
+    """The output limit a scan is over, if any (bytes first: the bigger harm)."""
+    if scan.bytes > max_bytes:
+        return Outcome.killed(Limit.OUTPUT, f"more than {max_bytes >> 20} MiB written")
+    if scan.entries > max_entries:
+        return Outcome.killed(Limit.FILES, f"more than {max_entries} files and directories")
+    if scan.too_deep:  # never importable: stop it now rather than walk deeper
+        return Outcome.failed(f"invalid output: {scan.problem}")
+    return None
 
 
 def _make_read_only(path: Path) -> None:
@@ -134,11 +174,3 @@ def _make_read_only(path: Path) -> None:
         os.chmod(dirpath, 0o555)
     if path.is_file():
         os.chmod(path, 0o444)
-
-
-def _make_writable(path: Path) -> None:
-    if path.is_file():
-        os.chmod(path, 0o644)
-        return
-    for dirpath, _dirnames, _filenames in os.walk(path):
-        os.chmod(dirpath, 0o755)

@@ -14,8 +14,11 @@ Layers, each used where this host allows it (``layers`` says which are active, a
   signals outside the sandbox (Landlock ABI 4 and 6).
 * ``seccomp``: no network sockets (only AF_UNIX), no ptrace, bpf, mount, namespaces.
 
-The parent enforces wall-clock time and resident memory by watching the child, caps
-captured logs, and kills the whole process group on any breach.
+The parent enforces wall-clock time, resident memory, the output caps and cancellation
+by watching the child, caps captured logs, and kills the whole process group on any
+breach. The outcome is decided from what the node itself sees (its watcher's verdict,
+the exit status, rusage, the setup channel) and never from the agent's output: an agent
+can print anything, including the words a classifier would look for.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ import sys
 import sysconfig
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from agents.manifest import Limits
-from agents.runtime.base import LogBuffer, RawRun, RunRequest, Workspace
+from agents.outcome import Limit, Outcome
+from agents.runtime.base import MAX_OUTPUT_DEPTH, LogBuffer, OutputWatch, RawRun, RunRequest, Workspace
 from agents.runtime.sandbox import landlock, seccomp
 from agents.runtime.sandbox.procfs import session_rss
 
@@ -43,8 +48,10 @@ LAUNCHER = Path(__file__).with_name("sandbox") / "launcher.py"
 WORKER = Path(__file__).with_name("sandbox") / "worker.py"
 SANDBOX_UID = 65534
 ADDRESS_SPACE_ALLOWANCE = 2 << 30  # interpreter + numpy/sklearn mappings; RSS is what is enforced
-POLL = 0.01
-EXIT_SANDBOX_FAILED = 120
+POLL = 0.002  # output walks; bytes past the cap are about the agent's write rate x POLL
+RSS_POLL = 0.01  # resident memory, wall clock and cancel (each RSS read walks every /proc stat)
+CANCEL_POLL = 0.05  # how often a warm job's canceller looks at the event
+CPU_SLACK = 0.5  # RLIMIT_CPU fires at the soft limit; rusage lands just under or over it
 
 
 def _probe(args: list[str]) -> bool:
@@ -118,7 +125,8 @@ class PythonRuntime:
             raise RuntimeError("the python warm worker did not start")
         return worker
 
-    def _run_warm(self, config: dict[str, object], limits: Limits) -> tuple[str | None, int, float, int, float]:
+    def _run_warm(self, config: dict[str, object], limits: Limits, cancel: threading.Event | None) -> _Finished:
+        """Hand the job to the warm worker; a cancel is sent on its stdin while the job runs."""
         with self._worker_lock:
             if self._worker is None or self._worker.poll() is not None:
                 self._worker = self._start_worker()
@@ -127,17 +135,29 @@ class PythonRuntime:
             job = {**config, "wall_seconds": limits.wall_seconds, "memory_bytes": limits.memory_mib << 20}
             worker.stdin.write(json.dumps(job) + "\n")
             worker.stdin.flush()
-            line = worker.stdout.readline()
+            done = threading.Event()
+            canceller = None
+            if cancel is not None:
+                canceller = threading.Thread(target=_send_cancel, args=(worker, cancel, done), daemon=True)
+                canceller.start()
+            try:
+                line = worker.stdout.readline()
+            finally:
+                done.set()
+                if canceller is not None:
+                    canceller.join()
         if not line:
             self._worker = None
-            return "failed: the warm worker died", -1, 0.0, 0, 0.0
+            return _Finished(Outcome.node_error("the python warm worker died"), None, 0.0, 0, 0.0, None)
         answer = json.loads(line)
-        return (
-            answer["verdict"],
+        verdict = answer["verdict"]
+        return _Finished(
+            _verdict(verdict) if verdict else None,
             answer["exit_code"],
             answer["cpu_seconds"],
             answer["peak_memory_bytes"],
             answer["wall_seconds"],
+            answer["sandbox_error"],
         )
 
     def _namespace_prefix(self) -> list[str]:
@@ -152,9 +172,7 @@ class PythonRuntime:
 
     def run(self, request: RunRequest, workspace: Workspace) -> RawRun:
         limits = request.effective_limits
-        scratch = workspace.root / "tmp"
-        scratch.mkdir(mode=0o777, exist_ok=True)
-        os.chmod(scratch, 0o777)
+        scratch = workspace.scratch
         env = {
             "MYCEL_IN": str(workspace.inputs),
             "MYCEL_OUT": str(workspace.out),
@@ -178,23 +196,41 @@ class PythonRuntime:
             "limits": {
                 "cpu_seconds": limits.cpu_seconds,
                 "address_space_bytes": (limits.memory_mib << 20) + ADDRESS_SPACE_ALLOWANCE,
-                "max_output_bytes": limits.max_output_mib << 20,
+                # one byte over the cap: a file that reaches it is over it, which the
+                # node's own count then sees (Python ignores SIGXFSZ and gets EFBIG)
+                "max_output_bytes": (limits.max_output_mib << 20) + 1,
                 "processes": limits.processes,
+                "output_cap_bytes": limits.max_output_mib << 20,
+                "max_output_files": limits.max_output_files,
             },
         }
         if self.warm:
             log_file = workspace.root / "agent.log"
             config["log_file"] = str(log_file)
-            warm_verdict, warm_exit, warm_cpu, warm_peak, warm_wall = self._run_warm(config, limits)
-            warm_logs = LogBuffer()
+            finished = self._run_warm(config, limits, request.cancel)
+            logs = LogBuffer()
             if log_file.exists():
                 with open(log_file, "rb") as stream:
-                    warm_logs.write(stream.read(warm_logs.cap + 1))
-            warm_status = warm_verdict or _classify(warm_exit, bytes(warm_logs.data), warm_cpu, limits.cpu_seconds)
-            return RawRun(
-                warm_status, warm_exit, bytes(warm_logs.data), warm_logs.truncated, warm_cpu, warm_peak, warm_wall
-            )
+                    logs.write(stream.read(logs.cap + 1))
+        else:
+            finished, logs = self._run_cold(config, limits, request, workspace)
+        outcome = finished.verdict or _classify(finished, limits)
+        return RawRun(
+            outcome,
+            finished.exit_code,
+            bytes(logs.data),
+            logs.truncated,
+            finished.cpu_seconds,
+            finished.peak_memory_bytes,
+            finished.wall_seconds,
+        )
+
+    def _run_cold(
+        self, config: dict[str, object], limits: Limits, request: RunRequest, workspace: Workspace
+    ) -> tuple[_Finished, LogBuffer]:
         read_end, write_end = os.pipe()
+        setup_read, setup_write = os.pipe()
+        config["setup_fd"] = setup_write
         command = [*self._namespace_prefix(), sys.executable, "-I", str(LAUNCHER), str(read_end)]
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -202,49 +238,153 @@ class PythonRuntime:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            pass_fds=(read_end,),
+            pass_fds=(read_end, setup_write),
             start_new_session=True,
             env={"PATH": "/usr/bin:/bin"},
         )
         os.close(read_end)
+        os.close(setup_write)
         with os.fdopen(write_end, "w") as pipe:
             json.dump(config, pipe)
         logs = LogBuffer()
         assert proc.stdout is not None
         reader = threading.Thread(target=_drain, args=(proc.stdout, logs), daemon=True)
         reader.start()
-        verdict, peak_rss = self._watch(proc, limits.wall_seconds, limits.memory_mib << 20)
+        setup = _SetupChannel(setup_read)
+        watch = OutputWatch(workspace.writable, limits)
+        verdict, peak_rss = self._watch(proc, limits.wall_seconds, limits.memory_mib << 20, watch, request.cancel)
         _, wait_status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(wait_status)
         reader.join(5)
+        sandbox_error = setup.result()
         cpu = usage.ru_utime + usage.ru_stime
         if b"unshare: " in logs.data:  # unshare's own note when the agent died by a signal
             lines = logs.data.splitlines(keepends=True)
             logs.data = bytearray(b"".join(line for line in lines if not line.startswith(b"unshare: ")))
         peak = max(peak_rss, usage.ru_maxrss * 1024)
-        exit_code = proc.returncode
-        status = verdict or _classify(exit_code, bytes(logs.data), cpu, limits.cpu_seconds)
-        return RawRun(status, exit_code, bytes(logs.data), logs.truncated, cpu, peak, time.perf_counter() - started)
+        wall = time.perf_counter() - started
+        return _Finished(verdict, proc.returncode, cpu, peak, wall, sandbox_error), logs
 
-    def _watch(self, proc: subprocess.Popen[bytes], wall: float, memory: int) -> tuple[str | None, int]:
+    def _watch(
+        self,
+        proc: subprocess.Popen[bytes],
+        wall: float,
+        memory: int,
+        output: OutputWatch,
+        cancel: threading.Event | None,
+    ) -> tuple[Outcome | None, int]:
+        """Poll until the process exits or must be stopped; the output caps are walked in
+        a thread of their own, since reading every process's RSS from /proc can take
+        longer on a busy host than an agent needs to write far past its cap."""
         deadline = time.monotonic() + wall
         peak = 0
-        while True:
-            try:
-                exited = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            except ChildProcessError:
-                return None, peak
-            if exited is not None:  # left for wait4 to reap, with its rusage
-                return None, peak
-            rss = session_rss(proc.pid)
-            peak = max(peak, rss)
-            if rss > memory:
-                _kill_group(proc.pid)
-                return "killed: memory limit", peak
-            if time.monotonic() > deadline:
-                _kill_group(proc.pid)
-                return "killed: wall-clock limit", peak
-            time.sleep(POLL)
+        guard = _OutputGuard(proc.pid, output)
+        try:
+            while True:
+                try:
+                    exited = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                except ChildProcessError:
+                    return guard.verdict, peak
+                if exited is not None:  # left for wait4 to reap, with its rusage
+                    return guard.verdict, peak
+                rss = session_rss(proc.pid)
+                peak = max(peak, rss)
+                verdict: Outcome | None = guard.verdict
+                if verdict is not None:
+                    pass
+                elif cancel is not None and cancel.is_set():
+                    verdict = Outcome.cancelled()
+                elif rss > memory:
+                    verdict = Outcome.killed(Limit.MEMORY)
+                elif time.monotonic() > deadline:
+                    verdict = Outcome.killed(Limit.WALL)
+                if verdict is not None:
+                    _kill_group(proc.pid)
+                    return verdict, peak
+                if cancel is not None:
+                    cancel.wait(RSS_POLL)  # returns at once when cancelled
+                else:
+                    time.sleep(RSS_POLL)
+        finally:
+            guard.stop()
+
+
+class _OutputGuard:
+    """Walks the writable places every POLL and kills the process group on a breach."""
+
+    def __init__(self, pid: int, output: OutputWatch) -> None:
+        self.verdict: Outcome | None = None
+        self._pid = pid
+        self._output = output
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="output-guard", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(POLL):
+            verdict = self._output.check()
+            if verdict is not None:
+                self.verdict = verdict
+                _kill_group(self._pid)
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """How a sandboxed process ended, as the node (or its warm worker) saw it."""
+
+    verdict: Outcome | None  # the watcher stopped it (a limit or a cancel)
+    exit_code: int | None
+    cpu_seconds: float
+    peak_memory_bytes: int
+    wall_seconds: float
+    sandbox_error: str | None  # the launcher could not lock the sandbox down
+
+
+class _SetupChannel:
+    """The launcher's private pipe: it writes a message if lock-down fails and closes its
+    end before the agent's first line, so nothing the agent does can reach it."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._data = bytearray()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            while chunk := os.read(self._fd, 4096):
+                self._data += chunk[: 4096 - len(self._data)]
+        finally:
+            os.close(self._fd)
+
+    def result(self) -> str | None:
+        self._thread.join(5)
+        return self._data.decode("utf-8", "replace") if self._data else None
+
+
+def _send_cancel(worker: subprocess.Popen[str], cancel: threading.Event, done: threading.Event) -> None:
+    while not done.is_set():
+        if cancel.wait(CANCEL_POLL):
+            if not done.is_set():
+                with contextlib.suppress(OSError, ValueError):
+                    assert worker.stdin is not None
+                    worker.stdin.write(json.dumps({"cancel": True}) + "\n")
+                    worker.stdin.flush()
+            return
+
+
+def _verdict(name: str) -> Outcome:
+    """The warm worker's verdict, named by the worker (never by the agent)."""
+    if name == "cancelled":
+        return Outcome.cancelled()
+    if name == "too-deep":
+        return Outcome.failed(f"invalid output: directories nested deeper than {MAX_OUTPUT_DEPTH} levels")
+    return Outcome.killed(Limit(name))
 
 
 def _drain(stream: IO[bytes], logs: LogBuffer) -> None:
@@ -257,19 +397,31 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _classify(exit_code: int, logs: bytes, cpu: float, cpu_limit: int) -> str:
+def _classify(finished: _Finished, limits: Limits) -> Outcome:
+    """The outcome of a run the watcher did not stop, from exit status and rusage only."""
+    exit_code = finished.exit_code
+    if finished.sandbox_error is not None:
+        return Outcome.node_error(f"the sandbox could not be set up: {finished.sandbox_error.strip()}")
     if exit_code == 0:
-        return "ok"
-    if exit_code == EXIT_SANDBOX_FAILED and b"mycel sandbox:" in logs:
-        return "failed: sandbox could not be set up"
-    if cpu >= cpu_limit - 0.5:  # RLIMIT_CPU fired (unshare may report it as its own exit 1)
-        return "killed: cpu limit"
-    if b"MemoryError" in logs:
-        return "killed: memory limit"
-    if b"File too large" in logs or exit_code == -signal.SIGXFSZ:
-        return "killed: output limit"
-    if b"Resource temporarily unavailable" in logs:
-        return "killed: process limit"
+        return Outcome.ok()
+    if finished.cpu_seconds >= limits.cpu_seconds - CPU_SLACK:
+        return Outcome.killed(Limit.CPU)  # RLIMIT_CPU fired (unshare may report it as its own exit 1)
+    if exit_code is None:
+        return Outcome.failed("no exit status")
     if exit_code < 0:
-        return f"killed: signal {signal.Signals(-exit_code).name}"
-    return f"failed: exit code {exit_code}"
+        if -exit_code == signal.SIGSYS and limits.processes == 1:
+            return Outcome.killed(Limit.PROCESSES, "a new process was refused")
+        if -exit_code == signal.SIGXFSZ:
+            return Outcome.killed(Limit.OUTPUT)
+        return Outcome.failed(f"killed by signal {signal_name(-exit_code)}")
+    return Outcome.failed(f"exit code {exit_code}")
+
+
+def signal_name(number: int) -> str:
+    """A signal's name, including real-time signals (which ``signal.Signals`` cannot name)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+            return f"SIGRTMIN+{number - signal.SIGRTMIN}"
+        return f"signal {number}"

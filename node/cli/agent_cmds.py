@@ -97,12 +97,13 @@ def agent_run(agent: str, inputs: tuple[str, ...], args: tuple[str, ...], as_jso
         executor = Executor(store, runtimes, identity.signing_key)  # type: ignore[arg-type]
         outcome = executor.run(RunRequest(uuid.uuid4().hex, bundle, named, args))
     if as_json:
-        click.echo(json.dumps({"status": outcome.status, "result": str(outcome.result) if outcome.result else None}))
+        result = str(outcome.result) if outcome.result else None
+        click.echo(json.dumps({"status": outcome.status, "outcome": outcome.outcome.to_record(), "result": result}))
     else:
         click.echo(outcome.logs.decode("utf-8", "replace"), nl=False, err=True)
         click.echo(f"status: {outcome.status}\nresult: {outcome.result}")
-    if outcome.status != "ok":
-        raise VerificationFailed(f"agent {bundle.manifest.name}: {outcome.status}")
+    if not outcome.outcome.is_ok:  # a failed run is exit 1, as for a failed job (3 is for verification)
+        raise click.ClickException(f"agent {bundle.manifest.name}: {outcome.status}")
 
 
 COMMANDS = [agent_group]

@@ -42,7 +42,7 @@ def test_foreign_or_tampered_artifacts_are_never_loaded(tmp_path: Path, monkeypa
     real = wasmtime.Module.deserialize
     monkeypatch.setattr(wasmtime.Module, "deserialize", staticmethod(lambda e, b: loaded.append(b) or real(e, b)))
     WasmRuntime(tmp_path).module(MODULE, WASM)
-    assert loaded == []  # the forged artifact was refused, the module recompiled
+    assert bytes(blob[32:]) not in loaded  # the forged artifact was refused, the module recompiled
     assert artifact.read_bytes() != bytes(blob)  # and the cache entry rewritten by this node
 
 

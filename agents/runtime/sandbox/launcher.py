@@ -5,11 +5,14 @@ fd), or called as :func:`lock_down_and_run` in a child forked by the warm worker
 Order matters: rlimits, then (as root) drop to the sandbox uid or drop every
 capability, then Landlock, then seccomp, and only then the agent's code. A layer that
 was asked for but cannot be applied aborts the run (exit 120) rather than run less
-confined.
+confined, and says why on the setup channel (``setup_fd``): a pipe only the node
+reads, closed before the agent's first line, so an agent cannot forge a setup failure
+(which the node reports as its own error) by printing one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -18,13 +21,20 @@ import runpy
 import sys
 from typing import Any
 
+if __name__ == "__main__":  # run by path: import the sandbox beside this file, not whatever is installed
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+
 # imported before the lock-down: afterwards this package's directory is unreadable
 from agents.runtime.sandbox import landlock, seccomp
 
 EXIT_SANDBOX_FAILED = 120
+_setup_fd: int | None = None
 
 
 def _fail(message: str) -> None:
+    if _setup_fd is not None:
+        with contextlib.suppress(OSError):
+            os.write(_setup_fd, message.encode("utf-8", "replace")[:4096])
     sys.stderr.write(f"mycel sandbox: {message}\n")
     sys.stderr.flush()
     os._exit(EXIT_SANDBOX_FAILED)
@@ -53,6 +63,8 @@ def _drop_capabilities() -> None:
 
 def lock_down_and_run(config: dict[str, Any]) -> None:
     """Apply every configured layer to this process, then run the agent as ``__main__``."""
+    global _setup_fd
+    _setup_fd = config.get("setup_fd")
     try:
         _set_rlimits(config["limits"])
     except (ValueError, OSError) as exc:
@@ -86,9 +98,14 @@ def lock_down_and_run(config: dict[str, Any]) -> None:
         except OSError as exc:
             _fail(f"cannot install seccomp filter: {exc}")
     sys.argv = [config["entrypoint"], *config["args"]]
+    own_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    sys.path[:] = [entry for entry in sys.path if entry != own_root]  # the node's code is not the agent's
     sys.path.insert(0, config["code"])
     os.environ.clear()
     os.environ.update(config["env"])
+    if _setup_fd is not None:
+        os.close(_setup_fd)  # set up: the node's end now reads EOF, and the agent has no way back
+        _setup_fd = None
     runpy.run_path(config["entrypoint"], run_name="__main__")
 
 

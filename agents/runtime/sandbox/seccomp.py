@@ -1,4 +1,6 @@
-"""A seccomp-BPF filter: no network sockets (only AF_UNIX), no ptrace, bpf, mount, namespaces."""
+"""A seccomp-BPF filter: no network sockets (only AF_UNIX), no ptrace, bpf, mount, namespaces,
+and none of the kernel interfaces that have been a steady source of local privilege
+escalations and that no agent needs: io_uring, userfaultfd, the key rings, personality."""
 
 from __future__ import annotations
 
@@ -17,11 +19,22 @@ _AF_UNIX = 1
 _PROCESS_CALLS = {"x86_64": ([57, 58], 56, 435), "aarch64": ([], 220, 435)}
 # arch: (AUDIT_ARCH, socket, socketpair, denied syscalls)
 _ARCHES = {
-    "x86_64": (0xC000003E, 41, 53, [101, 321, 298, 310, 311, 250, 165, 166, 272, 155, 308, 175, 176, 246, 169]),
-    "aarch64": (0xC00000B7, 198, 199, [117, 280, 241, 270, 271, 219, 40, 39, 97, 41, 268, 105, 106, 104, 142]),
+    "x86_64": (
+        0xC000003E,
+        41,
+        53,
+        [101, 321, 298, 310, 311, 250, 165, 166, 272, 155, 308, 175, 176, 246, 169, 425, 426, 427, 323, 248, 249, 135],
+    ),
+    "aarch64": (
+        0xC00000B7,
+        198,
+        199,
+        [117, 280, 241, 270, 271, 219, 40, 39, 97, 41, 268, 105, 106, 104, 142, 425, 426, 427, 282, 217, 218, 92],
+    ),
 }
 # x86_64: ptrace bpf perf_event_open process_vm_readv/writev keyctl mount umount2 unshare pivot_root setns
-#         init_module delete_module kexec_load reboot (aarch64: the same calls by number)
+#         init_module delete_module kexec_load reboot, then io_uring_setup/enter/register userfaultfd
+#         add_key request_key personality (aarch64: the same calls by number)
 
 
 def supported() -> bool:
@@ -35,8 +48,10 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
 def install(allow_processes: bool = True) -> None:
     """Install the filter on the calling thread and its future children (irreversible).
 
-    With ``allow_processes`` False, fork/vfork and process-creating clone fail with
-    EAGAIN (threads are still allowed): RLIMIT_NPROC does not bind uid 0, this does.
+    With ``allow_processes`` False, fork/vfork and process-creating clone kill the
+    process with SIGSYS (threads are still allowed): RLIMIT_NPROC does not bind uid 0,
+    this does, and the node reads the process limit from the signal it sees rather than
+    from whatever the agent prints about a failed fork.
     """
     machine = platform.machine()
     arch, socket_nr, socketpair_nr, denied = _ARCHES[machine]
@@ -53,16 +68,16 @@ def install(allow_processes: bool = True) -> None:
         prog += [_insn(_JEQ_K, 0, 1, nr), _insn(_RET_K, 0, 0, deny)]
     if not allow_processes:
         forks, clone_nr, clone3_nr = _PROCESS_CALLS[machine]
-        again = _RET_ERRNO | errno.EAGAIN
+        refuse = _RET_KILL_PROCESS
         for nr in forks:
-            prog += [_insn(_JEQ_K, 0, 1, nr), _insn(_RET_K, 0, 0, again)]
+            prog += [_insn(_JEQ_K, 0, 1, nr), _insn(_RET_K, 0, 0, refuse)]
         # clone3 hides its flags in memory BPF cannot read: ENOSYS makes libc fall back to clone
         prog += [_insn(_JEQ_K, 0, 1, clone3_nr), _insn(_RET_K, 0, 0, _RET_ERRNO | errno.ENOSYS)]
         prog += [
             _insn(_JEQ_K, 0, 4, clone_nr),
             _insn(_LD_W_ABS, 0, 0, 16),  # clone flags (low word)
             _insn(_JSET_K, 1, 0, _CLONE_THREAD),
-            _insn(_RET_K, 0, 0, again),
+            _insn(_RET_K, 0, 0, refuse),
             _insn(_LD_W_ABS, 0, 0, 0),  # a thread: reload the syscall number and go on
         ]
     for nr in (socket_nr, socketpair_nr):
