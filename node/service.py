@@ -236,6 +236,8 @@ class NodeService:
         stats = self.store.stats()
         self.metrics.set("peers_connected", connected)
         self.metrics.set("peers_alive", len(self.peers.alive()))
+        self.metrics.set("jobs_running", self.execution.running if self.execution else 0)
+        self.metrics.set("jobs_in_sandbox", self.execution.in_sandbox if self.execution else 0)
         self.metrics.set("store_blocks", stats.blocks)
         self.metrics.set("store_bytes", stats.bytes)
         bytes_in, bytes_out = self.network.traffic()

@@ -149,7 +149,8 @@ class JobExecution:
         self.executor = executor
         self.metrics = metrics
         self.own = own  # this node as placement sees it: offers are checked against it
-        self.running = 0
+        self.running = 0  # runs accepted and not yet answered (fetching inputs included)
+        self.in_sandbox = 0  # of those, runs whose agent is in its sandbox now
         self._provide = provide
         self.settlement = settlement
         self.answers = answers  # persisted answers: a restarted executor still never runs a job twice
@@ -292,7 +293,11 @@ class JobExecution:
             request = RunRequest(job_id, bundle, dict(spec.inputs), spec.args, limits=limits, cancel=cancel)
             if cancel.is_set():
                 return RunAnswer(Outcome.cancelled())
-            outcome = await asyncio.to_thread(self.executor.run, request)
+            self.in_sandbox += 1
+            try:
+                outcome = await asyncio.to_thread(self.executor.run, request)
+            finally:
+                self.in_sandbox -= 1
         except ManifestError as exc:  # the client's agent is broken: any node would fail the same way
             return RunAnswer(Outcome.failed(f"invalid agent bundle: {exc}"))
         except (StorageError, NetworkError, RuntimeUnavailable, OSError, ValueError) as exc:

@@ -111,23 +111,31 @@ def test_forged_and_malformed_announcements_are_rejected_and_counted(cluster: An
     nodes = cluster(2)
     target = nodes[0]
 
+    def rejected() -> tuple[float, float]:
+        return (
+            metric(target.api_url, 'mycel_gossip_rejected_total{reason="bad_signature"}'),
+            metric(target.api_url, 'mycel_gossip_rejected_total{reason="malformed"}'),
+        )
+
     async def inject() -> None:
         injector = gossip_peer(NodeIdentity(nacl.signing.SigningKey.generate()))
         await injector.start()
         try:
             await injector.connect(target.multiaddr)
-            await asyncio.sleep(2.5)  # let the gossip mesh form
             mallory = NodeIdentity.from_seed(bytes([9]) * 32)
             claims_injector = announcement_payload(injector.peer_id, addrs=[], region="x")
-            await injector.publish(announce.TOPIC, announce.sign(mallory, claims_injector))  # bad signature
-            await injector.publish(announce.TOPIC, b"\xa1\x61x")  # malformed
-            await asyncio.sleep(2)
+            deadline = time.monotonic() + 60
+            # publish until the target has counted both (the gossip mesh forms after connecting)
+            while min(await asyncio.to_thread(rejected)) < 1:
+                assert time.monotonic() < deadline, "the target never saw the forged announcements"
+                await injector.publish(announce.TOPIC, announce.sign(mallory, claims_injector))  # bad signature
+                await injector.publish(announce.TOPIC, b"\xa1\x61x")  # malformed
+                await asyncio.sleep(0.25)
         finally:
             await injector.stop()
 
     asyncio.run(inject())
-    rejected_sig = metric(target.api_url, 'mycel_gossip_rejected_total{reason="bad_signature"}')
-    rejected_bad = metric(target.api_url, 'mycel_gossip_rejected_total{reason="malformed"}')
+    rejected_sig, rejected_bad = rejected()
     assert rejected_sig >= 1 and rejected_bad >= 1
     peers = http_json(f"{target.api_url}/v1/peers")["peers"]
     assert [p["peer_id"] for p in peers] == [nodes[1].peer_id]  # the forger never entered the table

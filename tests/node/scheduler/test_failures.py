@@ -24,6 +24,14 @@ def _wait_running(api_url: str, job_id: str) -> str:
     raise AssertionError("job never started running")
 
 
+def _wait_in_sandbox(api_url: str) -> None:
+    """Until the node reports an agent in its sandbox (its inputs and the agent fetched)."""
+    deadline = time.monotonic() + 60
+    while metric(api_url, "mycel_jobs_in_sandbox") < 1:
+        assert time.monotonic() < deadline, "the agent never started on the chosen node"
+        time.sleep(0.05)
+
+
 def _put_everywhere(nodes: list[Any], mycel: CliRunner, path: Path) -> str:
     cids = {mycel("put", path, data_dir_override=Path(n.data_dir)).stdout.strip() for n in nodes}
     assert len(cids) == 1
@@ -40,7 +48,7 @@ def test_failover_when_the_chosen_node_dies_mid_run(cluster: Any, mycel: CliRunn
     assert status == 201
     chosen = _wait_running(requester.api_url, submitted["job_id"])
     victim = next(n for n in holders if n.peer_id == chosen)
-    time.sleep(1.0)  # the agent is running there now
+    _wait_in_sandbox(victim.api_url)  # the agent is running there now
     stop_process(victim.pid, timeout=0)  # SIGTERM then at once SIGKILL: dies mid-run
     job = wait_final(requester.api_url, submitted["job_id"])
     assert job["state"] == "done", job["transitions"]
@@ -59,7 +67,7 @@ def test_requester_restart_mid_job_loses_nothing(cluster: Any, mycel: CliRunner,
     status, submitted = post(f"{requester.api_url}/v1/jobs", {"agent": agent, "inputs": {"data": data}, "args": ["3"]})
     assert status == 201
     assert _wait_running(requester.api_url, submitted["job_id"]) == worker.peer_id
-    time.sleep(1.0)  # the worker has fetched the agent and is running it
+    _wait_in_sandbox(worker.api_url)  # the worker has fetched the agent and is running it
     stop_process(requester.pid)  # the requester goes away mid-job
     proc = start_node_process(
         Path(requester.data_dir), requester.listen, requester.api, [worker.multiaddr], requester.region
