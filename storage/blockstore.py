@@ -322,8 +322,24 @@ class BlockStore:
     @contextmanager
     def import_session(self) -> Iterator[None]:
         """Hold off GC while blocks are written that will only be pinned at the end."""
-        with self._gc_lock(exclusive=False, wait=True):
+        session = self.open_import_session()
+        try:
             yield
+        finally:
+            session.close()
+
+    def open_import_session(self) -> ImportSession:
+        """An import session to close later, for callers that cannot use ``with`` across awaits.
+
+        Blocks while a GC runs (in any process): an event loop calls this in a thread.
+        """
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except BaseException:
+            os.close(fd)
+            raise
+        return ImportSession(fd)
 
     # -- internals -----------------------------------------------------------------
     def _check(self, cid: CID, data: bytes) -> None:
@@ -443,6 +459,28 @@ class BlockStore:
             os.close(fd)  # closing releases the lock
 
 
+class ImportSession:
+    """A held shared lock on ``gc.lock``: GC (in any process) waits until it is closed.
+
+    The lock belongs to this open file description, so it may be taken in one thread
+    and released in another (an executor thread and the event loop).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+
+    def __enter__(self) -> ImportSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class WriteBatch:
     """Collects blocks and commits them in transactions of about ``batch_bytes``.
 
@@ -495,4 +533,4 @@ def _human(size: int) -> str:
     return f"{size} B"
 
 
-__all__ = ["RAW", "BlockStore", "GCResult", "Pin", "StoreStats", "WriteBatch"]
+__all__ = ["RAW", "BlockStore", "GCResult", "ImportSession", "Pin", "StoreStats", "WriteBatch"]

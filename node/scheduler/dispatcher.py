@@ -301,7 +301,7 @@ class JobService:
         total = 0
         for cid in spec.inputs.values():
             holders = await self.exchange.holders(cid)
-            own_size = self.exchange.store.complete_dag_size(cid)
+            own_size = await self.exchange.have_size(cid)  # no walk on the loop
             if own_size is not None:
                 holders[own.peer_id] = own_size
             size = max(holders.values(), default=0)
