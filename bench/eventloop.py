@@ -14,7 +14,7 @@ Printed: median and spread (min-max over rounds) of the per-round p50 and p99, t
 ratio of loaded to idle p99, and how many probes and jobs the loaded windows served.
 Goal: loaded p99 under 50 ms.
 
-Usage: python bench/eventloop.py [--files 20000] [--rounds 3] [--seconds 4] [--probers 4]
+Usage: python bench/eventloop.py [--files 20000] [--rounds 3] [--seconds 4] [--probers 4] [--keep]
 """
 
 from __future__ import annotations
@@ -191,12 +191,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--probers", type=int, default=4)
+    parser.add_argument("--keep", action="store_true", help="leave the work directory (node logs) behind")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mycel-eventloop-bench-"))
     try:
         asyncio.run(_run(args, work))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
