@@ -1,8 +1,13 @@
 """Block exchange over ``/mycel/blocks/1.0.0``: fetch whole DAGs, verifying every block.
 
 Request: dag-cbor ``{"want": [CID, ...]}`` (at most 128) or ``{"have": [CID]}``.
-Reply: one frame per wanted CID, ``0x01 varint(len(cid)) cid block`` when held or
-``0x00 varint(len(cid)) cid`` when not; a ``have`` reply is one frame ``0x01``/``0x00``.
+Reply: one frame per distinct wanted CID, ``0x01 varint(len(cid)) cid block`` when held
+or ``0x00 varint(len(cid)) cid`` when not; a ``have`` reply is one frame ``0x01``/``0x00``.
+
+Serving is bounded against amplification: a CID wanted twice in one request is sent
+once (otherwise a 5 KB request for one 256 KiB block 128 times draws a 32 MiB reply),
+each peer gets at most MAX_SERVING_PER_PEER requests answered at a time with at most
+MAX_QUEUED_PER_PEER more waiting, and requests past that are refused with an empty reply.
 
 A fetch walks the DAG from the root; blocks already stored are read locally (so a
 fetch resumes where an interrupted one stopped). A provider that sends a block that
@@ -46,7 +51,9 @@ PROTOCOL = "/mycel/blocks/1.0.0"
 MAX_WANT = 128
 BATCH = 16
 IN_FLIGHT = 4
-STORE_THREADS = 4  # walks, verification and block reads for serving and fetching
+MAX_SERVING_PER_PEER = IN_FLIGHT  # what one fetch of ours keeps in flight
+STORE_THREADS = 2 * MAX_SERVING_PER_PEER  # walks, verification, block reads; one peer cannot take them all
+MAX_QUEUED_PER_PEER = 32  # room for several concurrent fetches and probes from one peer
 T = TypeVar("T")
 
 
@@ -65,6 +72,7 @@ class BlockExchange:
         self.metrics = metrics
         self.bandwidth: dict[str, float] = {}  # bytes/s measured on past fetches, per peer
         self._io = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="exchange-store")
+        self._peer_budgets: dict[str, _PeerBudget] = {}
         network.handle(PROTOCOL, self._serve)
 
     def close(self) -> None:
@@ -87,6 +95,21 @@ class BlockExchange:
 
     # -- serving ---------------------------------------------------------------------
     async def _serve(self, peer: str, request: bytes) -> list[bytes]:
+        """Answer one request, within the peer's budget of concurrent requests."""
+        budget = self._peer_budgets.setdefault(peer, _PeerBudget())
+        if budget.admitted >= MAX_SERVING_PER_PEER + MAX_QUEUED_PER_PEER:
+            self.metrics.inc("block_requests_refused_total")
+            return []
+        budget.admitted += 1
+        try:
+            async with budget.running:
+                return await self._answer(request)
+        finally:
+            budget.admitted -= 1
+            if budget.admitted == 0:
+                del self._peer_budgets[peer]
+
+    async def _answer(self, request: bytes) -> list[bytes]:
         try:
             message = dagcbor.decode(request)
         except CodecError:
@@ -99,7 +122,8 @@ class BlockExchange:
         wants = message.get("want")
         if not isinstance(wants, list) or len(wants) > MAX_WANT:
             return []
-        return await self._off_loop(self._frames_for, [c for c in wants if isinstance(c, CID)])
+        distinct = list(dict.fromkeys(c for c in wants if isinstance(c, CID)))  # each block sent once
+        return await self._off_loop(self._frames_for, distinct)
 
     def _frames_for(self, wants: list[CID]) -> list[bytes]:
         frames = []
@@ -282,6 +306,14 @@ class NotFoundOnNetwork(NetworkError):
 
 class _BadProvider(Exception):
     pass
+
+
+class _PeerBudget:
+    """Requests of one peer being served (``running``) and admitted in all (running or waiting)."""
+
+    def __init__(self) -> None:
+        self.running = asyncio.Semaphore(MAX_SERVING_PER_PEER)
+        self.admitted = 0
 
 
 def _close_session(opening: asyncio.Future[ImportSession]) -> None:
