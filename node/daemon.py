@@ -17,6 +17,11 @@ from node.errors import NodeError
 from node.service import NodeService
 
 LOCK_FILE = "node.lock"
+# How long a thread may keep the GIL while another waits for it. CPython's 5 ms default
+# means every wake-up of the event loop can wait 5 ms behind a job's staging thread or
+# the libp2p thread, and one API request needs several wake-ups; 1 ms keeps the loop
+# responsive under that load (measured in bench/eventloop.py) for a little more switching.
+GIL_SWITCH_INTERVAL = 0.001
 
 
 class DataDirInUseError(NodeError):
@@ -106,6 +111,7 @@ def start(config: NodeConfig, log_level: str = "INFO") -> None:
     for noisy in ("libp2p", "multiaddr", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     sane_recursion_limit()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     lock = DataDirLock(config.data_dir)
     lock.acquire()
     try:

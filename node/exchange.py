@@ -1,13 +1,27 @@
 """Block exchange over ``/mycel/blocks/1.0.0``: fetch whole DAGs, verifying every block.
 
 Request: dag-cbor ``{"want": [CID, ...]}`` (at most 128) or ``{"have": [CID]}``.
-Reply: one frame per wanted CID, ``0x01 varint(len(cid)) cid block`` when held or
-``0x00 varint(len(cid)) cid`` when not; a ``have`` reply is one frame ``0x01``/``0x00``.
+Reply: one frame per distinct wanted CID, ``0x01 varint(len(cid)) cid block`` when held
+or ``0x00 varint(len(cid)) cid`` when not; a ``have`` reply is one frame ``0x01``/``0x00``.
+
+Serving is bounded against amplification: a CID wanted twice in one request is sent
+once (otherwise a 5 KB request for one 256 KiB block 128 times draws a 32 MiB reply),
+each peer gets at most MAX_SERVING_PER_PEER requests answered at a time with at most
+MAX_QUEUED_PER_PEER more waiting, and requests past that are refused with an empty reply.
 
 A fetch walks the DAG from the root; blocks already stored are read locally (so a
 fetch resumes where an interrupted one stopped). A provider that sends a block that
 does not hash to its CID is dropped for the rest of the fetch, and the batch is asked
 of the next provider.
+
+A fetch holds the store's import session from its first block to its end (and, in
+:meth:`BlockExchange.fetch_and_pin`, through the pin), so a GC in this or another
+process (``mycel gc``) cannot delete blocks that are fetched but not yet pinned.
+
+Nothing here walks the store or hashes on the event loop: verification, local
+lookups of interior nodes and DAG walks run in a small executor of the exchange's
+own, so a job that keeps the default executor busy cannot hold up serving peers.
+A ``have`` probe for a pinned DAG is one lookup of the size recorded in its pin.
 """
 
 from __future__ import annotations
@@ -15,14 +29,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from node.errors import NetworkError
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
 from storage import dagcbor
-from storage.blockstore import BlockStore
+from storage.blockstore import BlockStore, ImportSession
 from storage.cid import CID
 from storage.dag import has_links, links_of
 from storage.errors import BlockNotFoundError, CodecError, StorageError
@@ -34,6 +51,10 @@ PROTOCOL = "/mycel/blocks/1.0.0"
 MAX_WANT = 128
 BATCH = 16
 IN_FLIGHT = 4
+MAX_SERVING_PER_PEER = IN_FLIGHT  # what one fetch of ours keeps in flight
+STORE_THREADS = 2 * MAX_SERVING_PER_PEER  # walks, verification, block reads; one peer cannot take them all
+MAX_QUEUED_PER_PEER = 32  # room for several concurrent fetches and probes from one peer
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,10 +71,45 @@ class BlockExchange:
         self.network = network
         self.metrics = metrics
         self.bandwidth: dict[str, float] = {}  # bytes/s measured on past fetches, per peer
+        self._io = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="exchange-store")
+        self._peer_budgets: dict[str, _PeerBudget] = {}
         network.handle(PROTOCOL, self._serve)
+
+    def close(self) -> None:
+        """Stop the store threads (after the network has stopped: nothing new reaches them)."""
+        self._io.shutdown(wait=True, cancel_futures=True)
+
+    async def _off_loop(self, work: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._io, work, *args)
+
+    async def have_size(self, cid: CID) -> int | None:
+        """The size of the DAG under ``cid`` when all of it is stored here, else None.
+
+        A pinned DAG answers from its pin record (one lookup, no walk, on the loop); any
+        other is walked off the loop.
+        """
+        recorded = self.store.pinned_size(cid)
+        if recorded is not None:
+            return recorded
+        return await self._off_loop(self.store.complete_dag_size, cid)
 
     # -- serving ---------------------------------------------------------------------
     async def _serve(self, peer: str, request: bytes) -> list[bytes]:
+        """Answer one request, within the peer's budget of concurrent requests."""
+        budget = self._peer_budgets.setdefault(peer, _PeerBudget())
+        if budget.admitted >= MAX_SERVING_PER_PEER + MAX_QUEUED_PER_PEER:
+            self.metrics.inc("block_requests_refused_total")
+            return []
+        budget.admitted += 1
+        try:
+            async with budget.running:
+                return await self._answer(request)
+        finally:
+            budget.admitted -= 1
+            if budget.admitted == 0:
+                del self._peer_budgets[peer]
+
+    async def _answer(self, request: bytes) -> list[bytes]:
         try:
             message = dagcbor.decode(request)
         except CodecError:
@@ -61,13 +117,13 @@ class BlockExchange:
         if not isinstance(message, dict):
             return []
         if isinstance(message.get("have"), list) and message["have"] and isinstance(message["have"][0], CID):
-            size = self.store.complete_dag_size(message["have"][0])
+            size = await self.have_size(message["have"][0])
             return [b"\x00" if size is None else b"\x01" + encode_uvarint(size)]  # whole DAG held, and its size
         wants = message.get("want")
         if not isinstance(wants, list) or len(wants) > MAX_WANT:
             return []
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._frames_for, [c for c in wants if isinstance(c, CID)])
+        distinct = list(dict.fromkeys(c for c in wants if isinstance(c, CID)))  # each block sent once
+        return await self._off_loop(self._frames_for, distinct)
 
     def _frames_for(self, wants: list[CID]) -> list[bytes]:
         frames = []
@@ -119,42 +175,82 @@ class BlockExchange:
         return {peer: size for peer, size in zip(candidates, answers, strict=True) if size is not None}
 
     async def fetch(self, root: CID, providers: Sequence[str] | None = None) -> FetchStats:
-        """Make the whole DAG under ``root`` local, block by verified block."""
+        """Make the whole DAG under ``root`` local, block by verified block (GC held off meanwhile)."""
+        async with self._import_session():
+            return await self._fetch(root, providers)
+
+    async def fetch_and_pin(self, root: CID, providers: Sequence[str] | None = None, name: str = "") -> FetchStats:
+        """Fetch the DAG under ``root`` and pin it, with GC held off from the first block to the pin.
+
+        The pin checks completeness in the transaction that writes it, so the DAG is
+        complete and pinned when this returns, whatever a concurrent ``mycel gc`` does.
+        """
+        async with self._import_session():
+            stats = await self._fetch(root, providers)
+            await self._off_loop(self.store.pin, root, name)
+        return stats
+
+    @asynccontextmanager
+    async def _import_session(self) -> AsyncIterator[None]:
+        """The store's import session, waited for off the loop (a running GC can take seconds)."""
+        opening = asyncio.ensure_future(self._off_loop(self.store.open_import_session))
+        try:
+            session = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_session)  # taken after we gave up: release it at once
+            raise
+        try:
+            yield
+        finally:
+            session.close()
+
+    async def _fetch(self, root: CID, providers: Sequence[str] | None) -> FetchStats:
         candidates = list(providers) if providers is not None else await self.find_providers(root)
         if not candidates and not self.store.has(root):
             raise NotFoundOnNetwork(f"{root} is not stored here and no connected peer has it")
         stats = FetchStats()
         frontier = [root]
         seen: set[CID] = set()
-        loop = asyncio.get_running_loop()
         while frontier:
-            wanted: list[CID] = []
-            next_frontier: list[CID] = []
-            for cid in frontier:
-                if cid in seen:
-                    continue
-                seen.add(cid)
-                if self.store.has(cid):
-                    stats.blocks_local += 1
-                    if has_links(cid):
-                        next_frontier.extend(links_of(cid, self.store.get(cid)))
-                else:
-                    wanted.append(cid)
+            wanted, next_frontier, local = await self._off_loop(self._local_step, frontier, seen)
+            stats.blocks_local += local
             batches = [wanted[i : i + BATCH] for i in range(0, len(wanted), BATCH)]
             for first in range(0, len(batches), IN_FLIGHT):  # a few requests in flight hide round trips
                 group = batches[first : first + IN_FLIGHT]
                 results = await asyncio.gather(*(self._fetch_batch(b, candidates, stats) for b in group))
                 for blocks in results:
-                    await loop.run_in_executor(None, self.store.put_many, blocks)
-                    for cid, data in blocks:
+                    next_frontier.extend(await self._off_loop(self._store_verified, blocks))
+                    for _cid, data in blocks:
                         stats.blocks_fetched += 1
                         stats.bytes_fetched += len(data)
                         self.metrics.inc("blocks_stored_total")
                         self.metrics.inc("bytes_in_total", len(data))
-                        if has_links(cid):
-                            next_frontier.extend(links_of(cid, data))
             frontier = next_frontier
         return stats
+
+    def _local_step(self, frontier: list[CID], seen: set[CID]) -> tuple[list[CID], list[CID], int]:
+        """Split a frontier into blocks to fetch and links of blocks already here (in a store thread)."""
+        wanted: list[CID] = []
+        next_frontier: list[CID] = []
+        local = 0
+        for cid in frontier:
+            if cid in seen:
+                continue
+            seen.add(cid)
+            if self.store.has(cid):
+                local += 1
+                if has_links(cid):
+                    next_frontier.extend(links_of(cid, self.store.get(cid)))
+            else:
+                wanted.append(cid)
+        return wanted, next_frontier, local
+
+    def _store_verified(self, blocks: list[tuple[CID, bytes]]) -> list[CID]:
+        """Write blocks that :meth:`_parse` has verified; returns the links they carry."""
+        with self.store.batch(trusted=True) as batch:
+            for cid, data in blocks:
+                batch.put_block(cid, data)
+        return [link for cid, data in blocks if has_links(cid) for link in links_of(cid, data)]
 
     async def _fetch_batch(self, batch: list[CID], candidates: list[str], stats: FetchStats) -> list[tuple[CID, bytes]]:
         while candidates:
@@ -162,7 +258,7 @@ class BlockExchange:
             try:
                 started = time.perf_counter()
                 frames = await self.network.request(provider, PROTOCOL, dagcbor.encode({"want": batch}))
-                blocks = self._parse(frames, batch, provider)
+                blocks = await self._off_loop(self._parse, frames, batch, provider)  # hashes every block
                 self._observe(provider, sum(len(data) for _, data in blocks), time.perf_counter() - started)
                 return blocks
             except (NetworkError, _BadProvider) as exc:
@@ -210,3 +306,16 @@ class NotFoundOnNetwork(NetworkError):
 
 class _BadProvider(Exception):
     pass
+
+
+class _PeerBudget:
+    """Requests of one peer being served (``running``) and admitted in all (running or waiting)."""
+
+    def __init__(self) -> None:
+        self.running = asyncio.Semaphore(MAX_SERVING_PER_PEER)
+        self.admitted = 0
+
+
+def _close_session(opening: asyncio.Future[ImportSession]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()

@@ -157,6 +157,7 @@ class NodeService:
         if self.settlement is not None:
             await self.settlement.stop()
         await self.network.stop()
+        self.exchange.close()
         if self.python_runtime is not None:
             self.python_runtime.close()
         self.jobs.close()
@@ -179,8 +180,8 @@ class NodeService:
         }
 
     async def ensure_local(self, root: CID) -> None:
-        """Fetch the DAG under ``root`` from peers unless every block is already here."""
-        if not self.store.missing_blocks(root):  # includes the root itself when absent
+        """Fetch the DAG under ``root`` from peers unless every block is already here (walked off the loop)."""
+        if not await asyncio.to_thread(self.store.missing_blocks, root):  # includes the root itself when absent
             return
         await self.exchange.fetch(root)
         self.provide(root)
@@ -228,7 +229,7 @@ class NodeService:
     async def _reprovide_loop(self) -> None:
         """Provide every pinned root at start, then every 12 hours (records expire in 24 h)."""
         while True:
-            for pin in self.store.pins():
+            for pin in await asyncio.to_thread(self.store.pins):
                 await self._provide(pin.cid)
             await asyncio.sleep(12 * 3600)
 

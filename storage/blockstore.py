@@ -46,6 +46,7 @@ from storage.errors import (
     QuotaExceededError,
     StorageError,
 )
+from storage.lmdbenv import GatedEnv
 
 log = logging.getLogger("mycelnet.storage")
 
@@ -107,8 +108,8 @@ class BlockStore:
         self.corrupt_blocks_seen = 0
         self._write_lock = threading.RLock()
         try:
-            self._env = lmdb.open(
-                str(self.path),
+            self._lmdb = GatedEnv(
+                self.path,
                 map_size=map_size,
                 max_dbs=4,
                 sync=sync,
@@ -118,6 +119,7 @@ class BlockStore:
             )
         except lmdb.Error as exc:
             raise StorageError(f"cannot open block store at {self.path}: {exc}") from None
+        self._env = self._lmdb.env  # open_db only: every transaction goes through self._lmdb
         self._blocks = self._env.open_db(b"blocks")
         self._sizes = self._env.open_db(b"sizes")
         self._pins = self._env.open_db(b"pins")
@@ -126,7 +128,7 @@ class BlockStore:
 
     # -- lifecycle ---------------------------------------------------------------
     def close(self) -> None:
-        self._env.close()
+        self._lmdb.close()
 
     def __enter__(self) -> BlockStore:
         return self
@@ -162,7 +164,7 @@ class BlockStore:
 
     def get(self, cid: CID, *, verify: bool | None = None) -> bytes:
         """Return a block's bytes; a block that fails verification is never returned."""
-        with self._env.begin(db=self._blocks, buffers=True) as txn:
+        with self._lmdb.read(self._blocks, buffers=True) as txn:
             view = txn.get(bytes(cid))
             if view is None:
                 raise BlockNotFoundError(cid)
@@ -172,30 +174,30 @@ class BlockStore:
         return data
 
     def get_size(self, cid: CID) -> int | None:
-        with self._env.begin(db=self._sizes) as txn:
+        with self._lmdb.read(self._sizes) as txn:
             value = txn.get(bytes(cid))
             return None if value is None else int(_U64.unpack(value)[0])
 
     def has(self, cid: CID) -> bool:
-        with self._env.begin(db=self._sizes) as txn:
+        with self._lmdb.read(self._sizes) as txn:
             return txn.get(bytes(cid)) is not None
 
     def delete(self, cid: CID) -> bool:
-        with self._write_lock, self._env.begin(write=True) as txn:
+        with self._write_lock, self._lmdb.write() as txn:
             return self._delete_in(txn, bytes(cid))
 
     def cids(self) -> Iterator[CID]:
         """Every stored CID, in byte order (a snapshot taken when iteration starts)."""
-        with self._env.begin(db=self._sizes) as txn:
+        with self._lmdb.read(self._sizes) as txn:
             keys = list(txn.cursor().iternext(keys=True, values=False))
         for key in keys:
             yield CID(key)
 
     def stats(self) -> StoreStats:
-        with self._env.begin() as txn:
+        with self._lmdb.read() as txn:
             count, size = self._counters(txn)
             pins = txn.stat(self._pins)["entries"]
-        return StoreStats(count, size, self.quota, self._env.info()["map_size"], pins)
+        return StoreStats(count, size, self.quota, self._lmdb.map_size(), pins)
 
     def verify_all(self) -> Iterator[tuple[CID, str]]:
         """Re-hash every block; yields ``(cid, problem)`` for each one that fails."""
@@ -218,42 +220,62 @@ class BlockStore:
     def missing_blocks(self, root: CID) -> list[CID]:
         """Blocks of the DAG under ``root`` that are not stored (empty when complete)."""
         missing: list[CID] = []
-        for _present in self._reachable(root, missing):
-            continue
+        with self._lmdb.read() as txn:
+            for _present in self._reachable_in(txn, root, missing):
+                continue
         return missing
 
     def complete_dag_size(self, root: CID) -> int | None:
-        """Bytes of the DAG under ``root`` if every block is stored, else None (one walk, size index only)."""
-        missing: list[CID] = []
-        present = list(self._reachable(root, missing))
-        if missing:
+        """Bytes of the DAG under ``root`` if every block is stored, else None.
+
+        A pinned DAG answers from the size recorded when it was pinned (pins are only
+        written for complete DAGs and GC keeps their blocks), so ``have`` probes from
+        peers cost one lookup; anything else is walked over the size index.
+        """
+        recorded = self.pinned_size(root)
+        if recorded is not None:
+            return recorded
+        with self._lmdb.read() as txn:
+            return self._complete_size_in(txn, root)
+
+    def pinned_size(self, root: CID) -> int | None:
+        """The DAG size recorded in ``root``'s pin, or None (not pinned, or pinned before sizes were kept)."""
+        with self._lmdb.read(self._pins) as txn:
+            raw = txn.get(bytes(root))
+        if raw is None:
             return None
-        total = 0
-        with self._env.begin(db=self._sizes) as txn:
-            for cid in present:
-                size = txn.get(bytes(cid))
-                if size is None:  # deleted (GC) since the walk
-                    return None
-                total += _U64.unpack(size)[0]
-        return total
+        size = dagcbor.decode(raw).get("size")
+        return size if isinstance(size, int) and not isinstance(size, bool) else None
 
     def pin(self, root: CID, name: str = "") -> Pin:
-        """Pin a complete DAG recursively so GC keeps every block of it."""
-        missing = self.missing_blocks(root)
-        if missing:
-            raise IncompleteDAGError(root, missing[0])
+        """Pin a complete DAG recursively so GC keeps every block of it.
+
+        Completeness is checked and the pin written in one write transaction: no GC,
+        in this process or another, can delete a block between the check and the pin.
+        The DAG's size is recorded in the pin so later ``have`` probes need no walk.
+        """
         record = Pin(root, name, int(time.time()))
-        encoded = dagcbor.encode({"name": name, "created": record.created, "recursive": True})
-        with self._write_lock, self._env.begin(write=True, db=self._pins) as txn:
-            txn.put(bytes(root), encoded)
+
+        def write(txn: Any) -> None:
+            size = self._complete_size_in(txn, root)
+            if size is None:
+                missing: list[CID] = []
+                for _present in self._reachable_in(txn, root, missing):
+                    continue
+                raise IncompleteDAGError(root, missing[0] if missing else root)
+            encoded = dagcbor.encode({"name": name, "created": record.created, "recursive": True, "size": size})
+            txn.put(bytes(root), encoded, db=self._pins)
+
+        with self._write_lock:
+            self._lmdb.write_growing(write)
         return record
 
     def unpin(self, root: CID) -> bool:
-        with self._write_lock, self._env.begin(write=True, db=self._pins) as txn:
+        with self._write_lock, self._lmdb.write(self._pins) as txn:
             return bool(txn.delete(bytes(root)))
 
     def pins(self) -> list[Pin]:
-        with self._env.begin(db=self._pins) as txn:
+        with self._lmdb.read(self._pins) as txn:
             items = list(txn.cursor().iternext())
         result = []
         for key, value in items:
@@ -262,7 +284,7 @@ class BlockStore:
         return result
 
     def is_pinned(self, root: CID) -> bool:
-        with self._env.begin(db=self._pins, buffers=True) as txn:
+        with self._lmdb.read(self._pins, buffers=True) as txn:
             return txn.get(bytes(root)) is not None
 
     def gc(self, *, wait: bool = True) -> GCResult:
@@ -271,33 +293,53 @@ class BlockStore:
         Waits for running imports (their blocks are not pinned yet) unless ``wait`` is
         False, in which case a busy store raises StorageError.
         """
-        with self._gc_lock(exclusive=True, wait=wait):
-            keep: set[bytes] = set()
-            for pin in self.pins():
-                keep.update(bytes(cid) for cid in self._reachable(pin.cid, []))
-            removed = freed = 0
-            with self._write_lock, self._env.begin(write=True) as txn:
-                cursor = txn.cursor(db=self._sizes)
-                doomed = [
-                    (key, _U64.unpack(value)[0])
-                    for key, value in cursor.iternext(keys=True, values=True)
-                    if key not in keep
-                ]
-                for key, size in doomed:
-                    txn.delete(key, db=self._blocks)
-                    txn.delete(key, db=self._sizes)
-                    removed += 1
-                    freed += size
-                count, size = self._counters(txn)
-                self._set_counters(txn, count - removed, size - freed)
-                kept = count - removed
-        return GCResult(removed, freed, kept)
+        with self._gc_lock(exclusive=True, wait=wait), self._write_lock:
+            return self._lmdb.write_growing(self._sweep)
+
+    def _sweep(self, txn: Any) -> GCResult:
+        """Mark from every pin and delete the rest in one write transaction.
+
+        One transaction, so a pin written concurrently (LMDB serialises writers, across
+        processes too) is either seen here and kept, or sees the deletions and refuses.
+        """
+        keep: set[bytes] = set()
+        for key in list(txn.cursor(db=self._pins).iternext(keys=True, values=False)):
+            keep.update(bytes(cid) for cid in self._reachable_in(txn, CID(key), []))
+        cursor = txn.cursor(db=self._sizes)
+        doomed = [
+            (key, _U64.unpack(value)[0]) for key, value in cursor.iternext(keys=True, values=True) if key not in keep
+        ]
+        removed = freed = 0
+        for key, size in doomed:
+            txn.delete(key, db=self._blocks)
+            txn.delete(key, db=self._sizes)
+            removed += 1
+            freed += size
+        count, size = self._counters(txn)
+        self._set_counters(txn, count - removed, size - freed)
+        return GCResult(removed, freed, count - removed)
 
     @contextmanager
     def import_session(self) -> Iterator[None]:
         """Hold off GC while blocks are written that will only be pinned at the end."""
-        with self._gc_lock(exclusive=False, wait=True):
+        session = self.open_import_session()
+        try:
             yield
+        finally:
+            session.close()
+
+    def open_import_session(self) -> ImportSession:
+        """An import session to close later, for callers that cannot use ``with`` across awaits.
+
+        Blocks while a GC runs (in any process): an event loop calls this in a thread.
+        """
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except BaseException:
+            os.close(fd)
+            raise
+        return ImportSession(fd)
 
     # -- internals -----------------------------------------------------------------
     def _check(self, cid: CID, data: bytes) -> None:
@@ -312,28 +354,50 @@ class BlockStore:
         except BlockNotFoundError:
             return None
 
-    def _reachable(self, root: CID, missing: list[CID]) -> Iterator[CID]:
-        """CIDs reachable from ``root`` that are present; appends absent ones to ``missing``.
+    def _reachable(self, root: CID, missing: list[CID]) -> list[CID]:
+        """CIDs reachable from ``root`` that are present (one snapshot); absent ones go to ``missing``."""
+        with self._lmdb.read() as txn:
+            return list(self._reachable_in(txn, root, missing))
+
+    def _complete_size_in(self, txn: Any, root: CID) -> int | None:
+        """Total bytes of the DAG under ``root`` as ``txn`` sees it, None at the first missing block."""
+        total = 0
+        for _cid, size in self._sized_walk(txn, root):
+            if size is None:
+                return None
+            total += size
+        return total
+
+    def _reachable_in(self, txn: Any, root: CID, missing: list[CID]) -> Iterator[CID]:
+        for cid, size in self._sized_walk(txn, root):
+            if size is None:
+                missing.append(cid)
+            else:
+                yield cid
+
+    def _sized_walk(self, txn: Any, root: CID) -> Iterator[tuple[CID, int | None]]:
+        """Every CID reachable from ``root`` in ``txn`` with its stored size (None when absent).
 
         Blocks that cannot link (raw) are checked in the size index only, so walking a
         large file reads just its few interior nodes.
         """
-        with self._env.begin() as txn:
+        found: int | None = None
 
-            def load(cid: CID) -> bytes | None:
-                key = bytes(cid)
-                if txn.get(key, db=self._sizes) is None:
-                    return None
-                if not has_links(cid):
-                    return b""  # present; its bytes are not needed to walk on
-                data: bytes | None = txn.get(key, db=self._blocks)
-                return data
+        def load(cid: CID) -> bytes | None:
+            nonlocal found
+            key = bytes(cid)
+            size = txn.get(key, db=self._sizes)
+            if size is None:
+                found = None
+                return None
+            found = _U64.unpack(size)[0]
+            if not has_links(cid):
+                return b""  # present; its bytes are not needed to walk on
+            data: bytes | None = txn.get(key, db=self._blocks)
+            return data
 
-            for cid, data in walk(root, load):
-                if data is None:
-                    missing.append(cid)
-                else:
-                    yield cid
+        for cid, _data in walk(root, load):
+            yield cid, found
 
     def _counters(self, txn: Any) -> tuple[int, int]:
         count = txn.get(_COUNT_KEY, db=self._meta)
@@ -360,36 +424,26 @@ class BlockStore:
     def _commit(self, pending: list[tuple[bytes, bytes]]) -> int:
         """Write a batch in one transaction, growing the map when LMDB says it is full."""
         with self._write_lock:
-            while True:
-                try:
-                    return self._commit_once(pending)
-                except lmdb.MapFullError:
-                    self._grow()
+            return self._lmdb.write_growing(lambda txn: self._commit_in(txn, pending))
 
-    def _commit_once(self, pending: list[tuple[bytes, bytes]]) -> int:
-        with self._env.begin(write=True) as txn:
-            count, size = self._counters(txn)
-            added = 0
-            added_bytes = 0
-            put = txn.put
-            blocks, sizes, pack = self._blocks, self._sizes, _U64.pack
-            for key, data in pending:
-                if put(key, data, db=blocks, overwrite=False):
-                    put(key, pack(len(data)), db=sizes)
-                    added += 1
-                    added_bytes += len(data)
-            if self.quota is not None and size + added_bytes > self.quota:
-                raise QuotaExceededError(
-                    f"store quota exceeded: {_human(size)} used of {_human(self.quota)}, and this write "
-                    f"needs {_human(added_bytes)} more; free space with `mycel gc` or raise the quota"
-                )
-            self._set_counters(txn, count + added, size + added_bytes)
+    def _commit_in(self, txn: Any, pending: list[tuple[bytes, bytes]]) -> int:
+        count, size = self._counters(txn)
+        added = 0
+        added_bytes = 0
+        put = txn.put
+        blocks, sizes, pack = self._blocks, self._sizes, _U64.pack
+        for key, data in pending:
+            if put(key, data, db=blocks, overwrite=False):
+                put(key, pack(len(data)), db=sizes)
+                added += 1
+                added_bytes += len(data)
+        if self.quota is not None and size + added_bytes > self.quota:
+            raise QuotaExceededError(
+                f"store quota exceeded: {_human(size)} used of {_human(self.quota)}, and this write "
+                f"needs {_human(added_bytes)} more; free space with `mycel gc` or raise the quota"
+            )
+        self._set_counters(txn, count + added, size + added_bytes)
         return added
-
-    def _grow(self) -> None:
-        new_size = self._env.info()["map_size"] * 2
-        log.info("growing LMDB map of %s to %s", self.path, _human(new_size))
-        self._env.set_mapsize(new_size)
 
     @contextmanager
     def _gc_lock(self, *, exclusive: bool, wait: bool) -> Iterator[None]:
@@ -403,6 +457,28 @@ class BlockStore:
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+
+class ImportSession:
+    """A held shared lock on ``gc.lock``: GC (in any process) waits until it is closed.
+
+    The lock belongs to this open file description, so it may be taken in one thread
+    and released in another (an executor thread and the event loop).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+
+    def __enter__(self) -> ImportSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class WriteBatch:
@@ -457,4 +533,4 @@ def _human(size: int) -> str:
     return f"{size} B"
 
 
-__all__ = ["RAW", "BlockStore", "GCResult", "Pin", "StoreStats", "WriteBatch"]
+__all__ = ["RAW", "BlockStore", "GCResult", "ImportSession", "Pin", "StoreStats", "WriteBatch"]

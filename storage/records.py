@@ -2,12 +2,13 @@
 
 The block store has its own, larger machinery; these tables hold node state that must
 survive a crash: each write is one transaction, and a full map is doubled and the write
-retried, so a long-running node never stops on MapFullError.
+retried, so a long-running node never stops on MapFullError. Every transaction goes
+through :class:`~storage.lmdbenv.GatedEnv`, so growing the map never pulls it from
+under a reader in another thread, and growth by another process is adopted.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,8 +16,10 @@ from typing import Any, TypeVar
 import lmdb
 
 from storage import dagcbor
+from storage.lmdbenv import GatedEnv
 
-log = logging.getLogger("mycelnet.storage")
+NEWEST_BATCH = 64  # records read per transaction by newest_first
+
 T = TypeVar("T")
 
 
@@ -24,19 +27,12 @@ class RecordTables:
     def __init__(self, path: Path, tables: tuple[str, ...], map_size: int = 64 << 20) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._env = lmdb.open(str(path), map_size=map_size, max_dbs=len(tables))
-        self._dbs = {name: self._env.open_db(name.encode()) for name in tables}
+        self._lmdb = GatedEnv(path, map_size=map_size, max_dbs=len(tables))
+        self._dbs = {name: self._lmdb.env.open_db(name.encode()) for name in tables}
 
     def write(self, change: Callable[[Writer], T]) -> T:
         """Run ``change`` in one write transaction (rerun from scratch if the map had to grow)."""
-        while True:
-            try:
-                with self._env.begin(write=True) as txn:
-                    return change(Writer(txn, self._dbs))
-            except lmdb.MapFullError:
-                new_size = self._env.info()["map_size"] * 2
-                log.info("growing LMDB map of %s to %d MiB", self.path, new_size >> 20)
-                self._env.set_mapsize(new_size)
+        return self._lmdb.write_growing(lambda txn: change(Writer(txn, self._dbs)))
 
     def put_many(self, table: str, items: Iterable[tuple[str, Any]], overwrite: bool = True) -> bool:
         """Write every (key, record) in one transaction; False if ``overwrite`` is off and a key existed."""
@@ -47,12 +43,12 @@ class RecordTables:
         return self.put_many(table, [(key, record)], overwrite)
 
     def get(self, table: str, key: str) -> Any:
-        with self._env.begin(db=self._dbs[table]) as txn:
+        with self._lmdb.read(self._dbs[table]) as txn:
             raw = txn.get(key.encode())
         return None if raw is None else dagcbor.decode(raw)
 
     def values(self, table: str) -> list[Any]:
-        with self._env.begin(db=self._dbs[table]) as txn:
+        with self._lmdb.read(self._dbs[table]) as txn:
             raws = [value for _, value in txn.cursor()]
         return [dagcbor.decode(raw) for raw in raws]
 
@@ -62,25 +58,34 @@ class RecordTables:
         Records are decoded one at a time as the caller consumes them, so a page of a long
         history reads only that page (and what a filter skips), never the whole table.
         """
-        with self._env.begin(db=self._dbs[table]) as txn:
-            cursor = txn.cursor()
-            if before is None:
-                found = cursor.last()
-            else:
-                found = cursor.set_range(before.encode())
-                found = cursor.prev() if found else cursor.last()
-            while found:
-                yield cursor.key().decode(), dagcbor.decode(cursor.value())
-                found = cursor.prev()
+        batch: list[tuple[str, bytes]] = [("", b"")]
+        while batch:
+            # a short read transaction per batch: none is held while the caller works (map growth
+            # waits for every reader), and only what the caller consumes is decoded
+            batch = []
+            with self._lmdb.read(self._dbs[table]) as txn:
+                cursor = txn.cursor()
+                if before is None:
+                    found = cursor.last()
+                else:
+                    found = cursor.set_range(before.encode())
+                    found = cursor.prev() if found else cursor.last()
+                while found and len(batch) < NEWEST_BATCH:
+                    batch.append((cursor.key().decode(), bytes(cursor.value())))
+                    found = cursor.prev()
+            for key, raw in batch:
+                yield key, dagcbor.decode(raw)
+            if batch:
+                before = batch[-1][0]
 
     def count(self, table: str) -> int:
         """Entries in ``table``, from LMDB's own statistics (nothing is read or decoded)."""
-        with self._env.begin() as txn:
+        with self._lmdb.read() as txn:
             entries: int = txn.stat(self._dbs[table])["entries"]
         return entries
 
     def close(self) -> None:
-        self._env.close()
+        self._lmdb.close()
 
 
 class Writer:

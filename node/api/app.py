@@ -1,4 +1,9 @@
-"""Routes of the node API. Handlers stay thin: the work lives in the node service."""
+"""Routes of the node API. Handlers stay thin: the work lives in the node service.
+
+Handlers never walk the store, hash, or touch files on the event loop: a slow disk
+or a 20,000-file DAG would stall every other request and every peer's probe. That
+work runs in executor threads.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from node.api.jobs import routes as job_routes
 from node.api.ledger import routes as ledger_routes
 from node.api.openapi import document
 from node.api.ops import routes as ops_routes
+from storage.blockstore import BlockStore
 from storage.cid import CID
 from storage.errors import StorageError
 from storage.files import add_path, get_path
@@ -216,7 +222,7 @@ async def _send_tar(request: web.Request, service: NodeService, root: CID) -> we
         response = web.StreamResponse(headers={"Content-Type": "application/x-tar", "X-Content-CID": str(root)})
         await response.prepare(request)
         with open(archive, "rb") as stream:
-            while chunk := stream.read(_UPLOAD_CHUNK):
+            while chunk := await loop.run_in_executor(None, stream.read, _UPLOAD_CHUNK):
                 await response.write(chunk)
         await response.write_eof()
         return response
@@ -228,14 +234,18 @@ async def get_providers(request: web.Request) -> web.Response:
     service = _service(request)
     root = _cid(request)
     providers = await service.exchange.find_providers(root)
-    if service.store.has(root):
+    if await asyncio.to_thread(service.store.has, root):
         providers.insert(0, service.identity.peer_id)
     return web.json_response({"cid": str(root), "providers": providers})
 
 
 async def get_agents(request: web.Request) -> web.Response:
     """Agents stored on this node: the pinned roots that open as agent bundles."""
-    store = _service(request).store
+    agents = await asyncio.to_thread(_list_agents, _service(request).store)
+    return web.json_response({"agents": sorted(agents, key=lambda a: (a["name"], a["version"]))})
+
+
+def _list_agents(store: BlockStore) -> list[dict[str, str]]:
     agents = []
     for pin in store.pins():
         if pin.cid.codec != 0x71:  # bundles are dag-cbor manifests
@@ -247,25 +257,28 @@ async def get_agents(request: web.Request) -> web.Response:
         manifest = bundle.manifest
         agents.append({"agent": str(pin.cid), "name": manifest.name, "version": manifest.version,
                        "runtime": manifest.runtime, "description": manifest.description})  # fmt: skip
-    return web.json_response({"agents": sorted(agents, key=lambda a: (a["name"], a["version"]))})
+    return agents
 
 
 async def get_pins(request: web.Request) -> web.Response:
-    pins = _service(request).store.pins()
+    pins = await asyncio.to_thread(_service(request).store.pins)
     return web.json_response({"pins": [{"cid": str(p.cid), "name": p.name, "created": p.created} for p in pins]})
 
 
 async def post_pin(request: web.Request) -> web.Response:
     service = _service(request)
     root = _cid(request)
-    await service.ensure_local(root)
-    service.store.pin(root, request.query.get("name", ""))
+    name = request.query.get("name", "")
+    if await asyncio.to_thread(service.store.missing_blocks, root):
+        await service.exchange.fetch_and_pin(root, None, name)  # GC held off from the first block to the pin
+    else:
+        await asyncio.to_thread(service.store.pin, root, name)
     service.provide(root)
     return web.json_response({"pinned": str(root)})
 
 
 async def delete_pin(request: web.Request) -> web.Response:
     root = _cid(request)
-    if not _service(request).store.unpin(root):
+    if not await asyncio.to_thread(_service(request).store.unpin, root):
         raise ApiError(404, "not_found", f"{root} is not pinned")
     return web.json_response({"unpinned": str(root)})

@@ -58,9 +58,10 @@ class Decider:
         self.stake_of: Callable[[str], int] | None = None  # address -> its stake on the ledger
 
     async def manifest(self, spec: JobSpec) -> Manifest:
-        if self.exchange.store.missing_blocks(spec.agent):
+        store = self.exchange.store
+        if await asyncio.to_thread(store.missing_blocks, spec.agent):  # a walk: off the loop
             await self.exchange.fetch(spec.agent)
-        return open_bundle(self.exchange.store, spec.agent).manifest
+        return (await asyncio.to_thread(open_bundle, store, spec.agent)).manifest
 
     async def plan(self, spec: JobSpec, payment: Envelope | None) -> Plan:
         manifest = await self.manifest(spec)
@@ -95,7 +96,7 @@ class Decider:
         total = 0
         for cid in spec.inputs.values():
             holders = await self.exchange.holders(cid)
-            own_size = self.exchange.store.complete_dag_size(cid)
+            own_size = await self.exchange.have_size(cid)  # no walk on the loop
             if own_size is not None:
                 holders[own.peer_id] = own_size
             total += max(holders.values(), default=0)

@@ -279,10 +279,9 @@ class JobExecution:
     async def _execute(self, job_id: str, spec: JobSpec, providers: list[str], cancel: threading.Event) -> RunAnswer:
         try:
             for root in (spec.agent, *spec.inputs.values()):
-                if self.store.missing_blocks(root):  # includes the root itself when absent
+                if await asyncio.to_thread(self.store.missing_blocks, root):  # includes the root when absent
                     holders = list(await self.exchange.holders(root)) or providers
-                    await self.exchange.fetch(root, holders)
-                    self.store.pin(root, f"job {job_id}")
+                    await self.exchange.fetch_and_pin(root, holders, f"job {job_id}")  # GC held off until pinned
             bundle = open_bundle(self.store, spec.agent)
             manifest = bundle.manifest
             context = PlacementContext(manifest.runtime, spec.needs_gpu or manifest.needs.gpu, tuple(spec.regions), 0)

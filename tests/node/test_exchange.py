@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -121,3 +122,37 @@ async def test_dht_finds_a_provider_that_is_not_connected(tmp_path: Path) -> Non
         for peer in (a, b, c):
             await peer.network.stop()
             peer.store.close()
+
+
+async def test_have_probe_for_a_pinned_dag_answers_without_a_walk(
+    trio_peers: tuple[Peer, Peer, Peer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    honest, _, fetcher = trio_peers
+    (tmp_path / "f").write_bytes(seeded_bytes("probe", 600_000))
+    root = add_path(honest.store, tmp_path / "f").cid  # pinned
+    expected = honest.store.complete_dag_size(root)
+
+    def no_walk(*args: object) -> None:
+        raise AssertionError("a have probe walked the DAG")
+
+    monkeypatch.setattr(honest.store, "_sized_walk", no_walk)
+    assert await fetcher.exchange.probe(honest.network.peer_id, root) == expected
+
+
+async def test_have_probe_for_an_unpinned_dag_walks_off_the_loop(
+    trio_peers: tuple[Peer, Peer, Peer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    honest, _, fetcher = trio_peers
+    (tmp_path / "f").write_bytes(seeded_bytes("unpinned", 600_000))
+    root = add_path(honest.store, tmp_path / "f", pin=False).cid
+    loop_thread = threading.current_thread()
+    walked_in: list[threading.Thread] = []
+    real = honest.store.complete_dag_size
+
+    def recording(cid: CID) -> int | None:
+        walked_in.append(threading.current_thread())
+        return real(cid)
+
+    monkeypatch.setattr(honest.store, "complete_dag_size", recording)
+    assert await fetcher.exchange.probe(honest.network.peer_id, root) == real(root)
+    assert walked_in and loop_thread not in walked_in
