@@ -45,7 +45,7 @@ async def api() -> AsyncIterator[ClientFactory]:
             version="test",
             job_service=None,
             ensure_local=ensure_local,
-            store=SimpleNamespace(pin=lambda root, name: None),
+            store=SimpleNamespace(pin=lambda root, name: None, missing_blocks=lambda root: []),
             provide=lambda root: None,
         )
         client: TestClient[Any, Any] = TestClient(TestServer(build_app(cast(Any, service)), host="127.0.0.1"))
