@@ -18,6 +18,7 @@ import json
 import os
 import resource
 import runpy
+import signal
 import sys
 from typing import Any
 
@@ -28,6 +29,7 @@ if __name__ == "__main__":  # run by path: import the sandbox beside this file, 
 from agents.runtime.sandbox import landlock, seccomp
 
 EXIT_SANDBOX_FAILED = 120
+_PR_SET_PDEATHSIG = 1
 _setup_fd: int | None = None
 
 
@@ -87,6 +89,8 @@ def lock_down_and_run(config: dict[str, Any]) -> None:
                 _drop_capabilities()
         except OSError as exc:
             _fail(f"cannot give up root: {exc}")
+        # changing credentials clears the parent-death signal the node's setpriv set
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if ruleset is not None:
         try:
             landlock.enforce(ruleset)
