@@ -4,7 +4,9 @@ Layers, each used where this host allows it (``layers`` says which are active, a
 ``mycel node doctor`` reports them):
 
 * ``namespaces``: ``unshare`` gives the child its own network (no interfaces), PID,
-  IPC and UTS namespaces, so it cannot reach the network or see or signal host processes.
+  IPC and UTS namespaces, so it cannot reach the network or see or signal host processes,
+  and the launcher gives it its own mount namespace in which only the runtime, the bundle,
+  the inputs, ``/out`` and scratch exist (no host unix socket has a name there).
 * ``rlimits``: CPU seconds, address space, file size, processes, open files.
 * ``uid``: when the node runs as root and the interpreter is readable by it, the child
   becomes ``nobody``; otherwise, as root, it drops every capability instead.
@@ -213,6 +215,10 @@ class PythonRuntime:
                 "max_output_files": limits.max_output_files,
             },
         }
+        if "namespaces" in self.active:
+            mount_root = workspace.root / "root"
+            mount_root.mkdir(exist_ok=True)
+            config["mount_root"] = str(mount_root)
         if self.warm:
             log_file = workspace.root / "agent.log"
             config["log_file"] = str(log_file)
