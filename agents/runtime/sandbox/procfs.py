@@ -29,21 +29,30 @@ class Usage:
     memory_bytes: int = 0
 
 
-def _stat_table() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, resident bytes) for every process this /proc shows."""
-    table: dict[int, tuple[int, int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+def _resident(pid: int) -> int | None:
+    """Resident bytes of a live process; None for one that is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            fields = stat_file.read().rsplit(")", 1)[1].split()
+        return None if fields[0] == "Z" else int(fields[21]) * _PAGE  # fields 3 and 24
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _children(pid: int) -> list[int]:
+    """Children of every thread of ``pid`` (a thread's forks are listed under that thread)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
         try:
-            with open(f"/proc/{entry}/stat") as stat_file:
-                fields = stat_file.read().rsplit(")", 1)[1].split()
-            if fields[0] == "Z":
-                continue  # a zombie holds no memory and is no longer running
-            table[int(entry)] = (int(fields[1]), int(fields[21]) * _PAGE)  # fields 4 and 24
-        except (OSError, IndexError, ValueError):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                found.extend(int(child) for child in children.read().split())
+        except (OSError, ValueError):
             continue
-    return table
+    return found
 
 
 def _memfd_bytes(pids: list[int], seen: set[tuple[int, int]]) -> int:
@@ -74,18 +83,20 @@ def job_usage(root: int, *, all_but: int | None = None) -> Usage:
     runs one job at a time as init of its own PID namespace, where a job's orphans are
     reparented to the worker and are no longer the job's descendants.
     """
-    table = _stat_table()
     if all_but is not None:
-        pids = [pid for pid in table if pid != all_but]
-    else:
-        children: dict[int, list[int]] = {}
-        for pid, (parent, _rss) in table.items():
-            children.setdefault(parent, []).append(pid)
-        pids = [root] if root in table else []
-        for pid in pids:  # grows while walked: breadth first
-            pids.extend(children.get(pid, ()))
-    memory = sum(table[pid][1] for pid in pids) + _memfd_bytes(pids, set())
-    return Usage(pids, memory)
+        candidates = [int(entry) for entry in os.listdir("/proc") if entry.isdigit() and int(entry) != all_but]
+    else:  # walked from the root, not by scanning every process on the host: cheap for the watcher
+        candidates = [root]
+        for pid in candidates:  # grows while walked: breadth first
+            candidates.extend(_children(pid))
+    pids: list[int] = []
+    memory = 0
+    for pid in candidates:
+        resident = _resident(pid)
+        if resident is not None:
+            pids.append(pid)
+            memory += resident
+    return Usage(pids, memory + _memfd_bytes(pids, set()))
 
 
 def kill_all(pids: list[int]) -> None:
