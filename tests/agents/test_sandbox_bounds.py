@@ -13,13 +13,15 @@ import time
 import uuid
 from pathlib import Path
 
+import nacl.signing
 import pytest
 
 from agents import receipt
-from agents.executor import JobOutcome
+from agents.executor import Executor, JobOutcome
 from agents.manifest import Limits
 from agents.outcome import Limit, Outcome, OutcomeKind
 from agents.runtime.python import PythonRuntime
+from storage.blockstore import BlockStore
 from tests.agents.harness import FIXTURES, AgentHarness
 
 PY = FIXTURES / "hostile-python"
@@ -142,3 +144,21 @@ def test_a_killed_node_takes_its_sandboxes_with_it(python_runtime: PythonRuntime
 
 def _agent_started(token: str) -> bool:
     return bool(_processes_with(token))
+
+
+def test_a_restarted_node_removes_the_workspaces_a_killed_one_left(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    left = work / "job-abc-123"
+    (left / "out").mkdir(parents=True)
+    (left / "out" / "result.bin").write_bytes(b"x")
+    (left / "code").mkdir()
+    (left / "code" / "main.py").write_text("")
+    (left / "code").chmod(0o555)  # as a workspace leaves its bundle
+    other = work / "not-a-job"
+    other.mkdir()
+    store = BlockStore(tmp_path / "blocks", map_size=16 << 20)
+    try:
+        assert Executor(store, {}, nacl.signing.SigningKey.generate(), work).sweep_work_dir() == 1
+    finally:
+        store.close()
+    assert not left.exists() and other.exists()
