@@ -64,6 +64,14 @@ def test_processes_are_counted_for_root_too(harness: AgentHarness) -> None:
     assert _wait_until_gone(token, 5) == []
 
 
+def test_no_agent_process_outlives_its_job(harness: AgentHarness) -> None:
+    token = f"daemon-{uuid.uuid4().hex}"
+    limits = Limits(cpu_seconds=10, memory_mib=256, wall_seconds=30, processes=4)
+    outcome = harness.run(PY, "daemon", "-", token, limits=limits)
+    assert outcome.outcome.is_ok, (outcome.status, outcome.logs)
+    assert _wait_until_gone(token, 5) == []
+
+
 @pytest.mark.parametrize("mode", ["setsid-memory", "memfd-memory"])
 def test_memory_is_the_whole_jobs(harness: AgentHarness, mode: str) -> None:
     token = f"mem-{uuid.uuid4().hex}"
