@@ -171,7 +171,11 @@ class PythonRuntime:
     def _launch_prefix(self) -> list[str]:
         """The namespace prefix, led by ``setpriv --pdeathsig``: a sandbox dies with the
         node (even a SIGKILLed one), since unshare's ``--kill-child`` then takes the
-        namespace's init, and with it every process in the namespace."""
+        namespace's init, and with it every process in the namespace.
+
+        The kernel sends the signal when the *thread* that started the process ends. A
+        cold job is started and waited for by one thread; the warm worker outliving its
+        starting thread is also covered by its stdin: it stops at EOF."""
         return [*_PDEATHSIG, *self._namespace_prefix()]
 
     def _read_only_paths(self, workspace: Workspace) -> list[str]:
