@@ -112,8 +112,8 @@ class PythonRuntime:
             worker.wait()
 
     def _start_worker(self) -> subprocess.Popen[str]:
-        prefix = self._launch_prefix()
-        if self._namespace_prefix():  # the worker watches its children through /proc: give it its own
+        prefix = self._namespace_prefix()
+        if prefix:  # the worker watches its children through /proc: give it its own
             prefix = [*prefix[:-1], "--mount", "--mount-proc", prefix[-1]]
         worker = subprocess.Popen(
             [*prefix, sys.executable, "-I", str(WORKER)],
@@ -173,9 +173,11 @@ class PythonRuntime:
         node (even a SIGKILLed one), since unshare's ``--kill-child`` then takes the
         namespace's init, and with it every process in the namespace.
 
-        The kernel sends the signal when the *thread* that started the process ends. A
-        cold job is started and waited for by one thread; the warm worker outliving its
-        starting thread is also covered by its stdin: it stops at EOF."""
+        The kernel sends the signal when the *thread* that started the process ends: right
+        for a cold job, started and waited for by one thread, but not for the warm worker,
+        which any job's thread may start and which outlives it. The worker has no prefix
+        of this kind: it stops at EOF on its stdin, which the node's death closes, and as
+        init of its PID namespace takes every process there with it."""
         return [*_PDEATHSIG, *self._namespace_prefix()]
 
     def _read_only_paths(self, workspace: Workspace) -> list[str]:
