@@ -49,6 +49,14 @@ def _wait_until_gone(token: str, seconds: float) -> list[int]:
     return left
 
 
+def _needs_namespaces(harness: AgentHarness) -> None:
+    """These bounds rest on the job's own PID and mount namespaces (unshare, as root or in a user namespace)."""
+    runtime = harness.executor.runtimes["python"]
+    assert isinstance(runtime, PythonRuntime)
+    if "namespaces" not in runtime.active:
+        pytest.skip(f"needs PID and mount namespaces: {runtime.layers.get('namespaces')}")
+
+
 def _killed(outcome: JobOutcome, limit: Limit) -> None:
     assert (outcome.outcome.kind, outcome.outcome.limit) == (OutcomeKind.KILLED, limit), (
         outcome.status,
@@ -58,6 +66,7 @@ def _killed(outcome: JobOutcome, limit: Limit) -> None:
 
 
 def test_processes_are_counted_for_root_too(harness: AgentHarness) -> None:
+    _needs_namespaces(harness)
     token = f"fork-{uuid.uuid4().hex}"
     limits = Limits(cpu_seconds=10, memory_mib=512, wall_seconds=30, processes=2)
     _killed(harness.run(PY, "fork-20", "-", token, limits=limits), Limit.PROCESSES)
@@ -65,6 +74,7 @@ def test_processes_are_counted_for_root_too(harness: AgentHarness) -> None:
 
 
 def test_no_agent_process_outlives_its_job(harness: AgentHarness) -> None:
+    _needs_namespaces(harness)
     token = f"daemon-{uuid.uuid4().hex}"
     limits = Limits(cpu_seconds=10, memory_mib=256, wall_seconds=30, processes=4)
     outcome = harness.run(PY, "daemon", "-", token, limits=limits)
@@ -74,6 +84,7 @@ def test_no_agent_process_outlives_its_job(harness: AgentHarness) -> None:
 
 @pytest.mark.parametrize("mode", ["setsid-memory", "memfd-memory"])
 def test_memory_is_the_whole_jobs(harness: AgentHarness, mode: str) -> None:
+    _needs_namespaces(harness)
     token = f"mem-{uuid.uuid4().hex}"
     limits = Limits(cpu_seconds=10, memory_mib=128, wall_seconds=30, processes=4)
     _killed(harness.run(PY, mode, "-", token, limits=limits), Limit.MEMORY)
@@ -88,6 +99,7 @@ def test_no_new_user_or_other_namespaces(harness: AgentHarness) -> None:
 
 
 def test_host_unix_sockets_are_unreachable(harness: AgentHarness, tmp_path: Path) -> None:
+    _needs_namespaces(harness)
     path = tmp_path / "host.sock"
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(path))
@@ -126,6 +138,8 @@ executor.run(RunRequest("job-slow", bundle, args=("sleep", "-", token), limits=l
 
 
 def test_a_killed_node_takes_its_sandboxes_with_it(python_runtime: PythonRuntime, tmp_path: Path) -> None:
+    if "namespaces" not in python_runtime.active:
+        pytest.skip(f"needs PID namespaces: {python_runtime.layers.get('namespaces')}")
     mode = "warm" if python_runtime.warm else "cold"
     token = f"orphan-{uuid.uuid4().hex}"
     (tmp_path / "node").mkdir()
