@@ -98,6 +98,12 @@ def test_no_new_user_or_other_namespaces(harness: AgentHarness) -> None:
     assert b"SUCCEEDED" not in outcome.logs
 
 
+def test_no_system_v_shared_memory(harness: AgentHarness) -> None:
+    outcome = harness.run(PY, "sysv-shm")
+    assert outcome.outcome == Outcome.failed("exit code 3"), outcome.logs
+    assert b"SUCCEEDED" not in outcome.logs
+
+
 def test_host_unix_sockets_are_unreachable(harness: AgentHarness, tmp_path: Path) -> None:
     _needs_namespaces(harness)
     path = tmp_path / "host.sock"
