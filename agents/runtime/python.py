@@ -327,8 +327,8 @@ class PythonRuntime:
                 elif time.monotonic() > deadline:
                     verdict = Outcome.killed(Limit.WALL)
                 if verdict is not None:
+                    kill_all(job_usage(proc.pid).pids)  # listed while unshare still leads them
                     _kill_group(proc.pid)
-                    kill_all(job_usage(proc.pid).pids)
                     return verdict, peak
                 if cancel is not None:
                     cancel.wait(RSS_POLL)  # returns at once when cancelled
