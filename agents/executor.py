@@ -11,7 +11,7 @@ import nacl.signing
 from agents import receipt as receipts
 from agents.errors import RuntimeUnavailable
 from agents.outcome import Outcome, OutcomeKind
-from agents.runtime.base import RawRun, RunRequest, Runtime, Workspace, breach, scan_tree
+from agents.runtime.base import RawRun, RunRequest, Runtime, Workspace, breach, remove_tree, scan_tree
 from storage.blockstore import BlockStore
 from storage.cid import CID
 from storage.errors import UnixFSError
@@ -48,6 +48,21 @@ class Executor:
         self.signing_key = signing_key
         self.node = peer_id_for(bytes(signing_key.verify_key))
         self.work_dir = work_dir
+
+    def sweep_work_dir(self) -> int:
+        """Remove the job workspaces a previous run of the node left behind; returns how many.
+
+        A node killed mid-job never reaches its ``Workspace.close()``; its sandboxes died
+        with it (parent-death signal), but their workspaces stay on disk. Called once at
+        start, under the data-dir lock, so no job of this node is running yet. Only
+        ``job-*`` directories are touched: nothing else in the directory is the executor's.
+        """
+        if self.work_dir is None or not self.work_dir.is_dir():
+            return 0
+        stale = [entry for entry in self.work_dir.iterdir() if entry.name.startswith("job-") and entry.is_dir()]
+        for entry in stale:
+            remove_tree(entry)
+        return len(stale)
 
     def run(self, request: RunRequest) -> JobOutcome:
         manifest = request.bundle.manifest

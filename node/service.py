@@ -102,6 +102,7 @@ class NodeService:
         runtimes = {"wasm": WasmRuntime(self.data_dir / "wasm-cache"), "python": self.python_runtime}
         executor = Executor(self.store, runtimes, self.identity.signing_key, self.data_dir / "work")  # type: ignore[arg-type]
         (self.data_dir / "work").mkdir(exist_ok=True)
+        await asyncio.to_thread(executor.sweep_work_dir)  # workspaces of a node that was killed mid-job
         if self.settlement is not None:
             await self.settlement.start()
         self.execution = JobExecution(

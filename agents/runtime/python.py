@@ -4,7 +4,9 @@ Layers, each used where this host allows it (``layers`` says which are active, a
 ``mycel node doctor`` reports them):
 
 * ``namespaces``: ``unshare`` gives the child its own network (no interfaces), PID,
-  IPC and UTS namespaces, so it cannot reach the network or see or signal host processes.
+  IPC and UTS namespaces, so it cannot reach the network or see or signal host processes,
+  and the launcher gives it its own mount namespace in which only the runtime, the bundle,
+  the inputs, ``/out`` and scratch exist (no host unix socket has a name there).
 * ``rlimits``: CPU seconds, address space, file size, processes, open files.
 * ``uid``: when the node runs as root and the interpreter is readable by it, the child
   becomes ``nobody``; otherwise, as root, it drops every capability instead.
@@ -42,7 +44,7 @@ from agents.manifest import Limits
 from agents.outcome import Limit, Outcome
 from agents.runtime.base import MAX_OUTPUT_DEPTH, LogBuffer, OutputWatch, RawRun, RunRequest, Workspace
 from agents.runtime.sandbox import landlock, seccomp
-from agents.runtime.sandbox.procfs import session_rss
+from agents.runtime.sandbox.procfs import job_usage, kill_all
 
 LAUNCHER = Path(__file__).with_name("sandbox") / "launcher.py"
 WORKER = Path(__file__).with_name("sandbox") / "worker.py"
@@ -52,6 +54,9 @@ POLL = 0.002  # output walks; bytes past the cap are about the agent's write rat
 RSS_POLL = 0.01  # resident memory, wall clock and cancel (each RSS read walks every /proc stat)
 CANCEL_POLL = 0.05  # how often a warm job's canceller looks at the event
 CPU_SLACK = 0.5  # RLIMIT_CPU fires at the soft limit; rusage lands just under or over it
+
+
+_PDEATHSIG = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
 
 
 def _probe(args: list[str]) -> bool:
@@ -163,6 +168,18 @@ class PythonRuntime:
     def _namespace_prefix(self) -> list[str]:
         return unshare_command() if "namespaces" in self.active else []
 
+    def _launch_prefix(self) -> list[str]:
+        """The namespace prefix, led by ``setpriv --pdeathsig``: a sandbox dies with the
+        node (even a SIGKILLed one), since unshare's ``--kill-child`` then takes the
+        namespace's init, and with it every process in the namespace.
+
+        The kernel sends the signal when the *thread* that started the process ends: right
+        for a cold job, started and waited for by one thread, but not for the warm worker,
+        which any job's thread may start and which outlives it. The worker has no prefix
+        of this kind: it stops at EOF on its stdin, which the node's death closes, and as
+        init of its PID namespace takes every process there with it."""
+        return [*_PDEATHSIG, *self._namespace_prefix()]
+
     def _read_only_paths(self, workspace: Workspace) -> list[str]:
         paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sysconfig.get_paths()["stdlib"]}
         paths |= {"/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache", "/etc/localtime", "/dev/null", "/dev/urandom"}
@@ -204,6 +221,10 @@ class PythonRuntime:
                 "max_output_files": limits.max_output_files,
             },
         }
+        if "namespaces" in self.active:
+            mount_root = workspace.root / "root"
+            mount_root.mkdir(exist_ok=True)
+            config["mount_root"] = str(mount_root)
         if self.warm:
             log_file = workspace.root / "agent.log"
             config["log_file"] = str(log_file)
@@ -231,7 +252,7 @@ class PythonRuntime:
         read_end, write_end = os.pipe()
         setup_read, setup_write = os.pipe()
         config["setup_fd"] = setup_write
-        command = [*self._namespace_prefix(), sys.executable, "-I", str(LAUNCHER), str(read_end)]
+        command = [*self._launch_prefix(), sys.executable, "-I", str(LAUNCHER), str(read_end)]
         started = time.perf_counter()
         proc = subprocess.Popen(
             command,
@@ -252,7 +273,7 @@ class PythonRuntime:
         reader.start()
         setup = _SetupChannel(setup_read)
         watch = OutputWatch(workspace.writable, limits)
-        verdict, peak_rss = self._watch(proc, limits.wall_seconds, limits.memory_mib << 20, watch, request.cancel)
+        verdict, peak_rss = self._watch(proc, limits, watch, request.cancel)
         _, wait_status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(wait_status)
         reader.join(5)
@@ -268,15 +289,19 @@ class PythonRuntime:
     def _watch(
         self,
         proc: subprocess.Popen[bytes],
-        wall: float,
-        memory: int,
+        limits: Limits,
         output: OutputWatch,
         cancel: threading.Event | None,
     ) -> tuple[Outcome | None, int]:
         """Poll until the process exits or must be stopped; the output caps are walked in
         a thread of their own, since reading every process's RSS from /proc can take
-        longer on a busy host than an agent needs to write far past its cap."""
-        deadline = time.monotonic() + wall
+        longer on a busy host than an agent needs to write far past its cap.
+
+        Memory and the process count are the whole job's (every descendant, see
+        :func:`job_usage`); ``unshare`` itself, when it leads, is the node's, not the agent's."""
+        deadline = time.monotonic() + limits.wall_seconds
+        memory = limits.memory_mib << 20
+        helpers = 1 if self._namespace_prefix() else 0
         peak = 0
         guard = _OutputGuard(proc.pid, output)
         try:
@@ -287,7 +312,8 @@ class PythonRuntime:
                     return guard.verdict, peak
                 if exited is not None:  # left for wait4 to reap, with its rusage
                     return guard.verdict, peak
-                rss = session_rss(proc.pid)
+                usage = job_usage(proc.pid)
+                rss = usage.memory_bytes
                 peak = max(peak, rss)
                 verdict: Outcome | None = guard.verdict
                 if verdict is not None:
@@ -296,9 +322,12 @@ class PythonRuntime:
                     verdict = Outcome.cancelled()
                 elif rss > memory:
                     verdict = Outcome.killed(Limit.MEMORY)
+                elif len(usage.pids) - helpers > limits.processes:
+                    verdict = Outcome.killed(Limit.PROCESSES, f"more than {limits.processes} processes")
                 elif time.monotonic() > deadline:
                     verdict = Outcome.killed(Limit.WALL)
                 if verdict is not None:
+                    kill_all(job_usage(proc.pid).pids)  # listed while unshare still leads them
                     _kill_group(proc.pid)
                     return verdict, peak
                 if cancel is not None:

@@ -2,7 +2,8 @@
 
 Run as ``python -I launcher.py FD`` (cold start; the JSON config comes on that inherited
 fd), or called as :func:`lock_down_and_run` in a child forked by the warm worker.
-Order matters: rlimits, then (as root) drop to the sandbox uid or drop every
+Order matters: rlimits, then (with namespaces) a private file-system view
+(:mod:`mounts`), then (as root) drop to the sandbox uid or drop every
 capability, then Landlock, then seccomp, and only then the agent's code. A layer that
 was asked for but cannot be applied aborts the run (exit 120) rather than run less
 confined, and says why on the setup channel (``setup_fd``): a pipe only the node
@@ -18,6 +19,7 @@ import json
 import os
 import resource
 import runpy
+import signal
 import sys
 from typing import Any
 
@@ -25,9 +27,10 @@ if __name__ == "__main__":  # run by path: import the sandbox beside this file, 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 
 # imported before the lock-down: afterwards this package's directory is unreadable
-from agents.runtime.sandbox import landlock, seccomp
+from agents.runtime.sandbox import landlock, mounts, seccomp
 
 EXIT_SANDBOX_FAILED = 120
+_PR_SET_PDEATHSIG = 1
 _setup_fd: int | None = None
 
 
@@ -70,6 +73,11 @@ def lock_down_and_run(config: dict[str, Any]) -> None:
     except (ValueError, OSError) as exc:
         _fail(f"cannot set resource limits: {exc}")
     layers = config["layers"]
+    if config.get("mount_root"):
+        try:
+            mounts.isolate(config["mount_root"], config["read_only"], config["read_write"])
+        except OSError as exc:
+            _fail(f"cannot give the sandbox its own file-system view: {exc}")
     os.chdir(config["cwd"])
     ruleset = None
     if "landlock" in layers:
@@ -87,6 +95,8 @@ def lock_down_and_run(config: dict[str, Any]) -> None:
                 _drop_capabilities()
         except OSError as exc:
             _fail(f"cannot give up root: {exc}")
+        # changing credentials clears the parent-death signal the node's setpriv set
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if ruleset is not None:
         try:
             landlock.enforce(ruleset)

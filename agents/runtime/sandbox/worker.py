@@ -27,13 +27,15 @@ if __name__ == "__main__":  # run by path: import the sandbox beside this file, 
 
 from agents.runtime.sandbox import launcher
 from agents.runtime.sandbox.outputs import SizeWatch
-from agents.runtime.sandbox.procfs import session_rss
+from agents.runtime.sandbox.procfs import job_usage, kill_all
 
 PRELOAD = ("json", "csv", "math", "statistics", "pathlib", "runpy", "numpy")
 POLL = 0.002  # output walks and cancel checks
 RSS_EVERY = 5  # polls between resident-memory reads
 
 
+# init of its own PID namespace (the node runs it under unshare): every other process is the job's
+_OWN_NAMESPACE = os.getpid() == 1
 _SETUP_FD = 3  # the child's end of the setup channel, the only descriptor it keeps
 
 
@@ -97,20 +99,23 @@ def _run_job(config: dict[str, Any], lines: _Lines) -> dict[str, Any]:
     memory = config["memory_bytes"]
     limits = config["limits"]
     output = SizeWatch(config["read_write"], limits["output_cap_bytes"], limits["max_output_files"])
-    peak = rss = polls = 0
+    peak = rss = polls = processes = 0
     verdict = None
     while True:
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
             break
         if polls % RSS_EVERY == 0:
-            rss = session_rss(pid)
+            job = job_usage(pid, all_but=1) if _OWN_NAMESPACE else job_usage(pid)
+            rss, processes = job.memory_bytes, len(job.pids)
             peak = max(peak, rss)
         polls += 1
-        if any(message.get("cancel") for message in lines.wait(POLL)):
-            verdict = "cancelled"
+        if any(message.get("cancel") for message in lines.wait(POLL)) or lines.closed:
+            verdict = "cancelled"  # closed: the node is gone, and its jobs with it
         elif rss > memory:
             verdict = "memory"
+        elif processes > limits["processes"]:
+            verdict = "processes"
         elif time.monotonic() > deadline:
             verdict = "wall"
         else:
@@ -126,6 +131,8 @@ def _run_job(config: dict[str, Any], lines: _Lines) -> dict[str, Any]:
             os.killpg(pid, signal.SIGKILL)
             _, status, usage = os.wait4(pid, 0)
             break
+    if _OWN_NAMESPACE:
+        _end_job()
     sandbox_error = os.read(setup_read, 4096).decode("utf-8", "replace") or None
     os.close(setup_read)
     return {
@@ -136,6 +143,23 @@ def _run_job(config: dict[str, Any], lines: _Lines) -> dict[str, Any]:
         "wall_seconds": time.perf_counter() - started,
         "sandbox_error": sandbox_error,
     }
+
+
+def _end_job() -> None:
+    """Kill whatever the job left behind and reap it: no agent process outlives its job.
+
+    The worker is init of its PID namespace and runs one job at a time, so every other
+    process here is the job's (its orphans were reparented to the worker)."""
+    while True:
+        left = job_usage(0, all_but=1).pids
+        kill_all(left)
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            return
+        if not left:
+            return
 
 
 def main() -> None:
