@@ -57,6 +57,7 @@ bench: setup
 	$(BIN)/python bench/runtime.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/settlement.py
+	$(BIN)/python bench/eventloop.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info
