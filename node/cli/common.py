@@ -58,15 +58,18 @@ API_URL_ENV = "MYCEL_API_URL"
 API_TOKEN_ENV = "MYCEL_API_TOKEN"
 
 
+_TOKEN_OPTION = click.option(
+    "--token",
+    "api_token",
+    envvar=API_TOKEN_ENV,
+    default=None,
+    help=f"Bearer token of the node's API (env {API_TOKEN_ENV}).",
+)
+
+
 def api_options(func: F) -> F:
     """``--api`` and ``--token`` for a command that talks to a node (env MYCEL_API_URL, MYCEL_API_TOKEN)."""
-    func = click.option(
-        "--token",
-        "api_token",
-        envvar=API_TOKEN_ENV,
-        default=None,
-        help=f"Bearer token of the node's API (env {API_TOKEN_ENV}).",
-    )(func)
+    func = _TOKEN_OPTION(func)
     return click.option(
         "--api",
         "api_url",
@@ -79,13 +82,7 @@ def api_options(func: F) -> F:
 
 def store_or_api_options(func: F) -> F:
     """``--api``/``--token`` for a storage command that works on the local store unless a node is named."""
-    func = click.option(
-        "--token",
-        "api_token",
-        envvar=API_TOKEN_ENV,
-        default=None,
-        help=f"Bearer token of the node's API (env {API_TOKEN_ENV}).",
-    )(func)
+    func = _TOKEN_OPTION(func)
     return click.option(
         "--api",
         "api_url",
