@@ -49,7 +49,7 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint $(ANVIL) chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: setup
 	$(BIN)/python bench/storage.py
