@@ -94,6 +94,12 @@ class Client:
                 if response.status >= 400:
                     raise _api_error(response.status, await response.read())
                 yield response
+        except aiohttp.ClientConnectorError as exc:  # nothing listens there (refused, unknown host)
+            why = exc.os_error.strerror or str(exc.os_error)
+            raise NodeUnreachableError(
+                f"no mycelnet node answers at {self.url} ({why}): start one with 'mycel node start', "
+                "or point --api (MYCEL_API_URL) at a running node's API"
+            ) from None
         except aiohttp.ClientConnectionError as exc:
             raise NodeUnreachableError(f"no mycelnet node answers at {self.url}: {exc}") from None
         except aiohttp.ClientPayloadError as exc:

@@ -160,3 +160,13 @@ def test_api_at_a_port_that_is_not_http_is_one_line(mycel: CliRunner, command: t
 def test_usage_errors_exit_2(mycel: CliRunner) -> None:
     bad = mycel("job", "run", "bafkreiagent", "--input", "no-equals-sign")
     assert bad.returncode == 2 and "NAME=CID" in _one_error_line(bad.stderr)
+
+
+def test_no_node_at_the_address_says_how_to_start_one(mycel: CliRunner) -> None:
+    from node.cluster import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    answer = mycel("job", "status", JOB, "--api", url)
+    assert answer.returncode == 1
+    line = _one_error_line(answer.stderr)
+    assert url in line and "mycel node start" in line and "Traceback" not in answer.stderr
