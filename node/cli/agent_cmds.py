@@ -9,7 +9,16 @@ from pathlib import Path
 
 import click
 
-from node.cli.common import VerificationFailed, data_dir_option, open_store, parse_cid, resolve_data_dir
+from node.cli.common import (
+    VerificationFailed,
+    api_options,
+    data_dir_option,
+    open_store,
+    parse_cid,
+    print_json,
+    resolve_data_dir,
+    sdk_client,
+)
 
 
 @click.group("agent")
@@ -34,16 +43,15 @@ def agent_pack(directory: Path, data_dir: Path) -> None:
 
 @agent_group.command("deploy")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--api", "api_url", envvar="MYCEL_API", default="http://127.0.0.1:5080", show_default=True)
-def agent_deploy(directory: Path, api_url: str) -> None:
+@api_options
+def agent_deploy(directory: Path, api_url: str, api_token: str | None) -> None:
     """Upload DIRECTORY to a node, which validates and packs it; the id is checked against packing here.
 
     Example: mycel agent deploy examples/sensor-anomaly --api http://127.0.0.1:5080
     """
-    from sdk import SyncClient
     from sdk.errors import VerificationError
 
-    with SyncClient(api_url) as client:
+    with sdk_client(api_url, api_token) as client:
         try:
             click.echo(client.deploy(directory))
         except VerificationError as exc:
@@ -51,16 +59,16 @@ def agent_deploy(directory: Path, api_url: str) -> None:
 
 
 @agent_group.command("list")
-@click.option("--api", "api_url", envvar="MYCEL_API", default="http://127.0.0.1:5080", show_default=True)
+@api_options
 @click.option("--json", "as_json", is_flag=True)
-def agent_list(api_url: str, as_json: bool) -> None:
+def agent_list(api_url: str, api_token: str | None, as_json: bool) -> None:
     """The agents a node holds. Example: mycel agent list --api http://127.0.0.1:5080"""
-    from node.cli.job_cmds import get_or_print
-
-    answer = get_or_print(f"{api_url}/v1/agents", as_json)
-    if answer is None:
+    with sdk_client(api_url, api_token) as client:
+        agents = client.agents()
+    if as_json:
+        print_json({"agents": agents})
         return
-    for agent in answer["agents"]:
+    for agent in agents:
         click.echo(f"{agent['agent']}  {agent['name']} {agent['version']} ({agent['runtime']})  {agent['description']}")
 
 

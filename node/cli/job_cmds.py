@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import click
 
 from node.cli.chain_cmds import chain_options, key_option, open_wallet, parse_amount
-from node.cli.common import API_TOKEN_ENV, api_options, print_json, sdk_client
+from node.cli.common import api_options, print_json, sdk_client
 
 FINAL_STATES = ("done", "failed", "cancelled")
-
-
-def get_or_print(url: str, as_json: bool) -> Any:
-    """GET a node's JSON at a full URL; with --json print it as it came and return None.
-
-    Kept for commands that name an endpoint by URL; it goes through the SDK like every other
-    request, with the token from MYCEL_API_TOKEN.
-    """
-    parts = urllib.parse.urlsplit(url)
-    params = dict(urllib.parse.parse_qsl(parts.query))
-    with sdk_client(f"{parts.scheme}://{parts.netloc}", os.environ.get(API_TOKEN_ENV)) as client:
-        answer = client.fetch_json(parts.path, params)
-    if as_json:
-        print_json(answer)
-        return None
-    return answer
 
 
 @click.group("job")

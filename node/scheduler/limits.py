@@ -27,7 +27,7 @@ class Ceilings:
     wall_seconds: int = 3600
     max_output_mib: int = 1024
     processes: int = 16
-    max_output_files: int = 100_000  # applies once the manifest has this limit
+    max_output_files: int = 100_000
 
     @classmethod
     def from_capacity(cls, capacity: Mapping[str, Any]) -> Ceilings:
@@ -44,6 +44,5 @@ def effective_limits(manifest: Limits, overrides: Mapping[str, int], ceilings: C
     limits = replace(manifest, **{key: value for key, value in overrides.items() if hasattr(manifest, key)})
     if ceilings is None:
         return limits
-    capped = {f.name: min(getattr(limits, f.name), getattr(ceilings, f.name)) for f in fields(Limits)
-              if hasattr(ceilings, f.name)}  # fmt: skip
+    capped = {f.name: min(getattr(limits, f.name), getattr(ceilings, f.name)) for f in fields(Limits)}
     return replace(limits, **capped)
