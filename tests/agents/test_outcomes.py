@@ -26,7 +26,12 @@ from agents.runtime.wasm import MAX_TABLE_ELEMENTS, WasmRuntime
 from tests.agents.harness import FIXTURES, AgentHarness
 
 REPO = Path(__file__).parents[2]
-SLACK = 16 << 20  # what a watcher lets through while it waits for the GIL and walks (~5-10 ms of writing)
+# The cap is enforced by a watcher that walks the writable places every few ms, so what gets
+# past it is the agent's write rate times the watcher's latency. The python test agent paces
+# its writes at ~100 MiB/s: 16 MiB of slack then allows 160 ms of latency (a thread waiting
+# for the GIL on a loaded 2-core CI host), while a watcher that only counted at exit (the
+# defect this guards against) would see all 64 MiB.
+SLACK = 16 << 20
 
 
 def _python_agent(root: Path, source: str, **limits: int) -> Path:
@@ -198,6 +203,7 @@ def test_python_output_cap_counts_every_writable_place_while_running(
         for i in range(64):
             with open(os.path.join(os.environ[{where!r}], f"part-{{i}}"), "wb") as out:
                 out.write(block)
+            time.sleep(0.01)
         time.sleep(60)
         """,
         max_output_mib=8,
