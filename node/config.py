@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.api.access import READ_CLASSES, unknown_classes
 from node.errors import ConfigError
 
 DEFAULTS_FILE = Path(__file__).with_name("default-config.toml")
@@ -86,6 +87,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         section, _, key = dotted.partition(".")
         _set(merged, section, key, value, f"--{key.replace('_', '-')}")
     _check_ceilings(merged["capacity"])
+    _check_api(merged["api"])
     return NodeConfig(merged)
 
 
@@ -94,6 +96,17 @@ def _check_ceilings(capacity: Mapping[str, Any]) -> None:
     for key, value in capacity.items():
         if key.startswith("max_") and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise ConfigError(f"capacity.{key} must be a positive integer, got {value!r}")
+
+
+def _check_api(api: Mapping[str, Any]) -> None:
+    """Read classes must exist (a typo would silently protect or expose nothing) and fetch limits be positive."""
+    unknown = unknown_classes([str(name) for name in api["public_reads"]])
+    if unknown:
+        raise ConfigError(f"api.public_reads: unknown class(es) {unknown}; known: {sorted(READ_CLASSES)}")
+    for key in ("max_remote_fetches", "max_fetch_bytes"):
+        value = api[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"api.{key} must be a positive integer, got {value!r}")
 
 
 def _set(merged: dict[str, dict[str, Any]], section: str, key: str, value: Any, where: str) -> None:

@@ -174,10 +174,17 @@ class BlockExchange:
         answers = await asyncio.gather(*(self.probe(peer, cid) for peer in candidates))
         return {peer: size for peer, size in zip(candidates, answers, strict=True) if size is not None}
 
-    async def fetch(self, root: CID, providers: Sequence[str] | None = None) -> FetchStats:
-        """Make the whole DAG under ``root`` local, block by verified block (GC held off meanwhile)."""
+    async def fetch(
+        self, root: CID, providers: Sequence[str] | None = None, *, max_bytes: int | None = None
+    ) -> FetchStats:
+        """Make the whole DAG under ``root`` local, block by verified block (GC held off meanwhile).
+
+        With ``max_bytes`` (the API's per-request bound), :class:`FetchTooLarge` is raised before
+        a batch that would take the fetched bytes past it is stored: a provider's claimed size is
+        not trusted, the bytes actually received are counted.
+        """
         async with self._import_session():
-            return await self._fetch(root, providers)
+            return await self._fetch(root, providers, max_bytes)
 
     async def fetch_and_pin(self, root: CID, providers: Sequence[str] | None = None, name: str = "") -> FetchStats:
         """Fetch the DAG under ``root`` and pin it, with GC held off from the first block to the pin.
@@ -186,7 +193,7 @@ class BlockExchange:
         complete and pinned when this returns, whatever a concurrent ``mycel gc`` does.
         """
         async with self._import_session():
-            stats = await self._fetch(root, providers)
+            stats = await self._fetch(root, providers, None)
             await self._off_loop(self.store.pin, root, name)
         return stats
 
@@ -204,7 +211,7 @@ class BlockExchange:
         finally:
             session.close()
 
-    async def _fetch(self, root: CID, providers: Sequence[str] | None) -> FetchStats:
+    async def _fetch(self, root: CID, providers: Sequence[str] | None, max_bytes: int | None) -> FetchStats:
         candidates = list(providers) if providers is not None else await self.find_providers(root)
         if not candidates and not self.store.has(root):
             raise NotFoundOnNetwork(f"{root} is not stored here and no connected peer has it")
@@ -219,6 +226,9 @@ class BlockExchange:
                 group = batches[first : first + IN_FLIGHT]
                 results = await asyncio.gather(*(self._fetch_batch(b, candidates, stats) for b in group))
                 for blocks in results:
+                    size = sum(len(data) for _, data in blocks)
+                    if max_bytes is not None and stats.bytes_fetched + size > max_bytes:
+                        raise FetchTooLarge(root, max_bytes)
                     next_frontier.extend(await self._off_loop(self._store_verified, blocks))
                     for _cid, data in blocks:
                         stats.blocks_fetched += 1
@@ -302,6 +312,15 @@ class BlockExchange:
 
 class NotFoundOnNetwork(NetworkError):
     """No connected peer holds the root CID."""
+
+
+class FetchTooLarge(Exception):
+    """A bounded fetch would have received more than its byte limit; nothing past it was stored."""
+
+    def __init__(self, root: CID, limit: int) -> None:
+        super().__init__(f"{root} is larger than the {limit} bytes one request may fetch from peers")
+        self.root = root
+        self.limit = limit
 
 
 class _BadProvider(Exception):

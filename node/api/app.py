@@ -8,21 +8,21 @@ work runs in executor threads.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import os
 import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from agents.bundle import open_bundle, pack
 from agents.errors import ManifestError
+from node.api.content import send_content
 from node.api.dashboard import routes as dashboard_routes
 from node.api.errors import METRICS_KEY, SERVICE_KEY, ApiError, error_middleware
-from node.api.guards import guard_middleware
+from node.api.fetching import FETCHES_KEY, RemoteFetches
+from node.api.guards import check_remote_fetch, guard_middleware
 from node.api.joblist import routes as job_list_routes
 from node.api.jobs import routes as job_routes
 from node.api.ledger import routes as ledger_routes
@@ -31,9 +31,7 @@ from node.api.ops import routes as ops_routes
 from storage.blockstore import BlockStore
 from storage.cid import CID
 from storage.errors import StorageError
-from storage.files import add_path, get_path
-from storage.unixfs.data import NodeType
-from storage.unixfs.exporter import iter_file, node_kind
+from storage.files import add_path
 
 if TYPE_CHECKING:
     from node.service import NodeService
@@ -47,9 +45,10 @@ def _too_large(limit: int) -> ApiError:
 
 
 def build_app(service: NodeService) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, guard_middleware, _auth_middleware], client_max_size=1 << 20)
+    app = web.Application(middlewares=[error_middleware, guard_middleware], client_max_size=1 << 20)
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = service.metrics
+    app[FETCHES_KEY] = RemoteFetches(service)
     app.add_routes(
         [
             web.get("/v1/node", get_node),
@@ -72,18 +71,6 @@ def build_app(service: NodeService) -> web.Application:
         ]
     )
     return app
-
-
-@web.middleware
-async def _auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    token: str = request.app[SERVICE_KEY].config.get("api", "token")
-    unrouted = request.match_info.http_exception is not None  # 404/405 answer before auth
-    if request.method not in ("GET", "HEAD", "OPTIONS") and token and not unrouted:
-        supplied = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
-            raise ApiError(401, "unauthorized", "this API requires 'Authorization: Bearer <token>' for writes")
-    response: web.StreamResponse = await handler(request)
-    return response
 
 
 def _service(request: web.Request) -> NodeService:
@@ -183,51 +170,14 @@ def _safe_untar(archive: Path, dest: Path) -> None:
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
+    """Content, verified; fetched from peers first when not all of it is here (guards decide who may)."""
     service = _service(request)
     root = _cid(request)
-    await service.ensure_local(root)
-    store = service.store
-    loop = asyncio.get_running_loop()
-    kind = await loop.run_in_executor(None, node_kind, store.get, root)
-    if kind == NodeType.DIRECTORY:
-        return await _send_tar(request, service, root)
-    if kind != NodeType.FILE:
-        raise ApiError(400, "not_a_file", f"{root} is a UnixFS {kind.name.lower()}")
-    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream", "X-Content-CID": str(root)})
-    await response.prepare(request)
-    chunks = iter_file(store.get, root)
-    while True:
-        chunk = await loop.run_in_executor(None, next, chunks, None)
-        if chunk is None:
-            break
-        await response.write(chunk)
-    await response.write_eof()
-    return response
-
-
-async def _send_tar(request: web.Request, service: NodeService, root: CID) -> web.StreamResponse:
-    loop = asyncio.get_running_loop()
-    scratch = Path(tempfile.mkdtemp(prefix="download-", dir=service.scratch_dir))
-    try:
-        tree = scratch / str(root)
-        await loop.run_in_executor(None, get_path, service.store, root, tree)
-        archive = scratch / "out.tar"
-
-        def pack() -> None:
-            with tarfile.open(archive, "w") as tar:
-                for path in sorted(tree.rglob("*")):
-                    tar.add(path, arcname=os.path.relpath(path, tree), recursive=False)
-
-        await loop.run_in_executor(None, pack)
-        response = web.StreamResponse(headers={"Content-Type": "application/x-tar", "X-Content-CID": str(root)})
-        await response.prepare(request)
-        with open(archive, "rb") as stream:
-            while chunk := await loop.run_in_executor(None, stream.read, _UPLOAD_CHUNK):
-                await response.write(chunk)
-        await response.write_eof()
-        return response
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    if await asyncio.to_thread(service.store.missing_blocks, root):  # includes the root itself when absent
+        check_remote_fetch(request)
+        await request.app[FETCHES_KEY].for_read(root)
+        service.provide(root)
+    return await send_content(request, service.store, root)
 
 
 async def get_providers(request: web.Request) -> web.Response:
@@ -270,7 +220,7 @@ async def post_pin(request: web.Request) -> web.Response:
     root = _cid(request)
     name = request.query.get("name", "")
     if await asyncio.to_thread(service.store.missing_blocks, root):
-        await service.exchange.fetch_and_pin(root, None, name)  # GC held off from the first block to the pin
+        await request.app[FETCHES_KEY].for_pin(root, name)  # GC held off from the first block to the pin
     else:
         await asyncio.to_thread(service.store.pin, root, name)
     service.provide(root)

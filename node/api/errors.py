@@ -1,4 +1,9 @@
-"""Every API error is JSON ``{"error": ..., "detail": ...}`` with the right status."""
+"""Every API error is JSON ``{"error": ..., "detail": ...}`` with the right status.
+
+Except once a response's status line is out: then a JSON error appended to the body would turn
+into a complete-looking wrong body, so the error is re-raised and aiohttp drops the connection
+(the client sees a truncated transfer).
+"""
 
 from __future__ import annotations
 
@@ -38,6 +43,15 @@ class ApiError(Exception):
         self.status, self.error, self.detail = status, error, detail
 
 
+class StreamAborted(Exception):
+    """A streamed response failed after its headers were sent: the connection must be dropped."""
+
+
+def _started(request: web.Request) -> bool:
+    writer = request.writer if request.transport is not None else None
+    return writer is not None and writer.output_size > 0
+
+
 def error_response(status: int, error: str, detail: str) -> web.Response:
     return web.json_response({"error": error, "detail": detail}, status=status)
 
@@ -74,24 +88,33 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
     try:
         return await handler(request)
-    except ApiError as exc:
-        return error_response(exc.status, exc.error, exc.detail)
+    except StreamAborted as exc:
+        log.error("%s %s: %s", request.method, request.path, exc)
+        raise
     except web.HTTPException as exc:
-        if exc.status < 400:
+        if exc.status < 400 or _started(request):
             raise
-        reason = exc.reason.lower().replace(" ", "_")
-        return error_response(exc.status, reason, exc.text or exc.reason)
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
     except Exception as exc:
-        full = _disk_full(exc)
-        if full is not None:
-            log.error("%s %s: %s", request.method, request.path, exc)
-            return error_response(507, "insufficient_storage", full)
-        for kind, status, name in _MAPPING:
-            if isinstance(exc, kind):
-                return error_response(status, name, str(exc))
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
+        if _started(request):
+            raise
+        return _error_for(request, exc)
     finally:
         metrics = request.app.get(METRICS_KEY)
         if metrics is not None:
             metrics.observe(route, time.perf_counter() - started)
+
+
+def _error_for(request: web.Request, exc: Exception) -> web.Response:
+    """The JSON answer for an exception a handler raised before its response started."""
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.error, exc.detail)
+    full = _disk_full(exc)
+    if full is not None:
+        log.error("%s %s: %s", request.method, request.path, exc)
+        return error_response(507, "insufficient_storage", full)
+    for kind, status, name in _MAPPING:
+        if isinstance(exc, kind):
+            return error_response(status, name, str(exc))
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")

@@ -7,6 +7,11 @@
   (CORS "simple" requests). A write must carry a content type a page cannot send without a
   preflight (application/json, or an upload's application/octet-stream / application/x-tar),
   or the bearer token, which a page cannot attach without a preflight either.
+- Tokens: with ``api.token`` set, every write and every read outside ``api.public_reads`` (the
+  classes of node/api/access.py) needs it, checked here for every route so no handler can forget.
+  Fetching content from peers for a GET is decided by :func:`check_remote_fetch`: it makes the
+  node spend bandwidth and disk for the client, so it needs the token (or, on a node without a
+  token, a loopback client).
 - JSON bodies: ``json.loads`` recurses per nesting level, and the node runs with a raised
   recursion limit once web3 is imported, so a deeply nested body overflows the C stack and kills
   the process. JSON bodies are bounded in size and scanned for depth on the raw bytes first.
@@ -19,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from node.api.access import read_class
 from node.api.errors import SERVICE_KEY, ApiError, Handler
 
 MAX_JSON_DEPTH = 64
@@ -28,6 +34,8 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SIMPLE_TYPES = frozenset({"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
 _PREFLIGHTED = frozenset({"PUT", "PATCH", "DELETE"})  # a browser asks before sending these cross-site
+_READS = frozenset({"GET", "HEAD"})
+_HOW = "send 'Authorization: Bearer <token>' (mycel --token, or MYCEL_API_TOKEN)"
 
 
 def json_depth(body: bytes, limit: int = MAX_JSON_DEPTH) -> int:
@@ -65,6 +73,40 @@ def _mime(request: web.Request) -> str:
 def _has_token(request: web.Request, token: str) -> bool:
     supplied = request.headers.get("Authorization", "")
     return bool(token) and hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode())
+
+
+def _check_token(request: web.Request, canonical: str, config: Any) -> None:
+    """With a token set: writes need it, and so do reads of classes not in api.public_reads."""
+    token = str(config.get("api", "token"))
+    if not token or _has_token(request, token):
+        return
+    if request.method in _WRITES:
+        raise ApiError(401, "unauthorized", f"this API requires the bearer token for writes: {_HOW}")
+    if request.method in _READS:
+        kind = read_class(canonical)
+        if kind is None or kind not in config.get("api", "public_reads"):
+            opened = f"or the operator adds {kind!r} to api.public_reads" if kind else "this route is never public"
+            raise ApiError(401, "unauthorized", f"reading {canonical} needs the bearer token: {_HOW}; {opened}")
+
+
+def check_remote_fetch(request: web.Request) -> None:
+    """Refuse, before any network traffic, a GET that would make this node fetch from peers for an
+    unauthorised client: with a token set only its bearer may; without one only a loopback client."""
+    token = str(request.app[SERVICE_KEY].config.get("api", "token"))
+    if token:
+        if not _has_token(request, token):
+            raise ApiError(
+                401,
+                "unauthorized",
+                f"this node does not hold all of the content; fetching it from peers needs the token: {_HOW}",
+            )
+    elif request.remote not in LOOPBACK_HOSTS:
+        raise ApiError(
+            403,
+            "forbidden",
+            "this node does not hold all of the content and fetches from peers only for loopback clients "
+            "when api.token is unset; set api.token and send it",
+        )
 
 
 def _split_host(host: str) -> tuple[str, int | None]:
@@ -121,17 +163,20 @@ async def _check_json(request: web.Request) -> None:
 
 @web.middleware
 async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Host/Origin on a loopback API, CSRF-safe content types on writes, bounded JSON bodies."""
+    """Host/Origin on a loopback API, CSRF-safe content types on writes, the token, bounded JSON bodies."""
     config = request.app[SERVICE_KEY].config
     host, _ = config.api_host_port
     if host in LOOPBACK_HOSTS:
         _check_origin(request)
     resource = request.match_info.route.resource
     routed = request.match_info.http_exception is None and resource is not None
-    if routed and request.method in _WRITES:
-        assert resource is not None
-        canonical = resource.canonical
+    if not routed:
+        return await handler(request)  # 404/405 answer before the token is asked for
+    assert resource is not None
+    canonical = resource.canonical
+    if request.method in _WRITES:
         _check_write_type(request, canonical, str(config.get("api", "token")))
-        if canonical not in UPLOAD_ROUTES and request.body_exists:
-            await _check_json(request)
+    _check_token(request, canonical, config)
+    if request.method in _WRITES and canonical not in UPLOAD_ROUTES and request.body_exists:
+        await _check_json(request)  # after the token: an anonymous client cannot make us read 1 MiB
     return await handler(request)

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from node.api.app import build_app
 from node.api.guards import MAX_JSON_DEPTH, json_depth
+from node.config import load_config
 from node.metrics import Metrics
 
 JOB = json.dumps({"agent": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"}).encode()
@@ -20,12 +21,12 @@ NOT_READY = 503  # the fake node has no job service: a request that got past the
 
 class _Config:
     def __init__(self, listen: str, token: str) -> None:
-        self.values = {("api", "token"): token, ("api", "max_upload_bytes"): 1000}
+        self.raw = load_config(overrides={"api.token": token, "api.max_upload_bytes": 1000}).raw
         host, _, port = listen.rpartition(":")
         self.api_host_port = (host.strip("[]"), int(port))
 
     def get(self, section: str, key: str) -> Any:
-        return self.values[(section, key)]
+        return self.raw[section][key]
 
 
 ClientFactory = Callable[..., Any]

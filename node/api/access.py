@@ -1,0 +1,54 @@
+"""Which GET routes an API token protects: every read route belongs to one class, and
+``api.public_reads`` names the classes anyone may read when ``api.token`` is set.
+
+The table is the single source for the guard (node/api/guards.py), the config check and the
+README's per-route table. A route missing from it needs the token (fail closed), and a test
+checks that every registered read route is classified, so a new route cannot slip through.
+
+Kept free of aiohttp imports: node/config.py validates ``api.public_reads`` against it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# class -> (canonical routes, why it is or is not public by default)
+READ_CLASSES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
+    "health": (("/health", "/ready"), "supervisors and load balancers probe without secrets"),
+    "dashboard": (("/", "/dashboard/{asset}"), "static page and assets; its data comes from the other routes"),
+    "openapi": (("/v1/openapi.json",), "the API description, the same for every node"),
+    "node": (("/v1/node", "/v1/peers"), "what the node announces on gossip to every peer anyway"),
+    "storage": (("/v1/storage",), "how much the node stores says what it holds"),
+    "pins": (("/v1/pins",), "the list of pinned CIDs reveals the data held"),
+    "agents": (("/v1/agents",), "deployed agents reveal what the operator runs"),
+    "blobs": (
+        ("/v1/blobs/{cid}", "/v1/blobs/{cid}/providers"),
+        "content is private data to whoever knows a CID; providers makes the node query the network",
+    ),
+    "jobs": (
+        (
+            "/v1/jobs",
+            "/v1/jobs/{id}",
+            "/v1/jobs/{id}/placement",
+            "/v1/jobs/{id}/receipt",
+            "/v1/jobs/{id}/events",
+            "/v1/jobs/{id}/logs",
+        ),
+        "job specs, logs and receipts belong to the client that submitted them",
+    ),
+    "ledger": (("/v1/ledger", "/v1/ledger/claims"), "claims name clients and amounts"),
+    "metrics": (("/metrics",), "traffic and job counters; scrapers can send the token"),
+}
+DEFAULT_PUBLIC_READS: Final[tuple[str, ...]] = ("health", "dashboard", "openapi", "node")
+
+ROUTE_CLASS: Final[dict[str, str]] = {route: name for name, (routes, _) in READ_CLASSES.items() for route in routes}
+
+
+def read_class(canonical: str) -> str | None:
+    """The class of a read route, or None for a route the table does not know (token needed)."""
+    return ROUTE_CLASS.get(canonical)
+
+
+def unknown_classes(names: list[str]) -> list[str]:
+    """Entries of an ``api.public_reads`` list that name no class (for the config check)."""
+    return [name for name in names if name not in READ_CLASSES]
