@@ -167,8 +167,10 @@ def test_api_bad_inputs_are_4xx_json(guarded_node: Any) -> None:
     octet = {"Content-Type": "application/octet-stream"}
     auth = {"Authorization": "Bearer s3cret"}
     cases = [
-        ("GET", "/v1/blobs/not-a-cid", None, {}, 400, "invalid_cid"),
-        ("GET", "/v1/blobs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", None, {}, 404, "not_found"),
+        ("GET", "/v1/blobs/not-a-cid", None, auth, 400, "invalid_cid"),
+        ("GET", "/v1/blobs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", None, auth, 404, "not_found"),
+        ("GET", "/v1/blobs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", None, {}, 401, "unauthorized"),
+        ("GET", "/v1/pins", None, {}, 401, "unauthorized"),  # reads outside api.public_reads need the token
         ("POST", "/v1/blobs", b"x", octet, 401, "unauthorized"),
         ("POST", "/v1/blobs", b"x", {**octet, "Authorization": "Bearer wrong"}, 401, "unauthorized"),
         ("POST", "/v1/blobs", b"x", {"Content-Type": "text/plain", **auth}, 415, "unsupported_media_type"),
