@@ -176,8 +176,9 @@ class BlockExchange:
 
     async def fetch(self, root: CID, providers: Sequence[str] | None = None) -> FetchStats:
         """Make the whole DAG under ``root`` local, block by verified block (GC held off meanwhile)."""
-        async with self._import_session():
-            return await self._fetch(root, providers)
+        with self.metrics.timed_fetch():
+            async with self._import_session():
+                return await self._fetch(root, providers)
 
     async def fetch_and_pin(self, root: CID, providers: Sequence[str] | None = None, name: str = "") -> FetchStats:
         """Fetch the DAG under ``root`` and pin it, with GC held off from the first block to the pin.
@@ -185,9 +186,10 @@ class BlockExchange:
         The pin checks completeness in the transaction that writes it, so the DAG is
         complete and pinned when this returns, whatever a concurrent ``mycel gc`` does.
         """
-        async with self._import_session():
-            stats = await self._fetch(root, providers)
-            await self._off_loop(self.store.pin, root, name)
+        with self.metrics.timed_fetch():
+            async with self._import_session():
+                stats = await self._fetch(root, providers)
+                await self._off_loop(self.store.pin, root, name)
         return stats
 
     @asynccontextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -70,8 +69,6 @@ def _disk_full(exc: BaseException) -> str | None:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
     try:
         return await handler(request)
     except ApiError as exc:
@@ -91,7 +88,3 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 return error_response(status, name, str(exc))
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
-    finally:
-        metrics = request.app.get(METRICS_KEY)
-        if metrics is not None:
-            metrics.observe(route, time.perf_counter() - started)
