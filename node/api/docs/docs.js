@@ -99,7 +99,8 @@ function show(entry, li) {
       parts.push(el("h3", "Body to send"));
       body = el("textarea");
       body.id = "body";
-      body.value = JSON.stringify(content[bodyType].example || {}, null, 2);
+      const media = content[bodyType];
+      body.value = JSON.stringify(media.example || (resolve(media.schema) || {}).example || {}, null, 2);
       parts.push(body);
     } else {
       parts.push(el("p", `This operation takes ${bodyType}; send it with the CLI or curl.`, "muted"));
