@@ -7,7 +7,9 @@ would mix their counts and refuse the second node's metrics as duplicates.
 Call sites name a metric without the ``mycel_`` prefix (``inc("blocks_served_total")``); the
 metric is made on first use, with its HELP text from :data:`HELP`, so a module that counts
 something new needs no registration step. Counters end in ``_total`` (Prometheus's rule, and
-the name the exposition shows). Three histograms time what an operator tunes: a job from
+the name the exposition shows); a gauge must not be named like a counter without that suffix
+(``claims_settled`` beside ``claims_settled_total`` is one family to Prometheus, refused as a
+duplicate), hence one ``claims{state=...}`` gauge. Three histograms time what an operator tunes: a job from
 submission to its final state, a network fetch, and an API request (labelled by route
 template, never the raw path, so a client cannot grow the label set).
 """
@@ -61,9 +63,7 @@ HELP: dict[str, str] = {
     "store_bytes": "Bytes in the block store",
     "p2p_bytes_in": "Bytes received over libp2p",
     "p2p_bytes_out": "Bytes sent over libp2p",
-    "claims_pending": "Claims waiting to settle (pending or submitted)",
-    "claims_settled": "Claims settled",
-    "claims_failed": "Claims failed",
+    "claims": "Claims this node holds, by state (pending: not yet settled; settled; failed)",
 }
 
 # seconds; a job runs from a fraction of a second to a day, a fetch and a request far less
@@ -118,13 +118,14 @@ class Metrics:
         counter = self._counter(name, tuple(sorted(labels)))
         (counter.labels(**labels) if labels else counter).inc(amount)
 
-    def set(self, name: str, value: float) -> None:
+    def set(self, name: str, value: float, **labels: str) -> None:
         with self._lock:
             gauge = self._gauges.get(name)
             if gauge is None:
-                gauge = Gauge(PREFIX + name, HELP.get(name, name.replace("_", " ")), registry=self.registry)
+                help_text = HELP.get(name, name.replace("_", " "))
+                gauge = Gauge(PREFIX + name, help_text, tuple(sorted(labels)), registry=self.registry)
                 self._gauges[name] = gauge
-        gauge.set(value)
+        (gauge.labels(**labels) if labels else gauge).set(value)
 
     def job_finished(self, outcome: str, seconds: float) -> None:
         """A job this node requested reached its final state ``outcome`` after ``seconds``."""

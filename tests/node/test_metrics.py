@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from node.exchange import BlockExchange, NotFoundOnNetwork
 from node.identity import NodeIdentity
-from node.metrics import CONTENT_TYPE, Metrics
+from node.metrics import CONTENT_TYPE, HELP, Metrics
 from node.p2p.network import P2PNetwork
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -135,3 +135,19 @@ def test_counters_must_end_in_total_and_unset_values_read_zero() -> None:
     assert metrics.value("never_counted_total") == 0
     metrics.inc("gossip_rejected_total", reason="stale")
     assert metrics.value("gossip_rejected_total", reason="stale") == 1
+
+
+def test_every_named_metric_registers_beside_the_others() -> None:
+    """A gauge named like a counter minus ``_total`` is the same family to Prometheus and is
+    refused as a duplicate; every name the node uses must coexist in one registry."""
+    metrics = Metrics()
+    for name in HELP:
+        if name.endswith("_total"):
+            metrics.inc(name, **({"status": "ok"} if name == "jobs_executed_total" else {}))
+        elif name == "claims":
+            for state in ("pending", "settled", "failed"):
+                metrics.set(name, 1, state=state)
+        else:
+            metrics.set(name, 1)
+    found = {family.name for family in text_string_to_metric_families(metrics.render().decode())}
+    assert {"mycel_claims", "mycel_claims_settled", "mycel_claims_failed", "mycel_store_blocks"} <= found
