@@ -159,7 +159,7 @@ JSON = {"Content-Type": "application/json"}
 @pytest.mark.timeout(60)
 async def test_real_answers_validate_against_the_document(api_node: Any, tmp_path: Any) -> None:
     client: TestClient[Any, Any]
-    client, _, cluster = api_node
+    client, node, cluster = api_node
     seen: set[tuple[str, str, int]] = set()
 
     async def call(method: str, url: str, template: str, **kwargs: Any) -> Any:
@@ -219,6 +219,20 @@ async def test_real_answers_validate_against_the_document(api_node: Any, tmp_pat
     await call("GET", "/v1/node", "/v1/node", headers={"Host": "evil.example"})  # 403 (DNS rebinding guard)
     await call("POST", "/v1/jobs", "/v1/jobs", json={"agent": agent}, headers={"Origin": "http://evil.example"})
 
+    big = {"agent": agent, "args": ["x" * 4096] * 300}  # over the 1 MiB JSON bound
+    await call("POST", "/v1/jobs", "/v1/jobs", data=json.dumps(big).encode(), headers=JSON)  # 413
+
+    with_token = node.config.get
+    node.config.get = lambda section, key: "s3cret" if (section, key) == ("api", "token") else with_token(section, key)
+    await call("POST", "/v1/jobs", "/v1/jobs", json={"agent": agent})  # 401: no token
+    await call("GET", "/v1/jobs?limit=1", "/v1/jobs")  # reads need none
+    node.config.get = with_token
+
+    job_service, node.job_service = node.job_service, None  # a node still starting
+    await call("GET", "/ready", "/ready")  # 503, naming the jobs check
+    await call("GET", f"/v1/jobs/{job_id}", "/v1/jobs/{id}")  # 503 not_ready
+    node.job_service = job_service
+
     statuses = {status for _, _, status in seen}
-    assert {200, 201, 400, 403, 404, 409, 415} <= statuses, statuses
+    assert {200, 201, 400, 401, 403, 404, 409, 413, 415, 503} <= statuses, statuses
     assert ("/v1/jobs", "POST", 201) in seen and ("/v1/jobs", "POST", 409) in seen
