@@ -183,8 +183,9 @@ class BlockExchange:
         a batch that would take the fetched bytes past it is stored: a provider's claimed size is
         not trusted, the bytes actually received are counted.
         """
-        async with self._import_session():
-            return await self._fetch(root, providers, max_bytes)
+        with self.metrics.timed_fetch():
+            async with self._import_session():
+                return await self._fetch(root, providers, max_bytes)
 
     async def fetch_and_pin(self, root: CID, providers: Sequence[str] | None = None, name: str = "") -> FetchStats:
         """Fetch the DAG under ``root`` and pin it, with GC held off from the first block to the pin.
@@ -192,9 +193,10 @@ class BlockExchange:
         The pin checks completeness in the transaction that writes it, so the DAG is
         complete and pinned when this returns, whatever a concurrent ``mycel gc`` does.
         """
-        async with self._import_session():
-            stats = await self._fetch(root, providers, None)
-            await self._off_loop(self.store.pin, root, name)
+        with self.metrics.timed_fetch():
+            async with self._import_session():
+                stats = await self._fetch(root, providers, None)
+                await self._off_loop(self.store.pin, root, name)
         return stats
 
     @asynccontextmanager

@@ -123,6 +123,7 @@ class NodeService:
             self.execution,
             self._own,
             self.settlement.is_bound if self.settlement else None,
+            metrics=self.metrics,
         )
         if self.settlement is not None:
             self.job_service.decider.stake_of = self.settlement.stake_of

@@ -20,14 +20,17 @@ from agents.bundle import open_bundle, pack
 from agents.errors import ManifestError
 from node.api.content import send_content
 from node.api.dashboard import routes as dashboard_routes
+from node.api.docs import routes as docs_routes
 from node.api.errors import METRICS_KEY, SERVICE_KEY, ApiError, error_middleware
 from node.api.fetching import FETCHES_KEY, RemoteFetches
 from node.api.guards import check_remote_fetch, guard_middleware
 from node.api.joblist import routes as job_list_routes
 from node.api.jobs import routes as job_routes
+from node.api.latency import latency_middleware
 from node.api.ledger import routes as ledger_routes
 from node.api.openapi import document
 from node.api.ops import routes as ops_routes
+from node.metrics import CONTENT_TYPE
 from storage.blockstore import BlockStore
 from storage.cid import CID
 from storage.errors import StorageError
@@ -45,7 +48,9 @@ def _too_large(limit: int) -> ApiError:
 
 
 def build_app(service: NodeService) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, guard_middleware], client_max_size=1 << 20)
+    app = web.Application(
+        middlewares=[latency_middleware, error_middleware, guard_middleware], client_max_size=1 << 20
+    )
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = service.metrics
     app[FETCHES_KEY] = RemoteFetches(service)
@@ -68,6 +73,7 @@ def build_app(service: NodeService) -> web.Application:
             *job_list_routes(),
             *ops_routes(),
             *dashboard_routes(),
+            *docs_routes(),
         ]
     )
     return app
@@ -99,7 +105,7 @@ async def get_openapi(request: web.Request) -> web.Response:
 async def get_metrics(request: web.Request) -> web.Response:
     service = _service(request)
     service.refresh_gauges(len(await service.network.peers()))
-    return web.Response(text=service.metrics.render(), content_type="text/plain")
+    return web.Response(body=service.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def _receive(request: web.Request, service: NodeService, scratch: Path, types: tuple[str, ...]) -> int:

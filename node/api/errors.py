@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -84,8 +83,6 @@ def _disk_full(exc: BaseException) -> str | None:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
     try:
         return await handler(request)
     except StreamAborted as exc:
@@ -99,10 +96,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if _started(request):
             raise
         return _error_for(request, exc)
-    finally:
-        metrics = request.app.get(METRICS_KEY)
-        if metrics is not None:
-            metrics.observe(route, time.perf_counter() - started)
 
 
 def _error_for(request: web.Request, exc: Exception) -> web.Response:

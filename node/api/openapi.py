@@ -1,159 +1,545 @@
-"""The OpenAPI 3.1 document served at /v1/openapi.json."""
+"""The OpenAPI 3.1 document served at /v1/openapi.json (and read by the /docs page).
+
+Request schemas state what the handlers really enforce, with the same bounds: they are built
+from the validators' own constants (node.scheduler.job, agents.manifest), so a bound changed
+there changes here. Response schemas are checked against real answers by
+tests/node/test_openapi.py. Every operation lists the statuses its handler and the
+middlewares produce; any error body is the envelope ``{"error": ..., "detail": ...}``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-_ERROR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-_CID_PARAM = {"name": "cid", "in": "path", "required": True, "schema": {"type": "string"}}
-_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
+from agents.manifest import _LIMIT_CAPS  # the caps check_limits enforces on a job's limit overrides
+from node.api.guards import MAX_JSON_BYTES, MAX_JSON_DEPTH
+from node.scheduler.job import MAX_ARGS, MAX_INPUTS, MAX_PAYMENT, MAX_REGIONS, MAX_TEXT, JobState
+from node.scheduler.jobstore import MAX_PAGE
+
+Schema = dict[str, Any]
+
+JOB_ID_PATTERN = "^[0-9a-f]{32}$"
+HEX_PATTERN = "^(0x)?([0-9a-fA-F]{2})*$"
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict[str, Schema], required: list[str] | None = None, *, closed: bool = True) -> Schema:
+    """An object schema; ``required`` defaults to every property (what the handler always sends)."""
+    schema: Schema = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+    }
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _map(values: Schema) -> Schema:
+    return {"type": "object", "additionalProperties": values}
+
+
+_STR: Schema = {"type": "string"}
+_INT: Schema = {"type": "integer"}
+_NUM: Schema = {"type": "number"}
+_BOOL: Schema = {"type": "boolean"}
+_STRINGS: Schema = {"type": "array", "items": _STR}
+_JOB_STATES = [state.value for state in JobState]
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": _obj({"error": _STR, "detail": _STR}),
+    "CID": {"type": "string", "minLength": 1, "description": "a CID in any multibase (base32 'b…' as answered)"},
+    "JobId": {"type": "string", "pattern": JOB_ID_PATTERN},
+    "JobState": {"type": "string", "enum": _JOB_STATES},
+    "JobRequest": {
+        **_obj(
+            {
+                "agent": _ref("CID"),
+                "inputs": {
+                    "type": "object",
+                    "maxProperties": MAX_INPUTS,
+                    "propertyNames": {"minLength": 1, "pattern": "^[^/]+$"},
+                    "additionalProperties": _ref("CID"),
+                    "description": "input name (no '/') -> CID, mounted under that name",
+                },
+                "args": {"type": "array", "maxItems": MAX_ARGS, "items": {"type": "string", "maxLength": MAX_TEXT}},
+                "limits": _obj(
+                    {name: {"type": "integer", "minimum": 1, "maximum": cap} for name, cap in _LIMIT_CAPS.items()},
+                    [],
+                ),
+                "redundancy": {"type": "integer", "minimum": 1, "maximum": 16, "default": 1},
+                "regions": {
+                    "type": "array",
+                    "maxItems": MAX_REGIONS,
+                    "items": {"type": "string", "minLength": 1, "maxLength": 64},
+                },
+                "needs_gpu": {"type": "boolean", "default": False},
+                "max_price": {"type": ["integer", "null"], "minimum": 0, "description": "wei"},
+                "deadline": {"type": ["number", "null"], "description": "unix time"},
+                "payment": {
+                    "type": "string",
+                    "pattern": HEX_PATTERN,
+                    "maxLength": 2 * MAX_PAYMENT + 2,
+                    "description": "hex of the client's signed commitment (the SDK makes it); needs job_id",
+                },
+                "job_id": {
+                    "oneOf": [_ref("JobId"), {"type": "null"}],
+                    "description": "chosen by the client (a paid job's commitment is signed for it); 409 if taken",
+                },
+            },
+            ["agent"],
+        ),
+        "dependentRequired": {"payment": ["job_id"]},
+        "example": {"agent": "bafy…", "inputs": {"in": "bafy…"}, "args": []},
+    },
+    "JobAccepted": _obj({"job_id": _ref("JobId"), "state": _ref("JobState")}),
+    "Transition": _obj({"state": _ref("JobState"), "at": _NUM, "reason": _STR}),
+    "Job": _obj(
+        {
+            "job_id": _ref("JobId"),
+            "state": _ref("JobState"),
+            "agent": _ref("CID"),
+            "inputs": _map(_STR),
+            "redundancy": {"type": "integer", "minimum": 1, "maximum": 16},
+            "regions": _STRINGS,
+            "results": {**_map(_STR), "description": "executing node's peer ID -> result CID"},
+            "receipts": {**_map(_STR), "description": "executing node's peer ID -> CID of its signed receipt"},
+            "result": {"type": ["string", "null"], "description": "the agreed result once done"},
+            "transitions": {"type": "array", "items": _ref("Transition")},
+            "paid": _BOOL,
+            "chain_job_id": {"type": "string", "pattern": "^0x[0-9a-f]{64}$"},
+        }
+    ),
+    "JobSummary": _obj(
+        {
+            "job_id": _ref("JobId"),
+            "state": _ref("JobState"),
+            "agent": _STR,
+            "created": _NUM,
+            "updated": _NUM,
+            "reason": _STR,
+        }
+    ),
+    "JobList": _obj(
+        {"jobs": {"type": "array", "items": _ref("JobSummary")}, "next_cursor": {"type": ["string", "null"]}}
+    ),
+    "Placement": _obj(
+        {
+            "job_id": _ref("JobId"),
+            "candidates": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "peer_id": _STR,
+                        "verdict": {"type": "string", "enum": ["chosen", "standby", "refused"]},
+                        "reason": _STR,
+                        "rank": _INT,
+                        "score": _NUM,
+                        "moved_bytes": _INT,
+                    },
+                    ["peer_id", "verdict", "reason"],
+                    closed=False,  # the stake columns come and go with settlement
+                ),
+            },
+        }
+    ),
+    "Logs": _obj({"job_id": _ref("JobId"), "logs": {**_map(_STR), "description": "peer ID -> captured output"}}),
+    "PaymentRequest": {
+        **_obj({"payments": {"type": "array", "items": {"type": "string", "pattern": HEX_PATTERN}}}),
+        "description": "hex of each signed JobPayment (the SDK makes them)",
+        "example": {"payments": ["0x…"]},
+    },
+    "PaymentAnswers": _obj(
+        {"job_id": _ref("JobId"), "nodes": {**_map({"type": "object"}), "description": "peer ID -> its answer"}}
+    ),
+    "LedgerSummary": _obj(
+        {
+            "address": _STR,
+            "contract": _STR,
+            "rpc_url": _STR,
+            "chain_id": _INT,
+            "registered": _BOOL,
+            "price": {"type": "integer", "minimum": 0},
+            "claims": _map(_INT),
+            "refused_clients": {"type": "array", "items": {"type": "object"}},
+        }
+    ),
+    "Claim": _obj(
+        {
+            "job_id": _ref("JobId"),
+            "chain_job_id": _STR,
+            "client": _STR,
+            "amount": {"type": "integer", "minimum": 0},
+            "state": {"type": "string", "enum": ["pending", "submitted", "settled", "failed"]},
+            "tx_hash": {"type": ["string", "null"]},
+            "block": {"type": ["integer", "null"]},
+            "gas": {"type": ["integer", "null"]},
+            "attempts": _INT,
+            "error": {"type": ["string", "null"]},
+            "created_at": _NUM,
+            "updated_at": _NUM,
+        }
+    ),
+    "Claims": _obj({"address": _STR, "claims": {"type": "array", "items": _ref("Claim")}}),
+    "Node": _obj(
+        {
+            "peer_id": _STR,
+            "version": _STR,
+            "api_version": _STR,
+            "addrs": _STRINGS,
+            "region": _STR,
+            "api_url": _STR,
+            "runtimes": _STRINGS,
+            "sandbox": {**_map(_STR), "description": "python sandbox layer -> its state on this host"},
+            "chain": {"oneOf": [_ref("LedgerSummary"), {"type": "null"}]},
+        }
+    ),
+    "Peer": _obj(
+        {
+            "peer_id": _STR,
+            "addrs": _STRINGS,
+            "region": _STR,
+            "runtimes": _STRINGS,
+            "capacity": _obj(
+                {"cpu_cores": {"type": "integer", "minimum": 1}, "memory_mib": _INT, "gpus": _INT}, ["cpu_cores"]
+            ),
+            "load": _obj({"running_jobs": {"type": "integer", "minimum": 0}}),
+            "price": {"type": "integer", "minimum": 0},
+            "chain_address": _STR,
+            "seq": _INT,
+            "last_seen_seconds_ago": _NUM,
+            "alive": _BOOL,
+            "connected": _BOOL,
+        }
+    ),
+    "Peers": _obj({"peers": {"type": "array", "items": _ref("Peer")}}),
+    "Stored": _obj({"cid": _ref("CID"), "size": {"type": "integer", "minimum": 0}}),
+    "Packed": _obj({"agent": _ref("CID"), "runtime": _STR}),
+    "Agents": _obj(
+        {
+            "agents": {
+                "type": "array",
+                "items": _obj(
+                    {"agent": _ref("CID"), "name": _STR, "version": _STR, "runtime": _STR, "description": _STR}
+                ),
+            }
+        }
+    ),
+    "Providers": _obj({"cid": _ref("CID"), "providers": _STRINGS}),
+    "Pins": _obj({"pins": {"type": "array", "items": _obj({"cid": _ref("CID"), "name": _STR, "created": _INT})}}),
+    "Pinned": _obj({"pinned": _ref("CID")}),
+    "Unpinned": _obj({"unpinned": _ref("CID")}),
+    "Storage": _obj(
+        {
+            "blocks": {"type": "integer", "minimum": 0},
+            "bytes": {"type": "integer", "minimum": 0},
+            "quota": {"type": ["integer", "null"], "description": "bytes; null: no quota"},
+            "map_size": _INT,
+            "pins": {"type": "integer", "minimum": 0},
+        }
+    ),
+    "Health": _obj({"status": {"const": "ok"}}),
+    "Ready": _obj(
+        {
+            "ready": _BOOL,
+            "failed": _STRINGS,
+            "checks": _map(_obj({"ok": _BOOL, "detail": _STR}, ["ok"])),
+            "chain_configured": _BOOL,
+        }
+    ),
+    "OpenAPI": {"type": "object", "required": ["openapi", "info", "paths"]},
+}
+
+_ERROR_RESPONSE: Schema = {
+    "description": "the error envelope: a stable code in error, what to do in detail",
+    "content": {"application/json": {"schema": _ref("Error")}},
+}
+_CID_PARAM: Schema = {"name": "cid", "in": "path", "required": True, "schema": _ref("CID")}
+_ID_PARAM: Schema = {"name": "id", "in": "path", "required": True, "schema": _ref("JobId")}
+_BINARY: Schema = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+
+
+def _json(schema: str, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _media(description: str, *types: str) -> Schema:
+    return {"description": description, "content": {kind: _BINARY for kind in types}}
 
 
 def _op(
+    operation_id: str,
     summary: str,
-    ok: str,
+    ok: Schema,
     errors: tuple[int, ...] = (),
     *,
-    cid: bool = False,
-    job: bool = False,
+    status: int = 200,
+    params: list[Schema] | None = None,
+    body: Schema | None = None,
     write: bool = False,
-) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "responses": {"200": {"description": ok}, **{str(code): _ERROR for code in errors}},
-    }
-    if cid:
-        operation["parameters"] = [_CID_PARAM]
-    if job:
-        operation["parameters"] = [_ID_PARAM]
-    if write:  # the guards: a foreign Host/Origin is 403, a CSRF-prone content type 415
-        operation["security"] = [{"bearer": []}]
-        operation["responses"].setdefault("403", _ERROR)
-        operation["responses"].setdefault("415", _ERROR)
+) -> Schema:
+    """One operation. Every one may answer 403 (a loopback API refuses a foreign Host or Origin)
+    and 500 (an unexpected error, still in the envelope); a write may also answer 401 (the token),
+    415 (a CSRF-prone content type) and, with a JSON body, 413/400 (size, nesting)."""
+    codes = {403, 500, *errors}
+    if write:
+        codes |= {401, 415}
+    responses: dict[str, Schema] = {str(status): ok}
+    responses.update({str(code): _ERROR_RESPONSE for code in sorted(codes)})
+    operation: Schema = {"operationId": operation_id, "summary": summary, "responses": responses}
+    if params:
+        operation["parameters"] = params
+    if body is not None:
+        operation["requestBody"] = body
+    if write:
+        operation["security"] = [{}, {"bearer": []}]  # the token only when the node sets api.token
     return operation
 
 
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _json_body(schema: str) -> Schema:
+    return {
+        "required": True,
+        "description": f"JSON, at most {MAX_JSON_BYTES} bytes and {MAX_JSON_DEPTH} levels deep",
+        "content": {"application/json": {"schema": _ref(schema)}},
+    }
+
+
+_NAME = _query("name", _STR, "the pin's name")
+
+
+def paths() -> dict[str, dict[str, Schema]]:
+    job, cid = [_ID_PARAM], [_CID_PARAM]
+    return {
+        "/v1/node": {"get": _op("getNode", "This node: peer ID, version, addresses, region", _json("Node", "node"))},
+        "/v1/peers": {
+            "get": _op("getPeers", "Peer table from signed announcements, with liveness", _json("Peers", "peers"))
+        },
+        "/v1/blobs": {
+            "post": _op(
+                "postBlob",
+                "Upload a file (application/octet-stream) or a directory (application/x-tar); returns its CID, pinned",
+                _json("Stored", "stored and pinned"),
+                (400, 413, 507),
+                status=201,
+                params=[_NAME],
+                body={"required": True, "content": {"application/octet-stream": _BINARY, "application/x-tar": _BINARY}},
+                write=True,
+            )
+        },
+        "/v1/blobs/{cid}": {
+            "get": _op(
+                "getBlob",
+                "Download a file (a directory as tar), fetched from peers if not local; every block verified",
+                _media("the file's bytes, or the directory as tar", "application/octet-stream", "application/x-tar"),
+                (400, 404, 502, 507),
+                params=cid,
+            )
+        },
+        "/v1/blobs/{cid}/providers": {
+            "get": _op("getProviders", "Peers holding the CID", _json("Providers", "providers"), (400, 502), params=cid)
+        },
+        "/v1/pins": {"get": _op("getPins", "Pinned roots", _json("Pins", "pins"))},
+        "/v1/pins/{cid}": {
+            "post": _op(
+                "postPin",
+                "Pin, fetching missing blocks",
+                _json("Pinned", "pinned"),
+                (400, 404, 413, 502, 507),
+                params=[*cid, _NAME],
+                write=True,
+            ),
+            "delete": _op("deletePin", "Unpin", _json("Unpinned", "unpinned"), (400, 404, 413), params=cid, write=True),
+        },
+        "/v1/agents": {
+            "get": _op(
+                "getAgents", "Agents stored on this node: id, name, version, runtime", _json("Agents", "agents")
+            ),
+            "post": _op(
+                "postAgent",
+                "Upload an agent directory (application/x-tar); validated, packed, returns its id",
+                _json("Packed", "packed and pinned"),
+                (400, 413, 507),
+                status=201,
+                body={"required": True, "content": {"application/x-tar": _BINARY}},
+                write=True,
+            ),
+        },
+        "/v1/jobs": {
+            "post": _op(
+                "postJob",
+                "Submit a job; it is placed next to its data. A paid job names its job_id and payment",
+                _json("JobAccepted", "accepted (queued)"),
+                (400, 409, 413, 503, 507),
+                status=201,
+                body=_json_body("JobRequest"),
+                write=True,
+            ),
+            "get": _op(
+                "listJobs",
+                "Jobs this node requested, newest first (summaries: state, agent, times, last reason); "
+                "next_cursor pages on",
+                _json("JobList", "one page of jobs"),
+                (400,),
+                params=[
+                    _query("state", _ref("JobState"), "only jobs in this state"),
+                    _query("agent", _ref("CID"), "only jobs of this agent"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}, "page size"),
+                    _query("cursor", {"type": "string", "pattern": r"^[0-9]{20}\.[0-9a-f]{32}$"}, "a next_cursor"),
+                    _query("after", _ref("JobId"), "list the jobs created before this one (not with cursor)"),
+                ],
+            ),
+        },
+        "/v1/jobs/{id}": {
+            "get": _op(
+                "getJob",
+                "A job: state, every transition with its reason, results, receipts",
+                _json("Job", "the job"),
+                (404, 503),
+                params=job,
+            ),
+            "delete": _op(
+                "cancelJob",
+                "Cancel a job (a finished job is left as it ended)",
+                _json("Job", "the job as it is now"),
+                (404, 413, 503),
+                params=job,
+                write=True,
+            ),
+        },
+        "/v1/jobs/{id}/placement": {
+            "get": _op(
+                "getPlacement",
+                "Why each candidate was chosen or refused",
+                _json("Placement", "the last placement decision"),
+                (404, 503),
+                params=job,
+            )
+        },
+        "/v1/jobs/{id}/receipt": {
+            "get": _op(
+                "getReceipt",
+                "An executing node's signed receipt (dag-cbor); the first node's unless ?node= names one",
+                _media("the receipt block; X-Node names its node", "application/cbor"),
+                (404, 503),
+                params=[*job, _query("node", _STR, "the executing node's peer ID")],
+            )
+        },
+        "/v1/jobs/{id}/payment": {
+            "post": _op(
+                "postPayment",
+                "The client's signed JobPayments for a done job, each forwarded to its executor",
+                _json("PaymentAnswers", "each executor's answer"),
+                (400, 404, 409, 413, 502, 503),
+                params=job,
+                body=_json_body("PaymentRequest"),
+                write=True,
+            )
+        },
+        "/v1/jobs/{id}/events": {
+            "get": _op(
+                "getJobEvents",
+                "State changes as server-sent events (history first, then live, until the job ends)",
+                {"description": "event stream", "content": {"text/event-stream": {"schema": _STR}}},
+                (404, 503),
+                params=job,
+            )
+        },
+        "/v1/jobs/{id}/logs": {
+            "get": _op(
+                "getJobLogs", "The agent's captured output, per node", _json("Logs", "logs"), (404, 503), params=job
+            )
+        },
+        "/v1/ledger": {
+            "get": _op(
+                "getLedger",
+                "This node's settlement account, contract and claim counts (404 when it settles on no chain)",
+                _json("LedgerSummary", "ledger"),
+                (404,),
+            )
+        },
+        "/v1/ledger/claims": {
+            "get": _op(
+                "getClaims",
+                "Claims for paid jobs this node ran",
+                _json("Claims", "claims, oldest first"),
+                (400, 404),
+                params=[_query("state", {"enum": ["pending", "submitted", "settled", "failed"]}, "only this state")],
+            )
+        },
+        "/v1/openapi.json": {"get": _op("getOpenAPI", "This document", _json("OpenAPI", "OpenAPI 3.1 document"))},
+        "/metrics": {
+            "get": _op(
+                "getMetrics",
+                "Prometheus metrics (text exposition format, with HELP and TYPE lines)",
+                {"description": "metrics", "content": {"text/plain": {"schema": _STR}}},
+            )
+        },
+        "/v1/storage": {
+            "get": _op("getStorage", "Block store use: blocks, bytes, quota, pins", _json("Storage", "storage"))
+        },
+        "/health": {
+            "get": _op("getHealth", "Liveness: 200 whenever the process serves HTTP", _json("Health", "alive"))
+        },
+        "/ready": {
+            "get": _op(
+                "getReady",
+                "Readiness: store open, libp2p up, job service started, chain reachable when configured",
+                _json("Ready", "ready"),
+            )
+        },
+        "/": {"get": _op("getDashboard", "The web dashboard (read-only)", _html("dashboard page"))},
+        "/dashboard/{asset}": {
+            "get": _op(
+                "getDashboardAsset",
+                "Dashboard assets (app.js, style.css, icon.svg)",
+                {"description": "asset", "content": {"*/*": {"schema": _STR}}},
+                (404,),
+                params=[_asset_param()],
+            )
+        },
+        "/docs": {"get": _op("getDocs", "This API's interactive reference (reads this document)", _html("docs page"))},
+        "/docs/{asset}": {
+            "get": _op(
+                "getDocsAsset",
+                "Docs page assets (docs.js, docs.css)",
+                {"description": "asset", "content": {"*/*": {"schema": _STR}}},
+                (404,),
+                params=[_asset_param()],
+            )
+        },
+    }
+
+
+def _html(description: str) -> Schema:
+    return {"description": description, "content": {"text/html": {"schema": _STR}}}
+
+
+def _asset_param() -> Schema:
+    return {"name": "asset", "in": "path", "required": True, "schema": _STR}
+
+
 def document(version: str) -> dict[str, Any]:
-    upload = _op(
-        "Upload a file (application/octet-stream) or a directory (application/x-tar); returns its CID, pinned",
-        "stored",
-        (400, 401, 413, 415, 507),
-        write=True,
-    )
-    upload["responses"]["201"] = upload["responses"].pop("200")
-    upload["requestBody"] = {"content": {"application/octet-stream": _BINARY, "application/x-tar": _BINARY}}
+    routes = paths()
+    routes["/ready"]["get"]["responses"]["503"] = _json("Ready", "not ready: failed names the failed checks")
     return {
         "openapi": "3.1.0",
-        "info": {"title": "mycelnet node API", "version": version},
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "info": {
+            "title": "mycelnet node API",
+            "version": version,
+            "description": "Reads need no token; writes need 'Authorization: Bearer <api.token>' when the node "
+            "sets one. Interactive reference at /docs.",
+        },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error", "detail"],
-                    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
-                }
-            },
+            "schemas": SCHEMAS,
         },
-        "paths": {
-            "/v1/node": {"get": _op("This node: peer ID, version, addresses, region", "node")},
-            "/v1/peers": {"get": _op("Peer table from signed announcements, with liveness", "peers")},
-            "/v1/blobs": {"post": upload},
-            "/v1/blobs/{cid}": {
-                "get": _op(
-                    "Download a file (a directory as tar), fetched from peers if not local; every block verified",
-                    "bytes",
-                    (400, 404, 502),
-                    cid=True,
-                )
-            },
-            "/v1/blobs/{cid}/providers": {"get": _op("Peers holding the CID", "providers", (400,), cid=True)},
-            "/v1/pins": {"get": _op("Pinned roots", "pins")},
-            "/v1/pins/{cid}": {
-                "post": _op("Pin, fetching missing blocks", "pinned", (400, 401, 404, 507), cid=True, write=True),
-                "delete": _op("Unpin", "unpinned", (401, 404), cid=True, write=True),
-            },
-            "/v1/agents": {
-                "get": _op("Agents stored on this node: id, name, version, runtime", "agents"),
-                "post": _op(
-                    "Upload an agent directory (application/x-tar); validated, packed, returns its id",
-                    "packed",
-                    (400, 401, 413, 415, 507),
-                    write=True,
-                ),
-            },
-            "/v1/jobs": {
-                "post": _op(
-                    "Submit a job (JSON: agent, inputs, args, limits, redundancy, regions, needs_gpu, max_price, "
-                    "deadline; job_id and payment for paid jobs); placed next to its data",
-                    "accepted",
-                    (400, 401, 409, 413, 507),
-                    write=True,
-                ),
-                "get": {
-                    **_op(
-                        "Jobs this node requested, newest first (summaries: state, agent, times, last reason); "
-                        "next_cursor pages on",
-                        "jobs",
-                        (400,),
-                    ),
-                    "parameters": [
-                        {"name": "state", "in": "query", "schema": {"type": "string"}},
-                        {"name": "agent", "in": "query", "schema": {"type": "string"}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-                        {"name": "after", "in": "query", "schema": {"type": "string"}},
-                    ],
-                },
-            },
-            "/v1/jobs/{id}": {
-                "get": _op(
-                    "A job: state, every transition with its reason, results, receipts", "job", (404,), job=True
-                ),
-                "delete": _op("Cancel a job", "cancelled", (401, 404), job=True, write=True),
-            },
-            "/v1/jobs/{id}/placement": {
-                "get": _op("Why each candidate was chosen or refused", "placement", (404,), job=True)
-            },
-            "/v1/jobs/{id}/receipt": {
-                "get": _op("The executing node's signed receipt (dag-cbor)", "receipt", (404,), job=True)
-            },
-            "/v1/jobs/{id}/payment": {
-                "post": _op(
-                    "The client's signed JobPayments for a done job (JSON: payments), each forwarded to its executor",
-                    "each executor's answer",
-                    (400, 401, 404, 409, 413),
-                    job=True,
-                    write=True,
-                )
-            },
-            "/v1/jobs/{id}/events": {
-                "get": _op("State changes as server-sent events", "event stream", (404,), job=True)
-            },
-            "/v1/jobs/{id}/logs": {"get": _op("The agent's captured output, per node", "logs", (404,), job=True)},
-            "/v1/ledger": {"get": _op("This node's settlement account, contract and claim counts", "ledger", (404,))},
-            "/v1/ledger/claims": {
-                "get": _op(
-                    "Claims for paid jobs this node ran (?state=pending|submitted|settled|failed)", "claims", (400, 404)
-                )
-            },
-            "/v1/openapi.json": {"get": _op("This document", "OpenAPI document")},
-            "/metrics": {"get": _op("Prometheus metrics", "text exposition format")},
-            "/v1/storage": {"get": _op("Block store use: blocks, bytes, quota, pins", "storage")},
-            "/health": {"get": _op("Liveness: 200 whenever the process serves HTTP", "alive")},
-            "/ready": {
-                "get": {
-                    **_op("Readiness: store open, libp2p up, chain reachable when configured", "ready"),
-                    "responses": {"200": {"description": "ready"}, "503": {"description": "not ready: failed checks"}},
-                }
-            },
-            "/": {"get": _op("The web dashboard (read-only; HTML)", "dashboard page")},
-            "/dashboard/{asset}": {
-                "get": {
-                    **_op("Dashboard assets (app.js, style.css)", "asset", (404,)),
-                    "parameters": [{"name": "asset", "in": "path", "required": True, "schema": {"type": "string"}}],
-                }
-            },
-        },
+        "paths": routes,
     }

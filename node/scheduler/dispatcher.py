@@ -24,6 +24,7 @@ from contracts.errors import AuthorizationError
 from contracts.payment import commitment_of
 from node.announce import PeerTable
 from node.exchange import BlockExchange
+from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
 from node.scheduler.candidates import Candidate
 from node.scheduler.decide import Decider
@@ -51,8 +52,10 @@ class JobService:
         own: Callable[[], Candidate],
         bound: Callable[[str, str], bool] | None = None,
         policy: DispatchPolicy | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.jobs = jobs
+        self.metrics = metrics
         self.network = network
         self.exchange = exchange
         self.peers = peers
@@ -112,6 +115,8 @@ class JobService:
         job.move(state, reason)
         self.jobs.save(job)
         self.events.publish(job)
+        if state.final and self.metrics is not None:  # submission to final state, by outcome
+            self.metrics.job_finished(state.value, job.transitions[-1].at - job.transitions[0].at)
 
     async def _drive(self, job: JobRecord, resumed: bool = False) -> None:
         try:

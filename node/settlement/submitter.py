@@ -204,6 +204,6 @@ class ClaimSubmitter:
 
     def _refresh_gauges(self) -> None:
         counts = self.store.counts()
-        self.metrics.set("claims_pending", counts["pending"] + counts["submitted"])
-        self.metrics.set("claims_settled", counts["settled"])
-        self.metrics.set("claims_failed", counts["failed"])
+        self.metrics.set("claims", counts["pending"] + counts["submitted"], state="pending")
+        self.metrics.set("claims", counts["settled"], state="settled")
+        self.metrics.set("claims", counts["failed"], state="failed")

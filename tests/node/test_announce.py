@@ -63,7 +63,7 @@ def test_validator_counts_and_refuses_stale_sequence_numbers() -> None:
     assert metrics.value("gossip_accepted_total") == 2
     assert metrics.value("gossip_rejected_total", reason="stale") == 2
     assert metrics.value("gossip_rejected_total", reason="malformed") == 1
-    assert 'mycel_gossip_rejected_total{reason="stale"} 2' in metrics.render()
+    assert 'mycel_gossip_rejected_total{reason="stale"} 2.0' in metrics.render().decode()
 
 
 def test_peer_table_liveness() -> None:

@@ -16,7 +16,7 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiohttp import web
@@ -226,5 +226,58 @@ def test_dashboard_shows_claims_earnings_and_a_jobs_settlement(settling_node: st
             assert page.locator("#claims tbody tr").count() == 3
             page.locator("#settlement").filter(has_text="settled, 700 wei, tx 0x1111").wait_for()
             page.screenshot(path=str(tmp_path / "ledger.png"), full_page=True)
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def docs_node() -> Iterator[str]:
+    """The real API app (routes, middlewares, the docs assets and the OpenAPI document) on a
+    real socket, over a node with no parts: the docs page reads only the document and /health."""
+    from types import SimpleNamespace
+
+    from node.api.app import build_app
+    from node.metrics import Metrics
+
+    config = SimpleNamespace(get=lambda section, key: "", api_host_port=("127.0.0.1", 0))
+    app = build_app(cast(Any, SimpleNamespace(config=config, metrics=Metrics(), version="0.1.0-docs")))
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=10)
+    loop.close()
+
+
+def test_docs_page_lists_operations_shows_the_job_schema_and_tries_a_request(docs_node: str, tmp_path: Path) -> None:
+    chromium = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=chromium, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            page = context.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.goto(docs_node + "/docs")
+            page.locator('#operations li[data-operation="POST /v1/jobs"]').click()
+            schemas = page.locator("#operation pre.schema")
+            schemas.filter(has_text='"needs_gpu"').first.wait_for()  # the request body, $refs inlined
+            assert "0.1.0-docs" in page.locator("#version").inner_text()
+            page.locator('#operations li[data-operation="GET /health"]').click()
+            page.locator("#send").click()
+            page.wait_for_selector('#result[data-status="200"]')
+            assert '"status": "ok"' in page.locator("#result").inner_text()
+            assert not problems, problems  # a Content-Security-Policy violation would show here
         finally:
             context.close()

@@ -105,7 +105,7 @@ def test_paid_job_settles_once_and_verifies(cluster: Any, tmp_path: Path) -> Non
     assert ledger_info["claims"]["settled"] == 1 and ledger_info["registered"]
     with urllib.request.urlopen(f"{holder.api_url}/metrics", timeout=10) as response:
         metrics = response.read().decode()
-    assert "mycel_claims_settled 1" in metrics and "mycel_claims_gas_total" in metrics
+    assert 'mycel_claims{state="settled"} 1.0' in metrics and "mycel_claims_gas_total" in metrics
 
 
 def test_a_killed_node_claims_after_restart_exactly_once(cluster: Any, tmp_path: Path) -> None:
