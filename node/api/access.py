@@ -16,7 +16,10 @@ from typing import Final
 READ_CLASSES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "health": (("/health", "/ready"), "supervisors and load balancers probe without secrets"),
     "dashboard": (("/", "/dashboard/{asset}"), "static page and assets; its data comes from the other routes"),
-    "openapi": (("/v1/openapi.json",), "the API description, the same for every node"),
+    "openapi": (
+        ("/v1/openapi.json", "/docs", "/docs/{asset}"),
+        "the API description and its docs page, the same for every node",
+    ),
     "node": (("/v1/node", "/v1/peers"), "what the node announces on gossip to every peer anyway"),
     "storage": (("/v1/storage",), "how much the node stores says what it holds"),
     "pins": (("/v1/pins",), "the list of pinned CIDs reveals the data held"),

@@ -281,12 +281,13 @@ def _op(
     body: Schema | None = None,
     write: bool = False,
 ) -> Schema:
-    """One operation. Every one may answer 403 (a loopback API refuses a foreign Host or Origin)
-    and 500 (an unexpected error, still in the envelope); a write may also answer 401 (the token),
+    """One operation. Every one may answer 401 (a write, or a read whose class is not in the
+    node's ``api.public_reads``, without the token), 403 (a loopback API refuses a foreign Host
+    or Origin) and 500 (an unexpected error, still in the envelope); a write may also answer
     415 (a CSRF-prone content type) and, with a JSON body, 413/400 (size, nesting)."""
-    codes = {403, 500, *errors}
+    codes = {401, 403, 500, *errors}
     if write:
-        codes |= {401, 415}
+        codes |= {415}
     responses: dict[str, Schema] = {str(status): ok}
     responses.update({str(code): _ERROR_RESPONSE for code in sorted(codes)})
     operation: Schema = {"operationId": operation_id, "summary": summary, "responses": responses}
@@ -294,8 +295,8 @@ def _op(
         operation["parameters"] = params
     if body is not None:
         operation["requestBody"] = body
-    if write:
-        operation["security"] = [{}, {"bearer": []}]  # the token only when the node sets api.token
+    # the token only when the node sets api.token (and, for a read, its class is not public)
+    operation["security"] = [{}, {"bearer": []}]
     return operation
 
 
@@ -338,7 +339,7 @@ def paths() -> dict[str, dict[str, Schema]]:
                 "getBlob",
                 "Download a file (a directory as tar), fetched from peers if not local; every block verified",
                 _media("the file's bytes, or the directory as tar", "application/octet-stream", "application/x-tar"),
-                (400, 404, 502, 507),
+                (400, 404, 502, 503, 507),
                 params=cid,
             )
         },
@@ -351,7 +352,7 @@ def paths() -> dict[str, dict[str, Schema]]:
                 "postPin",
                 "Pin, fetching missing blocks",
                 _json("Pinned", "pinned"),
-                (400, 404, 413, 502, 507),
+                (400, 404, 413, 502, 503, 507),
                 params=[*cid, _NAME],
                 write=True,
             ),

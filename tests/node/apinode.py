@@ -18,12 +18,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from node.api.app import build_app
+from node.config import load_config
 from node.metrics import Metrics
 from node.service import NodeService
 from storage.cid import CID
 from tests.node.scheduler.harness import Cluster, build
 
 CONFIG = {("api", "token"): "", ("api", "max_upload_bytes"): 1 << 20}
+DEFAULTS = load_config()  # every other setting as a node would have it by default
 
 
 class Network:
@@ -45,7 +47,7 @@ class Exchange:
     async def find_providers(self, cid: CID) -> list[str]:
         return []
 
-    async def fetch(self, root: CID) -> None:
+    async def fetch(self, root: CID, providers: object = None, *, max_bytes: int | None = None) -> None:
         from node.exchange import NotFoundOnNetwork
 
         raise NotFoundOnNetwork(f"{root} is not stored here and no connected peer has it")
@@ -53,7 +55,7 @@ class Exchange:
 
 def node_for(cluster: Cluster, tmp_path: Path) -> Any:
     config = SimpleNamespace(
-        get=lambda section, key: CONFIG.get((section, key), ""),
+        get=lambda section, key: CONFIG.get((section, key), DEFAULTS.raw[section][key]),
         api_host_port=("127.0.0.1", 0),
         region="eu",
     )

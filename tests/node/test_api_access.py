@@ -83,7 +83,8 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
 
 
 def _url(route: str, blob: CID) -> str:
-    return route.replace("{cid}", str(blob)).replace("{id}", JOB).replace("{asset}", "app.js")
+    asset = "docs.js" if route.startswith("/docs/") else "app.js"
+    return route.replace("{cid}", str(blob)).replace("{id}", JOB).replace("{asset}", asset)
 
 
 def _served(route: str) -> int:

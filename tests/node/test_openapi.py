@@ -225,7 +225,8 @@ async def test_real_answers_validate_against_the_document(api_node: Any, tmp_pat
     with_token = node.config.get
     node.config.get = lambda section, key: "s3cret" if (section, key) == ("api", "token") else with_token(section, key)
     await call("POST", "/v1/jobs", "/v1/jobs", json={"agent": agent})  # 401: no token
-    await call("GET", "/v1/jobs?limit=1", "/v1/jobs")  # reads need none
+    await call("GET", "/v1/jobs?limit=1", "/v1/jobs")  # 401: job reads are not public by default
+    await call("GET", "/health", "/health")  # public
     node.config.get = with_token
 
     job_service, node.job_service = node.job_service, None  # a node still starting
