@@ -48,9 +48,7 @@ def _too_large(limit: int) -> ApiError:
 
 
 def build_app(service: NodeService) -> web.Application:
-    app = web.Application(
-        middlewares=[latency_middleware, error_middleware, guard_middleware], client_max_size=1 << 20
-    )
+    app = web.Application(middlewares=[latency_middleware, error_middleware, guard_middleware], client_max_size=1 << 20)
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = service.metrics
     app[FETCHES_KEY] = RemoteFetches(service)
