@@ -44,9 +44,7 @@ class SyncClient:
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:
             return future.result()
-        except (
-            BaseException
-        ):  # interrupted while waiting (Ctrl-C in a notebook): the call is cancelled, not left running
+        except BaseException:  # interrupted while waiting (Ctrl-C in a notebook): cancelled, not left running
             future.cancel()
             raise
 
