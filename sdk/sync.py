@@ -28,7 +28,10 @@ class SyncClient:
     """``with SyncClient("http://127.0.0.1:5080") as client: cid = client.put(b"...")``"""
 
     def __init__(self, url: str, token: str | None = None, wallet: Wallet | None = None, timeout: float = 300) -> None:
-        self._loop = asyncio.new_event_loop()
+        # a Runner, for its Ctrl-C handling: SIGINT cancels the running call, which unwinds (aiohttp's
+        # own tasks included) before KeyboardInterrupt reaches the caller; no task is left to fail later
+        self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
+        self._loop = self._runner.get_loop()
         self._client = Client(url, token, wallet, timeout)
         self._thread: threading.Thread | None = None  # the helper thread, once a caller had a running loop
 
@@ -37,7 +40,7 @@ class SyncClient:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
-                return self._loop.run_until_complete(coroutine)
+                return self._runner.run(coroutine)
             # daemon: a client never closed must not keep the interpreter from exiting
             self._thread = threading.Thread(target=self._loop.run_forever, name="mycel-sync-client", daemon=True)
             self._thread.start()
@@ -57,11 +60,17 @@ class SyncClient:
     def close(self) -> None:
         if self._loop.is_closed():
             return
-        self._run(self._client.close())
-        if self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-        self._loop.close()
+        try:
+            self._run(self._client.close())
+        finally:
+            if self._thread is None:
+                self._runner.close()  # cancels what is left, shuts the executor down, closes the loop
+            else:  # the same, done on the helper thread: this one may be running a loop of its own
+                for cleanup in (self._loop.shutdown_asyncgens, self._loop.shutdown_default_executor):
+                    asyncio.run_coroutine_threadsafe(cleanup(), self._loop).result()
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join()
+                self._loop.close()
 
     @property
     def wallet(self) -> Wallet | None:
