@@ -8,6 +8,7 @@ too: the base dependency list must not name them.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
 import sys
@@ -127,3 +128,25 @@ def test_the_base_install_depends_on_none_of_the_node_or_chain_packages() -> Non
     node = {Requirement(spec).name.lower() for spec in extras["node"]}
     assert {"libp2p", "lmdb", "web3", "wasmtime", "onnxruntime", "vyper"} <= node
     assert "web3" in {Requirement(spec).name.lower() for spec in extras["pay"]}
+
+
+def test_every_data_file_of_a_package_goes_into_the_wheel() -> None:
+    """A non-editable install holds only what package-data names: the node's default config and
+    the ledger's ABI must be among it, or `pip install` works only from a checkout."""
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    data_files = [
+        path
+        for package in ("storage", "agents", "contracts", "node", "sdk")
+        for path in (ROOT / package).rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    ]
+    assert any(path.name == "MycelLedger.json" for path in data_files)  # the walk finds data files
+
+    def shipped(path: Path) -> bool:
+        for package, patterns in package_data.items():
+            base = ROOT.joinpath(*package.split("."))
+            if base in path.parents and any(fnmatch.fnmatch(str(path.relative_to(base)), p) for p in patterns):
+                return True
+        return False
+
+    assert [str(path.relative_to(ROOT)) for path in data_files if not shipped(path)] == []
