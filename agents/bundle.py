@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agents.errors import ManifestError
 from agents.manifest import Manifest, load
 from storage import dagcbor
-from storage.blockstore import BlockStore
 from storage.cid import CID
-from storage.files import add_path
 from storage.unixfs.importer import NullSink, import_path
+
+if TYPE_CHECKING:  # a store (LMDB) is a node's: agent_id_of, which the SDK uses, needs none
+    from storage.blockstore import BlockStore
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ def agent_id_of(directory: Path) -> CID:
 
 def pack(directory: Path, store: BlockStore) -> Bundle:
     """Validate ``directory``, store its code DAG and manifest, pin the manifest."""
+    from storage.files import add_path
+
     manifest = load(directory)
     code = add_path(store, directory, pin=False).cid
     agent_id, block = dagcbor.encode_with_cid(_record(manifest, code))

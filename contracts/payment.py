@@ -19,8 +19,6 @@ decimal strings, since they can exceed DAG-CBOR's 64-bit integers), ``sig`` the 
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -30,6 +28,9 @@ from typing import Any
 from eth_account import Account
 from web3 import Web3
 
+from contracts.accounting import amount_for as amount_for
+from contracts.accounting import chain_job_id as chain_job_id
+from contracts.accounting import receipt_hash as receipt_hash
 from contracts.authorization import JobCommitment, JobPayment, Record, Signed, recover, sign
 from contracts.errors import AuthorizationError
 from storage import dagcbor
@@ -37,23 +38,6 @@ from storage.errors import CodecError
 
 MAX_AUTH_WINDOW = 7 * 86400  # the contract refuses payments expiring further ahead
 _BIG = ("maxAmount", "maxPrice", "minStake", "amount")
-
-
-def chain_job_id(job_id: str) -> bytes:
-    """The bytes32 a job is settled under on chain."""
-    return hashlib.sha256(b"mycel-job:" + job_id.encode()).digest()
-
-
-def receipt_hash(signed_receipt: bytes) -> bytes:
-    """What a payment binds and the ledger records for a receipt: the sha2-256 digest of its
-    block (the digest inside its dag-cbor CID), the same bytes on every node that holds it."""
-    return hashlib.sha256(signed_receipt).digest()
-
-
-def amount_for(cpu_seconds: float, price: int, max_amount: int) -> int:
-    """What a receipt's usage earns: price x CPU-seconds, rounded up, at most ``max_amount``.
-    Client and executor both compute it, so they agree on the wei without talking."""
-    return min(max_amount, math.ceil(price * max(cpu_seconds, 0.0)))
 
 
 @dataclass(frozen=True)

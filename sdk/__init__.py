@@ -2,11 +2,13 @@
 
 Store and fetch content by CID, deploy agents, run jobs next to their data, and verify
 everything that comes back (content, receipts, on-chain settlement) without trusting a node.
+Importing it needs only the base install; paying and settlement checks need ``mycelnet[pay]``.
 """
 
 from sdk.client import Client, Job
 from sdk.errors import (
     JobFailedError,
+    MissingExtraError,
     NodeApiError,
     NodeUnreachableError,
     PaymentRefusedError,
@@ -30,6 +32,7 @@ __all__ = [
     "Client",
     "Job",
     "JobFailedError",
+    "MissingExtraError",
     "NodeApiError",
     "NodeUnreachableError",
     "PaymentRefusedError",

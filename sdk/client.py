@@ -18,14 +18,13 @@ import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
 
 from agents import receipt as receipts
 from agents.bundle import agent_id_of
-from contracts.authorization import JobCommitment
-from contracts.payment import Envelope, amount_for, receipt_hash
+from contracts.accounting import amount_for, receipt_hash
 from sdk.errors import (
     JobFailedError,
     NodeApiError,
@@ -38,6 +37,9 @@ from sdk.errors import (
 from sdk.verify import SettlementCheck, verify_bytes, verify_path, verify_receipt, verify_settlement
 from sdk.wallet import Delivered, Wallet
 from storage.cid import CID
+
+if TYPE_CHECKING:  # signing is mycelnet[pay]'s (a Wallet holds it): the SDK imports without it
+    from contracts.payment import Envelope
 
 FINAL_STATES = ("done", "failed", "cancelled")
 
@@ -442,6 +444,8 @@ class Job:
         """
         if self.commitment is None or self.client.wallet is None:
             raise SdkError(f"job {self.job_id} was not submitted as a paid job by this client")
+        from contracts.authorization import JobCommitment
+
         terms = self.commitment.signed.record
         assert isinstance(terms, JobCommitment)
         wallet = self.client.wallet

@@ -34,3 +34,16 @@ class PaymentRefusedError(SdkError):
 class UsageError(SdkError):
     """The call cannot be done as asked (a destination that already holds files, a directory CID
     given to ``cat``); nothing was written and the node is not at fault."""
+
+
+class MissingExtraError(SdkError):
+    """This install lacks the optional part a call needs; the message names the pip extra to add.
+
+    ``extra`` is ``"pay"`` (the chain: paid jobs, wallets, settlement checks) or ``"node"``
+    (running a node, the local block store, local agent runs).
+    """
+
+    def __init__(self, extra: str, module: str, purpose: str) -> None:
+        super().__init__(f"{purpose} needs mycelnet[{extra}] ({module} is not installed): "
+                         f"pip install 'mycelnet[{extra}]'")  # fmt: skip
+        self.extra, self.module = extra, module

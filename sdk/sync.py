@@ -1,9 +1,16 @@
-"""The blocking client: the same methods as :class:`sdk.Client`, for scripts and notebooks."""
+"""The blocking client: the same methods as :class:`sdk.Client`, for scripts and notebooks.
+
+Its calls run on a private event loop. Where no loop runs in the calling thread (a script)
+that loop runs right there; where one does (a Jupyter cell, an async application), running
+another loop in the same thread is impossible, so from then on the private loop runs on a
+helper thread and each call waits for its result there.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Coroutine, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,11 +28,28 @@ class SyncClient:
     """``with SyncClient("http://127.0.0.1:5080") as client: cid = client.put(b"...")``"""
 
     def __init__(self, url: str, token: str | None = None, wallet: Wallet | None = None, timeout: float = 300) -> None:
-        self._loop = asyncio.new_event_loop()
+        # a Runner, for its Ctrl-C handling: SIGINT cancels the running call, which unwinds (aiohttp's
+        # own tasks included) before KeyboardInterrupt reaches the caller; no task is left to fail later
+        self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
+        self._loop = self._runner.get_loop()
         self._client = Client(url, token, wallet, timeout)
+        self._thread: threading.Thread | None = None  # the helper thread, once a caller had a running loop
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self._loop.run_until_complete(coroutine)
+        if self._thread is None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return self._runner.run(coroutine)
+            # daemon: a client never closed must not keep the interpreter from exiting
+            self._thread = threading.Thread(target=self._loop.run_forever, name="mycel-sync-client", daemon=True)
+            self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result()
+        except BaseException:  # interrupted while waiting (Ctrl-C in a notebook): cancelled, not left running
+            future.cancel()
+            raise
 
     def __enter__(self) -> SyncClient:
         return self
@@ -34,9 +58,19 @@ class SyncClient:
         self.close()
 
     def close(self) -> None:
-        if not self._loop.is_closed():
+        if self._loop.is_closed():
+            return
+        try:
             self._run(self._client.close())
-            self._loop.close()
+        finally:
+            if self._thread is None:
+                self._runner.close()  # cancels what is left, shuts the executor down, closes the loop
+            else:  # the same, done on the helper thread: this one may be running a loop of its own
+                for cleanup in (self._loop.shutdown_asyncgens, self._loop.shutdown_default_executor):
+                    asyncio.run_coroutine_threadsafe(cleanup(), self._loop).result()
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join()
+                self._loop.close()
 
     @property
     def wallet(self) -> Wallet | None:

@@ -11,16 +11,19 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agents import receipt as receipts_module
 from agents.errors import ReceiptError
-from contracts.binding import binding_is_valid
-from contracts.ledger import Ledger, Settlement
-from contracts.payment import chain_job_id
+from contracts.accounting import chain_job_id
 from sdk.errors import VerificationError
+from sdk.extras import require_pay
 from storage.cid import CID, RAW
 from storage.errors import StorageError
 from storage.unixfs.importer import ImportOptions, NullSink, import_bytes, import_path
+
+if TYPE_CHECKING:  # the chain stack is mycelnet[pay]'s: only verify_settlement imports it
+    from contracts.ledger import Ledger, Settlement
 
 # The layouts CIDs are made with: kubo's defaults and the IPIP-499 (1 MiB chunks) profile.
 _PROFILES = ((256 << 10, 174), (1 << 20, 1024))
@@ -149,7 +152,10 @@ def verify_settlement(
     its own receipt, so its hash and result must match that one, not another node's. Raises
     VerificationError if anything disagrees or nothing was settled.
     """
+    require_pay("checking a settlement on the chain")
     from web3 import Web3
+
+    from contracts.ledger import Ledger
 
     signed = [*([receipt] if receipt is not None else []), *receipts]
     by_node: dict[str, tuple[bytes, receipts_module.Receipt]] = {}
@@ -174,6 +180,8 @@ def _check_one(
     by_node: Mapping[str, tuple[bytes, receipts_module.Receipt]],
     expected_result: CID | None,
 ) -> SettlementCheck:
+    from contracts.binding import binding_is_valid
+
     try:
         result = CID.parse(settlement.result_cid)
     except StorageError:

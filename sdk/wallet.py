@@ -5,6 +5,9 @@ node can rely on, never claim) when the job is submitted, and a claimable paymen
 executor only after the result and receipts have been verified (``sdk.client.Job.pay``).
 Signed payments are kept beside the key, one file per job, and a retry resends the same ones,
 so a (job, node) is never signed for twice.
+
+The chain stack (web3, eth-account) is imported on use, not with this module: a client that
+never pays imports ``sdk`` without it, and :meth:`Wallet.open` says which extra to install.
 """
 
 from __future__ import annotations
@@ -12,17 +15,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
-
-from contracts.authorization import JobPayment
-from contracts.binding import binding_is_valid
-from contracts.errors import ChainError
-from contracts.keys import load_or_create_key
-from contracts.ledger import Ledger
-from contracts.payment import Envelope, NonceCounter, commit, pay
+from sdk.extras import require_pay
 from storage import dagcbor
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from contracts.ledger import Ledger
+    from contracts.payment import Envelope
 
 DEFAULT_KEY_FILE = Path("~/.mycelnet/client.key")
 
@@ -38,6 +40,9 @@ class Wallet:
 
     @classmethod
     def open(cls, rpc_url: str, contract: str, key_file: str | os.PathLike[str] = DEFAULT_KEY_FILE) -> Wallet:
+        require_pay("a wallet (paid jobs, deposits, settlement checks)")
+        from contracts.keys import load_or_create_key
+
         path = Path(os.path.expanduser(os.fspath(key_file)))
         return cls(load_or_create_key(path), rpc_url, contract, path)
 
@@ -47,9 +52,15 @@ class Wallet:
 
     @property
     def ledger(self) -> Ledger:
+        from web3 import Web3
+
+        from contracts.ledger import Ledger
+
         return Ledger(Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 10})), self.contract)
 
     def chain_id(self) -> int:
+        from contracts.errors import ChainError
+
         try:
             return int(self.ledger.w3.eth.chain_id)
         except Exception as exc:
@@ -77,12 +88,17 @@ class Wallet:
     ) -> Envelope:
         """The job's terms: at most ``max_amount`` wei per node paid, ``max_price`` per CPU-second,
         executors staking at least ``min_stake`` wei on the ledger."""
+        from contracts.payment import commit
+
         return commit(job_id, self.account.key, max_amount, max_price, self.chain_id(), self.contract, expiry,
                       min_stake)  # fmt: skip
 
     def pay_delivered(self, job_id: str, commitment: Envelope, deliveries: list[Delivered]) -> dict[str, Envelope]:
         """One signed payment per delivered receipt (node address -> payment), signed once:
         payments already signed for this job are returned as they were."""
+        from contracts.authorization import JobPayment
+        from contracts.payment import Envelope, NonceCounter, pay
+
         path = self.key_file.with_name(self.key_file.name + ".paid") / f"{job_id}.cbor"
         signed: dict[str, bytes] = dagcbor.decode(path.read_bytes()) if path.exists() else {}
         todo = [d for d in deliveries if d.address not in signed]
@@ -101,6 +117,8 @@ class Wallet:
 
     def is_bound(self, address: str, peer_id: str) -> bool:
         """Whether the ledger binds ``address`` to ``peer_id`` (the node's Ed25519 signature)."""
+        from contracts.binding import binding_is_valid
+
         ledger = self.ledger
         if ledger.peer_id_of(address) != peer_id.encode():
             return False

@@ -26,6 +26,12 @@ class VerificationFailed(click.ClickException):
     exit_code = EXIT_VERIFY_FAILED
 
 
+class Interrupted(click.ClickException):
+    """Ctrl-C, with what it left behind and what to do about it: exit code 130, one line."""
+
+    exit_code = 130
+
+
 def data_dir_option(func: F) -> F:
     return click.option(
         "--data-dir",

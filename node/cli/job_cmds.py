@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from node.cli.chain_cmds import chain_options, key_option, open_wallet, parse_amount
-from node.cli.common import api_options, print_json, sdk_client
+from node.cli.common import Interrupted, api_options, print_json, sdk_client
 
 FINAL_STATES = ("done", "failed", "cancelled")
 
@@ -79,18 +79,28 @@ def job_run(
             click.echo(job.job_id)
             return
         click.echo(f"job {job.job_id} submitted to {api_url}", err=True)
-        _follow(job, quiet=as_json)
-        info = job.info
-        if info["state"] == "done" and amount is not None:
-            # paid only now: the SDK has verified each receipt and pays exactly what it earns
-            for peer, answer in job.pay().items():
-                click.echo(f"paid {peer}: {answer['amount']} wei ({answer['reason']})", err=True)
+        try:
+            _follow(job, quiet=as_json)
+            info = job.info
+            if info["state"] == "done" and amount is not None:
+                # paid only now: the SDK has verified each receipt and pays exactly what it earns
+                for peer, answer in job.pay().items():
+                    click.echo(f"paid {peer}: {answer['amount']} wei ({answer['reason']})", err=True)
+        except KeyboardInterrupt:
+            raise Interrupted(_left_running(job.job_id, api_url)) from None
     if as_json:
         print_json(info)
     if info["state"] != "done":
         raise click.ClickException(f"job {job.job_id} {info['state']}: {_reason(info)}")
     if not as_json:
         click.echo(f"job {job.job_id} done: result {info['result']}")
+
+
+def _left_running(job_id: str, api_url: str) -> str:
+    """Ctrl-C stops the waiting, not the job: its id and how to follow or cancel it."""
+    api = f" --api {api_url}"
+    return (f"interrupted: job {job_id} goes on at {api_url}; follow it with `mycel job status {job_id}{api}`, "
+            f"cancel it with `mycel job cancel {job_id}{api}`")  # fmt: skip
 
 
 def _follow(job: Any, quiet: bool) -> None:

@@ -37,12 +37,30 @@ def _error(message: object) -> None:
     click.echo("error: " + " ".join(str(message).split()), err=True)
 
 
+def _command_words(argv: list[str]) -> str:
+    """``mycel node start`` for ``["node", "start", "--foo"]``: the command as the user named it."""
+    words: list[str] = ["mycel"]
+    current: click.Command = cli
+    for arg in argv:
+        if not isinstance(current, click.Group) or arg not in current.commands:
+            break
+        words.append(arg)
+        current = current.commands[arg]
+    return " ".join(words)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; known errors print ``error: ...`` on one line, never a traceback."""
+    """Run the CLI; known errors print ``error: ...`` on one line, never a traceback.
+
+    Each command imports what it needs when it runs, so the base install (the SDK and the
+    client commands) runs without the node's dependencies; a command that needs a part this
+    install lacks says which extra to add (``mycelnet[node]``, ``mycelnet[pay]``).
+    """
     from agents.errors import AgentError
     from contracts.errors import ChainError
     from node.errors import NodeError
-    from sdk.errors import SdkError, UsageError, VerificationError
+    from sdk.errors import MissingExtraError, SdkError, UsageError, VerificationError
+    from sdk.extras import extra_for
     from storage.errors import StorageError
 
     try:
@@ -66,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except (NodeError, AgentError, ChainError, SdkError) as exc:
         _error(exc)
+        return EXIT_FAILED
+    except ModuleNotFoundError as exc:
+        extra = extra_for(exc.name)
+        if extra is None or exc.name is None:
+            raise  # not a missing extra: a bug, shown in full
+        _error(MissingExtraError(extra, exc.name, _command_words(sys.argv[1:] if argv is None else argv)))
         return EXIT_FAILED
     except OSError as exc:
         _error(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))

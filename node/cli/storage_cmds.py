@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from node.cli.common import (
+    Interrupted,
     VerificationFailed,
     data_dir_option,
     open_store,
@@ -105,16 +106,39 @@ def put_cmd(path: Path, pin: bool, hidden: bool, as_json: bool, data_dir: Path, 
     if api_url is not None:
         if hidden or not pin:
             raise click.UsageError("--hidden and --no-pin apply to the local store, not to --api")
-        with sdk_client(api_url, api_token) as client, _spinner(f"uploading {path.name} to {api_url}"):
-            cid = client.put(path)
+        try:
+            with sdk_client(api_url, api_token) as client, _spinner(f"uploading {path.name} to {api_url}"):
+                cid = client.put(path)
+        except KeyboardInterrupt:
+            # the node imports an upload only once it holds all of it, and drops a partial one
+            raise Interrupted(f"interrupted: the upload of {path} to {api_url} stopped; the node drops an upload "
+                              "it did not receive whole (one it did is stored and pinned: put it again for its CID)"
+                              ) from None  # fmt: skip
         click.echo(json.dumps({"cid": str(cid), "size": size}) if as_json else cid)
         return
     from storage.files import add_path
     from storage.unixfs.importer import ImportOptions
 
-    with open_store(data_dir) as store, _progress(f"importing {path.name}", size) as progress:
-        node = add_path(store, path, pin=pin, options=ImportOptions(include_hidden=hidden), progress=progress)
+    with open_store(data_dir) as store:
+        before = store.stats().bytes
+        try:
+            with _progress(f"importing {path.name}", size) as progress:
+                node = add_path(store, path, pin=pin, options=ImportOptions(include_hidden=hidden), progress=progress)
+        except KeyboardInterrupt:
+            raise Interrupted(_left_by_interrupted_import(path, store.stats().bytes - before)) from None
     click.echo(json.dumps({"cid": str(node.cid), "size": size}) if as_json else node.cid)
+
+
+def _left_by_interrupted_import(path: Path, left: int) -> str:
+    """What an import stopped by Ctrl-C left: blocks it committed, which no pin holds yet.
+
+    They are not deleted here: GC is the one sweep that knows which unpinned blocks nothing
+    else (another import, a node sharing the store) still needs.
+    """
+    if left <= 0:
+        return f"interrupted: nothing of {path} was stored"
+    return (f"interrupted: {left / (1 << 20):.0f} MiB of {path} stay in the store as unpinned blocks; "
+            "`mycel gc` reclaims them")  # fmt: skip
 
 
 @click.command("get")

@@ -26,6 +26,7 @@ import nacl.signing
 from aiohttp import web
 
 from agents import receipt as receipts
+from agents.bundle import agent_id_of
 from storage.cid import CID
 from storage.peerid import peer_id_for
 from storage.unixfs.importer import NullSink, import_bytes, import_path
@@ -156,6 +157,12 @@ def _app(node: FakeNode) -> web.Application:
             await response.write(f"event: state\ndata: {json.dumps(event)}\n\n".encode())
         return response
 
+    async def post_agent(request: web.Request) -> web.Response:
+        with tempfile.TemporaryDirectory() as scratch:
+            with tarfile.open(fileobj=io.BytesIO(await request.read())) as tar:
+                tar.extractall(scratch, filter="data")
+            return web.json_response({"agent": str(agent_id_of(Path(scratch)))}, status=201)
+
     async def receipt(request: web.Request) -> web.Response:
         signed = node.receipts.get(request.match_info["id"])
         return web.Response(body=signed, content_type="application/cbor") if signed else missing("receipt")
@@ -171,6 +178,7 @@ def _app(node: FakeNode) -> web.Application:
         web.delete("/v1/jobs/{id}", delete_job),
         web.get("/v1/jobs/{id}/events", events),
         web.get("/v1/jobs/{id}/receipt", receipt),
+        web.post("/v1/agents", post_agent),
     ])  # fmt: skip
     return app
 

@@ -68,7 +68,7 @@ class FakeLedger:
 @pytest.fixture
 def runners(monkeypatch: pytest.MonkeyPatch) -> tuple[Runner, Runner]:
     first, second = Runner(1), Runner(2)
-    monkeypatch.setattr("sdk.verify.Ledger", FakeLedger)
+    monkeypatch.setattr("contracts.ledger.Ledger", FakeLedger)  # sdk.verify imports it on use
     FakeLedger.settlements_for = [first.settlement(), second.settlement()]
     FakeLedger.registered = {
         r.address: (r.peer_id.encode(), r.key.sign(binding_message(r.address, r.peer_id, CONTRACT)).signature)
