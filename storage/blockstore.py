@@ -285,6 +285,8 @@ class BlockStore:
             existing = txn.get(bytes(root), db=self._pins)
             current = None if existing is None else _pin_from(root, dagcbor.decode(existing))
             record: dict[str, Any] = {"name": name, "created": created, "recursive": True, "size": size}
+            if lease is None and current is not None and current.expires is None:
+                record["created"] = current.created  # permanent since then (lease_pin relies on it)
             if lease is not None:
                 if current is not None and current.expires is None:
                     return current  # already permanent: a remote peer's lease cannot weaken it
@@ -303,14 +305,15 @@ class BlockStore:
             pinned: Pin = self._lmdb.write_growing(write)
         return pinned
 
-    def lease_pin(self, root: CID, name: str, lease: PinLease) -> bool:
-        """Turn the permanent pin named ``name`` on ``root`` into one held under ``lease``.
+    def lease_pin(self, root: CID, name: str, lease: PinLease, since: int) -> bool:
+        """Turn the permanent pin named ``name`` on ``root``, made at ``since`` or later, into a leased one.
 
         For a pin that code outside the job protocol wrote permanently (a job's result,
         stored by the executor) on behalf of a remote peer. Compare-and-set in one
-        transaction: if the pin is gone, leased already, or renamed (the operator pinned the
-        same root meanwhile), it is left alone and False returned. No quota check: the
-        bytes are already stored; they count against the owner's quota from now on.
+        transaction: if the pin is gone, leased already, renamed (the operator pinned the
+        same root meanwhile) or permanent from before ``since`` (the operator had pinned the
+        same bytes already; a re-pin keeps the first time), it is left alone and False
+        returned. No quota check: the bytes are stored already; they count from now on.
         """
 
         def write(txn: Any) -> bool:
@@ -319,6 +322,9 @@ class BlockStore:
                 return False
             record = dagcbor.decode(existing)
             if not isinstance(record, dict) or "expires" in record or record.get("name") != name:
+                return False
+            created = record.get("created")
+            if not isinstance(created, int) or created < since:
                 return False
             record.update(expires=lease.expires, owner=lease.owner)
             txn.put(bytes(root), dagcbor.encode(record), db=self._pins)

@@ -290,7 +290,7 @@ class JobExecution:
     async def _execute(
         self, peer: str, job_id: str, spec: JobSpec, providers: list[str], cancel: threading.Event
     ) -> RunAnswer:
-        lease = self._lease_for(peer)
+        lease, started = self._lease_for(peer), int(self.store.clock())
         try:
             for root in (spec.agent, *spec.inputs.values()):
                 if await asyncio.to_thread(self.store.missing_blocks, root):  # includes the root when absent
@@ -321,7 +321,7 @@ class JobExecution:
             log.warning("job %s failed before it ran: %s", job_id, exc)
             return RunAnswer(Outcome.node_error(f"{type(exc).__name__}: {exc}"))
         if outcome.result is not None and lease is not None:  # stored for the requester, not for this node
-            await asyncio.to_thread(self.store.lease_pin, outcome.result, f"result {job_id}", lease)
+            await asyncio.to_thread(self.store.lease_pin, outcome.result, f"result {job_id}", lease, started)
         if outcome.result is not None and outcome.outcome.is_ok:
             self._provide(outcome.result)
             self._claim(job_id, spec, outcome.receipt, outcome.result, outcome.raw.cpu_seconds)

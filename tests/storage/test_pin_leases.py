@@ -105,16 +105,26 @@ def test_a_pin_past_the_peers_quota_is_refused_and_writes_nothing(leased_store: 
     store.pin(second, "job 3", lease=policy.lease_for("greedy"))
 
 
-def test_lease_pin_converts_only_the_named_permanent_pin(leased_store: BlockStore, clock: Clock) -> None:
+def test_lease_pin_converts_only_the_permanent_pin_the_job_made(leased_store: BlockStore, clock: Clock) -> None:
     store = leased_store
+    started = int(clock.now)
     result = _unpinned(store, "result", 3000)
     store.pin(result, "result job-1")
     lease = PinLease("peer", int(clock.now) + 60)
-    assert not store.lease_pin(result, "result job-2", lease)  # not the pin this job wrote
-    assert store.lease_pin(result, "result job-1", lease)
-    assert not store.lease_pin(result, "result job-1", lease)  # leased already
+    assert not store.lease_pin(result, "result job-2", lease, started)  # not the pin this job wrote
+    assert store.lease_pin(result, "result job-1", lease, started)
+    assert not store.lease_pin(result, "result job-1", lease, started)  # leased already
     assert store.pins()[0].expires == int(clock.now) + 60
-    assert not store.lease_pin(_unpinned(store, "none", 100), "x", lease)  # not pinned at all
+    assert not store.lease_pin(_unpinned(store, "none", 100), "x", lease, started)  # not pinned at all
+
+    # the operator had pinned the same bytes before the job: the job's re-pin must not lease them
+    kept = _unpinned(store, "operator's", 2000)
+    store.pin(kept, "my file")
+    clock.now += 10
+    later = int(clock.now)
+    store.pin(kept, "result job-3")  # the executor stores an identical result
+    assert not store.lease_pin(kept, "result job-3", lease, later)
+    assert next(p for p in store.pins() if p.cid == kept).expires is None
 
 
 def test_lease_policy_refuses_non_positive_terms() -> None:
