@@ -58,6 +58,7 @@ class InboundCounters:
     timed_out: int = 0
     failed: int = 0
     upgraded: int = 0
+    closed: int = 0  # upgraded connections that have since closed (their handler returned)
 
 
 @dataclass(eq=False)
@@ -113,10 +114,13 @@ class InboundGate:
             return
         self.counters.upgraded += 1
         closed = getattr(muxed, "event_closed", None)
-        if closed is not None:
-            await closed.wait()  # trio closes the socket when this handler returns
-        else:  # a muxer without the event: keep py-libp2p's own behaviour
-            await self._swarm.manager.wait_finished()
+        try:
+            if closed is not None:
+                await closed.wait()  # trio closes the socket when this handler returns
+            else:  # a muxer without the event: keep py-libp2p's own behaviour
+                await self._swarm.manager.wait_finished()
+        finally:
+            self.counters.closed += 1
 
     async def _upgrade(self, raw_conn: Any, read_write_closer: Any, maddr: Any) -> Any:
         swarm = self._swarm
