@@ -15,6 +15,8 @@ from typing import Any
 
 from node.api.access import READ_CLASSES, unknown_classes
 from node.errors import ConfigError
+from node.p2p.inbound import InboundLimits
+from storage.leases import LeasePolicy
 
 DEFAULTS_FILE = Path(__file__).with_name("default-config.toml")
 
@@ -56,6 +58,21 @@ class NodeConfig:
         except ValueError:
             raise ConfigError(f"api.listen must be HOST:PORT, got {text!r}") from None
 
+    @property
+    def lease_policy(self) -> LeasePolicy:
+        """How long pins made for remote peers last, and how much one peer may have pinned here."""
+        quota = int(self.get("storage", "remote_pin_quota_bytes"))
+        return LeasePolicy(int(self.get("storage", "remote_pin_ttl_seconds")), quota or None)
+
+    @property
+    def inbound_limits(self) -> InboundLimits:
+        """Bounds on inbound libp2p connections that have not finished their handshake."""
+        return InboundLimits(
+            handshake_timeout=float(self.get("p2p", "handshake_timeout_seconds")),
+            max_pending=int(self.get("p2p", "max_pending_connections")),
+            max_pending_per_ip=int(self.get("p2p", "max_pending_per_ip")),
+        )
+
 
 def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> NodeConfig:
     """Merge defaults, ``path``, the environment and ``overrides`` ("section.key" -> value)."""
@@ -88,7 +105,23 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         _set(merged, section, key, value, f"--{key.replace('_', '-')}")
     _check_ceilings(merged["capacity"])
     _check_api(merged["api"])
+    _check_guards(merged)
     return NodeConfig(merged)
+
+
+def _check_guards(merged: Mapping[str, Mapping[str, Any]]) -> None:
+    """The bounds against hostile peers must be real bounds: none may be zero or negative."""
+    positive = [
+        ("p2p", "handshake_timeout_seconds"),
+        ("p2p", "max_pending_connections"),
+        ("p2p", "max_pending_per_ip"),
+        ("storage", "remote_pin_ttl_seconds"),
+    ]
+    for section, key in positive:
+        if merged[section][key] <= 0:
+            raise ConfigError(f"{section}.{key} must be positive, got {merged[section][key]!r}")
+    if merged["storage"]["remote_pin_quota_bytes"] < 0:
+        raise ConfigError("storage.remote_pin_quota_bytes must be 0 (no quota) or positive")
 
 
 def _check_ceilings(capacity: Mapping[str, Any]) -> None:

@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from node.errors import NetworkError
@@ -43,6 +44,7 @@ from storage.blockstore import BlockStore, ImportSession
 from storage.cid import CID
 from storage.dag import has_links, links_of
 from storage.errors import BlockNotFoundError, CodecError, StorageError
+from storage.leases import PinLease
 from storage.varint import decode_uvarint, encode_uvarint
 
 log = logging.getLogger("mycelnet.exchange")
@@ -187,16 +189,20 @@ class BlockExchange:
             async with self._import_session():
                 return await self._fetch(root, providers, max_bytes)
 
-    async def fetch_and_pin(self, root: CID, providers: Sequence[str] | None = None, name: str = "") -> FetchStats:
+    async def fetch_and_pin(
+        self, root: CID, providers: Sequence[str] | None = None, name: str = "", lease: PinLease | None = None
+    ) -> FetchStats:
         """Fetch the DAG under ``root`` and pin it, with GC held off from the first block to the pin.
 
         The pin checks completeness in the transaction that writes it, so the DAG is
         complete and pinned when this returns, whatever a concurrent ``mycel gc`` does.
+        Without a ``lease`` (this node asked for the DAG) the pin is permanent; with one
+        (fetched for a remote peer's job) it expires, and the lease's quota applies.
         """
         with self.metrics.timed_fetch():
             async with self._import_session():
                 stats = await self._fetch(root, providers, None)
-                await self._off_loop(self.store.pin, root, name)
+                await self._off_loop(partial(self.store.pin, root, name, lease=lease))
         return stats
 
     @asynccontextmanager

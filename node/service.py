@@ -70,7 +70,13 @@ class NodeService:
         )
         self.scratch_dir = self.data_dir / "tmp"
         self.scratch_dir.mkdir(exist_ok=True)
-        self.network = P2PNetwork(self.identity, config.listen, config.bootstrap, mdns=bool(config.get("node", "mdns")))
+        self.network = P2PNetwork(
+            self.identity,
+            config.listen,
+            config.bootstrap,
+            mdns=bool(config.get("node", "mdns")),
+            inbound=config.inbound_limits,
+        )
         self.exchange = BlockExchange(self.store, self.network, self.metrics)
         self.peers = PeerTable(float(config.get("node", "peer_timeout")))
         self.network.subscribe(
@@ -114,6 +120,7 @@ class NodeService:
             self.settlement,
             self.jobs,
             Ceilings.from_capacity(self.config.raw["capacity"]),
+            leases=self.config.lease_policy,
         )
         self.job_service = JobService(
             self.jobs,

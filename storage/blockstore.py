@@ -6,7 +6,9 @@ Layout of the LMDB environment (one directory):
 * ``sizes``:  CID bytes -> block size (u64); presence checks, walks and GC read this
   small index, because py-lmdb faults in every page of a value it looks up, and
   touching 256 KiB per block just to learn that it exists would map the whole store
-* ``pins``:   CID bytes -> dag-cbor pin record (recursive pins only)
+* ``pins``:   CID bytes -> dag-cbor pin record (recursive pins only); a pin made for a
+  remote peer carries a lease (``expires``, ``owner``, see :mod:`storage.leases`), and
+  GC drops it, and every block only it reached, once it has expired
 * ``meta``:   store-wide counters kept in the same transactions as the blocks they
   count, so size accounting can never drift, even after a crash.
 
@@ -27,7 +29,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +45,11 @@ from storage.errors import (
     BlockNotFoundError,
     BlockVerificationError,
     IncompleteDAGError,
+    PinQuotaExceededError,
     QuotaExceededError,
     StorageError,
 )
+from storage.leases import PinLease
 from storage.lmdbenv import GatedEnv
 
 log = logging.getLogger("mycelnet.storage")
@@ -70,9 +74,15 @@ class StoreStats:
 
 @dataclass(frozen=True, slots=True)
 class Pin:
+    """A pinned root. ``expires`` (Unix seconds) and ``owner`` are set only for a pin held for a
+    remote peer; None means permanent."""
+
     cid: CID
     name: str
     created: int
+    expires: int | None = None
+    owner: str = ""
+    size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +90,7 @@ class GCResult:
     removed_blocks: int
     freed_bytes: int
     kept_blocks: int
+    expired_pins: int = 0
 
 
 class BlockStore:
@@ -97,8 +108,10 @@ class BlockStore:
         map_size: int = DEFAULT_MAP_SIZE,
         sync: bool = True,
         verify_on_get: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)
+        self.clock = clock  # Unix seconds: pin creation times and lease expiry
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -247,28 +260,84 @@ class BlockStore:
         size = dagcbor.decode(raw).get("size")
         return size if isinstance(size, int) and not isinstance(size, bool) else None
 
-    def pin(self, root: CID, name: str = "") -> Pin:
+    def pin(self, root: CID, name: str = "", *, lease: PinLease | None = None) -> Pin:
         """Pin a complete DAG recursively so GC keeps every block of it.
 
         Completeness is checked and the pin written in one write transaction: no GC,
         in this process or another, can delete a block between the check and the pin.
         The DAG's size is recorded in the pin so later ``have`` probes need no walk.
-        """
-        record = Pin(root, name, int(time.time()))
 
-        def write(txn: Any) -> None:
+        With a ``lease`` the pin is held for a remote peer and expires. A lease never
+        weakens a permanent pin of the same root (that one is kept as it is), a
+        permanent pin replaces a leased one, and of two leases the later expiry wins.
+        The lease's quota is checked in the same transaction, so concurrent pins for
+        one peer cannot together overrun it (:class:`PinQuotaExceededError`).
+        """
+        created = int(self.clock())
+
+        def write(txn: Any) -> Pin:
             size = self._complete_size_in(txn, root)
             if size is None:
                 missing: list[CID] = []
                 for _present in self._reachable_in(txn, root, missing):
                     continue
                 raise IncompleteDAGError(root, missing[0] if missing else root)
-            encoded = dagcbor.encode({"name": name, "created": record.created, "recursive": True, "size": size})
-            txn.put(bytes(root), encoded, db=self._pins)
+            existing = txn.get(bytes(root), db=self._pins)
+            current = None if existing is None else _pin_from(root, dagcbor.decode(existing))
+            record: dict[str, Any] = {"name": name, "created": created, "recursive": True, "size": size}
+            if lease is None and current is not None and current.expires is None:
+                record["created"] = current.created  # permanent since then (lease_pin relies on it)
+            if lease is not None:
+                if current is not None and current.expires is None:
+                    return current  # already permanent: a remote peer's lease cannot weaken it
+                if lease.quota is not None:
+                    held = self._held_in(txn, lease.owner, created, excluding=bytes(root))
+                    if held + size > lease.quota:
+                        raise PinQuotaExceededError(lease.owner, held, size, lease.quota)
+                expires = (
+                    lease.expires if current is None or current.expires is None else max(lease.expires, current.expires)
+                )
+                record.update(expires=expires, owner=lease.owner)
+            txn.put(bytes(root), dagcbor.encode(record), db=self._pins)
+            return _pin_from(root, record)
 
         with self._write_lock:
-            self._lmdb.write_growing(write)
-        return record
+            pinned: Pin = self._lmdb.write_growing(write)
+        return pinned
+
+    def lease_pin(self, root: CID, name: str, lease: PinLease, since: int) -> bool:
+        """Turn the permanent pin named ``name`` on ``root``, made at ``since`` or later, into a leased one.
+
+        For a pin that code outside the job protocol wrote permanently (a job's result,
+        stored by the executor) on behalf of a remote peer. Compare-and-set in one
+        transaction: if the pin is gone, leased already, renamed (the operator pinned the
+        same root meanwhile) or permanent from before ``since`` (the operator had pinned the
+        same bytes already; a re-pin keeps the first time), it is left alone and False
+        returned. No quota check: the bytes are stored already; they count from now on.
+        """
+
+        def write(txn: Any) -> bool:
+            existing = txn.get(bytes(root), db=self._pins)
+            if existing is None:
+                return False
+            record = dagcbor.decode(existing)
+            if not isinstance(record, dict) or "expires" in record or record.get("name") != name:
+                return False
+            created = record.get("created")
+            if not isinstance(created, int) or created < since:
+                return False
+            record.update(expires=lease.expires, owner=lease.owner)
+            txn.put(bytes(root), dagcbor.encode(record), db=self._pins)
+            return True
+
+        with self._write_lock:
+            changed: bool = self._lmdb.write_growing(write)
+        return changed
+
+    def held_for(self, owner: str) -> int:
+        """Bytes of the unexpired pins held for ``owner`` (reads the pin table only, not blocks)."""
+        with self._lmdb.read() as txn:
+            return self._held_in(txn, owner, int(self.clock()))
 
     def unpin(self, root: CID) -> bool:
         with self._write_lock, self._lmdb.write(self._pins) as txn:
@@ -277,18 +346,14 @@ class BlockStore:
     def pins(self) -> list[Pin]:
         with self._lmdb.read(self._pins) as txn:
             items = list(txn.cursor().iternext())
-        result = []
-        for key, value in items:
-            record = dagcbor.decode(value)
-            result.append(Pin(CID(key), str(record.get("name", "")), int(record.get("created", 0))))
-        return result
+        return [_pin_from(CID(key), dagcbor.decode(value)) for key, value in items]
 
     def is_pinned(self, root: CID) -> bool:
         with self._lmdb.read(self._pins, buffers=True) as txn:
             return txn.get(bytes(root)) is not None
 
     def gc(self, *, wait: bool = True) -> GCResult:
-        """Delete every block not reachable from a pin.
+        """Drop expired leased pins, then delete every block not reachable from a pin.
 
         Waits for running imports (their blocks are not pinned yet) unless ``wait`` is
         False, in which case a busy store raises StorageError.
@@ -302,9 +367,17 @@ class BlockStore:
         One transaction, so a pin written concurrently (LMDB serialises writers, across
         processes too) is either seen here and kept, or sees the deletions and refuses.
         """
+        now = int(self.clock())
         keep: set[bytes] = set()
-        for key in list(txn.cursor(db=self._pins).iternext(keys=True, values=False)):
+        expired: list[bytes] = []
+        for key, value in list(txn.cursor(db=self._pins).iternext(keys=True, values=True)):
+            expires = _pin_from(CID(key), dagcbor.decode(value)).expires
+            if expires is not None and expires <= now:
+                expired.append(key)
+                continue
             keep.update(bytes(cid) for cid in self._reachable_in(txn, CID(key), []))
+        for key in expired:
+            txn.delete(key, db=self._pins)
         cursor = txn.cursor(db=self._sizes)
         doomed = [
             (key, _U64.unpack(value)[0]) for key, value in cursor.iternext(keys=True, values=True) if key not in keep
@@ -317,7 +390,7 @@ class BlockStore:
             freed += size
         count, size = self._counters(txn)
         self._set_counters(txn, count - removed, size - freed)
-        return GCResult(removed, freed, count - removed)
+        return GCResult(removed, freed, count - removed, len(expired))
 
     @contextmanager
     def import_session(self) -> Iterator[None]:
@@ -398,6 +471,17 @@ class BlockStore:
 
         for cid, _data in walk(root, load):
             yield cid, found
+
+    def _held_in(self, txn: Any, owner: str, now: int, excluding: bytes = b"") -> int:
+        """Bytes of the unexpired pins held for ``owner`` as ``txn`` sees them."""
+        held = 0
+        for key, value in txn.cursor(db=self._pins).iternext(keys=True, values=True):
+            if key == excluding:
+                continue
+            pin = _pin_from(CID(key), dagcbor.decode(value))
+            if pin.owner == owner and pin.expires is not None and pin.expires > now:
+                held += pin.size or 0
+        return held
 
     def _counters(self, txn: Any) -> tuple[int, int]:
         count = txn.get(_COUNT_KEY, db=self._meta)
@@ -522,6 +606,26 @@ class WriteBatch:
             self.flush()
         else:
             self._pending = []
+
+
+def _pin_from(cid: CID, record: Any) -> Pin:
+    """A pin record as stored (fields checked: records written by older versions lack some)."""
+    if not isinstance(record, dict):
+        return Pin(cid, "", 0)
+
+    def integer(key: str) -> int | None:
+        value = record.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    owner = record.get("owner")
+    return Pin(
+        cid,
+        str(record.get("name", "")),
+        integer("created") or 0,
+        integer("expires"),
+        owner if isinstance(owner, str) else "",
+        integer("size"),
+    )
 
 
 def _human(size: int) -> str:

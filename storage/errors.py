@@ -61,3 +61,17 @@ class CarFormatError(StorageError, ValueError):
 
 class UnixFSError(StorageError):
     """A UnixFS DAG cannot be imported or exported as asked."""
+
+
+class PinQuotaExceededError(QuotaExceededError):
+    """A pin for a remote peer would take what this node holds on that peer's behalf past its quota."""
+
+    def __init__(self, owner: str, held: int, adding: int, quota: int) -> None:
+        super().__init__(
+            f"peer {owner} already has {held} bytes pinned here and this pin needs {adding} more, "
+            f"over its quota of {quota} bytes (storage.remote_pin_quota_bytes)"
+        )
+        self.owner = owner
+        self.held = held
+        self.adding = adding
+        self.quota = quota

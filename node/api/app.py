@@ -216,7 +216,8 @@ def _list_agents(store: BlockStore) -> list[dict[str, str]]:
 
 async def get_pins(request: web.Request) -> web.Response:
     pins = await asyncio.to_thread(_service(request).store.pins)
-    return web.json_response({"pins": [{"cid": str(p.cid), "name": p.name, "created": p.created} for p in pins]})
+    listed = [{"cid": str(p.cid), "name": p.name, "created": p.created, "expires": p.expires} for p in pins]
+    return web.json_response({"pins": listed})  # expires: null for permanent pins, else Unix seconds
 
 
 async def post_pin(request: web.Request) -> web.Response:

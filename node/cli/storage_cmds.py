@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
@@ -244,19 +245,33 @@ def pin_rm(cid: str, data_dir: Path) -> None:
 @pin_group.command("ls")
 @data_dir_option
 def pin_ls(data_dir: Path) -> None:
-    """List pinned roots. Example: mycel pin ls"""
+    """List pinned roots: CID, kind, expiry, name. Example: mycel pin ls
+
+    Pins this node made for a remote peer (a job's inputs and result) show when they
+    expire and for whom; the others are permanent.
+    """
     with open_store(data_dir) as store:
         for pin in store.pins():
-            click.echo(f"{pin.cid}\trecursive\t{pin.name}")
+            click.echo(f"{pin.cid}\trecursive\t{_expiry(pin.expires, pin.owner)}\t{pin.name}")
+
+
+def _expiry(expires: int | None, owner: str) -> str:
+    if expires is None:
+        return "permanent"
+    when = datetime.datetime.fromtimestamp(expires, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"expires {when} (for {owner})"
 
 
 @click.command("gc")
 @data_dir_option
 def gc_cmd(data_dir: Path) -> None:
-    """Delete every block not reachable from a pin. Example: mycel gc"""
+    """Drop expired remote pins, then delete every block no pin reaches. Example: mycel gc"""
     with open_store(data_dir) as store:
         result = store.gc()
-    click.echo(f"removed {result.removed_blocks} blocks ({result.freed_bytes} bytes), kept {result.kept_blocks}")
+    expired = f", {result.expired_pins} expired remote pin(s) dropped" if result.expired_pins else ""
+    click.echo(
+        f"removed {result.removed_blocks} blocks ({result.freed_bytes} bytes), kept {result.kept_blocks}{expired}"
+    )
 
 
 @click.group("car")

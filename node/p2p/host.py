@@ -5,6 +5,8 @@ bridge. Settings here are the ones FIELD-NOTES.md found necessary: Noise only (t
 default host also offers plaintext), Yamux, one connection per peer (otherwise every
 dial waits ~250 ms), GossipSub with an explicit heartbeat and without the
 per-IP eclipse protection that would keep a loopback cluster from forming a mesh.
+Inbound connections go through :class:`node.p2p.inbound.InboundGate`: a handshake
+timeout and bounds on pending handshakes, so silent sockets cannot lock peers out.
 
 Incoming requests and gossip are handed to asyncio handlers through the bridge; this
 module waits with anyio, so it runs on trio without importing it.
@@ -38,6 +40,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from node.errors import NetworkError
 from node.p2p.bridge import TrioBridge
 from node.p2p.framing import FrameReader, frame
+from node.p2p.inbound import InboundGate, InboundLimits
 
 log = logging.getLogger("mycelnet.p2p")
 
@@ -59,6 +62,7 @@ class HostSettings:
     mdns: bool = False
     request_handlers: dict[str, RequestHandler] = field(default_factory=dict)
     topics: dict[str, tuple[GossipValidator, GossipHandler]] = field(default_factory=dict)
+    inbound: InboundLimits = field(default_factory=InboundLimits)
 
 
 class Libp2pHost:
@@ -73,9 +77,13 @@ class Libp2pHost:
             key_pair=key_pair,
             sec_opt={NOISE_PROTOCOL_ID: noise},
             muxer_preference="YAMUX",
-            connection_config=ConnectionConfig(max_connections_per_peer=1),
+            connection_config=ConnectionConfig(
+                max_connections_per_peer=1, inbound_upgrade_timeout=settings.inbound.handshake_timeout
+            ),
             enable_mDNS=settings.mdns,
         )
+        self.inbound = InboundGate(self.host.get_network(), settings.inbound)
+        self.inbound.install()
         self.gossipsub = GossipSub(
             protocols=GOSSIP_PROTOCOLS,
             degree=6,

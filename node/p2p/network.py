@@ -13,6 +13,7 @@ from typing import Any
 from node.identity import NodeIdentity
 from node.p2p.bridge import TrioBridge
 from node.p2p.host import GossipHandler, GossipValidator, HostSettings, Libp2pHost, RequestHandler
+from node.p2p.inbound import InboundCounters, InboundLimits
 
 PING_PROTOCOL = "/mycel/ping/1.0.0"
 
@@ -23,9 +24,20 @@ async def _pong(peer: str, payload: bytes) -> list[bytes]:
 
 class P2PNetwork:
     def __init__(
-        self, identity: NodeIdentity, listen: Sequence[str], bootstrap: Sequence[str] = (), mdns: bool = False
+        self,
+        identity: NodeIdentity,
+        listen: Sequence[str],
+        bootstrap: Sequence[str] = (),
+        mdns: bool = False,
+        inbound: InboundLimits | None = None,
     ) -> None:
-        self._settings = HostSettings(seed=identity.seed, listen=list(listen), bootstrap=list(bootstrap), mdns=mdns)
+        self._settings = HostSettings(
+            seed=identity.seed,
+            listen=list(listen),
+            bootstrap=list(bootstrap),
+            mdns=mdns,
+            inbound=inbound or InboundLimits(),
+        )
         self._settings.request_handlers[PING_PROTOCOL] = _pong
         self._bridge = TrioBridge()
         self._host: Libp2pHost | None = None
@@ -81,6 +93,11 @@ class P2PNetwork:
 
     async def ping(self, peer_id: str) -> float:
         return await self._bridge.call(self._require().ping, peer_id)
+
+    def inbound_counters(self) -> InboundCounters:
+        """What the inbound gate has refused, evicted and timed out (plain ints, safe to read)."""
+        host = self._host
+        return host.inbound.counters if host else InboundCounters()
 
     def traffic(self) -> tuple[int, int]:
         """(bytes in, bytes out) over /mycel request streams (plain ints, safe to read)."""

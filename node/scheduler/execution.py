@@ -30,6 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from agents.bundle import open_bundle
 from agents.errors import ManifestError, RuntimeUnavailable
@@ -60,7 +61,8 @@ from node.scheduler.rules import runtime as runtime_rule
 from node.settlement.service import NodeSettlement
 from storage import dagcbor
 from storage.cid import CID
-from storage.errors import CodecError, StorageError
+from storage.errors import CodecError, PinQuotaExceededError, StorageError
+from storage.leases import LeasePolicy, PinLease
 
 log = logging.getLogger("mycelnet.jobs")
 
@@ -143,6 +145,7 @@ class JobExecution:
         answers: JobStore | None = None,
         ceilings: Ceilings | None = None,
         offers: OfferTable | None = None,
+        leases: LeasePolicy | None = None,
     ) -> None:
         self.exchange = exchange
         self.store = exchange.store
@@ -156,6 +159,7 @@ class JobExecution:
         self.answers = answers  # persisted answers: a restarted executor still never runs a job twice
         self.ceilings = ceilings or Ceilings()
         self.offers = offers or OfferTable()
+        self.leases = leases or LeasePolicy()  # pins made for remote requesters expire (storage.leases)
         self._answers: dict[str, tuple[CID, RunAnswer]] = {}  # job id -> (spec CID, answer)
         self._runs: dict[str, _Running] = {}
 
@@ -167,7 +171,7 @@ class JobExecution:
             return [protocol.encode(_refusal_for(request, f"bad request: {exc}"))]
         answer: protocol.Answer
         if isinstance(message, Offer):
-            answer = self.offer(peer, message)
+            answer = await self._quota_refusal(peer) or self.offer(peer, message)
         elif isinstance(message, Run):
             answer = await self.run(peer, message)
         else:
@@ -175,6 +179,13 @@ class JobExecution:
         return [protocol.encode(answer)]
 
     # -- offer -------------------------------------------------------------------------
+    async def _quota_refusal(self, peer: str) -> OfferAnswer | None:
+        """Refuse a peer that has its quota of bytes pinned here already (the pin table is read off the loop)."""
+        held = await asyncio.to_thread(self.store.held_for, peer)
+        if not self.leases.exhausted(held):
+            return None
+        return OfferAnswer(False, str(PinQuotaExceededError(peer, held, 0, self.leases.quota_bytes or 0)))
+
     def offer(self, peer: str, message: Offer) -> OfferAnswer:
         job_id, spec = message.job_id, message.spec
         cid = spec_cid(spec)
@@ -250,7 +261,7 @@ class JobExecution:
 
     def _start(self, peer: str, message: Run, cid: CID) -> _Running:
         cancel = threading.Event()
-        task = asyncio.create_task(self._run(message, cid, cancel))
+        task = asyncio.create_task(self._run(peer, message, cid, cancel))
         running = _Running(peer, cid, task, cancel)
         self._runs[message.job_id] = running
         self.running += 1
@@ -263,9 +274,9 @@ class JobExecution:
         task.add_done_callback(done)
         return running
 
-    async def _run(self, message: Run, cid: CID, cancel: threading.Event) -> RunAnswer:
+    async def _run(self, peer: str, message: Run, cid: CID, cancel: threading.Event) -> RunAnswer:
         try:
-            answer = await self._execute(message.job_id, message.spec, [*message.providers], cancel)
+            answer = await self._execute(peer, message.job_id, message.spec, [*message.providers], cancel)
         except asyncio.CancelledError:
             cancel.set()  # the node is stopping: stop the sandbox too
             raise
@@ -276,12 +287,17 @@ class JobExecution:
                 self.answers.save_answer(message.job_id, {"spec": cid, "answer": kept.to_record()})
         return answer
 
-    async def _execute(self, job_id: str, spec: JobSpec, providers: list[str], cancel: threading.Event) -> RunAnswer:
+    async def _execute(
+        self, peer: str, job_id: str, spec: JobSpec, providers: list[str], cancel: threading.Event
+    ) -> RunAnswer:
+        lease, started = self._lease_for(peer), int(self.store.clock())
         try:
             for root in (spec.agent, *spec.inputs.values()):
                 if await asyncio.to_thread(self.store.missing_blocks, root):  # includes the root when absent
                     holders = list(await self.exchange.holders(root)) or providers
-                    await self.exchange.fetch_and_pin(root, holders, f"job {job_id}")  # GC held off until pinned
+                    await self.exchange.fetch_and_pin(root, holders, f"job {job_id}", lease)  # GC held off until pinned
+                elif lease is not None:  # held already: renew, so no lease runs out under the run
+                    await asyncio.to_thread(partial(self.store.pin, root, f"job {job_id}", lease=lease))
             bundle = open_bundle(self.store, spec.agent)
             manifest = bundle.manifest
             context = PlacementContext(manifest.runtime, spec.needs_gpu or manifest.needs.gpu, tuple(spec.regions), 0)
@@ -297,11 +313,15 @@ class JobExecution:
                 outcome = await asyncio.to_thread(self.executor.run, request)
             finally:
                 self.in_sandbox -= 1
+        except PinQuotaExceededError as exc:  # the requester has enough stored here: another node may take it
+            return RunAnswer(Outcome.declined(str(exc)[: protocol.MAX_REASON]))
         except ManifestError as exc:  # the client's agent is broken: any node would fail the same way
             return RunAnswer(Outcome.failed(f"invalid agent bundle: {exc}"))
         except (StorageError, NetworkError, RuntimeUnavailable, OSError, ValueError) as exc:
             log.warning("job %s failed before it ran: %s", job_id, exc)
             return RunAnswer(Outcome.node_error(f"{type(exc).__name__}: {exc}"))
+        if outcome.result is not None and lease is not None:  # stored for the requester, not for this node
+            await asyncio.to_thread(self.store.lease_pin, outcome.result, f"result {job_id}", lease, started)
         if outcome.result is not None and outcome.outcome.is_ok:
             self._provide(outcome.result)
             self._claim(job_id, spec, outcome.receipt, outcome.result, outcome.raw.cpu_seconds)
@@ -319,6 +339,10 @@ class JobExecution:
         except ChainError as exc:  # the job still succeeded; the operator learns why it is unpaid
             log.warning("job %s ran but cannot be paid: %s", job_id, exc)
             self.metrics.inc("claims_failed_total")
+
+    def _lease_for(self, peer: str) -> PinLease | None:
+        """None for this node's own jobs (their pins are permanent), else a lease for the requester."""
+        return None if peer == self.own().peer_id else self.leases.lease_for(peer)
 
     # -- cancel ------------------------------------------------------------------------
     def cancel(self, peer: str, message: Cancel) -> CancelAnswer:

@@ -55,3 +55,18 @@ def test_bad_env_value(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(Path("/nonexistent/node.toml"))
+
+
+def test_network_and_remote_pin_guards_load_and_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = load_config()
+    assert defaults.inbound_limits.handshake_timeout == 10.0
+    assert defaults.lease_policy.ttl_seconds == 24 * 3600 and defaults.lease_policy.quota_bytes == 8 << 30
+    monkeypatch.setenv("MYCEL_P2P_HANDSHAKE_TIMEOUT_SECONDS", "1.5")
+    monkeypatch.setenv("MYCEL_STORAGE_REMOTE_PIN_QUOTA_BYTES", "0")
+    config = load_config()
+    assert config.inbound_limits.handshake_timeout == 1.5 and config.lease_policy.quota_bytes is None  # 0 = none
+    for name, value in [("MYCEL_P2P_MAX_PENDING_PER_IP", "0"), ("MYCEL_STORAGE_REMOTE_PIN_TTL_SECONDS", "-1")]:
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ConfigError, match="must be positive"):
+            load_config()
+        monkeypatch.delenv(name)
