@@ -229,7 +229,24 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "Providers": _obj({"cid": _ref("CID"), "providers": _STRINGS}),
-    "Pins": _obj({"pins": {"type": "array", "items": _obj({"cid": _ref("CID"), "name": _STR, "created": _INT})}}),
+    "Pins": _obj(
+        {
+            "pins": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "cid": _ref("CID"),
+                        "name": _STR,
+                        "created": _INT,
+                        "expires": {
+                            "type": ["number", "null"],
+                            "description": "Unix seconds when a remote requester's leased pin lapses; null: permanent",
+                        },
+                    }
+                ),
+            }
+        }
+    ),
     "Pinned": _obj({"pinned": _ref("CID")}),
     "Unpinned": _obj({"unpinned": _ref("CID")}),
     "Storage": _obj(
