@@ -58,6 +58,7 @@ def document(version: str) -> dict[str, Any]:
         },
         "paths": {
             "/v1/node": {"get": _op("This node: peer ID, version, addresses, region", "node")},
+            "/v1/node/config": {"get": _op("Effective settings (secrets redacted), chain account, store use", "node")},
             "/v1/peers": {"get": _op("Peer table from signed announcements, with liveness", "peers")},
             "/v1/blobs": {"post": upload},
             "/v1/blobs/{cid}": {
