@@ -90,8 +90,8 @@ class NodeStopTimeoutError(NodeError):
     """The daemon got SIGTERM but still holds its data dir after the wait."""
 
 
-def lock_holder(data_dir: Path) -> int | None:
-    """The pid of the daemon that holds ``data_dir``'s lock now, or None when none does.
+def _probe(data_dir: Path) -> tuple[bool, int]:
+    """Whether a daemon holds ``data_dir``'s lock now, and the pid its file names (0: none yet).
 
     The flock itself is the truth (the kernel drops it with the process); the pid is read
     from the file only while the lock is held, so a stale file never names a stranger.
@@ -99,26 +99,35 @@ def lock_holder(data_dir: Path) -> int | None:
     try:
         fd = os.open(data_dir / LOCK_FILE, os.O_RDONLY)
     except FileNotFoundError:
-        return None
+        return False, 0
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            pid, _ = _record(fd)
-            if pid <= 0:
-                raise NodeError(f"a node holds {data_dir / LOCK_FILE} but has not written its pid yet; retry") from None
-            return pid
+            return True, _record(fd)[0]
         fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
+        return False, 0
     finally:
         os.close(fd)
+
+
+def lock_holder(data_dir: Path) -> int | None:
+    """The pid of the daemon that holds ``data_dir``'s lock now, or None when none does."""
+    held, pid = _probe(data_dir)
+    if not held:
+        return None
+    if pid <= 0:  # between acquiring the lock and naming itself, or already on its way out
+        raise NodeError(f"a node holds {data_dir / LOCK_FILE} but names no pid in it (starting or stopping); retry")
+    return pid
 
 
 def _gone(pid: int) -> bool:
     """Whether ``pid`` has exited (a zombie, dead but not yet reaped by its parent, counts)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stream:
-            return stream.read().rsplit(b")", 1)[-1].split()[0] in (b"Z", b"X")
+            state = stream.read().rsplit(b")", 1)[-1].split()[0]
+        # A leader shows Z while the kernel still tears down its other threads.
+        return state in (b"Z", b"X") and len(os.listdir(f"/proc/{pid}/task")) <= 1
     except FileNotFoundError:
         return True
     except OSError:
@@ -143,7 +152,7 @@ def stop_daemon(data_dir: Path, timeout: float = 30.0) -> int:
     except ProcessLookupError:
         return pid
     deadline = time.monotonic() + timeout
-    while lock_holder(data_dir) == pid or not _gone(pid):
+    while _probe(data_dir)[0] or not _gone(pid):  # the lock goes last, then the process
         if time.monotonic() > deadline:
             raise NodeStopTimeoutError(
                 f"the node (pid {pid}) did not exit within {timeout:.0f} s of SIGTERM; "
