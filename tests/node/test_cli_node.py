@@ -118,3 +118,21 @@ def test_init_settings_persist_across_restarts_and_stop_stops_the_node(
     none = mycel("node", "stop", "--data-dir", data_dir)
     assert none.returncode == 1 and none.stdout == ""
     assert none.stderr == f"error: no node is running on {data_dir} (start one with `mycel node start`)\n"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--api", "localhost"], "error: api.listen must be HOST:PORT"),
+        (["--listen", "0.0.0.0:4001"], "error: node.listen: '0.0.0.0:4001' is not a TCP multiaddr"),
+        (["--region", "eu west"], "error: node.region must be"),
+        (["--rpc-url", "http://127.0.0.1:8545"], "error: settlement needs both chain.rpc_url and chain.contract"),
+        (["--price", "1.5wei"], "is not a whole, non-negative number of wei"),
+    ],
+)
+def test_init_refuses_bad_values_in_one_line_and_writes_nothing(
+    mycel: CliRunner, tmp_path: Path, flags: list[str], message: str
+) -> None:
+    result = mycel("init", "--data-dir", tmp_path / "op", *flags)
+    assert result.returncode in (1, 2) and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / "op" / "node.toml").exists()
