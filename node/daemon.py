@@ -90,7 +90,7 @@ class NodeStopTimeoutError(NodeError):
     """The daemon got SIGTERM but still holds its data dir after the wait."""
 
 
-def _probe(data_dir: Path) -> tuple[bool, int]:
+def probe_lock(data_dir: Path) -> tuple[bool, int]:
     """Whether a daemon holds ``data_dir``'s lock now, and the pid its file names (0: none yet).
 
     The flock itself is the truth (the kernel drops it with the process); the pid is read
@@ -113,7 +113,7 @@ def _probe(data_dir: Path) -> tuple[bool, int]:
 
 def lock_holder(data_dir: Path) -> int | None:
     """The pid of the daemon that holds ``data_dir``'s lock now, or None when none does."""
-    held, pid = _probe(data_dir)
+    held, pid = probe_lock(data_dir)
     if not held:
         return None
     if pid <= 0:  # between acquiring the lock and naming itself, or already on its way out
@@ -152,7 +152,7 @@ def stop_daemon(data_dir: Path, timeout: float = 30.0) -> int:
     except ProcessLookupError:
         return pid
     deadline = time.monotonic() + timeout
-    while _probe(data_dir)[0] or not _gone(pid):  # the lock goes last, then the process
+    while probe_lock(data_dir)[0] or not _gone(pid):  # the lock goes last, then the process
         if time.monotonic() > deadline:
             raise NodeStopTimeoutError(
                 f"the node (pid {pid}) did not exit within {timeout:.0f} s of SIGTERM; "

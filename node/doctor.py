@@ -47,6 +47,8 @@ def fetch_effective(api_url: str, token: str | None = None, timeout: float = 10.
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read(ANSWER_LIMIT + 1)
     except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise NodeAnswerError(f"{api_url} needs the API token: pass --token or set MYCEL_API_TOKEN") from None
         raise NodeAnswerError(
             f"{api_url} answered /v1/node/config with HTTP {exc.code}; is it a mycelnet node?"
         ) from None
@@ -96,10 +98,18 @@ def _bindable(host: str, port: int) -> str | None:
     return None
 
 
-def running_node(config: NodeConfig) -> str | None:
-    """The API URL of the node running on ``config``'s data dir, from the state file it writes."""
-    state = read_state(config.data_dir)
-    return str(state["api_url"]) if state and state.get("api_url") else None
+def running_node(data_dir: Path) -> str | None:
+    """The API URL of the node running on ``data_dir``, from the state file it writes.
+
+    A node killed with SIGKILL leaves that file behind; the data dir's lock, which the kernel
+    drops with the process, says whether its writer still runs.
+    """
+    from node.daemon import probe_lock
+
+    state = read_state(data_dir)
+    if not state or not state.get("api_url") or not probe_lock(data_dir)[0]:
+        return None
+    return str(state["api_url"])
 
 
 def run_checks(config: NodeConfig, node: dict[str, Any] | None = None, api_error: str = "") -> list[Check]:

@@ -154,20 +154,20 @@ def node_stop(data_dir: Path, timeout: float) -> None:
     click.echo(f"stopped the node on {directory} (pid {pid})")
 
 
-def _live(data_dir: Path, api_url: str | None, api_token: str | None) -> tuple[str, dict[str, Any]]:
-    """The running node's URL and what it reports it runs with (GET /v1/node/config)."""
-    from node.doctor import fetch_effective
-    from node.service import read_state
+def _live(data_dir: Path, api_url: str | None, api_token: str | None) -> tuple[str, dict[str, Any], str | None]:
+    """The running node's URL, what it reports it runs with (GET /v1/node/config), the token used."""
+    from node.doctor import fetch_effective, running_node
 
     if api_url is None:
-        state = read_state(resolve_data_dir(data_dir))
-        if state is None:
-            where = resolve_data_dir(data_dir)
+        where = resolve_data_dir(data_dir)
+        api_url = running_node(where)
+        if api_url is None:
             raise click.ClickException(
                 f"no node is running on {where} (start it with `mycel node start`, or use --api)"
             )
-        api_url = str(state["api_url"])
-    return api_url, fetch_effective(api_url, api_token)
+        if not api_token:  # the node on this data dir may take its token from node.toml
+            api_token = str(_load(None, data_dir, {}).get("api", "token")) or None
+    return api_url, fetch_effective(api_url, api_token), api_token
 
 
 @node_group.command("status")
@@ -186,7 +186,7 @@ def node_status(data_dir: Path, api_url: str | None, api_token: str | None, as_j
 
     Example: mycel node status
     """
-    api_url, effective = _live(data_dir, api_url, api_token)
+    api_url, effective, api_token = _live(data_dir, api_url, api_token)
     with sdk_client(api_url, api_token) as client:
         info, peers = client.node(), client.peers()
     if as_json:
@@ -231,10 +231,10 @@ def node_doctor(config_file: Path | None, data_dir: Path | None, api_token: str 
     from node.doctor import NodeAnswerError, fetch_effective, run_checks, running_node
 
     config = _load(config_file, data_dir, {})
-    api_url, node, api_error = running_node(config), None, ""
+    api_url, node, api_error = running_node(config.data_dir), None, ""
     if api_url is not None:
-        try:
-            node = fetch_effective(api_url, api_token)
+        try:  # the token the node reads from its own node.toml or environment works here too
+            node = fetch_effective(api_url, api_token or str(config.get("api", "token")) or None)
         except NodeAnswerError as exc:
             api_error = str(exc)
     checks = run_checks(config, node, api_error)

@@ -3,6 +3,7 @@ restart), ``node status``, ``node doctor`` and ``node stop``, as the README's to
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -136,3 +137,16 @@ def test_init_refuses_bad_values_in_one_line_and_writes_nothing(
     result = mycel("init", "--data-dir", tmp_path / "op", *flags)
     assert result.returncode in (1, 2) and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert not (tmp_path / "op" / "node.toml").exists()
+
+
+def test_a_killed_nodes_state_file_does_not_count_as_a_running_node(mycel: CliRunner, tmp_path: Path) -> None:
+    data_dir = tmp_path / "op"
+    data_dir.mkdir()
+    # what a node killed with SIGKILL leaves: its state file, and a lock file nobody holds
+    (data_dir / "node.json").write_text('{"pid": 1, "peer_id": "12D3KooWgone", "api_url": "http://127.0.0.1:9"}')
+    (data_dir / "node.lock").write_text('{"pid": 1, "api_url": "http://127.0.0.1:9"}')
+    status = mycel("node", "status", "--data-dir", data_dir)
+    assert status.returncode == 1 and status.stderr.startswith(f"error: no node is running on {data_dir}")
+    doctor = mycel("node", "doctor", "--data-dir", data_dir, "--json")
+    node = next(check for check in json.loads(doctor.stdout) if check["name"] == "node")
+    assert node["status"] == "warn" and node["detail"].startswith(f"no node is running on {data_dir}")
