@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,14 @@ def init_cmd(data_dir: Path, config_file: Path | None, region: str | None, liste
              chain_key: Path | None, price: str | None, force: bool) -> None:  # fmt: skip
     """Write node.toml (flags, then MYCEL_* variables, then defaults) and make the node's keys.
 
+    With --force over an existing file, what this run does not set keeps the file's value.
+
     `mycel node start` then reads it on every start, so settings given once persist.
     Example: mycel init --region eu-west --rpc-url http://127.0.0.1:8545 --contract 0x...
     """
     from node.cli.chain_cmds import parse_amount
     from node.config import CONFIG_FILE, load_config, write_config
+    from node.errors import ConfigError
     from node.identity import load_or_create
 
     directory = resolve_data_dir(data_dir)
@@ -75,8 +79,11 @@ def init_cmd(data_dir: Path, config_file: Path | None, region: str | None, liste
         "chain.key_file": str(resolve_data_dir(chain_key)) if chain_key else None,
         "capacity.price_per_cpu_second": parse_amount(price) if price is not None else None,
     }
-    config = load_config(None, overrides)
     target = config_file or directory / CONFIG_FILE
+    config = load_config(None, overrides)
+    if force and target.is_file():  # keep what the old file set and this run does not change
+        with contextlib.suppress(ConfigError):  # an unreadable old file is what --force replaces
+            config = load_config(target, overrides)
     write_config(target, config, force)
     click.echo(f"wrote {target}")
     click.echo(f"peer id        {load_or_create(directory).peer_id}")
@@ -84,7 +91,7 @@ def init_cmd(data_dir: Path, config_file: Path | None, region: str | None, liste
     if rpc:
         from contracts.keys import load_or_create_key
 
-        key_file = Path(str(config.get("chain", "key_file")) or directory / "chain.key")
+        key_file = resolve_data_dir(Path(str(config.get("chain", "key_file")) or directory / "chain.key"))
         address = load_or_create_key(key_file).address
         click.echo(f"chain account  {address}  (pays gas; fund it: mycel chain fund {address} --rpc-url {rpc})")
     else:
@@ -94,7 +101,13 @@ def init_cmd(data_dir: Path, config_file: Path | None, region: str | None, liste
         if config_file
         else ("" if data_dir == Path(DEFAULT_DATA_DIR) else f" --data-dir {directory}")
     )
-    click.echo(f"start with     mycel node start{where}")
+    from node.daemon import probe_lock
+
+    if probe_lock(directory)[0]:  # a running node read its settings when it started
+        on = "" if data_dir == Path(DEFAULT_DATA_DIR) else f" --data-dir {directory}"
+        click.echo(f"restart with   mycel node stop{on}; mycel node start{where}   (a node runs on {directory})")
+    else:
+        click.echo(f"start with     mycel node start{where}")
 
 
 node_group.add_command(init_cmd)

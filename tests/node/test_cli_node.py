@@ -150,3 +150,15 @@ def test_a_killed_nodes_state_file_does_not_count_as_a_running_node(mycel: CliRu
     doctor = mycel("node", "doctor", "--data-dir", data_dir, "--json")
     node = next(check for check in json.loads(doctor.stdout) if check["name"] == "node")
     assert node["status"] == "warn" and node["detail"].startswith(f"no node is running on {data_dir}")
+
+
+def test_init_force_changes_what_it_is_given_and_keeps_the_rest(mycel: CliRunner, tmp_path: Path) -> None:
+    from node.config import load_config
+
+    data_dir = tmp_path / "op"
+    assert mycel("init", "--data-dir", data_dir, "--region", "eu-x", "--api", "127.0.0.1:6123").returncode == 0
+    forced = mycel("init", "--data-dir", data_dir, "--force", "--price", "1gwei")
+    assert forced.returncode == 0, forced.stderr
+    config = load_config(data_dir / "node.toml")
+    assert (config.region, config.api_host_port) == ("eu-x", ("127.0.0.1", 6123))
+    assert config.get("capacity", "price_per_cpu_second") == 10**9
