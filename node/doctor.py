@@ -131,7 +131,13 @@ def run_checks(config: NodeConfig, node: dict[str, Any] | None = None, api_error
                     "check node.listen and the firewall" if problem else "",
                 )
             )
-        checks += _bootstrap_checks([str(a) for a in node["bootstrap"]])
+        running = [str(a) for a in node["bootstrap"]]
+        checks += _bootstrap_checks(running)
+        if config.source is not None:  # peers the file names that the running node does not use
+            pending = [a for a in config.bootstrap if a not in running]
+            for check in _bootstrap_checks(pending) if pending else []:
+                checks.append(Check(check.name, check.status, f"{check.detail} (in {config.source}; not used "
+                                    "until the node restarts)", check.fix))  # fmt: skip
         checks += _settlement_checks(node["settlement"])
     else:
         if api_error:

@@ -167,22 +167,6 @@ def node_stop(data_dir: Path, timeout: float) -> None:
     click.echo(f"stopped the node on {directory} (pid {pid})")
 
 
-def _live(data_dir: Path, api_url: str | None, api_token: str | None) -> tuple[str, dict[str, Any], str | None]:
-    """The running node's URL, what it reports it runs with (GET /v1/node/config), the token used."""
-    from node.doctor import fetch_effective, running_node
-
-    if api_url is None:
-        where = resolve_data_dir(data_dir)
-        api_url = running_node(where)
-        if api_url is None:
-            raise click.ClickException(
-                f"no node is running on {where} (start it with `mycel node start`, or use --api)"
-            )
-        if not api_token:  # the node on this data dir may take its token from node.toml
-            api_token = str(_load(None, data_dir, {}).get("api", "token")) or None
-    return api_url, fetch_effective(api_url, api_token), api_token
-
-
 @node_group.command("status")
 @click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MYCEL_DATA_DIR", default=DEFAULT_DATA_DIR
@@ -199,31 +183,56 @@ def node_status(data_dir: Path, api_url: str | None, api_token: str | None, as_j
 
     Example: mycel node status
     """
-    api_url, effective, api_token = _live(data_dir, api_url, api_token)
+    from node.doctor import NodeAnswerError, fetch_effective, running_node
+    from sdk.errors import NodeUnreachableError
+
+    local = api_url is None
+    if api_url is None:
+        where = resolve_data_dir(data_dir)
+        api_url = running_node(where)
+        if api_url is None:
+            raise click.ClickException(
+                f"no node is running on {where} (start it with `mycel node start`, or use --api)"
+            )
+        if not api_token:  # the node on this data dir may take its token from node.toml
+            api_token = str(_load(None, data_dir, {}).get("api", "token")) or None
     with sdk_client(api_url, api_token) as client:
-        info, peers = client.node(), client.peers()
+        try:
+            info, peers = client.node(), client.peers()
+        except NodeUnreachableError as exc:
+            if not local:
+                raise
+            raise click.ClickException(f"the node on {resolve_data_dir(data_dir)} does not answer: {exc}") from None
+    try:
+        effective: dict[str, Any] | None = fetch_effective(api_url, api_token)
+    except NodeAnswerError:
+        effective = None  # a node without /v1/node/config: show what /v1/node says
     if as_json:
         click.echo(json.dumps({**info, "config": effective, "peers": peers}))
         return
+    click.echo(f"peer id: {info['peer_id']}\nversion: {info['version']}\nregion: {info['region']}")
+    click.echo(f"api: {api_url}\ndashboard: {api_url}/\naddrs: {' '.join(info['addrs'])}")
+    if effective is not None:
+        _print_effective(effective)
+    click.echo(f"peers: {sum(1 for p in peers if p['alive'])} alive of {len(peers)} known")
+
+
+def _print_effective(effective: dict[str, Any]) -> None:
     settlement, store = effective["settlement"], effective.get("store", {})
-    click.echo(f"peer id     {info['peer_id']}\nversion     {info['version']}\nregion      {info['region']}")
-    click.echo(f"api         {api_url}\ndashboard   {api_url}/\ndata dir    {effective['data_dir']}")
-    click.echo(f"config      {effective.get('config_file') or 'defaults (no node.toml)'}")
-    for addr in info["addrs"]:
-        click.echo(f"listen      {addr}")
+    click.echo(f"data dir: {effective['data_dir']}")
+    click.echo(f"config: {effective.get('config_file') or 'defaults (no node.toml)'}")
     if settlement.get("on"):
         balance = settlement.get("balance")
         held = format_amount(balance) if isinstance(balance, int) else f"unknown ({settlement.get('chain_error')})"
-        registered = "yes" if settlement["registered"] else "not yet"
-        click.echo(f"settlement  on: {settlement['address']} holds {held}; ledger {settlement['contract']} "
-                   f"at {settlement['rpc_url']}; registered {registered}")  # fmt: skip
-        click.echo(f"price       {format_amount(int(effective.get('price_per_cpu_second', 0)))} per CPU-second")
+        registered = "yes" if settlement.get("registered") else "not yet"
+        click.echo(f"settlement: on: {settlement.get('address')} holds {held}; ledger {settlement.get('contract')} "
+                   f"at {settlement.get('rpc_url')}; registered {registered}")  # fmt: skip
+        click.echo(f"price: {format_amount(int(effective.get('price_per_cpu_second', 0)))} per CPU-second")
     else:
-        click.echo("settlement  off")
+        click.echo("settlement: off")
     quota = store.get("quota")
-    click.echo(f"store       {store.get('blocks')} blocks, {store.get('bytes')} bytes"
+    click.echo(f"store: {store.get('blocks')} blocks, {store.get('bytes')} bytes"
                f"{f' of {quota}' if quota else ''}, {store.get('pins')} pins")  # fmt: skip
-    click.echo(f"peers       {sum(1 for p in peers if p['alive'])} alive of {len(peers)} known")
 
 
 @node_group.command("doctor")

@@ -108,8 +108,8 @@ def test_init_settings_persist_across_restarts_and_stop_stops_the_node(
 
         status = mycel("node", "status", "--data-dir", data_dir)
         assert status.returncode == 0, status.stderr
-        assert "region      eu-x" in status.stdout and "settlement  off" in status.stdout
-        assert f"config      {data_dir / 'node.toml'}" in status.stdout
+        assert "region: eu-x" in status.stdout and "settlement: off" in status.stdout
+        assert f"config: {data_dir / 'node.toml'}" in status.stdout
 
         stop = mycel("node", "stop", "--data-dir", data_dir)
         assert stop.returncode == 0, stop.stderr

@@ -67,8 +67,8 @@ def test_doctor_asks_the_settling_node_and_its_fix_line_funds_the_account(
     assert effective["settlement"]["on"] and effective["settlement"]["balance"] == 21 * 10**12
     assert effective["price_per_cpu_second"] == 10**9
     status = mycel("node", "status", "--data-dir", data_dir)
-    assert f"settlement  on: {address} holds 0.000021 ETH" in status.stdout
-    assert "price       1 gwei per CPU-second" in status.stdout
+    assert f"settlement: on: {address} holds 0.000021 ETH" in status.stdout
+    assert "price: 1 gwei per CPU-second" in status.stdout
     assert mycel("node", "stop", "--data-dir", data_dir).returncode == 0
 
 
