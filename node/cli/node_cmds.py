@@ -50,15 +50,14 @@ def _load(config_file: Path | None, data_dir: Path | None, overrides: dict[str, 
 @click.option("--chain-key", type=click.Path(dir_okay=False, path_type=Path),
               help="[chain] key_file (default <data dir>/chain.key)")  # fmt: skip
 @click.option("--price", help="[capacity] price_per_cpu_second (wei, or with gwei/eth)")
-@click.option("--force", is_flag=True, help="Overwrite an existing node.toml.")
+@click.option("--force", is_flag=True, help="Rewrite an existing node.toml (what is not given keeps its value).")
 def init_cmd(data_dir: Path, config_file: Path | None, region: str | None, listen: tuple[str, ...], api: str | None,
              bootstrap: tuple[str, ...], mdns: bool | None, rpc_url: str | None, contract: str | None,
              chain_key: Path | None, price: str | None, force: bool) -> None:  # fmt: skip
     """Write node.toml (flags, then MYCEL_* variables, then defaults) and make the node's keys.
 
-    With --force over an existing file, what this run does not set keeps the file's value.
-
-    `mycel node start` then reads it on every start, so settings given once persist.
+    `mycel node start` then reads it on every start, so settings given once persist. With
+    --force over an existing file, what this run does not set keeps the file's value.
     Example: mycel init --region eu-west --rpc-url http://127.0.0.1:8545 --contract 0x...
     """
     from node.cli.chain_cmds import parse_amount
