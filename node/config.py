@@ -98,7 +98,12 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         section, _, key = dotted.partition(".")
         _set(merged, section, key, value, f"--{key.replace('_', '-')}")
     _check_ceilings(merged["capacity"])
-    _check_values(merged)
+    try:
+        _check_values(merged)
+    except ConfigError as exc:
+        if path is None:
+            raise
+        raise ConfigError(f"{exc} (settings from {path}, MYCEL_* variables and flags)") from None
     return NodeConfig(merged, path)
 
 

@@ -116,3 +116,10 @@ def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
 def test_bad_values_are_named_with_what_is_expected(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
+
+
+def test_a_bad_value_read_from_a_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('[api]\nlisten = "everywhere"\n')
+    with pytest.raises(ConfigError, match=f"api.listen must be HOST:PORT.*settings from {path}"):
+        load_config(path)
