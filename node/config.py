@@ -1,12 +1,16 @@
 """One documented configuration: ``node/default-config.toml`` holds every setting.
 
 Values are merged in order: built-in defaults (that file), the operator's TOML file,
-``MYCEL_<SECTION>_<KEY>`` environment variables, then command-line flags.
+``MYCEL_<SECTION>_<KEY>`` environment variables, then command-line flags. The operator's file
+is ``--config FILE``, else ``$MYCEL_CONFIG``, else ``<data dir>/node.toml`` when it exists
+(``mycel init`` writes it), so settings given once survive every restart.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +23,13 @@ from node.p2p.inbound import InboundLimits
 from storage.leases import LeasePolicy
 
 DEFAULTS_FILE = Path(__file__).with_name("default-config.toml")
+CONFIG_FILE = "node.toml"
+CONFIG_ENV = "MYCEL_CONFIG"
+DEFAULT_DATA_DIR = "~/.mycelnet"
+
+
+class ConfigExistsError(ConfigError):
+    """``mycel init`` would overwrite an operator's file: refused unless asked with --force."""
 
 
 def _load_defaults() -> dict[str, dict[str, Any]]:
@@ -29,6 +40,7 @@ def _load_defaults() -> dict[str, dict[str, Any]]:
 @dataclass(frozen=True)
 class NodeConfig:
     raw: Mapping[str, Mapping[str, Any]]
+    source: Path | None = None  # the operator's file these values came from, if any
 
     def get(self, section: str, key: str) -> Any:
         return self.raw[section][key]
@@ -104,9 +116,105 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
         section, _, key = dotted.partition(".")
         _set(merged, section, key, value, f"--{key.replace('_', '-')}")
     _check_ceilings(merged["capacity"])
-    _check_api(merged["api"])
-    _check_guards(merged)
-    return NodeConfig(merged)
+    try:
+        _check_values(merged)
+        _check_api(merged["api"])
+        _check_guards(merged)
+    except ConfigError as exc:
+        if path is None:
+            raise
+        raise ConfigError(f"{exc} (settings from {path}, MYCEL_* variables and flags)") from None
+    return NodeConfig(merged, path)
+
+
+def find_config_file(explicit: Path | None = None, data_dir: Path | str | None = None) -> Path | None:
+    """The operator's file: ``explicit``, else ``$MYCEL_CONFIG``, else ``<data dir>/node.toml`` if it
+    exists, the data dir being ``data_dir`` (a flag), else ``$MYCEL_DATA_DIR``, else the default."""
+    if explicit is not None:
+        return explicit
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.path.expanduser(os.environ[CONFIG_ENV]))
+    directory = str(data_dir or os.environ.get("MYCEL_DATA_DIR") or DEFAULT_DATA_DIR)
+    candidate = Path(os.path.expanduser(directory)) / CONFIG_FILE
+    return candidate if candidate.is_file() else None
+
+
+# What ``mycel init`` records: the settings an operator chooses once; the rest keep their defaults.
+INIT_SETTINGS = {
+    "node": ("data_dir", "region", "listen", "bootstrap", "mdns"),
+    "api": ("listen",),
+    "capacity": ("price_per_cpu_second",),
+    "chain": ("rpc_url", "contract", "key_file"),
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    # A JSON string is a TOML basic string once DEL, which TOML wants escaped, is escaped too.
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def render_config(config: NodeConfig) -> str:
+    """A node.toml holding ``config``'s INIT_SETTINGS, commented, that load_config reads back equal."""
+    lines = [
+        "# mycelnet node settings, written by `mycel init`; `mycel node start` reads this file.",
+        "# Every other setting, with its default and meaning: node/default-config.toml.",
+        "# Precedence: command-line flag > MYCEL_<SECTION>_<KEY> environment variable > this file > default.",
+    ]
+    for section, keys in INIT_SETTINGS.items():
+        lines += ["", f"[{section}]"]
+        lines += [f"{key} = {_toml_value(config.get(section, key))}" for key in keys]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(path: Path, config: NodeConfig, force: bool = False) -> None:
+    """Write ``config`` to ``path`` atomically; an existing file is kept unless ``force``."""
+    if path.exists() and not force:
+        raise ConfigExistsError(f"{path} already exists; edit it, or overwrite it with `mycel init --force`")
+    text = render_config(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.tmp")
+    scratch.write_text(text)
+    os.replace(scratch, path)
+
+
+_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
+
+
+def _check_values(merged: Mapping[str, Mapping[str, Any]]) -> None:
+    """Catch a wrong value when the config is read, naming the setting, not deep in a start-up."""
+    node, chain = merged["node"], merged["chain"]
+    if not _REGION.fullmatch(node["region"]):
+        raise ConfigError(f"node.region must be 1-64 letters, digits or ._:/- (e.g. eu-west), got {node['region']!r}")
+    if not node["listen"]:
+        raise ConfigError("node.listen is empty: give at least one multiaddr, e.g. /ip4/0.0.0.0/tcp/4001")
+    for key in ("listen", "bootstrap"):
+        for address in node[key]:
+            if not isinstance(address, str) or not address.startswith("/") or "/tcp/" not in address:
+                raise ConfigError(f"node.{key}: {address!r} is not a TCP multiaddr like /ip4/0.0.0.0/tcp/4001")
+    api = str(merged["api"]["listen"])
+    host, _, port = api.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"api.listen must be HOST:PORT with a port up to 65535, e.g. 127.0.0.1:5080, got {api!r}")
+    for section, values in merged.items():
+        for key, value in values.items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise ConfigError(f"{section}.{key} must not be negative, got {value!r}")
+    rpc_url, contract = str(chain["rpc_url"]), str(chain["contract"])
+    if rpc_url and not rpc_url.startswith(_URL_SCHEMES):
+        raise ConfigError(f"chain.rpc_url must be an http(s):// or ws(s):// URL, got {rpc_url!r}")
+    if contract and not _ADDRESS.fullmatch(contract):
+        raise ConfigError(f"chain.contract must be a 0x address of 40 hex digits, got {contract!r}")
+    if bool(rpc_url) != bool(contract):
+        missing = "chain.contract" if rpc_url else "chain.rpc_url"
+        raise ConfigError(f"settlement needs both chain.rpc_url and chain.contract: set {missing} too (or neither)")
 
 
 def _check_guards(merged: Mapping[str, Mapping[str, Any]]) -> None:

@@ -21,6 +21,7 @@ READ_CLASSES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
         "the API description and its docs page, the same for every node",
     ),
     "node": (("/v1/node", "/v1/peers"), "what the node announces on gossip to every peer anyway"),
+    "config": (("/v1/node/config",), "the data dir, chain account and RPC host are the operator's business"),
     "storage": (("/v1/storage",), "how much the node stores says what it holds"),
     "pins": (("/v1/pins",), "the list of pinned CIDs reveals the data held"),
     "agents": (("/v1/agents",), "deployed agents reveal what the operator runs"),

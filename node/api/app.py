@@ -28,6 +28,7 @@ from node.api.joblist import routes as job_list_routes
 from node.api.jobs import routes as job_routes
 from node.api.latency import latency_middleware
 from node.api.ledger import routes as ledger_routes
+from node.api.nodeinfo import routes as node_info_routes
 from node.api.openapi import document
 from node.api.ops import routes as ops_routes
 from node.metrics import CONTENT_TYPE
@@ -70,6 +71,7 @@ def build_app(service: NodeService) -> web.Application:
             *ledger_routes(),
             *job_list_routes(),
             *ops_routes(),
+            *node_info_routes(),
             *dashboard_routes(),
             *docs_routes(),
         ]

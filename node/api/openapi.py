@@ -184,6 +184,24 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "Claims": _obj({"address": _STR, "claims": {"type": "array", "items": _ref("Claim")}}),
+    "NodeConfig": _obj(
+        {
+            "peer_id": _STR,
+            "pid": _INT,
+            "config_file": {"type": ["string", "null"], "description": "the node.toml read, if any"},
+            "data_dir": _STR,
+            "region": _STR,
+            "listen": {"type": "array", "items": _STR},
+            "addrs": {"type": "array", "items": _STR},
+            "bootstrap": {"type": "array", "items": _STR},
+            "api": _obj({"url": _STR, "listen": _STR, "token_set": {"type": "boolean"}}, closed=False),
+            "price_per_cpu_second": _INT,
+            "settlement": {"type": "object", "description": "on/off, account, balance, contract"},
+            "store": _obj({"blocks": _INT, "bytes": _INT, "quota": {"type": ["integer", "null"]}, "pins": _INT}),
+            "settings": {"type": "object", "description": "every section and key, secrets redacted"},
+        },
+        closed=False,
+    ),
     "Node": _obj(
         {
             "peer_id": _STR,
@@ -336,6 +354,13 @@ def paths() -> dict[str, dict[str, Schema]]:
     job, cid = [_ID_PARAM], [_CID_PARAM]
     return {
         "/v1/node": {"get": _op("getNode", "This node: peer ID, version, addresses, region", _json("Node", "node"))},
+        "/v1/node/config": {
+            "get": _op(
+                "getNodeConfig",
+                "Effective settings (secrets redacted), chain account and balance, store use",
+                _json("NodeConfig", "effective configuration"),
+            )
+        },
         "/v1/peers": {
             "get": _op("getPeers", "Peer table from signed announcements, with liveness", _json("Peers", "peers"))
         },

@@ -8,6 +8,7 @@ cluster.json records the dev chain ``mycel cluster up --chain`` started.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from node.cli.common import api_options, data_dir_option, print_json, resolve_data_dir, sdk_client
+from node.cli.common import api_options, data_dir_option, format_amount, print_json, resolve_data_dir, sdk_client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -131,20 +132,40 @@ def chain_dev(directory: Path, port: int, block_time: float | None) -> None:
 @chain_group.command("fund")
 @click.argument("address", required=False)
 @click.option("--amount", default="1000eth", show_default=True, help="New balance (wei, or with eth/gwei).")
-@chain_options
+@click.option("--rpc-url", envvar="MYCEL_CHAIN_RPC_URL", help="The dev chain's JSON-RPC endpoint.")
+@click.option("--cluster", "cluster_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Take the chain from this cluster directory (mycel cluster up --chain).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the address and its new balance in wei.")
 @key_option
-def chain_fund(address: str | None, amount: str, rpc_url: str | None, contract: str | None,
-               cluster_dir: Path | None, key_file: Path) -> None:  # fmt: skip
+def chain_fund(address: str | None, amount: str, rpc_url: str | None, cluster_dir: Path | None, as_json: bool,
+               key_file: Path) -> None:  # fmt: skip
     """Set an account's balance on a dev chain (anvil only); default: the client key's address.
 
-    Example: mycel chain fund --cluster ./mycel-cluster
+    A plain balance change: no ledger contract is involved. Fund a node's chain account
+    (printed by `mycel init`, and by `mycel node doctor` when it cannot pay gas) so it can
+    register and claim.
+    Example: mycel chain fund 0x... --rpc-url http://127.0.0.1:8545
     """
     from contracts.devchain import fund
 
-    url, ledger = resolve_chain(rpc_url, contract, cluster_dir)
-    target = address or open_wallet(url, ledger, None, key_file).address
-    fund(url, target, parse_amount(amount))
-    click.echo(f"{target} now holds {parse_amount(amount)} wei")
+    if cluster_dir is not None:
+        url, _ = resolve_chain(None, None, cluster_dir)
+    elif rpc_url:
+        url = rpc_url
+    else:
+        raise click.UsageError("name the chain: --rpc-url URL (env MYCEL_CHAIN_RPC_URL) or --cluster DIR")
+    if address is None:
+        from contracts.keys import load_or_create_key
+
+        address = str(load_or_create_key(resolve_data_dir(key_file)).address)
+    elif not re.fullmatch(r"0x[0-9a-fA-F]{40}", address):
+        raise click.BadParameter(f"{address!r} is not a 0x address of 40 hex digits", param_hint="ADDRESS")
+    wei = parse_amount(amount)
+    fund(url, address, wei)
+    if as_json:
+        print_json({"address": address, "balance": wei})
+    else:
+        click.echo(f"{address} now holds {format_amount(wei)}")
 
 
 # -- mycel ledger --------------------------------------------------------------------------
@@ -165,7 +186,8 @@ def ledger_deposit(amount: str, rpc_url: str | None, contract: str | None, clust
     """
     wallet = open_wallet(rpc_url, contract, cluster_dir, key_file)
     tx = wallet.deposit(parse_amount(amount))
-    click.echo(f"deposited {parse_amount(amount)} wei for {wallet.address} (tx {tx}); escrow {wallet.balance()} wei")
+    deposited, escrow = format_amount(parse_amount(amount)), format_amount(wallet.balance())
+    click.echo(f"deposited {deposited} for {wallet.address} (tx {tx}); escrow {escrow}")
 
 
 @ledger_group.command("withdraw")
@@ -183,10 +205,10 @@ def ledger_withdraw(amount: str | None, rpc_url: str | None, contract: str | Non
     if amount is not None:
         unlocks = wallet.request_withdrawal(parse_amount(amount))
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(unlocks))
-        click.echo(f"withdrawal of {parse_amount(amount)} wei unlocks at {when}")
+        click.echo(f"withdrawal of {format_amount(parse_amount(amount))} unlocks at {when}")
         return
     tx = wallet.withdraw()
-    click.echo(f"withdrawn (tx {tx}); escrow now {wallet.balance()} wei")
+    click.echo(f"withdrawn (tx {tx}); escrow now {format_amount(wallet.balance())}")
 
 
 @ledger_group.command("balance")
@@ -198,6 +220,7 @@ def ledger_balance(address: str | None, as_json: bool, rpc_url: str | None, cont
                    cluster_dir: Path | None, key_file: Path) -> None:  # fmt: skip
     """Escrow, pending withdrawal and node earnings of ADDRESS (default: the client key's).
 
+    Amounts in ETH/gwei; --json gives raw wei.
     Example: mycel ledger balance --cluster ./mycel-cluster
     """
     wallet = open_wallet(rpc_url, contract, cluster_dir, key_file)
@@ -209,8 +232,11 @@ def ledger_balance(address: str | None, as_json: bool, rpc_url: str | None, cont
     if as_json:
         click.echo(json.dumps(info))
         return
-    for key, value in info.items():
-        click.echo(f"{key:18} {value}")
+    click.echo(f"address             {target}")
+    for key in ("escrow", "earnings", "pending_withdrawal"):
+        click.echo(f"{key.replace('_', ' '):19} {format_amount(int(info[key]))}")
+    if unlocks:
+        click.echo(f"unlocks at          {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(unlocks))}")
 
 
 @ledger_group.command("claims")
@@ -228,9 +254,13 @@ def ledger_claims(api_url: str, api_token: str | None, state: str | None, as_jso
         print_json(answer)
         return
     click.echo(f"node account {answer['address']}")
+    width = max([len("JOB"), *(len(str(claim["job_id"])) for claim in answer["claims"])])
+    click.echo(f"{'JOB':{width}}  {'STATE':9}  {'AMOUNT':>24}  TX OR ERROR")
     for claim in answer["claims"]:
         detail = claim["error"] or claim["tx_hash"]
-        click.echo(f"{claim['job_id']}  {claim['state']:9}  {claim['amount']:>14} wei  {detail}")
+        click.echo(
+            f"{claim['job_id']:{width}}  {claim['state']:9}  {format_amount(int(claim['amount'])):>24}  {detail}"
+        )
 
 
 @ledger_group.command("register")
@@ -284,7 +314,7 @@ def ledger_verify(job_id: str, api_url: str, api_token: str | None, rpc_url: str
         print_json([check.__dict__ for check in checks])
         return
     for check in checks:
-        click.echo(f"settled: {check.amount} wei to {check.node_peer_id} ({check.node_address}) for result "
+        click.echo(f"settled: {format_amount(check.amount)} to {check.node_peer_id} ({check.node_address}) for result "
                    f"{check.result} in {check.tx_hash}, block {check.block}")  # fmt: skip
 
 

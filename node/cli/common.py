@@ -109,3 +109,28 @@ def print_json(answer: Any) -> None:
     import json
 
     click.echo(json.dumps(answer))
+
+
+_WEI_PER_ETH = 10**18
+_WEI_PER_GWEI = 10**9
+
+
+def format_amount(wei: int) -> str:
+    """An amount of wei as a person reads it, exactly (no rounding: these are payments).
+
+    From a micro-ether (10**12 wei) up it is shown in ETH, from one gwei up in gwei, below
+    that in wei: ``21000000000000`` -> ``0.000021 ETH``, ``1500000000`` -> ``1.5 gwei``,
+    ``7`` -> ``7 wei``. Scripts get raw wei from ``--json`` instead.
+    """
+    if not isinstance(wei, int) or isinstance(wei, bool):
+        raise TypeError(f"an amount is a whole number of wei, not {type(wei).__name__}")
+    sign, size = ("-", -wei) if wei < 0 else ("", wei)
+    if size >= _WEI_PER_ETH // 10**6:
+        scale, digits, unit = _WEI_PER_ETH, 18, "ETH"
+    elif size >= _WEI_PER_GWEI:
+        scale, digits, unit = _WEI_PER_GWEI, 9, "gwei"
+    else:
+        return f"{sign}{size} wei"
+    whole, fraction = divmod(size, scale)  # integers throughout: exact for any uint256
+    decimals = f"{fraction:0{digits}d}".rstrip("0")
+    return f"{sign}{whole}{'.' + decimals if decimals else ''} {unit}"

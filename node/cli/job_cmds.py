@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from node.cli.chain_cmds import chain_options, key_option, open_wallet, parse_amount
-from node.cli.common import Interrupted, api_options, print_json, sdk_client
+from node.cli.common import Interrupted, api_options, format_amount, print_json, sdk_client
 
 FINAL_STATES = ("done", "failed", "cancelled")
 
@@ -85,7 +85,7 @@ def job_run(
             if info["state"] == "done" and amount is not None:
                 # paid only now: the SDK has verified each receipt and pays exactly what it earns
                 for peer, answer in job.pay().items():
-                    click.echo(f"paid {peer}: {answer['amount']} wei ({answer['reason']})", err=True)
+                    click.echo(f"paid {peer}: {format_amount(int(answer['amount']))} ({answer['reason']})", err=True)
         except KeyboardInterrupt:
             raise Interrupted(_left_running(job.job_id, api_url)) from None
     if as_json:

@@ -70,3 +70,71 @@ def test_network_and_remote_pin_guards_load_and_must_be_positive(monkeypatch: py
         with pytest.raises(ConfigError, match="must be positive"):
             load_config()
         monkeypatch.delenv(name)
+
+
+def test_init_file_reads_back_equal_and_is_found_in_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from node.config import find_config_file, render_config, write_config
+
+    for name in ("MYCEL_CONFIG", "MYCEL_DATA_DIR", "MYCEL_NODE_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    data_dir = tmp_path / "data"
+    wanted = {"node.data_dir": str(data_dir), "node.region": "eu-west", "node.listen": ["/ip4/127.0.0.1/tcp/4101"],
+              "node.mdns": False, "api.listen": "127.0.0.1:5181", "capacity.price_per_cpu_second": 10**9,
+              "chain.rpc_url": "http://127.0.0.1:8545", "chain.contract": "0x" + "ab" * 20,
+              "chain.key_file": str(tmp_path / 'ké y"\\.hex')}  # fmt: skip
+    config = load_config(None, wanted)
+    assert find_config_file(None, data_dir) is None  # nothing written yet: defaults
+    write_config(data_dir / "node.toml", config)
+    found = find_config_file(None, data_dir)
+    assert found == data_dir / "node.toml"
+    again = load_config(found)
+    assert again.raw == config.raw and again.source == found
+    assert render_config(again) == (data_dir / "node.toml").read_text()
+    monkeypatch.setenv("MYCEL_DATA_DIR", str(data_dir))
+    assert find_config_file() == found  # the data dir named by the environment
+    monkeypatch.setenv("MYCEL_CONFIG", str(tmp_path / "elsewhere.toml"))
+    assert find_config_file(None, data_dir) == tmp_path / "elsewhere.toml"
+    assert find_config_file(tmp_path / "flag.toml", data_dir) == tmp_path / "flag.toml"
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    from node.config import ConfigExistsError, write_config
+
+    path = tmp_path / "node.toml"
+    write_config(path, load_config(None, {"node.region": "first"}))
+    with pytest.raises(ConfigExistsError, match="--force"):
+        write_config(path, load_config(None, {"node.region": "second"}))
+    assert load_config(path).region == "first"
+    write_config(path, load_config(None, {"node.region": "second"}), force=True)
+    assert load_config(path).region == "second"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"node.region": "eu west"}, "node.region"),
+        ({"node.region": ""}, "node.region"),
+        ({"node.listen": []}, "node.listen is empty"),
+        ({"node.listen": ["127.0.0.1:4001"]}, "node.listen: '127.0.0.1:4001' is not a TCP multiaddr"),
+        ({"node.bootstrap": ["/ip4/1.2.3.4/udp/1"]}, "node.bootstrap"),
+        ({"api.listen": "5080"}, "api.listen must be HOST:PORT"),
+        ({"api.listen": "127.0.0.1:99999"}, "api.listen must be HOST:PORT"),
+        ({"node.peer_timeout": -1}, "node.peer_timeout must not be negative"),
+        ({"chain.rpc_url": "127.0.0.1:8545", "chain.contract": "0x" + "ab" * 20}, "chain.rpc_url must be"),
+        ({"chain.rpc_url": "http://127.0.0.1:8545", "chain.contract": "0x1234"}, "chain.contract must be a 0x"),
+        ({"chain.rpc_url": "http://127.0.0.1:8545"}, "set chain.contract too"),
+        ({"chain.contract": "0x" + "ab" * 20}, "set chain.rpc_url too"),
+    ],
+)
+def test_bad_values_are_named_with_what_is_expected(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_a_bad_value_read_from_a_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('[api]\nlisten = "everywhere"\n')
+    with pytest.raises(ConfigError, match=f"api.listen must be HOST:PORT.*settings from {path}"):
+        load_config(path)

@@ -84,3 +84,21 @@ def test_a_second_daemon_on_the_data_dir_is_refused_until_the_first_dies(
     finally:
         again.send_signal(signal.SIGTERM)
         assert again.wait(20) == 0
+
+
+def test_the_lock_names_its_holder_only_while_held(tmp_path: Path) -> None:
+    import os
+
+    from node.daemon import DataDirLock, NodeNotRunningError, lock_holder, stop_daemon
+
+    assert lock_holder(tmp_path) is None  # no lock file at all
+    lock = DataDirLock(tmp_path)
+    lock.acquire()
+    try:
+        assert lock_holder(tmp_path) == os.getpid()
+    finally:
+        lock.release()
+    (tmp_path / "node.lock").write_text(json.dumps({"pid": 1, "api_url": ""}))  # stale: nobody holds it
+    assert lock_holder(tmp_path) is None
+    with pytest.raises(NodeNotRunningError, match=f"no node is running on {tmp_path}"):
+        stop_daemon(tmp_path)

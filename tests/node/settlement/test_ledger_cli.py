@@ -34,7 +34,7 @@ def test_ledger_commands_pay_for_a_job_and_verify_it(
     key = ["--key", str(tmp_path / "client.key")]
     assert mycel("chain", "fund", *where, *key).returncode == 0
     deposit = mycel("ledger", "deposit", "0.01eth", *where, *key)
-    assert deposit.returncode == 0 and "escrow 10000000000000000 wei" in deposit.stdout, deposit.stderr
+    assert deposit.returncode == 0 and "escrow 0.01 ETH" in deposit.stdout, deposit.stderr
     balance = json.loads(mycel("ledger", "balance", "--json", *where, *key).stdout)
     assert balance["escrow"] == 10**16
 
