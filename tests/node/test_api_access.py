@@ -66,6 +66,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
             describe=describe,
             refresh_gauges=lambda connected: None,
             identity=SimpleNamespace(peer_id="me"),
+            api_url="http://127.0.0.1:5080",
             job_service=object(),
             settlement=None,
             provide=lambda root: None,

@@ -64,7 +64,8 @@ async def test_effective_config_redacts_secrets_and_reports_a_dead_chain(tmp_pat
     client: TestClient[Any, Any] = TestClient(TestServer(build_app(service)))  # type: ignore[arg-type]
     await client.start_server()
     try:
-        response = await client.get("/v1/node/config")
+        assert (await client.get("/v1/node/config")).status == 401  # not a public read when a token is set
+        response = await client.get("/v1/node/config", headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status == 200
         text = await response.text()
         answer = await response.json()
