@@ -132,6 +132,13 @@ def document(version: str) -> dict[str, Any]:
                 "get": _op("State changes as server-sent events", "event stream", (404,), job=True)
             },
             "/v1/jobs/{id}/logs": {"get": _op("The agent's captured output, per node", "logs", (404,), job=True)},
+            "/v1/evidence": {
+                "get": _op(
+                    "Result mismatches this node recorded, with both signed receipts (?peer=, ?limit=)",
+                    "evidence",
+                    (400,),
+                )
+            },
             "/v1/ledger": {"get": _op("This node's settlement account, contract and claim counts", "ledger", (404,))},
             "/v1/ledger/claims": {
                 "get": _op(
