@@ -164,7 +164,7 @@ class JobService:
                 self._finish_failed(job, run, judgement.detail)
                 return
             for peer in judgement.blamed:  # the referee decided: replace them and go on
-                run.drop(peer, f"returned {run.results[peer].result}, which disagrees ({judgement.referee.value})")
+                run.drop(peer, judgement.detail)
             self._move(job, JobState.PLACING, f"{judgement.detail}; replacing {', '.join(judgement.blamed)}")
         agreed = sorted(run.results)
         spot = await self._spot_check(job, run) if job.checks.drawn else _spot_not_drawn(job)
@@ -245,6 +245,7 @@ class JobService:
                 continue
             self._move(job, JobState.RUNNING, f"spot check: re-running on trusted node {peer}")
             (attempt,) = await self._dispatch(job, [peer], run.plan.limits)
+            self._move(job, JobState.VERIFYING, f"spot check: comparing with {peer}")
             checked = self._checked(job, attempt)
             if not isinstance(checked, Verified):
                 tried.append(f"{peer}: {checked.outcome.label}")

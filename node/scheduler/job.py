@@ -44,11 +44,12 @@ class JobState(StrEnum):
         return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
+# verifying -> running: a spot check re-runs an agreed result on a trusted node
 _ALLOWED = {
     JobState.QUEUED: {JobState.PLACING, JobState.CANCELLED, JobState.FAILED},
     JobState.PLACING: {JobState.RUNNING, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED},
     JobState.RUNNING: {JobState.VERIFYING, JobState.PLACING, JobState.FAILED, JobState.CANCELLED},
-    JobState.VERIFYING: {JobState.DONE, JobState.FAILED, JobState.PLACING, JobState.CANCELLED},
+    JobState.VERIFYING: {JobState.DONE, JobState.FAILED, JobState.PLACING, JobState.RUNNING, JobState.CANCELLED},
 }
 
 
