@@ -52,9 +52,10 @@ def test_an_announcement_with_a_forged_delegation_is_refused() -> None:
         announce.verify(_announced(NODE, {"id": OPERATOR_ID, "sig": stolen}), NODE.peer_id)
 
 
-@pytest.mark.parametrize(
-    "stated", [{"id": OPERATOR_ID}, {"id": OPERATOR_ID, "sig": "text"}, {"id": 5, "sig": b""}, {"id": "0OIl", "sig": b""}]
-)
+MALFORMED = [{"id": OPERATOR_ID}, {"id": OPERATOR_ID, "sig": "text"}, {"id": 5, "sig": b""}, {"id": "0OIl", "sig": b""}]
+
+
+@pytest.mark.parametrize("stated", MALFORMED)
 def test_a_malformed_operator_field_is_invalid(stated: dict[str, object]) -> None:
     with pytest.raises(AnnouncementError, match="invalid"):
         announce.verify(_announced(NODE, stated), NODE.peer_id)

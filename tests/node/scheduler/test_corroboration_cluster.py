@@ -31,6 +31,11 @@ def _blob(node: Any, content: bytes = TEXT) -> str:
     return str(uploaded["cid"])
 
 
+def _placement(node: Any, job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    candidates = http_json(f"{node.api_url}/v1/jobs/{job['job_id']}/placement")["candidates"]
+    return {c["peer_id"]: c for c in candidates}
+
+
 def _run(node: Any, body: dict[str, Any]) -> dict[str, Any]:
     status, submitted = post(f"{node.api_url}/v1/jobs", body)
     assert status == 201, submitted
@@ -70,7 +75,7 @@ def test_k2_with_a_rogue_records_evidence_and_drops_it(
     # the next job: the rogue's score carries the recorded mismatch, and it says why
     again = _run(requester, {"agent": agent, "inputs": {"text": data}})
     assert again["state"] == "done" and again["corroboration"]["summary"] == "single executor, unverified"
-    placement = {c["peer_id"]: c for c in http_json(f"{requester.api_url}/v1/jobs/{again['job_id']}/placement")["candidates"]}
+    placement = _placement(requester, again)
     assert placement[rogue.peer_id]["mismatches"] == 1 and placement[requester.peer_id]["mismatches"] == 0
     assert placement[rogue.peer_id]["score"] <= -3600 < placement[requester.peer_id]["score"]
     assert "1 recorded mismatch" in placement[rogue.peer_id]["reason"]
@@ -89,7 +94,7 @@ def test_two_peer_ids_of_one_operator_do_not_make_k2(cluster: Any, mycel: CliRun
     assert job["state"] == "failed", job["transitions"]
     assert "only 1 of 2 distinct operators could run it" in job["transitions"][-1]["reason"]
     assert len(job["results"]) == 1  # the second node of the same operator was never dispatched
-    placement = {c["peer_id"]: c for c in http_json(f"{nodes[0].api_url}/v1/jobs/{job['job_id']}/placement")["candidates"]}
+    placement = _placement(nodes[0], job)
     assert {c["operator"] for c in placement.values()} == {operator}
     assert any("same operator as" in c["reason"] for c in placement.values())
 
