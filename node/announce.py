@@ -16,6 +16,7 @@ from typing import Any
 
 from node.identity import NodeIdentity, verify_signature
 from node.metrics import Metrics
+from node.scheduler import operator
 from storage import dagcbor
 from storage.errors import CodecError
 
@@ -39,6 +40,11 @@ class _Str:
 
 
 @dataclass(frozen=True)
+class _Bytes:
+    max_len: int
+
+
+@dataclass(frozen=True)
 class _List:
     item: _Str
     max_items: int
@@ -46,11 +52,11 @@ class _List:
 
 @dataclass(frozen=True)
 class _Map:
-    fields: dict[str, _Int]
+    fields: dict[str, _Int | _Str | _Bytes]
     required: frozenset[str]
 
 
-_Field = _Int | _Str | _List | _Map
+_Field = _Int | _Str | _Bytes | _List | _Map
 
 # Every field a node reads from a peer's announcement, with its type and range: a value that
 # passes here is one placement and the peer table can use as is (e.g. a core count that is a
@@ -68,10 +74,12 @@ SCHEMA: dict[str, _Field] = {
     "price": _Int(0, _MAX_WEI),
     "api": _Str(16, r"v[0-9]+"),
     "chain_address": _Str(42, r"0x[0-9a-fA-F]{40}"),
+    # the operator key's delegation to this peer ID (node.scheduler.operator); checked in verify()
+    "operator": _Map({"id": _Str(128, r"[1-9A-HJ-NP-Za-km-z]+"), "sig": _Bytes(64)}, frozenset({"id", "sig"})),
     "seq": _Int(0, _MAX_INT),
     "time": _Int(0, _MAX_INT),
 }
-REQUIRED = frozenset(SCHEMA) - {"chain_address"}
+REQUIRED = frozenset(SCHEMA) - {"chain_address", "operator"}
 
 
 class AnnouncementError(ValueError):
@@ -93,6 +101,9 @@ def _check(name: str, rule: _Field, value: Any) -> None:
             raise AnnouncementError("invalid", f"{name} must be a string of at most {rule.max_len} characters")
         if rule.pattern is not None and not re.fullmatch(rule.pattern, value):
             raise AnnouncementError("invalid", f"{name} must match {rule.pattern}")
+    elif isinstance(rule, _Bytes):
+        if not isinstance(value, bytes) or len(value) > rule.max_len:
+            raise AnnouncementError("invalid", f"{name} must be at most {rule.max_len} bytes")
     elif isinstance(rule, _List):
         if not isinstance(value, list) or len(value) > rule.max_items:
             raise AnnouncementError("invalid", f"{name} must be a list of at most {rule.max_items} items")
@@ -144,6 +155,9 @@ def verify(data: bytes, origin: str | None = None) -> dict[str, Any]:
         raise AnnouncementError("wrong_origin")
     if not verify_signature(payload["peer"], _DOMAIN + dagcbor.encode(payload), signature):
         raise AnnouncementError("bad_signature")
+    stated = payload.get("operator")
+    if stated is not None and not operator.is_valid(payload["peer"], stated["id"], stated["sig"]):
+        raise AnnouncementError("bad_operator", f"operator {stated['id']} did not sign a delegation to this node")
     return payload
 
 
@@ -206,6 +220,7 @@ class PeerTable:
                     "load": payload["load"],
                     "price": payload["price"],
                     "chain_address": payload.get("chain_address", ""),
+                    "operator": payload["operator"]["id"] if "operator" in payload else "",
                     "seq": payload["seq"],
                     "last_seen_seconds_ago": round(now - record.last_seen, 3),
                     "alive": now - record.last_seen <= self.timeout,

@@ -35,6 +35,7 @@ from node.scheduler.dispatcher import JobService
 from node.scheduler.execution import JobExecution
 from node.scheduler.jobstore import JobStore
 from node.scheduler.limits import Ceilings
+from node.scheduler.operator import node_delegation
 from node.scheduler.protocol import PROTOCOL as JOB_PROTOCOL
 from node.settlement.pay import PROTOCOL as PAY_PROTOCOL
 from node.settlement.pay import PaymentHandler
@@ -62,6 +63,7 @@ class NodeService:
         self.version = package_version()
         self.data_dir = config.data_dir
         self.identity = load_or_create(self.data_dir)
+        self.operator = node_delegation(str(config.get("node", "operator_key")), self.data_dir, self.identity.peer_id)
         self.metrics = Metrics()
         self.cpu_cores = int(config.get("capacity", "cpu_cores")) or (os.cpu_count() or 1)  # 0 = detect
         quota = int(config.get("storage", "quota_bytes")) or None
@@ -220,6 +222,8 @@ class NodeService:
             price=int(capacity["price_per_cpu_second"]),
             chain_address=self.settlement.address if self.settlement else "",
             memory_mib=int(capacity["memory_mib"]) or _memory_mib(),
+            operator=self.operator.operator if self.operator else "",
+            operator_sig=self.operator.sig if self.operator else b"",
         )
 
     def provide(self, root: CID) -> None:

@@ -15,7 +15,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -252,6 +252,8 @@ class Client:
         wait: bool = True,
         timeout: float = 300,
         min_stake: int = 0,
+        spot_check: float = 0.0,
+        trusted: Sequence[str] = (),
     ) -> Job:
         """Submit a job; with ``wait`` return once it is done (JobFailedError if it failed).
 
@@ -261,6 +263,12 @@ class Client:
         ledger. With ``wait``, once the job is done its result and every receipt are verified
         and each executor is paid what its receipt's usage earns (:meth:`Job.pay`); without it,
         call ``job.pay()`` after ``job.wait()``.
+
+        ``redundancy`` k > 1 runs the job on k nodes of distinct operators and accepts the result
+        only if they agree (by result CID); ``spot_check`` p re-runs it, with probability p, on
+        the first of the ``trusted`` peer IDs that can run it. ``job.corroboration`` says how the
+        result was corroborated (``summary``: e.g. "2 distinct operators agreed of 2 run" or
+        "single executor, unverified").
         """
         job_id = os.urandom(16).hex()  # chosen here: the commitment is signed for it
         body: dict[str, Any] = {
@@ -274,6 +282,8 @@ class Client:
             body["regions"] = [region] if isinstance(region, str) else list(region)
         if max_price is not None:
             body["max_price"] = max_price
+        if spot_check or trusted:
+            body["spot_check"], body["trusted"] = spot_check, list(trusted)
         commitment = None
         if pay is not None:
             commitment = await self._commitment(job_id, pay, max_price, min_stake)
@@ -334,6 +344,13 @@ class Job:
     def result_cid(self) -> CID | None:
         result = self.info.get("result")
         return CID.parse(result) if result else None
+
+    @property
+    def corroboration(self) -> dict[str, Any]:
+        """How the result was corroborated: ``summary``, ``agreed`` (the nodes that returned it:
+        the only ones paid), ``disagreed``, ``spot_check``, ``evidence`` (ids in GET /v1/evidence)."""
+        found: dict[str, Any] = self.info.get("corroboration") or {}
+        return found
 
     @property
     def node(self) -> str | None:
@@ -433,7 +450,8 @@ class Job:
         return await self.client.get(self.result_cid, dest)
 
     async def pay(self) -> dict[str, dict[str, Any]]:
-        """Pay every executor of this done job for exactly what its receipt earns.
+        """Pay every executor of this done job that returned the agreed result, for exactly what
+        its receipt earns (an executor whose result disagreed is never paid).
 
         Each receipt is verified (signature, this job, the agreed result, the node), the node's
         chain address must be bound to its peer ID on the ledger, and the amount is
@@ -456,7 +474,8 @@ class Job:
         chain = node.get("chain") or {}
         terms_of[str(node["peer_id"])] = (str(chain.get("address", "")), int(chain.get("price", 0)))
         deliveries = []
-        for peer in sorted(self.info.get("results") or {}):
+        agreed = self.corroboration.get("agreed") or sorted(self.info.get("results") or {})
+        for peer in sorted(agreed):  # only the nodes that returned the agreed result: never a disagreeing one
             signed = await self.client._call("GET", f"/v1/jobs/{self.job_id}/receipt", params={"node": peer})
             receipt = verify_receipt(signed, self.job_id, self.result_cid, peer)
             address, price = terms_of.get(peer, ("", 0))

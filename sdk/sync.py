@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -106,10 +106,15 @@ class SyncClient:
         wait: bool = True,
         timeout: float = 300,
         min_stake: int = 0,
+        spot_check: float = 0.0,
+        trusted: Sequence[str] = (),
     ) -> SyncJob:
         job = self._run(
-            self._client.run(agent, inputs, args, redundancy, region, max_price, pay, wait, timeout, min_stake)
-        )
+            self._client.run(
+                agent, inputs, args, redundancy, region, max_price, pay, wait, timeout, min_stake,
+                spot_check=spot_check, trusted=trusted,
+            )
+        )  # fmt: skip
         return SyncJob(self, job)
 
     def jobs(
@@ -156,6 +161,10 @@ class SyncJob:
     @property
     def node(self) -> str | None:
         return self._job.node
+
+    @property
+    def corroboration(self) -> dict[str, Any]:
+        return self._job.corroboration
 
     def refresh(self) -> dict[str, Any]:
         return self._owner._run(self._job.refresh())

@@ -37,6 +37,7 @@ READ_CLASSES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
             "/v1/jobs/{id}/receipt",
             "/v1/jobs/{id}/events",
             "/v1/jobs/{id}/logs",
+            "/v1/evidence",
         ),
         "job specs, logs and receipts belong to the client that submitted them",
     ),

@@ -1,4 +1,4 @@
-"""Job routes: submit, status, placement explanation, receipt, payment, cancel."""
+"""Job routes: submit, status, placement explanation, receipt, payment, cancel, evidence of mismatches."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from contracts.errors import AuthorizationError
 from contracts.payment import Envelope, chain_job_id, commitment_of
 from node.api.errors import SERVICE_KEY, ApiError
 from node.scheduler.events import Event
-from node.scheduler.job import JobError, JobRecord, JobSpec, JobState
+from node.scheduler.job import Checks, JobError, JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import is_job_id
 from storage import dagcbor
 from storage.cid import CID
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 _SPEC_FIELDS = {
     "agent", "inputs", "args", "limits", "redundancy", "regions", "needs_gpu", "max_price", "deadline", "payment",
 }  # fmt: skip
-_SUBMIT_FIELDS = _SPEC_FIELDS | {"job_id"}
+_CHECK_FIELDS = {"spot_check", "trusted"}  # the requester's own checks: never sent to executors
+_SUBMIT_FIELDS = _SPEC_FIELDS | _CHECK_FIELDS | {"job_id"}
 
 
 def routes() -> list[web.RouteDef]:
@@ -37,6 +38,7 @@ def routes() -> list[web.RouteDef]:
         web.delete("/v1/jobs/{id}", delete_job),
         web.get("/v1/jobs/{id}/events", get_events),
         web.get("/v1/jobs/{id}/logs", get_logs),
+        web.get("/v1/evidence", get_evidence),
     ]
 
 
@@ -78,6 +80,22 @@ def spec_from_json(body: Any) -> JobSpec:
         raise ApiError(400, "bad_job", str(exc)) from None
 
 
+def checks_from_json(body: dict[str, Any]) -> Checks:
+    """The client's spot-check settings (``spot_check``: a probability, ``trusted``: peer IDs)."""
+    try:
+        return Checks.requested(body.get("spot_check", 0.0), body.get("trusted", []))
+    except JobError as exc:
+        raise ApiError(400, "bad_job", str(exc)) from None
+
+
+def corroboration_json(job: JobRecord) -> dict[str, Any]:
+    """How the result was corroborated; while the job runs, what was asked for."""
+    if job.corroboration:
+        return job.corroboration
+    return {"summary": f"{job.state.value}: not judged yet", "required": job.spec.redundancy,
+            "spot_check": job.checks.to_record() if job.checks.spot_check else {}}  # fmt: skip
+
+
 def job_json(job: JobRecord) -> dict[str, Any]:
     spec = job.spec
     return {
@@ -92,6 +110,7 @@ def job_json(job: JobRecord) -> dict[str, Any]:
         "result": next(iter(set(job.results.values())), None) if job.state.value == "done" else None,
         "transitions": [{"state": t.state.value, "at": t.at, "reason": t.reason} for t in job.transitions],
         "paid": spec.payment is not None,
+        "corroboration": corroboration_json(job),
         "chain_job_id": "0x" + chain_job_id(job.job_id).hex(),
     }
 
@@ -104,6 +123,7 @@ async def post_job(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_json", "the body is not valid JSON") from None
     assert service.job_service is not None
     spec = spec_from_json(body)
+    checks = checks_from_json(body)
     job_id = body.get("job_id")
     if job_id is not None:
         if not isinstance(job_id, str) or not is_job_id(job_id):
@@ -117,7 +137,7 @@ async def post_job(request: web.Request) -> web.Response:
             commitment_of(spec.payment, job_id)
         except AuthorizationError as exc:
             raise ApiError(400, "bad_payment", str(exc)) from None
-    job = service.job_service.submit(spec, job_id)
+    job = service.job_service.submit(spec, job_id, checks)
     return web.json_response({"job_id": job.job_id, "state": job.state.value}, status=201)
 
 
@@ -229,3 +249,22 @@ def _sse(event: Event) -> bytes:
 async def get_logs(request: web.Request) -> web.Response:
     job = _job(request)
     return web.json_response({"job_id": job.job_id, "logs": job.logs})
+
+
+MAX_EVIDENCE = 500
+
+
+async def get_evidence(request: web.Request) -> web.Response:
+    """Mismatches this node recorded as a requester, newest first: each job's results, the
+    signed receipt (hex dag-cbor) behind each, and who was blamed. ``?peer=`` filters by blamed node."""
+    service = _service(request)
+    peer = request.query.get("peer") or None
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise ApiError(400, "bad_query", "limit must be an integer") from None
+    if not 1 <= limit <= MAX_EVIDENCE:
+        raise ApiError(400, "bad_query", f"limit must be from 1 to {MAX_EVIDENCE}")
+    records = await asyncio.to_thread(service.jobs.evidence, limit, peer)
+    rows = [{**r, "receipts": {p: bytes(b).hex() for p, b in r["receipts"].items()}} for r in records]
+    return web.json_response({"evidence": rows})

@@ -184,6 +184,25 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "Claims": _obj({"address": _STR, "claims": {"type": "array", "items": _ref("Claim")}}),
+    "Evidence": _obj(
+        {
+            "evidence": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "evidence_id": _ref("CID"),
+                        "job_id": _STR,
+                        "agent": _STR,
+                        "at": {"type": "number"},
+                        "results": _map(_STR),
+                        "receipts": _map({"type": "string", "pattern": "^[0-9a-f]*$", "description": "dag-cbor, hex"}),
+                        "blamed": {"type": "array", "items": _STR},
+                        "referee": _STR,
+                    }
+                ),
+            }
+        }
+    ),
     "NodeConfig": _obj(
         {
             "peer_id": _STR,
@@ -497,6 +516,18 @@ def paths() -> dict[str, dict[str, Schema]]:
         "/v1/jobs/{id}/logs": {
             "get": _op(
                 "getJobLogs", "The agent's captured output, per node", _json("Logs", "logs"), (404, 503), params=job
+            )
+        },
+        "/v1/evidence": {
+            "get": _op(
+                "getEvidence",
+                "Result mismatches this node recorded as a requester, with every signed receipt, newest first",
+                _json("Evidence", "evidence"),
+                (400,),
+                params=[
+                    _query("peer", _STR, "only records that blame this peer"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "how many"),
+                ],
             )
         },
         "/v1/ledger": {

@@ -30,7 +30,26 @@ def _reason(info: dict[str, Any]) -> str:
 @click.argument("agent")
 @click.option("--input", "inputs", multiple=True, metavar="NAME=CID", help="An input (repeatable).")
 @click.option("--arg", "args", multiple=True, help="An argument for the agent (repeatable).")
-@click.option("--redundancy", type=click.IntRange(1, 16), default=1, show_default=True)
+@click.option(
+    "--redundancy",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="Run on this many nodes of distinct operators; the result counts only if they agree.",
+)
+@click.option(
+    "--spot-check",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Probability of re-running the job on a --trusted node and comparing results.",
+)
+@click.option(
+    "--trusted",
+    multiple=True,
+    metavar="PEER_ID",
+    help="A node you trust for spot checks (repeatable; the first that can run the job is used).",
+)
 @click.option("--region", "regions", multiple=True, help="Regions the data may go to (repeatable).")
 @click.option("--wait/--no-wait", default=True, show_default=True)
 @click.option("--pay", default=None, help="Pay up to this much (wei, or gwei/eth) per node, signed with --key "
@@ -44,6 +63,8 @@ def job_run(
     inputs: tuple[str, ...],
     args: tuple[str, ...],
     redundancy: int,
+    spot_check: float,
+    trusted: tuple[str, ...],
     regions: tuple[str, ...],
     wait: bool,
     pay: str | None,
@@ -63,6 +84,8 @@ def job_run(
 
     Example: mycel job run bafyrei... --input text=bafybei... --redundancy 2
 
+    Spot-checked: mycel job run bafyrei... --input text=bafybei... --spot-check 0.1 --trusted 12D3KooW...
+
     Paid: mycel job run bafyrei... --input text=bafybei... --pay 0.001eth --cluster ./mycel-cluster
     """
     named: dict[str, str] = {}
@@ -74,7 +97,8 @@ def job_run(
     amount = parse_amount(pay) if pay is not None else None
     wallet = open_wallet(rpc_url, contract, cluster_dir, key_file) if amount is not None else None
     with sdk_client(api_url, api_token, wallet) as client:
-        job = client.run(agent, named, args, redundancy, list(regions) or None, pay=amount, wait=False)
+        job = client.run(agent, named, args, redundancy, list(regions) or None, pay=amount, wait=False,
+                         spot_check=spot_check, trusted=trusted)  # fmt: skip
         if not wait:
             click.echo(job.job_id)
             return
@@ -93,7 +117,18 @@ def job_run(
     if info["state"] != "done":
         raise click.ClickException(f"job {job.job_id} {info['state']}: {_reason(info)}")
     if not as_json:
-        click.echo(f"job {job.job_id} done: result {info['result']}")
+        click.echo(f"job {job.job_id} done: result {info['result']} ({_corroboration(info)})")
+
+
+def _corroboration(info: dict[str, Any]) -> str:
+    """One line on how the result was corroborated, with the evidence of any mismatch."""
+    corroboration = info.get("corroboration") or {}
+    line = str(corroboration.get("summary", "not judged yet"))
+    if corroboration.get("disagreed"):
+        line += "; disagreed: " + ", ".join(sorted(corroboration["disagreed"]))
+    if corroboration.get("evidence"):
+        line += "; evidence " + ", ".join(corroboration["evidence"]) + " (GET /v1/evidence)"
+    return line
 
 
 def _left_running(job_id: str, api_url: str) -> str:
@@ -139,6 +174,7 @@ def job_status(job_id: str, api_url: str, api_token: str | None, as_json: bool) 
     click.echo(f"job {job_id}: {job['state']}")
     for transition in job["transitions"]:
         click.echo(f"  {transition['state']:9} {transition['reason']}")
+    click.echo(f"corroboration: {_corroboration(job)}")
 
 
 JOB_STATES = ["queued", "placing", "running", "verifying", "done", "failed", "cancelled"]
@@ -188,7 +224,9 @@ def job_explain(job_id: str, api_url: str, api_token: str | None, as_json: bool)
         print_json(answer)
         return
     for candidate in answer["candidates"]:
-        click.echo(f"{candidate['verdict']:8} {candidate['peer_id']}  {candidate['reason']}")
+        operator = candidate.get("operator", candidate["peer_id"])
+        by = f" (operator {operator})" if operator != candidate["peer_id"] else ""
+        click.echo(f"{candidate['verdict']:8} {candidate['peer_id']}{by}  {candidate['reason']}")
 
 
 @job_group.command("logs")

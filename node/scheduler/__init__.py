@@ -3,7 +3,9 @@
 The requester drives a job through three steps: :mod:`.decide` (candidates from signed
 announcements, the rules in :mod:`.rules`, the data-gravity score), :mod:`.dispatch`
 (offer, run and failover under an explicit :class:`.dispatch.DispatchPolicy`) and
-:mod:`.verify` (receipts checked against the job, redundant results compared). Both sides
+:mod:`.verify` (receipts checked against the job, redundant results judged by CID, a
+mismatch kept as evidence). Redundancy counts operators, not peer IDs (:mod:`.operator`);
+a spot check re-runs a job on a node the client trusts. Both sides
 speak the typed messages of :mod:`.protocol`; the executing side (:mod:`.execution`)
 answers offers with the same placement rules run against its own candidate, runs only
 what it accepted, and stops a run when its requester cancels. A job's effective limits

@@ -30,6 +30,14 @@ class Candidate:
     chain_address: str = ""  # the EVM address it settles claims from (empty: no chain)
     memory_mib: int = 0  # announced memory (0: not said)
     stake: int = 0  # wei it has staked on the ledger (read for paid jobs only)
+    operator: str = ""  # the operator whose signed delegation it announces (empty: its own operator)
+    operator_sig: bytes = b""  # that delegation's signature (checked when the announcement arrived)
+    mismatches: int = 0  # results of its that this node recorded as disagreeing (see verify.judge)
+
+    @property
+    def operator_id(self) -> str:
+        """The operator it counts as towards redundancy: the one it proved, else itself."""
+        return self.operator or self.peer_id
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,11 @@ def from_announcement(peer_id: str, announcement: Mapping[str, Any]) -> Candidat
     runtimes = announcement.get("runtimes", ())
     region = announcement.get("region", "")
     address = announcement.get("chain_address", "")
+    stated = announcement.get("operator")
+    stated = stated if isinstance(stated, Mapping) else {}
+    operator, operator_sig = stated.get("id", ""), stated.get("sig", b"")
+    if not isinstance(operator, str) or not isinstance(operator_sig, bytes):
+        operator, operator_sig = "", b""
     return Candidate(
         peer_id=peer_id,
         region=region if isinstance(region, str) else "",
@@ -73,6 +86,8 @@ def from_announcement(peer_id: str, announcement: Mapping[str, Any]) -> Candidat
         price=_int(announcement.get("price"), 0),
         chain_address=address if isinstance(address, str) else "",
         memory_mib=_int(capacity.get("memory_mib"), 0),
+        operator=operator,
+        operator_sig=operator_sig,
     )
 
 
@@ -88,4 +103,6 @@ def to_announcement(candidate: Candidate) -> dict[str, Any]:
     }
     if candidate.chain_address:
         fields["chain_address"] = candidate.chain_address
+    if candidate.operator:
+        fields["operator"] = {"id": candidate.operator, "sig": candidate.operator_sig}
     return fields

@@ -19,7 +19,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
+from agents.manifest import Limits
 from contracts.errors import AuthorizationError
 from contracts.payment import commitment_of
 from node.announce import PeerTable
@@ -27,14 +30,14 @@ from node.exchange import BlockExchange
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
 from node.scheduler.candidates import Candidate
-from node.scheduler.decide import Decider
+from node.scheduler.decide import Decider, Plan
 from node.scheduler.dispatch import Attempt, Dispatcher, DispatchPolicy, Verdict
 from node.scheduler.events import JobEvents
 from node.scheduler.execution import JobExecution
-from node.scheduler.job import JobRecord, JobSpec, JobState
+from node.scheduler.job import Checks, JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import JobStore, new_job_id
-from node.scheduler.placement import decide
-from node.scheduler.verify import Verified, check_receipt, compare
+from node.scheduler.placement import decide, refusal
+from node.scheduler.verify import Evidence, Judgement, Referee, Verified, check_receipt, judge
 
 log = logging.getLogger("mycelnet.jobs")
 
@@ -68,8 +71,8 @@ class JobService:
         self.events = JobEvents()
 
     # -- API ---------------------------------------------------------------------------
-    def submit(self, spec: JobSpec, job_id: str | None = None) -> JobRecord:
-        job = JobRecord(job_id or new_job_id(), spec)
+    def submit(self, spec: JobSpec, job_id: str | None = None, checks: Checks | None = None) -> JobRecord:
+        job = JobRecord(job_id or new_job_id(), spec, checks=checks or Checks())
         self._move(job, JobState.QUEUED, "submitted")
         self._start(job)
         return job
@@ -150,50 +153,140 @@ class JobService:
             self._move(job, JobState.FAILED, f"the job's payment is unusable: {exc}")
             return
         plan = await self.decider.plan(spec, payment)
-        excluded: set[str] = set()
-        refusals: dict[str, str] = {}  # peer -> why it did not run the job (shown if all fail)
-        results: dict[str, Verified] = {}
-        while len(results) < spec.redundancy:
-            decision = decide(plan.candidates, plan.context.excluding(excluded), spec.redundancy)
+        blame = await asyncio.to_thread(self.jobs.blame_counts)  # an LMDB scan: off the loop
+        plan = replace(plan, candidates=[replace(c, mismatches=blame[c.peer_id]) for c in plan.candidates])
+        trusted = frozenset(job.checks.trusted) | {self.network.peer_id}  # the requester trusts itself
+        run = _Run(plan)
+        while True:
+            if not await self._gather(job, run):
+                return
+            self._move(job, JobState.VERIFYING, f"{len(run.results)} result(s) to compare")
+            judgement = judge(run.results, trusted)
+            if judgement.referee is Referee.UNANIMOUS:
+                break
+            await self._record(job, run, judgement)
+            if judgement.result is None:
+                self._finish_failed(job, run, judgement.detail)
+                return
+            for peer in judgement.blamed:  # the referee decided: replace them and go on
+                run.drop(peer, judgement.detail)
+            self._move(job, JobState.PLACING, f"{judgement.detail}; replacing {', '.join(judgement.blamed)}")
+        agreed = sorted(run.results)
+        spot = await self._spot_check(job, run) if job.checks.drawn else _spot_not_drawn(job)
+        if spot.get("outcome") == "disagreed":
+            self._finish_failed(job, run, str(spot["detail"]), spot)
+            return
+        job.corroboration = _corroboration(job, run, agreed, spot)
+        for peer in run.disagreed:  # not the job's result, not paid: kept in the evidence
+            job.results.pop(peer, None)
+            job.receipts.pop(peer, None)
+        self._move(job, JobState.DONE, f"{job.corroboration['summary']}: result {run.results[agreed[0]].result}")
+
+    async def _gather(self, job: JobRecord, run: _Run) -> bool:
+        """Dispatch, with failover, until ``redundancy`` nodes of distinct operators returned a
+        verified result (True), or say in the job why not (False)."""
+        spec = job.spec
+        while len(run.results) < spec.redundancy:
+            decision = decide(run.plan.candidates, run.plan.context.excluding(run.excluded), spec.redundancy)
             job.placement = decision.reasons
             self.jobs.save(job)
-            pending = [peer for peer in decision.ranked if peer not in results][: spec.redundancy - len(results)]
-            if len(excluded) + len(pending) > self.policy.max_attempts:
+            taken = {decision.operators.get(peer, peer) for peer in run.results}
+            pending: list[str] = []
+            wanted = spec.redundancy - len(run.results)
+            for peer in decision.ranked:  # one node per operator: its other nodes count for nothing
+                operator = decision.operators[peer]
+                if peer not in run.results and operator not in taken and len(pending) < wanted:
+                    taken.add(operator)
+                    pending.append(peer)
+            if len(run.excluded) + len(pending) > self.policy.max_attempts:
                 pending = []
-                refusals["policy"] = f"gave up after {self.policy.max_attempts} nodes"
+                run.refusals["policy"] = f"gave up after {self.policy.max_attempts} nodes"
             if not pending:
-                why = decision.explanation + "".join(f"; {peer}: {reason}" for peer, reason in sorted(refusals.items()))
-                if results:
-                    why = f"only {len(results)} of {spec.redundancy} nodes could run it: {why}"
-                self._move(job, JobState.FAILED, why)
-                return
+                why = decision.explanation + "".join(f"; {p}: {reason}" for p, reason in sorted(run.refusals.items()))
+                if run.results:
+                    why = f"only {len(run.results)} of {spec.redundancy} distinct operators could run it: {why}"
+                self._finish_failed(job, run, why)
+                return False
             self._move(job, JobState.RUNNING, f"dispatched to {', '.join(pending)}")
-            self._executing.setdefault(job.job_id, set()).update(pending)
-            attempts = await asyncio.gather(
-                *(self.dispatcher.attempt(job.job_id, peer, spec, plan.limits) for peer in pending)
-            )
-            self._executing.get(job.job_id, set()).difference_update(pending)
-            for attempt in attempts:
+            for attempt in await self._dispatch(job, pending, run.plan.limits):
                 checked = self._checked(job, attempt)
                 if isinstance(checked, Verified):
-                    results[checked.peer] = checked
+                    run.results[checked.peer] = checked
                     continue
                 verdict = self.policy.verdict(checked.outcome)
                 if verdict is Verdict.FAIL_JOB:  # the agent itself failed: another node would fail the same way
-                    self._move(job, JobState.FAILED, f"{checked.peer}: {checked.outcome.label}")
-                    return
-                excluded.add(checked.peer)
-                refusals[checked.peer] = checked.outcome.label
+                    self._finish_failed(job, run, f"{checked.peer}: {checked.outcome.label}")
+                    return False
+                run.excluded.add(checked.peer)
+                run.refusals[checked.peer] = checked.outcome.label
                 log.info("job %s: %s %s; failing over", job.job_id, checked.peer, checked.outcome.label)
                 why = f"{checked.peer} {checked.outcome.label}; failing over to the next node"
                 self._move(job, JobState.PLACING, why)
+        return True
+
+    async def _dispatch(self, job: JobRecord, peers: list[str], limits: Limits) -> list[Attempt]:
+        self._executing.setdefault(job.job_id, set()).update(peers)
+        try:
+            return list(
+                await asyncio.gather(*(self.dispatcher.attempt(job.job_id, peer, job.spec, limits) for peer in peers))
+            )
+        finally:
+            self._executing.get(job.job_id, set()).difference_update(peers)
+
+    async def _spot_check(self, job: JobRecord, run: _Run) -> dict[str, Any]:
+        """Re-run the job on the first trusted node that can (one that already ran it counts),
+        and compare. The trusted node decides: a primary result that differs is evidence."""
+        base: dict[str, Any] = {"probability": job.checks.spot_check, "drawn": True}
+        ran = [peer for peer in job.checks.trusted if peer in run.results]
+        if ran:
+            return {**base, "by": ran[0], "outcome": "agreed", "detail": f"{ran[0]} is trusted and ran it"}
+        candidates = {c.peer_id: c for c in run.plan.candidates}
+        tried: list[str] = []
+        for peer in job.checks.trusted:
+            candidate = candidates.get(peer)
+            refused = "not heard from" if candidate is None else refusal(candidate, run.plan.context)
+            if refused is not None:
+                tried.append(f"{peer}: {refused}")
+                continue
+            self._move(job, JobState.RUNNING, f"spot check: re-running on trusted node {peer}")
+            (attempt,) = await self._dispatch(job, [peer], run.plan.limits)
+            self._move(job, JobState.VERIFYING, f"spot check: comparing with {peer}")
+            checked = self._checked(job, attempt)
+            if not isinstance(checked, Verified):
+                tried.append(f"{peer}: {checked.outcome.label}")
+                continue
+            results = {**run.results, peer: checked}
+            judgement = judge(results, frozenset({peer}))
+            if judgement.referee is Referee.UNANIMOUS:
+                run.results[peer] = checked
+                return {**base, "by": peer, "outcome": "agreed", "detail": f"{peer} returned the same result"}
+            evidence = await self._record(job, run, judgement, results)
+            detail = f"spot check by trusted node {peer} disagrees: {judgement.detail} (evidence {evidence})"
+            run.results[peer] = checked
+            run.disagreed.update({blamed: str(results[blamed].result) for blamed in judgement.blamed})
+            return {**base, "by": peer, "outcome": "disagreed", "detail": detail}
+        return {**base, "by": None, "outcome": "not_run", "detail": "no trusted node could run it: " + "; ".join(tried)}
+
+    async def _record(
+        self, job: JobRecord, run: _Run, judgement: Judgement, results: dict[str, Verified] | None = None
+    ) -> str:
+        """Keep the mismatch as evidence (every result with its signed receipt); the blamed
+        nodes' placement pays for it from now on."""
+        evidence = Evidence.of(job.job_id, job.spec.agent, run.results if results is None else results, judgement)
+        evidence_id = await asyncio.to_thread(self.jobs.save_evidence, evidence)
+        job.corroboration.setdefault("evidence", []).append(evidence_id)
+        log.warning("job %s: %s (evidence %s)", job.job_id, judgement.detail, evidence_id)
+        for peer in judgement.blamed:
+            run.blame(peer)
+        return evidence_id
+
+    def _finish_failed(self, job: JobRecord, run: _Run, why: str, spot: dict[str, Any] | None = None) -> None:
         self._executing.pop(job.job_id, None)
-        self._move(job, JobState.VERIFYING, f"{len(results)} result(s) to compare")
-        agreement = compare(results)
-        if agreement.result is None:
-            self._move(job, JobState.FAILED, agreement.detail)
-            return
-        self._move(job, JobState.DONE, agreement.detail)
+        job.corroboration = _corroboration(job, run, [], spot or _spot_not_drawn(job), failed=True)
+        evidence = job.corroboration.get("evidence")
+        if evidence and "evidence" not in why:
+            why += f" (evidence {', '.join(evidence)}: GET /v1/evidence)"
+        self._move(job, JobState.FAILED, why)
 
     def _checked(self, job: JobRecord, attempt: Attempt) -> Verified | Attempt:
         """Keep what the node said (logs), and for an ok attempt its verified receipt and result."""
@@ -207,3 +300,68 @@ class JobService:
             job.results[checked.peer] = str(checked.result)
             job.receipts[checked.peer] = str(checked.receipt_cid)
         return checked
+
+
+class _Run:
+    """One job's attempts so far: verified results, nodes excluded, and why each was."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.results: dict[str, Verified] = {}
+        self.excluded: set[str] = set()
+        self.refusals: dict[str, str] = {}  # peer -> why it did not run the job (shown if all fail)
+        self.disagreed: dict[str, str] = {}  # peer -> the result it returned that was judged wrong
+
+    def blame(self, peer: str) -> None:
+        """A node judged wrong ranks lower from the next decision on (the penalty is in score)."""
+        candidates = [replace(c, mismatches=c.mismatches + 1) if c.peer_id == peer else c for c in self.plan.candidates]
+        self.plan = replace(self.plan, candidates=candidates)
+
+    def drop(self, peer: str, why: str) -> None:
+        self.disagreed[peer] = str(self.results.pop(peer).result)
+        self.excluded.add(peer)
+        self.refusals[peer] = why
+
+
+def _spot_not_drawn(job: JobRecord) -> dict[str, Any]:
+    if job.checks.spot_check == 0:
+        return {}
+    return {"probability": job.checks.spot_check, "drawn": False, "by": None, "outcome": "not_drawn",
+            "detail": "not picked for a spot check this time"}  # fmt: skip
+
+
+def _corroboration(
+    job: JobRecord, run: _Run, primaries: list[str], spot: dict[str, Any], failed: bool = False
+) -> dict[str, Any]:
+    """How the result was corroborated, for the job's status and the SDK's Job.corroboration.
+
+    ``agreed`` lists every node that returned the job's result (the primaries and a trusted
+    spot-checker): the nodes a client pays. A node judged wrong is in ``disagreed``, never paid.
+    """
+    operators = {c.peer_id: c.operator_id for c in run.plan.candidates}
+    ran = sorted(set(run.results) | set(run.disagreed))
+    agreed = [*primaries, *([spot["by"]] if spot.get("outcome") == "agreed" and spot["by"] not in primaries else [])]
+    if failed:
+        summary = "not corroborated: results disagree" if job.corroboration.get("evidence") else "no result"
+    else:
+        total = len(primaries) + len([peer for peer in run.disagreed if peer not in agreed])
+        if job.spec.redundancy == 1 and total == 1:
+            summary = "single executor"
+        else:
+            summary = f"{len(primaries)} distinct operators agreed of {total} run"
+        if spot.get("outcome") == "agreed":
+            summary += f", spot-checked by {spot['by']}"
+        elif job.spec.redundancy == 1:
+            summary += ", unverified"
+        if spot.get("outcome") == "not_run":
+            summary += " (the spot check could not run)"
+    return {
+        "summary": summary,
+        "required": job.spec.redundancy,
+        "agreed": [] if failed else agreed,
+        "ran": ran,
+        "disagreed": dict(run.disagreed),
+        "operators": {peer: operators.get(peer, peer) for peer in ran},
+        "spot_check": spot,
+        "evidence": list(job.corroboration.get("evidence", [])),
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -20,6 +22,8 @@ MAX_ARGS = 256
 MAX_TEXT = 4096
 MAX_REGIONS = 32
 MAX_PAYMENT = 64 << 10
+MAX_TRUSTED = 16
+_PEER_ID = re.compile(r"[1-9A-HJ-NP-Za-km-z]{1,128}")
 
 
 class JobError(NodeError, ValueError):
@@ -40,11 +44,12 @@ class JobState(StrEnum):
         return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
+# verifying -> running: a spot check re-runs an agreed result on a trusted node
 _ALLOWED = {
     JobState.QUEUED: {JobState.PLACING, JobState.CANCELLED, JobState.FAILED},
     JobState.PLACING: {JobState.RUNNING, JobState.FAILED, JobState.CANCELLED, JobState.QUEUED},
     JobState.RUNNING: {JobState.VERIFYING, JobState.PLACING, JobState.FAILED, JobState.CANCELLED},
-    JobState.VERIFYING: {JobState.DONE, JobState.FAILED, JobState.PLACING, JobState.CANCELLED},
+    JobState.VERIFYING: {JobState.DONE, JobState.FAILED, JobState.PLACING, JobState.RUNNING, JobState.CANCELLED},
 }
 
 
@@ -162,6 +167,43 @@ class JobSpec:
             raise JobError(f"job spec is not valid DAG-CBOR: {exc}") from None
 
 
+@dataclass(frozen=True)
+class Checks:
+    """What the client asks beyond receipts: spot re-execution, with probability ``spot_check``,
+    on the first of the ``trusted`` nodes (peer IDs) that can run the job.
+
+    Kept by the requester only, never in the spec sent to executors, so an executor cannot
+    tell a checked job from an unchecked one. ``drawn`` is decided once, at submission.
+    """
+
+    spot_check: float = 0.0
+    trusted: tuple[str, ...] = ()
+    drawn: bool = False
+
+    @classmethod
+    def requested(cls, spot_check: Any, trusted: Any, draw: Any = None) -> Checks:
+        """Validate a client's settings and draw whether this job is checked (JobError if unusable)."""
+        if isinstance(spot_check, bool) or not isinstance(spot_check, (int, float)) or not 0 <= spot_check <= 1:
+            raise JobError("spot_check must be a probability from 0 to 1")
+        if (
+            not isinstance(trusted, (list, tuple))
+            or len(trusted) > MAX_TRUSTED
+            or not all(isinstance(p, str) and _PEER_ID.fullmatch(p) for p in trusted)
+        ):
+            raise JobError(f"trusted must be a list of at most {MAX_TRUSTED} peer IDs")
+        if spot_check > 0 and not trusted:
+            raise JobError("spot_check needs trusted: the peer IDs of nodes you trust to re-run the job")
+        roll = (draw or random.random)()
+        return cls(float(spot_check), tuple(dict.fromkeys(trusted)), roll < spot_check)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"spot_check": self.spot_check, "trusted": list(self.trusted), "drawn": self.drawn}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Checks:
+        return cls(float(record["spot_check"]), tuple(record["trusted"]), bool(record["drawn"]))
+
+
 @dataclass
 class Transition:
     state: JobState
@@ -178,6 +220,8 @@ class JobRecord:
     results: dict[str, str] = field(default_factory=dict)  # node peer ID -> result CID
     receipts: dict[str, str] = field(default_factory=dict)  # node peer ID -> CID of its signed receipt
     logs: dict[str, str] = field(default_factory=dict)  # node peer ID -> the agent's (capped) output there
+    checks: Checks = field(default_factory=Checks)
+    corroboration: dict[str, Any] = field(default_factory=dict)  # how the result was corroborated (verify)
 
     @property
     def state(self) -> JobState:
@@ -198,6 +242,8 @@ class JobRecord:
             "results": self.results,
             "receipts": self.receipts,
             "logs": self.logs,
+            "checks": self.checks.to_record(),
+            "corroboration": self.corroboration,
         }
 
     @classmethod
@@ -210,4 +256,6 @@ class JobRecord:
             results=dict(record.get("results", {})),
             receipts=dict(record.get("receipts", {})),
             logs=dict(record.get("logs", {})),
+            checks=Checks.from_record(record["checks"]) if "checks" in record else Checks(),
+            corroboration=dict(record.get("corroboration", {})),
         )

@@ -5,20 +5,24 @@ the first run even after the executor restarts (never run twice)."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.scheduler.job import JobRecord
 from storage.records import RecordTables, Writer
+
+if TYPE_CHECKING:  # verify imports dispatch, which imports the executor side, which imports this module
+    from node.scheduler.verify import Evidence
 
 MAX_PAGE = 500
 
 
 class JobStore:
     def __init__(self, path: Path) -> None:
-        self._tables = RecordTables(path, ("jobs", "answers", "index"))
+        self._tables = RecordTables(path, ("jobs", "answers", "index", "evidence"))
         if self._tables.count("index") != self._tables.count("jobs"):  # a store from before the index
             entries = [(_index_key(job), _summary(job)) for job in self.all()]
 
@@ -84,6 +88,30 @@ class JobStore:
     def answer(self, job_id: str) -> dict[str, Any] | None:
         answer: dict[str, Any] | None = self._tables.get("answers", job_id)
         return answer
+
+    def save_evidence(self, evidence: Evidence) -> str:
+        """Keep a recorded mismatch (both signed receipts with it); returns its id."""
+        key = f"{round(evidence.at * 1e6):020d}.{evidence.evidence_id}"
+        self._tables.put("evidence", key, {"evidence_id": evidence.evidence_id, **evidence.to_record()})
+        return evidence.evidence_id
+
+    def evidence(self, limit: int = MAX_PAGE, peer: str | None = None) -> list[dict[str, Any]]:
+        """Recorded mismatches, newest first (only those that blame ``peer``, when given)."""
+        found: list[dict[str, Any]] = []
+        with closing(self._tables.newest_first("evidence")) as entries:
+            for _, record in entries:
+                if peer is None or peer in record["blamed"]:
+                    found.append(record)
+                    if len(found) >= limit:
+                        break
+        return found
+
+    def blame_counts(self) -> Counter[str]:
+        """How many recorded mismatches blame each peer (placement's penalty reads it)."""
+        counts: Counter[str] = Counter()
+        for record in self._tables.values("evidence"):
+            counts.update(record["blamed"])
+        return counts
 
     def close(self) -> None:
         self._tables.close()

@@ -17,8 +17,9 @@ from node.scheduler.score import score
 
 @dataclass(frozen=True)
 class Decision:
-    chosen: list[str]  # peer IDs, best first, as many as the redundancy asks (or fewer)
+    chosen: list[str]  # peer IDs of distinct operators, best first, as many as the redundancy asks (or fewer)
     ranked: list[str]  # every eligible peer, best first: the failover order
+    operators: dict[str, str]  # every eligible peer -> the operator it counts as
     reasons: list[dict[str, Any]]  # one entry per candidate: taken, standby or refused, and why
 
     @property
@@ -39,6 +40,20 @@ def _stake(candidate: Candidate, context: PlacementContext) -> dict[str, Any]:
     return {} if context.payable is None else {"stake": candidate.stake}
 
 
+def distinct_operators(ranked: list[Candidate], count: int) -> tuple[list[str], dict[str, str]]:
+    """The best ``count`` peers of distinct operators (fewer if there are not as many), and for
+    each operator taken, the peer that counts for it. One operator's peers count once."""
+    chosen: list[str] = []
+    taken_by: dict[str, str] = {}
+    for candidate in ranked:
+        if len(chosen) == count:
+            break
+        if candidate.operator_id not in taken_by:
+            taken_by[candidate.operator_id] = candidate.peer_id
+            chosen.append(candidate.peer_id)
+    return chosen, taken_by
+
+
 def decide(candidates: list[Candidate], context: PlacementContext, redundancy: int = 1) -> Decision:
     reasons: list[dict[str, Any]] = []
     eligible = []
@@ -52,9 +67,12 @@ def decide(candidates: list[Candidate], context: PlacementContext, redundancy: i
             eligible.append((candidate, score(candidate, context)))
     eligible.sort(key=lambda pair: (-pair[1].value, pair[0].peer_id))  # ties: stable by peer ID
     ranked = [candidate.peer_id for candidate, _ in eligible]
-    chosen = ranked[:redundancy]
+    chosen, taken_by = distinct_operators([candidate for candidate, _ in eligible], redundancy)
     for position, (candidate, result) in enumerate(eligible):
         verdict = "chosen" if candidate.peer_id in chosen else "standby"
+        reason = result.explanation
+        if verdict == "standby" and candidate.operator_id in taken_by:
+            reason += f"; same operator as {taken_by[candidate.operator_id]}, which counts for it"
         reasons.append(
             {
                 "peer_id": candidate.peer_id,
@@ -62,10 +80,13 @@ def decide(candidates: list[Candidate], context: PlacementContext, redundancy: i
                 "rank": position + 1,
                 "score": round(result.value, 6),
                 "moved_bytes": result.moved_bytes,
-                "reason": result.explanation,
+                "reason": reason,
+                "operator": candidate.operator_id,
+                "mismatches": candidate.mismatches,
                 **_stake(candidate, context),
             }
         )
     order = {"chosen": 0, "standby": 1, "refused": 2}
     reasons.sort(key=lambda r: (order[r["verdict"]], r.get("rank", 0), r["peer_id"]))
-    return Decision(chosen, ranked, reasons)
+    operators = {candidate.peer_id: candidate.operator_id for candidate, _ in eligible}
+    return Decision(chosen, ranked, operators, reasons)

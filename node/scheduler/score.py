@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from node.scheduler.candidates import Candidate, PlacementContext
 
 PRICE_SECONDS_PER_WEI = 1e-9
+# Each result of a node this requester recorded as disagreeing (evidence kept, see
+# node.scheduler.verify) costs it this much: such a node is placed only when nothing else can run the job.
+MISMATCH_PENALTY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,14 @@ def score(candidate: Candidate, context: PlacementContext) -> Score:
     missing = context.input_bytes - held
     transfer = (missing / candidate.bandwidth + candidate.rtt) if missing else 0.0
     price_seconds = candidate.price * PRICE_SECONDS_PER_WEI
-    total = transfer + candidate.queue_wait + price_seconds
+    penalty = candidate.mismatches * MISMATCH_PENALTY_SECONDS
+    total = transfer + candidate.queue_wait + price_seconds + penalty
     explanation = (
         f"holds {_size(held)} of {_size(context.input_bytes)} input; would move {_size(missing)} "
         f"({transfer:.3f} s); queue {candidate.queue_wait:.3f} s; price {candidate.price}"
     )
+    if candidate.mismatches:
+        explanation += f"; {candidate.mismatches} recorded mismatch(es) (+{penalty:.0f} s, see GET /v1/evidence)"
     return Score(-total, missing, transfer, explanation)
 
 

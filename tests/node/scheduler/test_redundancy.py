@@ -15,6 +15,7 @@ from node import announce
 from node.identity import NodeIdentity
 from node.scheduler import protocol
 from node.scheduler.protocol import PROTOCOL, Offer, OfferAnswer, Run, RunAnswer
+from sdk import SyncClient
 from storage.cid import CID
 from tests.node.scheduler.test_jobs_cluster import post, wait_final
 from tests.support import REPO_ROOT, CliRunner, announcement_payload, gossip_peer
@@ -38,6 +39,10 @@ def test_two_honest_nodes_agree(cluster: Any, mycel: CliRunner, tmp_path: Path) 
     assert job["state"] == "done", job["transitions"]
     assert set(job["results"]) == {nodes[0].peer_id, nodes[1].peer_id}
     assert len(set(job["results"].values())) == 1
+    with SyncClient(nodes[0].api_url) as client:  # the SDK's view: how the result was corroborated
+        corroboration = client.job(submitted["job_id"]).corroboration
+    assert corroboration["summary"] == "2 distinct operators agreed of 2 run"
+    assert sorted(corroboration["agreed"]) == sorted(job["results"]) and corroboration["evidence"] == []
 
 
 def test_a_node_returning_a_wrong_result_is_caught(cluster: Any, mycel: CliRunner, tmp_path: Path) -> None:
