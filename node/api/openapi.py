@@ -13,7 +13,7 @@ from typing import Any
 
 from agents.manifest import _LIMIT_CAPS  # the caps check_limits enforces on a job's limit overrides
 from node.api.guards import MAX_JSON_BYTES, MAX_JSON_DEPTH
-from node.scheduler.job import MAX_ARGS, MAX_INPUTS, MAX_PAYMENT, MAX_REGIONS, MAX_TEXT, JobState
+from node.scheduler.job import MAX_ARGS, MAX_INPUTS, MAX_PAYMENT, MAX_REGIONS, MAX_TEXT, MAX_TRUSTED, JobState
 from node.scheduler.jobstore import MAX_PAGE
 
 Schema = dict[str, Any]
@@ -85,6 +85,19 @@ SCHEMAS: dict[str, Schema] = {
                     "maxLength": 2 * MAX_PAYMENT + 2,
                     "description": "hex of the client's signed commitment (the SDK makes it); needs job_id",
                 },
+                "spot_check": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "default": 0,
+                    "description": "probability of re-running the job on a trusted node; needs trusted",
+                },
+                "trusted": {
+                    "type": "array",
+                    "maxItems": MAX_TRUSTED,
+                    "items": {"type": "string", "pattern": "^[1-9A-HJ-NP-Za-km-z]+$"},
+                    "description": "peer IDs of nodes this client trusts to spot-check (kept by the requester)",
+                },
                 "job_id": {
                     "oneOf": [_ref("JobId"), {"type": "null"}],
                     "description": "chosen by the client (a paid job's commitment is signed for it); 409 if taken",
@@ -110,8 +123,22 @@ SCHEMAS: dict[str, Schema] = {
             "result": {"type": ["string", "null"], "description": "the agreed result once done"},
             "transitions": {"type": "array", "items": _ref("Transition")},
             "paid": _BOOL,
+            "corroboration": _ref("Corroboration"),
             "chain_job_id": {"type": "string", "pattern": "^0x[0-9a-f]{64}$"},
         }
+    ),
+    "Corroboration": _obj(
+        {
+            "summary": {"type": "string", "description": "e.g. '2 distinct operators agreed of 2 run'"},
+            "required": {"type": "integer", "minimum": 1},
+            "agreed": {"type": "array", "items": _STR, "description": "the nodes whose result is the job's"},
+            "ran": _STRINGS,
+            "disagreed": {**_map(_STR), "description": "node -> why it was judged wrong (never paid)"},
+            "operators": {**_map(_STR), "description": "node -> the operator it counts as"},
+            "spot_check": {"type": "object"},
+            "evidence": {"type": "array", "items": _STR, "description": "ids in GET /v1/evidence"},
+        },
+        ["summary", "required"],
     ),
     "JobSummary": _obj(
         {
@@ -246,6 +273,7 @@ SCHEMAS: dict[str, Schema] = {
             "load": _obj({"running_jobs": {"type": "integer", "minimum": 0}}),
             "price": {"type": "integer", "minimum": 0},
             "chain_address": _STR,
+            "operator": {"type": "string", "description": "the operator key it proved (empty: its own operator)"},
             "seq": _INT,
             "last_seen_seconds_ago": _NUM,
             "alive": _BOOL,
