@@ -1,7 +1,8 @@
 """Signed node announcements on gossip topic ``mycel/nodes/1``, and the peer table.
 
-An announcement is dag-cbor ``{"payload": {...}, "sig": bytes}``; the Ed25519 signature
-covers a domain tag plus the canonical encoding of the payload, and the payload's
+An announcement is the repo's signed envelope (:mod:`storage.privacy.envelope`),
+dag-cbor ``{"payload": {...}, "sig": bytes}``; the Ed25519 signature covers a domain tag
+plus the canonical encoding of the payload, and the payload's
 ``peer`` must be the gossip message's origin. Validation runs on the libp2p thread for
 every message, so it is cheap and keeps its own small lock-protected state.
 """
@@ -14,10 +15,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.identity import NodeIdentity, verify_signature
+from node.identity import NodeIdentity
 from node.metrics import Metrics
 from storage import dagcbor
 from storage.errors import CodecError
+from storage.privacy.envelope import seal, signature_holds
 
 TOPIC = "mycel/nodes/1"
 MAX_SIZE = 8192
@@ -122,8 +124,7 @@ def validate(payload: dict[str, Any]) -> None:
 
 
 def sign(identity: NodeIdentity, payload: dict[str, Any]) -> bytes:
-    body = dagcbor.encode(payload)
-    return dagcbor.encode({"payload": payload, "sig": identity.sign(_DOMAIN + body)})
+    return seal(identity.sign, _DOMAIN, payload)
 
 
 def verify(data: bytes, origin: str | None = None) -> dict[str, Any]:
@@ -142,7 +143,7 @@ def verify(data: bytes, origin: str | None = None) -> dict[str, Any]:
     validate(payload)
     if origin is not None and payload["peer"] != origin:
         raise AnnouncementError("wrong_origin")
-    if not verify_signature(payload["peer"], _DOMAIN + dagcbor.encode(payload), signature):
+    if not signature_holds(payload["peer"], _DOMAIN, payload, signature):
         raise AnnouncementError("bad_signature")
     return payload
 
