@@ -188,6 +188,11 @@ class PeerTable:
     def update(self, payload: dict[str, Any]) -> None:
         self._peers[payload["peer"]] = PeerRecord(payload["peer"], payload)
 
+    def region_of(self, peer: str) -> str | None:
+        """The region ``peer`` announced (a self-declared label), if it announced."""
+        record = self._peers.get(peer)
+        return None if record is None else str(record.announcement["region"])
+
     def alive(self) -> list[PeerRecord]:
         cutoff = time.time() - self.timeout
         return [record for record in self._peers.values() if record.last_seen >= cutoff]

@@ -22,6 +22,12 @@ Nothing here walks the store or hashes on the event loop: verification, local
 lookups of interior nodes and DAG walks run in a small executor of the exchange's
 own, so a job that keeps the default executor busy cannot hold up serving peers.
 A ``have`` probe for a pinned DAG is one lookup of the size recorded in its pin.
+
+Private data: every block and every ``have`` passes the node's serving gate
+(:class:`node.privacy.gate.ServingGate`). A private block wanted by a peer that its
+dataset's policy does not name as a replica holder is answered exactly like a block
+this node lacks (``0x00``), and so is a ``have`` for a private root: an outsider learns
+neither the bytes nor that this node holds them.
 """
 
 from __future__ import annotations
@@ -66,8 +72,19 @@ class FetchStats:
 
 
 class BlockExchange:
-    def __init__(self, store: BlockStore, network: P2PNetwork, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: BlockStore,
+        network: P2PNetwork,
+        metrics: Metrics,
+        may_send: Callable[[str, CID], bool] | None = None,
+        before_store: Callable[[CID, list[CID]], None] | None = None,
+    ) -> None:
         self.store = store
+        self.may_send = may_send or (lambda peer, cid: True)  # the privacy gate: (peer, block) -> may it go
+        # (root, blocks) before blocks fetched for ``root`` are written: a private dataset's replica
+        # indexes them first, so no block is ever stored here unprotected, even for a moment
+        self.before_store = before_store or (lambda root, cids: None)
         self.network = network
         self.metrics = metrics
         self.bandwidth: dict[str, float] = {}  # bytes/s measured on past fetches, per peer
@@ -103,13 +120,13 @@ class BlockExchange:
         budget.admitted += 1
         try:
             async with budget.running:
-                return await self._answer(request)
+                return await self._answer(peer, request)
         finally:
             budget.admitted -= 1
             if budget.admitted == 0:
                 del self._peer_budgets[peer]
 
-    async def _answer(self, request: bytes) -> list[bytes]:
+    async def _answer(self, peer: str, request: bytes) -> list[bytes]:
         try:
             message = dagcbor.decode(request)
         except CodecError:
@@ -117,19 +134,26 @@ class BlockExchange:
         if not isinstance(message, dict):
             return []
         if isinstance(message.get("have"), list) and message["have"] and isinstance(message["have"][0], CID):
+            if not self.may_send(peer, message["have"][0]):
+                self.metrics.inc("private_blocks_refused_total")
+                return [b"\x00"]  # the same answer as for a DAG not held here
             size = await self.have_size(message["have"][0])
             return [b"\x00" if size is None else b"\x01" + encode_uvarint(size)]  # whole DAG held, and its size
         wants = message.get("want")
         if not isinstance(wants, list) or len(wants) > MAX_WANT:
             return []
         distinct = list(dict.fromkeys(c for c in wants if isinstance(c, CID)))  # each block sent once
-        return await self._off_loop(self._frames_for, distinct)
+        return await self._off_loop(self._frames_for, peer, distinct)
 
-    def _frames_for(self, wants: list[CID]) -> list[bytes]:
+    def _frames_for(self, peer: str, wants: list[CID]) -> list[bytes]:
         frames = []
         for cid in wants:
             key = bytes(cid)
             header = encode_uvarint(len(key)) + key
+            if not self.may_send(peer, cid):
+                self.metrics.inc("private_blocks_refused_total")
+                frames.append(b"\x00" + header)  # the same answer as for a block not held here
+                continue
             try:
                 data = self.store.get(cid)  # verified: a corrupted local block is never served
             except (BlockNotFoundError, StorageError):
@@ -219,7 +243,7 @@ class BlockExchange:
                 group = batches[first : first + IN_FLIGHT]
                 results = await asyncio.gather(*(self._fetch_batch(b, candidates, stats) for b in group))
                 for blocks in results:
-                    next_frontier.extend(await self._off_loop(self._store_verified, blocks))
+                    next_frontier.extend(await self._off_loop(self._store_verified, root, blocks))
                     for _cid, data in blocks:
                         stats.blocks_fetched += 1
                         stats.bytes_fetched += len(data)
@@ -245,8 +269,9 @@ class BlockExchange:
                 wanted.append(cid)
         return wanted, next_frontier, local
 
-    def _store_verified(self, blocks: list[tuple[CID, bytes]]) -> list[CID]:
+    def _store_verified(self, root: CID, blocks: list[tuple[CID, bytes]]) -> list[CID]:
         """Write blocks that :meth:`_parse` has verified; returns the links they carry."""
+        self.before_store(root, [cid for cid, _ in blocks])
         with self.store.batch(trusted=True) as batch:
             for cid, data in blocks:
                 batch.put_block(cid, data)

@@ -28,6 +28,8 @@ from node.api.jobs import routes as job_routes
 from node.api.ledger import routes as ledger_routes
 from node.api.openapi import document
 from node.api.ops import routes as ops_routes
+from node.api.privacy import private_owner, refuse_private, stored
+from node.api.privacy import routes as privacy_routes
 from storage.blockstore import BlockStore
 from storage.cid import CID
 from storage.errors import StorageError
@@ -68,6 +70,7 @@ def build_app(service: NodeService) -> web.Application:
             *ledger_routes(),
             *job_list_routes(),
             *ops_routes(),
+            *privacy_routes(),
             *dashboard_routes(),
         ]
     )
@@ -135,6 +138,7 @@ async def _receive(request: web.Request, service: NodeService, scratch: Path, ty
 async def post_blob(request: web.Request) -> web.Response:
     """A file (application/octet-stream) or a directory (application/x-tar), stored and pinned."""
     service = _service(request)
+    owner = private_owner(request)
     scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=service.scratch_dir))
     try:
         size = await _receive(request, service, scratch, ("application/octet-stream", "application/x-tar"))
@@ -150,7 +154,7 @@ async def post_blob(request: web.Request) -> web.Response:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     service.metrics.inc("bytes_uploaded_total", size)
-    service.provide(node.cid)
+    await stored(service, node.cid, owner)
     return web.json_response({"cid": str(node.cid), "size": size}, status=201)
 
 
@@ -185,6 +189,7 @@ def _safe_untar(archive: Path, dest: Path) -> None:
 async def get_blob(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     root = _cid(request)
+    await refuse_private(service, root)
     await service.ensure_local(root)
     store = service.store
     loop = asyncio.get_running_loop()
@@ -233,6 +238,7 @@ async def _send_tar(request: web.Request, service: NodeService, root: CID) -> we
 async def get_providers(request: web.Request) -> web.Response:
     service = _service(request)
     root = _cid(request)
+    await refuse_private(service, root)
     providers = await service.exchange.find_providers(root)
     if await asyncio.to_thread(service.store.has, root):
         providers.insert(0, service.identity.peer_id)

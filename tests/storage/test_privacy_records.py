@@ -21,6 +21,7 @@ OTHER = CID.for_block(b"another dataset", RAW)
 AGENT = CID.for_block(b"approved agent", DAG_CBOR)
 ROGUE_AGENT = CID.for_block(b"rogue agent", DAG_CBOR)
 JOB = CID.for_block(b"job spec", DAG_CBOR)
+REQUESTER = "12D3KooWRBhwfeP2Y9CDkFRBAZ1pmxUadH36TKuk3KtKm5XXP8mA"
 
 
 class Key:
@@ -184,9 +185,16 @@ def test_chain_to_someone_else(owner: Key) -> None:
 def test_authorize_listed_client_and_grant_holder(owner: Key) -> None:
     listed, granted = Key(), Key()
     policy = policy_of(owner, clients=(listed.id,))
-    assert authorize(policy, Access(listed.id, JOB, {}).sign(listed.sign), JOB, AGENT, NOW).via == "policy"
-    proof = Access(granted.id, JOB, {str(DATASET): tuple(chain_of(owner, granted))}).sign(granted.sign)
-    assert authorize(policy, proof, JOB, AGENT, NOW).via == "grant"
+    assert (
+        authorize(
+            policy, Access(listed.id, JOB, REQUESTER, NOW + 60, {}).sign(listed.sign), JOB, AGENT, REQUESTER, NOW
+        ).via
+        == "policy"
+    )
+    proof = Access(granted.id, JOB, REQUESTER, NOW + 60, {str(DATASET): tuple(chain_of(owner, granted))}).sign(
+        granted.sign
+    )
+    assert authorize(policy, proof, JOB, AGENT, REQUESTER, NOW).via == "grant"
 
 
 @pytest.mark.parametrize(
@@ -197,24 +205,30 @@ def test_authorize_listed_client_and_grant_holder(owner: Key) -> None:
         ("unknown_client", Refusal.NOT_GRANTED),
         ("other_job", Refusal.FORGED),
         ("stolen_grant", Refusal.FORGED),
+        ("replayed_by_another_node", Refusal.FORGED),
+        ("expired_proof", Refusal.EXPIRED),
     ],
 )
 def test_authorize_refusals(owner: Key, case: str, reason: Refusal) -> None:
     client, thief = Key(), Key()
     policy = policy_of(owner)
     grants = {str(DATASET): tuple(chain_of(owner, client))}
-    proof: bytes | None = Access(client.id, JOB, grants).sign(client.sign)
-    job, agent = JOB, AGENT
+    proof: bytes | None = Access(client.id, JOB, REQUESTER, NOW + 60, grants).sign(client.sign)
+    job, agent, requester = JOB, AGENT, REQUESTER
     if case == "unapproved_agent":
         agent = ROGUE_AGENT
     elif case == "no_proof":
         proof = None
     elif case == "unknown_client":
-        proof = Access(thief.id, JOB, {}).sign(thief.sign)
+        proof = Access(thief.id, JOB, REQUESTER, NOW + 60, {}).sign(thief.sign)
     elif case == "other_job":
         job = CID.for_block(b"another spec", DAG_CBOR)
+    elif case == "replayed_by_another_node":
+        requester = Key().id
+    elif case == "expired_proof":
+        proof = Access(client.id, JOB, REQUESTER, NOW - 1, grants).sign(client.sign)
     else:  # the thief copies the client's grant and names the client, but cannot sign as it
-        proof = Access(client.id, JOB, grants).sign(thief.sign)
+        proof = Access(client.id, JOB, REQUESTER, NOW + 60, grants).sign(thief.sign)
     with pytest.raises(PrivacyError) as refused:
-        authorize(policy, proof, job, agent, NOW)
+        authorize(policy, proof, job, agent, requester, NOW)
     assert refused.value.reason is reason
