@@ -19,7 +19,7 @@ from node.exchange import PROTOCOL
 from node.identity import NodeIdentity
 from node.p2p.network import P2PNetwork
 from storage import dagcbor
-from storage.cid import RAW, CID
+from storage.cid import CID, RAW
 from storage.peerid import peer_id_for
 from storage.privacy.policy import Policy, Release, Revocation
 from tests.node.test_cluster import http, metric
