@@ -32,6 +32,7 @@ from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
 from node.privacy.gate import ServingGate
 from node.privacy.registry import PrivacyRegistry
+from node.privacy.running import RunGate
 from node.scheduler.candidates import Candidate, to_announcement
 from node.scheduler.dispatcher import JobService
 from node.scheduler.execution import JobExecution
@@ -120,6 +121,7 @@ class NodeService:
             self.settlement,
             self.jobs,
             Ceilings.from_capacity(self.config.raw["capacity"]),
+            privacy=RunGate(self.privacy, self.identity.peer_id, lambda: self.config.region),
         )
         self.job_service = JobService(
             self.jobs,

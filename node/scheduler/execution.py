@@ -15,6 +15,11 @@ Messages are the typed ones of :mod:`node.scheduler.protocol`. The trust rules:
 - A cancel from the peer whose offer was accepted sets the run's cancel event, and the
   runtime stops the sandbox; the run then answers with a ``cancelled`` outcome.
 
+Private data: every offer and every run passes the running gate
+(:class:`node.privacy.running.RunGate`) with the spec as sent and the peer that sent it;
+what a private job may give back (result size, logs) is decided after the run by the
+policies of its inputs, and its result is never put on the DHT.
+
 Settlement: a node claims payment only for a run whose outcome is ok, with a result and
 a signed receipt. A cancelled run claims nothing (the sandbox was stopped, no result was
 delivered); a run that finished before the cancel reached it is a delivered run and is
@@ -33,13 +38,14 @@ from dataclasses import dataclass, replace
 
 from agents.bundle import open_bundle
 from agents.errors import ManifestError, RuntimeUnavailable
-from agents.executor import Executor
+from agents.executor import Executor, JobOutcome
 from agents.outcome import Outcome
 from agents.runtime.base import RunRequest
 from contracts.errors import ChainError
 from node.errors import NetworkError
 from node.exchange import BlockExchange
 from node.metrics import Metrics
+from node.privacy.running import WITHHELD_LOGS, PrivateJobRefused, PrivateRun, RunGate
 from node.scheduler import protocol
 from node.scheduler.candidates import Candidate, PlacementContext
 from node.scheduler.job import JobSpec
@@ -143,6 +149,7 @@ class JobExecution:
         answers: JobStore | None = None,
         ceilings: Ceilings | None = None,
         offers: OfferTable | None = None,
+        privacy: RunGate | None = None,
     ) -> None:
         self.exchange = exchange
         self.store = exchange.store
@@ -156,6 +163,7 @@ class JobExecution:
         self.answers = answers  # persisted answers: a restarted executor still never runs a job twice
         self.ceilings = ceilings or Ceilings()
         self.offers = offers or OfferTable()
+        self.privacy = privacy  # None: this node holds no private data (tests, tools)
         self._answers: dict[str, tuple[CID, RunAnswer]] = {}  # job id -> (spec CID, answer)
         self._runs: dict[str, _Running] = {}
 
@@ -187,6 +195,11 @@ class JobExecution:
         refused = refusal(self.own(), self._context(job_id, spec))
         if refused is None:
             refused = self._payment_refusal(job_id, spec)
+        if refused is None:
+            try:
+                self._private(peer, spec)
+            except PrivateJobRefused as exc:
+                refused = f"refuses the job: {exc}"
         if refused is not None:
             return OfferAnswer(False, f"this node {refused}")
         self.offers.accept(job_id, peer, cid)
@@ -216,6 +229,12 @@ class JobExecution:
         except ChainError as exc:
             return f"refused the payment commitment: {exc}"
         return None
+
+    def _private(self, peer: str, spec: JobSpec) -> PrivateRun | None:
+        """The private-data terms of the job as ``peer`` sent it (None: no private input); raises PrivateJobRefused."""
+        if self.privacy is None:
+            return None
+        return self.privacy.check(peer, spec.agent, spec.inputs, spec.args, spec.access)
 
     def _known_spec(self, job_id: str) -> CID | None:
         running = self._runs.get(job_id)
@@ -250,7 +269,7 @@ class JobExecution:
 
     def _start(self, peer: str, message: Run, cid: CID) -> _Running:
         cancel = threading.Event()
-        task = asyncio.create_task(self._run(message, cid, cancel))
+        task = asyncio.create_task(self._run(peer, message, cid, cancel))
         running = _Running(peer, cid, task, cancel)
         self._runs[message.job_id] = running
         self.running += 1
@@ -263,9 +282,9 @@ class JobExecution:
         task.add_done_callback(done)
         return running
 
-    async def _run(self, message: Run, cid: CID, cancel: threading.Event) -> RunAnswer:
+    async def _run(self, peer: str, message: Run, cid: CID, cancel: threading.Event) -> RunAnswer:
         try:
-            answer = await self._execute(message.job_id, message.spec, [*message.providers], cancel)
+            answer = await self._execute(message.job_id, message.spec, [*message.providers], cancel, peer)
         except asyncio.CancelledError:
             cancel.set()  # the node is stopping: stop the sandbox too
             raise
@@ -276,7 +295,13 @@ class JobExecution:
                 self.answers.save_answer(message.job_id, {"spec": cid, "answer": kept.to_record()})
         return answer
 
-    async def _execute(self, job_id: str, spec: JobSpec, providers: list[str], cancel: threading.Event) -> RunAnswer:
+    async def _execute(
+        self, job_id: str, spec: JobSpec, providers: list[str], cancel: threading.Event, peer: str = ""
+    ) -> RunAnswer:
+        try:
+            private = await asyncio.to_thread(self._private, peer, spec)  # checked again: the offer was a while ago
+        except PrivateJobRefused as exc:
+            return RunAnswer(Outcome.declined(str(exc)))
         try:
             for root in (spec.agent, *spec.inputs.values()):
                 if await asyncio.to_thread(self.store.missing_blocks, root):  # includes the root when absent
@@ -302,12 +327,34 @@ class JobExecution:
         except (StorageError, NetworkError, RuntimeUnavailable, OSError, ValueError) as exc:
             log.warning("job %s failed before it ran: %s", job_id, exc)
             return RunAnswer(Outcome.node_error(f"{type(exc).__name__}: {exc}"))
+        if private is not None:
+            return await self._release(job_id, spec, private, outcome)
         if outcome.result is not None and outcome.outcome.is_ok:
             self._provide(outcome.result)
             self._claim(job_id, spec, outcome.receipt, outcome.result, outcome.raw.cpu_seconds)
         self.metrics.inc("jobs_executed_total", status=outcome.outcome.kind.value)
         result = outcome.result if outcome.outcome.is_ok else None
         return RunAnswer(outcome.outcome, result, outcome.receipt, outcome.logs[-protocol.MAX_LOGS :])
+
+    async def _release(self, job_id: str, spec: JobSpec, private: PrivateRun, outcome: JobOutcome) -> RunAnswer:
+        """What of a private job leaves: its result within the policies' cap, logs where allowed; never the DHT."""
+        assert self.privacy is not None
+        logs = outcome.logs[-protocol.MAX_LOGS :] if private.logs else WITHHELD_LOGS
+        self.metrics.inc("jobs_executed_total", status=outcome.outcome.kind.value)
+        if outcome.result is None or not outcome.outcome.is_ok:
+            return RunAnswer(outcome.outcome, None, outcome.receipt, logs)
+        result = outcome.result
+        size = await asyncio.to_thread(self.store.complete_dag_size, result)
+        withheld = private.release(size or 0)
+        if withheld is not None:
+            dataset = private.policies[0].policy.dataset
+            blocks = await asyncio.to_thread(lambda: [cid for cid, _ in self.store.walk(result)])
+            await asyncio.to_thread(self.privacy.registry.index, dataset, blocks)  # nobody may fetch it now
+            self.metrics.inc("private_results_withheld_total")
+            log.info("job %s: %s", job_id, withheld)
+            return RunAnswer(Outcome.failed(withheld), None, outcome.receipt, logs)
+        self._claim(job_id, spec, outcome.receipt, result, outcome.raw.cpu_seconds)
+        return RunAnswer(outcome.outcome, result, outcome.receipt, logs)
 
     def _claim(self, job_id: str, spec: JobSpec, receipt: bytes | None, result: CID, cpu_seconds: float) -> None:
         """Keep the paid job's evidence (commitment, receipt) before answering; the claim waits for

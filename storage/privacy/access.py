@@ -21,12 +21,12 @@ from storage.cid import CID
 from storage.privacy import schema
 from storage.privacy.envelope import Signer, seal, signature_holds, unseal
 from storage.privacy.errors import PrivacyError, Refusal
-from storage.privacy.grant import MAX_CHAIN, MAX_GRANT, verify_chain
+from storage.privacy.grant import MAX_CHAIN, verify_chain
 from storage.privacy.policy import Policy
 
 ACCESS_DOMAIN = b"mycel-access-v1:"
 MAX_DATASETS = 16
-MAX_ACCESS = MAX_DATASETS * MAX_CHAIN * MAX_GRANT // 4 + 4096  # many short chains, or a few long ones
+MAX_ACCESS = 64 << 10  # it travels inside the job spec (offers are at most 256 KiB)
 
 
 @dataclass(frozen=True)
