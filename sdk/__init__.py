@@ -14,6 +14,7 @@ from sdk.errors import (
     UsageError,
     VerificationError,
 )
+from sdk.keys import Keypair, PolicyTerms
 from sdk.sync import SyncClient, SyncJob
 from sdk.verify import (
     SettlementCheck,
@@ -30,9 +31,11 @@ __all__ = [
     "Client",
     "Job",
     "JobFailedError",
+    "Keypair",
     "NodeApiError",
     "NodeUnreachableError",
     "PaymentRefusedError",
+    "PolicyTerms",
     "SdkError",
     "SettlementCheck",
     "SyncClient",

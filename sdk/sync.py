@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agents.receipt import Receipt
 from sdk.client import Client, Job
+from sdk.keys import Keypair, PolicyTerms
 from sdk.verify import SettlementCheck
 from sdk.wallet import Wallet
 from storage.cid import CID
@@ -48,8 +49,16 @@ class SyncClient:
     def peers(self) -> list[dict[str, Any]]:
         return self._run(self._client.peers())
 
-    def put(self, content: bytes | str | os.PathLike[str]) -> CID:
-        return self._run(self._client.put(content))
+    def put(
+        self, content: bytes | str | os.PathLike[str], policy: PolicyTerms | None = None, owner: Keypair | None = None
+    ) -> CID:
+        return self._run(self._client.put(content, policy, owner))
+
+    def apply_policy(self, record: bytes) -> dict[str, Any]:
+        return self._run(self._client.apply_policy(record))
+
+    def policy(self, dataset: CID | str) -> dict[str, Any]:
+        return self._run(self._client.policy(dataset))
 
     def get(self, cid: CID | str, dest: str | os.PathLike[str]) -> Path:
         return self._run(self._client.get(cid, dest))
@@ -72,9 +81,13 @@ class SyncClient:
         wait: bool = True,
         timeout: float = 300,
         min_stake: int = 0,
+        client_key: Keypair | None = None,
+        grants: Mapping[str, Sequence[bytes]] | None = None,
     ) -> SyncJob:
         job = self._run(
-            self._client.run(agent, inputs, args, redundancy, region, max_price, pay, wait, timeout, min_stake)
+            self._client.run(
+                agent, inputs, args, redundancy, region, max_price, pay, wait, timeout, min_stake, client_key, grants
+            )
         )
         return SyncJob(self, job)
 

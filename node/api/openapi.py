@@ -42,6 +42,10 @@ def document(version: str) -> dict[str, Any]:
         write=True,
     )
     upload["responses"]["201"] = upload["responses"].pop("200")
+    upload["parameters"] = [
+        {"name": "owner", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "store as a private dataset of this owner key (peer-ID form): locked until its policy"},
+    ]  # fmt: skip
     upload["requestBody"] = {"content": {"application/octet-stream": _BINARY, "application/x-tar": _BINARY}}
     return {
         "openapi": "3.1.0",
@@ -64,12 +68,25 @@ def document(version: str) -> dict[str, Any]:
                 "get": _op(
                     "Download a file (a directory as tar), fetched from peers if not local; every block verified",
                     "bytes",
-                    (400, 404, 502),
+                    (400, 403, 404, 502),
                     cid=True,
                 )
             },
-            "/v1/blobs/{cid}/providers": {"get": _op("Peers holding the CID", "providers", (400,), cid=True)},
+            "/v1/blobs/{cid}/providers": {"get": _op("Peers holding the CID", "providers", (400, 403), cid=True)},
             "/v1/pins": {"get": _op("Pinned roots", "pins")},
+            "/v1/policies": {
+                "post": _op(
+                    'Apply an owner-signed dataset policy or revocation, {"record": hex}; newer versions win',
+                    "applied",
+                    (400, 401, 409),
+                    write=True,
+                )
+            },
+            "/v1/policies/{cid}": {
+                "get": _op(
+                    "How this node holds a private dataset: owner, state, policy", "policy", (400, 404), cid=True
+                )
+            },
             "/v1/pins/{cid}": {
                 "post": _op("Pin, fetching missing blocks", "pinned", (400, 401, 404, 507), cid=True, write=True),
                 "delete": _op("Unpin", "unpinned", (401, 404), cid=True, write=True),

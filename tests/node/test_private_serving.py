@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import nacl.signing
@@ -18,12 +19,13 @@ import nacl.signing
 from node.exchange import PROTOCOL
 from node.identity import NodeIdentity
 from node.p2p.network import P2PNetwork
+from sdk import Keypair, PolicyTerms, SyncClient
 from storage import dagcbor
 from storage.cid import CID, RAW
 from storage.peerid import peer_id_for
 from storage.privacy.policy import Policy, Release, Revocation
 from tests.node.test_cluster import http, metric
-from tests.support import seeded_bytes
+from tests.support import CliRunner, seeded_bytes
 
 
 class Owner:
@@ -69,7 +71,7 @@ def ask_over_libp2p(target: Any, wants: list[CID]) -> tuple[list[bytes], list[by
     return asyncio.run(ask())
 
 
-def test_private_blocks_go_only_to_the_named_holder(cluster: Any) -> None:
+def test_private_blocks_go_only_to_the_named_holder(cluster: Any, mycel: CliRunner, tmp_path: Path) -> None:
     source, holder, same_region = cluster(3, regions=["eu", "us", "eu"], timeout=20)
     owner = Owner()
     data = seeded_bytes("private", 700_000)  # 3 leaves + a root
@@ -83,6 +85,8 @@ def test_private_blocks_go_only_to_the_named_holder(cluster: Any) -> None:
     for node in (source, holder):
         status, answer = post_policy(node.api_url, signed.data)
         assert status == 201 and answer["policy"] == str(signed.cid)
+    _, body = http("GET", f"{source.api_url}/v1/policies/{root}")
+    assert json.loads(body)["state"] == "active"
 
     # an outside peer with a fresh identity, over /mycel/blocks: root and an inner block
     leaf = CID.for_block(data[: 256 << 10], RAW)  # the first chunk: an inner block of the dataset
@@ -122,3 +126,17 @@ def test_private_blocks_go_only_to_the_named_holder(cluster: Any) -> None:
     want, _ = ask_over_libp2p(source, [leaf])
     assert [frame[:1] for frame in want] == [b"\x00"]
     assert metric(source.api_url, "mycel_blocks_served_total") == 4  # nothing more after the revocation
+
+    # the SDK and the CLI: the owner's key signs on this side only; the node holds the data privately
+    key_file = tmp_path / "owner.key"
+    with SyncClient(source.api_url) as client:
+        second = client.put(seeded_bytes("second", 1000), PolicyTerms(holders=(holder.peer_id,)),
+                            Keypair.load_or_create(key_file))  # fmt: skip
+        assert client.policy(second)["state"] == "active"
+    assert http("GET", f"{source.api_url}/v1/blobs/{second}")[0] == 403
+    api = ("--api", source.api_url)
+    stranger = mycel("data", "revoke", str(second), "--version", "1", "--key", tmp_path / "other.key", *api)
+    assert stranger.returncode == 1 and "wrong_owner" in stranger.stderr and stranger.stderr.count("\n") == 1
+    revoked_by_cli = mycel("data", "revoke", str(second), "--version", "1", "--key", key_file, *api)
+    assert revoked_by_cli.returncode == 0, revoked_by_cli.stderr
+    assert json.loads(revoked_by_cli.stdout)["state"] == "revoked"
