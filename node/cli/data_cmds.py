@@ -94,7 +94,10 @@ def data_group() -> None:
 @click.option("--key", "key_file", type=click.Path(path_type=Path), default=None, help=_KEY_HELP)
 @api_options
 def policy_cmd(cid: str, policy_file: Path | None, key_file: Path | None, api_url: str, api_token: str | None) -> None:
-    """Show how a node holds a private dataset, or sign and send a new policy version for it."""
+    """Show how a node holds a private dataset, or sign and send a new policy version for it.
+
+    Example: mycel data policy bafy... --set policy-v2.json --api http://127.0.0.1:5080
+    """
     root = parse_cid(cid)
     with sdk_client(api_url, api_token) as client:
         if policy_file is not None:
@@ -114,7 +117,10 @@ def policy_cmd(cid: str, policy_file: Path | None, key_file: Path | None, api_ur
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Where to write the chain.")
 def grant_cmd(cid: str, audience: str, ttl_seconds: int, agents: tuple[str, ...], parent_file: Path | None,
               key_file: Path | None, output: Path) -> None:  # fmt: skip
-    """Sign a grant letting AUDIENCE (a client key) run agents on dataset CID; writes the chain as JSON."""
+    """Sign a grant letting AUDIENCE (a client key) run agents on dataset CID; writes the chain as JSON.
+
+    Example: mycel data grant bafy... 12D3KooW... --ttl 3600 -o grant.json
+    """
     from sdk.errors import UsageError
 
     parent: list[bytes] = []
@@ -134,7 +140,10 @@ def grant_cmd(cid: str, audience: str, ttl_seconds: int, agents: tuple[str, ...]
 @click.option("--key", "key_file", type=click.Path(path_type=Path), default=None, help=_KEY_HELP)
 @api_options
 def revoke_cmd(cid: str, version: int, key_file: Path | None, api_url: str, api_token: str | None) -> None:
-    """Revoke a dataset's policy on a node: its blocks are then served to nobody and no job runs on them."""
+    """Revoke a dataset's policy on a node: its blocks are then served to nobody and no job runs on them.
+
+    Example: mycel data revoke bafy... --version 1 --api http://127.0.0.1:5080
+    """
     with sdk_client(api_url, api_token) as client:
         client.apply_policy(owner_key(key_file).revoke(parse_cid(cid), version).data)
         print_json(client.policy(parse_cid(cid)))
