@@ -7,10 +7,11 @@ active policy, the agent must be one the policy approves, and the client's acces
 (signed by the client's key, for exactly this agent, inputs and arguments, naming this
 requester) must show a client the policy lists or a valid grant chain from the owner.
 
-After the run :meth:`PrivateRun.release` decides what leaves: the result DAG only, and
-only up to the smallest size cap of the policies involved; a larger result is withheld
-(its blocks are indexed as private, so no one can fetch them) and the job fails with the
-reason. The agent's logs leave only where every policy allows logs.
+The executor then lets the result DAG (never the input) leave only up to the smallest
+size cap of the policies involved (:meth:`PrivateRun.terms`), and signs the policies and
+what it released into the receipt; a larger result is withheld (its blocks are indexed
+as private, so no one can fetch them) and the job fails with the reason. The agent's
+logs leave only where every policy allows logs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from agents.receipt import PrivateRelease
 from node.privacy.registry import PrivacyRegistry
 from storage.cid import CID
 from storage.privacy.access import authorize, job_subject
@@ -45,14 +47,9 @@ class PrivateRun:
     def logs(self) -> bool:
         return all(signed.policy.release.logs for signed in self.policies)
 
-    def release(self, result_bytes: int) -> str | None:
-        """None when a result of ``result_bytes`` may leave; else why it is withheld."""
-        if result_bytes > self.max_bytes:
-            return (
-                f"result withheld: {result_bytes} bytes, over the {self.max_bytes}-byte cap of the private "
-                f"input's policy {self.policies[0].cid}"
-            )
-        return None
+    def terms(self) -> PrivateRelease:
+        """What the executor enforces and signs into the receipt: the policies and the result cap."""
+        return PrivateRelease(tuple(signed.cid for signed in self.policies), self.max_bytes)
 
 
 class RunGate:

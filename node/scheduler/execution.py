@@ -314,7 +314,8 @@ class JobExecution:
             if refused is not None:
                 return RunAnswer(Outcome.declined(f"this node {refused}"))
             limits = effective_limits(manifest.limits, spec.limits, self.ceilings)
-            request = RunRequest(job_id, bundle, dict(spec.inputs), spec.args, limits=limits, cancel=cancel)
+            request = RunRequest(job_id, bundle, dict(spec.inputs), spec.args, limits=limits, cancel=cancel,
+                                 private=private.terms() if private is not None else None)  # fmt: skip
             if cancel.is_set():
                 return RunAnswer(Outcome.cancelled())
             self.in_sandbox += 1
@@ -341,18 +342,16 @@ class JobExecution:
         assert self.privacy is not None
         logs = outcome.logs[-protocol.MAX_LOGS :] if private.logs else WITHHELD_LOGS
         self.metrics.inc("jobs_executed_total", status=outcome.outcome.kind.value)
-        if outcome.result is None or not outcome.outcome.is_ok:
-            return RunAnswer(outcome.outcome, None, outcome.receipt, logs)
         result = outcome.result
-        size = await asyncio.to_thread(self.store.complete_dag_size, result)
-        withheld = private.release(size or 0)
-        if withheld is not None:
+        if result is None:
+            return RunAnswer(outcome.outcome, None, outcome.receipt, logs)
+        if not outcome.outcome.is_ok:  # stored but withheld by the executor (over the cap): lock it here
             dataset = private.policies[0].policy.dataset
             blocks = await asyncio.to_thread(lambda: [cid for cid, _ in self.store.walk(result)])
             await asyncio.to_thread(self.privacy.registry.index, dataset, blocks)  # nobody may fetch it now
             self.metrics.inc("private_results_withheld_total")
-            log.info("job %s: %s", job_id, withheld)
-            return RunAnswer(Outcome.failed(withheld), None, outcome.receipt, logs)
+            log.info("job %s: %s", job_id, outcome.outcome.detail)
+            return RunAnswer(outcome.outcome, None, outcome.receipt, logs)
         self._claim(job_id, spec, outcome.receipt, result, outcome.raw.cpu_seconds)
         return RunAnswer(outcome.outcome, result, outcome.receipt, logs)
 

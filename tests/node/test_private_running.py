@@ -17,6 +17,7 @@ from typing import Any
 import nacl.signing
 import pytest
 
+from agents import receipt as receipts
 from agents.bundle import pack
 from agents.executor import Executor
 from agents.outcome import OutcomeKind
@@ -122,6 +123,10 @@ def test_listed_client_runs_and_only_the_result_leaves(node: Node) -> None:
     assert answer.outcome.is_ok and answer.result is not None
     assert answer.logs == WITHHELD_LOGS  # the policy does not release logs
     assert answer.result not in node.provided  # a private job's result is not put on the DHT
+    assert answer.receipt is not None
+    signed = receipts.verify(answer.receipt).privacy  # the receipt names the policy and what left
+    assert signed is not None and signed.released == "result" and signed.max_result_bytes == 1024
+    assert signed.policies == (node.registry.state(dataset).policy.cid,)  # type: ignore[union-attr]
 
 
 def test_grant_holder_runs(node: Node) -> None:
@@ -184,7 +189,7 @@ def test_result_over_the_cap_is_withheld(node: Node) -> None:
     assert answer.outcome.kind is OutcomeKind.FAILED and "result withheld" in answer.outcome.detail
     assert answer.result is None and answer.logs == WITHHELD_LOGS
     assert answer.receipt is not None
-    from agents import receipt as receipts
-
-    held = receipts.verify(answer.receipt).result
-    assert held is not None and node.registry.is_private(held)  # its blocks are served to no one
+    signed = receipts.verify(answer.receipt)
+    assert signed.privacy is not None and signed.privacy.released == "nothing"
+    assert signed.privacy.result_bytes > signed.privacy.max_result_bytes == 10
+    assert signed.result is not None and node.registry.is_private(signed.result)  # served to no one
