@@ -96,6 +96,7 @@ def test_regions_only_with_the_explicit_self_declared_acknowledgement(owner: Key
         lambda p: p.update(release={"max_bytes": -1, "logs": False, "to": []}),
         lambda p: p.update(extra=1),
         lambda p: p.update(expires=True),
+        lambda p: p.update(holder_regions=["eu-edge"]),  # regions without the explicit "self-declared" yes
     ],
 )
 def test_malformed_policy_fields_are_refused(owner: Key, change: Callable[[dict[str, object]], None]) -> None:
