@@ -134,7 +134,7 @@ class BlockExchange:
         if not isinstance(message, dict):
             return []
         if isinstance(message.get("have"), list) and message["have"] and isinstance(message["have"][0], CID):
-            if not self.may_send(peer, message["have"][0]):
+            if not await self._off_loop(self.may_send, peer, message["have"][0]):  # index lookups: off the loop
                 self.metrics.inc("private_blocks_refused_total")
                 return [b"\x00"]  # the same answer as for a DAG not held here
             size = await self.have_size(message["have"][0])
