@@ -44,6 +44,9 @@ class PrivacyRegistry:
     def __init__(self, path: Path) -> None:
         self._tables = RecordTables(path, ("datasets", "blocks"))
         self._parsed: dict[bytes, SignedPolicy] = {}  # envelope bytes -> checked policy (signature done once)
+        # only the node process writes these tables: while it holds no private dataset, every block
+        # is public and the gate answers without a read (~60 us per block saved on every serve)
+        self._holds_any = self._tables.count("datasets") > 0
 
     def close(self) -> None:
         self._tables.close()
@@ -61,6 +64,7 @@ class PrivacyRegistry:
         existing = self._tables.get("datasets", str(dataset))
         if existing is not None and existing["owner"] != owner:
             raise PrivacyError(Refusal.WRONG_OWNER, f"{dataset} is already private to another owner")
+        self._holds_any = True  # before the write: a concurrent serve must not miss it
         self._tables.write(change)
 
     def index(self, dataset: CID, blocks: Iterable[CID]) -> None:
@@ -90,6 +94,7 @@ class PrivacyRegistry:
             if target.version < version:
                 raise PrivacyError(Refusal.STALE, f"revocation of version {target.version} predates version {version}")
             entry = {"owner": target.owner, "version": target.version, "revoked": target.version}
+        self._holds_any = True
         self._tables.put("datasets", key, entry)
         return record
 
@@ -122,6 +127,8 @@ class PrivacyRegistry:
     # -- blocks -------------------------------------------------------------------------
     def datasets_of(self, block: CID) -> list[CID]:
         """The private datasets containing ``block`` (empty: a public block)."""
+        if not self._holds_any:
+            return []
         listed = self._tables.get("blocks", str(block))
         if listed is None:
             return [block] if self._tables.get("datasets", str(block)) is not None else []
