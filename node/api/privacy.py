@@ -22,7 +22,7 @@ from aiohttp import web
 from node.api.errors import SERVICE_KEY, ApiError
 from storage.cid import CID
 from storage.privacy import schema
-from storage.privacy.errors import PrivacyError
+from storage.privacy.errors import PrivacyError, Refusal
 from storage.privacy.policy import MAX_RECORD, SignedPolicy
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ async def post_policy(request: web.Request) -> web.Response:
     try:
         record = await asyncio.to_thread(service.privacy.apply, body)
     except PrivacyError as exc:
-        status = 409 if exc.reason.value in ("stale", "wrong_owner") else 400
+        status = 409 if exc.reason in (Refusal.STALE, Refusal.WRONG_OWNER) else 400
         raise ApiError(status, exc.reason.value, exc.detail) from None
     if isinstance(record, SignedPolicy):
         dataset, version, kind = record.policy.dataset, record.policy.version, "policy"

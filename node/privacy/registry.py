@@ -57,13 +57,13 @@ class PrivacyRegistry:
         listed = list(blocks)
 
         def change(w: Writer) -> None:
-            if not w.has("datasets", str(dataset)):
+            existing = w.get("datasets", str(dataset))
+            if existing is None:
                 w.put("datasets", str(dataset), {"owner": owner, "version": 0, "revoked": 0})
+            elif existing["owner"] != owner:
+                raise PrivacyError(Refusal.WRONG_OWNER, f"{dataset} is already private to another owner")
             _index(w, dataset, listed)
 
-        existing = self._tables.get("datasets", str(dataset))
-        if existing is not None and existing["owner"] != owner:
-            raise PrivacyError(Refusal.WRONG_OWNER, f"{dataset} is already private to another owner")
         self._holds_any = True  # before the write: a concurrent serve must not miss it
         self._tables.write(change)
 
@@ -77,25 +77,31 @@ class PrivacyRegistry:
         record = parse(data, time.time() if now is None else now)
         target = record.policy if isinstance(record, SignedPolicy) else record.revocation
         key = str(target.dataset)
-        current = self._tables.get("datasets", key)
-        if current is not None and current["owner"] != target.owner:
-            raise PrivacyError(
-                Refusal.WRONG_OWNER, f"{target.dataset} is private to {current['owner']}, not to {target.owner}"
-            )
-        version = 0 if current is None else int(current["version"])
-        if isinstance(record, SignedPolicy):
-            if target.version <= version:
+
+        def change(w: Writer) -> None:  # read and write in one transaction: two versions cannot race
+            current = w.get("datasets", key)
+            if current is not None and current["owner"] != target.owner:
                 raise PrivacyError(
-                    Refusal.STALE, f"policy version {target.version} is not newer than version {version} held here"
+                    Refusal.WRONG_OWNER, f"{target.dataset} is private to {current['owner']}, not to {target.owner}"
                 )
-            entry: dict[str, Any] = {"owner": target.owner, "version": target.version, "revoked": 0,
-                                     "policy": record.data}  # fmt: skip
-        else:
-            if target.version < version:
-                raise PrivacyError(Refusal.STALE, f"revocation of version {target.version} predates version {version}")
-            entry = {"owner": target.owner, "version": target.version, "revoked": target.version}
+            version = 0 if current is None else int(current["version"])
+            entry: dict[str, Any] = {"owner": target.owner, "version": target.version}
+            if isinstance(record, SignedPolicy):
+                if target.version <= version:
+                    raise PrivacyError(
+                        Refusal.STALE, f"policy version {target.version} is not newer than version {version} held here"
+                    )
+                entry.update(revoked=0, policy=record.data)
+            else:
+                if target.version < version:
+                    raise PrivacyError(
+                        Refusal.STALE, f"revocation of version {target.version} predates version {version}"
+                    )
+                entry.update(revoked=target.version)
+            w.put("datasets", key, entry)
+
         self._holds_any = True
-        self._tables.put("datasets", key, entry)
+        self._tables.write(change)
         return record
 
     def state(self, dataset: CID, now: float | None = None) -> DatasetState | None:
