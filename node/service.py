@@ -77,9 +77,7 @@ class NodeService:
         self.peers = PeerTable(float(config.get("node", "peer_timeout")))
         self.privacy = PrivacyRegistry(self.data_dir / "privacy")
         self.gate = ServingGate(self.privacy, self.peers.region_of)
-        self.exchange = BlockExchange(
-            self.store, self.network, self.metrics, self.gate.may_send, self.gate.before_store
-        )
+        self.exchange = BlockExchange(self.store, self.network, self.metrics, self.gate)
         self.network.subscribe(
             announce.TOPIC, AnnouncementValidator(self.metrics, self.identity.peer_id), self._on_announcement
         )

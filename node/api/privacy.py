@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -23,7 +24,7 @@ from node.api.errors import SERVICE_KEY, ApiError
 from storage.cid import CID
 from storage.privacy import schema
 from storage.privacy.errors import PrivacyError, Refusal
-from storage.privacy.policy import MAX_RECORD, SignedPolicy
+from storage.privacy.policy import MAX_RECORD, SignedPolicy, SignedRevocation, parse
 
 if TYPE_CHECKING:
     from node.service import NodeService
@@ -87,9 +88,9 @@ async def post_policy(request: web.Request) -> web.Response:
     if len(body) > MAX_RECORD:
         raise ApiError(413, "payload_too_large", f"a signed policy is at most {MAX_RECORD} bytes")
     try:
-        record = await asyncio.to_thread(service.privacy.apply, body)
+        record = await asyncio.to_thread(_apply, service, body)
     except PrivacyError as exc:
-        status = 409 if exc.reason in (Refusal.STALE, Refusal.WRONG_OWNER) else 400
+        status = 409 if exc.reason in (Refusal.STALE, Refusal.WRONG_OWNER, Refusal.PUBLIC_HERE) else 400
         raise ApiError(status, exc.reason.value, exc.detail) from None
     if isinstance(record, SignedPolicy):
         dataset, version, kind = record.policy.dataset, record.policy.version, "policy"
@@ -98,6 +99,19 @@ async def post_policy(request: web.Request) -> web.Response:
     return web.json_response(
         {"dataset": str(dataset), kind: str(record.cid), "version": version, "kind": kind}, status=201
     )
+
+
+def _apply(service: NodeService, body: bytes) -> SignedPolicy | SignedRevocation:
+    """Apply a record, unless it would turn content this node already holds as public into private.
+
+    Public content may have been served, announced and copied: a policy cannot recall it, and
+    a stranger's self-signed policy must not be able to stop this node serving public data.
+    """
+    record = parse(body, time.time())
+    dataset = record.policy.dataset if isinstance(record, SignedPolicy) else record.revocation.dataset
+    if service.privacy.state(dataset) is None and service.store.has(dataset):
+        raise PrivacyError(Refusal.PUBLIC_HERE, f"{dataset} is held here as public content; put it with --private")
+    return service.privacy.apply(body)
 
 
 async def get_policy(request: web.Request) -> web.Response:

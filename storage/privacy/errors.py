@@ -20,6 +20,7 @@ class Refusal(StrEnum):
     WIDENED = "widened"  # a link grants more than the one it derives from
     NOT_GRANTED = "not_granted"  # valid records, but they do not cover this client or agent
     REVOKED = "revoked"
+    PUBLIC_HERE = "public_here"  # the content is already held here as public: a policy cannot recall it
 
 
 class PrivacyError(StorageError, ValueError):

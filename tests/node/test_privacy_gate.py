@@ -88,3 +88,16 @@ def test_versions_owners_and_expiry(registry: PrivacyRegistry) -> None:
     assert later is not None and later.state == "expired" and later.policy is None
     with pytest.raises(PrivacyError):
         registry.lock(ROOT, stranger.id, [LEAF])  # another key cannot claim the dataset either
+
+
+def test_a_fetching_holder_learns_only_the_policy_of_what_it_fetches(registry: PrivacyRegistry) -> None:
+    gate, owner = ServingGate(registry, REGIONS.get), Key()
+    policy = Policy(ROOT, owner.id, 1, int(time.time()) + 60, holders=(HOLDER,)).sign(owner.sign)
+    gate.learn_policy(LEAF, policy.data)  # attached to a have answer for other content: ignored
+    gate.learn_policy(ROOT, b"\xa0garbage")  # not a policy: ignored
+    assert registry.state(LEAF) is None and registry.state(ROOT) is None
+    gate.learn_policy(ROOT, policy.data)
+    state = registry.state(ROOT)
+    assert state is not None and state.policy == policy and gate.policy_for(ROOT) == policy.data
+    gate.before_store(ROOT, [LEAF])  # blocks of the replica are indexed before they are written
+    assert not gate.may_send(OTHER, LEAF) and gate.may_send(HOLDER, LEAF)

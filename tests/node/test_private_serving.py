@@ -83,9 +83,8 @@ def test_private_blocks_go_only_to_the_named_holder(cluster: Any, mycel: CliRunn
     policy = Policy(CID.parse(root), owner.id, 1, int(time.time()) + 3600, holders=(holder.peer_id,),
                     release=Release(max_bytes=1 << 20))  # fmt: skip
     signed = policy.sign(owner.sign)
-    for node in (source, holder):
-        status, answer = post_policy(node.api_url, signed.data)
-        assert status == 201 and answer["policy"] == str(signed.cid)
+    status, answer = post_policy(source.api_url, signed.data)  # only the source is told; the holder learns it
+    assert status == 201 and answer["policy"] == str(signed.cid)
     _, body = http("GET", f"{source.api_url}/v1/policies/{root}")
     assert json.loads(body)["state"] == "active"
 
@@ -110,11 +109,27 @@ def test_private_blocks_go_only_to_the_named_holder(cluster: Any, mycel: CliRunn
     assert status == 200
     assert metric(holder.api_url, "mycel_blocks_stored_total") == 4
     assert metric(source.api_url, "mycel_blocks_served_total") == 4
-    # ... and holds it privately in turn: it serves neither HTTP nor the same-region node
+    # ... and holds it privately in turn (it learnt the policy with the source's have answer):
+    # it serves neither HTTP nor the same-region node
+    _, body = http("GET", f"{holder.api_url}/v1/policies/{root}")
+    assert json.loads(body)["policy"] == str(signed.cid)
     assert http("GET", f"{holder.api_url}/v1/blobs/{root}")[0] == 403
     assert http("GET", f"{same_region.api_url}/v1/blobs/{root}")[0] == 404
     assert metric(same_region.api_url, "mycel_blocks_stored_total") == 0
     assert metric(holder.api_url, "mycel_blocks_served_total") == 0
+
+    # a stranger cannot make public content private (nor stop a node serving it) with a policy of its own
+    status, body = http("POST", f"{source.api_url}/v1/blobs", b"public", {"Content-Type": "application/octet-stream"})
+    public = CID.parse(json.loads(body)["cid"])
+    status, answer = post_policy(
+        source.api_url, Policy(public, Owner().id, 1, int(time.time()) + 60).sign(owner.sign).data
+    )
+    assert status == 400  # signed by the wrong key: forged
+    stranger = Owner()
+    status, answer = post_policy(
+        source.api_url, Policy(public, stranger.id, 1, int(time.time()) + 60).sign(stranger.sign).data
+    )
+    assert status == 409 and answer["error"] == "public_here"
 
     # a forged replacement naming the same-region node is refused; the owner's revocation locks it
     forged = Policy(CID.parse(root), owner.id, 2, int(time.time()) + 3600, holders=(same_region.peer_id,))
