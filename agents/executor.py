@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nacl.signing
@@ -86,6 +86,9 @@ class Executor:
             if outcome.is_ok:
                 outcome, result = self._import(request, workspace)
             bytes_in = workspace.bytes_in
+        privacy = None
+        if request.private is not None:
+            outcome, privacy = self._release(request.private, outcome, result)
         ended = time.time()
         usage = receipts.Usage(raw.cpu_seconds, raw.peak_memory_bytes, raw.wall_seconds, bytes_in, bytes_out)
         record = receipts.Receipt(
@@ -100,9 +103,25 @@ class Executor:
             started_at=started,
             ended_at=ended,
             node=self.node,
+            privacy=privacy,
         )
         signed = receipts.sign(record, self.signing_key)
         return JobOutcome(outcome, result, signed, raw.logs, raw.logs_truncated, raw)
+
+    def _release(
+        self, terms: receipts.PrivateRelease, outcome: Outcome, result: CID | None
+    ) -> tuple[Outcome, receipts.PrivateRelease]:
+        """A private job's result leaves only within its policies' cap; a larger one is withheld (the job fails)."""
+        size = (self.store.complete_dag_size(result) or 0) if result is not None else 0
+        if result is None or not outcome.is_ok:
+            return outcome, replace(terms, result_bytes=size, released="nothing")
+        if size > terms.max_result_bytes:
+            withheld = Outcome.failed(
+                f"result withheld: {size} bytes, over the {terms.max_result_bytes}-byte cap of the private input's "
+                "policy"
+            )
+            return withheld, replace(terms, result_bytes=size, released="nothing")
+        return outcome, replace(terms, result_bytes=size, released="result")
 
     def _import(self, request: RunRequest, workspace: Workspace) -> tuple[Outcome, CID | None]:
         """Import ``out/``; output the importer cannot take is the agent's failure, not the node's."""

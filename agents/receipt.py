@@ -4,11 +4,16 @@ A receipt is dag-cbor ``{"receipt": {...}, "sig": bytes}``. The Ed25519 signatur
 covers a domain tag and the canonical encoding of the inner record, made with the
 executing node's key; the record names the node's peer ID, which carries the public
 key, so anyone can check a receipt offline. A changed byte anywhere fails.
+
+A job over private data carries ``privacy`` in its receipt: the CIDs of the dataset
+policies it ran under, the result cap, the result's size and what was released
+(``"result"`` or ``"nothing"``, when the result was over the cap and withheld). Other
+receipts have no such key, so their encoding is unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import nacl.signing
@@ -32,6 +37,20 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class PrivateRelease:
+    """The terms a private job ran under (given by the node) and what the executor released."""
+
+    policies: tuple[CID, ...]
+    max_result_bytes: int
+    result_bytes: int = 0
+    released: str = ""  # "result" or "nothing"
+
+    def record(self) -> dict[str, Any]:
+        return {"policies": list(self.policies), "max_result_bytes": self.max_result_bytes,
+                "result_bytes": self.result_bytes, "released": self.released}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Receipt:
     job_id: str
     agent: CID
@@ -44,10 +63,14 @@ class Receipt:
     started_at: float
     ended_at: float
     node: str
+    privacy: PrivateRelease | None = field(default=None)
 
     def record(self) -> dict[str, Any]:
         data = asdict(self)
         data["usage"] = asdict(self.usage)
+        del data["privacy"]
+        if self.privacy is not None:
+            data["privacy"] = self.privacy.record()
         return data
 
 
@@ -109,4 +132,19 @@ def _from_record(record: Any) -> Receipt:
         started_at=float(record["started_at"]),
         ended_at=float(record["ended_at"]),
         node=record["node"],
+        privacy=_privacy(record.get("privacy")),
     )
+
+
+def _privacy(value: Any) -> PrivateRelease | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"policies", "max_result_bytes", "result_bytes", "released"}:
+        raise TypeError("privacy must be a map of policies, max_result_bytes, result_bytes, released")
+    policies = value["policies"]
+    if not isinstance(policies, list) or not all(isinstance(p, CID) for p in policies):
+        raise TypeError("privacy.policies must be a list of CIDs")
+    if value["released"] not in ("result", "nothing"):
+        raise TypeError("privacy.released must be 'result' or 'nothing'")
+    return PrivateRelease(tuple(policies), int(value["max_result_bytes"]), int(value["result_bytes"]),
+                          value["released"])  # fmt: skip

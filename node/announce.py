@@ -1,7 +1,8 @@
 """Signed node announcements on gossip topic ``mycel/nodes/1``, and the peer table.
 
-An announcement is dag-cbor ``{"payload": {...}, "sig": bytes}``; the Ed25519 signature
-covers a domain tag plus the canonical encoding of the payload, and the payload's
+An announcement is the repo's signed envelope (:mod:`storage.privacy.envelope`),
+dag-cbor ``{"payload": {...}, "sig": bytes}``; the Ed25519 signature covers a domain tag
+plus the canonical encoding of the payload, and the payload's
 ``peer`` must be the gossip message's origin. Validation runs on the libp2p thread for
 every message, so it is cheap and keeps its own small lock-protected state.
 """
@@ -14,11 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.identity import NodeIdentity, verify_signature
+from node.identity import NodeIdentity
 from node.metrics import Metrics
 from node.scheduler import operator
 from storage import dagcbor
 from storage.errors import CodecError
+from storage.privacy.envelope import seal, signature_holds
 
 TOPIC = "mycel/nodes/1"
 MAX_SIZE = 8192
@@ -133,8 +135,7 @@ def validate(payload: dict[str, Any]) -> None:
 
 
 def sign(identity: NodeIdentity, payload: dict[str, Any]) -> bytes:
-    body = dagcbor.encode(payload)
-    return dagcbor.encode({"payload": payload, "sig": identity.sign(_DOMAIN + body)})
+    return seal(identity.sign, _DOMAIN, payload)
 
 
 def verify(data: bytes, origin: str | None = None) -> dict[str, Any]:
@@ -153,7 +154,7 @@ def verify(data: bytes, origin: str | None = None) -> dict[str, Any]:
     validate(payload)
     if origin is not None and payload["peer"] != origin:
         raise AnnouncementError("wrong_origin")
-    if not verify_signature(payload["peer"], _DOMAIN + dagcbor.encode(payload), signature):
+    if not signature_holds(payload["peer"], _DOMAIN, payload, signature):
         raise AnnouncementError("bad_signature")
     stated = payload.get("operator")
     if stated is not None and not operator.is_valid(payload["peer"], stated["id"], stated["sig"]):
@@ -200,6 +201,11 @@ class PeerTable:
 
     def update(self, payload: dict[str, Any]) -> None:
         self._peers[payload["peer"]] = PeerRecord(payload["peer"], payload)
+
+    def region_of(self, peer: str) -> str | None:
+        """The region ``peer`` announced (a self-declared label), if it announced."""
+        record = self._peers.get(peer)
+        return None if record is None else str(record.announcement["region"])
 
     def alive(self) -> list[PeerRecord]:
         cutoff = time.time() - self.timeout

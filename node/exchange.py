@@ -22,6 +22,15 @@ Nothing here walks the store or hashes on the event loop: verification, local
 lookups of interior nodes and DAG walks run in a small executor of the exchange's
 own, so a job that keeps the default executor busy cannot hold up serving peers.
 A ``have`` probe for a pinned DAG is one lookup of the size recorded in its pin.
+
+Private data: every block and every ``have`` passes the node's serving gate
+(:class:`node.privacy.gate.ServingGate`). A private block wanted by a peer that its
+dataset's policy does not name as a replica holder is answered exactly like a block
+this node lacks (``0x00``), and so is a ``have`` for a private root: an outsider learns
+neither the bytes nor that this node holds them. A ``have`` answered yes to a holder
+carries the dataset's owner-signed policy after the size (older readers ignore it), so
+a holder that was never sent the policy learns it before the first block arrives and
+stores the replica as private.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from node.errors import NetworkError
 from node.metrics import Metrics
@@ -68,10 +77,13 @@ class FetchStats:
 
 
 class BlockExchange:
-    def __init__(self, store: BlockStore, network: P2PNetwork, metrics: Metrics) -> None:
+    def __init__(
+        self, store: BlockStore, network: P2PNetwork, metrics: Metrics, gate: ExchangeGate | None = None
+    ) -> None:
         self.store = store
         self.network = network
         self.metrics = metrics
+        self.gate = gate or _Open()  # the privacy rules: which block may go to whom, what a holder learns
         self.bandwidth: dict[str, float] = {}  # bytes/s measured on past fetches, per peer
         self._io = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="exchange-store")
         self._peer_budgets: dict[str, _PeerBudget] = {}
@@ -105,13 +117,13 @@ class BlockExchange:
         budget.admitted += 1
         try:
             async with budget.running:
-                return await self._answer(request)
+                return await self._answer(peer, request)
         finally:
             budget.admitted -= 1
             if budget.admitted == 0:
                 del self._peer_budgets[peer]
 
-    async def _answer(self, request: bytes) -> list[bytes]:
+    async def _answer(self, peer: str, request: bytes) -> list[bytes]:
         try:
             message = dagcbor.decode(request)
         except CodecError:
@@ -119,19 +131,30 @@ class BlockExchange:
         if not isinstance(message, dict):
             return []
         if isinstance(message.get("have"), list) and message["have"] and isinstance(message["have"][0], CID):
-            size = await self.have_size(message["have"][0])
-            return [b"\x00" if size is None else b"\x01" + encode_uvarint(size)]  # whole DAG held, and its size
+            root = message["have"][0]
+            if not await self._off_loop(self.gate.may_send, peer, root):  # index lookups: off the loop
+                self.metrics.inc("private_blocks_refused_total")
+                return [b"\x00"]  # the same answer as for a DAG not held here
+            size = await self.have_size(root)
+            if size is None:
+                return [b"\x00"]
+            policy = await self._off_loop(self.gate.policy_for, root)  # a holder learns the policy with the answer
+            return [b"\x01" + encode_uvarint(size) + (policy or b"")]  # whole DAG held, and its size
         wants = message.get("want")
         if not isinstance(wants, list) or len(wants) > MAX_WANT:
             return []
         distinct = list(dict.fromkeys(c for c in wants if isinstance(c, CID)))  # each block sent once
-        return await self._off_loop(self._frames_for, distinct)
+        return await self._off_loop(self._frames_for, peer, distinct)
 
-    def _frames_for(self, wants: list[CID]) -> list[bytes]:
+    def _frames_for(self, peer: str, wants: list[CID]) -> list[bytes]:
         frames = []
         for cid in wants:
             key = bytes(cid)
             header = encode_uvarint(len(key)) + key
+            if not self.gate.may_send(peer, cid):
+                self.metrics.inc("private_blocks_refused_total")
+                frames.append(b"\x00" + header)  # the same answer as for a block not held here
+                continue
             try:
                 data = self.store.get(cid)  # verified: a corrupted local block is never served
             except (BlockNotFoundError, StorageError):
@@ -152,9 +175,12 @@ class BlockExchange:
         if len(frames) != 1 or not frames[0].startswith(b"\x01"):
             return None
         try:
-            return decode_uvarint(frames[0], 1)[0]
+            size, end = decode_uvarint(frames[0], 1)
         except StorageError:
             return None
+        if len(frames[0]) > end:  # the owner-signed policy of a private root: checked, then kept
+            await self._off_loop(self.gate.learn_policy, cid, frames[0][end:])
+        return size
 
     async def find_providers(self, cid: CID) -> list[str]:
         """Peers that hold ``cid``: DHT provider records, then connected peers asked directly.
@@ -237,7 +263,7 @@ class BlockExchange:
                     size = sum(len(data) for _, data in blocks)
                     if max_bytes is not None and stats.bytes_fetched + size > max_bytes:
                         raise FetchTooLarge(root, max_bytes)
-                    next_frontier.extend(await self._off_loop(self._store_verified, blocks))
+                    next_frontier.extend(await self._off_loop(self._store_verified, root, blocks))
                     for _cid, data in blocks:
                         stats.blocks_fetched += 1
                         stats.bytes_fetched += len(data)
@@ -263,8 +289,9 @@ class BlockExchange:
                 wanted.append(cid)
         return wanted, next_frontier, local
 
-    def _store_verified(self, blocks: list[tuple[CID, bytes]]) -> list[CID]:
+    def _store_verified(self, root: CID, blocks: list[tuple[CID, bytes]]) -> list[CID]:
         """Write blocks that :meth:`_parse` has verified; returns the links they carry."""
+        self.gate.before_store(root, [cid for cid, _ in blocks])
         with self.store.batch(trusted=True) as batch:
             for cid, data in blocks:
                 batch.put_block(cid, data)
@@ -316,6 +343,38 @@ class BlockExchange:
         if wanted:
             raise _BadProvider(f"left {len(wanted)} wanted block(s) unanswered")
         return blocks
+
+
+class ExchangeGate(Protocol):
+    """The privacy rules the exchange applies (:class:`node.privacy.gate.ServingGate`); all run in store threads."""
+
+    def may_send(self, peer: str, cid: CID) -> bool:
+        """Whether ``cid`` may go to ``peer``."""
+
+    def policy_for(self, root: CID) -> bytes | None:
+        """The signed policy to send with a ``have`` for ``root``, when it is a private dataset."""
+
+    def learn_policy(self, root: CID, record: bytes) -> None:
+        """Keep a policy a holder of ``root`` sent (refused unless it is a valid one for ``root``)."""
+
+    def before_store(self, root: CID, blocks: list[CID]) -> None:
+        """Called before blocks fetched for ``root`` are written: a private replica indexes them first."""
+
+
+class _Open:
+    """No private data: everything may go, nothing to learn."""
+
+    def may_send(self, peer: str, cid: CID) -> bool:
+        return True
+
+    def policy_for(self, root: CID) -> bytes | None:
+        return None
+
+    def learn_policy(self, root: CID, record: bytes) -> None:
+        return None
+
+    def before_store(self, root: CID, blocks: list[CID]) -> None:
+        return None
 
 
 class NotFoundOnNetwork(NetworkError):

@@ -30,6 +30,9 @@ from node.exchange import BlockExchange
 from node.identity import load_or_create
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
+from node.privacy.gate import ServingGate
+from node.privacy.registry import PrivacyRegistry
+from node.privacy.running import RunGate
 from node.scheduler.candidates import Candidate, to_announcement
 from node.scheduler.dispatcher import JobService
 from node.scheduler.execution import JobExecution
@@ -81,6 +84,9 @@ class NodeService:
         )
         self.exchange = BlockExchange(self.store, self.network, self.metrics)
         self.peers = PeerTable(float(config.get("node", "peer_timeout")))
+        self.privacy = PrivacyRegistry(self.data_dir / "privacy")
+        self.gate = ServingGate(self.privacy, self.peers.region_of)
+        self.exchange = BlockExchange(self.store, self.network, self.metrics, self.gate)
         self.network.subscribe(
             announce.TOPIC, AnnouncementValidator(self.metrics, self.identity.peer_id), self._on_announcement
         )
@@ -123,6 +129,7 @@ class NodeService:
             self.jobs,
             Ceilings.from_capacity(self.config.raw["capacity"]),
             leases=self.config.lease_policy,
+            privacy=RunGate(self.privacy, self.identity.peer_id, lambda: self.config.region),
         )
         self.job_service = JobService(
             self.jobs,
@@ -172,6 +179,7 @@ class NodeService:
         if self.python_runtime is not None:
             self.python_runtime.close()
         self.jobs.close()
+        self.privacy.close()
         self.store.close()
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / STATE_FILE).unlink()
@@ -233,6 +241,8 @@ class NodeService:
         task.add_done_callback(self._provides.discard)
 
     async def _provide(self, root: CID) -> None:
+        if await asyncio.to_thread(self.privacy.is_private, root):
+            return  # a private root is never announced: its holders are found by the policy, not the DHT
         try:
             if await self.network.provide(str(root)):
                 self.metrics.inc("dht_provides_total")

@@ -16,6 +16,7 @@ from sdk.errors import (
     UsageError,
     VerificationError,
 )
+from sdk.keys import Keypair, PolicyTerms
 from sdk.sync import SyncClient, SyncJob
 from sdk.verify import (
     SettlementCheck,
@@ -33,9 +34,11 @@ __all__ = [
     "Job",
     "JobFailedError",
     "MissingExtraError",
+    "Keypair",
     "NodeApiError",
     "NodeUnreachableError",
     "PaymentRefusedError",
+    "PolicyTerms",
     "SdkError",
     "SettlementCheck",
     "SyncClient",

@@ -15,6 +15,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,9 +35,11 @@ from sdk.errors import (
     UsageError,
     VerificationError,
 )
+from sdk.keys import DEFAULT_OWNER_KEY, Keypair, PolicyTerms
 from sdk.verify import SettlementCheck, verify_bytes, verify_path, verify_receipt, verify_settlement
 from sdk.wallet import Delivered, Wallet
 from storage.cid import CID
+from storage.privacy.access import Access, job_subject
 
 if TYPE_CHECKING:  # signing is mycelnet[pay]'s (a Wallet holds it): the SDK imports without it
     from contracts.payment import Envelope
@@ -125,10 +128,35 @@ class Client:
         return peers
 
     # -- content -----------------------------------------------------------------------
-    async def put(self, content: bytes | str | os.PathLike[str]) -> CID:
-        """Store bytes, a file or a directory; returns its CID after checking it locally."""
+    async def put(
+        self, content: bytes | str | os.PathLike[str], policy: PolicyTerms | None = None, owner: Keypair | None = None
+    ) -> CID:
+        """Store bytes, a file or a directory; returns its CID after checking it locally.
+
+        With ``policy`` it is stored as a private dataset: locked on the node before the upload
+        answers, then opened to what the policy allows once ``owner`` (default: the key in
+        ~/.mycelnet/owner.key) has signed it here, on this machine.
+        """
+        if policy is None:
+            return await self._put(content, {})
+        owner = owner or Keypair.load_or_create(DEFAULT_OWNER_KEY)
+        cid = await self._put(content, {"owner": owner.id})
+        await self.apply_policy(owner.policy(cid, policy).data)
+        return cid
+
+    async def apply_policy(self, record: bytes) -> dict[str, Any]:
+        """Send a signed policy or revocation (from :class:`sdk.keys.Keypair`) to this node."""
+        answer: dict[str, Any] = await self._call("POST", "/v1/policies", json={"record": record.hex()})
+        return answer
+
+    async def policy(self, dataset: CID | str) -> dict[str, Any]:
+        """How this node holds a private dataset: owner, state (locked, active, revoked, expired), policy CID."""
+        answer: dict[str, Any] = await self._call("GET", f"/v1/policies/{dataset}")
+        return answer
+
+    async def _put(self, content: bytes | str | os.PathLike[str], params: dict[str, str]) -> CID:
         if isinstance(content, bytes):
-            answer = await self._call("POST", "/v1/blobs", data=content,
+            answer = await self._call("POST", "/v1/blobs", data=content, params=params,
                                       headers={"Content-Type": "application/octet-stream"})  # fmt: skip
             cid = CID.parse(answer["cid"])
             try:
@@ -150,7 +178,7 @@ class Client:
             else:
                 body, kind = open(path, "rb"), "application/octet-stream"  # noqa: SIM115 - closed below
             try:
-                answer = await self._call("POST", "/v1/blobs", params={"name": path.name}, data=body,
+                answer = await self._call("POST", "/v1/blobs", params={"name": path.name, **params}, data=body,
                                           headers={"Content-Type": kind})  # fmt: skip
             finally:
                 body.close()
@@ -254,6 +282,8 @@ class Client:
         min_stake: int = 0,
         spot_check: float = 0.0,
         trusted: Sequence[str] = (),
+        client_key: Keypair | None = None,
+        grants: Mapping[str, Sequence[bytes]] | None = None,
     ) -> Job:
         """Submit a job; with ``wait`` return once it is done (JobFailedError if it failed).
 
@@ -269,6 +299,10 @@ class Client:
         the first of the ``trusted`` peer IDs that can run it. ``job.corroboration`` says how the
         result was corroborated (``summary``: e.g. "2 distinct operators agreed of 2 run" or
         "single executor, unverified").
+        Over private data, ``client_key`` signs the job's access proof (for exactly this agent,
+        inputs and args, sent through this node), and ``grants`` maps a dataset CID to the
+        grant chain (:meth:`sdk.keys.Keypair.grant`) the client holds for it, if the dataset's
+        policy does not list the client itself.
         """
         job_id = os.urandom(16).hex()  # chosen here: the commitment is signed for it
         body: dict[str, Any] = {
@@ -284,6 +318,8 @@ class Client:
             body["max_price"] = max_price
         if spot_check or trusted:
             body["spot_check"], body["trusted"] = spot_check, list(trusted)
+        if client_key is not None:
+            body["access"] = await self._access(client_key, body, grants or {})
         commitment = None
         if pay is not None:
             commitment = await self._commitment(job_id, pay, max_price, min_stake)
@@ -295,6 +331,13 @@ class Client:
             if commitment is not None:
                 await job.pay()
         return job
+
+    async def _access(self, key: Keypair, body: dict[str, Any], grants: Mapping[str, Sequence[bytes]]) -> str:
+        requester = (await self.node())["peer_id"]
+        inputs = {name: CID.parse(cid) for name, cid in body["inputs"].items()}
+        subject = job_subject(CID.parse(body["agent"]), inputs, body["args"])
+        chains = {str(dataset): tuple(chain) for dataset, chain in grants.items()}
+        return Access(key.id, subject, requester, int(time.time()) + 3600, chains).sign(key.sign).hex()
 
     async def jobs(
         self, state: str | None = None, agent: CID | str | None = None, limit: int = 50, cursor: str | None = None

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from agents.receipt import Receipt
 from sdk.client import Client, Job
+from sdk.keys import Keypair, PolicyTerms
 from sdk.verify import SettlementCheck
 from sdk.wallet import Wallet
 from storage.cid import CID
@@ -82,8 +83,16 @@ class SyncClient:
     def peers(self) -> list[dict[str, Any]]:
         return self._run(self._client.peers())
 
-    def put(self, content: bytes | str | os.PathLike[str]) -> CID:
-        return self._run(self._client.put(content))
+    def put(
+        self, content: bytes | str | os.PathLike[str], policy: PolicyTerms | None = None, owner: Keypair | None = None
+    ) -> CID:
+        return self._run(self._client.put(content, policy, owner))
+
+    def apply_policy(self, record: bytes) -> dict[str, Any]:
+        return self._run(self._client.apply_policy(record))
+
+    def policy(self, dataset: CID | str) -> dict[str, Any]:
+        return self._run(self._client.policy(dataset))
 
     def get(self, cid: CID | str, dest: str | os.PathLike[str]) -> Path:
         return self._run(self._client.get(cid, dest))
@@ -108,11 +117,13 @@ class SyncClient:
         min_stake: int = 0,
         spot_check: float = 0.0,
         trusted: Sequence[str] = (),
+        client_key: Keypair | None = None,
+        grants: Mapping[str, Sequence[bytes]] | None = None,
     ) -> SyncJob:
         job = self._run(
             self._client.run(
                 agent, inputs, args, redundancy, region, max_price, pay, wait, timeout, min_stake,
-                spot_check=spot_check, trusted=trusted,
+                spot_check=spot_check, trusted=trusted, client_key=client_key, grants=grants,
             )
         )  # fmt: skip
         return SyncJob(self, job)

@@ -107,3 +107,8 @@ class Writer:
 
     def has(self, table: str, key: str) -> bool:
         return self._txn.get(key.encode(), db=self._dbs[table]) is not None
+
+    def get(self, table: str, key: str) -> Any:
+        """The record under ``key`` as this transaction sees it (for read-modify-write), or None."""
+        raw = self._txn.get(key.encode(), db=self._dbs[table])
+        return None if raw is None else dagcbor.decode(raw)

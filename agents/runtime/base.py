@@ -26,6 +26,7 @@ from typing import Protocol
 from agents.bundle import Bundle
 from agents.manifest import Limits
 from agents.outcome import Limit, Outcome
+from agents.receipt import PrivateRelease
 from agents.runtime.sandbox.outputs import MAX_OUTPUT_DEPTH, SizeWatch, TreeScan, remove_tree, scan_tree
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -45,6 +46,8 @@ class RunRequest:
     # set by the node (e.g. on a client's cancel message): the runtime stops the agent
     # within about half a second and reports Outcome.cancelled()
     cancel: threading.Event | None = field(default=None, compare=False)
+    # set by the node for a job over private data: the result leaves only within the cap
+    private: PrivateRelease | None = None
 
     @property
     def effective_limits(self) -> Limits:

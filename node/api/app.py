@@ -31,6 +31,8 @@ from node.api.ledger import routes as ledger_routes
 from node.api.nodeinfo import routes as node_info_routes
 from node.api.openapi import document
 from node.api.ops import routes as ops_routes
+from node.api.privacy import private_owner, refuse_private, stored
+from node.api.privacy import routes as privacy_routes
 from node.metrics import CONTENT_TYPE
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -72,6 +74,7 @@ def build_app(service: NodeService) -> web.Application:
             *job_list_routes(),
             *ops_routes(),
             *node_info_routes(),
+            *privacy_routes(),
             *dashboard_routes(),
             *docs_routes(),
         ]
@@ -128,6 +131,7 @@ async def _receive(request: web.Request, service: NodeService, scratch: Path, ty
 async def post_blob(request: web.Request) -> web.Response:
     """A file (application/octet-stream) or a directory (application/x-tar), stored and pinned."""
     service = _service(request)
+    owner = private_owner(request)
     scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=service.scratch_dir))
     try:
         size = await _receive(request, service, scratch, ("application/octet-stream", "application/x-tar"))
@@ -143,7 +147,7 @@ async def post_blob(request: web.Request) -> web.Response:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     service.metrics.inc("bytes_uploaded_total", size)
-    service.provide(node.cid)
+    await stored(service, node.cid, owner)
     return web.json_response({"cid": str(node.cid), "size": size}, status=201)
 
 
@@ -179,16 +183,18 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     """Content, verified; fetched from peers first when not all of it is here (guards decide who may)."""
     service = _service(request)
     root = _cid(request)
+    await refuse_private(service, root)
     if await asyncio.to_thread(service.store.missing_blocks, root):  # includes the root itself when absent
         check_remote_fetch(request)
         await request.app[FETCHES_KEY].for_read(root)
         service.provide(root)
-    return await send_content(request, service.store, root)
+    return await send_content(request, service.store, root, service.privacy.is_private)
 
 
 async def get_providers(request: web.Request) -> web.Response:
     service = _service(request)
     root = _cid(request)
+    await refuse_private(service, root)
     providers = await service.exchange.find_providers(root)
     if await asyncio.to_thread(service.store.has, root):
         providers.insert(0, service.identity.peer_id)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -39,8 +39,19 @@ MAX_TAR_ENTRIES = 1_000_000
 _BLOCK = tarfile.BLOCKSIZE
 
 
-def _verifying_loader(store: BlockStore) -> Loader:
+class PrivateBlock(Exception):
+    """A block of the content belongs to a private dataset here (a private block shared with
+    public content stays private: "private wins")."""
+
+    def __init__(self, cid: CID) -> None:
+        super().__init__(f"{cid} belongs to a private dataset")
+        self.cid = cid
+
+
+def _verifying_loader(store: BlockStore, private: Callable[[CID], bool] | None) -> Loader:
     def load(cid: CID) -> bytes:
+        if private is not None and private(cid):
+            raise PrivateBlock(cid)
         return store.get(cid, verify=True)
 
     return load
@@ -68,10 +79,15 @@ def _pull(chunks: Iterator[bytes], limit: int) -> tuple[bytes, bool]:
     return b"".join(parts), True
 
 
-async def send_content(request: web.Request, store: BlockStore, root: CID) -> web.StreamResponse:
-    """A file as octet-stream, a directory as tar; ``root`` must be complete in ``store``."""
+async def send_content(
+    request: web.Request, store: BlockStore, root: CID, private: Callable[[CID], bool] | None = None
+) -> web.StreamResponse:
+    """A file as octet-stream, a directory as tar; ``root`` must be complete in ``store``.
+
+    ``private`` says whether a block belongs to a private dataset: such a block is never sent
+    (403 before the headers; after them, the transfer is aborted like a corrupt one)."""
     loop = asyncio.get_running_loop()
-    load = _verifying_loader(store)
+    load = _verifying_loader(store, private)
     try:
         kind = await loop.run_in_executor(None, node_kind, load, root)
         if kind == NodeType.DIRECTORY:
@@ -83,6 +99,10 @@ async def send_content(request: web.Request, store: BlockStore, root: CID) -> we
         head, complete = await loop.run_in_executor(None, _pull, chunks, VERIFIED_BEFORE_HEADERS)
     except BlockVerificationError as exc:
         raise _corrupt(root, exc) from None
+    except PrivateBlock as exc:
+        raise ApiError(
+            403, "private_data", f"{root} contains {exc.cid}, a block of a private dataset: it is not served"
+        ) from None
     headers = {"Content-Type": content_type, "X-Content-CID": str(root)}
     if complete:
         return web.Response(body=head, headers=headers)

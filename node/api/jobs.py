@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 _SPEC_FIELDS = {
     "agent", "inputs", "args", "limits", "redundancy", "regions", "needs_gpu", "max_price", "deadline", "payment",
+    "access",
 }  # fmt: skip
 _CHECK_FIELDS = {"spot_check", "trusted"}  # the requester's own checks: never sent to executors
 _SUBMIT_FIELDS = _SPEC_FIELDS | _CHECK_FIELDS | {"job_id"}
@@ -68,6 +69,11 @@ def spec_from_json(body: Any) -> JobSpec:
             record["payment"] = bytes.fromhex(str(record["payment"]).removeprefix("0x"))
         except ValueError:
             raise ApiError(400, "bad_job", "payment must be the hex of the signed commitment (see sdk)") from None
+    if "access" in record:
+        try:
+            record["access"] = bytes.fromhex(str(record["access"]))
+        except ValueError:
+            raise ApiError(400, "bad_job", "access must be the hex of the client's signed access proof") from None
     if "agent" not in record:
         raise ApiError(400, "bad_job", "agent (the agent's CID) is required")
     record["agent"] = CID.parse(record["agent"])

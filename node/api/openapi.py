@@ -98,6 +98,11 @@ SCHEMAS: dict[str, Schema] = {
                     "items": {"type": "string", "pattern": "^[1-9A-HJ-NP-Za-km-z]+$"},
                     "description": "peer IDs of nodes this client trusts to spot-check (kept by the requester)",
                 },
+                "access": {
+                    "type": "string",
+                    "pattern": "^([0-9a-fA-F]{2})*$",
+                    "description": "hex of the client's signed access proof for private inputs (the SDK makes it)",
+                },
                 "job_id": {
                     "oneOf": [_ref("JobId"), {"type": "null"}],
                     "description": "chosen by the client (a paid job's commitment is signed for it); 409 if taken",
@@ -228,6 +233,29 @@ SCHEMAS: dict[str, Schema] = {
                     }
                 ),
             }
+        }
+    ),
+    "PolicyRecord": {
+        **_obj({"record": {"type": "string", "pattern": "^[0-9a-fA-F]*$", "description": "hex, dag-cbor"}}),
+        "description": "an owner-signed dataset policy or revocation (the SDK and `mycel data` make it)",
+    },
+    "PolicyApplied": _obj(
+        {
+            "dataset": _ref("CID"),
+            "policy": _ref("CID"),
+            "revocation": _ref("CID"),
+            "version": _INT,
+            "kind": {"type": "string", "enum": ["policy", "revocation"]},
+        },
+        ["dataset", "version", "kind"],
+    ),
+    "PolicyState": _obj(
+        {
+            "dataset": _ref("CID"),
+            "owner": _STR,
+            "state": _STR,
+            "version": _INT,
+            "policy": {"type": ["string", "null"], "description": "CID of the policy in force"},
         }
     ),
     "NodeConfig": _obj(
@@ -418,7 +446,14 @@ def paths() -> dict[str, dict[str, Schema]]:
                 _json("Stored", "stored and pinned"),
                 (400, 413, 507),
                 status=201,
-                params=[_NAME],
+                params=[
+                    _NAME,
+                    _query(
+                        "owner",
+                        _STR,
+                        "store as a private dataset of this owner key (peer-ID form): locked until its policy",
+                    ),
+                ],
                 body={"required": True, "content": {"application/octet-stream": _BINARY, "application/x-tar": _BINARY}},
                 write=True,
             )
@@ -434,6 +469,26 @@ def paths() -> dict[str, dict[str, Schema]]:
         },
         "/v1/blobs/{cid}/providers": {
             "get": _op("getProviders", "Peers holding the CID", _json("Providers", "providers"), (400, 502), params=cid)
+        },
+        "/v1/policies": {
+            "post": _op(
+                "postPolicy",
+                "Apply an owner-signed dataset policy or revocation; newer versions win",
+                _json("PolicyApplied", "applied"),
+                (400, 409, 413),
+                status=201,
+                body=_json_body("PolicyRecord"),
+                write=True,
+            )
+        },
+        "/v1/policies/{cid}": {
+            "get": _op(
+                "getPolicy",
+                "How this node holds a private dataset: owner, state, policy",
+                _json("PolicyState", "policy"),
+                (400, 404),
+                params=cid,
+            )
         },
         "/v1/pins": {"get": _op("getPins", "Pinned roots", _json("Pins", "pins"))},
         "/v1/pins/{cid}": {

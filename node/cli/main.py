@@ -13,6 +13,7 @@ import click
 from node.cli.agent_cmds import COMMANDS as AGENT_COMMANDS
 from node.cli.chain_cmds import COMMANDS as CHAIN_COMMANDS
 from node.cli.common import EXIT_FAILED, EXIT_USAGE, EXIT_VERIFY_FAILED
+from node.cli.data_cmds import COMMANDS as DATA_COMMANDS
 from node.cli.demo_cmd import demo_cmd
 from node.cli.job_cmds import COMMANDS as JOB_COMMANDS
 from node.cli.node_cmds import COMMANDS as NODE_COMMANDS
@@ -28,7 +29,7 @@ def cli() -> None:
     """
 
 
-for command in [*COMMANDS, *NODE_COMMANDS, *AGENT_COMMANDS, *JOB_COMMANDS, *CHAIN_COMMANDS, demo_cmd]:
+for command in [*COMMANDS, *NODE_COMMANDS, *AGENT_COMMANDS, *JOB_COMMANDS, *CHAIN_COMMANDS, *DATA_COMMANDS, demo_cmd]:
     cli.add_command(command)
 
 

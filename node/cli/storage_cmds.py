@@ -22,6 +22,7 @@ from node.cli.common import (
     sdk_client,
     store_or_api_options,
 )
+from node.cli.data_cmds import owner_key, policy_terms, private_options
 
 
 @contextmanager
@@ -94,22 +95,29 @@ def cid_cmd(path: Path, raw: bool, cid_version: str, hidden: bool) -> None:
 @click.option("--pin/--no-pin", default=True, show_default=True, help="Pin the root so GC keeps it.")
 @click.option("-H", "--hidden", is_flag=True, help="Include hidden files.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"cid", "size"} as JSON.')
+@private_options
 @data_dir_option
 @store_or_api_options
 def put_cmd(path: Path, pin: bool, hidden: bool, as_json: bool, data_dir: Path, api_url: str | None,
-            api_token: str | None) -> None:  # fmt: skip
+            api_token: str | None, private: bool, policy_file: Path | None, key_file: Path | None,
+            **terms: Any) -> None:  # fmt: skip
     """Import a file or directory into the local store (or a node's, with --api) and print its root CID.
 
     Through --api the node's CID is checked against the one computed here (exit 3 if it differs).
+    With --private (needs --api) the node keeps it as a private dataset under a policy signed here.
     Example: mycel put ./telemetry.csv
     """
     size = _tree_size(path)
+    if private and api_url is None:
+        raise click.UsageError("--private stores through a node: give --api")
     if api_url is not None:
         if hidden or not pin:
             raise click.UsageError("--hidden and --no-pin apply to the local store, not to --api")
+        policy = policy_terms(policy_file, **terms) if private else None
+        key = owner_key(key_file) if private else None
         try:
             with sdk_client(api_url, api_token) as client, _spinner(f"uploading {path.name} to {api_url}"):
-                cid = client.put(path)
+                cid = client.put(path, policy, key)
         except KeyboardInterrupt:
             # the node imports an upload only once it holds all of it, and drops a partial one
             raise Interrupted(f"interrupted: the upload of {path} to {api_url} stopped; the node drops an upload "

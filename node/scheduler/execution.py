@@ -15,6 +15,11 @@ Messages are the typed ones of :mod:`node.scheduler.protocol`. The trust rules:
 - A cancel from the peer whose offer was accepted sets the run's cancel event, and the
   runtime stops the sandbox; the run then answers with a ``cancelled`` outcome.
 
+Private data: every offer and every run passes the running gate
+(:class:`node.privacy.running.RunGate`) with the spec as sent and the peer that sent it;
+what a private job may give back (result size, logs) is decided after the run by the
+policies of its inputs, and its result is never put on the DHT.
+
 Settlement: a node claims payment only for a run whose outcome is ok, with a result and
 a signed receipt. A cancelled run claims nothing (the sandbox was stopped, no result was
 delivered); a run that finished before the cancel reached it is a delivered run and is
@@ -34,13 +39,14 @@ from functools import partial
 
 from agents.bundle import open_bundle
 from agents.errors import ManifestError, RuntimeUnavailable
-from agents.executor import Executor
+from agents.executor import Executor, JobOutcome
 from agents.outcome import Outcome
 from agents.runtime.base import RunRequest
 from contracts.errors import ChainError
 from node.errors import NetworkError
 from node.exchange import BlockExchange
 from node.metrics import Metrics
+from node.privacy.running import WITHHELD_LOGS, PrivateJobRefused, PrivateRun, RunGate
 from node.scheduler import protocol
 from node.scheduler.candidates import Candidate, PlacementContext
 from node.scheduler.job import JobSpec
@@ -146,6 +152,7 @@ class JobExecution:
         ceilings: Ceilings | None = None,
         offers: OfferTable | None = None,
         leases: LeasePolicy | None = None,
+        privacy: RunGate | None = None,
     ) -> None:
         self.exchange = exchange
         self.store = exchange.store
@@ -160,6 +167,7 @@ class JobExecution:
         self.ceilings = ceilings or Ceilings()
         self.offers = offers or OfferTable()
         self.leases = leases or LeasePolicy()  # pins made for remote requesters expire (storage.leases)
+        self.privacy = privacy  # None: this node holds no private data (tests, tools)
         self._answers: dict[str, tuple[CID, RunAnswer]] = {}  # job id -> (spec CID, answer)
         self._runs: dict[str, _Running] = {}
 
@@ -198,6 +206,11 @@ class JobExecution:
         refused = refusal(self.own(), self._context(job_id, spec))
         if refused is None:
             refused = self._payment_refusal(job_id, spec)
+        if refused is None:
+            try:
+                self._private(peer, spec)
+            except PrivateJobRefused as exc:
+                refused = f"refuses the job: {exc}"
         if refused is not None:
             return OfferAnswer(False, f"this node {refused}")
         self.offers.accept(job_id, peer, cid)
@@ -227,6 +240,12 @@ class JobExecution:
         except ChainError as exc:
             return f"refused the payment commitment: {exc}"
         return None
+
+    def _private(self, peer: str, spec: JobSpec) -> PrivateRun | None:
+        """The private-data terms of the job as ``peer`` sent it (None: no private input); raises PrivateJobRefused."""
+        if self.privacy is None:
+            return None
+        return self.privacy.check(peer, spec.agent, spec.inputs, spec.args, spec.access)
 
     def _known_spec(self, job_id: str) -> CID | None:
         running = self._runs.get(job_id)
@@ -292,6 +311,10 @@ class JobExecution:
     ) -> RunAnswer:
         lease, started = self._lease_for(peer), int(self.store.clock())
         try:
+            private = await asyncio.to_thread(self._private, peer, spec)  # checked again: the offer was a while ago
+        except PrivateJobRefused as exc:
+            return RunAnswer(Outcome.declined(str(exc)))
+        try:
             for root in (spec.agent, *spec.inputs.values()):
                 if await asyncio.to_thread(self.store.missing_blocks, root):  # includes the root when absent
                     holders = list(await self.exchange.holders(root)) or providers
@@ -305,7 +328,8 @@ class JobExecution:
             if refused is not None:
                 return RunAnswer(Outcome.declined(f"this node {refused}"))
             limits = effective_limits(manifest.limits, spec.limits, self.ceilings)
-            request = RunRequest(job_id, bundle, dict(spec.inputs), spec.args, limits=limits, cancel=cancel)
+            request = RunRequest(job_id, bundle, dict(spec.inputs), spec.args, limits=limits, cancel=cancel,
+                                 private=private.terms() if private is not None else None)  # fmt: skip
             if cancel.is_set():
                 return RunAnswer(Outcome.cancelled())
             self.in_sandbox += 1
@@ -322,12 +346,32 @@ class JobExecution:
             return RunAnswer(Outcome.node_error(f"{type(exc).__name__}: {exc}"))
         if outcome.result is not None and lease is not None:  # stored for the requester, not for this node
             await asyncio.to_thread(self.store.lease_pin, outcome.result, f"result {job_id}", lease, started)
+        if private is not None:
+            return await self._release(job_id, spec, private, outcome)
         if outcome.result is not None and outcome.outcome.is_ok:
             self._provide(outcome.result)
             self._claim(job_id, spec, outcome.receipt, outcome.result, outcome.raw.cpu_seconds)
         self.metrics.inc("jobs_executed_total", status=outcome.outcome.kind.value)
         result = outcome.result if outcome.outcome.is_ok else None
         return RunAnswer(outcome.outcome, result, outcome.receipt, outcome.logs[-protocol.MAX_LOGS :])
+
+    async def _release(self, job_id: str, spec: JobSpec, private: PrivateRun, outcome: JobOutcome) -> RunAnswer:
+        """What of a private job leaves: its result within the policies' cap, logs where allowed; never the DHT."""
+        assert self.privacy is not None
+        logs = outcome.logs[-protocol.MAX_LOGS :] if private.logs else WITHHELD_LOGS
+        self.metrics.inc("jobs_executed_total", status=outcome.outcome.kind.value)
+        result = outcome.result
+        if result is None:
+            return RunAnswer(outcome.outcome, None, outcome.receipt, logs)
+        if not outcome.outcome.is_ok:  # stored but withheld by the executor (over the cap): lock it here
+            dataset = private.policies[0].policy.dataset
+            blocks = await asyncio.to_thread(lambda: [cid for cid, _ in self.store.walk(result)])
+            await asyncio.to_thread(self.privacy.registry.index, dataset, blocks)  # nobody may fetch it now
+            self.metrics.inc("private_results_withheld_total")
+            log.info("job %s: %s", job_id, outcome.outcome.detail)
+            return RunAnswer(outcome.outcome, None, outcome.receipt, logs)
+        self._claim(job_id, spec, outcome.receipt, result, outcome.raw.cpu_seconds)
+        return RunAnswer(outcome.outcome, result, outcome.receipt, logs)
 
     def _claim(self, job_id: str, spec: JobSpec, receipt: bytes | None, result: CID, cpu_seconds: float) -> None:
         """Keep the paid job's evidence (commitment, receipt) before answering; the claim waits for

@@ -15,6 +15,7 @@ from node.errors import NodeError
 from storage import dagcbor
 from storage.cid import CID
 from storage.errors import CodecError
+from storage.privacy.access import MAX_ACCESS
 
 # Sizes a spec may have: a peer's spec is read before anything else is known about the job.
 MAX_INPUTS = 256
@@ -65,6 +66,7 @@ class JobSpec:
     max_price: int | None = None
     deadline: float | None = None
     payment: bytes | None = None  # the client's signed authorisation, once settlement exists
+    access: bytes | None = None  # the client's signed access proof, for jobs over private data
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -76,7 +78,7 @@ class JobSpec:
             "regions": list(self.regions),
             "needs_gpu": self.needs_gpu,
         }
-        for key in ("max_price", "deadline", "payment"):
+        for key in ("max_price", "deadline", "payment", "access"):
             if getattr(self, key) is not None:
                 record[key] = getattr(self, key)
         return record
@@ -100,6 +102,7 @@ class JobSpec:
             "max_price",
             "deadline",
             "payment",
+            "access",
         }
         if unknown:
             raise JobError(f"unknown job field(s): {sorted(unknown)}")
@@ -146,6 +149,9 @@ class JobSpec:
         payment = record.get("payment")
         if payment is not None and (not isinstance(payment, bytes) or len(payment) > MAX_PAYMENT):
             raise JobError(f"payment must be at most {MAX_PAYMENT} bytes")
+        access = record.get("access")
+        if access is not None and (not isinstance(access, bytes) or len(access) > MAX_ACCESS):
+            raise JobError(f"access must be the signed access proof, at most {MAX_ACCESS} bytes")
         return cls(
             agent,
             dict(inputs),
@@ -157,6 +163,7 @@ class JobSpec:
             max_price,
             float(deadline) if deadline is not None else None,
             payment,
+            access,
         )
 
     @classmethod

@@ -47,7 +47,7 @@ async def test_concurrent_requests_per_peer_are_bounded(server: BlockExchange, m
     running: dict[str, int] = {"greedy": 0, "polite": 0}
     peak = 0
 
-    def slow_frames(wants: list[CID]) -> list[bytes]:
+    def slow_frames(asker: str, wants: list[CID]) -> list[bytes]:
         nonlocal peak
         peer = "polite" if wants[0] == polite_cid else "greedy"
         with changed:

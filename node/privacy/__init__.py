@@ -1,0 +1,1 @@
+"""Enforcement of private-data policies on this node: what it holds privately, whom it serves, what it runs."""
