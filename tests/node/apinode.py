@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from node.api.app import build_app
 from node.config import load_config
 from node.metrics import Metrics
+from node.privacy.registry import PrivacyRegistry
 from node.service import NodeService
 from storage.cid import CID
 from tests.node.scheduler.harness import Cluster, build
@@ -67,6 +68,7 @@ def node_for(cluster: Cluster, tmp_path: Path) -> Any:
         config=config,
         metrics=metrics,
         store=cluster.store,
+        privacy=PrivacyRegistry(tmp_path / "privacy"),
         jobs=cluster.jobs,
         job_service=cluster.requester,
         peers=cluster.requester.peers,

@@ -16,6 +16,7 @@ from node.api.app import build_app
 from node.config import load_config
 from node.errors import ConfigError
 from node.metrics import Metrics
+from node.privacy.registry import PrivacyRegistry
 from node.scheduler.jobstore import JobStore
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -23,7 +24,8 @@ from storage.cid import CID
 TOKEN = {"Authorization": "Bearer s3cret"}
 JOB = "0" * 32
 NOT_FOUND = {"/v1/jobs/{id}", "/v1/jobs/{id}/placement", "/v1/jobs/{id}/receipt", "/v1/jobs/{id}/events",
-             "/v1/jobs/{id}/logs", "/v1/ledger", "/v1/ledger/claims"}  # fmt: skip  # no such job, no chain
+             "/v1/jobs/{id}/logs", "/v1/ledger", "/v1/ledger/claims",
+             "/v1/policies/{cid}"}  # fmt: skip  # no such job, no chain, the blob is public
 
 
 class Network:
@@ -59,6 +61,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
             metrics=Metrics(),
             version="test",
             store=store,
+            privacy=PrivacyRegistry(tmp_path / f"privacy-{len(clients)}"),
             jobs=jobs,
             network=Network(),
             exchange=Exchange(),

@@ -22,6 +22,7 @@ from node.api.app import build_app
 from node.api.content import VERIFIED_BEFORE_HEADERS
 from node.config import load_config
 from node.metrics import Metrics
+from node.privacy.registry import PrivacyRegistry
 from storage.blockstore import BlockStore
 from storage.cid import CID
 from storage.files import add_path
@@ -77,6 +78,7 @@ async def node(tmp_path: Path) -> AsyncIterator[tuple[Node, Start]]:
             config=load_config(),
             metrics=Metrics(),
             store=node.store,
+            privacy=PrivacyRegistry(tmp_path / f"privacy-{len(clients)}"),
             scratch_dir=node.scratch,
             provide=lambda root: None,
         )

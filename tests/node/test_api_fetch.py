@@ -28,6 +28,7 @@ from node.exchange import BlockExchange, FetchStats
 from node.identity import NodeIdentity
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
+from node.privacy.registry import PrivacyRegistry
 from storage.blockstore import BlockStore
 from storage.cid import CID
 from storage.files import add_path
@@ -74,6 +75,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[Peer, Peer, Api]]:
             config=load_config(overrides={f"api.{key}": value for key, value in settings.items()}),
             metrics=fetcher.metrics,
             store=fetcher.store,
+            privacy=PrivacyRegistry(tmp_path / f"privacy-{len(clients)}"),
             exchange=fetcher.exchange,
             provide=lambda root: None,
         )
