@@ -31,6 +31,7 @@ from node.api.ledger import routes as ledger_routes
 from node.api.nodeinfo import routes as node_info_routes
 from node.api.openapi import document
 from node.api.ops import routes as ops_routes
+from node.api.reputation import routes as reputation_routes
 from node.metrics import CONTENT_TYPE
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -70,6 +71,7 @@ def build_app(service: NodeService) -> web.Application:
             *job_routes(),
             *ledger_routes(),
             *job_list_routes(),
+            *reputation_routes(),
             *ops_routes(),
             *node_info_routes(),
             *dashboard_routes(),
