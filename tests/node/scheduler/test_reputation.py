@@ -231,3 +231,11 @@ async def test_reputation_route_lists_peers_best_first(api: Any) -> None:
     service.job_service = None
     starting = await client.get("/v1/reputation")
     assert starting.status == 503 and (await starting.json())["error"] == "not_ready"
+
+
+def test_a_peer_cannot_announce_its_own_reputation() -> None:
+    from node.scheduler.candidates import from_announcement
+
+    claimed = {"region": "eu", "runtimes": ["wasm"], "standing": {"penalty": -1e9}, "reputation": {"matched": 10**6},
+               "mismatches": 0}  # fmt: skip
+    assert from_announcement("boaster", claimed).standing is NEUTRAL
