@@ -31,8 +31,9 @@ class Event(enum.Enum):
     MATCHED = "matched"  # its result agreed with another distinct operator's or a trusted node's
     DISAGREED = "disagreed"  # its result was judged wrong (evidence kept, see GET /v1/evidence)
     DECLINED = "declined"  # refused the offer or the run
-    TIMED_OUT = "timed_out"  # no answer within the offer or run timeout
-    DIED = "died"  # unreachable, connection lost mid-run, a malformed answer or a receipt that fails
+    TIMED_OUT = "timed_out"  # no answer within the run timeout (the job's wall-clock limit plus the grace)
+    # unreachable, silent to an offer, lost mid-run, a node-side error, a malformed answer or a bad receipt
+    DIED = "died"
     LATE = "late"  # answered, but after the job's wall-clock limit had passed
 
 
