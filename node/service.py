@@ -40,6 +40,7 @@ from node.scheduler.jobstore import JobStore
 from node.scheduler.limits import Ceilings
 from node.scheduler.operator import node_delegation
 from node.scheduler.protocol import PROTOCOL as JOB_PROTOCOL
+from node.scheduler.reputation import ReputationPolicy
 from node.settlement.pay import PROTOCOL as PAY_PROTOCOL
 from node.settlement.pay import PaymentHandler
 from node.settlement.service import NodeSettlement
@@ -91,6 +92,9 @@ class NodeService:
             announce.TOPIC, AnnouncementValidator(self.metrics, self.identity.peer_id), self._on_announcement
         )
         self.jobs = JobStore(self.data_dir / "jobs")
+        self.reputation_policy = ReputationPolicy(  # a bad setting stops the node here, not mid-job
+            float(config.get("node", "reputation_half_life")), float(config.get("node", "reputation_exclude_at"))
+        )
         self.network.handle(JOB_PROTOCOL, self._on_job_message)
         settles = bool(config.get("chain", "rpc_url"))
         self.settlement = NodeSettlement(config, self.identity, self.metrics) if settles else None
@@ -140,6 +144,7 @@ class NodeService:
             self._own,
             self.settlement.is_bound if self.settlement else None,
             metrics=self.metrics,
+            reputation=self.reputation_policy,
         )
         if self.settlement is not None:
             self.job_service.decider.stake_of = self.settlement.stake_of

@@ -105,10 +105,10 @@ class Writer:
     def delete(self, table: str, key: str) -> bool:
         return bool(self._txn.delete(key.encode(), db=self._dbs[table]))
 
-    def has(self, table: str, key: str) -> bool:
-        return self._txn.get(key.encode(), db=self._dbs[table]) is not None
-
     def get(self, table: str, key: str) -> Any:
-        """The record under ``key`` as this transaction sees it (for read-modify-write), or None."""
+        """A record as this transaction sees it (for a read-modify-write that no other write interleaves)."""
         raw = self._txn.get(key.encode(), db=self._dbs[table])
         return None if raw is None else dagcbor.decode(raw)
+
+    def has(self, table: str, key: str) -> bool:
+        return self._txn.get(key.encode(), db=self._dbs[table]) is not None

@@ -258,6 +258,26 @@ SCHEMAS: dict[str, Schema] = {
             "policy": {"type": ["string", "null"], "description": "CID of the policy in force"},
         }
     ),
+    "Reputation": _obj(
+        {
+            "half_life_seconds": {**_NUM, "description": "an event weighs half as much after this long"},
+            "exclude_at": {**_NUM, "description": "decayed wrong results at which a peer is refused"},
+            "peers": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "peer_id": _STR,
+                        "rank": {"type": "integer", "minimum": 1},
+                        "counts": {**_map(_INT), "description": "observed outcome -> how many are kept"},
+                        "weights": {**_map(_NUM), "description": "the same, decayed to now"},
+                        "penalty_seconds": {**_NUM, "description": "added to the peer's placement cost"},
+                        "excluded": _BOOL,
+                        "last": {"type": ["number", "null"], "description": "when the newest was seen"},
+                    }
+                ),
+            },
+        }
+    ),
     "NodeConfig": _obj(
         {
             "peer_id": _STR,
@@ -611,6 +631,16 @@ def paths() -> dict[str, dict[str, Schema]]:
                     _query("peer", _STR, "only records that blame this peer"),
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}, "how many"),
                 ],
+            )
+        },
+        "/v1/reputation": {
+            "get": _op(
+                "getReputation",
+                "What this node observed of the peers it gave jobs to (completed, matched, disagreed, declined, "
+                "timed out, died, late), decayed, best first",
+                _json("Reputation", "peers with a record"),
+                (400, 503),
+                params=[_query("peer", _STR, "only this peer")],
             )
         },
         "/v1/ledger": {

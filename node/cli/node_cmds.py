@@ -1,4 +1,4 @@
-"""``mycel init``, ``mycel node init|start|stop|status|doctor`` and ``mycel cluster up|down``."""
+"""``mycel init``, ``mycel node init|start|stop|status|doctor|reputation`` and ``mycel cluster up|down``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from node.cli.common import (
     API_TOKEN_ENV,
     API_URL_ENV,
     DEFAULT_DATA_DIR,
+    api_options,
     format_amount,
     print_json,
     resolve_data_dir,
@@ -214,6 +215,33 @@ def node_status(data_dir: Path, api_url: str | None, api_token: str | None, as_j
     if effective is not None:
         _print_effective(effective)
     click.echo(f"peers: {sum(1 for p in peers if p['alive'])} alive of {len(peers)} known")
+
+
+@node_group.command("reputation")
+@api_options
+@click.option("--peer", default=None, help="Only this peer ID.")
+@click.option("--json", "as_json", is_flag=True, help="Print GET /v1/reputation as JSON.")
+def node_reputation(api_url: str, api_token: str | None, peer: str | None, as_json: bool) -> None:
+    """What this node observed of the peers it gave jobs to, best first (placement ranks by it).
+
+    Example: mycel node reputation
+    """
+    from urllib.parse import quote
+
+    with sdk_client(api_url, api_token) as client:
+        answer = client.fetch_json("/v1/reputation" + (f"?peer={quote(peer)}" if peer else ""))
+    if as_json:
+        print_json(answer)
+        return
+    if not answer["peers"]:
+        click.echo("no record yet: this node has not given a job to another node")
+        return
+    for row in answer["peers"]:
+        seen = ", ".join(f"{count} {event.replace('_', ' ')}" for event, count in row["counts"].items() if count)
+        state = "excluded" if row["excluded"] else f"+{row['penalty_seconds']:.0f} s"
+        click.echo(f"{row['rank']:>3}  {row['peer_id']}  {state:>9}  {seen}")
+    policy = f"half-life {answer['half_life_seconds']:.0f} s; excluded at {answer['exclude_at']:g} recent wrong results"
+    click.echo(policy)
 
 
 def _print_effective(effective: dict[str, Any]) -> None:

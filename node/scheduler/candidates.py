@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from node.scheduler.reputation import NEUTRAL, Standing
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -32,7 +34,12 @@ class Candidate:
     stake: int = 0  # wei it has staked on the ledger (read for paid jobs only)
     operator: str = ""  # the operator whose signed delegation it announces (empty: its own operator)
     operator_sig: bytes = b""  # that delegation's signature (checked when the announcement arrived)
-    mismatches: int = 0  # results of its that this node recorded as disagreeing (see verify.judge)
+    standing: Standing = NEUTRAL  # what this node observed of it (node/scheduler/reputation.py), never announced
+
+    @property
+    def mismatches(self) -> int:
+        """Its results this node recorded as disagreeing (see verify.judge)."""
+        return self.standing.mismatches
 
     @property
     def operator_id(self) -> str:

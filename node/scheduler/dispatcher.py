@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from agents.manifest import Limits
+from agents.outcome import OutcomeKind
 from contracts.errors import AuthorizationError
 from contracts.payment import commitment_of
 from node.announce import PeerTable
@@ -37,6 +39,7 @@ from node.scheduler.execution import JobExecution
 from node.scheduler.job import Checks, JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import JobStore, new_job_id
 from node.scheduler.placement import decide, refusal
+from node.scheduler.reputation import Book, Event, Observation, ReputationPolicy
 from node.scheduler.verify import Evidence, Judgement, Referee, Verified, check_receipt, judge
 
 log = logging.getLogger("mycelnet.jobs")
@@ -56,6 +59,8 @@ class JobService:
         bound: Callable[[str, str], bool] | None = None,
         policy: DispatchPolicy | None = None,
         metrics: Metrics | None = None,
+        reputation: ReputationPolicy | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.jobs = jobs
         self.metrics = metrics
@@ -64,6 +69,8 @@ class JobService:
         self.peers = peers
         self.local = local
         self.policy = policy or DispatchPolicy()
+        self.reputation = reputation or ReputationPolicy()
+        self.clock = clock  # when observations happen (tests inject one)
         self.decider = Decider(network, exchange, peers, own, bound)
         self.dispatcher = Dispatcher(network, local, self.policy)
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -153,10 +160,9 @@ class JobService:
             self._move(job, JobState.FAILED, f"the job's payment is unusable: {exc}")
             return
         plan = await self.decider.plan(spec, payment)
-        blame = await asyncio.to_thread(self.jobs.blame_counts)  # an LMDB scan: off the loop
-        plan = replace(plan, candidates=[replace(c, mismatches=blame[c.peer_id]) for c in plan.candidates])
+        book = Book(await asyncio.to_thread(self.jobs.reputation), self.reputation)  # an LMDB scan: off the loop
         trusted = frozenset(job.checks.trusted) | {self.network.peer_id}  # the requester trusts itself
-        run = _Run(plan)
+        run = _Run(plan, book, self.clock)
         while True:
             if not await self._gather(job, run):
                 return
@@ -177,6 +183,8 @@ class JobService:
             self._finish_failed(job, run, str(spot["detail"]), spot)
             return
         job.corroboration = _corroboration(job, run, agreed, spot)
+        if len(job.corroboration["agreed"]) > 1:  # corroborated by another operator or a trusted node
+            await self._observe(run, [(peer, Event.MATCHED, job.job_id) for peer in job.corroboration["agreed"]])
         for peer in run.disagreed:  # not the job's result, not paid: kept in the evidence
             job.results.pop(peer, None)
             job.receipts.pop(peer, None)
@@ -208,8 +216,9 @@ class JobService:
                 self._finish_failed(job, run, why)
                 return False
             self._move(job, JobState.RUNNING, f"dispatched to {', '.join(pending)}")
-            for attempt in await self._dispatch(job, pending, run.plan.limits):
+            for attempt, elapsed in await self._dispatch(job, pending, run.plan.limits):
                 checked = self._checked(job, attempt)
+                await self._observe(run, self._events(job, checked, elapsed, run.plan.limits))
                 if isinstance(checked, Verified):
                     run.results[checked.peer] = checked
                     continue
@@ -224,14 +233,42 @@ class JobService:
                 self._move(job, JobState.PLACING, why)
         return True
 
-    async def _dispatch(self, job: JobRecord, peers: list[str], limits: Limits) -> list[Attempt]:
+    async def _dispatch(self, job: JobRecord, peers: list[str], limits: Limits) -> list[tuple[Attempt, float]]:
+        """Each node's attempt, with the seconds it took by this node's clock (for its reputation)."""
         self._executing.setdefault(job.job_id, set()).update(peers)
+
+        async def timed(peer: str) -> tuple[Attempt, float]:
+            started = time.monotonic()
+            attempt = await self.dispatcher.attempt(job.job_id, peer, job.spec, limits)
+            return attempt, time.monotonic() - started
+
         try:
-            return list(
-                await asyncio.gather(*(self.dispatcher.attempt(job.job_id, peer, job.spec, limits) for peer in peers))
-            )
+            return list(await asyncio.gather(*(timed(peer) for peer in peers)))
         finally:
             self._executing.get(job.job_id, set()).difference_update(peers)
+
+    def _events(
+        self, job: JobRecord, checked: Verified | Attempt, elapsed: float, limits: Limits
+    ) -> list[tuple[str, Event, str]]:
+        """What one attempt says of the node, from its outcome's kind and this node's clock only."""
+        if isinstance(checked, Verified):
+            late = elapsed > limits.wall_seconds  # the agent could not run longer: the rest was the node
+            events = [Event.COMPLETED, *([Event.LATE] if late else [])]
+        elif checked.outcome.kind is OutcomeKind.DECLINED:
+            events = [Event.DECLINED]
+        elif checked.outcome.kind is OutcomeKind.NODE_ERROR:
+            events = [Event.TIMED_OUT if elapsed >= self.policy.run_timeout(limits) else Event.DIED]
+        else:  # the agent's own failure or a cancel: nothing about the node
+            events = []
+        return [(checked.peer, event, job.job_id) for event in events]
+
+    async def _observe(self, run: _Run, events: list[tuple[str, Event, str]]) -> None:
+        """Record outcomes this node saw of other nodes (it does not rate itself), in the store and the run."""
+        now = self.clock()
+        seen = [Observation(peer, event, now, job_id) for peer, event, job_id in events if peer != self.network.peer_id]
+        if seen:
+            await asyncio.to_thread(self.jobs.record_outcomes, seen)
+            run.learn(seen)
 
     async def _spot_check(self, job: JobRecord, run: _Run) -> dict[str, Any]:
         """Re-run the job on the first trusted node that can (one that already ran it counts),
@@ -249,9 +286,10 @@ class JobService:
                 tried.append(f"{peer}: {refused}")
                 continue
             self._move(job, JobState.RUNNING, f"spot check: re-running on trusted node {peer}")
-            (attempt,) = await self._dispatch(job, [peer], run.plan.limits)
+            ((attempt, elapsed),) = await self._dispatch(job, [peer], run.plan.limits)
             self._move(job, JobState.VERIFYING, f"spot check: comparing with {peer}")
             checked = self._checked(job, attempt)
+            await self._observe(run, self._events(job, checked, elapsed, run.plan.limits))
             if not isinstance(checked, Verified):
                 tried.append(f"{peer}: {checked.outcome.label}")
                 continue
@@ -270,14 +308,13 @@ class JobService:
     async def _record(
         self, job: JobRecord, run: _Run, judgement: Judgement, results: dict[str, Verified] | None = None
     ) -> str:
-        """Keep the mismatch as evidence (every result with its signed receipt); the blamed
-        nodes' placement pays for it from now on."""
+        """Keep the mismatch as evidence (every result with its signed receipt) and, with it, a
+        ``disagreed`` event in each blamed node's reputation: their placement pays from now on."""
         evidence = Evidence.of(job.job_id, job.spec.agent, run.results if results is None else results, judgement)
         evidence_id = await asyncio.to_thread(self.jobs.save_evidence, evidence)
         job.corroboration.setdefault("evidence", []).append(evidence_id)
         log.warning("job %s: %s (evidence %s)", job.job_id, judgement.detail, evidence_id)
-        for peer in judgement.blamed:
-            run.blame(peer)
+        run.learn([Observation(peer, Event.DISAGREED, evidence.at, job.job_id) for peer in judgement.blamed])
         return evidence_id
 
     def _finish_failed(self, job: JobRecord, run: _Run, why: str, spot: dict[str, Any] | None = None) -> None:
@@ -305,16 +342,24 @@ class JobService:
 class _Run:
     """One job's attempts so far: verified results, nodes excluded, and why each was."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, book: Book, clock: Callable[[], float]) -> None:
+        self.book = book
+        self.clock = clock
         self.plan = plan
+        self._refresh()
         self.results: dict[str, Verified] = {}
         self.excluded: set[str] = set()
         self.refusals: dict[str, str] = {}  # peer -> why it did not run the job (shown if all fail)
         self.disagreed: dict[str, str] = {}  # peer -> the result it returned that was judged wrong
 
-    def blame(self, peer: str) -> None:
-        """A node judged wrong ranks lower from the next decision on (the penalty is in score)."""
-        candidates = [replace(c, mismatches=c.mismatches + 1) if c.peer_id == peer else c for c in self.plan.candidates]
+    def learn(self, seen: list[Observation]) -> None:
+        """What this run observed counts from its next decision on (a liar is not asked again)."""
+        self.book.add(seen)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        now = self.clock()
+        candidates = [replace(c, standing=self.book.standing(c.peer_id, now)) for c in self.plan.candidates]
         self.plan = replace(self.plan, candidates=candidates)
 
     def drop(self, peer: str, why: str) -> None:

@@ -5,13 +5,13 @@ the first run even after the executor restarts (never run twice)."""
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from node.scheduler.job import JobRecord
+from node.scheduler.reputation import MAX_PEERS, Event, Observation, appended
 from storage.records import RecordTables, Writer
 
 if TYPE_CHECKING:  # verify imports dispatch, which imports the executor side, which imports this module
@@ -22,7 +22,7 @@ MAX_PAGE = 500
 
 class JobStore:
     def __init__(self, path: Path) -> None:
-        self._tables = RecordTables(path, ("jobs", "answers", "index", "evidence"))
+        self._tables = RecordTables(path, ("jobs", "answers", "index", "evidence", "reputation"))
         if self._tables.count("index") != self._tables.count("jobs"):  # a store from before the index
             entries = [(_index_key(job), _summary(job)) for job in self.all()]
 
@@ -32,6 +32,8 @@ class JobStore:
                     writer.put("index", key, summary)
 
             self._tables.write(rebuild)
+        if self._tables.count("reputation") == 0 and self._tables.count("evidence"):  # evidence from before it
+            self.record_outcomes(_from_evidence(self._tables.values("evidence")))
 
     def save(self, job: JobRecord) -> None:
         """Write the whole record and its index entry in one transaction: a crash leaves the old
@@ -90,9 +92,17 @@ class JobStore:
         return answer
 
     def save_evidence(self, evidence: Evidence) -> str:
-        """Keep a recorded mismatch (both signed receipts with it); returns its id."""
+        """Keep a recorded mismatch (both signed receipts with it) and, in the same transaction,
+        a ``disagreed`` event in each blamed node's reputation; returns the evidence id."""
         key = f"{round(evidence.at * 1e6):020d}.{evidence.evidence_id}"
-        self._tables.put("evidence", key, {"evidence_id": evidence.evidence_id, **evidence.to_record()})
+        record = {"evidence_id": evidence.evidence_id, **evidence.to_record()}
+
+        def change(writer: Writer) -> None:
+            writer.put("evidence", key, record)
+            _append(writer, _from_evidence([record]))
+
+        self._tables.write(change)
+        self._forget_beyond_max_peers()
         return evidence.evidence_id
 
     def evidence(self, limit: int = MAX_PAGE, peer: str | None = None) -> list[dict[str, Any]]:
@@ -106,15 +116,56 @@ class JobStore:
                         break
         return found
 
-    def blame_counts(self) -> Counter[str]:
-        """How many recorded mismatches blame each peer (placement's penalty reads it)."""
-        counts: Counter[str] = Counter()
-        for record in self._tables.values("evidence"):
-            counts.update(record["blamed"])
-        return counts
+    def record_outcomes(self, observations: list[Observation]) -> None:
+        """Add what this node observed of peers' attempts to their reputation, in one transaction."""
+        if observations:
+            self._tables.write(lambda writer: _append(writer, observations))
+            self._forget_beyond_max_peers()
+
+    def reputation(self) -> dict[str, list[Observation]]:
+        """Every peer's kept observations, oldest first (a scan: call it off the event loop)."""
+        found: dict[str, list[Observation]] = {}
+        for record in self._tables.values("reputation"):
+            peer, events = record.get("peer"), record.get("events")
+            if isinstance(peer, str) and isinstance(events, list):
+                found[peer] = [seen for raw in events if (seen := Observation.from_record(peer, raw))]
+        return found
+
+    def _forget_beyond_max_peers(self) -> None:
+        """Past MAX_PEERS peers, drop the ones heard from least recently (the record stays bounded)."""
+        extra = self._tables.count("reputation") - MAX_PEERS
+        if extra <= 0:
+            return
+        newest = {peer: max((seen.at for seen in events), default=0.0) for peer, events in self.reputation().items()}
+        stale = sorted(newest, key=lambda peer: newest[peer])[:extra]
+
+        def forget(writer: Writer) -> None:
+            for peer in stale:
+                writer.delete("reputation", peer)
+
+        self._tables.write(forget)
 
     def close(self) -> None:
         self._tables.close()
+
+
+def _append(writer: Writer, observations: list[Observation]) -> None:
+    by_peer: dict[str, list[Observation]] = {}
+    for seen in observations:
+        by_peer.setdefault(seen.peer, []).append(seen)
+    for peer, new in by_peer.items():
+        existing = writer.get("reputation", peer)
+        events = existing.get("events") if isinstance(existing, dict) else None
+        writer.put("reputation", peer, {"peer": peer, "events": appended(events, new)})
+
+
+def _from_evidence(records: list[Any]) -> list[Observation]:
+    """The ``disagreed`` events a list of evidence records stands for: one per blamed node."""
+    return [
+        Observation(str(peer), Event.DISAGREED, float(record["at"]), str(record["job_id"]))
+        for record in records
+        for peer in record["blamed"]
+    ]
 
 
 def _index_key(job: JobRecord) -> str:

@@ -1,4 +1,4 @@
-"""Placement: filter by the rules, rank by data gravity, keep the reason for every candidate.
+"""Placement: filter by the rules, rank by data gravity and reputation, keep the reason for every candidate.
 
 ``mycel job explain`` and ``GET /v1/jobs/{id}/placement`` show the decision as made. The
 executing node runs the same rules (:func:`refusal`) against its own candidate when it
@@ -83,6 +83,7 @@ def decide(candidates: list[Candidate], context: PlacementContext, redundancy: i
                 "reason": reason,
                 "operator": candidate.operator_id,
                 "mismatches": candidate.mismatches,
+                "reputation": candidate.standing.to_json(),
                 **_stake(candidate, context),
             }
         )

@@ -1,9 +1,10 @@
 """Data gravity: rank nodes by the time the job would take to start there, data first.
 
 Every term is in seconds, so they add up honestly: moving the input bytes a node lacks
-(bytes / bandwidth + RTT), waiting in its queue, and the price (converted at
-PRICE_SECONDS_PER_WEI). Bytes a node already holds cost nothing to move, which is what
-pulls compute to the data. Higher score is better: ``score = -(seconds)``.
+(bytes / bandwidth + RTT), waiting in its queue, the price (converted at
+PRICE_SECONDS_PER_WEI) and the penalty of its reputation here (node/scheduler/rules/reputation.py).
+Bytes a node already holds cost nothing to move, which is what pulls compute to the data.
+Higher score is better: ``score = -(seconds)``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from node.scheduler.candidates import Candidate, PlacementContext
+from node.scheduler.rules.reputation import penalty as reputation_penalty
 
 PRICE_SECONDS_PER_WEI = 1e-9
-# Each result of a node this requester recorded as disagreeing (evidence kept, see
-# node.scheduler.verify) costs it this much: such a node is placed only when nothing else can run the job.
-MISMATCH_PENALTY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -31,14 +30,14 @@ def score(candidate: Candidate, context: PlacementContext) -> Score:
     missing = context.input_bytes - held
     transfer = (missing / candidate.bandwidth + candidate.rtt) if missing else 0.0
     price_seconds = candidate.price * PRICE_SECONDS_PER_WEI
-    penalty = candidate.mismatches * MISMATCH_PENALTY_SECONDS
+    penalty, record = reputation_penalty(candidate)
     total = transfer + candidate.queue_wait + price_seconds + penalty
     explanation = (
         f"holds {_size(held)} of {_size(context.input_bytes)} input; would move {_size(missing)} "
         f"({transfer:.3f} s); queue {candidate.queue_wait:.3f} s; price {candidate.price}"
     )
-    if candidate.mismatches:
-        explanation += f"; {candidate.mismatches} recorded mismatch(es) (+{penalty:.0f} s, see GET /v1/evidence)"
+    if record:
+        explanation += f"; {record}"
     return Score(-total, missing, transfer, explanation)
 
 

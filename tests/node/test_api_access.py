@@ -3,6 +3,7 @@ read route is classified (in-process API over a real store and job store: a proc
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from node.errors import ConfigError
 from node.metrics import Metrics
 from node.privacy.registry import PrivacyRegistry
 from node.scheduler.jobstore import JobStore
+from node.scheduler.reputation import ReputationPolicy
 from storage.blockstore import BlockStore
 from storage.cid import CID
 
@@ -70,7 +72,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
             refresh_gauges=lambda connected: None,
             identity=SimpleNamespace(peer_id="me"),
             api_url="http://127.0.0.1:5080",
-            job_service=object(),
+            job_service=SimpleNamespace(reputation=ReputationPolicy(), clock=time.time),
             settlement=None,
             provide=lambda root: None,
         )

@@ -207,6 +207,8 @@ async def test_real_answers_validate_against_the_document(api_node: Any, tmp_pat
         await call("GET", f"/v1/jobs/{job_id}{suffix}", "/v1/jobs/{id}" + template)
     await call("GET", f"/v1/jobs/{job_id}/events", "/v1/jobs/{id}/events")  # the job ended: history, then the end
     await call("GET", "/v1/jobs?limit=2", "/v1/jobs")
+    await call("GET", "/v1/reputation", "/v1/reputation")
+    await call("GET", "/v1/reputation?peer=" + "x" * 200, "/v1/reputation")  # 400 bad_query
     await call("GET", "/v1/jobs?limit=0", "/v1/jobs")  # 400 bad_limit
     await call("DELETE", f"/v1/jobs/{job_id}", "/v1/jobs/{id}")  # done stays done
     await call("POST", "/v1/jobs", "/v1/jobs", json={"agent": agent, "job_id": job_id})  # 409

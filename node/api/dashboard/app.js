@@ -91,15 +91,24 @@ async function loadReady() {
   }
 }
 
+// This node's record of each peer it gave jobs to (GET /v1/reputation); blank where it has none,
+// or when the route needs a token this page does not have.
+async function loadRecord() {
+  const { ok, body } = await getJSON("/v1/reputation");
+  const record = new Map();
+  for (const r of (ok && body.peers) || []) record.set(r.peer_id, r.excluded ? "excluded" : `+${Math.round(r.penalty_seconds)} s`);
+  return record;
+}
+
 async function loadPeers() {
-  const { ok, body } = await getJSON("/v1/peers");
+  const [{ ok, body }, record] = await Promise.all([getJSON("/v1/peers"), loadRecord()]);
   if (!ok) return;
   const peers = body.peers || [];
   document.getElementById("peer-count").textContent = `(${peers.filter((p) => p.alive).length} alive of ${peers.length})`;
   fill(document.querySelector("#peers tbody"), peers.map((p) => {
     const load = p.load ? p.load.running_jobs : "";
     const tr = row([idCell(p.peer_id), p.region, load, p.capacity ? p.capacity.cpu_cores : "", p.price,
-      (p.runtimes || []).join(" "), p.alive ? `${p.last_seen_seconds_ago}s ago` : "gone"], "peer");
+      (p.runtimes || []).join(" "), p.alive ? `${p.last_seen_seconds_ago}s ago` : "gone", record.get(p.peer_id) || ""], "peer");
     tr.dataset.peer = p.peer_id;
     tr.dataset.region = p.region;
     return tr;

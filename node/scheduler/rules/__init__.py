@@ -1,11 +1,12 @@
 """Placement filters, one small module per rule (as Bacalhau's orchestrator does).
 
 Each rule is ``check(candidate, context) -> str | None``: None lets the candidate
-through, a string says why it is refused, in words a user can act on.
+through, a string says why it is refused, in words a user can act on. The reputation rule
+also ranks: score.py adds its ``penalty``.
 """
 
 from __future__ import annotations
 
-from node.scheduler.rules import capabilities, capacity, payment, price, region, runtime, stake
+from node.scheduler.rules import capabilities, capacity, payment, price, region, reputation, runtime, stake
 
-RULES = (runtime, capabilities, region, capacity, price, payment, stake)
+RULES = (runtime, capabilities, region, capacity, price, payment, stake, reputation)

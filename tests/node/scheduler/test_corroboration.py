@@ -16,7 +16,7 @@ from node.scheduler import operator
 from node.scheduler.candidates import Candidate, PlacementContext, from_announcement, to_announcement
 from node.scheduler.job import Checks, JobError
 from node.scheduler.placement import decide
-from node.scheduler.score import MISMATCH_PENALTY_SECONDS
+from node.scheduler.reputation import PENALTY_SECONDS, Event, Observation, ReputationPolicy, assess
 from node.scheduler.verify import Referee, Verified, judge
 from storage.cid import CID
 from storage.peerid import peer_id_for
@@ -102,11 +102,12 @@ def test_redundancy_takes_one_node_per_operator() -> None:
 
 
 def test_a_recorded_mismatch_drops_a_node_below_others() -> None:
-    liar, honest = _node("liar", held_bytes=1 << 20, mismatches=1), _node("honest")
+    caught = assess([Observation("liar", Event.DISAGREED, 100.0)], 100.0, ReputationPolicy())
+    liar, honest = _node("liar", held_bytes=1 << 20, standing=caught), _node("honest")
     decision = decide([liar, honest], CONTEXT)
     assert decision.chosen == ["honest"]
     entry = next(r for r in decision.reasons if r["peer_id"] == "liar")
-    assert entry["mismatches"] == 1 and entry["score"] <= -MISMATCH_PENALTY_SECONDS
+    assert entry["mismatches"] == 1 and entry["score"] <= -PENALTY_SECONDS[Event.DISAGREED]
     assert "1 recorded mismatch" in entry["reason"]
 
 

@@ -77,8 +77,13 @@ def test_k2_with_a_rogue_records_evidence_and_drops_it(
     assert again["state"] == "done" and again["corroboration"]["summary"] == "single executor, unverified"
     placement = _placement(requester, again)
     assert placement[rogue.peer_id]["mismatches"] == 1 and placement[requester.peer_id]["mismatches"] == 0
-    assert placement[rogue.peer_id]["score"] <= -3600 < placement[requester.peer_id]["score"]
+    assert placement[rogue.peer_id]["score"] <= -3500 < placement[requester.peer_id]["score"]
+    assert placement[rogue.peer_id]["verdict"] == "standby" and list(again["results"]) == [requester.peer_id]
     assert "1 recorded mismatch" in placement[rogue.peer_id]["reason"]
+    (liar,) = http_json(f"{requester.api_url}/v1/reputation?peer={rogue.peer_id}")["peers"]
+    assert liar["counts"]["disagreed"] == 1 and liar["penalty_seconds"] >= 3500  # from the verified evidence
+    shown = mycel("node", "reputation", "--api", requester.api_url)
+    assert shown.returncode == 0 and rogue.peer_id in shown.stdout and "1 disagreed" in shown.stdout, shown.stderr
     explained = mycel("job", "explain", again["job_id"], "--api", requester.api_url)
     assert explained.returncode == 0 and "1 recorded mismatch" in explained.stdout
 

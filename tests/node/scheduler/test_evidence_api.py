@@ -15,6 +15,7 @@ from node.api import jobs as job_routes
 from node.api.errors import SERVICE_KEY, error_middleware
 from node.scheduler.job import Checks, JobRecord, JobSpec
 from node.scheduler.jobstore import JobStore
+from node.scheduler.reputation import Event
 from node.scheduler.verify import Evidence, Judgement, Referee, Verified
 from storage.cid import CID
 
@@ -49,7 +50,8 @@ def _evidence() -> Evidence:
 async def test_evidence_lists_both_receipts_and_filters_by_blamed_peer(api: Any) -> None:
     client, store, _ = api
     evidence_id = store.save_evidence(_evidence())
-    assert store.blame_counts() == {"rogue": 1}
+    assert [(seen.peer, seen.event) for seen in store.reputation()["rogue"]] == [("rogue", Event.DISAGREED)]
+    assert set(store.reputation()) == {"rogue"}  # the honest node is not blamed
     answer = await (await client.get("/v1/evidence")).json()
     (record,) = answer["evidence"]
     assert record["evidence_id"] == evidence_id and record["blamed"] == ["rogue"] and record["referee"] == "trusted"
