@@ -40,6 +40,8 @@ from node.scheduler.protocol import PROTOCOL as JOB_PROTOCOL
 from node.settlement.pay import PROTOCOL as PAY_PROTOCOL
 from node.settlement.pay import PaymentHandler
 from node.settlement.service import NodeSettlement
+from node.streams.service import StreamService
+from node.streams.store import StreamStore
 from storage.blockstore import BlockStore
 from storage.cid import CID
 
@@ -90,6 +92,12 @@ class NodeService:
         self.settlement = NodeSettlement(config, self.identity, self.metrics) if settles else None
         self.payments = PaymentHandler(self.settlement)
         self.network.handle(PAY_PROTOCOL, self.payments.handle)
+        self.streams = StreamService(
+            StreamStore(self.data_dir / "streams"),
+            self.network,
+            self.metrics,
+            lambda: [record.announcement for record in self.peers.alive()],
+        )
         self.execution: JobExecution | None = None
         self.job_service: JobService | None = None
         self.python_runtime: PythonRuntime | None = None
@@ -137,6 +145,7 @@ class NodeService:
         if self.settlement is not None:
             self.job_service.decider.stake_of = self.settlement.stake_of
         await self.network.start()
+        await self.streams.start()
         host, port = self.config.api_host_port
         self._runner = web.AppRunner(build_app(self), access_log=None)
         await self._runner.setup()
@@ -165,6 +174,7 @@ class NodeService:
                 await task
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.streams.stop()
         if self.settlement is not None:
             await self.settlement.stop()
         await self.network.stop()
@@ -172,6 +182,7 @@ class NodeService:
         if self.python_runtime is not None:
             self.python_runtime.close()
         self.jobs.close()
+        self.streams.store.close()
         self.store.close()
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / STATE_FILE).unlink()
@@ -276,6 +287,9 @@ class NodeService:
             "seq": self._seq,
             "time": int(time.time()),
         }
+        heads = self.streams.heads()
+        if heads:
+            payload["streams"] = heads
         return announce.sign(self.identity, payload)
 
     async def _announce_loop(self) -> None:

@@ -31,6 +31,7 @@ from node.api.ledger import routes as ledger_routes
 from node.api.nodeinfo import routes as node_info_routes
 from node.api.openapi import document
 from node.api.ops import routes as ops_routes
+from node.api.streams import routes as stream_routes
 from node.metrics import CONTENT_TYPE
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -71,6 +72,7 @@ def build_app(service: NodeService) -> web.Application:
             *ledger_routes(),
             *job_list_routes(),
             *ops_routes(),
+            *stream_routes(),
             *node_info_routes(),
             *dashboard_routes(),
             *docs_routes(),
