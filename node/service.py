@@ -40,6 +40,7 @@ from node.scheduler.protocol import PROTOCOL as JOB_PROTOCOL
 from node.settlement.pay import PROTOCOL as PAY_PROTOCOL
 from node.settlement.pay import PaymentHandler
 from node.settlement.service import NodeSettlement
+from node.streams.protocol import PROTOCOL as STREAM_PROTOCOL
 from node.streams.service import StreamService
 from node.streams.store import StreamStore
 from storage.blockstore import BlockStore
@@ -98,6 +99,7 @@ class NodeService:
             self.metrics,
             lambda: [record.announcement for record in self.peers.alive()],
         )
+        self.network.handle(STREAM_PROTOCOL, self.streams.serve)
         self.execution: JobExecution | None = None
         self.job_service: JobService | None = None
         self.python_runtime: PythonRuntime | None = None

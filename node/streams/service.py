@@ -63,7 +63,6 @@ class StreamService:
         self._changed: dict[str, asyncio.Event] = {}
         self._sync_locks: dict[str, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
-        network.handle(PROTOCOL, self.serve)
 
     async def start(self) -> None:
         for info in await asyncio.to_thread(self.store.streams):

@@ -17,6 +17,8 @@ from node.config import load_config
 from node.errors import ConfigError
 from node.metrics import Metrics
 from node.scheduler.jobstore import JobStore
+from node.streams.service import StreamService
+from node.streams.store import StreamStore
 from storage.blockstore import BlockStore
 from storage.cid import CID
 
@@ -24,6 +26,8 @@ TOKEN = {"Authorization": "Bearer s3cret"}
 JOB = "0" * 32
 NOT_FOUND = {"/v1/jobs/{id}", "/v1/jobs/{id}/placement", "/v1/jobs/{id}/receipt", "/v1/jobs/{id}/events",
              "/v1/jobs/{id}/logs", "/v1/ledger", "/v1/ledger/claims"}  # fmt: skip  # no such job, no chain
+NOT_FOUND |= {"/v1/streams/{id}", "/v1/streams/{id}/entries", "/v1/streams/{id}/tail"}  # no such stream
+STREAM = "st" + "a" * 52
 
 
 class Network:
@@ -49,6 +53,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
     blob = CID.for_block(b"held here")
     store.put(blob, b"held here")
     clients: list[TestClient[Any, Any]] = []
+    streams = StreamService(StreamStore(tmp_path / "streams"), cast(Any, Network()), Metrics())
 
     async def start(**settings: Any) -> TestClient[Any, Any]:
         async def describe() -> dict[str, str]:
@@ -70,6 +75,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
             job_service=object(),
             settlement=None,
             provide=lambda root: None,
+            streams=streams,
         )
         client: TestClient[Any, Any] = TestClient(TestServer(build_app(cast(Any, service)), host="127.0.0.1"))
         await client.start_server()
@@ -80,11 +86,13 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
     for client in clients:
         await client.close()
     jobs.close()
+    streams.store.close()
     store.close()
 
 
 def _url(route: str, blob: CID) -> str:
     asset = "docs.js" if route.startswith("/docs/") else "app.js"
+    route = route.replace("/v1/streams/{id}", f"/v1/streams/{STREAM}")
     return route.replace("{cid}", str(blob)).replace("{id}", JOB).replace("{asset}", asset)
 
 
