@@ -11,6 +11,7 @@ blocking and runs off the event loop (the service calls them through ``to_thread
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +51,7 @@ class StreamStore:
 
     def streams(self, limit: int = MAX_LIST) -> list[StreamInfo]:
         with self._lmdb.read(self._meta) as txn:
-            raws = [bytes(value) for _, value in zip(range(limit), txn.cursor(), strict=False)]
+            raws = [bytes(value) for _, value in itertools.islice(txn.cursor(), limit)]
         return [StreamInfo.from_record(dagcbor.decode(raw)) for raw in raws]
 
     def since(self, stream: str, after: int, limit: int) -> list[bytes]:
