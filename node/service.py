@@ -51,6 +51,7 @@ log = logging.getLogger("mycelnet.node")
 API_VERSION = "v1"
 RUNTIMES = ("wasm", "python")
 STATE_FILE = "node.json"
+HEADS_MIN_INTERVAL = 2.0  # seconds between announcements sent only because a stream head moved
 
 
 def package_version() -> str:
@@ -297,15 +298,18 @@ class NodeService:
     async def _announce_loop(self) -> None:
         interval = float(self.config.get("node", "announce_interval"))
         last_peers = -1
-        next_due = 0.0
+        last_heads: dict[str, Any] = {}
+        next_due = last_sent = 0.0
         while True:
             peers = len(await self.network.peers())
             now = time.monotonic()
-            if now >= next_due or peers != last_peers:  # at start, on change, and periodically
+            heads = self.streams.heads()
+            moved = heads != last_heads and now - last_sent >= HEADS_MIN_INTERVAL  # a stream grew: say so, rate-bound
+            if now >= next_due or peers != last_peers or moved:  # at start, on change, and periodically
                 try:
                     await self.network.publish(announce.TOPIC, self._announcement(await self.network.addrs()))
                     next_due = now + interval
-                    last_peers = peers
+                    last_peers, last_heads, last_sent = peers, heads, now
                 except Exception as exc:
                     log.warning("announcement failed: %s", exc)
             await asyncio.sleep(0.5)

@@ -16,6 +16,7 @@ from sdk.errors import (
     UsageError,
     VerificationError,
 )
+from sdk.streams import Stream, StreamReader
 from sdk.sync import SyncClient, SyncJob
 from sdk.verify import (
     SettlementCheck,
@@ -38,6 +39,8 @@ __all__ = [
     "PaymentRefusedError",
     "SdkError",
     "SettlementCheck",
+    "Stream",
+    "StreamReader",
     "SyncClient",
     "SyncJob",
     "UsageError",
