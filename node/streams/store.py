@@ -79,6 +79,10 @@ class StreamStore:
 
     # -- writes ----------------------------------------------------------------------
     def subscribe(self, stream: str, source: str) -> None:
+        with self._lmdb.read(self._subs) as txn:
+            held = txn.get(stream.encode())
+        if held is not None and bytes(held) == source.encode():
+            return  # already so: no write transaction (and no fsync) for a repeated subscribe
         self._lmdb.write_growing(lambda txn: txn.put(stream.encode(), source.encode(), db=self._subs))
 
     def set_retention(self, stream: str, retention: Retention) -> StreamInfo:
