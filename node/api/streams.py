@@ -21,6 +21,7 @@ from node.api.errors import SERVICE_KEY, ApiError
 from node.errors import NetworkError
 from node.streams.model import MAX_RETENTION, Retention, StreamRefused
 from node.streams.protocol import MAX_BATCH
+from node.streams.service import MAX_TAILS, StreamService
 from storage.errors import InvalidCIDError
 from storage.peerid import public_key_from_peer_id
 from storage.streamentry import Entry, is_stream_id
@@ -142,6 +143,16 @@ async def get_tail(request: web.Request) -> web.StreamResponse:
     except StreamRefused as exc:
         raise _refused(exc) from None
     after = _int_query(request, "after", info.head_seq, 0, (1 << 63) - 1)
+    if service.tails >= MAX_TAILS:
+        raise ApiError(503, "too_many_tails", f"this node serves at most {MAX_TAILS} live tails; retry later")
+    service.tails += 1
+    try:
+        return await _tail(request, service, stream, after)
+    finally:
+        service.tails -= 1
+
+
+async def _tail(request: web.Request, service: StreamService, stream: str, after: int) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     while True:

@@ -133,7 +133,7 @@ def paths() -> dict[str, dict[str, Schema]]:
                 "tailStream",
                 "Server-sent 'entry' events: those after ?after (default: the head), then each new one",
                 {"description": "event stream", "content": {"text/event-stream": {"schema": _STR}}},
-                (400, 404),
+                (400, 404, 503),
                 params=[*_ID, _query("after", _AFTER, "start after this seq")],
             )
         },

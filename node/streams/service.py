@@ -31,6 +31,9 @@ log = logging.getLogger("mycelnet.streams")
 MAX_HEADS = 24  # heads carried in one announcement (its 8 KiB bound binds the rest)
 POLL_SECONDS = 2.0
 MAX_SYNC_ROUNDS = 64  # batches one sync pulls before yielding to the next poll
+MAX_SERVING_PER_PEER = 2  # a peer's requests answered at a time ...
+MAX_QUEUED_PER_PEER = 8  # ... and waiting; past that its requests get an empty reply
+MAX_TAILS = 256  # live SSE tails this node keeps open at once
 
 
 def verify_batch(stream: str, raws: Sequence[bytes]) -> list[Entry]:
@@ -63,6 +66,8 @@ class StreamService:
         self._changed: dict[str, asyncio.Event] = {}
         self._sync_locks: dict[str, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
+        self._serving: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}  # peer -> (running, [admitted])
+        self.tails = 0
 
     async def start(self) -> None:
         for info in await asyncio.to_thread(self.store.streams):
@@ -127,6 +132,21 @@ class StreamService:
 
     # -- serving replicas --------------------------------------------------------------
     async def serve(self, peer: str, request: bytes) -> list[bytes]:
+        """Answer one replica's request, within that peer's budget of concurrent requests."""
+        running, admitted = self._serving.setdefault(peer, (asyncio.Semaphore(MAX_SERVING_PER_PEER), [0]))
+        if admitted[0] >= MAX_SERVING_PER_PEER + MAX_QUEUED_PER_PEER:
+            self.metrics.inc("stream_requests_refused_total")
+            return []
+        admitted[0] += 1
+        try:
+            async with running:
+                return await self._answer(request)
+        finally:
+            admitted[0] -= 1
+            if admitted[0] == 0:
+                del self._serving[peer]
+
+    async def _answer(self, request: bytes) -> list[bytes]:
         try:
             asked = parse_since(request)
         except StreamProtocolError:

@@ -16,9 +16,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from node.api.app import build_app
+from node.api.errors import SERVICE_KEY
 from node.config import load_config
 from node.metrics import Metrics
-from node.streams.service import StreamService
+from node.streams.service import MAX_TAILS, StreamService
 from node.streams.store import StreamStore
 from storage import dagcbor
 from storage.streamentry import verify_entry
@@ -141,3 +142,13 @@ async def test_the_tail_sends_history_then_live_entries(client: TestClient[Any, 
     missing = await client.get(f"/v1/streams/{Writer('none').stream}/tail")
     await check(missing, "/v1/streams/{id}/tail", "GET")
     assert missing.status == 404
+
+
+async def test_live_tails_are_bounded(client: TestClient[Any, Any]) -> None:
+    writer = Writer()
+    await client.post(f"/v1/streams/{writer.stream}/entries", json={"entries": _b64(writer.next())})
+    service = client.server.app[SERVICE_KEY].streams
+    service.tails = MAX_TAILS
+    status, body = await _call(client, "GET", f"/v1/streams/{writer.stream}/tail", "/v1/streams/{id}/tail")
+    assert (status, body["error"]) == (503, "too_many_tails")
+    service.tails = 0

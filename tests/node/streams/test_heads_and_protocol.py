@@ -3,6 +3,8 @@ and a holder cannot make a replica store anything the writer did not sign."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -14,7 +16,7 @@ from node.identity import NodeIdentity
 from node.metrics import Metrics
 from node.streams.model import Refusal, StreamRefused
 from node.streams.protocol import MAX_BATCH, Since, StreamProtocolError, parse_entries, parse_since
-from node.streams.service import MAX_HEADS, StreamService, verify_batch
+from node.streams.service import MAX_HEADS, MAX_QUEUED_PER_PEER, MAX_SERVING_PER_PEER, StreamService, verify_batch
 from node.streams.store import StreamStore
 from storage import dagcbor
 from storage.cid import CID
@@ -101,3 +103,25 @@ def test_a_replica_refuses_what_the_writer_did_not_sign() -> None:
     with pytest.raises(StreamRefused) as refused:
         verify_batch(writer.stream, [dagcbor.encode(envelope)])
     assert refused.value.refusal is Refusal.BAD_SIGNATURE
+
+
+async def test_one_peer_cannot_take_every_serving_slot(service: StreamService) -> None:
+    writer = Writer()
+    await service.append(writer.stream, [writer.next()])
+    gate = threading.Event()
+    real_info = service.store.info
+
+    def slow_info(stream: str) -> Any:
+        gate.wait(10)
+        return real_info(stream)
+
+    service.store.info = slow_info  # type: ignore[method-assign]
+    request = Since(writer.stream, 0, 1).encode()
+    budget = MAX_SERVING_PER_PEER + MAX_QUEUED_PER_PEER
+    flood = [asyncio.create_task(service.serve("greedy", request)) for _ in range(budget + 3)]
+    other = asyncio.create_task(service.serve("polite", request))
+    refused = await asyncio.gather(*flood[-3:])
+    assert refused == [[], [], []]  # past the budget: an empty reply at once, nothing read
+    gate.set()
+    answers = await asyncio.gather(*flood[:-3], other)
+    assert all(len(frames) == 2 for frames in answers)  # header and the entry, for each admitted one
