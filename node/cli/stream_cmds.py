@@ -80,17 +80,30 @@ def stream_create(name: str, key_path: Path) -> None:
 @click.argument("name")
 @click.argument("payloads", nargs=-1)
 @_KEY
+@click.option("--keep", type=click.IntRange(min=0), default=None, help="Retention: keep the last N entries (0: all).")
+@click.option("--keep-seconds", type=click.IntRange(min=0), default=None, help="Retention: keep T seconds (0: all).")
 @api_options
-def stream_append(name: str, payloads: tuple[str, ...], key_path: Path, api_url: str, api_token: str | None) -> None:
+def stream_append(
+    name: str,
+    payloads: tuple[str, ...],
+    key_path: Path,
+    keep: int | None,
+    keep_seconds: int | None,
+    api_url: str,
+    api_token: str | None,
+) -> None:
     """Sign PAYLOADS (text; '-' reads stdin) as the next entries of NAME and append them as one batch.
 
-    Example: mycel stream append sensors '{"t": 21.5}' --key sensors.key
+    Example: mycel stream append sensors '{"t": 21.5}' --key sensors.key --keep 10000
     """
     from sdk.streams import load_key
 
     key = load_key(key_path)
     data = [sys.stdin.buffer.read() if p == "-" else p.encode() for p in payloads] or [sys.stdin.buffer.read()]
-    answer = _run(api_url, api_token, lambda client: client.stream(name, key).append(*data))
+    retention = None
+    if keep is not None or keep_seconds is not None:
+        retention = {"entries": keep or 0, "seconds": keep_seconds or 0}
+    answer = _run(api_url, api_token, lambda client: client.stream(name, key).append(*data, retention=retention))
     click.echo(f"{answer['stream']} head {answer['head_seq']} {answer['head_cid']}")
 
 

@@ -147,7 +147,7 @@ async def test_the_tail_sends_history_then_live_entries(client: TestClient[Any, 
 async def test_live_tails_are_bounded(client: TestClient[Any, Any]) -> None:
     writer = Writer()
     await client.post(f"/v1/streams/{writer.stream}/entries", json={"entries": _b64(writer.next())})
-    service = client.server.app[SERVICE_KEY].streams
+    service = cast(Any, client.server).app[SERVICE_KEY].streams
     service.tails = MAX_TAILS
     status, body = await _call(client, "GET", f"/v1/streams/{writer.stream}/tail", "/v1/streams/{id}/tail")
     assert (status, body["error"]) == (503, "too_many_tails")

@@ -31,6 +31,7 @@ def test_an_announcement_carries_heads_and_refuses_bad_ones() -> None:
     head = CID.for_block(writer.next(), 0x71)
     good = announcement_payload(IDENTITY.peer_id, streams={writer.stream: {"seq": 1, "cid": head}})
     assert announce.verify(announce.sign(IDENTITY, good))["streams"][writer.stream]["cid"] == head
+    bad: Any
     too_many = {Writer(f"s{i}").stream: {"seq": 1, "cid": head} for i in range(MAX_HEADS + 1)}
     for bad in (
         {"not-a-stream-id": {"seq": 1, "cid": head}},

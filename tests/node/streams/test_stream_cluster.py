@@ -39,7 +39,8 @@ def test_a_replica_pulls_verifies_and_sees_the_announced_head(cluster: Any, myce
     created = mycel("stream", "create", "sensors", "--key", key_file)
     assert created.returncode == 0, created.stderr
     stream = created.stdout.strip()
-    appended = mycel("stream", "append", "sensors", "one", "two", "--key", key_file, "--api", a.api_url)
+    keep = ("--keep", "100")
+    appended = mycel("stream", "append", "sensors", "one", "two", "--key", key_file, *keep, "--api", a.api_url)
     assert appended.returncode == 0 and f"{stream} head 2 " in appended.stdout, appended.stderr
 
     async def sdk_append() -> None:
@@ -56,8 +57,9 @@ def test_a_replica_pulls_verifies_and_sees_the_announced_head(cluster: Any, myce
     page = http_json(f"{b.api_url}/v1/streams/{stream}/entries?after=0")
     entries = verify_chain(stream, [base64.b64decode(e["data"]) for e in page["entries"]])
     assert [e.payload for e in entries] == [b"one", b"two", b"three"]
-    head_on_a = http_json(f"{a.api_url}/v1/streams/{stream}")["head_cid"]
-    assert str(entries[-1].cid) == head_on_a  # the same signed bytes, hash for hash
+    on_a = http_json(f"{a.api_url}/v1/streams/{stream}")
+    assert str(entries[-1].cid) == on_a["head_cid"]  # the same signed bytes, hash for hash
+    assert on_a["retention"] == {"entries": 100, "seconds": 0} and on_a["origin"]
 
     # a later append reaches the replica without being asked, and A's announcement carries the head
     assert mycel("stream", "append", "sensors", "four", "--key", key_file, "--api", a.api_url).returncode == 0
