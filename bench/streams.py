@@ -9,8 +9,8 @@ round runs, alternately:
   chain, writes LMDB in a thread, answers);
 * replica: the same append to A, then B asked to pull now (``POST .../subscribe``): B
   requests the entries over /mycel/stream/1.0.0, verifies signature and chain, stores them.
-  (Without that request B pulls within its 2 s poll, or sooner when A's announcement shows
-  the new head.)
+  (Without that request B pulls within its 2 s poll.)
+* pull-idle: B asked to pull when A has nothing new (one libp2p request, no write).
 
 Usage: python bench/streams.py [--rounds 200] [--payload 256]
 """
@@ -51,7 +51,7 @@ async def run(rounds: int, payload_size: int, work: Path) -> None:
     env = lmdb.open(str(work / "baseline"), map_size=256 << 20)
     key = nacl.signing.SigningKey(os.urandom(32))
     payload = os.urandom(payload_size)
-    samples: dict[str, list[float]] = {"baseline": [], "local": [], "replica": []}
+    samples: dict[str, list[float]] = {"baseline": [], "local": [], "replica": [], "pull-idle": []}
     try:
         async with Client(a.api_url) as at_a, Client(b.api_url) as at_b:
             local, replicated = at_a.stream("bench-local", key), at_a.stream("bench-replica", key)
@@ -78,6 +78,10 @@ async def run(rounds: int, payload_size: int, work: Path) -> None:
                 pulled = await at_b._call("POST", f"/v1/streams/{replicated.id}/subscribe", json={"peer": a.peer_id})
                 samples["replica"].append(time.perf_counter() - started)
                 assert pulled["head_seq"] == answer["head_seq"]
+
+                started = time.perf_counter()  # B asks A with nothing new: the libp2p round trip and reads
+                await at_b._call("POST", f"/v1/streams/{replicated.id}/subscribe", json={"peer": a.peer_id})
+                samples["pull-idle"].append(time.perf_counter() - started)
     finally:
         env.close()
         cluster_down(work / "cluster")
