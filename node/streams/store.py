@@ -124,11 +124,13 @@ class StreamStore:
             now = time.time()
             raw = txn.get(stream.encode(), db=self._meta)
             first = entries[0]
-            info = (
-                StreamInfo.from_record(dagcbor.decode(raw))
-                if raw is not None
-                else StreamInfo(stream, first.writer, first.name, 0, None, 1, False, origin, source, Retention(), now)
-            )
+            if raw is not None:
+                info = StreamInfo.from_record(dagcbor.decode(raw))
+            elif origin:
+                info = StreamInfo(stream, first.writer, first.name, 0, None, 1, False, origin, source, Retention(), now)
+            else:  # a new replica starts where the holder's retention lets it: the writer signed that entry too
+                info = StreamInfo(stream, first.writer, first.name, first.seq - 1, first.prev, first.seq, False,
+                                  origin, source, Retention(), now)  # fmt: skip
             if info.origin != origin:
                 where = "here" if info.origin else f"at {info.source}"
                 raise StreamRefused(Refusal.WRONG_STREAM, f"stream {stream} is written {where}, not through this path")

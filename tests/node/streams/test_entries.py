@@ -131,3 +131,16 @@ def test_retention_keeps_the_last_entries_and_the_young_ones(store: StreamStore)
     with pytest.raises(StreamRefused) as replay:  # a dropped seq is still not appended again
         store.append(verify_batch(writer.stream, [raws[2]]), origin=True)
     assert replay.value.refusal is Refusal.REPLAY
+
+
+def test_a_new_replica_starts_at_the_oldest_entry_its_holder_kept(store: StreamStore) -> None:
+    writer = Writer()
+    raws = [writer.next() for _ in range(5)]
+    info = store.append(verify_batch(writer.stream, raws[3:]), origin=False, source="holder")
+    assert (info.first_seq, info.head_seq, info.head_cid, info.origin) == (4, 5, writer.head, False)
+    with pytest.raises(StreamRefused) as gap:  # from then on the chain rule holds as everywhere
+        store.append(verify_batch(writer.stream, [writer.at(7, writer.head)]), origin=False, source="holder")
+    assert gap.value.refusal is Refusal.GAP
+    with pytest.raises(StreamRefused) as wrong:  # and nobody appends to a replica as if it were the origin
+        store.append(verify_batch(writer.stream, [writer.next()]), origin=True)
+    assert wrong.value.refusal is Refusal.WRONG_STREAM
