@@ -19,6 +19,7 @@ from node.identity import NodeIdentity
 from node.metrics import Metrics
 from node.scheduler import operator
 from storage import dagcbor
+from storage.cid import CID
 from storage.errors import CodecError
 from storage.privacy.envelope import seal, signature_holds
 
@@ -58,7 +59,15 @@ class _Map:
     required: frozenset[str]
 
 
-_Field = _Int | _Str | _Bytes | _List | _Map
+@dataclass(frozen=True)
+class _Heads:
+    """Stream heads: stream id -> {"seq": int, "cid": CID}, at most ``max_items``."""
+
+    max_items: int
+
+
+_Field = _Int | _Str | _Bytes | _List | _Map | _Heads
+_STREAM_ID = r"st[a-z2-7]{52}"  # storage.streamentry.STREAM_ID_PATTERN
 
 # Every field a node reads from a peer's announcement, with its type and range: a value that
 # passes here is one placement and the peer table can use as is (e.g. a core count that is a
@@ -80,8 +89,10 @@ SCHEMA: dict[str, _Field] = {
     "operator": _Map({"id": _Str(128, r"[1-9A-HJ-NP-Za-km-z]+"), "sig": _Bytes(64)}, frozenset({"id", "sig"})),
     "seq": _Int(0, _MAX_INT),
     "time": _Int(0, _MAX_INT),
+    # heads of the streams this node is the origin of, so placement knows where their bytes are
+    "streams": _Heads(24),
 }
-REQUIRED = frozenset(SCHEMA) - {"chain_address", "operator"}
+REQUIRED = frozenset(SCHEMA) - {"chain_address", "operator", "streams"}
 
 
 class AnnouncementError(ValueError):
@@ -106,6 +117,15 @@ def _check(name: str, rule: _Field, value: Any) -> None:
     elif isinstance(rule, _Bytes):
         if not isinstance(value, bytes) or len(value) > rule.max_len:
             raise AnnouncementError("invalid", f"{name} must be at most {rule.max_len} bytes")
+    elif isinstance(rule, _Heads):
+        if not isinstance(value, dict) or len(value) > rule.max_items:
+            raise AnnouncementError("invalid", f"{name} must be a map of at most {rule.max_items} stream heads")
+        for stream, head in value.items():
+            if not isinstance(stream, str) or not re.fullmatch(_STREAM_ID, stream):
+                raise AnnouncementError("invalid", f"{name} keys must be stream ids")
+            if not isinstance(head, dict) or set(head) != {"seq", "cid"} or not isinstance(head["cid"], CID):
+                raise AnnouncementError("invalid", f"{name}.{stream} must be a map of seq and cid (a CID)")
+            _check(f"{name}.{stream}.seq", _Int(1, _MAX_INT), head["seq"])
     elif isinstance(rule, _List):
         if not isinstance(value, list) or len(value) > rule.max_items:
             raise AnnouncementError("invalid", f"{name} must be a list of at most {rule.max_items} items")

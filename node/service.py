@@ -44,6 +44,9 @@ from node.scheduler.reputation import ReputationPolicy
 from node.settlement.pay import PROTOCOL as PAY_PROTOCOL
 from node.settlement.pay import PaymentHandler
 from node.settlement.service import NodeSettlement
+from node.streams.protocol import PROTOCOL as STREAM_PROTOCOL
+from node.streams.service import StreamService
+from node.streams.store import StreamStore
 from storage.blockstore import BlockStore
 from storage.cid import CID
 
@@ -52,6 +55,7 @@ log = logging.getLogger("mycelnet.node")
 API_VERSION = "v1"
 RUNTIMES = ("wasm", "python")
 STATE_FILE = "node.json"
+HEADS_MIN_INTERVAL = 2.0  # seconds between announcements sent only because a stream head moved
 
 
 def package_version() -> str:
@@ -100,6 +104,13 @@ class NodeService:
         self.settlement = NodeSettlement(config, self.identity, self.metrics) if settles else None
         self.payments = PaymentHandler(self.settlement)
         self.network.handle(PAY_PROTOCOL, self.payments.handle)
+        self.streams = StreamService(
+            StreamStore(self.data_dir / "streams"),
+            self.network,
+            self.metrics,
+            lambda: [record.announcement for record in self.peers.alive()],
+        )
+        self.network.handle(STREAM_PROTOCOL, self.streams.serve)
         self.execution: JobExecution | None = None
         self.job_service: JobService | None = None
         self.python_runtime: PythonRuntime | None = None
@@ -149,6 +160,7 @@ class NodeService:
         if self.settlement is not None:
             self.job_service.decider.stake_of = self.settlement.stake_of
         await self.network.start()
+        await self.streams.start()
         host, port = self.config.api_host_port
         self._runner = web.AppRunner(build_app(self), access_log=None)
         await self._runner.setup()
@@ -177,6 +189,7 @@ class NodeService:
                 await task
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.streams.stop()
         if self.settlement is not None:
             await self.settlement.stop()
         await self.network.stop()
@@ -185,6 +198,7 @@ class NodeService:
             self.python_runtime.close()
         self.jobs.close()
         self.privacy.close()
+        self.streams.store.close()
         self.store.close()
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / STATE_FILE).unlink()
@@ -291,20 +305,26 @@ class NodeService:
             "seq": self._seq,
             "time": int(time.time()),
         }
+        heads = self.streams.heads()
+        if heads:
+            payload["streams"] = heads
         return announce.sign(self.identity, payload)
 
     async def _announce_loop(self) -> None:
         interval = float(self.config.get("node", "announce_interval"))
         last_peers = -1
-        next_due = 0.0
+        last_heads: dict[str, Any] = {}
+        next_due = last_sent = 0.0
         while True:
             peers = len(await self.network.peers())
             now = time.monotonic()
-            if now >= next_due or peers != last_peers:  # at start, on change, and periodically
+            heads = self.streams.heads()
+            moved = heads != last_heads and now - last_sent >= HEADS_MIN_INTERVAL  # a stream grew: say so, rate-bound
+            if now >= next_due or peers != last_peers or moved:  # at start, on change, and periodically
                 try:
                     await self.network.publish(announce.TOPIC, self._announcement(await self.network.addrs()))
                     next_due = now + interval
-                    last_peers = peers
+                    last_peers, last_heads, last_sent = peers, heads, now
                 except Exception as exc:
                     log.warning("announcement failed: %s", exc)
             await asyncio.sleep(0.5)

@@ -17,6 +17,7 @@ from sdk.errors import (
     VerificationError,
 )
 from sdk.keys import Keypair, PolicyTerms
+from sdk.streams import Stream, StreamReader
 from sdk.sync import SyncClient, SyncJob
 from sdk.verify import (
     SettlementCheck,
@@ -41,6 +42,8 @@ __all__ = [
     "PolicyTerms",
     "SdkError",
     "SettlementCheck",
+    "Stream",
+    "StreamReader",
     "SyncClient",
     "SyncJob",
     "UsageError",

@@ -43,6 +43,7 @@ from storage.privacy.access import Access, job_subject
 
 if TYPE_CHECKING:  # signing is mycelnet[pay]'s (a Wallet holds it): the SDK imports without it
     from contracts.payment import Envelope
+    from sdk.streams import Stream, StreamReader
 
 FINAL_STATES = ("done", "failed", "cancelled")
 
@@ -115,6 +116,19 @@ class Client:
             ) from None
         except TimeoutError:
             raise NodeUnreachableError(f"{self.url} did not answer {method} {path} in time") from None
+
+    # -- streams -----------------------------------------------------------------------
+    def stream(self, name: str, key: Any) -> Stream:
+        """The stream ``name`` written with ``key`` (a nacl SigningKey or its 32-byte seed); this client signs."""
+        from sdk.streams import Stream
+
+        return Stream(self, name, key)
+
+    def stream_reader(self, stream_id: str) -> StreamReader:
+        """Read or tail any stream by its id; every entry is verified."""
+        from sdk.streams import StreamReader
+
+        return StreamReader(self, stream_id)
 
     # -- the node ----------------------------------------------------------------------
     async def node(self) -> dict[str, Any]:

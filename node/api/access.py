@@ -44,6 +44,10 @@ READ_CLASSES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
         "job specs, logs and receipts (and whom this node gave work to) belong to the client that submitted them",
     ),
     "ledger": (("/v1/ledger", "/v1/ledger/claims"), "claims name clients and amounts"),
+    "streams": (
+        ("/v1/streams", "/v1/streams/{id}", "/v1/streams/{id}/entries", "/v1/streams/{id}/tail"),
+        "stream entries are their writers' data; the operator decides who may read them",
+    ),
     "metrics": (("/metrics",), "traffic and job counters; scrapers can send the token"),
 }
 DEFAULT_PUBLIC_READS: Final[tuple[str, ...]] = ("health", "dashboard", "openapi", "node")

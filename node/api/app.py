@@ -34,6 +34,7 @@ from node.api.ops import routes as ops_routes
 from node.api.privacy import private_owner, refuse_private, stored
 from node.api.privacy import routes as privacy_routes
 from node.api.reputation import routes as reputation_routes
+from node.api.streams import routes as stream_routes
 from node.metrics import CONTENT_TYPE
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -75,6 +76,7 @@ def build_app(service: NodeService) -> web.Application:
             *job_list_routes(),
             *reputation_routes(),
             *ops_routes(),
+            *stream_routes(),
             *node_info_routes(),
             *privacy_routes(),
             *dashboard_routes(),

@@ -713,7 +713,9 @@ def _asset_param() -> Schema:
 
 
 def document(version: str) -> dict[str, Any]:
-    routes = paths()
+    from node.api import streams_openapi  # it builds on this module's helpers
+
+    routes = {**paths(), **streams_openapi.paths()}
     routes["/ready"]["get"]["responses"]["503"] = _json("Ready", "not ready: failed names the failed checks")
     return {
         "openapi": "3.1.0",
@@ -726,7 +728,7 @@ def document(version: str) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **streams_openapi.SCHEMAS},
         },
         "paths": routes,
     }

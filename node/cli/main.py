@@ -18,6 +18,7 @@ from node.cli.demo_cmd import demo_cmd
 from node.cli.job_cmds import COMMANDS as JOB_COMMANDS
 from node.cli.node_cmds import COMMANDS as NODE_COMMANDS
 from node.cli.storage_cmds import COMMANDS
+from node.cli.stream_cmds import COMMANDS as STREAM_COMMANDS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,7 +30,16 @@ def cli() -> None:
     """
 
 
-for command in [*COMMANDS, *NODE_COMMANDS, *AGENT_COMMANDS, *JOB_COMMANDS, *CHAIN_COMMANDS, *DATA_COMMANDS, demo_cmd]:
+for command in [
+    *COMMANDS,
+    *NODE_COMMANDS,
+    *AGENT_COMMANDS,
+    *JOB_COMMANDS,
+    *CHAIN_COMMANDS,
+    *DATA_COMMANDS,
+    *STREAM_COMMANDS,
+    demo_cmd,
+]:
     cli.add_command(command)
 
 

@@ -20,6 +20,8 @@ from node.metrics import Metrics
 from node.privacy.registry import PrivacyRegistry
 from node.scheduler.jobstore import JobStore
 from node.scheduler.reputation import ReputationPolicy
+from node.streams.service import StreamService
+from node.streams.store import StreamStore
 from storage.blockstore import BlockStore
 from storage.cid import CID
 
@@ -28,6 +30,8 @@ JOB = "0" * 32
 NOT_FOUND = {"/v1/jobs/{id}", "/v1/jobs/{id}/placement", "/v1/jobs/{id}/receipt", "/v1/jobs/{id}/events",
              "/v1/jobs/{id}/logs", "/v1/ledger", "/v1/ledger/claims",
              "/v1/policies/{cid}"}  # fmt: skip  # no such job, no chain, the blob is public
+NOT_FOUND |= {"/v1/streams/{id}", "/v1/streams/{id}/entries", "/v1/streams/{id}/tail"}  # no such stream
+STREAM = "st" + "a" * 52
 
 
 class Network:
@@ -53,6 +57,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
     blob = CID.for_block(b"held here")
     store.put(blob, b"held here")
     clients: list[TestClient[Any, Any]] = []
+    streams = StreamService(StreamStore(tmp_path / "streams"), cast(Any, Network()), Metrics())
 
     async def start(**settings: Any) -> TestClient[Any, Any]:
         async def describe() -> dict[str, str]:
@@ -75,6 +80,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
             job_service=SimpleNamespace(reputation=ReputationPolicy(), clock=time.time),
             settlement=None,
             provide=lambda root: None,
+            streams=streams,
         )
         client: TestClient[Any, Any] = TestClient(TestServer(build_app(cast(Any, service)), host="127.0.0.1"))
         await client.start_server()
@@ -85,11 +91,13 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
     for client in clients:
         await client.close()
     jobs.close()
+    streams.store.close()
     store.close()
 
 
 def _url(route: str, blob: CID) -> str:
     asset = "docs.js" if route.startswith("/docs/") else "app.js"
+    route = route.replace("/v1/streams/{id}", f"/v1/streams/{STREAM}")
     return route.replace("{cid}", str(blob)).replace("{id}", JOB).replace("{asset}", asset)
 
 

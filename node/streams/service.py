@@ -1,0 +1,204 @@
+"""The node's stream service: appends at the origin, serving and pulling replicas, tails, heads.
+
+The node never holds a writer's key: it accepts only entries the writer signed, checks
+each (signature, stream id, bounds) and the chain (seq, prev) before storing it, and a
+replica applies the same checks to what it pulls, so a holder cannot feed it anything the
+writer did not sign. Verification and LMDB work run in threads, never on the event loop.
+
+A replica pulls from its source when it subscribes, when the source's announcement shows
+a newer head than the replica holds, and every POLL_SECONDS as a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from node.errors import NetworkError
+from node.metrics import Metrics
+from node.p2p.network import P2PNetwork
+from node.streams.model import Refusal, Retention, StreamInfo, StreamRefused
+from node.streams.protocol import MAX_BATCH, PROTOCOL, Entries, Since, StreamProtocolError, parse_entries, parse_since
+from node.streams.store import StreamStore
+from storage.cid import CID
+from storage.streamentry import Entry, EntryError, verify_entry
+
+log = logging.getLogger("mycelnet.streams")
+
+MAX_HEADS = 24  # heads carried in one announcement (its 8 KiB bound binds the rest)
+POLL_SECONDS = 2.0
+MAX_SYNC_ROUNDS = 64  # batches one sync pulls before yielding to the next poll
+MAX_SERVING_PER_PEER = 2  # a peer's requests answered at a time ...
+MAX_QUEUED_PER_PEER = 8  # ... and waiting; past that its requests get an empty reply
+MAX_TAILS = 256  # live SSE tails this node keeps open at once
+
+
+def verify_batch(stream: str, raws: Sequence[bytes]) -> list[Entry]:
+    """Verify every entry of a batch for ``stream`` (blocking: signatures); StreamRefused on the first bad one."""
+    entries = []
+    for index, raw in enumerate(raws):
+        try:
+            entry = verify_entry(raw)
+        except EntryError as exc:
+            raise StreamRefused(Refusal(exc.reason), str(exc), index) from None
+        if entry.stream != stream:
+            raise StreamRefused(Refusal.WRONG_STREAM, f"entry {index} belongs to {entry.stream}, not {stream}", index)
+        entries.append(entry)
+    return entries
+
+
+class StreamService:
+    def __init__(
+        self,
+        store: StreamStore,
+        network: P2PNetwork,
+        metrics: Metrics,
+        announced: Callable[[], list[dict[str, Any]]] = list,
+    ) -> None:
+        self.store = store
+        self.network = network
+        self.metrics = metrics
+        self._announced = announced  # peers' announcement payloads (the peer table's view)
+        self._heads: dict[str, tuple[int, CID, float]] = {}  # origin streams: seq, head CID, last append
+        self._changed: dict[str, asyncio.Event] = {}
+        self._sync_locks: dict[str, asyncio.Lock] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._serving: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}  # peer -> (running, [admitted])
+        self.tails = 0
+
+    async def start(self) -> None:
+        for info in await asyncio.to_thread(self.store.streams):
+            if info.origin and info.head_cid is not None:
+                self._heads[info.stream] = (info.head_seq, info.head_cid, info.updated)
+        self._task = asyncio.create_task(self._poll_loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # -- the origin ------------------------------------------------------------------
+    async def append(self, stream: str, raws: Sequence[bytes], retention: Retention | None = None) -> StreamInfo:
+        """Verify and append a batch of signed entries, all or none (StreamRefused says why not)."""
+        entries = await asyncio.to_thread(verify_batch, stream, raws)
+        try:
+            info = await asyncio.to_thread(self.store.append, entries, origin=True, retention=retention)
+        except StreamRefused as exc:
+            self.metrics.inc("stream_entries_refused_total", reason=exc.refusal.value)
+            raise
+        self.metrics.inc("stream_entries_appended_total", len(entries))
+        assert info.head_cid is not None
+        self._heads[stream] = (info.head_seq, info.head_cid, info.updated)
+        self._notify(stream)
+        return info
+
+    def heads(self) -> dict[str, dict[str, Any]]:
+        """The announcement's ``streams`` field: the most recently appended origin streams."""
+        newest = sorted(self._heads.items(), key=lambda item: item[1][2], reverse=True)[:MAX_HEADS]
+        return {stream: {"seq": seq, "cid": cid} for stream, (seq, cid, _) in newest}
+
+    def holders(self, stream: str) -> list[dict[str, Any]]:
+        """Peers whose announcement carries a head of ``stream`` (where placement finds its bytes)."""
+        found = []
+        for payload in self._announced():
+            head = payload.get("streams", {}).get(stream)
+            if head is not None:
+                found.append({"peer": payload["peer"], "seq": head["seq"], "cid": str(head["cid"])})
+        return found
+
+    # -- reads and tails -------------------------------------------------------------
+    async def info(self, stream: str) -> StreamInfo:
+        info = await asyncio.to_thread(self.store.info, stream)
+        if info is None:
+            raise StreamRefused(Refusal.NOT_FOUND, f"no stream {stream} on this node")
+        return info
+
+    async def since(self, stream: str, after: int, limit: int) -> list[Entry]:
+        raws = await asyncio.to_thread(self.store.since, stream, after, limit)
+        return await asyncio.to_thread(lambda: [verify_entry(raw) for raw in raws])
+
+    def changed(self, stream: str) -> asyncio.Event:
+        """An event set at the next new entry of ``stream`` (take it before reading, then wait)."""
+        return self._changed.setdefault(stream, asyncio.Event())
+
+    def _notify(self, stream: str) -> None:
+        event = self._changed.pop(stream, None)
+        if event is not None:
+            event.set()
+
+    # -- serving replicas --------------------------------------------------------------
+    async def serve(self, peer: str, request: bytes) -> list[bytes]:
+        """Answer one replica's request, within that peer's budget of concurrent requests."""
+        running, admitted = self._serving.setdefault(peer, (asyncio.Semaphore(MAX_SERVING_PER_PEER), [0]))
+        if admitted[0] >= MAX_SERVING_PER_PEER + MAX_QUEUED_PER_PEER:
+            self.metrics.inc("stream_requests_refused_total")
+            return []
+        admitted[0] += 1
+        try:
+            async with running:
+                return await self._answer(request)
+        finally:
+            admitted[0] -= 1
+            if admitted[0] == 0:
+                del self._serving[peer]
+
+    async def _answer(self, request: bytes) -> list[bytes]:
+        try:
+            asked = parse_since(request)
+        except StreamProtocolError:
+            self.metrics.inc("stream_requests_refused_total")
+            return []
+        info = await asyncio.to_thread(self.store.info, asked.stream)
+        if info is None:
+            return Entries(0, False, []).frames()
+        raws = await asyncio.to_thread(self.store.since, asked.stream, asked.after, asked.limit)
+        return Entries(info.head_seq, info.forked, raws).frames()
+
+    # -- replicating -----------------------------------------------------------------
+    async def subscribe(self, stream: str, source: str) -> StreamInfo | None:
+        """Replicate ``stream`` from peer ``source`` from now on; pulls what it has at once."""
+        await asyncio.to_thread(self.store.subscribe, stream, source)
+        await self.sync(stream, source)
+        return await asyncio.to_thread(self.store.info, stream)
+
+    async def sync(self, stream: str, source: str) -> int:
+        """Pull and verify the entries ``source`` holds past this node's head; returns how many were added."""
+        lock = self._sync_locks.setdefault(stream, asyncio.Lock())
+        added = 0
+        async with lock:
+            for _ in range(MAX_SYNC_ROUNDS):
+                info = await asyncio.to_thread(self.store.info, stream)
+                asked = Since(stream, info.head_seq if info else 0, MAX_BATCH)
+                frames = await self.network.request(source, PROTOCOL, asked.encode(), timeout=15)
+                try:
+                    answer = parse_entries(frames, asked)
+                except StreamProtocolError as exc:
+                    raise NetworkError(f"peer {source} answered a stream request badly: {exc}") from None
+                if not answer.entries:
+                    break
+                entries = await asyncio.to_thread(verify_batch, stream, answer.entries)
+                try:
+                    await asyncio.to_thread(self.store.append, entries, origin=False, source=source)
+                except StreamRefused as exc:
+                    self.metrics.inc("stream_entries_refused_total", reason=exc.refusal.value)
+                    raise
+                added += len(entries)
+                self.metrics.inc("stream_entries_replicated_total", len(entries))
+                self._notify(stream)
+                if len(answer.entries) < MAX_BATCH:
+                    break
+        return added
+
+    async def _poll_loop(self) -> None:
+        while True:
+            subscriptions = await asyncio.to_thread(self.store.subscriptions)
+            for stream, source in subscriptions.items():
+                try:
+                    await self.sync(stream, source)
+                except (NetworkError, StreamRefused) as exc:
+                    log.info("replicating %s from %s: %s", stream, source, exc)
+            await asyncio.sleep(POLL_SECONDS)

@@ -1,0 +1,205 @@
+"""Streams in LMDB: the entries (exact signed bytes), each stream's head and settings, fork evidence.
+
+Tables, keyed by stream id: ``meta`` (a :class:`StreamInfo` record), ``entries`` (key
+``stream/seq`` as 8 big-endian bytes, so a cursor walks a stream in seq order; value the
+signed envelope), ``forks`` (the two conflicting entries) and ``subs`` (streams this node
+replicates, and from which peer). A batch is checked against the chain rule as a whole
+and written in one transaction: it lands entirely or not at all. Every method here is
+blocking and runs off the event loop (the service calls them through ``to_thread``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from node.streams.model import Refusal, Retention, StreamInfo, StreamRefused, check_next
+from storage import dagcbor
+from storage.cid import CID
+from storage.lmdbenv import GatedEnv
+from storage.streamentry import Entry
+
+MAX_LIST = 1000
+
+
+def _key(stream: str, seq: int) -> bytes:
+    return stream.encode() + b"/" + seq.to_bytes(8, "big")
+
+
+class StreamStore:
+    def __init__(self, path: Path, map_size: int = 16 << 20) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self._lmdb = GatedEnv(path, map_size=map_size, max_dbs=4)
+        env = self._lmdb.env
+        self._meta = env.open_db(b"stream_meta")
+        self._entries = env.open_db(b"stream_entries")
+        self._forks = env.open_db(b"stream_forks")
+        self._subs = env.open_db(b"stream_subs")
+
+    def close(self) -> None:
+        self._lmdb.close()
+
+    # -- reads -----------------------------------------------------------------------
+    def info(self, stream: str) -> StreamInfo | None:
+        with self._lmdb.read(self._meta) as txn:
+            raw = txn.get(stream.encode())
+        return None if raw is None else StreamInfo.from_record(dagcbor.decode(raw))
+
+    def streams(self, limit: int = MAX_LIST) -> list[StreamInfo]:
+        with self._lmdb.read(self._meta) as txn:
+            raws = [bytes(value) for _, value in itertools.islice(txn.cursor(), limit)]
+        return [StreamInfo.from_record(dagcbor.decode(raw)) for raw in raws]
+
+    def since(self, stream: str, after: int, limit: int) -> list[bytes]:
+        """The signed entries of ``stream`` with seq > ``after``, oldest first, at most ``limit``."""
+        prefix = stream.encode() + b"/"
+        found: list[bytes] = []
+        with self._lmdb.read(self._entries) as txn:
+            cursor = txn.cursor()
+            ok = cursor.set_range(_key(stream, after + 1))
+            while ok and len(found) < limit and cursor.key().startswith(prefix):
+                found.append(bytes(cursor.value()))
+                ok = cursor.next()
+        return found
+
+    def forks(self, stream: str) -> list[dict[str, Any]]:
+        with self._lmdb.read(self._forks) as txn:
+            raw = txn.get(stream.encode())
+        evidence: list[dict[str, Any]] = dagcbor.decode(raw) if raw is not None else []
+        return evidence
+
+    def subscriptions(self) -> dict[str, str]:
+        """stream id -> the peer it is replicated from."""
+        with self._lmdb.read(self._subs) as txn:
+            return {bytes(key).decode(): bytes(value).decode() for key, value in txn.cursor()}
+
+    # -- writes ----------------------------------------------------------------------
+    def subscribe(self, stream: str, source: str) -> None:
+        with self._lmdb.read(self._subs) as txn:
+            held = txn.get(stream.encode())
+        if held is not None and bytes(held) == source.encode():
+            return  # already so: no write transaction (and no fsync) for a repeated subscribe
+        self._lmdb.write_growing(lambda txn: txn.put(stream.encode(), source.encode(), db=self._subs))
+
+    def set_retention(self, stream: str, retention: Retention) -> StreamInfo:
+        def change(txn: Any) -> StreamInfo:
+            raw = txn.get(stream.encode(), db=self._meta)
+            if raw is None:
+                raise StreamRefused(Refusal.NOT_FOUND, f"no stream {stream} on this node")
+            info = StreamInfo.from_record(dagcbor.decode(raw))
+            info = _replace(info, retention=retention)
+            info = self._retain(txn, info, time.time())
+            txn.put(stream.encode(), dagcbor.encode(info.record()), db=self._meta)
+            return info
+
+        return self._lmdb.write_growing(change)
+
+    def append(
+        self,
+        entries: Sequence[Entry],
+        *,
+        origin: bool,
+        source: str = "",
+        retention: Retention | None = None,
+    ) -> StreamInfo:
+        """Append a batch of verified entries of one stream, all or none.
+
+        Raises StreamRefused naming the first entry that breaks the chain; on a fork the
+        evidence and the forked mark are written (and nothing of the batch).
+        """
+        if not entries:
+            raise StreamRefused(Refusal.MALFORMED, "a batch holds at least one entry")
+        stream = entries[0].stream
+        for index, entry in enumerate(entries):
+            if entry.stream != stream:
+                raise StreamRefused(Refusal.MALFORMED, "every entry of a batch belongs to the same stream", index)
+        fork: list[StreamRefused] = []
+
+        def change(txn: Any) -> StreamInfo:
+            fork.clear()
+            now = time.time()
+            raw = txn.get(stream.encode(), db=self._meta)
+            first = entries[0]
+            if raw is not None:
+                info = StreamInfo.from_record(dagcbor.decode(raw))
+            elif origin:
+                info = StreamInfo(stream, first.writer, first.name, 0, None, 1, False, origin, source, Retention(), now)
+            else:  # a new replica starts where the holder's retention lets it: the writer signed that entry too
+                info = StreamInfo(stream, first.writer, first.name, first.seq - 1, first.prev, first.seq, False,
+                                  origin, source, Retention(), now)  # fmt: skip
+            if info.origin != origin:
+                where = "here" if info.origin else f"at {info.source}"
+                raise StreamRefused(Refusal.WRONG_STREAM, f"stream {stream} is written {where}, not through this path")
+            head_seq, head_cid = info.head_seq, info.head_cid
+            for index, entry in enumerate(entries):
+                held_raw = txn.get(_key(stream, entry.seq), db=self._entries) if entry.seq <= head_seq else None
+                held = CID.for_block(bytes(held_raw), 0x71) if held_raw is not None else None
+                try:
+                    check_next(head_seq, head_cid, info.forked, entry, held)
+                except StreamRefused as exc:
+                    exc.index = index
+                    if exc.refusal is not Refusal.FORK:
+                        raise
+                    other = bytes(held_raw) if held_raw is not None else self._head_raw(txn, stream, head_seq)
+                    self._keep_evidence(txn, stream, entry, other)
+                    txn.put(stream.encode(), dagcbor.encode(_replace(info, forked=True, updated=now).record()),
+                            db=self._meta)  # fmt: skip
+                    fork.append(exc)
+                    return info
+                head_seq, head_cid = entry.seq, entry.cid
+            for entry in entries:
+                txn.put(_key(stream, entry.seq), entry.raw, db=self._entries)
+            info = _replace(info, head_seq=head_seq, head_cid=head_cid, updated=now,
+                            retention=retention if retention is not None else info.retention)  # fmt: skip
+            info = self._retain(txn, info, now)
+            txn.put(stream.encode(), dagcbor.encode(info.record()), db=self._meta)
+            return info
+
+        result = self._lmdb.write_growing(change)
+        if fork:
+            raise fork[0]
+        return result
+
+    def _head_raw(self, txn: Any, stream: str, seq: int) -> bytes:
+        raw = txn.get(_key(stream, seq), db=self._entries)
+        return bytes(raw) if raw is not None else b""
+
+    def _keep_evidence(self, txn: Any, stream: str, entry: Entry, other: bytes) -> None:
+        raw = txn.get(stream.encode(), db=self._forks)
+        evidence: list[dict[str, Any]] = dagcbor.decode(bytes(raw)) if raw is not None else []
+        if len(evidence) < 16:  # the first few forks prove it; an endless supply of them proves nothing more
+            evidence.append({"seq": entry.seq, "entry": entry.raw, "held": other, "time": int(time.time())})
+            txn.put(stream.encode(), dagcbor.encode(evidence), db=self._forks)
+
+    def _retain(self, txn: Any, info: StreamInfo, now: float) -> StreamInfo:
+        """Drop entries older than the stream's retention allows (the head always stays)."""
+        first = info.first_seq
+        keep_from = first
+        if info.retention.entries:
+            keep_from = max(keep_from, info.head_seq - info.retention.entries + 1)
+        cutoff_ms = int((now - info.retention.seconds) * 1000) if info.retention.seconds else None
+        seq = first
+        while seq < info.head_seq:
+            if seq >= keep_from:
+                if cutoff_ms is None:
+                    break
+                raw = txn.get(_key(info.stream, seq), db=self._entries)
+                if raw is not None and _entry_time(bytes(raw)) >= cutoff_ms:
+                    break
+            txn.delete(_key(info.stream, seq), db=self._entries)
+            seq += 1
+        return _replace(info, first_seq=max(seq, 1)) if seq != first else info
+
+
+def _entry_time(raw: bytes) -> int:
+    """The writer's time of a stored entry (verified when it was stored)."""
+    stamp: int = dagcbor.decode(raw)["entry"]["time"]
+    return stamp
+
+
+def _replace(info: StreamInfo, **changes: Any) -> StreamInfo:
+    return dataclasses.replace(info, **changes)
