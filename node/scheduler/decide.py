@@ -63,7 +63,8 @@ class Decider:
             await self.exchange.fetch(spec.agent)
         return (await asyncio.to_thread(open_bundle, store, spec.agent)).manifest
 
-    async def plan(self, spec: JobSpec, payment: Envelope | None) -> Plan:
+    async def plan(self, spec: JobSpec, payment: Envelope | None, at_holders_of: str = "") -> Plan:
+        """``at_holders_of`` names an input (a federated run's dataset): only its holders may run it."""
         manifest = await self.manifest(spec)
         candidates, input_bytes = await self.candidates(spec)
         if payment is not None and self.bound is not None:
@@ -77,6 +78,8 @@ class Decider:
             payable=frozenset(c.chain_address for c in candidates if c.chain_address) if payment else None,
             min_stake=_min_stake(payment),
         )
+        if at_holders_of:
+            context = replace(context, holders=await self.holders(spec, at_holders_of), dataset=at_holders_of)
         return Plan(manifest, effective_limits(manifest.limits, spec.limits), context, candidates)
 
     async def candidates(self, spec: JobSpec) -> tuple[list[Candidate], int]:
@@ -104,6 +107,14 @@ class Decider:
                 if peer in held:
                     held[peer] += held_size
         return [replace(c, held_bytes=held[c.peer_id]) for c in candidates.values()], total
+
+    async def holders(self, spec: JobSpec, name: str) -> frozenset[str]:
+        """Peers (this node included) that hold the whole DAG of input ``name``, as they answer."""
+        cid = spec.inputs[name]
+        found = set(await self.exchange.holders(cid))
+        if await self.exchange.have_size(cid) is not None:
+            found.add(self.network.peer_id)
+        return frozenset(found)
 
     async def _rtt(self, peer: str) -> float | None:
         """Round trip to a candidate over libp2p (None when it does not answer in time)."""
