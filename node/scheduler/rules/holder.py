@@ -14,5 +14,5 @@ from node.scheduler.candidates import Candidate, PlacementContext
 
 def check(candidate: Candidate, context: PlacementContext) -> str | None:
     if context.holders is not None and candidate.peer_id not in context.holders:
-        return f"does not hold dataset {context.dataset!r}; a federated run goes only where its data is"
+        return f"does not hold its input {context.dataset!r}; a federated run goes only where its dataset is"
     return None
