@@ -179,3 +179,29 @@ def test_a_group_spec_round_trips_and_builds_the_runs_and_the_aggregate() -> Non
     assert set(spec.aggregate_spec({"a": D, "b": D}).inputs) == {"a", "b", "round"}
     with pytest.raises(JobError, match="missing"):
         spec.aggregate_spec({"a": D})
+
+
+def test_a_restarted_requester_resumes_the_group_with_the_runs_it_recorded(tmp_path: Path) -> None:
+    from node.scheduler.dispatcher import JobService
+
+    cluster = build(tmp_path, executors=2)
+    datasets = _datasets(cluster, {"site-a": [0], "site-b": [1]})
+
+    async def scenario() -> None:
+        first = cluster.requester
+        submitted = first.groups.submit(GroupSpec(cluster.agent, datasets, cluster.agent, args=("0.3",)))
+        async with asyncio.timeout(10):
+            while sum(e.runtime.runs for e in cluster.executors) < 2:
+                await asyncio.sleep(0.01)
+        await first.stop()  # the requester goes down with both runs in flight
+        runs = dict(first.groups.get(submitted.group_id).runs)  # type: ignore[union-attr]
+        again = JobService(cluster.jobs, first.network, first.exchange, first.peers, first.local,
+                           first.decider.own, None, first.policy)  # fmt: skip
+        cluster.requester = again
+        again.resume_unfinished()
+        group = await _final(cluster, submitted.group_id)
+        assert group.state is GroupState.DONE, group.transitions
+        assert group.runs == runs  # the same runs, answered by their executors, not new ones
+        assert sum(e.runtime.runs for e in cluster.executors) == 3  # two runs once each, then the aggregate
+
+    _run(cluster, scenario)
