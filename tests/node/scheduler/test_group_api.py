@@ -4,6 +4,7 @@ one job id, validated against the OpenAPI document; malformed groups refused wit
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import pytest
@@ -58,6 +59,15 @@ async def test_a_group_is_submitted_followed_and_explained_under_one_job_id(api_
     assert [run["dataset"] for run in placement["runs"]] == ["site-a", "(aggregate)"]
     assert [c["peer_id"] for c in placement["runs"][0]["candidates"] if c["verdict"] == "chosen"] == [executor]
     assert _validator({"$ref": "#/components/schemas/GroupPlacement"}).is_valid(placement)
+
+    url = str(client.make_url("")).rstrip("/")
+    for command, expected in (("status", "run site-a: done on " + executor), ("explain", "== site-a: job ")):
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "node.cli.main", "job", command, group_id, "--api", url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await cli.communicate()
+        assert cli.returncode == 0 and expected in out.decode(), (out, err)
 
 
 @pytest.mark.parametrize(
