@@ -15,7 +15,9 @@ The aggregator never runs over a partial set: its inputs are exactly the dataset
 Private data: every run's spec is built by :meth:`GroupSpec.run_spec` alone; the holder's
 running gate (on the executing side) decides from that spec whether the agent may run on its
 data, and what of the result may leave (the partial result that goes to the aggregator).
-A client's access proof for a private dataset is the one field that would join that spec.
+The hook: a client's signed access proof per dataset (for exactly that run's agent, inputs
+and args, which ``run_spec`` fixes and the client can compute) joins the group spec as
+``access[name]`` and goes into that run's ``JobSpec.access``; nothing else changes.
 """
 
 from __future__ import annotations
