@@ -69,6 +69,13 @@ async def test_a_group_is_submitted_followed_and_explained_under_one_job_id(api_
         out, err = await cli.communicate()
         assert cli.returncode == 0 and expected in out.decode(), (out, err)
 
+    slow = await (await client.post("/v1/groups", json={**body, "args": ["30"]})).json()
+    async with asyncio.timeout(10):
+        while cluster.executors[0].runtime.runs < 3:  # two of the first group, then this run
+            await asyncio.sleep(0.01)
+    cancelled = await (await client.delete(f"/v1/jobs/{slow['job_id']}")).json()
+    assert cancelled["state"] == "cancelled" and cancelled["runs"]["site-a"]["state"] == "cancelled", cancelled
+
 
 @pytest.mark.parametrize(
     ("body", "detail"),
