@@ -353,6 +353,41 @@ class Client:
         chains = {str(dataset): tuple(chain) for dataset, chain in grants.items()}
         return Access(key.id, subject, requester, int(time.time()) + 3600, chains).sign(key.sign).hex()
 
+    async def run_group(
+        self,
+        agent: CID | str,
+        datasets: Mapping[str, CID | str],
+        aggregator: CID | str,
+        *,
+        shared: Mapping[str, CID | str] | None = None,
+        input: str = "data",
+        args: Sequence[str] = (),
+        aggregator_args: Sequence[str] = (),
+        region: str | list[str] | None = None,
+        wait: bool = True,
+        timeout: float = 300,
+    ) -> GroupJob:
+        """A federated job: ``agent`` runs once per dataset, each run at that dataset's holder
+        (the dataset at ``/in/<input>``, plus the ``shared`` inputs), in parallel; then
+        ``aggregator`` runs on their results (``/in/<dataset name>``). One job id for the group;
+        with ``wait``, returns once the group is done (JobFailedError naming each failed run)."""
+        body: dict[str, Any] = {
+            "agent": str(agent),
+            "datasets": {name: str(cid) for name, cid in datasets.items()},
+            "aggregator": str(aggregator),
+            "input": input,
+            "shared": {name: str(cid) for name, cid in (shared or {}).items()},
+            "args": list(args),
+            "aggregator_args": list(aggregator_args),
+        }
+        if region:
+            body["regions"] = [region] if isinstance(region, str) else list(region)
+        answer = await self._call("POST", "/v1/groups", json=body)
+        group = GroupJob(self, str(answer["job_id"]))
+        if wait:
+            await group.wait(timeout)
+        return group
+
     async def jobs(
         self, state: str | None = None, agent: CID | str | None = None, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
@@ -556,6 +591,81 @@ class Job:
             raise SdkError("checking a settlement needs the chain: Client(url, wallet=...)")
         signed = list((await self.all_receipt_bytes()).values())
         return await asyncio.to_thread(verify_settlement, self.job_id, wallet.rpc_url, wallet.contract, receipts=signed)
+
+
+class GroupJob:
+    """A submitted group (federated) job: ``runs`` (dataset name -> its run: job id, node,
+    result, receipt), ``aggregate`` (the aggregator's run), ``result_cid`` (the group's result)."""
+
+    POLL = 0.2  # seconds between reads of the group while waiting
+
+    def __init__(self, client: Client, job_id: str) -> None:
+        self.client = client
+        self.job_id = job_id
+        self.info: dict[str, Any] = {}
+
+    @property
+    def status(self) -> str:
+        return str(self.info.get("state", "queued"))
+
+    @property
+    def runs(self) -> dict[str, dict[str, Any]]:
+        runs: dict[str, dict[str, Any]] = self.info.get("runs") or {}
+        return runs
+
+    @property
+    def aggregate(self) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = self.info.get("aggregate")
+        return found
+
+    @property
+    def result_cid(self) -> CID | None:
+        result = self.info.get("result")
+        return CID.parse(result) if result else None
+
+    async def refresh(self) -> dict[str, Any]:
+        self.info = await self.client._call("GET", f"/v1/groups/{self.job_id}")
+        return self.info
+
+    async def wait(self, timeout: float = 300) -> GroupJob:
+        """Until the group ends; JobFailedError with the node's reason if it failed or was cancelled."""
+        try:
+            async with asyncio.timeout(timeout):
+                while (await self.refresh())["state"] not in FINAL_STATES:
+                    await asyncio.sleep(self.POLL)
+        except TimeoutError:
+            raise SdkError(f"group job {self.job_id} still {self.status} after {timeout:.0f} s") from None
+        if self.status != "done":
+            raise JobFailedError(f"group job {self.job_id} {self.status}: {self.info.get('reason', 'unknown')}")
+        return self
+
+    async def explain(self) -> list[dict[str, Any]]:
+        """Every run's placement (``dataset``, ``job_id``, ``candidates``), the aggregator's last."""
+        answer = await self.client._call("GET", f"/v1/jobs/{self.job_id}/placement")
+        runs: list[dict[str, Any]] = answer["runs"]
+        return runs
+
+    async def verified_receipts(self) -> dict[str, receipts.Receipt]:
+        """Every run's signed receipt and the aggregator's (key ``(aggregate)``), each verified:
+        signature, its job, its result, the node that ran it."""
+        if not self.info:
+            await self.refresh()
+        found = {}
+        named = [*self.runs.items(), *([("(aggregate)", self.aggregate)] if self.aggregate else [])]
+        for name, run in named:
+            if not run.get("result"):
+                raise SdkError(f"group job {self.job_id}: run {name} has no result ({run.get('state')})")
+            job = Job(self.client, str(run["job_id"]))
+            found[name] = await job.receipt()
+        return found
+
+    async def result(self, dest: str | os.PathLike[str]) -> Path:
+        """Download the group's result (the aggregator's), verified by CID and every receipt."""
+        await self.refresh()
+        if self.result_cid is None:
+            raise SdkError(f"group job {self.job_id} has no result ({self.status})")
+        await self.verified_receipts()
+        return await self.client.get(self.result_cid, dest)
 
 
 def _tar(directory: Path, out: IO[bytes]) -> None:

@@ -12,7 +12,9 @@ from contracts.authorization import JobPayment
 from contracts.errors import AuthorizationError
 from contracts.payment import Envelope, chain_job_id, commitment_of
 from node.api.errors import SERVICE_KEY, ApiError
+from node.api.groups import get_group, group_of, post_group
 from node.scheduler.events import Event
+from node.scheduler.group import group_json, group_placement
 from node.scheduler.job import Checks, JobError, JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import is_job_id
 from storage import dagcbor
@@ -40,6 +42,8 @@ def routes() -> list[web.RouteDef]:
         web.get("/v1/jobs/{id}/events", get_events),
         web.get("/v1/jobs/{id}/logs", get_logs),
         web.get("/v1/evidence", get_evidence),
+        web.post("/v1/groups", post_group),
+        web.get("/v1/groups/{id}", get_group),
     ]
 
 
@@ -148,10 +152,16 @@ async def post_job(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
+    if group_of(request) is not None:  # a group job's id is a job id
+        return await get_group(request)
     return web.json_response(job_json(_job(request)))
 
 
 async def get_placement(request: web.Request) -> web.Response:
+    if (group := group_of(request)) is not None:  # every run's placement, then the aggregator's
+        job_service = _service(request).job_service
+        assert job_service is not None
+        return web.json_response(group_placement(job_service.groups, group))
     job = _job(request)
     return web.json_response({"job_id": job.job_id, "candidates": job.placement})
 
@@ -209,6 +219,10 @@ async def delete_job(request: web.Request) -> web.Response:
     """Cancel a job: 200 with the job as GET shows it (a finished job is left as it ended), 404 if unknown."""
     service = _service(request)
     assert service.job_service is not None
+    if group_of(request) is not None:
+        group = await service.job_service.groups.cancel(request.match_info["id"])
+        assert group is not None
+        return web.json_response(group_json(service.job_service.groups, group))
     job = await service.job_service.cancel(request.match_info["id"])
     if job is None:
         raise ApiError(404, "not_found", f"no job {request.match_info['id']!r} on this node")

@@ -158,6 +158,71 @@ SCHEMAS: dict[str, Schema] = {
     "JobList": _obj(
         {"jobs": {"type": "array", "items": _ref("JobSummary")}, "next_cursor": {"type": ["string", "null"]}}
     ),
+    "GroupRequest": _obj(
+        {
+            "agent": _ref("CID"),
+            "datasets": {
+                **_map(_ref("CID")),
+                "minProperties": 1,
+                "maxProperties": 64,
+                "description": "name -> dataset CID; each run goes to that dataset's holder",
+            },
+            "aggregator": _ref("CID"),
+            "input": {"type": "string", "default": "data", "description": "where each run sees its dataset"},
+            "shared": {**_map(_ref("CID")), "maxProperties": 16, "description": "inputs every run gets"},
+            "args": _STRINGS,
+            "aggregator_args": _STRINGS,
+            "limits": _map(_INT),
+            "regions": _STRINGS,
+            "job_id": _ref("JobId"),
+        },
+        ["agent", "datasets", "aggregator"],
+    ),
+    "GroupRun": _obj(
+        {
+            "job_id": _ref("JobId"),
+            "state": _ref("JobState"),
+            "node": {"type": ["string", "null"]},
+            "result": {"type": ["string", "null"]},
+            "receipt": {"type": ["string", "null"]},
+            "reason": _STR,
+            "dataset": _STR,
+        },
+        ["job_id", "state", "node", "result", "receipt"],
+    ),
+    "Group": _obj(
+        {
+            "job_id": _ref("JobId"),
+            "group": {"const": True},
+            "state": {"type": "string", "enum": ["queued", "running", "aggregating", "done", "failed", "cancelled"]},
+            "reason": _STR,
+            "agent": _ref("CID"),
+            "aggregator": _ref("CID"),
+            "datasets": _map(_STR),
+            "runs": {**_map(_ref("GroupRun")), "description": "dataset name -> its run"},
+            "aggregate": {"oneOf": [_ref("GroupRun"), {"type": "null"}]},
+            "result": {"type": ["string", "null"]},
+            "transitions": {"type": "array", "items": _obj({"state": _STR, "at": _NUM, "reason": _STR})},
+        }
+    ),
+    "GroupPlacement": _obj(
+        {
+            "job_id": _ref("JobId"),
+            "group": {"const": True},
+            "runs": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "dataset": _STR,
+                        "job_id": _ref("JobId"),
+                        "state": _ref("JobState"),
+                        "candidates": {"type": "array", "items": {"type": "object"}},
+                    }
+                ),
+            },
+            "candidates": {"type": "array", "items": {"type": "object"}, "description": "the aggregator's"},
+        }
+    ),
     "Placement": _obj(
         {
             "job_id": _ref("JobId"),
@@ -396,6 +461,13 @@ def _json(schema: str, description: str) -> Schema:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
+def _one_of(schemas: tuple[str, ...], description: str) -> Schema:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"oneOf": [_ref(n) for n in schemas]}}},
+    }
+
+
 def _media(description: str, *types: str) -> Schema:
     return {"description": description, "content": {kind: _BINARY for kind in types}}
 
@@ -564,8 +636,8 @@ def paths() -> dict[str, dict[str, Schema]]:
         "/v1/jobs/{id}": {
             "get": _op(
                 "getJob",
-                "A job: state, every transition with its reason, results, receipts",
-                _json("Job", "the job"),
+                "A job: state, every transition with its reason, results, receipts (a group job's id: the group)",
+                _one_of(("Job", "Group"), "the job, or the group job"),
                 (404, 503),
                 params=job,
             ),
@@ -581,8 +653,8 @@ def paths() -> dict[str, dict[str, Schema]]:
         "/v1/jobs/{id}/placement": {
             "get": _op(
                 "getPlacement",
-                "Why each candidate was chosen or refused",
-                _json("Placement", "the last placement decision"),
+                "Why each candidate was chosen or refused (a group job: every run's placement)",
+                _one_of(("Placement", "GroupPlacement"), "the last placement decision, or every run's"),
                 (404, 503),
                 params=job,
             )
@@ -619,6 +691,26 @@ def paths() -> dict[str, dict[str, Schema]]:
         "/v1/jobs/{id}/logs": {
             "get": _op(
                 "getJobLogs", "The agent's captured output, per node", _json("Logs", "logs"), (404, 503), params=job
+            )
+        },
+        "/v1/groups": {
+            "post": _op(
+                "postGroup",
+                "Submit a group (federated) job: the agent once per dataset at its holder, then the aggregator",
+                _json("JobAccepted", "accepted (queued); its id is a job id"),
+                (400, 409, 413, 503),
+                status=201,
+                body=_json_body("GroupRequest"),
+                write=True,
+            )
+        },
+        "/v1/groups/{id}": {
+            "get": _op(
+                "getGroup",
+                "A group job: state, each dataset's run (node, result, receipt), the aggregate",
+                _json("Group", "the group"),
+                (404, 503),
+                params=job,
             )
         },
         "/v1/evidence": {

@@ -174,6 +174,11 @@ def job_status(job_id: str, api_url: str, api_token: str | None, as_json: bool) 
     click.echo(f"job {job_id}: {job['state']}")
     for transition in job["transitions"]:
         click.echo(f"  {transition['state']:9} {transition['reason']}")
+    if job.get("group"):  # a group job: one line per run, then the aggregator's
+        named = [*job["runs"].items(), *([("(aggregate)", job["aggregate"])] if job.get("aggregate") else [])]
+        for name, run in named:
+            click.echo(f"  run {name}: {run['state']} on {run['node'] or '-'}, result {run['result'] or '-'}")
+        return
     click.echo(f"corroboration: {_corroboration(job)}")
 
 
@@ -223,7 +228,16 @@ def job_explain(job_id: str, api_url: str, api_token: str | None, as_json: bool)
     if as_json:
         print_json(answer)
         return
-    for candidate in answer["candidates"]:
+    if answer.get("group"):  # a group job: every run's placement, then the aggregator's
+        for run in answer["runs"]:
+            click.echo(f"== {run['dataset']}: job {run['job_id']} ({run['state']})")
+            _print_candidates(run["candidates"])
+        return
+    _print_candidates(answer["candidates"])
+
+
+def _print_candidates(candidates: list[dict[str, Any]]) -> None:
+    for candidate in candidates:
         operator = candidate.get("operator", candidate["peer_id"])
         by = f" (operator {operator})" if operator != candidate["peer_id"] else ""
         click.echo(f"{candidate['verdict']:8} {candidate['peer_id']}{by}  {candidate['reason']}")

@@ -57,6 +57,8 @@ class PlacementContext:
     excluded: frozenset[str] = field(default_factory=frozenset)  # nodes that already failed this job
     payable: frozenset[str] | None = None  # chain addresses the ledger binds to their nodes (None: unpaid job)
     min_stake: int = 0  # wei an executor must have staked (the paid job's commitment says)
+    holders: frozenset[str] | None = None  # a federated run: only these peers hold its dataset (None: any node)
+    dataset: str = ""  # that dataset's input name, for the explanation
 
     def excluding(self, peers: frozenset[str] | set[str]) -> PlacementContext:
         return replace(self, excluded=frozenset(peers))

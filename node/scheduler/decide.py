@@ -25,6 +25,7 @@ from node.p2p.network import P2PNetwork
 from node.scheduler.candidates import Candidate, PlacementContext, from_announcement
 from node.scheduler.job import JobSpec
 from node.scheduler.limits import effective_limits
+from storage.cid import CID
 
 log = logging.getLogger("mycelnet.jobs")
 
@@ -63,9 +64,11 @@ class Decider:
             await self.exchange.fetch(spec.agent)
         return (await asyncio.to_thread(open_bundle, store, spec.agent)).manifest
 
-    async def plan(self, spec: JobSpec, payment: Envelope | None) -> Plan:
+    async def plan(self, spec: JobSpec, payment: Envelope | None, at_holders_of: str = "") -> Plan:
+        """``at_holders_of`` names an input (a federated run's dataset): only its holders may run it."""
         manifest = await self.manifest(spec)
-        candidates, input_bytes = await self.candidates(spec)
+        holders: dict[CID, frozenset[str]] = {}
+        candidates, input_bytes = await self.candidates(spec, holders)
         if payment is not None and self.bound is not None:
             candidates = await self._only_bound_addresses(candidates)
         context = PlacementContext(
@@ -77,10 +80,15 @@ class Decider:
             payable=frozenset(c.chain_address for c in candidates if c.chain_address) if payment else None,
             min_stake=_min_stake(payment),
         )
+        if at_holders_of:
+            context = replace(context, holders=holders[spec.inputs[at_holders_of]], dataset=at_holders_of)
         return Plan(manifest, effective_limits(manifest.limits, spec.limits), context, candidates)
 
-    async def candidates(self, spec: JobSpec) -> tuple[list[Candidate], int]:
-        """Candidates from signed announcements (and this node), with the input bytes each holds."""
+    async def candidates(
+        self, spec: JobSpec, found: dict[CID, frozenset[str]] | None = None
+    ) -> tuple[list[Candidate], int]:
+        """Candidates from signed announcements (and this node), with the input bytes each holds;
+        ``found`` is filled with the peers holding each whole input (as they answer)."""
         own = self.own()
         candidates = {own.peer_id: own}
         for record in self.peers.alive():
@@ -100,6 +108,8 @@ class Decider:
             if own_size is not None:
                 holders[own.peer_id] = own_size
             total += max(holders.values(), default=0)
+            if found is not None:
+                found[cid] = frozenset(holders)
             for peer, held_size in holders.items():
                 if peer in held:
                     held[peer] += held_size

@@ -36,6 +36,7 @@ from node.scheduler.decide import Decider, Plan
 from node.scheduler.dispatch import Attempt, Dispatcher, DispatchPolicy, Verdict
 from node.scheduler.events import JobEvents
 from node.scheduler.execution import JobExecution
+from node.scheduler.group import GroupService
 from node.scheduler.job import Checks, JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import JobStore, new_job_id
 from node.scheduler.placement import decide, refusal
@@ -76,10 +77,23 @@ class JobService:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._executing: dict[str, set[str]] = {}  # job id -> nodes running it now (cancel goes to them)
         self.events = JobEvents()
+        self._finished: dict[str, list[asyncio.Future[JobRecord]]] = {}  # job id -> waiters for its end
+        self.groups = GroupService(self)
 
     # -- API ---------------------------------------------------------------------------
-    def submit(self, spec: JobSpec, job_id: str | None = None, checks: Checks | None = None) -> JobRecord:
-        job = JobRecord(job_id or new_job_id(), spec, checks=checks or Checks())
+    def submit(
+        self,
+        spec: JobSpec,
+        job_id: str | None = None,
+        checks: Checks | None = None,
+        *,
+        at_holders_of: str = "",
+        group: str = "",
+    ) -> JobRecord:
+        """Start a job; ``at_holders_of`` (an input name) restricts it to that input's holders
+        and ``group`` names the group job it is a run of (both kept by this node only)."""
+        job = JobRecord(job_id or new_job_id(), spec, checks=checks or Checks(), at_holders_of=at_holders_of,
+                        group=group)  # fmt: skip
         self._move(job, JobState.QUEUED, "submitted")
         self._start(job)
         return job
@@ -88,7 +102,24 @@ class JobService:
         unfinished = self.jobs.unfinished()
         for job in unfinished:
             self._start(job, resumed=True)
+        self.groups.resume_unfinished()
         return len(unfinished)
+
+    async def finished(self, job_id: str) -> JobRecord:
+        """Wait for the job to reach a final state (no polling: ``_move`` wakes the waiters)."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        if job.state.final:
+            return job
+        waiter: asyncio.Future[JobRecord] = asyncio.get_running_loop().create_future()
+        self._finished.setdefault(job_id, []).append(waiter)
+        try:
+            return await waiter
+        finally:
+            waiters = self._finished.get(job_id, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
 
     async def cancel(self, job_id: str) -> JobRecord | None:
         """End the job ``cancelled`` and tell every node running it to stop; a finished job stays as it is."""
@@ -111,6 +142,7 @@ class JobService:
         return job
 
     async def stop(self) -> None:
+        await self.groups.stop()
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
@@ -125,6 +157,10 @@ class JobService:
         job.move(state, reason)
         self.jobs.save(job)
         self.events.publish(job)
+        if state.final:
+            for waiter in self._finished.pop(job.job_id, []):
+                if not waiter.done():
+                    waiter.set_result(job)
         if state.final and self.metrics is not None:  # submission to final state, by outcome
             self.metrics.job_finished(state.value, job.transitions[-1].at - job.transitions[0].at)
 
@@ -159,7 +195,7 @@ class JobService:
         except AuthorizationError as exc:
             self._move(job, JobState.FAILED, f"the job's payment is unusable: {exc}")
             return
-        plan = await self.decider.plan(spec, payment)
+        plan = await self.decider.plan(spec, payment, job.at_holders_of)
         book = Book(await asyncio.to_thread(self.jobs.reputation), self.reputation)  # an LMDB scan: off the loop
         trusted = frozenset(job.checks.trusted) | {self.network.peer_id}  # the requester trusts itself
         run = _Run(plan, book, self.clock)

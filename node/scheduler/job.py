@@ -229,6 +229,8 @@ class JobRecord:
     logs: dict[str, str] = field(default_factory=dict)  # node peer ID -> the agent's (capped) output there
     checks: Checks = field(default_factory=Checks)
     corroboration: dict[str, Any] = field(default_factory=dict)  # how the result was corroborated (verify)
+    at_holders_of: str = ""  # a federated run: only holders of this input may run it (requester-only)
+    group: str = ""  # the group job this run belongs to (node.scheduler.group), if any
 
     @property
     def state(self) -> JobState:
@@ -251,6 +253,8 @@ class JobRecord:
             "logs": self.logs,
             "checks": self.checks.to_record(),
             "corroboration": self.corroboration,
+            **({"at_holders_of": self.at_holders_of} if self.at_holders_of else {}),
+            **({"group": self.group} if self.group else {}),
         }
 
     @classmethod
@@ -265,4 +269,6 @@ class JobRecord:
             logs=dict(record.get("logs", {})),
             checks=Checks.from_record(record["checks"]) if "checks" in record else Checks(),
             corroboration=dict(record.get("corroboration", {})),
+            at_holders_of=str(record.get("at_holders_of", "")),
+            group=str(record.get("group", "")),
         )

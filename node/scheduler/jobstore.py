@@ -22,7 +22,7 @@ MAX_PAGE = 500
 
 class JobStore:
     def __init__(self, path: Path) -> None:
-        self._tables = RecordTables(path, ("jobs", "answers", "index", "evidence", "reputation"))
+        self._tables = RecordTables(path, ("jobs", "answers", "index", "evidence", "reputation", "groups"))
         if self._tables.count("index") != self._tables.count("jobs"):  # a store from before the index
             entries = [(_index_key(job), _summary(job)) for job in self.all()]
 
@@ -144,6 +144,17 @@ class JobStore:
                 writer.delete("reputation", peer)
 
         self._tables.write(forget)
+
+    def save_group(self, group_id: str, record: dict[str, Any]) -> None:
+        """A group job's record (node.scheduler.group); its runs are ordinary jobs in ``jobs``."""
+        self._tables.put("groups", group_id, record)
+
+    def group(self, group_id: str) -> dict[str, Any] | None:
+        record: dict[str, Any] | None = self._tables.get("groups", group_id)
+        return record
+
+    def groups(self) -> Iterator[dict[str, Any]]:
+        yield from self._tables.values("groups")
 
     def close(self) -> None:
         self._tables.close()

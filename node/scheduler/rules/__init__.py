@@ -7,6 +7,16 @@ also ranks: score.py adds its ``penalty``.
 
 from __future__ import annotations
 
-from node.scheduler.rules import capabilities, capacity, payment, price, region, reputation, runtime, stake
+from node.scheduler.rules import (
+    capabilities,
+    capacity,
+    holder,
+    payment,
+    price,
+    region,
+    reputation,
+    runtime,
+    stake,
+)
 
-RULES = (runtime, capabilities, region, capacity, price, payment, stake, reputation)
+RULES = (runtime, capabilities, holder, region, capacity, price, payment, stake, reputation)
