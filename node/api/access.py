@@ -40,6 +40,7 @@ READ_CLASSES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
             "/v1/jobs/{id}/logs",
             "/v1/evidence",
             "/v1/reputation",
+            "/v1/groups/{id}",
         ),
         "job specs, logs and receipts (and whom this node gave work to) belong to the client that submitted them",
     ),

@@ -18,6 +18,7 @@ from node.config import load_config
 from node.errors import ConfigError
 from node.metrics import Metrics
 from node.privacy.registry import PrivacyRegistry
+from node.scheduler.group import GroupService
 from node.scheduler.jobstore import JobStore
 from node.scheduler.reputation import ReputationPolicy
 from node.streams.service import StreamService
@@ -29,7 +30,7 @@ TOKEN = {"Authorization": "Bearer s3cret"}
 JOB = "0" * 32
 NOT_FOUND = {"/v1/jobs/{id}", "/v1/jobs/{id}/placement", "/v1/jobs/{id}/receipt", "/v1/jobs/{id}/events",
              "/v1/jobs/{id}/logs", "/v1/ledger", "/v1/ledger/claims",
-             "/v1/policies/{cid}"}  # fmt: skip  # no such job, no chain, the blob is public
+             "/v1/policies/{cid}", "/v1/groups/{id}"}  # fmt: skip  # no such job, no chain, the blob is public
 NOT_FOUND |= {"/v1/streams/{id}", "/v1/streams/{id}/entries", "/v1/streams/{id}/tail"}  # no such stream
 STREAM = "st" + "a" * 52
 
@@ -59,6 +60,9 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
     clients: list[TestClient[Any, Any]] = []
     streams = StreamService(StreamStore(tmp_path / "streams"), cast(Any, Network()), Metrics())
 
+    job_service = SimpleNamespace(reputation=ReputationPolicy(), clock=time.time, jobs=jobs)
+    job_service.groups = GroupService(cast(Any, job_service))
+
     async def start(**settings: Any) -> TestClient[Any, Any]:
         async def describe() -> dict[str, str]:
             return {"peer_id": "me"}
@@ -77,7 +81,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
             refresh_gauges=lambda connected: None,
             identity=SimpleNamespace(peer_id="me"),
             api_url="http://127.0.0.1:5080",
-            job_service=SimpleNamespace(reputation=ReputationPolicy(), clock=time.time),
+            job_service=job_service,
             settlement=None,
             provide=lambda root: None,
             streams=streams,
