@@ -11,8 +11,16 @@ class ManifestError(AgentError, ValueError):
     """mycel-agent.toml is missing, malformed, or has a wrong field."""
 
 
+class AgentNotFound(AgentError, LookupError):
+    """No agent with that id or name is stored here; the message says how to deploy one."""
+
+
 class RuntimeUnavailable(AgentError):
     """The runtime the agent asks for cannot run on this node."""
+
+
+class MissingPackages(RuntimeUnavailable):
+    """The agent's manifest requires python packages this node's agent environment lacks."""
 
 
 class ReceiptError(AgentError, ValueError):

@@ -6,7 +6,9 @@ everything that comes back (content, receipts, on-chain settlement) without trus
 
 from sdk.client import Client, Job
 from sdk.errors import (
+    AgentNotFoundError,
     JobFailedError,
+    MissingInputError,
     NodeApiError,
     NodeUnreachableError,
     PaymentRefusedError,
@@ -27,9 +29,11 @@ from sdk.verify import (
 from sdk.wallet import Wallet
 
 __all__ = [
+    "AgentNotFoundError",
     "Client",
     "Job",
     "JobFailedError",
+    "MissingInputError",
     "NodeApiError",
     "NodeUnreachableError",
     "PaymentRefusedError",

@@ -17,17 +17,21 @@ import tarfile
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import aiohttp
 
 from agents import receipt as receipts
-from agents.bundle import agent_id_of
+from agents.bundle import agent_id_of, as_cid
 from contracts.authorization import JobCommitment
 from contracts.payment import Envelope, amount_for, receipt_hash
 from sdk.errors import (
+    AgentNotFoundError,
     JobFailedError,
+    MissingInputError,
     NodeApiError,
     NodeUnreachableError,
     PaymentRefusedError,
@@ -40,6 +44,22 @@ from sdk.wallet import Delivered, Wallet
 from storage.cid import CID
 
 FINAL_STATES = ("done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """One state change of a followed job (``state``, ``reason``, ``at`` as the node sent them)."""
+
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class NodeLogs:
+    """The captured output of the agent on one node, as that node returned it with its result."""
+
+    peer: str
+    text: str
 
 
 class Client:
@@ -116,6 +136,11 @@ class Client:
         """This node: peer ID, version, region, addresses, sandbox layers, chain account."""
         info: dict[str, Any] = await self._call("GET", "/v1/node")
         return info
+
+    async def environment(self) -> dict[str, Any]:
+        """The node's agent environment: python interpreter and packages, wasm runtime, its hash."""
+        env: dict[str, Any] = await self._call("GET", "/v1/env")
+        return env
 
     async def peers(self) -> list[dict[str, Any]]:
         """Peers as their signed announcements describe them, with liveness."""
@@ -220,6 +245,46 @@ class Client:
         agents: list[dict[str, Any]] = (await self._call("GET", "/v1/agents"))["agents"]
         return agents
 
+    async def agent(self, agent: CID | str) -> dict[str, Any]:
+        """An agent the node holds, by id, ``name@version`` or ``name`` (its newest version):
+        id, name, version, runtime, description, requires. AgentNotFoundError if it holds none."""
+        try:
+            info: dict[str, Any] = await self._call("GET", "/v1/agents/" + quote(str(agent), safe="@"))
+        except NodeApiError as exc:
+            if exc.error == "no_agent":
+                raise AgentNotFoundError(exc.detail) from None
+            raise
+        return info
+
+    async def resolve_agent(self, agent: CID | str) -> CID:
+        """The agent id ``agent`` names: a CID as it is, a name looked up on the node."""
+        if isinstance(agent, CID):
+            return agent
+        cid = as_cid(agent)
+        if cid is not None:
+            return cid
+        return CID.parse((await self.agent(agent))["agent"])
+
+    async def check_inputs(self, inputs: Mapping[str, CID | str]) -> dict[str, CID]:
+        """Each input as a CID, and every one held by some node; else one MissingInputError naming them.
+
+        Asked once, here, before the job is submitted: a CID nobody holds would otherwise send
+        the job to every candidate in turn, each waiting for blocks no peer can give.
+        """
+        parsed: dict[str, CID] = {}
+        for name, value in inputs.items():
+            cid = value if isinstance(value, CID) else as_cid(str(value))
+            if cid is None:
+                raise UsageError(f"input {name}={value} is not a CID (store the file first: mycel put PATH)")
+            parsed[name] = cid
+        answers = await asyncio.gather(*(self._call("GET", f"/v1/blobs/{cid}/providers") for cid in parsed.values()))
+        nobody = [f"{name}={cid}" for (name, cid), answer in zip(parsed.items(), answers, strict=True)
+                  if not answer.get("providers")]  # fmt: skip
+        if nobody:
+            held = "no node holds" if len(nobody) == 1 else "no node holds these inputs:"
+            raise MissingInputError(f"{held} {', '.join(nobody)} (store it first: mycel put PATH --api URL)")
+        return parsed
+
     async def claims(self, state: str | None = None) -> dict[str, Any]:
         """The node's chain account and the claims it made for paid jobs (``state`` filters them)."""
         answer: dict[str, Any] = await self._call("GET", "/v1/ledger/claims", params={"state": state} if state else {})
@@ -253,6 +318,9 @@ class Client:
     ) -> Job:
         """Submit a job; with ``wait`` return once it is done (JobFailedError if it failed).
 
+        ``agent`` is its id or its name (``name@version``, or ``name`` for the newest the node
+        holds). Before submitting, every input must be held by some node (MissingInputError).
+
         ``pay`` (wei) makes it a paid job: the wallet signs a commitment of at most that much per
         node (and at most ``max_price`` per CPU-second, when given), which nodes can rely on but
         not claim; ``min_stake`` (wei) limits it to executors with at least that stake on the
@@ -261,9 +329,11 @@ class Client:
         call ``job.pay()`` after ``job.wait()``.
         """
         job_id = os.urandom(16).hex()  # chosen here: the commitment is signed for it
+        agent_id = await self.resolve_agent(agent)
+        checked = await self.check_inputs(inputs or {})
         body: dict[str, Any] = {
-            "agent": str(agent),
-            "inputs": {name: str(cid) for name, cid in (inputs or {}).items()},
+            "agent": str(agent_id),
+            "inputs": {name: str(cid) for name, cid in checked.items()},
             "args": list(args),
             "redundancy": redundancy,
             "job_id": job_id,
@@ -293,6 +363,7 @@ class Client:
         Pass the cursor back to page on: ``page, cursor = await client.jobs(cursor=cursor)``.
         """
         params: dict[str, str] = {"limit": str(limit)}
+        agent = await self.resolve_agent(agent) if agent is not None else None
         for name, value in (("state", state), ("agent", agent), ("cursor", cursor)):
             if value is not None:
                 params[name] = str(value)
@@ -397,6 +468,32 @@ class Job:
         """The agent's captured output, per node."""
         logs: dict[str, str] = (await self.client._call("GET", f"/v1/jobs/{self.job_id}/logs"))["logs"]
         return logs
+
+    async def follow_logs(self) -> AsyncGenerator[StateChange | NodeLogs, None]:
+        """The job as it goes, until it ends.
+
+        Yields a :class:`StateChange` per state change and a :class:`NodeLogs` once per node
+        whose output has arrived, in the order the node records them, until the job ends. An
+        executor sends its agent's output with its result, so a node's logs appear when its
+        attempt ends (a failed attempt's before the failover's); each state change prompts
+        one read of the logs, nothing is polled. A stream cut early is followed again.
+        """
+        shown: set[str] = set()
+        while True:
+            async with contextlib.aclosing(self.events()) as events:
+                async for event in events:
+                    yield StateChange(str(event["state"]), str(event.get("reason", "")))
+                    for peer, text in (await self.logs()).items():
+                        if peer not in shown:
+                            shown.add(peer)
+                            yield NodeLogs(peer, text)
+                    if event.get("state") in FINAL_STATES:
+                        break
+            if (await self.refresh())["state"] in FINAL_STATES:
+                break
+        for peer, text in (await self.logs()).items():
+            if peer not in shown:
+                yield NodeLogs(peer, text)
 
     async def explain(self) -> list[dict[str, Any]]:
         """Every candidate node, chosen, standby or refused, with the reason."""

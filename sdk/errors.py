@@ -34,3 +34,11 @@ class PaymentRefusedError(SdkError):
 class UsageError(SdkError):
     """The call cannot be done as asked (a destination that already holds files, a directory CID
     given to ``cat``); nothing was written and the node is not at fault."""
+
+
+class AgentNotFoundError(SdkError):
+    """No agent of that id or name on the node; the message says how to deploy it."""
+
+
+class MissingInputError(SdkError):
+    """An input CID that no node holds: the job would wait for blocks nobody can send."""

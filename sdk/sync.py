@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agents.receipt import Receipt
-from sdk.client import Client, Job
+from sdk.client import Client, Job, NodeLogs, StateChange
 from sdk.verify import SettlementCheck
 from sdk.wallet import Wallet
 from storage.cid import CID
@@ -44,6 +44,9 @@ class SyncClient:
 
     def node(self) -> dict[str, Any]:
         return self._run(self._client.node())
+
+    def environment(self) -> dict[str, Any]:
+        return self._run(self._client.environment())
 
     def peers(self) -> list[dict[str, Any]]:
         return self._run(self._client.peers())
@@ -88,6 +91,12 @@ class SyncClient:
 
     def agents(self) -> list[dict[str, Any]]:
         return self._run(self._client.agents())
+
+    def agent(self, agent: CID | str) -> dict[str, Any]:
+        return self._run(self._client.agent(agent))
+
+    def resolve_agent(self, agent: CID | str) -> CID:
+        return self._run(self._client.resolve_agent(agent))
 
     def claims(self, state: str | None = None) -> dict[str, Any]:
         return self._run(self._client.claims(state))
@@ -144,6 +153,19 @@ class SyncJob:
                 except StopAsyncIteration:
                     return
                 yield event
+        finally:
+            self._owner._run(stream.aclose())
+
+    def follow_logs(self) -> Iterator[StateChange | NodeLogs]:
+        """State changes and each node's logs as they come; see :meth:`sdk.client.Job.follow_logs`."""
+        stream = self._job.follow_logs()
+        try:
+            while True:
+                try:
+                    item = self._owner._run(stream.__anext__())
+                except StopAsyncIteration:
+                    return
+                yield item
         finally:
             self._owner._run(stream.aclose())
 

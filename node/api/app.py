@@ -20,6 +20,7 @@ from aiohttp import web
 
 from agents.bundle import open_bundle, pack
 from agents.errors import ManifestError
+from node.api.agents import routes as agent_routes
 from node.api.dashboard import routes as dashboard_routes
 from node.api.errors import METRICS_KEY, SERVICE_KEY, ApiError, error_middleware
 from node.api.guards import guard_middleware
@@ -64,6 +65,7 @@ def build_app(service: NodeService) -> web.Application:
             web.delete("/v1/pins/{cid}", delete_pin),
             web.get("/v1/openapi.json", get_openapi),
             web.get("/metrics", get_metrics),
+            *agent_routes(),
             *job_routes(),
             *ledger_routes(),
             *job_list_routes(),

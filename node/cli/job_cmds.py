@@ -183,10 +183,19 @@ def job_explain(job_id: str, api_url: str, api_token: str | None, as_json: bool)
 
 @job_group.command("logs")
 @click.argument("job_id")
+@click.option("-f", "--follow", is_flag=True, help="Stream the job's progress and each node's output until it ends.")
 @api_options
 @JSON_OPTION
-def job_logs(job_id: str, api_url: str, api_token: str | None, as_json: bool) -> None:
-    """The agent's output on each node that ran it. Example: mycel job logs 3f2a..."""
+def job_logs(job_id: str, follow: bool, api_url: str, api_token: str | None, as_json: bool) -> None:
+    """The agent's output on each node that ran it. Example: mycel job logs 3f2a... --follow
+
+    With --follow, state changes go to stderr and each node's output to stdout as its attempt
+    ends (nodes return output with their result), until the job ends; Ctrl-C stops following
+    (exit 130) and leaves the job running.
+    """
+    if follow:
+        _follow_logs(job_id, api_url, api_token, as_json)
+        return
     with sdk_client(api_url, api_token) as client:
         answer = client.fetch_json(f"/v1/jobs/{job_id}/logs")
     if as_json:
@@ -195,6 +204,24 @@ def job_logs(job_id: str, api_url: str, api_token: str | None, as_json: bool) ->
     for peer, text in answer["logs"].items():
         click.echo(f"== {peer}")
         click.echo(text, nl=False)
+
+
+def _follow_logs(job_id: str, api_url: str, api_token: str | None, as_json: bool) -> None:
+    from sdk.client import NodeLogs
+
+    try:
+        with sdk_client(api_url, api_token) as client:
+            for item in client.job(job_id).follow_logs():
+                if isinstance(item, NodeLogs):
+                    if as_json:
+                        print_json({"peer": item.peer, "logs": item.text})
+                    else:
+                        click.echo(f"== {item.peer}")
+                        click.echo(item.text, nl=False)
+                elif not as_json:
+                    click.echo(f"  {item.state:9} {item.reason}", err=True)
+    except KeyboardInterrupt:
+        raise click.exceptions.Exit(130) from None  # the user stopped following: quiet, the job goes on
 
 
 @job_group.command("cancel")

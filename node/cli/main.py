@@ -16,6 +16,7 @@ from node.cli.common import EXIT_FAILED, EXIT_USAGE, EXIT_VERIFY_FAILED
 from node.cli.demo_cmd import demo_cmd
 from node.cli.job_cmds import COMMANDS as JOB_COMMANDS
 from node.cli.node_cmds import COMMANDS as NODE_COMMANDS
+from node.cli.peers_cmd import COMMANDS as PEER_COMMANDS
 from node.cli.storage_cmds import COMMANDS
 
 
@@ -28,7 +29,7 @@ def cli() -> None:
     """
 
 
-for command in [*COMMANDS, *NODE_COMMANDS, *AGENT_COMMANDS, *JOB_COMMANDS, *CHAIN_COMMANDS, demo_cmd]:
+for command in [*COMMANDS, *NODE_COMMANDS, *AGENT_COMMANDS, *JOB_COMMANDS, *PEER_COMMANDS, *CHAIN_COMMANDS, demo_cmd]:
     cli.add_command(command)
 
 
