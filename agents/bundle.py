@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.errors import AgentNotFound, ManifestError
+from agents.errors import AgentNotFound, BadAgentRef, ManifestError
 from agents.manifest import Manifest, load
 from storage import dagcbor
 from storage.blockstore import BlockStore
@@ -85,10 +85,10 @@ def version_key(version: str) -> tuple[tuple[int, ...], int, str]:
 
 
 def parse_ref(ref: str) -> tuple[str, str | None]:
-    """``name`` or ``name@version`` -> (name, version or None); AgentNotFound for anything else."""
+    """``name`` or ``name@version`` -> (name, version or None); BadAgentRef for anything else."""
     match = _REF.match(ref)
     if match is None:
-        raise AgentNotFound(f"{ref!r} is neither an agent id (a CID) nor an agent name (NAME or NAME@VERSION)")
+        raise BadAgentRef(f"{ref!r} is neither an agent id (a CID) nor an agent name (NAME or NAME@VERSION)")
     return match["name"], match["version"]
 
 

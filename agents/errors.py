@@ -15,6 +15,10 @@ class AgentNotFound(AgentError, LookupError):
     """No agent with that id or name is stored here; the message says how to deploy one."""
 
 
+class BadAgentRef(AgentError, ValueError):
+    """A string that is neither an agent id (a CID) nor an agent name (NAME or NAME@VERSION)."""
+
+
 class RuntimeUnavailable(AgentError):
     """The runtime the agent asks for cannot run on this node."""
 

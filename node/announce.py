@@ -68,10 +68,11 @@ SCHEMA: dict[str, _Field] = {
     "price": _Int(0, _MAX_WEI),
     "api": _Str(16, r"v[0-9]+"),
     "chain_address": _Str(42, r"0x[0-9a-fA-F]{40}"),
+    "env": _Str(64, r"[0-9a-f]{64}"),  # sha256 of the agent environment (its list: GET /v1/env)
     "seq": _Int(0, _MAX_INT),
     "time": _Int(0, _MAX_INT),
 }
-REQUIRED = frozenset(SCHEMA) - {"chain_address"}
+REQUIRED = frozenset(SCHEMA) - {"chain_address", "env"}
 
 
 class AnnouncementError(ValueError):
@@ -206,6 +207,7 @@ class PeerTable:
                     "load": payload["load"],
                     "price": payload["price"],
                     "chain_address": payload.get("chain_address", ""),
+                    "env": payload.get("env", ""),
                     "seq": payload["seq"],
                     "last_seen_seconds_ago": round(now - record.last_seen, 3),
                     "alive": now - record.last_seen <= self.timeout,

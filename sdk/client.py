@@ -26,12 +26,14 @@ import aiohttp
 
 from agents import receipt as receipts
 from agents.bundle import agent_id_of, as_cid
+from agents.requirements import unmet
 from contracts.authorization import JobCommitment
 from contracts.payment import Envelope, amount_for, receipt_hash
 from sdk.errors import (
     AgentNotFoundError,
     JobFailedError,
     MissingInputError,
+    MissingPackageError,
     NodeApiError,
     NodeUnreachableError,
     PaymentRefusedError,
@@ -253,6 +255,8 @@ class Client:
         except NodeApiError as exc:
             if exc.error == "no_agent":
                 raise AgentNotFoundError(exc.detail) from None
+            if exc.error == "bad_agent_ref":
+                raise UsageError(exc.detail) from None
             raise
         return info
 
@@ -284,6 +288,31 @@ class Client:
             held = "no node holds" if len(nobody) == 1 else "no node holds these inputs:"
             raise MissingInputError(f"{held} {', '.join(nobody)} (store it first: mycel put PATH --api URL)")
         return parsed
+
+    async def check_requires(self, agent: CID) -> None:
+        """MissingPackageError, before anything is submitted, when the agent's manifest requires
+        packages that this node's environment lacks and every peer it knows runs that same
+        environment (the same hash). Peers with other environments are left to placement,
+        which refuses those that lack the packages and says so in the job's explanation."""
+        try:
+            info = await self.agent(agent)
+        except AgentNotFoundError:
+            return  # not held by this node yet: it fetches the bundle and placement checks
+        except NodeApiError as exc:
+            if exc.status == 404:  # a node older than GET /v1/agents/{ref}: placement checks
+                return
+            raise
+        requires = info.get("requires")
+        if not isinstance(requires, list) or not requires:
+            return
+        env, peers = await self.environment(), await self.peers()
+        missing = unmet(tuple(str(r) for r in requires), env["python"]["packages"])
+        others = {p.get("env", "") for p in peers if p.get("alive")}
+        if missing and others <= {env["hash"]}:
+            raise MissingPackageError(
+                f"agent {info['name']} requires {', '.join(missing)}, which no node known to {self.url} offers "
+                f"(mycel agent env --api {self.url} lists what it has)"
+            )
 
     async def claims(self, state: str | None = None) -> dict[str, Any]:
         """The node's chain account and the claims it made for paid jobs (``state`` filters them)."""
@@ -330,6 +359,7 @@ class Client:
         """
         job_id = os.urandom(16).hex()  # chosen here: the commitment is signed for it
         agent_id = await self.resolve_agent(agent)
+        await self.check_requires(agent_id)
         checked = await self.check_inputs(inputs or {})
         body: dict[str, Any] = {
             "agent": str(agent_id),

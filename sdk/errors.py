@@ -42,3 +42,7 @@ class AgentNotFoundError(SdkError):
 
 class MissingInputError(SdkError):
     """An input CID that no node holds: the job would wait for blocks nobody can send."""
+
+
+class MissingPackageError(SdkError):
+    """The agent requires python packages that no node known to the API offers."""

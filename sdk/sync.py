@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Coroutine, Iterator, Mapping
 from pathlib import Path
@@ -25,7 +26,16 @@ class SyncClient:
         self._client = Client(url, token, wallet, timeout)
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self._loop.run_until_complete(coroutine)
+        """Run one call to its end; on Ctrl-C cancel it first, so a stream being read (an async
+        generator mid-step) unwinds and closes instead of being left running on the loop."""
+        task = self._loop.create_task(coroutine)
+        try:
+            return self._loop.run_until_complete(task)
+        except KeyboardInterrupt:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                self._loop.run_until_complete(task)
+            raise
 
     def __enter__(self) -> SyncClient:
         return self

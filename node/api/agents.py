@@ -14,7 +14,7 @@ from aiohttp import web
 
 from agents.bundle import Bundle, resolve
 from agents.environment import agent_environment
-from agents.errors import AgentNotFound, ManifestError
+from agents.errors import AgentNotFound, BadAgentRef, ManifestError
 from node.api.errors import SERVICE_KEY, ApiError
 from storage.errors import BlockNotFoundError
 
@@ -49,6 +49,8 @@ async def get_agent(request: web.Request) -> web.Response:
         bundle = await asyncio.to_thread(resolve, service.store, ref)  # walks the pins: off the loop
     except AgentNotFound as exc:
         raise ApiError(404, "no_agent", str(exc)) from None
+    except BadAgentRef as exc:
+        raise ApiError(400, "bad_agent_ref", str(exc)) from None
     except BlockNotFoundError:
         detail = f"no agent {ref} on this node (deploy it with 'mycel agent deploy DIR')"
         raise ApiError(404, "no_agent", detail) from None

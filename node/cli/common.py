@@ -18,6 +18,12 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_VERIFY_FAILED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+class Interrupted(Exception):
+    """The user pressed Ctrl-C where that is a normal way to stop (following a job): exit 130,
+    nothing printed."""
 
 
 class VerificationFailed(click.ClickException):

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from node.cli.chain_cmds import chain_options, key_option, open_wallet, parse_amount
-from node.cli.common import api_options, print_json, sdk_client
+from node.cli.common import Interrupted, api_options, print_json, sdk_client
 
 FINAL_STATES = ("done", "failed", "cancelled")
 
@@ -55,7 +55,8 @@ def job_run(
     cluster_dir: Path | None,
     key_file: Path,
 ) -> None:
-    """Submit AGENT (its CID) on the inputs; the network runs it next to the data.
+    """Submit AGENT (its id, NAME@VERSION, or NAME for the newest the node holds) on the inputs;
+    the network runs it next to the data. Every input must be held by some node.
 
     The job id is printed (on stderr) before waiting and again in the final line, so a job
     interrupted while waiting can still be followed with `mycel job status ID`. Exit 1 if the
@@ -136,7 +137,7 @@ JOB_STATES = ["queued", "placing", "running", "verifying", "done", "failed", "ca
 
 @job_group.command("list")
 @click.option("--state", type=click.Choice(JOB_STATES), help="Only jobs in this state.")
-@click.option("--agent", help="Only jobs of this agent (its CID).")
+@click.option("--agent", help="Only jobs of this agent (its id, NAME or NAME@VERSION).")
 @click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
 @click.option("--cursor", help="Continue from where the previous page stopped (its next_cursor).")
 @api_options
@@ -221,7 +222,7 @@ def _follow_logs(job_id: str, api_url: str, api_token: str | None, as_json: bool
                 elif not as_json:
                     click.echo(f"  {item.state:9} {item.reason}", err=True)
     except KeyboardInterrupt:
-        raise click.exceptions.Exit(130) from None  # the user stopped following: quiet, the job goes on
+        raise Interrupted from None  # the user stopped following: quiet, the job goes on
 
 
 @job_group.command("cancel")

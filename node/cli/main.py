@@ -12,7 +12,7 @@ import click
 
 from node.cli.agent_cmds import COMMANDS as AGENT_COMMANDS
 from node.cli.chain_cmds import COMMANDS as CHAIN_COMMANDS
-from node.cli.common import EXIT_FAILED, EXIT_USAGE, EXIT_VERIFY_FAILED
+from node.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, EXIT_VERIFY_FAILED, Interrupted
 from node.cli.demo_cmd import demo_cmd
 from node.cli.job_cmds import COMMANDS as JOB_COMMANDS
 from node.cli.node_cmds import COMMANDS as NODE_COMMANDS
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cli.main(args=argv, prog_name="mycel", standalone_mode=False)
+    except Interrupted:
+        return EXIT_INTERRUPTED
     except click.ClickException as exc:
         _error(exc.format_message())
         return exc.exit_code

@@ -30,6 +30,7 @@ class Candidate:
     chain_address: str = ""  # the EVM address it settles claims from (empty: no chain)
     memory_mib: int = 0  # announced memory (0: not said)
     stake: int = 0  # wei it has staked on the ledger (read for paid jobs only)
+    env: str = ""  # hash of its agent environment (GET /v1/env on it lists the packages; empty: not said)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class PlacementContext:
     excluded: frozenset[str] = field(default_factory=frozenset)  # nodes that already failed this job
     payable: frozenset[str] | None = None  # chain addresses the ledger binds to their nodes (None: unpaid job)
     min_stake: int = 0  # wei an executor must have staked (the paid job's commitment says)
+    requires: tuple[str, ...] = ()  # the manifest's python package requirements
+    environments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # env hash -> packages known here
 
     def excluding(self, peers: frozenset[str] | set[str]) -> PlacementContext:
         return replace(self, excluded=frozenset(peers))
@@ -63,6 +66,7 @@ def from_announcement(peer_id: str, announcement: Mapping[str, Any]) -> Candidat
     runtimes = announcement.get("runtimes", ())
     region = announcement.get("region", "")
     address = announcement.get("chain_address", "")
+    env = announcement.get("env", "")
     return Candidate(
         peer_id=peer_id,
         region=region if isinstance(region, str) else "",
@@ -73,6 +77,7 @@ def from_announcement(peer_id: str, announcement: Mapping[str, Any]) -> Candidat
         price=_int(announcement.get("price"), 0),
         chain_address=address if isinstance(address, str) else "",
         memory_mib=_int(capacity.get("memory_mib"), 0),
+        env=env if isinstance(env, str) else "",
     )
 
 
@@ -88,4 +93,6 @@ def to_announcement(candidate: Candidate) -> dict[str, Any]:
     }
     if candidate.chain_address:
         fields["chain_address"] = candidate.chain_address
+    if candidate.env:
+        fields["env"] = candidate.env
     return fields

@@ -6,6 +6,6 @@ through, a string says why it is refused, in words a user can act on.
 
 from __future__ import annotations
 
-from node.scheduler.rules import capabilities, capacity, payment, price, region, runtime, stake
+from node.scheduler.rules import capabilities, capacity, payment, price, region, requires, runtime, stake
 
-RULES = (runtime, capabilities, region, capacity, price, payment, stake)
+RULES = (runtime, requires, capabilities, region, capacity, price, payment, stake)
