@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nacl.signing
@@ -11,6 +11,7 @@ import nacl.signing
 from agents import receipt as receipts
 from agents.environment import agent_environment
 from agents.errors import MissingPackages, RuntimeUnavailable
+from agents.inputs import inputs_env
 from agents.outcome import Outcome, OutcomeKind
 from agents.runtime.base import RawRun, RunRequest, Runtime, Workspace, breach, remove_tree, scan_tree
 from storage.blockstore import BlockStore
@@ -83,7 +84,8 @@ class Executor:
         result: CID | None = None
         limits = request.effective_limits
         with Workspace(self.store, request, self.work_dir) as workspace:
-            raw = runtime.run(request, workspace)
+            staged = replace(request, env={**request.env, **inputs_env(workspace.inputs, request.inputs)})
+            raw = runtime.run(staged, workspace)
             scan = scan_tree(workspace.writable)
             bytes_out = scan.bytes
             outcome = raw.outcome

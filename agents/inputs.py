@@ -1,11 +1,16 @@
-"""``$MYCEL_IN/.inputs.json``: what the agent was given, so it need not guess names or shapes.
+"""``MYCEL_INPUTS``: what the agent was given, so it need not guess names or shapes.
 
 Each input named ``NAME`` in the job appears at ``$MYCEL_IN/NAME`` (``/in/NAME`` for wasm):
-a file CID as a file of that name, a directory CID as a directory. The manifest lists, per
-input, its path relative to ``$MYCEL_IN``, its CID, whether it is a file or a directory, and
-its size in bytes. Input names never start with a dot, so the manifest cannot collide
-with one. The node cannot see whether an agent reads an input; what binds it is the
-receipt, which names every input (name -> CID) the run was given.
+a file CID as a file of that name, a directory CID as a directory. The environment variable
+``MYCEL_INPUTS`` holds JSON ``{NAME: {"path", "cid", "kind", "size"}}``: the path relative to
+``$MYCEL_IN``, the CID, "file" or "directory", and the size in bytes. It is an environment
+variable rather than a file so that ``$MYCEL_IN`` holds exactly the inputs: agents that walk
+it (the wordcount example does) see nothing the job did not send. Its size is bounded: at
+most 256 inputs (JobSpec), each name a file name (NAME_MAX, 255 bytes), so it stays under the
+kernel's 128 KiB limit on one environment string.
+
+The node cannot see whether an agent reads an input; what binds it is the receipt, which
+names every input (name -> CID) the run was given.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ from pathlib import Path
 from agents.runtime.sandbox.outputs import scan_tree
 from storage.cid import CID
 
-INPUTS_FILE = ".inputs.json"
+ENV_VAR = "MYCEL_INPUTS"
 
 
 def describe_inputs(directory: Path, inputs: dict[str, CID]) -> dict[str, dict[str, object]]:
-    """Per input: path (relative to $MYCEL_IN), cid, kind ("file" or "directory"), size (bytes)."""
+    """Per input as staged under ``directory``: path (relative), cid, kind, size in bytes."""
     described: dict[str, dict[str, object]] = {}
     for name, cid in sorted(inputs.items()):
         path = directory / name
@@ -31,7 +36,6 @@ def describe_inputs(directory: Path, inputs: dict[str, CID]) -> dict[str, dict[s
     return described
 
 
-def write_inputs_manifest(directory: Path, inputs: dict[str, CID]) -> None:
-    """Write INPUTS_FILE into the staged input directory (before it is made read-only)."""
-    body = json.dumps({"inputs": describe_inputs(directory, inputs)}, indent=1, sort_keys=True)
-    (directory / INPUTS_FILE).write_text(body + "\n")
+def inputs_env(directory: Path, inputs: dict[str, CID]) -> dict[str, str]:
+    """The environment entry that tells the agent its inputs (compact JSON)."""
+    return {ENV_VAR: json.dumps(describe_inputs(directory, inputs), separators=(",", ":"), sort_keys=True)}

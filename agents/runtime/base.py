@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Protocol
 
 from agents.bundle import Bundle
-from agents.inputs import write_inputs_manifest
 from agents.manifest import Limits
 from agents.outcome import Limit, Outcome
 from agents.runtime.sandbox.outputs import MAX_OUTPUT_DEPTH, SizeWatch, TreeScan, remove_tree, scan_tree
@@ -112,7 +111,6 @@ class Workspace:
                 raise ValueError(f"input name {name!r} must be a plain file name")
             get_path(store, cid, self.inputs / name)
         self.bytes_in = tree_size(self.inputs)
-        write_inputs_manifest(self.inputs, request.inputs)  # after counting: bytes_in is the job's data
         _make_read_only(self.code)
         _make_read_only(self.inputs)
         self.out.mkdir(mode=0o777)

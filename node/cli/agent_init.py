@@ -19,8 +19,9 @@ SAMPLE = "hello, mycel\nsecond line\n"
 PYTHON_MAIN = '''"""NAME: counts lines, words and bytes of each input.
 
 Inputs are under $MYCEL_IN, one per --input NAME=...: a file input is the file
-$MYCEL_IN/NAME, a directory input the directory $MYCEL_IN/NAME. $MYCEL_IN/.inputs.json lists
-them (path, cid, kind, size). Whatever is written under $MYCEL_OUT becomes the result.
+$MYCEL_IN/NAME, a directory input the directory $MYCEL_IN/NAME. $MYCEL_INPUTS lists them as
+JSON (path relative to $MYCEL_IN, cid, kind, size). Whatever is written under $MYCEL_OUT becomes
+the result.
 """
 
 import json
@@ -30,7 +31,7 @@ from pathlib import Path
 
 def main() -> None:
     inputs, out = Path(os.environ["MYCEL_IN"]), Path(os.environ["MYCEL_OUT"])
-    given = json.loads((inputs / ".inputs.json").read_text())["inputs"]
+    given = json.loads(os.environ["MYCEL_INPUTS"])
     counts = {}
     for name, info in given.items():
         path = inputs / info["path"]
@@ -82,7 +83,7 @@ Then deploy it and run it next to the data:
     mycel job run @NAME@ --input input=CID                  # by name (newest version), or @NAME@@0.1.0
 
 Each --input NAME=... appears at $MYCEL_IN/NAME (/in/NAME in wasm): a file as a file, a
-directory as a directory; $MYCEL_IN/.inputs.json lists every input (path, cid, kind, size).
+directory as a directory; $MYCEL_INPUTS lists every input as JSON (path, cid, kind, size).
 Whatever the agent writes under $MYCEL_OUT (/out) is the result. `mycel agent env` lists the
 python packages and the wasm runtime a node offers.
 """

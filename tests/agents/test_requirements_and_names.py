@@ -104,11 +104,12 @@ def test_the_environment_lists_the_interpreter_packages_and_wasm_runtime() -> No
 
 
 def test_the_agent_finds_its_inputs_in_the_inputs_manifest(tmp_path: Path, store: BlockStore) -> None:
-    """A file input is the file $MYCEL_IN/NAME; .inputs.json lists path, cid, kind and size."""
+    """A file input is the file $MYCEL_IN/NAME; MYCEL_INPUTS lists path, cid, kind and size, and
+    $MYCEL_IN holds nothing else (agents that walk it see only what the job sent)."""
     source = (
         "import json, os, pathlib\n"
         "root = pathlib.Path(os.environ['MYCEL_IN'])\n"
-        "listed = json.loads((root / '.inputs.json').read_text())\n"
+        "listed = {'inputs': json.loads(os.environ['MYCEL_INPUTS']), 'entries': sorted(os.listdir(root))}\n"
         "listed['read'] = (root / listed['inputs']['notes']['path']).read_text()\n"
         "(pathlib.Path(os.environ['MYCEL_OUT']) / 'seen.json').write_text(json.dumps(listed))\n"
     )
@@ -121,4 +122,4 @@ def test_the_agent_finds_its_inputs_in_the_inputs_manifest(tmp_path: Path, store
     get_path(store, outcome.result, tmp_path / "result")
     seen = json.loads((tmp_path / "result" / "seen.json").read_text())
     assert seen["inputs"] == {"notes": {"path": "notes", "cid": str(notes), "kind": "file", "size": 17}}
-    assert seen["read"] == "three words here\n"
+    assert seen["read"] == "three words here\n" and seen["entries"] == ["notes"]
