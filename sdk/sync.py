@@ -16,6 +16,7 @@ from sdk.wallet import Wallet
 from storage.cid import CID
 
 T = TypeVar("T")
+INTERRUPT_GRACE = 1.0  # seconds a call cancelled by Ctrl-C gets to unwind
 
 
 class SyncClient:
@@ -24,17 +25,21 @@ class SyncClient:
     def __init__(self, url: str, token: str | None = None, wallet: Wallet | None = None, timeout: float = 300) -> None:
         self._loop = asyncio.new_event_loop()
         self._client = Client(url, token, wallet, timeout)
+        self._abandoned: list[asyncio.Task[Any]] = []  # calls cut short by Ctrl-C that did not unwind
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run one call to its end; on Ctrl-C cancel it first, so a stream being read (an async
-        generator mid-step) unwinds and closes instead of being left running on the loop."""
+        """Run one call to its end. On Ctrl-C the call is cancelled and given INTERRUPT_GRACE
+        seconds to unwind (a stream mid-read closes its connection); one that does not is left,
+        still referenced, so the interrupt reaches the caller instead of hanging in cleanup."""
         task = self._loop.create_task(coroutine)
         try:
             return self._loop.run_until_complete(task)
         except KeyboardInterrupt:
             task.cancel()
             with contextlib.suppress(BaseException):
-                self._loop.run_until_complete(task)
+                self._loop.run_until_complete(asyncio.wait({task}, timeout=INTERRUPT_GRACE))
+            if not task.done():
+                self._abandoned.append(task)
             raise
 
     def __enter__(self) -> SyncClient:
@@ -44,9 +49,12 @@ class SyncClient:
         self.close()
 
     def close(self) -> None:
-        if not self._loop.is_closed():
-            self._run(self._client.close())
-            self._loop.close()
+        if self._loop.is_closed():
+            return
+        if self._abandoned:  # after a Ctrl-C: nothing more is awaited on this loop, which may be wedged
+            return
+        self._run(self._client.close())
+        self._loop.close()
 
     @property
     def wallet(self) -> Wallet | None:
@@ -163,8 +171,11 @@ class SyncJob:
                 except StopAsyncIteration:
                     return
                 yield event
-        finally:
+        except KeyboardInterrupt:
+            raise  # the step was cancelled (see SyncClient._run): there is no stream left to close
+        except BaseException:  # the caller stopped early (GeneratorExit) or a step failed
             self._owner._run(stream.aclose())
+            raise
 
     def follow_logs(self) -> Iterator[StateChange | NodeLogs]:
         """State changes and each node's logs as they come; see :meth:`sdk.client.Job.follow_logs`."""
@@ -176,8 +187,11 @@ class SyncJob:
                 except StopAsyncIteration:
                     return
                 yield item
-        finally:
+        except KeyboardInterrupt:
+            raise  # the step was cancelled (see SyncClient._run): there is no stream left to close
+        except BaseException:  # the caller stopped early (GeneratorExit) or a step failed
             self._owner._run(stream.aclose())
+            raise
 
     def cancel(self) -> SyncJob:
         """Ask the node to cancel the job; see :meth:`sdk.client.Job.cancel`."""
