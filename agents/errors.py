@@ -11,8 +11,20 @@ class ManifestError(AgentError, ValueError):
     """mycel-agent.toml is missing, malformed, or has a wrong field."""
 
 
+class AgentNotFound(AgentError, LookupError):
+    """No agent with that id or name is stored here; the message says how to deploy one."""
+
+
+class BadAgentRef(AgentError, ValueError):
+    """A string that is neither an agent id (a CID) nor an agent name (NAME or NAME@VERSION)."""
+
+
 class RuntimeUnavailable(AgentError):
     """The runtime the agent asks for cannot run on this node."""
+
+
+class MissingPackages(RuntimeUnavailable):
+    """The agent's manifest requires python packages this node's agent environment lacks."""
 
 
 class ReceiptError(AgentError, ValueError):

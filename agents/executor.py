@@ -9,7 +9,9 @@ from pathlib import Path
 import nacl.signing
 
 from agents import receipt as receipts
-from agents.errors import RuntimeUnavailable
+from agents.environment import agent_environment
+from agents.errors import MissingPackages, RuntimeUnavailable
+from agents.inputs import inputs_env
 from agents.outcome import Outcome, OutcomeKind
 from agents.runtime.base import RawRun, RunRequest, Runtime, Workspace, breach, remove_tree, scan_tree
 from storage.blockstore import BlockStore
@@ -71,11 +73,19 @@ class Executor:
             raise RuntimeUnavailable(
                 f"agent {manifest.name} needs the {manifest.runtime} runtime, which this node lacks"
             )
+        if manifest.requires:
+            unmet = agent_environment().unmet(manifest.requires)
+            if unmet:
+                raise MissingPackages(
+                    f"agent {manifest.name} requires {', '.join(unmet)}; this node's python environment "
+                    "lacks it (mycel agent env lists what a node offers)"
+                )
         started = time.time()
         result: CID | None = None
         limits = request.effective_limits
         with Workspace(self.store, request, self.work_dir) as workspace:
-            raw = runtime.run(request, workspace)
+            staged = replace(request, env={**request.env, **inputs_env(workspace.inputs, request.inputs)})
+            raw = runtime.run(staged, workspace)
             scan = scan_tree(workspace.writable)
             bytes_out = scan.bytes
             outcome = raw.outcome

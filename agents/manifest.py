@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.errors import ManifestError
+from agents.requirements import parse_requires
 
 MANIFEST_FILE = "mycel-agent.toml"
 RUNTIMES = ("wasm", "python")
@@ -53,10 +54,16 @@ class Manifest:
     description: str = ""
     limits: Limits = field(default_factory=Limits)
     needs: Needs = field(default_factory=Needs)
+    # packages the agent needs from the node's python environment, e.g. ("numpy>=2",)
+    requires: tuple[str, ...] = ()
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
         record["needs"]["regions"] = list(self.needs.regions)
+        if self.requires:
+            record["requires"] = list(self.requires)
+        else:  # absent, not empty: agents packed before the field existed keep their ids
+            del record["requires"]
         return record
 
     @classmethod
@@ -83,7 +90,7 @@ def load(directory: Path) -> Manifest:
 
 
 def parse(data: dict[str, Any], where: str) -> Manifest:
-    known = {"name", "version", "runtime", "entrypoint", "description", "limits", "needs", "code"}
+    known = {"name", "version", "runtime", "entrypoint", "description", "limits", "needs", "requires", "code"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ManifestError(f"{where}: unknown field(s) {unknown}; allowed: {sorted(known - {'code'})}")
@@ -102,6 +109,9 @@ def parse(data: dict[str, Any], where: str) -> Manifest:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ManifestError(f"{where}: description must be a string")
+    requires = parse_requires(data.get("requires", []), where)
+    if requires and runtime != "python":
+        raise ManifestError(f"{where}: requires lists python packages; a {runtime} agent brings its own code")
     return Manifest(
         name,
         version,
@@ -110,6 +120,7 @@ def parse(data: dict[str, Any], where: str) -> Manifest:
         description,
         _limits(data.get("limits", {}), where),
         _needs(data.get("needs", {}), where),
+        requires,
     )
 
 

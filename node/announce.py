@@ -87,12 +87,13 @@ SCHEMA: dict[str, _Field] = {
     "chain_address": _Str(42, r"0x[0-9a-fA-F]{40}"),
     # the operator key's delegation to this peer ID (node.scheduler.operator); checked in verify()
     "operator": _Map({"id": _Str(128, r"[1-9A-HJ-NP-Za-km-z]+"), "sig": _Bytes(64)}, frozenset({"id", "sig"})),
+    "env": _Str(64, r"[0-9a-f]{64}"),  # sha256 of the agent environment (its list: GET /v1/env)
     "seq": _Int(0, _MAX_INT),
     "time": _Int(0, _MAX_INT),
     # heads of the streams this node is the origin of, so placement knows where their bytes are
     "streams": _Heads(24),
 }
-REQUIRED = frozenset(SCHEMA) - {"chain_address", "operator", "streams"}
+REQUIRED = frozenset(SCHEMA) - {"chain_address", "operator", "streams", "env"}
 
 
 class AnnouncementError(ValueError):
@@ -247,6 +248,7 @@ class PeerTable:
                     "price": payload["price"],
                     "chain_address": payload.get("chain_address", ""),
                     "operator": payload["operator"]["id"] if "operator" in payload else "",
+                    "env": payload.get("env", ""),
                     "seq": payload["seq"],
                     "last_seen_seconds_ago": round(now - record.last_seen, 3),
                     "alive": now - record.last_seen <= self.timeout,

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agents.environment import AgentEnvironment, agent_environment
 from agents.executor import Executor
 from agents.runtime.python import PythonRuntime
 from agents.runtime.wasm import WasmRuntime
@@ -114,6 +115,7 @@ class NodeService:
         self.execution: JobExecution | None = None
         self.job_service: JobService | None = None
         self.python_runtime: PythonRuntime | None = None
+        self.agent_env: AgentEnvironment | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._provides: set[asyncio.Task[None]] = set()
@@ -127,6 +129,7 @@ class NodeService:
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         self.python_runtime = await asyncio.to_thread(PythonRuntime)
+        self.agent_env = await asyncio.to_thread(agent_environment)  # package metadata: read once, off the loop
         self.sandbox_layers = self.python_runtime.layers
         runtimes = {"wasm": WasmRuntime(self.data_dir / "wasm-cache"), "python": self.python_runtime}
         executor = Executor(self.store, runtimes, self.identity.signing_key, self.data_dir / "work")  # type: ignore[arg-type]
@@ -251,6 +254,7 @@ class NodeService:
             memory_mib=int(capacity["memory_mib"]) or _memory_mib(),
             operator=self.operator.operator if self.operator else "",
             operator_sig=self.operator.sig if self.operator else b"",
+            env=self.agent_env.hash if self.agent_env is not None else "",
         )
 
     def provide(self, root: CID) -> None:

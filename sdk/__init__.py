@@ -7,8 +7,11 @@ Importing it needs only the base install; paying and settlement checks need ``my
 
 from sdk.client import Client, Job
 from sdk.errors import (
+    AgentNotFoundError,
     JobFailedError,
     MissingExtraError,
+    MissingInputError,
+    MissingPackageError,
     NodeApiError,
     NodeUnreachableError,
     PaymentRefusedError,
@@ -31,11 +34,14 @@ from sdk.verify import (
 from sdk.wallet import Wallet
 
 __all__ = [
+    "AgentNotFoundError",
     "Client",
     "Job",
     "JobFailedError",
     "MissingExtraError",
     "Keypair",
+    "MissingInputError",
+    "MissingPackageError",
     "NodeApiError",
     "NodeUnreachableError",
     "PaymentRefusedError",

@@ -18,16 +18,22 @@ import tempfile
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import aiohttp
 
 from agents import receipt as receipts
-from agents.bundle import agent_id_of
+from agents.bundle import agent_id_of, as_cid
+from agents.requirements import unmet
 from contracts.accounting import amount_for, receipt_hash
 from sdk.errors import (
+    AgentNotFoundError,
     JobFailedError,
+    MissingInputError,
+    MissingPackageError,
     NodeApiError,
     NodeUnreachableError,
     PaymentRefusedError,
@@ -46,6 +52,22 @@ if TYPE_CHECKING:  # signing is mycelnet[pay]'s (a Wallet holds it): the SDK imp
     from sdk.streams import Stream, StreamReader
 
 FINAL_STATES = ("done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """One state change of a followed job (``state``, ``reason``, ``at`` as the node sent them)."""
+
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class NodeLogs:
+    """The captured output of the agent on one node, as that node returned it with its result."""
+
+    peer: str
+    text: str
 
 
 class Client:
@@ -135,6 +157,11 @@ class Client:
         """This node: peer ID, version, region, addresses, sandbox layers, chain account."""
         info: dict[str, Any] = await self._call("GET", "/v1/node")
         return info
+
+    async def environment(self) -> dict[str, Any]:
+        """The node's agent environment: python interpreter and packages, wasm runtime, its hash."""
+        env: dict[str, Any] = await self._call("GET", "/v1/env")
+        return env
 
     async def peers(self) -> list[dict[str, Any]]:
         """Peers as their signed announcements describe them, with liveness."""
@@ -264,6 +291,73 @@ class Client:
         agents: list[dict[str, Any]] = (await self._call("GET", "/v1/agents"))["agents"]
         return agents
 
+    async def agent(self, agent: CID | str) -> dict[str, Any]:
+        """An agent the node holds, by id, ``name@version`` or ``name`` (its newest version):
+        id, name, version, runtime, description, requires. AgentNotFoundError if it holds none."""
+        try:
+            info: dict[str, Any] = await self._call("GET", "/v1/agents/" + quote(str(agent), safe="@"))
+        except NodeApiError as exc:
+            if exc.error == "no_agent":
+                raise AgentNotFoundError(exc.detail) from None
+            if exc.error == "bad_agent_ref":
+                raise UsageError(exc.detail) from None
+            raise
+        return info
+
+    async def resolve_agent(self, agent: CID | str) -> CID:
+        """The agent id ``agent`` names: a CID as it is, a name looked up on the node."""
+        if isinstance(agent, CID):
+            return agent
+        cid = as_cid(agent)
+        if cid is not None:
+            return cid
+        return CID.parse((await self.agent(agent))["agent"])
+
+    async def check_inputs(self, inputs: Mapping[str, CID | str]) -> dict[str, CID]:
+        """Each input as a CID, and every one held by some node; else one MissingInputError naming them.
+
+        Asked once, here, before the job is submitted: a CID nobody holds would otherwise send
+        the job to every candidate in turn, each waiting for blocks no peer can give.
+        """
+        parsed: dict[str, CID] = {}
+        for name, value in inputs.items():
+            cid = value if isinstance(value, CID) else as_cid(str(value))
+            if cid is None:
+                raise UsageError(f"input {name}={value} is not a CID (store the file first: mycel put PATH)")
+            parsed[name] = cid
+        answers = await asyncio.gather(*(self._call("GET", f"/v1/blobs/{cid}/providers") for cid in parsed.values()))
+        nobody = [f"{name}={cid}" for (name, cid), answer in zip(parsed.items(), answers, strict=True)
+                  if not answer.get("providers")]  # fmt: skip
+        if nobody:
+            held = "no node holds" if len(nobody) == 1 else "no node holds these inputs:"
+            raise MissingInputError(f"{held} {', '.join(nobody)} (store it first: mycel put PATH --api URL)")
+        return parsed
+
+    async def check_requires(self, agent: CID) -> None:
+        """MissingPackageError, before anything is submitted, when the agent's manifest requires
+        packages that this node's environment lacks and every peer it knows runs that same
+        environment (the same hash). Peers with other environments are left to placement,
+        which refuses those that lack the packages and says so in the job's explanation."""
+        try:
+            info = await self.agent(agent)
+        except AgentNotFoundError:
+            return  # not held by this node yet: it fetches the bundle and placement checks
+        except NodeApiError as exc:
+            if exc.status == 404:  # a node older than GET /v1/agents/{ref}: placement checks
+                return
+            raise
+        requires = info.get("requires")
+        if not isinstance(requires, list) or not requires:
+            return
+        env, peers = await self.environment(), await self.peers()
+        missing = unmet(tuple(str(r) for r in requires), env["python"]["packages"])
+        others = {p.get("env", "") for p in peers if p.get("alive")}
+        if missing and others <= {env["hash"]}:
+            raise MissingPackageError(
+                f"agent {info['name']} requires {', '.join(missing)}, which no node known to {self.url} offers "
+                f"(mycel agent env --api {self.url} lists what it has)"
+            )
+
     async def claims(self, state: str | None = None) -> dict[str, Any]:
         """The node's chain account and the claims it made for paid jobs (``state`` filters them)."""
         answer: dict[str, Any] = await self._call("GET", "/v1/ledger/claims", params={"state": state} if state else {})
@@ -301,6 +395,9 @@ class Client:
     ) -> Job:
         """Submit a job; with ``wait`` return once it is done (JobFailedError if it failed).
 
+        ``agent`` is its id or its name (``name@version``, or ``name`` for the newest the node
+        holds). Before submitting, every input must be held by some node (MissingInputError).
+
         ``pay`` (wei) makes it a paid job: the wallet signs a commitment of at most that much per
         node (and at most ``max_price`` per CPU-second, when given), which nodes can rely on but
         not claim; ``min_stake`` (wei) limits it to executors with at least that stake on the
@@ -319,9 +416,12 @@ class Client:
         policy does not list the client itself.
         """
         job_id = os.urandom(16).hex()  # chosen here: the commitment is signed for it
+        agent_id = await self.resolve_agent(agent)
+        await self.check_requires(agent_id)
+        checked = await self.check_inputs(inputs or {})
         body: dict[str, Any] = {
-            "agent": str(agent),
-            "inputs": {name: str(cid) for name, cid in (inputs or {}).items()},
+            "agent": str(agent_id),
+            "inputs": {name: str(cid) for name, cid in checked.items()},
             "args": list(args),
             "redundancy": redundancy,
             "job_id": job_id,
@@ -397,6 +497,7 @@ class Client:
         Pass the cursor back to page on: ``page, cursor = await client.jobs(cursor=cursor)``.
         """
         params: dict[str, str] = {"limit": str(limit)}
+        agent = await self.resolve_agent(agent) if agent is not None else None
         for name, value in (("state", state), ("agent", agent), ("cursor", cursor)):
             if value is not None:
                 params[name] = str(value)
@@ -508,6 +609,32 @@ class Job:
         """The agent's captured output, per node."""
         logs: dict[str, str] = (await self.client._call("GET", f"/v1/jobs/{self.job_id}/logs"))["logs"]
         return logs
+
+    async def follow_logs(self) -> AsyncGenerator[StateChange | NodeLogs, None]:
+        """The job as it goes, until it ends.
+
+        Yields a :class:`StateChange` per state change and a :class:`NodeLogs` once per node
+        whose output has arrived, in the order the node records them, until the job ends. An
+        executor sends its agent's output with its result, so a node's logs appear when its
+        attempt ends (a failed attempt's before the failover's); each state change prompts
+        one read of the logs, nothing is polled. A stream cut early is followed again.
+        """
+        shown: set[str] = set()
+        while True:
+            async with contextlib.aclosing(self.events()) as events:
+                async for event in events:
+                    yield StateChange(str(event["state"]), str(event.get("reason", "")))
+                    for peer, text in (await self.logs()).items():
+                        if peer not in shown:
+                            shown.add(peer)
+                            yield NodeLogs(peer, text)
+                    if event.get("state") in FINAL_STATES:
+                        break
+            if (await self.refresh())["state"] in FINAL_STATES:
+                break
+        for peer, text in (await self.logs()).items():
+            if peer not in shown:
+                yield NodeLogs(peer, text)
 
     async def explain(self) -> list[dict[str, Any]]:
         """Every candidate node, chosen, standby or refused, with the reason."""

@@ -47,3 +47,15 @@ class MissingExtraError(SdkError):
         super().__init__(f"{purpose} needs mycelnet[{extra}] ({module} is not installed): "
                          f"pip install 'mycelnet[{extra}]'")  # fmt: skip
         self.extra, self.module = extra, module
+
+
+class AgentNotFoundError(SdkError):
+    """No agent of that id or name on the node; the message says how to deploy it."""
+
+
+class MissingInputError(SdkError):
+    """An input CID that no node holds: the job would wait for blocks nobody can send."""
+
+
+class MissingPackageError(SdkError):
+    """The agent requires python packages that no node known to the API offers."""

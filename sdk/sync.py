@@ -9,6 +9,7 @@ helper thread and each call waits for its result there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
@@ -16,32 +17,34 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agents.receipt import Receipt
-from sdk.client import Client, Job
+from sdk.client import Client, Job, NodeLogs, StateChange
 from sdk.keys import Keypair, PolicyTerms
 from sdk.verify import SettlementCheck
 from sdk.wallet import Wallet
 from storage.cid import CID
 
 T = TypeVar("T")
+INTERRUPT_GRACE = 1.0  # seconds a call cancelled by Ctrl-C gets to unwind
 
 
 class SyncClient:
     """``with SyncClient("http://127.0.0.1:5080") as client: cid = client.put(b"...")``"""
 
     def __init__(self, url: str, token: str | None = None, wallet: Wallet | None = None, timeout: float = 300) -> None:
-        # a Runner, for its Ctrl-C handling: SIGINT cancels the running call, which unwinds (aiohttp's
-        # own tasks included) before KeyboardInterrupt reaches the caller; no task is left to fail later
-        self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
-        self._loop = self._runner.get_loop()
+        self._loop = asyncio.new_event_loop()
         self._client = Client(url, token, wallet, timeout)
         self._thread: threading.Thread | None = None  # the helper thread, once a caller had a running loop
+        self._abandoned: list[asyncio.Task[Any]] = []  # calls cut short by Ctrl-C that did not unwind
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run one call to its end. On Ctrl-C the call is cancelled and given INTERRUPT_GRACE
+        seconds to unwind (a stream mid-read closes its connection); one that does not is left,
+        still referenced, so the interrupt reaches the caller instead of hanging in cleanup."""
         if self._thread is None:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
-                return self._runner.run(coroutine)
+                return self._run_here(coroutine)
             # daemon: a client never closed must not keep the interpreter from exiting
             self._thread = threading.Thread(target=self._loop.run_forever, name="mycel-sync-client", daemon=True)
             self._thread.start()
@@ -50,6 +53,18 @@ class SyncClient:
             return future.result()
         except BaseException:  # interrupted while waiting (Ctrl-C in a notebook): cancelled, not left running
             future.cancel()
+            raise
+
+    def _run_here(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        task = self._loop.create_task(coroutine)
+        try:
+            return self._loop.run_until_complete(task)
+        except KeyboardInterrupt:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                self._loop.run_until_complete(asyncio.wait({task}, timeout=INTERRUPT_GRACE))
+            if not task.done():
+                self._abandoned.append(task)
             raise
 
     def __enter__(self) -> SyncClient:
@@ -61,11 +76,15 @@ class SyncClient:
     def close(self) -> None:
         if self._loop.is_closed():
             return
+        if self._abandoned:  # after a Ctrl-C: nothing more is awaited on this loop, which may be wedged
+            return
         try:
             self._run(self._client.close())
         finally:
             if self._thread is None:
-                self._runner.close()  # cancels what is left, shuts the executor down, closes the loop
+                for cleanup in (self._loop.shutdown_asyncgens, self._loop.shutdown_default_executor):
+                    self._loop.run_until_complete(cleanup())
+                self._loop.close()
             else:  # the same, done on the helper thread: this one may be running a loop of its own
                 for cleanup in (self._loop.shutdown_asyncgens, self._loop.shutdown_default_executor):
                     asyncio.run_coroutine_threadsafe(cleanup(), self._loop).result()
@@ -79,6 +98,9 @@ class SyncClient:
 
     def node(self) -> dict[str, Any]:
         return self._run(self._client.node())
+
+    def environment(self) -> dict[str, Any]:
+        return self._run(self._client.environment())
 
     def peers(self) -> list[dict[str, Any]]:
         return self._run(self._client.peers())
@@ -139,6 +161,12 @@ class SyncClient:
     def agents(self) -> list[dict[str, Any]]:
         return self._run(self._client.agents())
 
+    def agent(self, agent: CID | str) -> dict[str, Any]:
+        return self._run(self._client.agent(agent))
+
+    def resolve_agent(self, agent: CID | str) -> CID:
+        return self._run(self._client.resolve_agent(agent))
+
     def claims(self, state: str | None = None) -> dict[str, Any]:
         return self._run(self._client.claims(state))
 
@@ -198,8 +226,27 @@ class SyncJob:
                 except StopAsyncIteration:
                     return
                 yield event
-        finally:
+        except KeyboardInterrupt:
+            raise  # the step was cancelled (see SyncClient._run): there is no stream left to close
+        except BaseException:  # the caller stopped early (GeneratorExit) or a step failed
             self._owner._run(stream.aclose())
+            raise
+
+    def follow_logs(self) -> Iterator[StateChange | NodeLogs]:
+        """State changes and each node's logs as they come; see :meth:`sdk.client.Job.follow_logs`."""
+        stream = self._job.follow_logs()
+        try:
+            while True:
+                try:
+                    item = self._owner._run(stream.__anext__())
+                except StopAsyncIteration:
+                    return
+                yield item
+        except KeyboardInterrupt:
+            raise  # the step was cancelled (see SyncClient._run): there is no stream left to close
+        except BaseException:  # the caller stopped early (GeneratorExit) or a step failed
+            self._owner._run(stream.aclose())
+            raise
 
     def cancel(self) -> SyncJob:
         """Ask the node to cancel the job; see :meth:`sdk.client.Job.cancel`."""

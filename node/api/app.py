@@ -18,6 +18,7 @@ from aiohttp import web
 
 from agents.bundle import open_bundle, pack
 from agents.errors import ManifestError
+from node.api.agents import routes as agent_routes
 from node.api.content import send_content
 from node.api.dashboard import routes as dashboard_routes
 from node.api.docs import routes as docs_routes
@@ -71,6 +72,7 @@ def build_app(service: NodeService) -> web.Application:
             web.delete("/v1/pins/{cid}", delete_pin),
             web.get("/v1/openapi.json", get_openapi),
             web.get("/metrics", get_metrics),
+            *agent_routes(),
             *job_routes(),
             *ledger_routes(),
             *job_list_routes(),

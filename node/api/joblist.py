@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from agents.bundle import as_cid, resolve
+from agents.errors import AgentNotFound, BadAgentRef
 from node.api.errors import SERVICE_KEY, ApiError
 from node.scheduler.job import JobState
 from node.scheduler.jobstore import MAX_PAGE, is_job_id
-from storage.cid import CID
 
 if TYPE_CHECKING:
     from node.service import NodeService
@@ -36,8 +37,16 @@ async def get_jobs(request: web.Request) -> web.Response:
     if state is not None and state not in _STATES:
         raise ApiError(400, "bad_state", f"state must be one of {_STATES}")
     agent = query.get("agent") or None
-    if agent is not None:
-        agent = str(CID.parse(agent))  # one spelling of the CID, as the index holds it
+    if agent is not None:  # an id (one spelling of the CID, as the index holds it) or NAME[@VERSION]
+        cid = as_cid(agent)
+        if cid is None:
+            try:
+                cid = (await asyncio.to_thread(resolve, service.store, agent)).agent_id
+            except AgentNotFound as exc:
+                raise ApiError(404, "no_agent", str(exc)) from None
+            except BadAgentRef as exc:
+                raise ApiError(400, "bad_agent_ref", str(exc)) from None
+        agent = str(cid)
     try:
         limit = int(query.get("limit", DEFAULT_LIMIT))
     except ValueError:

@@ -1,20 +1,21 @@
-"""``mycel agent pack|run|deploy|list``: bundle an agent, run one locally in its sandbox, or
-deploy it to a node and list what a node holds."""
+"""``mycel agent init|pack|run|env|deploy|list``: start an agent, bundle it, run it locally in its
+sandbox, list the environment agents get, or deploy it to a node and list what a node holds."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import click
 
+from node.cli.agent_init import agent_init
 from node.cli.common import (
     VerificationFailed,
     api_options,
     data_dir_option,
     open_store,
-    parse_cid,
     print_json,
     resolve_data_dir,
     sdk_client,
@@ -74,44 +75,101 @@ def agent_list(api_url: str, api_token: str | None, as_json: bool) -> None:
 
 @agent_group.command("run")
 @click.argument("agent")
-@click.option("--input", "inputs", multiple=True, metavar="NAME=CID", help="An input, mounted at /in/NAME.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=CID|PATH",
+              help="An input at $MYCEL_IN/NAME (/in/NAME in wasm); a PATH is imported to the local store.")  # fmt: skip
 @click.option("--arg", "args", multiple=True, help="An argument for the agent (repeatable).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Also write the result here (a new path).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @data_dir_option
-def agent_run(agent: str, inputs: tuple[str, ...], args: tuple[str, ...], as_json: bool, data_dir: Path) -> None:
-    """Run AGENT (an agent id, or a bundle directory) on this machine, in its sandbox.
+def agent_run(
+    agent: str, inputs: tuple[str, ...], args: tuple[str, ...], output: Path | None, as_json: bool, data_dir: Path
+) -> None:
+    """Run AGENT (a bundle directory, an agent id, or NAME[@VERSION] in the local store) on this
+    machine, in the sandbox a node uses.
 
-    Prints the result CID and the signed receipt's status; exit 3 when the agent failed
-    or was killed. Example: mycel agent run examples/wasm-wordcount --input docs=bafy...
+    Prints the result CID and the signed receipt's status; exit 1 when the agent failed or was
+    killed. Example: mycel agent run ./my-agent --input input=sample.txt -o ./out
     """
-    from agents.bundle import open_bundle, pack
+    from agents.bundle import as_cid, pack, resolve
     from agents.executor import Executor
     from agents.runtime.base import RunRequest
     from agents.runtime.python import PythonRuntime
     from agents.runtime.wasm import WasmRuntime
     from node.identity import load_or_create
+    from storage.files import add_path, get_path
 
-    named = {}
-    for item in inputs:
-        name, sep, cid = item.partition("=")
-        if not sep or not name:
-            raise click.UsageError(f"--input takes NAME=CID, got {item!r}")
-        named[name] = parse_cid(cid)
+    if output is not None and (output.exists() or output.is_symlink()):
+        raise click.UsageError(f"{output} already exists; name a new path for the result")
+    parsed = [_input(item) for item in inputs]
     root = resolve_data_dir(data_dir)
     identity = load_or_create(root)
     with open_store(data_dir) as store:
-        bundle = pack(Path(agent), store) if Path(agent).is_dir() else open_bundle(store, parse_cid(agent))
+        named = {}
+        for name, value in parsed:
+            cid = as_cid(value)
+            named[name] = cid if cid is not None else add_path(store, Path(value), pin=False).cid
+        bundle = pack(Path(agent), store) if Path(agent).is_dir() else resolve(store, agent)
         runtimes = {"wasm": WasmRuntime(root / "wasm-cache"), "python": PythonRuntime()}
         executor = Executor(store, runtimes, identity.signing_key)  # type: ignore[arg-type]
         outcome = executor.run(RunRequest(uuid.uuid4().hex, bundle, named, args))
+        if output is not None and outcome.result is not None:
+            get_path(store, outcome.result, output)
     if as_json:
         result = str(outcome.result) if outcome.result else None
         click.echo(json.dumps({"status": outcome.status, "outcome": outcome.outcome.to_record(), "result": result}))
     else:
         click.echo(outcome.logs.decode("utf-8", "replace"), nl=False, err=True)
         click.echo(f"status: {outcome.status}\nresult: {outcome.result}")
+        if output is not None and outcome.result is not None:
+            click.echo(f"written to {output}", err=True)
     if not outcome.outcome.is_ok:  # a failed run is exit 1, as for a failed job (3 is for verification)
         raise click.ClickException(f"agent {bundle.manifest.name}: {outcome.status}")
 
+
+def _input(item: str) -> tuple[str, str]:
+    """``NAME=CID`` or ``NAME=PATH`` (an existing file or directory), checked before anything runs."""
+    from agents.bundle import as_cid
+
+    name, sep, value = item.partition("=")
+    if not sep or not name or not value:
+        raise click.UsageError(f"--input takes NAME=CID or NAME=PATH, got {item!r}")
+    if name.startswith(".") or "/" in name:
+        raise click.UsageError(f"--input name {name!r} must be a plain file name (no '/', not starting with '.')")
+    if as_cid(value) is None and not Path(value).exists():
+        raise click.UsageError(f"--input {name}={value}: neither a CID nor an existing file or directory")
+    return name, value
+
+
+@agent_group.command("env")
+@api_options
+@click.option("--local", is_flag=True, help="This machine's environment, without asking a node.")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+def agent_env(api_url: str, api_token: str | None, local: bool, as_json: bool) -> None:
+    """What agents get: the python interpreter and its packages (versions), the wasm runtime.
+
+    Asks the node at --api (GET /v1/env), or with --local describes this machine. A manifest's
+    requires = ["numpy>=2"] is checked against it. Example: mycel agent env --api http://127.0.0.1:5080
+    """
+    env: dict[str, Any]
+    if local:
+        from agents.environment import agent_environment
+
+        env = agent_environment().to_json()
+    else:
+        with sdk_client(api_url, api_token) as client:
+            env = client.environment()
+    if as_json:
+        print_json(env)
+        return
+    python, wasm = env["python"], env["wasm"]
+    click.echo(f"python: {python['interpreter']} ({len(python['packages'])} packages)")
+    click.echo(f"wasm:   {wasm['runtime']} (WASI {wasm['wasi']})")
+    click.echo(f"hash:   {env['hash']}")
+    for name, version in python["packages"].items():
+        click.echo(f"  {name}=={version}")
+
+
+agent_group.add_command(agent_init)
 
 COMMANDS = [agent_group]

@@ -18,6 +18,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_VERIFY_FAILED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class VerificationFailed(click.ClickException):
@@ -27,9 +28,13 @@ class VerificationFailed(click.ClickException):
 
 
 class Interrupted(click.ClickException):
-    """Ctrl-C, with what it left behind and what to do about it: exit code 130, one line."""
+    """Ctrl-C: exit code 130, with one line saying what it left behind and what to do about it,
+    or nothing where stopping is the normal way out (following a job's logs)."""
 
-    exit_code = 130
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
 
 
 def data_dir_option(func: F) -> F:

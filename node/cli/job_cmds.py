@@ -76,7 +76,8 @@ def job_run(
     cluster_dir: Path | None,
     key_file: Path,
 ) -> None:
-    """Submit AGENT (its CID) on the inputs; the network runs it next to the data.
+    """Submit AGENT (its id, NAME@VERSION, or NAME for the newest the node holds) on the inputs;
+    the network runs it next to the data. Every input must be held by some node.
 
     The job id is printed (on stderr) before waiting and again in the final line, so a job
     interrupted while waiting can still be followed with `mycel job status ID`. Exit 1 if the
@@ -187,7 +188,7 @@ JOB_STATES = ["queued", "placing", "running", "verifying", "done", "failed", "ca
 
 @job_group.command("list")
 @click.option("--state", type=click.Choice(JOB_STATES), help="Only jobs in this state.")
-@click.option("--agent", help="Only jobs of this agent (its CID).")
+@click.option("--agent", help="Only jobs of this agent (its id, NAME or NAME@VERSION).")
 @click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
 @click.option("--cursor", help="Continue from where the previous page stopped (its next_cursor).")
 @api_options
@@ -245,10 +246,19 @@ def _print_candidates(candidates: list[dict[str, Any]]) -> None:
 
 @job_group.command("logs")
 @click.argument("job_id")
+@click.option("-f", "--follow", is_flag=True, help="Stream the job's progress and each node's output until it ends.")
 @api_options
 @JSON_OPTION
-def job_logs(job_id: str, api_url: str, api_token: str | None, as_json: bool) -> None:
-    """The agent's output on each node that ran it. Example: mycel job logs 3f2a..."""
+def job_logs(job_id: str, follow: bool, api_url: str, api_token: str | None, as_json: bool) -> None:
+    """The agent's output on each node that ran it. Example: mycel job logs 3f2a... --follow
+
+    With --follow, state changes go to stderr and each node's output to stdout as its attempt
+    ends (nodes return output with their result), until the job ends; Ctrl-C stops following
+    (exit 130) and leaves the job running.
+    """
+    if follow:
+        _follow_logs(job_id, api_url, api_token, as_json)
+        return
     with sdk_client(api_url, api_token) as client:
         answer = client.fetch_json(f"/v1/jobs/{job_id}/logs")
     if as_json:
@@ -257,6 +267,24 @@ def job_logs(job_id: str, api_url: str, api_token: str | None, as_json: bool) ->
     for peer, text in answer["logs"].items():
         click.echo(f"== {peer}")
         click.echo(text, nl=False)
+
+
+def _follow_logs(job_id: str, api_url: str, api_token: str | None, as_json: bool) -> None:
+    from sdk.client import NodeLogs
+
+    try:
+        with sdk_client(api_url, api_token) as client:
+            for item in client.job(job_id).follow_logs():
+                if isinstance(item, NodeLogs):
+                    if as_json:
+                        print_json({"peer": item.peer, "logs": item.text})
+                    else:
+                        click.echo(f"== {item.peer}")
+                        click.echo(item.text, nl=False)
+                elif not as_json:
+                    click.echo(f"  {item.state:9} {item.reason}", err=True)
+    except KeyboardInterrupt:
+        raise Interrupted from None  # the user stopped following: quiet, the job goes on
 
 
 @job_group.command("cancel")

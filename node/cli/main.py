@@ -12,11 +12,12 @@ import click
 
 from node.cli.agent_cmds import COMMANDS as AGENT_COMMANDS
 from node.cli.chain_cmds import COMMANDS as CHAIN_COMMANDS
-from node.cli.common import EXIT_FAILED, EXIT_USAGE, EXIT_VERIFY_FAILED
+from node.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, EXIT_VERIFY_FAILED, Interrupted
 from node.cli.data_cmds import COMMANDS as DATA_COMMANDS
 from node.cli.demo_cmd import demo_cmd
 from node.cli.job_cmds import COMMANDS as JOB_COMMANDS
 from node.cli.node_cmds import COMMANDS as NODE_COMMANDS
+from node.cli.peers_cmd import COMMANDS as PEER_COMMANDS
 from node.cli.storage_cmds import COMMANDS
 from node.cli.stream_cmds import COMMANDS as STREAM_COMMANDS
 
@@ -35,6 +36,7 @@ for command in [
     *NODE_COMMANDS,
     *AGENT_COMMANDS,
     *JOB_COMMANDS,
+    *PEER_COMMANDS,
     *CHAIN_COMMANDS,
     *DATA_COMMANDS,
     *STREAM_COMMANDS,
@@ -76,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         cli.main(args=argv, prog_name="mycel", standalone_mode=False)
+    except Interrupted as exc:
+        if exc.message:
+            _error(exc.format_message())
+        return EXIT_INTERRUPTED
     except click.ClickException as exc:
         _error(exc.format_message())
         return exc.exit_code

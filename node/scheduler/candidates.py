@@ -46,6 +46,8 @@ class Candidate:
         """The operator it counts as towards redundancy: the one it proved, else itself."""
         return self.operator or self.peer_id
 
+    env: str = ""  # hash of its agent environment (GET /v1/env on it lists the packages; empty: not said)
+
 
 @dataclass(frozen=True)
 class PlacementContext:
@@ -59,6 +61,8 @@ class PlacementContext:
     min_stake: int = 0  # wei an executor must have staked (the paid job's commitment says)
     holders: frozenset[str] | None = None  # a federated run: only these peers hold its dataset (None: any node)
     dataset: str = ""  # that dataset's input name, for the explanation
+    requires: tuple[str, ...] = ()  # the manifest's python package requirements
+    environments: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # env hash -> packages known here
 
     def excluding(self, peers: frozenset[str] | set[str]) -> PlacementContext:
         return replace(self, excluded=frozenset(peers))
@@ -85,6 +89,7 @@ def from_announcement(peer_id: str, announcement: Mapping[str, Any]) -> Candidat
     operator, operator_sig = stated.get("id", ""), stated.get("sig", b"")
     if not isinstance(operator, str) or not isinstance(operator_sig, bytes):
         operator, operator_sig = "", b""
+    env = announcement.get("env", "")
     return Candidate(
         peer_id=peer_id,
         region=region if isinstance(region, str) else "",
@@ -97,6 +102,7 @@ def from_announcement(peer_id: str, announcement: Mapping[str, Any]) -> Candidat
         memory_mib=_int(capacity.get("memory_mib"), 0),
         operator=operator,
         operator_sig=operator_sig,
+        env=env if isinstance(env, str) else "",
     )
 
 
@@ -114,4 +120,6 @@ def to_announcement(candidate: Candidate) -> dict[str, Any]:
         fields["chain_address"] = candidate.chain_address
     if candidate.operator:
         fields["operator"] = {"id": candidate.operator, "sig": candidate.operator_sig}
+    if candidate.env:
+        fields["env"] = candidate.env
     return fields

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from agents.bundle import open_bundle
+from agents.environment import agent_environment
 from agents.manifest import Limits, Manifest
 from contracts.authorization import JobCommitment
 from contracts.payment import Envelope
@@ -79,6 +80,8 @@ class Decider:
             spec.max_price,
             payable=frozenset(c.chain_address for c in candidates if c.chain_address) if payment else None,
             min_stake=_min_stake(payment),
+            requires=manifest.requires,
+            environments=await _known_environments(manifest),
         )
         if at_holders_of:
             context = replace(context, holders=holders[spec.inputs[at_holders_of]], dataset=at_holders_of)
@@ -147,6 +150,14 @@ class Decider:
             found = iter(stakes)
             kept = [replace(c, stake=next(found)) if c.chain_address else c for c in kept]
         return kept
+
+
+async def _known_environments(manifest: Manifest) -> dict[str, dict[str, str]]:
+    """The package lists placement can check ``requires`` against: this node's own (by hash)."""
+    if not manifest.requires:
+        return {}
+    env = await asyncio.to_thread(agent_environment)  # read once per process, never on the loop
+    return {env.hash: env.packages}
 
 
 def _min_stake(payment: Envelope | None) -> int:

@@ -97,6 +97,9 @@ def test_peer_table_liveness() -> None:
         {"runtimes": "wasm"},
         {"api": "one"},
         {"chain_address": "0x1234"},
+        {"env": "f" * 63},
+        {"env": "F" * 64},
+        {"env": 7},
         {"extra": "field"},
     ],
 )
@@ -116,5 +119,21 @@ def test_every_field_a_node_sends_is_valid() -> None:
         chain_address="0x" + "ab" * 20,
         runtimes=["wasm", "python"],
         addrs=[f"/ip4/127.0.0.1/tcp/4001/p2p/{ALICE.peer_id}"],
+        env="0123456789abcdef" * 4,
     )
     assert announce.verify(announce.sign(ALICE, full), ALICE.peer_id)["price"] == 10**18
+
+
+def test_the_environment_hash_reaches_placement_and_the_peer_table() -> None:
+    """A node announces its agent environment's hash (optional for older nodes); placement
+    and ``GET /v1/peers`` read it back."""
+    from node.scheduler.candidates import Candidate, from_announcement, to_announcement
+
+    own = Candidate("p", "eu", ("python",), 2, env="ab" * 32)
+    fields = to_announcement(own)
+    assert fields["env"] == "ab" * 32 and "env" not in to_announcement(Candidate("p", "eu", ("python",), 2))
+    announced = payload(**{key: value for key, value in fields.items() if key != "peer"})
+    assert from_announcement(ALICE.peer_id, announce.verify(announce.sign(ALICE, announced))).env == "ab" * 32
+    table = PeerTable(timeout=60)
+    table.update(announced)
+    assert table.snapshot(set())[0]["env"] == "ab" * 32

@@ -108,7 +108,7 @@ async def test_job_list_filters_pages_and_refuses_bad_parameters(api: Any) -> No
 
     for params in ({"limit": "0"}, {"limit": "501"}, {"limit": "x"}, {"state": "sleeping"}, {"cursor": "../x"},
                    {"after": "nope"}, {"after": "0" * 32}, {"cursor": first["next_cursor"], "after": ids[0]},
-                   {"agent": "not-a-cid"}):  # fmt: skip
+                   {"agent": "Not a CID, nor a name"}):  # fmt: skip
         response = await client.get("/v1/jobs", params=params)
         assert response.status == 400, params
 

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from storage.cid import CID
 from tests.sdk.fakenode import FakeNode, fake_node, not_http
 from tests.support import CliRunner
 
 JOB = "d" * 32
+AGENT = str(CID.for_block(b"agent", 0x71))  # an agent id: the fake node resolves no names
 
 
 @pytest.fixture
@@ -94,7 +96,7 @@ def test_job_run_prints_the_id_before_waiting_and_in_the_final_line(node: FakeNo
     seen_id = threading.Event()
     held: list[bool] = []
     node.between_events = lambda index: held.append(seen_id.wait(20)) if index == 1 else None
-    command = [sys.executable, "-m", "node.cli.main", "job", "run", "bafkreiagent", "--api", node.url,
+    command = [sys.executable, "-m", "node.cli.main", "job", "run", AGENT, "--api", node.url,
                "--token", node.token or ""]  # fmt: skip
     env = dict(os.environ, MYCEL_DATA_DIR=str(tmp_path))
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
@@ -121,7 +123,7 @@ def test_job_run_of_a_failing_job_exits_1_not_3(mycel: CliRunner) -> None:
     """A failed job is an operation that failed (1), not a verification that failed (3)."""
     with fake_node() as open_node:
         open_node.submitted_states = ["queued", "running", "failed"]
-        ran = mycel("job", "run", "bafkreiagent", "--api", open_node.url)
+        ran = mycel("job", "run", AGENT, "--api", open_node.url)
     assert ran.returncode == 1
     lines = ran.stderr.strip().splitlines()
     assert lines[0].startswith("job ") and "Traceback" not in ran.stderr  # the id, then live progress
@@ -158,7 +160,7 @@ def test_api_at_a_port_that_is_not_http_is_one_line(mycel: CliRunner, command: t
 
 
 def test_usage_errors_exit_2(mycel: CliRunner) -> None:
-    bad = mycel("job", "run", "bafkreiagent", "--input", "no-equals-sign")
+    bad = mycel("job", "run", AGENT, "--input", "no-equals-sign")
     assert bad.returncode == 2 and "NAME=CID" in _one_error_line(bad.stderr)
 
 

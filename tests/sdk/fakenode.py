@@ -51,6 +51,7 @@ class FakeNode:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     receipts: dict[str, bytes] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    peers: list[dict[str, Any]] = field(default_factory=list)  # GET /v1/peers answers these
     # called (on a worker thread) between the event stream's events; may block to hold the stream open
     between_events: Callable[[int], None] = lambda index: None
     # the states a job submitted with POST /v1/jobs goes through
@@ -106,7 +107,7 @@ def _app(node: FakeNode) -> web.Application:
         return web.json_response({"peer_id": PEER_ID, "version": "0", "region": "test", "addrs": []})
 
     async def peers(request: web.Request) -> web.Response:
-        return web.json_response({"peers": []})
+        return web.json_response({"peers": node.peers})
 
     async def post_blob(request: web.Request) -> web.Response:
         body = await request.read()
@@ -163,6 +164,14 @@ def _app(node: FakeNode) -> web.Application:
                 tar.extractall(scratch, filter="data")
             return web.json_response({"agent": str(agent_id_of(Path(scratch)))}, status=201)
 
+    async def providers(request: web.Request) -> web.Response:
+        cid = request.match_info["cid"]
+        return web.json_response({"cid": cid, "providers": [PEER_ID] if cid in node.blobs else []})
+
+    async def logs(request: web.Request) -> web.Response:
+        job = node.jobs.get(request.match_info["id"])
+        return web.json_response({"job_id": job["job_id"], "logs": job.get("logs", {})}) if job else missing("job")
+
     async def receipt(request: web.Request) -> web.Response:
         signed = node.receipts.get(request.match_info["id"])
         return web.Response(body=signed, content_type="application/cbor") if signed else missing("receipt")
@@ -173,12 +182,14 @@ def _app(node: FakeNode) -> web.Application:
         web.get("/v1/peers", peers),
         web.post("/v1/blobs", post_blob),
         web.get("/v1/blobs/{cid}", get_blob),
+        web.get("/v1/blobs/{cid}/providers", providers),
         web.post("/v1/jobs", post_job),
         web.get("/v1/jobs/{id}", get_job),
         web.delete("/v1/jobs/{id}", delete_job),
         web.get("/v1/jobs/{id}/events", events),
         web.get("/v1/jobs/{id}/receipt", receipt),
         web.post("/v1/agents", post_agent),
+        web.get("/v1/jobs/{id}/logs", logs),
     ])  # fmt: skip
     return app
 

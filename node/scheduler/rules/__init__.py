@@ -15,8 +15,9 @@ from node.scheduler.rules import (
     price,
     region,
     reputation,
+    requires,
     runtime,
     stake,
 )
 
-RULES = (runtime, capabilities, holder, region, capacity, price, payment, stake, reputation)
+RULES = (runtime, requires, capabilities, holder, region, capacity, price, payment, stake, reputation)
