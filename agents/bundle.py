@@ -17,7 +17,6 @@ from agents.manifest import Manifest, load
 from storage import dagcbor
 from storage.cid import CID
 from storage.errors import InvalidCIDError, StorageError
-from storage.files import add_path
 from storage.unixfs.importer import NullSink, import_path
 
 if TYPE_CHECKING:  # a store (LMDB) is a node's: agent_id_of, which the SDK uses, needs none
@@ -44,6 +43,8 @@ def agent_id_of(directory: Path) -> CID:
 
 def pack(directory: Path, store: BlockStore) -> Bundle:
     """Validate ``directory``, store its code DAG and manifest, pin the manifest."""
+
+    from storage.files import add_path  # the block store's module: a node's, not the SDK's (which packs nothing)
 
     manifest = load(directory)
     code = add_path(store, directory, pin=False).cid

@@ -9,8 +9,8 @@ helper thread and each call waits for its result there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
+import signal
 import threading
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -56,16 +56,44 @@ class SyncClient:
             raise
 
     def _run_here(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a call on the private loop in this thread. Ctrl-C (as ``asyncio.Runner`` does it)
+        cancels the call, so it unwinds inside the loop (aiohttp's own tasks included) instead of
+        a KeyboardInterrupt landing in one of them; the unwinding gets INTERRUPT_GRACE seconds,
+        then the call is abandoned and the interrupt reaches the caller. A second Ctrl-C is
+        immediate."""
         task = self._loop.create_task(coroutine)
+        interrupted = False
+        timers: list[asyncio.TimerHandle] = []
+
+        def stop_waiting() -> None:
+            timers.append(self._loop.call_later(INTERRUPT_GRACE, self._loop.stop))
+
+        def on_sigint(signum: int, frame: object) -> None:
+            nonlocal interrupted
+            if interrupted or task.done():
+                raise KeyboardInterrupt
+            interrupted = True
+            self._loop.call_soon_threadsafe(task.cancel)
+            self._loop.call_soon_threadsafe(stop_waiting)
+
+        previous = None
+        if threading.current_thread() is threading.main_thread() and (
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            previous = signal.signal(signal.SIGINT, on_sigint)
         try:
             return self._loop.run_until_complete(task)
-        except KeyboardInterrupt:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                self._loop.run_until_complete(asyncio.wait({task}, timeout=INTERRUPT_GRACE))
-            if not task.done():
+        except (asyncio.CancelledError, RuntimeError):
+            if not interrupted:
+                raise
+            if not task.done():  # the loop was stopped: the call did not unwind in time
                 self._abandoned.append(task)
-            raise
+            raise KeyboardInterrupt from None
+        finally:
+            for timer in timers:
+                timer.cancel()
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
 
     def __enter__(self) -> SyncClient:
         return self

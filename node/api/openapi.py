@@ -387,6 +387,7 @@ SCHEMAS: dict[str, Schema] = {
             "price": {"type": "integer", "minimum": 0},
             "chain_address": _STR,
             "operator": {"type": "string", "description": "the operator key it proved (empty: its own operator)"},
+            "env": {"type": "string", "description": "hash of its agent environment (empty: not announced)"},
             "seq": _INT,
             "last_seen_seconds_ago": _NUM,
             "alive": _BOOL,
@@ -401,9 +402,34 @@ SCHEMAS: dict[str, Schema] = {
             "agents": {
                 "type": "array",
                 "items": _obj(
-                    {"agent": _ref("CID"), "name": _STR, "version": _STR, "runtime": _STR, "description": _STR}
+                    {
+                        "agent": _ref("CID"),
+                        "name": _STR,
+                        "version": _STR,
+                        "runtime": _STR,
+                        "description": _STR,
+                        "requires": _STRINGS,
+                    },
+                    ["agent", "name", "version", "runtime", "description"],
                 ),
             }
+        }
+    ),
+    "Agent": _obj(
+        {
+            "agent": _ref("CID"),
+            "name": _STR,
+            "version": _STR,
+            "runtime": _STR,
+            "description": _STR,
+            "requires": {**_STRINGS, "description": "python package requirements, e.g. numpy>=2"},
+        }
+    ),
+    "Environment": _obj(
+        {
+            "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "what peers announce"},
+            "python": _obj({"interpreter": _STR, "packages": _map(_STR)}),
+            "wasm": _obj({"runtime": _STR, "wasi": _STR}),
         }
     ),
     "Providers": _obj({"cid": _ref("CID"), "providers": _STRINGS}),
@@ -607,6 +633,30 @@ def paths() -> dict[str, dict[str, Schema]]:
                 body={"required": True, "content": {"application/x-tar": _BINARY}},
                 write=True,
             ),
+        },
+        "/v1/agents/{ref}": {
+            "get": _op(
+                "getAgent",
+                "An agent by id, name@version or name (its newest version)",
+                _json("Agent", "the agent"),
+                (400, 404),
+                params=[
+                    {
+                        "name": "ref",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                        "description": "an agent id, name@version, or name",
+                    }
+                ],
+            )
+        },
+        "/v1/env": {
+            "get": _op(
+                "getEnvironment",
+                "The agent environment this node offers: interpreter, packages and versions, wasm runtime",
+                _json("Environment", "the environment"),
+            )
         },
         "/v1/jobs": {
             "post": _op(

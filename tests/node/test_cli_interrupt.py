@@ -107,7 +107,8 @@ def test_ctrl_c_while_job_run_waits_prints_the_job_id_and_how_to_follow_it() -> 
     release = threading.Event()
     with fake_node() as node:
         node.between_events = lambda index: release.wait(30) and None  # the job stays "queued" until released
-        proc = _mycel("job", "run", "bafkreidummy", "--api", node.url)
+        agent = node.add_file(b"any CID: the fake node runs whatever it is given")
+        proc = _mycel("job", "run", str(agent), "--api", node.url)
         assert proc.stderr is not None
         first = proc.stderr.readline()  # "job ID submitted to URL", printed before waiting
         match = re.fullmatch(rf"job ([0-9a-f]{{32}}) submitted to {re.escape(node.url)}\n", first)

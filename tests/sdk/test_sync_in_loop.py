@@ -25,7 +25,7 @@ async def test_sync_client_calls_work_inside_a_running_loop(node: FakeNode) -> N
     with SyncClient(node.url) as client:
         cid = client.put(b"from a notebook\n")
         assert client.cat(cid) == b"from a notebook\n"
-        job = client.run("bafkreidummy", wait=False)
+        job = client.run(cid, wait=False)  # any CID: the fake node runs whatever it is given
         assert [event["state"] for event in job.events()] == ["queued", "running", "done"]
         assert job.wait().status == "done"
         assert job.receipt().job_id == job.job_id
