@@ -23,7 +23,8 @@ from storage.cid import CID
 TOKEN = {"Authorization": "Bearer s3cret"}
 JOB = "0" * 32
 NOT_FOUND = {"/v1/jobs/{id}", "/v1/jobs/{id}/placement", "/v1/jobs/{id}/receipt", "/v1/jobs/{id}/events",
-             "/v1/jobs/{id}/logs", "/v1/ledger", "/v1/ledger/claims"}  # fmt: skip  # no such job, no chain
+             "/v1/jobs/{id}/logs", "/v1/ledger", "/v1/ledger/claims",
+             "/ipfs/{cid}/{path}"}  # fmt: skip  # no such job, no chain, a raw block has no path
 
 
 class Network:
@@ -85,7 +86,8 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
 
 def _url(route: str, blob: CID) -> str:
     asset = "docs.js" if route.startswith("/docs/") else "app.js"
-    return route.replace("{cid}", str(blob)).replace("{id}", JOB).replace("{asset}", asset)
+    url = route.replace("{cid}", str(blob)).replace("{id}", JOB).replace("{asset}", asset).replace("{path}", "x")
+    return url + "?format=raw" if route.startswith("/ipfs/") else url
 
 
 def _served(route: str) -> int:
