@@ -469,3 +469,26 @@ def test_a_huge_dag_streams_in_bounded_memory() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert sent > 2 << 30 and peak < 8 * MiB
+
+
+async def test_answers_validate_against_the_openapi_document(gw: tuple[Node, Start]) -> None:
+    from tests.node.test_openapi import DOC, check
+
+    node, start = gw
+    root = node.add("dir", {"a.txt": b"alpha"})
+    client = await start()
+    for url, template, headers in [
+        (f"/ipfs/{root}?format=raw", "/ipfs/{cid}", {}),
+        (f"/ipfs/{root}?format=car", "/ipfs/{cid}", {}),
+        (f"/ipfs/{root}/a.txt?format=car", "/ipfs/{cid}/{path}", {}),
+        (f"/ipfs/{root}/a.txt?format=raw", "/ipfs/{cid}/{path}", {"Range": "bytes=0-1"}),
+        (f"/ipfs/{root}/a.txt?format=raw", "/ipfs/{cid}/{path}", {"Range": "bytes=9-"}),
+        (f"/ipfs/{root}", "/ipfs/{cid}", {}),
+        (f"/ipfs/{root}", "/ipfs/{cid}", {"Accept": "text/html"}),
+        (f"/ipfs/{root}/nope?format=car", "/ipfs/{cid}/{path}", {}),
+        ("/ipfs/nope?format=raw", "/ipfs/{cid}", {}),
+        (f"/ipfs/{CID.for_block(b'x')}?format=raw", "/ipfs/{cid}", {"Cache-Control": "only-if-cached"}),
+    ]:
+        await check(await client.get(url, headers=headers), template, "get")
+    cached = await client.get(f"/ipfs/{root}?format=raw", headers={"If-None-Match": f'"{root}.raw"'})
+    assert cached.status == 304 and "304" in DOC["paths"]["/ipfs/{cid}"]["get"]["responses"]
