@@ -21,6 +21,7 @@ from storage import dagcbor, dagpb
 from storage.cid import CID, DAG_CBOR, DAG_PB, IDENTITY, RAW
 from storage.dag import links_of
 from storage.errors import CodecError, StorageError, UnixFSError
+from storage.unixfs import hamt
 from storage.unixfs.data import NodeType
 from storage.unixfs.data import decode as decode_unixfs
 
@@ -113,7 +114,7 @@ def resolve(load: Loader, root: CID, segments: list[str]) -> Resolved:
     for index, segment in enumerate(segments):
         shown = "/".join(segments[: index + 1])
         if cid.codec == DAG_PB:
-            target = _pb_child(load, cid, data, segment, blocks, shown)
+            target, shards = _pb_child(load, cid, data, segment, shown)
         elif cid.codec == DAG_CBOR:
             here = dagcbor.decode(data) if value is _WHOLE else value
             step = _cbor_step(here, segment, shown)
@@ -121,22 +122,27 @@ def resolve(load: Loader, root: CID, segments: list[str]) -> Resolved:
                 value = step
                 roots.append(cid)
                 continue
-            target = step
+            target, shards = step, []
         else:
             raise PathNotFound(f"{shown!r}: {cid} is a {cid.codec_name} block, which has no named links")
         blocks.append((cid, data))
+        blocks.extend(shards)
         cid, data, value = target, load(target), _WHOLE
         roots.append(cid)
     return Resolved(tuple(blocks), tuple(roots), cid, data, value, value is not _WHOLE)
 
 
-def _pb_child(load: Loader, cid: CID, data: bytes, name: str, blocks: list[tuple[CID, bytes]], shown: str) -> CID:
+def _pb_child(load: Loader, cid: CID, data: bytes, name: str, shown: str) -> tuple[CID, list[tuple[CID, bytes]]]:
+    """The link named ``name`` and, in a HAMT-sharded directory, the sub-shards on the way to it."""
     node = _pb(cid, data)
     if node.data is not None and _unixfs_type(node.data) == NodeType.HAMT_SHARD:
-        raise PathNotFound(f"{shown!r}: {cid} is a sharded (HAMT) directory, which this node cannot path into yet")
+        shards, found = hamt.lookup(load, cid, node, name)
+        if found is None:
+            raise PathNotFound(f"{shown!r}: no entry named {name!r} in the sharded directory {cid}")
+        return found, shards
     for link in node.links:
         if link.name == name:
-            return link.hash
+            return link.hash, []
     raise PathNotFound(f"{shown!r}: no entry named {name!r} in {cid}")
 
 

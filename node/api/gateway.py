@@ -255,8 +255,7 @@ async def get_ipfs(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         await response.write_eof()
         return response
-    span = await loop.run_in_executor(None, _span, asked, resolved)
-    scope = Scope.BLOCK if asked.entity_bytes is not None and span is None else asked.scope
+    scope, span = await loop.run_in_executor(None, _span, asked, resolved)
     chunks = _car_chunks(load, asked, resolved, scope, span, gate)
     return await _stream(request, asked, chunks, headers)
 
@@ -312,19 +311,21 @@ def _resolve(load: Loader, asked: GatewayRequest, gate: BlockGate) -> Resolved:
     return resolved
 
 
-def _span(asked: GatewayRequest, resolved: Resolved) -> tuple[int, int] | None:
-    """entity-bytes resolved against the terminal file (None: an empty range, sent as its root)."""
+def _span(asked: GatewayRequest, resolved: Resolved) -> tuple[Scope, tuple[int, int] | None]:
+    """The scope and the entity-bytes range resolved against the terminal file; an empty range
+    sends the file's root block alone (its sizes tell the client why)."""
     if asked.entity_bytes is None or resolved.in_block:
-        return None
+        return asked.scope, None
     size = file_size(resolved.terminal, resolved.data)
     if size is None:
-        return None  # not a file: entity-bytes is ignored, the entity is sent
+        return asked.scope, None  # not a file: entity-bytes is ignored, the entity is sent
     ranged = asked.entity_bytes
     if size > 0 and ranged.start >= size:
         raise ApiError(
             400, "range_not_satisfiable", f"entity-bytes starts at {ranged.start}, past the {size}-byte file"
         )
-    return ranged.resolve(size)
+    span = ranged.resolve(size)
+    return (asked.scope, span) if span is not None else (Scope.BLOCK, None)
 
 
 def _car_chunks(
