@@ -35,7 +35,17 @@ from node.api.fetching import FETCHES_KEY
 from node.api.guards import check_remote_fetch
 from storage.car import car_header, car_section
 from storage.cid import CID, IDENTITY
-from storage.dagscope import ByteRange, Loader, PathNotFound, Resolved, Scope, car_blocks, file_size, resolve
+from storage.dagscope import (
+    MAX_PATH_SEGMENTS,
+    ByteRange,
+    Loader,
+    PathNotFound,
+    Resolved,
+    Scope,
+    car_blocks,
+    file_size,
+    resolve,
+)
 from storage.dagscope import load_block as identity_aware
 from storage.errors import BlockNotFoundError, BlockVerificationError
 
@@ -112,6 +122,8 @@ def _serve_all(cid: CID) -> None:
 def parse_request(request: web.Request) -> GatewayRequest:
     cid_text = request.match_info["cid"]
     cid = CID.parse(cid_text)  # InvalidCIDError answers 400 invalid_cid
+    if not (cid_text.isascii() and cid_text.replace("-", "").replace("_", "").isalnum()):
+        cid_text = str(cid)  # echoed in headers only as a plain multibase string
     segments = _segments(request.match_info.get("path", ""))
     query = request.query
     accepted = _accepted(request.headers.getall("Accept", []))
@@ -157,10 +169,12 @@ def parse_request(request: web.Request) -> GatewayRequest:
 
 def _segments(path: str) -> tuple[str, ...]:
     parts = tuple(part for part in path.split("/") if part)  # a trailing or doubled slash adds nothing
+    if len(parts) > MAX_PATH_SEGMENTS:
+        raise ApiError(400, "bad_path", f"content paths are limited to {MAX_PATH_SEGMENTS} segments")
     for part in parts:
         if part in (".", ".."):
             raise ApiError(400, "bad_path", "content paths cannot contain '.' or '..' segments")
-        if "\x00" in part or len(part) > 255:
+        if "\x00" in part or len(part.encode("utf-8", "surrogateescape")) > 255:
             raise ApiError(400, "bad_path", "a content path segment is at most 255 bytes and has no NUL")
     return parts
 

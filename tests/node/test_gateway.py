@@ -263,6 +263,8 @@ def test_dot_segments_are_refused() -> None:
             _segments(path)
         assert refused.value.status == 400 and refused.value.error == "bad_path"
     assert _segments("a//b/") == ("a", "b")
+    with pytest.raises(ApiError, match="limited to 64 segments"):
+        _segments("/".join(["d"] * 65))
 
 
 async def test_missing_content_is_404_or_412_and_fetched_only_as_blobs_would(gw: tuple[Node, Start]) -> None:
