@@ -3,6 +3,9 @@
 // directory directly and check it independently: parsed with @ipld/car, every block re-hashed
 // against its CID, and the files read back out of the CAR's blocks with ipfs-unixfs-exporter.
 //
+// Node 20 runs it: the lock pins undici to 7.x (undici 8, which Helia's libp2p parts want, needs
+// Node 22), and only the HTTP parts of Helia are started.
+//
 // Offline by construction: the only gateway is the node's, with no delegated routers, no DNS
 // resolvers and no libp2p (a Helia "light" node with only the trustless-gateway block broker).
 //
@@ -43,6 +46,16 @@ async function verifiedCar (url) {
   const type = response.headers.get('content-type') ?? ''
   check(type.startsWith('application/vnd.ipld.car') && type.includes('version=1'), `${url}: content-type ${type}`)
   const bytes = new Uint8Array(await response.arrayBuffer())
+  const checked = await verifyCar(bytes)
+  // the check itself must catch a bad block: flip the CAR's last byte (inside its last block)
+  const tampered = bytes.slice()
+  tampered[tampered.length - 1] ^= 1
+  const caught = await verifyCar(tampered).then(() => false, (error) => /does not hash/.test(error.message))
+  check(caught, 'a CAR with a flipped byte passed the block check')
+  return checked
+}
+
+async function verifyCar (bytes) {
   const iterator = await CarBlockIterator.fromBytes(bytes)
   const roots = await iterator.getRoots()
   const blocks = new Map()
