@@ -219,14 +219,17 @@ def car_blocks(
         return
     if scope == Scope.ALL:
         children = list(dagcbor.iter_links(resolved.value)) if resolved.in_block else links_of(terminal, data)
-        yield from _dfs(load, children, fresh)
+        yield from _dfs(load, children, fresh, links_of)
         return
     if resolved.in_block:
         return  # a value inside a dag-cbor block: the block is the entity
     yield from _entity(load, terminal, data, span, fresh)
 
 
-def _dfs(load: Loader, children: list[CID], fresh: Callable[[CID], bool]) -> Iterator[tuple[CID, bytes]]:
+def _dfs(
+    load: Loader, children: list[CID], fresh: Callable[[CID], bool], follow: Callable[[CID, bytes], list[CID]]
+) -> Iterator[tuple[CID, bytes]]:
+    """Pre-order DFS from ``children``, following ``follow``'s links; a block is loaded when sent."""
     stack = list(reversed(children))
     while stack:
         cid = stack.pop()
@@ -234,7 +237,11 @@ def _dfs(load: Loader, children: list[CID], fresh: Callable[[CID], bool]) -> Ite
             continue
         data = load(cid)
         yield cid, data
-        stack.extend(reversed(links_of(cid, data)))
+        stack.extend(reversed(follow(cid, data)))
+
+
+def _sub_shards(cid: CID, data: bytes) -> list[CID]:
+    return [link.hash for link in _pb(cid, data).links if len(link.name or "") == _HAMT_PREFIX]
 
 
 def _entity(
@@ -248,15 +255,7 @@ def _entity(
     if kind in (NodeType.FILE, NodeType.RAW):
         yield from _file_range(load, cid, node, span, fresh)
     elif kind == NodeType.HAMT_SHARD:
-        stack = [link.hash for link in reversed(node.links) if len(link.name or "") == _HAMT_PREFIX]
-        while stack:
-            shard = stack.pop()
-            if not fresh(shard):
-                continue
-            block = load(shard)
-            yield shard, block
-            links = _pb(shard, block).links
-            stack.extend(link.hash for link in reversed(links) if len(link.name or "") == _HAMT_PREFIX)
+        yield from _dfs(load, _sub_shards(cid, data), fresh, _sub_shards)
 
 
 def _file_range(
