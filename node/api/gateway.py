@@ -361,7 +361,10 @@ async def _stream(
 ) -> web.StreamResponse:
     streams: list[int] = request.app[STREAMS_KEY]
     if streams[0] >= MAX_STREAMS:
-        raise ApiError(429, "too_many_streams", f"this node is streaming {MAX_STREAMS} CARs; retry in a second")
+        detail = f"this node is streaming {MAX_STREAMS} CARs already; retry in a second"
+        return web.json_response(
+            {"error": "too_many_streams", "detail": detail}, status=429, headers={"Retry-After": "1"}
+        )
     loop = asyncio.get_running_loop()
     streams[0] += 1
     try:

@@ -442,6 +442,7 @@ async def test_car_streams_are_bounded(gw: tuple[Node, Start]) -> None:
     client.app[STREAMS_KEY][0] = MAX_STREAMS
     busy = await client.get(f"/ipfs/{cid}?format=car")
     assert busy.status == 429 and (await busy.json())["error"] == "too_many_streams"
+    assert busy.headers["Retry-After"] == "1"
     assert (await client.get(f"/ipfs/{cid}?format=raw")).status == 200  # a block costs no stream
     client.app[STREAMS_KEY][0] = 0
     assert (await client.get(f"/ipfs/{cid}?format=car")).status == 200
