@@ -30,16 +30,24 @@ class CarImportResult:
     pinned: list[CID]
 
 
+def car_header(roots: list[CID]) -> bytes:
+    """The length-prefixed CAR v1 header naming ``roots``."""
+    header = dagcbor.encode({"roots": list(roots), "version": 1})
+    return encode_uvarint(len(header)) + header
+
+
+def car_section(cid: CID, data: bytes) -> bytes:
+    """One length-prefixed ``CID block`` section."""
+    key = bytes(cid)
+    return encode_uvarint(len(key) + len(data)) + key + data
+
+
 def export_car(store: BlockStore, root: CID, out: BinaryIO) -> int:
     """Write the DAG under ``root`` as a CAR v1 stream (depth-first); returns blocks written."""
-    header = dagcbor.encode({"roots": [root], "version": 1})
-    out.write(encode_uvarint(len(header)) + header)
+    out.write(car_header([root]))
     count = 0
     for cid, data in store.walk(root, verify=True):
-        key = bytes(cid)
-        out.write(encode_uvarint(len(key) + len(data)))
-        out.write(key)
-        out.write(data)
+        out.write(car_section(cid, data))
         count += 1
     return count
 

@@ -30,6 +30,10 @@ READ_CLASSES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
         ("/v1/blobs/{cid}", "/v1/blobs/{cid}/providers"),
         "content is private data to whoever knows a CID; providers makes the node query the network",
     ),
+    "gateway": (
+        ("/ipfs/{cid}", "/ipfs/{cid}/{path}"),
+        "the same content as blobs, over the IPFS trustless gateway protocol; open it for a public gateway",
+    ),
     "jobs": (
         (
             "/v1/jobs",

@@ -24,6 +24,8 @@ from node.api.dashboard import routes as dashboard_routes
 from node.api.docs import routes as docs_routes
 from node.api.errors import METRICS_KEY, SERVICE_KEY, ApiError, error_middleware
 from node.api.fetching import FETCHES_KEY, RemoteFetches
+from node.api.gateway import STREAMS_KEY
+from node.api.gateway import routes as gateway_routes
 from node.api.guards import check_remote_fetch, guard_middleware
 from node.api.joblist import routes as job_list_routes
 from node.api.jobs import routes as job_routes
@@ -58,6 +60,7 @@ def build_app(service: NodeService) -> web.Application:
     app[SERVICE_KEY] = service
     app[METRICS_KEY] = service.metrics
     app[FETCHES_KEY] = RemoteFetches(service)
+    app[STREAMS_KEY] = [0]  # CAR streams running (node/api/gateway.py bounds them)
     app.add_routes(
         [
             web.get("/v1/node", get_node),
@@ -81,6 +84,7 @@ def build_app(service: NodeService) -> web.Application:
             *stream_routes(),
             *node_info_routes(),
             *privacy_routes(),
+            *gateway_routes(),
             *dashboard_routes(),
             *docs_routes(),
         ]

@@ -15,6 +15,7 @@ from agents.manifest import _LIMIT_CAPS  # the caps check_limits enforces on a j
 from node.api.guards import MAX_JSON_BYTES, MAX_JSON_DEPTH
 from node.scheduler.job import MAX_ARGS, MAX_INPUTS, MAX_PAYMENT, MAX_REGIONS, MAX_TEXT, MAX_TRUSTED, JobState
 from node.scheduler.jobstore import MAX_PAGE
+from storage.dagscope import MAX_PATH_SEGMENTS
 
 Schema = dict[str, Any]
 
@@ -608,6 +609,8 @@ def paths() -> dict[str, dict[str, Schema]]:
                 params=cid,
             )
         },
+        "/ipfs/{cid}": {"get": _gateway_op("getIpfs", [])},
+        "/ipfs/{cid}/{path}": {"get": _gateway_op("getIpfsPath", [_PATH_PARAM])},
         "/v1/pins": {"get": _op("getPins", "Pinned roots", _json("Pins", "pins"))},
         "/v1/pins/{cid}": {
             "post": _op(
@@ -844,6 +847,49 @@ def paths() -> dict[str, dict[str, Schema]]:
             )
         },
     }
+
+
+_PATH_PARAM: Schema = {
+    "name": "path",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 4096},
+    "description": "a content path under the CID, '/'-separated (UnixFS names, dag-cbor keys and indices); "
+    f"at most {MAX_PATH_SEGMENTS} segments",
+}
+_GATEWAY_PARAMS: list[Schema] = [
+    _query("format", {"enum": ["raw", "car"]}, "the response type; wins over Accept (tar, dag-json... answer 406)"),
+    _query("dag-scope", {"enum": ["block", "entity", "all"], "default": "all"}, "CAR: the blocks after the path's"),
+    _query("entity-bytes", {"type": "string", "pattern": "^-?[0-9]+:(-?[0-9]+|[*])$"}, "CAR: a byte range of a file"),
+    _query("car-version", {"const": "1"}, "CAR version (wins over Accept's version)"),
+    _query("car-order", {"enum": ["dfs", "unk"]}, "CAR block order (always answered dfs)"),
+    _query("car-dups", {"enum": ["y", "n"], "default": "n"}, "CAR: send a repeated block every time"),
+    _query("filename", {"type": "string", "minLength": 1, "maxLength": 255}, "Content-Disposition filename"),
+    {"name": "Range", "in": "header", "required": False, "schema": _STR, "description": "raw: one bytes range"},
+    {"name": "If-None-Match", "in": "header", "required": False, "schema": _STR, "description": "304 on a match"},
+    {"name": "Cache-Control", "in": "header", "required": False, "schema": _STR,
+     "description": "only-if-cached: 412 unless the root block is here, never fetched"},
+]  # fmt: skip
+
+
+def _gateway_op(operation_id: str, extra: list[Schema]) -> Schema:
+    ok = _media(
+        "a raw block (Accept or ?format=raw) or a CAR v1 stream (application/vnd.ipld.car; version=1; "
+        "order=dfs; dups=y|n); Etag, Cache-Control immutable, X-Ipfs-Path, X-Ipfs-Roots",
+        "application/vnd.ipld.raw",
+        "application/vnd.ipld.car",
+    )
+    operation = _op(
+        operation_id,
+        "IPFS trustless gateway (HEAD too): verifiable responses only, every block re-hashed before it is sent; "
+        "missing content is 404 unless the client may make the node fetch it (as for /v1/blobs)",
+        ok,
+        (400, 404, 406, 412, 416, 429, 502, 503),
+        params=[_CID_PARAM, *extra, *_GATEWAY_PARAMS],
+    )
+    operation["responses"]["206"] = _media("one byte range of a raw block", "application/vnd.ipld.raw")
+    operation["responses"]["304"] = {"description": "If-None-Match matched the Etag; no body"}
+    return operation
 
 
 def _html(description: str) -> Schema:

@@ -30,7 +30,8 @@ TOKEN = {"Authorization": "Bearer s3cret"}
 JOB = "0" * 32
 NOT_FOUND = {"/v1/jobs/{id}", "/v1/jobs/{id}/placement", "/v1/jobs/{id}/receipt", "/v1/jobs/{id}/events",
              "/v1/jobs/{id}/logs", "/v1/ledger", "/v1/ledger/claims",
-             "/v1/policies/{cid}", "/v1/groups/{id}", "/v1/agents/{ref}"}  # fmt: skip  # nothing of that id here
+             "/v1/policies/{cid}", "/v1/groups/{id}", "/v1/agents/{ref}",
+             "/ipfs/{cid}/{path}"}  # fmt: skip  # nothing of that id here; a raw block has no path
 NOT_FOUND |= {"/v1/streams/{id}", "/v1/streams/{id}/entries", "/v1/streams/{id}/tail"}  # no such stream
 STREAM = "st" + "a" * 52
 
@@ -102,7 +103,9 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
 def _url(route: str, blob: CID) -> str:
     asset = "docs.js" if route.startswith("/docs/") else "app.js"
     route = route.replace("/v1/streams/{id}", f"/v1/streams/{STREAM}")
-    return route.replace("{cid}", str(blob)).replace("{id}", JOB).replace("{asset}", asset).replace("{ref}", "no-such")
+    url = route.replace("{cid}", str(blob)).replace("{id}", JOB).replace("{asset}", asset).replace("{ref}", "no-such")
+    url = url.replace("{path}", "x")
+    return url + "?format=raw" if route.startswith("/ipfs/") else url
 
 
 def _served(route: str) -> int:
