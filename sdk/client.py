@@ -254,6 +254,7 @@ class Client:
         min_stake: int = 0,
         spot_check: float = 0.0,
         trusted: Sequence[str] = (),
+        queue_timeout: float | None = None,
     ) -> Job:
         """Submit a job; with ``wait`` return once it is done (JobFailedError if it failed).
 
@@ -269,6 +270,10 @@ class Client:
         the first of the ``trusted`` peer IDs that can run it. ``job.corroboration`` says how the
         result was corroborated (``summary``: e.g. "2 distinct operators agreed of 2 run" or
         "single executor, unverified").
+
+        When every node that could run it is full, the job waits in state ``queued`` (its
+        transitions say why) and fails only after ``queue_timeout`` seconds (None: the node's
+        ``jobs.queue_timeout_seconds``). Keep ``timeout`` above it when waiting.
         """
         job_id = os.urandom(16).hex()  # chosen here: the commitment is signed for it
         body: dict[str, Any] = {
@@ -284,6 +289,8 @@ class Client:
             body["max_price"] = max_price
         if spot_check or trusted:
             body["spot_check"], body["trusted"] = spot_check, list(trusted)
+        if queue_timeout is not None:
+            body["queue_timeout"] = queue_timeout
         commitment = None
         if pay is not None:
             commitment = await self._commitment(job_id, pay, max_price, min_stake)

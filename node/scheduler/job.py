@@ -23,6 +23,7 @@ MAX_TEXT = 4096
 MAX_REGIONS = 32
 MAX_PAYMENT = 64 << 10
 MAX_TRUSTED = 16
+MAX_QUEUE_TIMEOUT = 7 * 86400  # seconds a job may wait for capacity, at most
 _PEER_ID = re.compile(r"[1-9A-HJ-NP-Za-km-z]{1,128}")
 
 
@@ -204,6 +205,13 @@ class Checks:
         return cls(float(record["spot_check"]), tuple(record["trusted"]), bool(record["drawn"]))
 
 
+def queue_timeout_of(value: Any) -> float:
+    """A client's ``queue_timeout``: seconds the job may wait for a node with room (JobError if unusable)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_QUEUE_TIMEOUT:
+        raise JobError(f"queue_timeout must be a number of seconds above 0 and at most {MAX_QUEUE_TIMEOUT}")
+    return float(value)
+
+
 @dataclass
 class Transition:
     state: JobState
@@ -222,6 +230,7 @@ class JobRecord:
     logs: dict[str, str] = field(default_factory=dict)  # node peer ID -> the agent's (capped) output there
     checks: Checks = field(default_factory=Checks)
     corroboration: dict[str, Any] = field(default_factory=dict)  # how the result was corroborated (verify)
+    queue_timeout: float | None = None  # seconds it may wait for capacity (None: the node's default); requester only
 
     @property
     def state(self) -> JobState:
@@ -244,6 +253,7 @@ class JobRecord:
             "logs": self.logs,
             "checks": self.checks.to_record(),
             "corroboration": self.corroboration,
+            **({"queue_timeout": self.queue_timeout} if self.queue_timeout is not None else {}),
         }
 
     @classmethod
@@ -258,4 +268,5 @@ class JobRecord:
             logs=dict(record.get("logs", {})),
             checks=Checks.from_record(record["checks"]) if "checks" in record else Checks(),
             corroboration=dict(record.get("corroboration", {})),
+            queue_timeout=float(record["queue_timeout"]) if "queue_timeout" in record else None,
         )
