@@ -224,7 +224,7 @@ class JobExecution:
         if refused is not None:
             return OfferAnswer(False, f"this node {refused}", Decline.REFUSED)
         held, cores = self.occupancy, max(1, own.cpu_cores)
-        ahead = max(0, held - cores)
+        ahead = max(0, held - cores + 1)  # runs that must end before this one gets a core
         if job_id not in self._reserved and held >= cores + self.queue_slots:
             return OfferAnswer(False, f"busy, {ahead} ahead ({cores} cores, {self.queue_slots} queue places)",
                                Decline.BUSY, ahead)  # fmt: skip

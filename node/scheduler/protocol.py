@@ -171,8 +171,8 @@ class Decline(StrEnum):
 
 @dataclass(frozen=True)
 class OfferAnswer:
-    """An executor's yes or no. ``ahead``: runs that wait in its queue before this one would
-    start (accepted: where this job goes; declined busy: how many wait already)."""
+    """An executor's yes or no. ``ahead``: runs that must end there before this one would get a
+    core (accepted: 0 means it starts at once; declined busy: how long its queue is)."""
 
     OP: ClassVar[str] = "offer_answer"
     accepted: bool
