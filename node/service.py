@@ -48,7 +48,7 @@ log = logging.getLogger("mycelnet.node")
 API_VERSION = "v1"
 RUNTIMES = ("wasm", "python")
 STATE_FILE = "node.json"
-ANNOUNCE_GAP = 0.5  # seconds between two announcements at least: gossip rate-limits each peer, and a
+ANNOUNCE_GAP = 1.0  # seconds between two announcements at least: gossip rate-limits each peer, and a
 # 5-node mesh slows down past ~30 messages/s in all
 JOINING_SECONDS = 60.0  # after start, connected peers are checked often so the network converges quickly...
 PEER_CHECK_JOINING = 0.5

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -97,6 +98,7 @@ class JobService:
         self.events = JobEvents()
         self.capacity = CapacitySignal()
         self._waiting: dict[str, None] = {}  # job ids waiting for capacity, in arrival order
+        self._settled: dict[str, float] = {}  # peer -> when (unix time) a run of ours there last ended
 
     # -- API ---------------------------------------------------------------------------
     def submit(
@@ -285,7 +287,7 @@ class JobService:
         """Candidates with their load as it is now: the latest announcement of each, this node's
         own count, and never fewer jobs than this requester has in flight there (an announcement
         may predate them)."""
-        latest = {record.peer_id: record.announcement for record in self.peers.alive()}
+        latest = {record.peer_id: record for record in self.peers.alive()}
         in_flight: dict[str, int] = {}
         for peers in self._executing.values():
             for peer in peers:
@@ -296,8 +298,12 @@ class JobService:
             if candidate.peer_id == own.peer_id:
                 running, queue = own.running_jobs, own.queue_slots
             elif candidate.peer_id in latest:
-                announced = from_announcement(candidate.peer_id, latest[candidate.peer_id])
+                record = latest[candidate.peer_id]
+                announced = from_announcement(candidate.peer_id, record.announcement)
                 running, queue = announced.running_jobs, announced.queue_slots
+                if self._settled.get(candidate.peer_id, 0.0) > record.last_seen:
+                    running = 0  # a run of ours ended there since: its count is out of date, ask it
+
             else:
                 running, queue = candidate.running_jobs, candidate.queue_slots
             running = max(running, in_flight.get(candidate.peer_id, 0))
@@ -340,6 +346,9 @@ class JobService:
             )
         finally:
             self._executing.get(job.job_id, set()).difference_update(peers)
+            now = time.time()
+            self._settled.update(dict.fromkeys(peers, now))
+            self.wake()  # those nodes have room again, as far as this node's own jobs go
 
     async def _spot_check(self, job: JobRecord, run: _Run) -> dict[str, Any]:
         """Re-run the job on the first trusted node that can (one that already ran it counts),
