@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,10 @@ from node.scheduler import protocol
 from node.scheduler.job import JobError, JobSpec, JobState, queue_timeout_of
 from node.scheduler.jobstore import new_job_id
 from node.scheduler.protocol import Decline, Offer, OfferAnswer, ProtocolError
+from tests.node.apinode import api_node
 from tests.node.scheduler.harness import build
+
+__all__ = ["api_node"]  # the fixture, used by name
 
 
 def _answer(data: bytes) -> OfferAnswer:
@@ -89,3 +93,15 @@ def test_queue_timeout_is_range_checked() -> None:
     for bad in (0, -1, True, "10", 1e9):
         with pytest.raises(JobError):
             queue_timeout_of(bad)
+
+
+async def test_the_api_takes_queue_timeout_and_refuses_a_bad_one(api_node: Any) -> None:
+    client, _node, cluster = api_node
+    body = {"agent": str(cluster.agent), "args": ["0"]}
+    for bad in (0, -5, "soon", True, 1e9):
+        response = await client.post("/v1/jobs", json={**body, "queue_timeout": bad})
+        assert response.status == 400 and (await response.json())["error"] == "bad_job", bad
+    response = await client.post("/v1/jobs", json={**body, "queue_timeout": 30})
+    assert response.status == 201
+    job = cluster.jobs.get((await response.json())["job_id"])
+    assert job is not None and job.queue_timeout == 30.0
