@@ -9,6 +9,11 @@
    "ship the data to the requester" design would move (the dataset itself).
 
 Usage: python bench/jobs.py [--jobs 100]
+
+Load mode: ``--in-flight N`` keeps N jobs in flight on 3 nodes (submitted to one of them)
+until ``--jobs`` have finished, and prints failures, jobs/s and submit->done p50/p99. Jobs
+beyond the nodes' slots and queues wait ``queued`` on the requester instead of failing.
+Example: python bench/jobs.py --in-flight 32 --jobs 600
 """
 
 from __future__ import annotations
@@ -59,6 +64,47 @@ def _run_job(api: str, body: dict[str, object]) -> float:
         time.sleep(0.002)
 
 
+def _settle(api: str, body: dict[str, object]) -> tuple[float, str, str]:
+    """(submit -> final seconds, final state, last reason) of one job; never raises on a failed job."""
+    started = time.perf_counter()
+    job_id = _post(f"{api}/v1/jobs", body)["job_id"]
+    while True:
+        job = http_json(f"{api}/v1/jobs/{job_id}")
+        if job["state"] in ("done", "failed", "cancelled"):
+            return time.perf_counter() - started, str(job["state"]), str(job["transitions"][-1]["reason"])
+        time.sleep(0.02)
+
+
+def load(count: int, in_flight: int) -> None:
+    """Keep ``in_flight`` jobs going on a 3-node cluster until ``count`` have finished."""
+    work = Path(tempfile.mkdtemp(prefix="mycel-jobs-load-"))
+    try:
+        nodes = cluster_up(3, work / "cluster", regions=["eu", "eu", "eu"])
+        try:
+            requester = nodes[0]
+            agent = _pack_on(requester.data_dir)
+            tiny = _post(f"{nodes[1].api_url}/v1/blobs", b"x", "application/octet-stream")["cid"]
+            body = {"agent": agent, "inputs": {"in": tiny}}
+            _settle(requester.api_url, body)  # warm-up: agent fetched, module compiled
+            started = time.perf_counter()
+            with ThreadPoolExecutor(in_flight) as pool:
+                outcomes = list(pool.map(lambda _: _settle(requester.api_url, body), range(count)))
+            elapsed = time.perf_counter() - started
+        finally:
+            cluster_down(work / "cluster")
+        latencies = sorted(seconds for seconds, _, _ in outcomes)
+        failed = [reason for _, state, reason in outcomes if state != "done"]
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        print(f"load: {count} trivial wasm jobs, {in_flight} in flight, 3 nodes, submitted to one")
+        print(f"  failures: {len(failed)} of {count}")
+        for reason in sorted(set(failed))[:5]:
+            print(f"    {reason[:200]}")
+        print(f"  throughput: {count / elapsed:.1f} jobs/s over {elapsed:.1f} s")
+        print(f"  submit -> final: p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def _metric(api: str, name: str) -> float:
     with urllib.request.urlopen(f"{api}/metrics", timeout=10) as response:
         for line in response.read().decode().splitlines():
@@ -75,7 +121,12 @@ def _pack_on(data_dir: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=100)
-    count = parser.parse_args().jobs
+    parser.add_argument("--in-flight", type=int, default=0, help="load mode: jobs kept in flight (e.g. 32)")
+    options = parser.parse_args()
+    count = options.jobs
+    if options.in_flight:
+        load(count, options.in_flight)
+        return
     work = Path(tempfile.mkdtemp(prefix="mycel-jobs-bench-"))
     try:
         # in-process baseline: the executor alone, same agent, same tiny input

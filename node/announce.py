@@ -78,7 +78,12 @@ SCHEMA: dict[str, _Field] = {
     "region": _Str(64, r"[^\x00-\x1f\x7f]*"),
     "runtimes": _List(_Str(32, r"[a-z0-9._-]+"), 16),
     "capacity": _Map(
-        {"cpu_cores": _Int(1, 1 << 20), "memory_mib": _Int(0, 1 << 40), "gpus": _Int(0, 1 << 16)},
+        {
+            "cpu_cores": _Int(1, 1 << 20),
+            "memory_mib": _Int(0, 1 << 40),
+            "gpus": _Int(0, 1 << 16),
+            "queue": _Int(0, 1 << 20),
+        },
         frozenset({"cpu_cores"}),
     ),
     "load": _Map({"running_jobs": _Int(0, 1 << 20)}, frozenset({"running_jobs"})),

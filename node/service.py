@@ -57,6 +57,11 @@ API_VERSION = "v1"
 RUNTIMES = ("wasm", "python")
 STATE_FILE = "node.json"
 HEADS_MIN_INTERVAL = 2.0  # seconds between announcements sent only because a stream head moved
+ANNOUNCE_GAP = 1.0  # seconds between two announcements at least: gossip rate-limits each peer, and a
+# 5-node mesh slows down past ~30 messages/s in all
+JOINING_SECONDS = 60.0  # after start, connected peers are checked often so the network converges quickly...
+PEER_CHECK_JOINING = 0.5
+PEER_CHECK = 1.0  # ...then once a second: a peer that (re)connects hears from this node within about that
 
 
 def package_version() -> str:
@@ -120,6 +125,7 @@ class NodeService:
         self._tasks: list[asyncio.Task[None]] = []
         self._provides: set[asyncio.Task[None]] = set()
         self._seq = 0
+        self._announce_soon = asyncio.Event()
         self.sandbox_layers: dict[str, str] = {}
         self.api_url = ""
         host, _ = config.api_host_port
@@ -148,7 +154,9 @@ class NodeService:
             Ceilings.from_capacity(self.config.raw["capacity"]),
             leases=self.config.lease_policy,
             privacy=RunGate(self.privacy, self.identity.peer_id, lambda: self.config.region),
+            queue_slots=int(self.config.get("capacity", "queue_jobs")),
         )
+        self.execution.on_change = self._load_changed
         self.job_service = JobService(
             self.jobs,
             self.network,
@@ -159,6 +167,7 @@ class NodeService:
             self.settlement.is_bound if self.settlement else None,
             metrics=self.metrics,
             reputation=self.reputation_policy,
+            queue_timeout=float(self.config.get("jobs", "queue_timeout_seconds")),
         )
         if self.settlement is not None:
             self.job_service.decider.stake_of = self.settlement.stake_of
@@ -247,7 +256,8 @@ class NodeService:
             region=self.config.region,
             runtimes=RUNTIMES,
             cpu_cores=self.cpu_cores,
-            running_jobs=self.execution.running if self.execution else 0,
+            running_jobs=self.execution.occupancy if self.execution else 0,
+            queue_slots=self.execution.queue_slots if self.execution else 0,
             gpus=int(capacity["gpus"]),
             price=int(capacity["price_per_cpu_second"]),
             chain_address=self.settlement.address if self.settlement else "",
@@ -299,6 +309,15 @@ class NodeService:
         except announce.AnnouncementError:
             return
         self.peers.update(payload)
+        if self.job_service is not None:  # its load may have room now: queued jobs look again
+            self.job_service.wake()
+
+    def _load_changed(self) -> None:
+        """A run started, ended or reserved its place: say so at once (others' queued jobs wait
+        on it), and let this node's queued jobs look again."""
+        self._announce_soon.set()
+        if self.job_service is not None:
+            self.job_service.wake()
 
     def _announcement(self, addrs: list[str]) -> bytes:
         self._seq = max(self._seq + 1, time.time_ns() // 1_000_000)
@@ -315,23 +334,34 @@ class NodeService:
         return announce.sign(self.identity, payload)
 
     async def _announce_loop(self) -> None:
+        """Announce at start, when the load or the set of connected peers changes, and as a slow
+        heartbeat. Load changes coalesce (at most one announcement per ANNOUNCE_GAP: gossip
+        drops a peer's messages past a rate); the connected peers are checked twice a second
+        while the node joins the network, then once a second (one cheap call across the bridge)."""
         interval = float(self.config.get("node", "announce_interval"))
-        last_peers = -1
+        started = time.monotonic()
+        last_peers: frozenset[str] | None = None
         last_heads: dict[str, Any] = {}
         next_due = last_sent = 0.0
         while True:
-            peers = len(await self.network.peers())
+            peers = frozenset(await self.network.peers())  # the set: a swap of one peer for another counts
             now = time.monotonic()
             heads = self.streams.heads()
             moved = heads != last_heads and now - last_sent >= HEADS_MIN_INTERVAL  # a stream grew: say so, rate-bound
-            if now >= next_due or peers != last_peers or moved:  # at start, on change, and periodically
+            if now >= next_due or peers != last_peers or moved or self._announce_soon.is_set():
+                self._announce_soon.clear()
                 try:
                     await self.network.publish(announce.TOPIC, self._announcement(await self.network.addrs()))
                     next_due = now + interval
                     last_peers, last_heads, last_sent = peers, heads, now
                 except Exception as exc:
                     log.warning("announcement failed: %s", exc)
-            await asyncio.sleep(0.5)
+                await asyncio.sleep(ANNOUNCE_GAP)
+            joining = time.monotonic() - started < JOINING_SECONDS
+            check = PEER_CHECK_JOINING if joining else PEER_CHECK
+            wait = max(0.0, min(check, next_due - time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._announce_soon.wait(), wait)
 
     def _write_state(self) -> None:
         state = {"pid": os.getpid(), "peer_id": self.identity.peer_id, "api_url": self.api_url}

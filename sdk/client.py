@@ -392,6 +392,7 @@ class Client:
         trusted: Sequence[str] = (),
         client_key: Keypair | None = None,
         grants: Mapping[str, Sequence[bytes]] | None = None,
+        queue_timeout: float | None = None,
     ) -> Job:
         """Submit a job; with ``wait`` return once it is done (JobFailedError if it failed).
 
@@ -414,6 +415,10 @@ class Client:
         inputs and args, sent through this node), and ``grants`` maps a dataset CID to the
         grant chain (:meth:`sdk.keys.Keypair.grant`) the client holds for it, if the dataset's
         policy does not list the client itself.
+
+        When every node that could run it is full, the job waits in state ``queued`` (its
+        transitions say why) and fails only after ``queue_timeout`` seconds (None: the node's
+        ``jobs.queue_timeout_seconds``). Keep ``timeout`` above it when waiting.
         """
         job_id = os.urandom(16).hex()  # chosen here: the commitment is signed for it
         agent_id = await self.resolve_agent(agent)
@@ -434,6 +439,8 @@ class Client:
             body["spot_check"], body["trusted"] = spot_check, list(trusted)
         if client_key is not None:
             body["access"] = await self._access(client_key, body, grants or {})
+        if queue_timeout is not None:
+            body["queue_timeout"] = queue_timeout
         commitment = None
         if pay is not None:
             commitment = await self._commitment(job_id, pay, max_price, min_stake)

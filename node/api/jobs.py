@@ -15,7 +15,7 @@ from node.api.errors import SERVICE_KEY, ApiError
 from node.api.groups import get_group, group_of, post_group
 from node.scheduler.events import Event
 from node.scheduler.group import group_json, group_placement
-from node.scheduler.job import Checks, JobError, JobRecord, JobSpec, JobState
+from node.scheduler.job import Checks, JobError, JobRecord, JobSpec, JobState, queue_timeout_of
 from node.scheduler.jobstore import is_job_id
 from storage import dagcbor
 from storage.cid import CID
@@ -28,7 +28,7 @@ _SPEC_FIELDS = {
     "access",
 }  # fmt: skip
 _CHECK_FIELDS = {"spot_check", "trusted"}  # the requester's own checks: never sent to executors
-_SUBMIT_FIELDS = _SPEC_FIELDS | _CHECK_FIELDS | {"job_id"}
+_SUBMIT_FIELDS = _SPEC_FIELDS | _CHECK_FIELDS | {"job_id", "queue_timeout"}  # queue_timeout: requester only
 
 
 def routes() -> list[web.RouteDef]:
@@ -134,6 +134,12 @@ async def post_job(request: web.Request) -> web.Response:
     assert service.job_service is not None
     spec = spec_from_json(body)
     checks = checks_from_json(body)
+    queue_timeout = None
+    if body.get("queue_timeout") is not None:
+        try:
+            queue_timeout = queue_timeout_of(body["queue_timeout"])
+        except JobError as exc:
+            raise ApiError(400, "bad_job", str(exc)) from None
     job_id = body.get("job_id")
     if job_id is not None:
         if not isinstance(job_id, str) or not is_job_id(job_id):
@@ -147,7 +153,7 @@ async def post_job(request: web.Request) -> web.Response:
             commitment_of(spec.payment, job_id)
         except AuthorizationError as exc:
             raise ApiError(400, "bad_payment", str(exc)) from None
-    job = service.job_service.submit(spec, job_id, checks)
+    job = service.job_service.submit(spec, job_id, checks, queue_timeout=queue_timeout)
     return web.json_response({"job_id": job.job_id, "state": job.state.value}, status=201)
 
 

@@ -13,7 +13,16 @@ from typing import Any
 
 from agents.manifest import _LIMIT_CAPS  # the caps check_limits enforces on a job's limit overrides
 from node.api.guards import MAX_JSON_BYTES, MAX_JSON_DEPTH
-from node.scheduler.job import MAX_ARGS, MAX_INPUTS, MAX_PAYMENT, MAX_REGIONS, MAX_TEXT, MAX_TRUSTED, JobState
+from node.scheduler.job import (
+    MAX_ARGS,
+    MAX_INPUTS,
+    MAX_PAYMENT,
+    MAX_QUEUE_TIMEOUT,
+    MAX_REGIONS,
+    MAX_TEXT,
+    MAX_TRUSTED,
+    JobState,
+)
 from node.scheduler.jobstore import MAX_PAGE
 from storage.dagscope import MAX_PATH_SEGMENTS
 
@@ -103,6 +112,13 @@ SCHEMAS: dict[str, Schema] = {
                     "type": "string",
                     "pattern": "^([0-9a-fA-F]{2})*$",
                     "description": "hex of the client's signed access proof for private inputs (the SDK makes it)",
+                },
+                "queue_timeout": {
+                    "type": ["number", "null"],
+                    "exclusiveMinimum": 0,
+                    "maximum": MAX_QUEUE_TIMEOUT,
+                    "description": "seconds the job may wait in state queued for a node with room before it "
+                    "fails (null: the node's jobs.queue_timeout_seconds)",
                 },
                 "job_id": {
                     "oneOf": [_ref("JobId"), {"type": "null"}],
@@ -382,7 +398,13 @@ SCHEMAS: dict[str, Schema] = {
             "region": _STR,
             "runtimes": _STRINGS,
             "capacity": _obj(
-                {"cpu_cores": {"type": "integer", "minimum": 1}, "memory_mib": _INT, "gpus": _INT}, ["cpu_cores"]
+                {
+                    "cpu_cores": {"type": "integer", "minimum": 1},
+                    "memory_mib": _INT,
+                    "gpus": _INT,
+                    "queue": {**_INT, "description": "jobs it lets wait for a free core, beyond one per core"},
+                },
+                ["cpu_cores"],
             ),
             "load": _obj({"running_jobs": {"type": "integer", "minimum": 0}}),
             "price": {"type": "integer", "minimum": 0},

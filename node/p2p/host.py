@@ -240,7 +240,12 @@ class Libp2pHost:
             self.bridge.post_to_asyncio(_spawn, handler(origin, bytes(message.data)))
 
     async def _bootstrap_loop(self) -> None:
-        """Dial bootstrap peers, and re-dial any that drop (e.g. restarted)."""
+        """Dial bootstrap peers, and re-dial any that drop (e.g. restarted).
+
+        The routing table gets the connected peers only when that set changed: the DHT keeps
+        its table on its own schedule, and an idle, converged node does no DHT work here.
+        """
+        known: set[str] = set()
         while True:
             connected = set(self.connected_peers())
             for address in self.settings.bootstrap:
@@ -250,7 +255,10 @@ class Libp2pHost:
                     await self.connect(address)
                 except Exception as exc:
                     log.debug("bootstrap %s not reachable yet: %s", address, exc)
-            await self._refresh_routing_table()
+            connected = set(self.connected_peers())
+            if connected != known:
+                await self._refresh_routing_table()
+                known = connected
             await anyio.sleep(BOOTSTRAP_RETRY)
 
 

@@ -22,7 +22,7 @@ class Candidate:
     region: str
     runtimes: tuple[str, ...]
     cpu_cores: int
-    running_jobs: int = 0
+    running_jobs: int = 0  # jobs it holds: running, waiting in its queue, or just accepted
     gpus: int = 0
     price: int = 0  # per CPU-second, in wei
     held_bytes: int = 0  # bytes of this job's inputs the node already stores
@@ -35,11 +35,17 @@ class Candidate:
     operator: str = ""  # the operator whose signed delegation it announces (empty: its own operator)
     operator_sig: bytes = b""  # that delegation's signature (checked when the announcement arrived)
     standing: Standing = NEUTRAL  # what this node observed of it (node/scheduler/reputation.py), never announced
+    queue_slots: int = 0  # jobs it accepts to wait for a free core, beyond one running per core
 
     @property
     def mismatches(self) -> int:
         """Its results this node recorded as disagreeing (see verify.judge)."""
         return self.standing.mismatches
+
+    @property
+    def free_slots(self) -> int:
+        """Jobs it could take now, running or queued (0: full, it would decline as busy)."""
+        return max(0, self.cpu_cores + self.queue_slots - self.running_jobs)
 
     @property
     def operator_id(self) -> str:
@@ -100,6 +106,7 @@ def from_announcement(peer_id: str, announcement: Mapping[str, Any]) -> Candidat
         price=_int(announcement.get("price"), 0),
         chain_address=address if isinstance(address, str) else "",
         memory_mib=_int(capacity.get("memory_mib"), 0),
+        queue_slots=_int(capacity.get("queue"), 0),
         operator=operator,
         operator_sig=operator_sig,
         env=env if isinstance(env, str) else "",
@@ -116,6 +123,8 @@ def to_announcement(candidate: Candidate) -> dict[str, Any]:
         "load": {"running_jobs": candidate.running_jobs},
         "price": candidate.price,
     }
+    if candidate.queue_slots:
+        fields["capacity"]["queue"] = candidate.queue_slots
     if candidate.chain_address:
         fields["chain_address"] = candidate.chain_address
     if candidate.operator:

@@ -49,7 +49,8 @@ class DispatchPolicy:
 
     The run timeout is the job's effective wall-clock limit plus ``run_grace`` (fetching
     inputs, staging, the receipt), so a job that raises its wall-clock limit is waited for,
-    not failed over as dead.
+    not failed over as dead; a run accepted into the executor's queue gets that limit once
+    more per run ahead of it.
     """
 
     offer_timeout: float = 10.0
@@ -57,8 +58,10 @@ class DispatchPolicy:
     cancel_timeout: float = 5.0
     max_attempts: int = 16  # nodes tried for one job, all rounds together
 
-    def run_timeout(self, limits: Limits) -> float:
-        return limits.wall_seconds + self.run_grace
+    def run_timeout(self, limits: Limits, ahead: int = 0) -> float:
+        """``ahead``: runs the executor said wait before this one; each is taken to last as long
+        as this job may (the requester knows no other job's limits), so a queued run is waited for."""
+        return limits.wall_seconds * (1 + ahead) + self.run_grace
 
     def verdict(self, outcome: Outcome) -> Verdict:
         """A ``cancelled`` answer fails over too: a client's cancel ends the job before any
@@ -79,6 +82,7 @@ class Attempt:
     result: CID | None = None
     receipt: bytes | None = None
     logs: bytes = b""
+    busy: bool = False  # declined as busy (its cores and queue are full): ask again later, not a failure
 
 
 class Dispatcher:
@@ -89,28 +93,30 @@ class Dispatcher:
 
     async def attempt(self, job_id: str, peer: str, spec: JobSpec, limits: Limits) -> Attempt:
         try:
-            answer = await self._offer_and_run(job_id, peer, spec, limits)
+            offered, answer = await self._offer_and_run(job_id, peer, spec, limits)
         except NetworkError as exc:
             return Attempt(peer, Outcome.node_error(f"unreachable or died mid-run ({exc})"))
         except ProtocolError as exc:
             return Attempt(peer, Outcome.node_error(f"answered with a malformed message ({exc})"))
-        return Attempt(peer, answer.outcome, answer.result, answer.receipt, answer.logs)
+        return Attempt(peer, answer.outcome, answer.result, answer.receipt, answer.logs, offered.busy)
 
-    async def _offer_and_run(self, job_id: str, peer: str, spec: JobSpec, limits: Limits) -> RunAnswer:
+    async def _offer_and_run(
+        self, job_id: str, peer: str, spec: JobSpec, limits: Limits
+    ) -> tuple[OfferAnswer, RunAnswer]:
         offer = Offer(job_id, spec)
         run = Run(job_id, spec, (self.network.peer_id,))
         if peer == self.network.peer_id:
             accepted = self.local.offer(peer, offer)
             if not accepted.accepted:
-                return RunAnswer(Outcome.declined(accepted.reason))
-            return await self.local.run(peer, run)
+                return accepted, RunAnswer(Outcome.declined(accepted.reason))
+            return accepted, await self.local.run(peer, run)
         frames = await self.network.request(peer, PROTOCOL, protocol.encode(offer), timeout=self.policy.offer_timeout)
         answer = protocol.decode_answer(frames, OfferAnswer)
         if not answer.accepted:
-            return RunAnswer(Outcome.declined(answer.reason))
-        timeout = self.policy.run_timeout(limits)
+            return answer, RunAnswer(Outcome.declined(answer.reason))
+        timeout = self.policy.run_timeout(limits, answer.ahead)
         frames = await self.network.request(peer, PROTOCOL, protocol.encode(run), timeout=timeout)
-        return protocol.decode_answer(frames, RunAnswer)
+        return answer, protocol.decode_answer(frames, RunAnswer)
 
     async def cancel(self, job_id: str, peers: set[str]) -> dict[str, CancelAnswer]:
         """Ask every node running the job to stop it; unreachable ones are logged and skipped."""

@@ -7,6 +7,13 @@ this module only drives a job through them and records every state change, throu
 resumes unfinished jobs (executors answer a repeated job id with the first run's result
 instead of running it twice).
 
+A job no node can take right now (every fitting node full, by its announcement or by its
+typed ``busy`` answer) waits: it goes back to ``queued``, with the reason and its place
+among this node's waiting jobs, and is placed again as soon as capacity appears (a peer's
+announcement, sent on every change of its load, or a slot freeing on this node wakes it).
+It fails only once it has waited its ``queue_timeout``. A job that no node could ever take
+(no runtime, wrong region, price) fails at once, as before.
+
 Cancelling (``DELETE /v1/jobs/{id}``) ends the job ``cancelled`` at once and sends the
 protocol's cancel to every node running it; they stop the sandbox. A cancelled run
 claims nothing; a run that had already finished with a receipt is claimed as usual
@@ -31,7 +38,7 @@ from node.announce import PeerTable
 from node.exchange import BlockExchange
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
-from node.scheduler.candidates import Candidate
+from node.scheduler.candidates import Candidate, from_announcement
 from node.scheduler.decide import Decider, Plan
 from node.scheduler.dispatch import Attempt, Dispatcher, DispatchPolicy, Verdict
 from node.scheduler.events import JobEvents
@@ -46,6 +53,23 @@ from node.scheduler.verify import Evidence, Judgement, Referee, Verified, check_
 log = logging.getLogger("mycelnet.jobs")
 
 RESUME_WAIT = 20.0  # after a restart: time for the nodes chosen before it to be heard from again
+QUEUE_TIMEOUT = 600.0  # seconds a job waits for capacity unless it says otherwise (config: jobs.queue_timeout_seconds)
+QUEUE_RECHECK = 5.0  # a queued job looks again this often even if no change was heard (a lost announcement)
+
+
+class CapacitySignal:
+    """Wakes every queued job when capacity may have appeared; costs nothing while none waits."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
 
 
 class JobService:
@@ -62,8 +86,10 @@ class JobService:
         metrics: Metrics | None = None,
         reputation: ReputationPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        queue_timeout: float = QUEUE_TIMEOUT,
     ) -> None:
         self.jobs = jobs
+        self.queue_timeout = queue_timeout
         self.metrics = metrics
         self.network = network
         self.exchange = exchange
@@ -79,6 +105,9 @@ class JobService:
         self.events = JobEvents()
         self._finished: dict[str, list[asyncio.Future[JobRecord]]] = {}  # job id -> waiters for its end
         self.groups = GroupService(self)
+        self.capacity = CapacitySignal()
+        self._waiting: dict[str, None] = {}  # job ids waiting for capacity, in arrival order
+        self._settled: dict[str, float] = {}  # peer -> when (unix time) a run of ours there last ended
 
     # -- API ---------------------------------------------------------------------------
     def submit(
@@ -89,14 +118,20 @@ class JobService:
         *,
         at_holders_of: str = "",
         group: str = "",
+        queue_timeout: float | None = None,
     ) -> JobRecord:
         """Start a job; ``at_holders_of`` (an input name) restricts it to that input's holders
         and ``group`` names the group job it is a run of (both kept by this node only)."""
         job = JobRecord(job_id or new_job_id(), spec, checks=checks or Checks(), at_holders_of=at_holders_of,
-                        group=group)  # fmt: skip
+                        group=group, queue_timeout=queue_timeout)  # fmt: skip
         self._move(job, JobState.QUEUED, "submitted")
         self._start(job)
         return job
+
+    def wake(self) -> None:
+        """Capacity may have appeared (a peer re-announced, a local slot freed): queued jobs look again."""
+        if self._waiting:
+            self.capacity.notify()
 
     def resume_unfinished(self) -> int:
         unfinished = self.jobs.unfinished()
@@ -175,6 +210,8 @@ class JobService:
             log.exception("job %s", job.job_id)
             if not job.state.final:
                 self._move(job, JobState.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            self._waiting.pop(job.job_id, None)
 
     async def _await_previous_nodes(self, job: JobRecord, timeout: float = RESUME_WAIT) -> None:
         """After a restart, give the nodes chosen before it time to be heard from again, so the
@@ -231,7 +268,8 @@ class JobService:
         verified result (True), or say in the job why not (False)."""
         spec = job.spec
         while len(run.results) < spec.redundancy:
-            decision = decide(run.plan.candidates, run.plan.context.excluding(run.excluded), spec.redundancy)
+            candidates = self._with_load(run.plan.candidates)
+            decision = decide(candidates, run.plan.context.excluding(run.excluded | set(run.busy)), spec.redundancy)
             job.placement = decision.reasons
             self.jobs.save(job)
             taken = {decision.operators.get(peer, peer) for peer in run.results}
@@ -247,16 +285,28 @@ class JobService:
                 run.refusals["policy"] = f"gave up after {self.policy.max_attempts} nodes"
             if not pending:
                 why = decision.explanation + "".join(f"; {p}: {reason}" for p, reason in sorted(run.refusals.items()))
+                why += "".join(f"; {p}: {reason}" for p, reason in sorted(run.busy.items()))
                 if run.results:
                     why = f"only {len(run.results)} of {spec.redundancy} distinct operators could run it: {why}"
+                if "policy" not in run.refusals and self._only_busy(run, candidates):
+                    if await self._wait_for_capacity(job, run, why):
+                        continue
+                    why = f"no node had room within the queue timeout of {self._timeout_of(job):g} s: {why}"
                 self._finish_failed(job, run, why)
                 return False
+            if job.state is JobState.QUEUED:
+                self._waiting.pop(job.job_id, None)
+                self._move(job, JobState.PLACING, "capacity appeared")
             self._move(job, JobState.RUNNING, f"dispatched to {', '.join(pending)}")
             for attempt, elapsed in await self._dispatch(job, pending, run.plan.limits):
                 checked = self._checked(job, attempt)
                 await self._observe(run, self._events(job, checked, elapsed, run.plan.limits))
                 if isinstance(checked, Verified):
                     run.results[checked.peer] = checked
+                    continue
+                if checked.busy:  # full now, not broken: asked again once capacity appears
+                    run.busy[checked.peer] = checked.outcome.label
+                    self._move(job, JobState.PLACING, f"{checked.peer} {checked.outcome.label}; trying another node")
                     continue
                 verdict = self.policy.verdict(checked.outcome)
                 if verdict is Verdict.FAIL_JOB:  # the agent itself failed: another node would fail the same way
@@ -267,6 +317,64 @@ class JobService:
                 log.info("job %s: %s %s; failing over", job.job_id, checked.peer, checked.outcome.label)
                 why = f"{checked.peer} {checked.outcome.label}; failing over to the next node"
                 self._move(job, JobState.PLACING, why)
+        return True
+
+    def _timeout_of(self, job: JobRecord) -> float:
+        return job.queue_timeout if job.queue_timeout is not None else self.queue_timeout
+
+    def _with_load(self, candidates: list[Candidate]) -> list[Candidate]:
+        """Candidates with their load as it is now: the latest announcement of each, this node's
+        own count, and never fewer jobs than this requester has in flight there (an announcement
+        may predate them)."""
+        latest = {record.peer_id: record for record in self.peers.alive()}
+        in_flight: dict[str, int] = {}
+        for peers in self._executing.values():
+            for peer in peers:
+                in_flight[peer] = in_flight.get(peer, 0) + 1
+        own = self.decider.own()
+        fresh = []
+        for candidate in candidates:
+            if candidate.peer_id == own.peer_id:
+                running, queue = own.running_jobs, own.queue_slots
+            elif candidate.peer_id in latest:
+                record = latest[candidate.peer_id]
+                announced = from_announcement(candidate.peer_id, record.announcement)
+                running, queue = announced.running_jobs, announced.queue_slots
+                if self._settled.get(candidate.peer_id, 0.0) > record.last_seen:
+                    running = 0  # a run of ours ended there since: its count is out of date, ask it
+
+            else:
+                running, queue = candidate.running_jobs, candidate.queue_slots
+            running = max(running, in_flight.get(candidate.peer_id, 0))
+            fresh.append(replace(candidate, running_jobs=running, queue_slots=queue))
+        return fresh
+
+    def _only_busy(self, run: _Run, candidates: list[Candidate]) -> bool:
+        """Is capacity all the job lacks? Some node it could run on is full now (declined busy, or
+        announced full), so waiting can help; a job no node could ever take fails instead."""
+        if run.busy:
+            return True
+        context = run.plan.context.excluding(run.excluded)
+        return any(
+            refusal(candidate, context) is not None and refusal(replace(candidate, running_jobs=0), context) is None
+            for candidate in candidates
+        )
+
+    async def _wait_for_capacity(self, job: JobRecord, run: _Run, why: str) -> bool:
+        """Keep the job ``queued`` (saying why, and its place) until capacity may have appeared:
+        True to place it again, False once it has waited its queue timeout."""
+        loop = asyncio.get_running_loop()
+        if run.queue_deadline is None:
+            run.queue_deadline = loop.time() + self._timeout_of(job)
+        remaining = run.queue_deadline - loop.time()
+        if remaining <= 0:
+            return False
+        self._waiting.setdefault(job.job_id, None)  # its place is kept until it leaves the queue (_drive)
+        if job.state is not JobState.QUEUED:
+            place = list(self._waiting).index(job.job_id) + 1
+            self._move(job, JobState.QUEUED, f"waiting for capacity, place {place} of {len(self._waiting)}: {why}")
+        await self.capacity.wait(min(remaining, QUEUE_RECHECK))
+        run.busy.clear()  # ask them again: what they said is out of date now
         return True
 
     async def _dispatch(self, job: JobRecord, peers: list[str], limits: Limits) -> list[tuple[Attempt, float]]:
@@ -282,6 +390,9 @@ class JobService:
             return list(await asyncio.gather(*(timed(peer) for peer in peers)))
         finally:
             self._executing.get(job.job_id, set()).difference_update(peers)
+            now = time.time()
+            self._settled.update(dict.fromkeys(peers, now))
+            self.wake()  # those nodes have room again, as far as this node's own jobs go
 
     def _events(
         self, job: JobRecord, checked: Verified | Attempt, elapsed: float, limits: Limits
@@ -387,6 +498,8 @@ class _Run:
         self.excluded: set[str] = set()
         self.refusals: dict[str, str] = {}  # peer -> why it did not run the job (shown if all fail)
         self.disagreed: dict[str, str] = {}  # peer -> the result it returned that was judged wrong
+        self.busy: dict[str, str] = {}  # peer -> its busy answer: skipped until capacity may have appeared
+        self.queue_deadline: float | None = None  # loop time after which waiting for capacity fails the job
 
     def learn(self, seen: list[Observation]) -> None:
         """What this run observed counts from its next decision on (a liar is not asked again)."""

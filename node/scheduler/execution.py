@@ -12,6 +12,12 @@ Messages are the typed ones of :mod:`node.scheduler.protocol`. The trust rules:
   which stream handlers await shielded. A stream closing (the requester restarting, a
   timeout) does not stop the run; a re-sent run joins the same task; a job id that has
   run is answered from its remembered answer, never run twice.
+- Capacity: one run per core holds a slot; up to ``queue_slots`` more accepted runs wait
+  here, in order, for one. An accepted offer reserves its place until its run arrives (or
+  for ``RESERVE_TTL``), so offers racing in at once cannot overfill the node. Past that the
+  offer is declined as typed ``busy`` with how many wait ahead; the requester keeps the job
+  queued. Every change of load calls ``on_change`` (the node re-announces, local waiting
+  jobs retry), so capacity that frees up is known at once, not at the next heartbeat.
 - A cancel from the peer whose offer was accepted sets the run's cancel event, and the
   runtime stops the sandbox; the run then answers with a ``cancelled`` outcome.
 
@@ -56,6 +62,7 @@ from node.scheduler.placement import refusal
 from node.scheduler.protocol import (
     Cancel,
     CancelAnswer,
+    Decline,
     Offer,
     OfferAnswer,
     ProtocolError,
@@ -76,6 +83,7 @@ PERSISTED_LOG = 4 << 10  # the tail kept with a remembered answer (the requester
 OFFER_TTL = 120.0  # seconds an accepted offer stays good for its run
 OFFER_TABLE_SIZE = 4096  # accepted offers remembered at once; the oldest go first
 OFFERS_PER_PEER = 256  # one peer's flood of offers evicts its own oldest, not everyone else's
+RESERVE_TTL = 15.0  # seconds an accepted offer holds its place here while its run is on the way
 
 
 @dataclass(frozen=True)
@@ -153,14 +161,20 @@ class JobExecution:
         offers: OfferTable | None = None,
         leases: LeasePolicy | None = None,
         privacy: RunGate | None = None,
+        queue_slots: int = 0,
     ) -> None:
         self.exchange = exchange
         self.store = exchange.store
         self.executor = executor
         self.metrics = metrics
         self.own = own  # this node as placement sees it: offers are checked against it
-        self.running = 0  # runs accepted and not yet answered (fetching inputs included)
+        self.running = 0  # runs accepted and not yet answered (fetching inputs and waiting for a slot included)
+        self.waiting = 0  # of those, runs waiting in this node's queue for a free core
         self.in_sandbox = 0  # of those, runs whose agent is in its sandbox now
+        self.queue_slots = queue_slots  # accepted runs that may wait for a core, beyond one per core
+        self.on_change: Callable[[], None] | None = None  # told whenever the load changes
+        self._reserved: dict[str, float] = {}  # job id -> until when its accepted offer holds a place
+        self._slots: asyncio.Semaphore | None = None  # one per core, made on the loop at first use
         self._provide = provide
         self.settlement = settlement
         self.answers = answers  # persisted answers: a restarted executor still never runs a job twice
@@ -194,16 +208,25 @@ class JobExecution:
             return None
         return OfferAnswer(False, str(PinQuotaExceededError(peer, held, 0, self.leases.quota_bytes or 0)))
 
+    @property
+    def occupancy(self) -> int:
+        """Jobs this node holds: runs (waiting ones included) and offers whose run is on the way."""
+        now = time.monotonic()
+        for job_id in [job for job, until in self._reserved.items() if until < now]:
+            del self._reserved[job_id]
+        return self.running + len(self._reserved)
+
     def offer(self, peer: str, message: Offer) -> OfferAnswer:
         job_id, spec = message.job_id, message.spec
         cid = spec_cid(spec)
         known = self._known_spec(job_id)
         if known is not None:
             if known != cid:
-                return OfferAnswer(False, "this job id already ran here with a different spec")
+                return OfferAnswer(False, "this job id already ran here with a different spec", Decline.REFUSED)
             self.offers.accept(job_id, peer, cid)
             return OfferAnswer(True, "already running or done here")
-        refused = refusal(self.own(), self._context(job_id, spec))
+        own = self.own()
+        refused = refusal(replace(own, running_jobs=0), self._context(job_id, spec))  # load: below
         if refused is None:
             refused = self._payment_refusal(job_id, spec)
         if refused is None:
@@ -212,9 +235,20 @@ class JobExecution:
             except PrivateJobRefused as exc:
                 refused = f"refuses the job: {exc}"
         if refused is not None:
-            return OfferAnswer(False, f"this node {refused}")
+            return OfferAnswer(False, f"this node {refused}", Decline.REFUSED)
+        held, cores = self.occupancy, max(1, own.cpu_cores)
+        ahead = max(0, held - cores + 1)  # runs that must end before this one gets a core
+        if job_id not in self._reserved and held >= cores + self.queue_slots:
+            return OfferAnswer(False, f"busy, {ahead} ahead ({cores} cores, {self.queue_slots} queue places)",
+                               Decline.BUSY, ahead)  # fmt: skip
         self.offers.accept(job_id, peer, cid)
-        return OfferAnswer(True, "capacity available")
+        self._reserved[job_id] = time.monotonic() + RESERVE_TTL
+        self._changed()
+        return OfferAnswer(True, "capacity available" if ahead == 0 else f"queued here, {ahead} ahead", ahead=ahead)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def _context(self, job_id: str, spec: JobSpec) -> PlacementContext:
         """The job as placement sees it from here: the manifest's needs only if the bundle is local."""
@@ -283,19 +317,42 @@ class JobExecution:
         task = asyncio.create_task(self._run(peer, message, cid, cancel))
         running = _Running(peer, cid, task, cancel)
         self._runs[message.job_id] = running
+        self._reserved.pop(message.job_id, None)
         self.running += 1
 
         def done(_: object) -> None:
             self.running -= 1
             if self._runs.get(message.job_id) is running:
                 del self._runs[message.job_id]
+            self._changed()  # a slot or a queue place is free
 
         task.add_done_callback(done)
         return running
 
+    async def _take_slot(self, cancel: threading.Event) -> asyncio.Semaphore | None:
+        """Wait in this node's queue for a free core (in arrival order); None if cancelled meanwhile."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(max(1, self.own().cpu_cores))
+        slots = self._slots
+        self.waiting += 1
+        try:
+            await slots.acquire()
+        finally:
+            self.waiting -= 1
+        if cancel.is_set():
+            slots.release()
+            return None
+        return slots
+
     async def _run(self, peer: str, message: Run, cid: CID, cancel: threading.Event) -> RunAnswer:
         try:
-            answer = await self._execute(peer, message.job_id, message.spec, [*message.providers], cancel)
+            slots = await self._take_slot(cancel)
+            if slots is None:
+                return RunAnswer(Outcome.cancelled())
+            try:
+                answer = await self._execute(peer, message.job_id, message.spec, [*message.providers], cancel)
+            finally:
+                slots.release()
         except asyncio.CancelledError:
             cancel.set()  # the node is stopping: stop the sandbox too
             raise
@@ -401,6 +458,8 @@ class JobExecution:
             return CancelAnswer(True, "stopping the run")
         if self.offers.peer_of(job_id) == peer:
             self.offers.forget(job_id)
+            if self._reserved.pop(job_id, None) is not None:
+                self._changed()
             return CancelAnswer(True, "offer withdrawn before the run")
         return CancelAnswer(False, "not running here")
 

@@ -24,6 +24,7 @@ MAX_TEXT = 4096
 MAX_REGIONS = 32
 MAX_PAYMENT = 64 << 10
 MAX_TRUSTED = 16
+MAX_QUEUE_TIMEOUT = 7 * 86400  # seconds a job may wait for capacity, at most
 _PEER_ID = re.compile(r"[1-9A-HJ-NP-Za-km-z]{1,128}")
 
 
@@ -211,6 +212,13 @@ class Checks:
         return cls(float(record["spot_check"]), tuple(record["trusted"]), bool(record["drawn"]))
 
 
+def queue_timeout_of(value: Any) -> float:
+    """A client's ``queue_timeout``: seconds the job may wait for a node with room (JobError if unusable)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_QUEUE_TIMEOUT:
+        raise JobError(f"queue_timeout must be a number of seconds above 0 and at most {MAX_QUEUE_TIMEOUT}")
+    return float(value)
+
+
 @dataclass
 class Transition:
     state: JobState
@@ -231,6 +239,7 @@ class JobRecord:
     corroboration: dict[str, Any] = field(default_factory=dict)  # how the result was corroborated (verify)
     at_holders_of: str = ""  # a federated run: only holders of this input may run it (requester-only)
     group: str = ""  # the group job this run belongs to (node.scheduler.group), if any
+    queue_timeout: float | None = None  # seconds it may wait for capacity (None: the node's default); requester only
 
     @property
     def state(self) -> JobState:
@@ -255,6 +264,7 @@ class JobRecord:
             "corroboration": self.corroboration,
             **({"at_holders_of": self.at_holders_of} if self.at_holders_of else {}),
             **({"group": self.group} if self.group else {}),
+            **({"queue_timeout": self.queue_timeout} if self.queue_timeout is not None else {}),
         }
 
     @classmethod
@@ -271,4 +281,5 @@ class JobRecord:
             corroboration=dict(record.get("corroboration", {})),
             at_holders_of=str(record.get("at_holders_of", "")),
             group=str(record.get("group", "")),
+            queue_timeout=float(record["queue_timeout"]) if "queue_timeout" in record else None,
         )

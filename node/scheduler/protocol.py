@@ -14,6 +14,7 @@ so nothing an agent prints can change the verdict.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 
 from agents.outcome import Outcome
@@ -33,6 +34,7 @@ MAX_RECEIPT = 64 << 10
 MAX_REASON = 1024
 MAX_PROVIDERS = 16
 MAX_PEER_ID = 128
+MAX_AHEAD = 1 << 20  # runs an executor may say are ahead of an offer in its queue
 
 
 class ProtocolError(NodeError, ValueError):
@@ -155,21 +157,56 @@ def decode_request(data: bytes) -> Request:
     return kind.from_record(record)
 
 
+class Decline(StrEnum):
+    """Why an executor declined an offer, typed so the requester never parses the reason text.
+
+    ``busy``: it could run the job but its slots and its own queue are full (``ahead`` runs
+    wait there); the requester keeps the job queued and asks again once capacity appears.
+    ``refused``: a placement rule, the payment or a quota says no; another node may say yes.
+    """
+
+    BUSY = "busy"
+    REFUSED = "refused"
+
+
 @dataclass(frozen=True)
 class OfferAnswer:
+    """An executor's yes or no. ``ahead``: runs that must end there before this one would get a
+    core (accepted: 0 means it starts at once; declined busy: how long its queue is)."""
+
     OP: ClassVar[str] = "offer_answer"
     accepted: bool
     reason: str
+    decline: Decline | None = None  # None when accepted; an old executor's decline reads as refused
+    ahead: int = 0
 
     def to_record(self) -> dict[str, Any]:
-        return {"op": self.OP, "accepted": self.accepted, "reason": self.reason[:MAX_REASON]}
+        record: dict[str, Any] = {"op": self.OP, "accepted": self.accepted, "reason": self.reason[:MAX_REASON]}
+        if self.decline is not None:
+            record["decline"] = self.decline.value
+        if self.ahead:
+            record["ahead"] = self.ahead
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> OfferAnswer:
-        _fields(record, cls.OP, {"accepted", "reason"})
-        if not isinstance(record["accepted"], bool):
+        _fields(record, cls.OP, {"accepted", "reason"}, frozenset({"decline", "ahead"}))
+        accepted = record["accepted"]
+        if not isinstance(accepted, bool):
             raise ProtocolError("accepted must be true or false")
-        return cls(record["accepted"], _reason(record))
+        decline = record.get("decline")
+        if decline is not None and (accepted or decline not in set(Decline)):
+            raise ProtocolError(f"decline must be one of {[d.value for d in Decline]}, and only when not accepted")
+        ahead = record.get("ahead", 0)
+        if not isinstance(ahead, int) or isinstance(ahead, bool) or not 0 <= ahead <= MAX_AHEAD:
+            raise ProtocolError(f"ahead must be an integer from 0 to {MAX_AHEAD}")
+        if not accepted and decline is None:
+            decline = Decline.REFUSED
+        return cls(accepted, _reason(record), Decline(decline) if decline is not None else None, ahead)
+
+    @property
+    def busy(self) -> bool:
+        return self.decline is Decline.BUSY
 
 
 @dataclass(frozen=True)

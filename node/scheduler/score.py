@@ -15,6 +15,10 @@ from node.scheduler.candidates import Candidate, PlacementContext
 from node.scheduler.rules.reputation import penalty as reputation_penalty
 
 PRICE_SECONDS_PER_WEI = 1e-9
+# The wait a node's load costs, per job it holds per core: a nominal job length, since nobody
+# knows how long other clients' jobs run. It spreads jobs over idle nodes and puts a node
+# whose cores are busy (its queue taking the job) behind one that can start it now.
+QUEUE_SECONDS_PER_JOB = 1.0
 
 
 @dataclass(frozen=True)
@@ -31,10 +35,11 @@ def score(candidate: Candidate, context: PlacementContext) -> Score:
     transfer = (missing / candidate.bandwidth + candidate.rtt) if missing else 0.0
     price_seconds = candidate.price * PRICE_SECONDS_PER_WEI
     penalty, record = reputation_penalty(candidate)
-    total = transfer + candidate.queue_wait + price_seconds + penalty
+    queue = candidate.queue_wait + QUEUE_SECONDS_PER_JOB * candidate.running_jobs / max(1, candidate.cpu_cores)
+    total = transfer + queue + price_seconds + penalty
     explanation = (
         f"holds {_size(held)} of {_size(context.input_bytes)} input; would move {_size(missing)} "
-        f"({transfer:.3f} s); queue {candidate.queue_wait:.3f} s; price {candidate.price}"
+        f"({transfer:.3f} s); queue {queue:.3f} s; price {candidate.price}"
     )
     if record:
         explanation += f"; {record}"

@@ -1,0 +1,113 @@
+"""Idle cost of a node: CPU% and RSS per node of a converged N-node cluster doing nothing.
+
+Starts N real node processes (loopback, no mDNS), waits until every node sees all the
+others, lets them settle, then samples each process's CPU time (/proc/<pid>/stat: user +
+system) over a window and its resident memory (/proc/<pid>/status VmRSS). Prints, per
+node and overall, CPU% of one core and RSS, with median and spread (min-max). Then
+measures what imports alone cost in a fresh interpreter: bare Python, ``import libp2p``,
+and the node's own modules, so one can tell what dominates RSS.
+
+Usage: python bench/idle.py [--nodes 5] [--seconds 20] [--settle 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from node.cluster import cluster_down, cluster_up  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def import_cost(statement: str) -> tuple[float, float]:
+    """(seconds, RSS MiB) of a fresh interpreter after ``statement``."""
+    probe = (
+        "import time; t = time.perf_counter()\n"
+        f"{statement}\n"
+        "t = time.perf_counter() - t\n"
+        "rss = [l for l in open('/proc/self/status') if l.startswith('VmRSS:')][0].split()[1]\n"
+        "print(t, int(rss) / 1024)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True, cwd=REPO)
+    seconds, rss = out.stdout.split()
+    return float(seconds), float(rss)
+
+
+def spread(values: list[float], unit: str, digits: int) -> str:
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"median {mid:.{digits}f}{unit} (min {low:.{digits}f}, max {high:.{digits}f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds after convergence before sampling")
+    options = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mycel-idle-bench-"))
+    try:
+        nodes = cluster_up(options.nodes, work / "cluster")
+        try:
+            time.sleep(options.settle)  # a fixed settle time is the measurement's design, not a wait for a condition
+            pids = [node.pid for node in nodes]
+            before = {pid: cpu_seconds(pid) for pid in pids}
+            started = time.monotonic()
+            time.sleep(options.seconds)
+            elapsed = time.monotonic() - started
+            cpu = {pid: 100 * (cpu_seconds(pid) - before[pid]) / elapsed for pid in pids}
+            rss = {pid: rss_mib(pid) for pid in pids}
+            count = {pid: threads(pid) for pid in pids}
+        finally:
+            cluster_down(work / "cluster")
+        print(f"idle, {options.nodes} converged nodes, sampled over {elapsed:.1f} s")
+        for node in nodes:
+            pid = node.pid
+            print(f"  node {node.index}: CPU {cpu[pid]:.2f}% of a core, RSS {rss[pid]:.1f} MiB, {count[pid]} threads")
+        print(f"  CPU per node: {spread(list(cpu.values()), '%', 2)}")
+        print(f"  RSS per node: {spread(list(rss.values()), ' MiB', 1)}")
+        print("imports alone, fresh interpreter (seconds, RSS):")
+        for label, statement in (
+            ("bare python", "pass"),
+            ("import libp2p", "import libp2p"),
+            ("libp2p + kad_dht + pubsub", "import libp2p, libp2p.kad_dht, libp2p.pubsub.gossipsub"),
+            ("wasmtime", "import wasmtime"),
+            ("web3", "import web3"),
+            ("node.service (everything a node imports)", "import node.service"),
+        ):
+            seconds, mib = import_cost(statement)
+            print(f"  {label:45s} {seconds:6.2f} s {mib:7.1f} MiB")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
