@@ -27,7 +27,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], JobSt
     store = JobStore(tmp_path / "jobs")
     submitted: list[Any] = []
 
-    def submit(spec: JobSpec, job_id: str | None, checks: Checks) -> JobRecord:
+    def submit(spec: JobSpec, job_id: str | None, checks: Checks, queue_timeout: float | None = None) -> JobRecord:
         submitted.append((spec, job_id, checks))
         return JobRecord(job_id or "f" * 32, spec)
 
