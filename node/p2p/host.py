@@ -41,8 +41,10 @@ from node.errors import NetworkError
 from node.p2p.bridge import TrioBridge
 from node.p2p.framing import FrameReader, frame
 from node.p2p.inbound import InboundGate, InboundLimits
+from node.p2p.tuning import apply as apply_tuning
 
 log = logging.getLogger("mycelnet.p2p")
+TUNING = apply_tuning()  # one Noise message per Yamux frame, no per-frame debug strings (see tuning.py)
 
 GOSSIP_PROTOCOLS = [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")]
 REQUEST_TIMEOUT = 30.0
