@@ -9,7 +9,7 @@ from node.errors import NetworkError
 from storage.varint import encode_uvarint
 
 MAX_FRAME = 8 << 20
-READ_SIZE = 1 << 16  # the least asked of one read
+READ_SIZE = 4 << 20  # the least asked of one read: Yamux then hands over its whole buffer, no front-trimming
 
 
 class ByteStream(Protocol):
