@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -243,16 +243,15 @@ class BlockExchange:
                 wanted, next_frontier, local = await self._off_loop(self._local_step, frontier, seen)
                 stats.blocks_local += local
                 batches = [wanted[i : i + BATCH] for i in range(0, len(wanted), BATCH)]
-                async for blocks, links in self._fetch_pipelined(batches, candidates, stats):
-                    size = sum(len(block.data) for block in blocks)
-                    if max_bytes is not None and stats.bytes_fetched + size > max_bytes:
-                        raise FetchTooLarge(root, max_bytes)
-                    stats.blocks_fetched += len(blocks)
-                    stats.bytes_fetched += size
-                    self.metrics.inc("blocks_stored_total", len(blocks))
-                    self.metrics.inc("bytes_in_total", size)
-                    next_frontier.extend(links)
-                    await _put_or_fail(store_queue, blocks, writer)  # waits while the writer is behind
+                async with contextlib.aclosing(self._fetch_pipelined(batches, candidates, stats)) as arriving:
+                    async for blocks, links in arriving:  # leaving early cancels the requests in flight
+                        size = sum(len(block.data) for block in blocks)
+                        if max_bytes is not None and stats.bytes_fetched + size > max_bytes:
+                            raise FetchTooLarge(root, max_bytes)
+                        stats.blocks_fetched += len(blocks)
+                        stats.bytes_fetched += size
+                        next_frontier.extend(links)
+                        await _put_or_fail(store_queue, blocks, writer)  # waits while the writer is behind
                 frontier = next_frontier
             await _put_or_fail(store_queue, [], writer)  # the end: everything before it gets written
             await writer
@@ -265,7 +264,7 @@ class BlockExchange:
 
     async def _fetch_pipelined(
         self, batches: list[list[CID]], candidates: list[str], stats: FetchStats
-    ) -> AsyncIterator[tuple[list[VerifiedBlock], list[CID]]]:
+    ) -> AsyncGenerator[tuple[list[VerifiedBlock], list[CID]], None]:
         """Verified batches as they arrive, with IN_FLIGHT requests kept going (a sliding window)."""
         pending: set[asyncio.Future[tuple[list[VerifiedBlock], list[CID]]]] = set()
         queued = iter(batches)
@@ -301,6 +300,8 @@ class BlockExchange:
                 size += sum(len(block.data) for block in more)
             if blocks:
                 await self._off_loop(self.store.put_verified, blocks)
+                self.metrics.inc("blocks_stored_total", len(blocks))
+                self.metrics.inc("bytes_in_total", sum(len(block.data) for block in blocks))
             if done:
                 return
 
