@@ -93,6 +93,35 @@ class GCResult:
     expired_pins: int = 0
 
 
+_MINT = object()  # only verify_block holds it: a VerifiedBlock cannot be made without hashing
+
+
+class VerifiedBlock:
+    """A block whose bytes were hashed against its CID exactly once (by :func:`verify_block`).
+
+    The one proof :meth:`BlockStore.put_verified` accepts, so a block that arrives from a
+    peer is hashed on arrival, before it is counted or stored, and never again on the way
+    into LMDB (the exchange used to pay for sha256 twice per received block).
+    """
+
+    __slots__ = ("cid", "data")
+
+    def __init__(self, cid: CID, data: bytes, mint: object) -> None:
+        if mint is not _MINT:
+            raise TypeError("a VerifiedBlock comes from verify_block() only")
+        self.cid = cid
+        self.data = data
+
+
+def verify_block(cid: CID, data: bytes) -> VerifiedBlock:
+    """Hash ``data`` against ``cid`` (once); raises :class:`BlockVerificationError` on a mismatch."""
+    if len(data) > MAX_BLOCK_SIZE:
+        raise StorageError(f"block {cid} is {_human(len(data))}, over the {_human(MAX_BLOCK_SIZE)} block limit")
+    if not cid.matches(data):
+        raise BlockVerificationError(cid, "offered bytes do not hash to this CID; nothing was written")
+    return VerifiedBlock(cid, bytes(data), _MINT)
+
+
 class BlockStore:
     """Verified content-addressed storage in one LMDB environment.
 
@@ -166,6 +195,18 @@ class BlockStore:
             for cid, data in blocks:
                 batch.put_block(cid, data)
         return batch.added_blocks
+
+    def put_verified(self, blocks: Iterable[VerifiedBlock]) -> int:
+        """Store blocks :func:`verify_block` has checked, without hashing them again (one transaction).
+
+        Returns how many were new. Quotas apply as for :meth:`put_many`.
+        """
+        pending = []
+        for block in blocks:
+            if not isinstance(block, VerifiedBlock):
+                raise TypeError(f"put_verified takes VerifiedBlock, not {type(block).__name__}")
+            pending.append((bytes(block.cid), block.data))
+        return self._commit(pending) if pending else 0
 
     def batch(self, *, trusted: bool = False, batch_bytes: int = DEFAULT_BATCH_BYTES) -> WriteBatch:
         """A write batch (also a UnixFS :class:`~storage.unixfs.importer.BlockSink`).
@@ -637,4 +678,14 @@ def _human(size: int) -> str:
     return f"{size} B"
 
 
-__all__ = ["RAW", "BlockStore", "GCResult", "ImportSession", "Pin", "StoreStats", "WriteBatch"]
+__all__ = [
+    "RAW",
+    "BlockStore",
+    "GCResult",
+    "ImportSession",
+    "Pin",
+    "StoreStats",
+    "VerifiedBlock",
+    "WriteBatch",
+    "verify_block",
+]

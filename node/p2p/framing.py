@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from node.errors import NetworkError
 from storage.varint import encode_uvarint
 
 MAX_FRAME = 8 << 20
+READ_SIZE = 4 << 20  # the least asked of one read: Yamux then hands over its whole buffer, no front-trimming
 
 
 class ByteStream(Protocol):
@@ -20,42 +22,87 @@ def frame(payload: bytes) -> bytes:
     return encode_uvarint(len(payload)) + payload
 
 
+def coalesced(payloads: Iterable[bytes], write_size: int) -> Iterator[bytes]:
+    """Frames of ``payloads`` joined into writes of about ``write_size`` bytes, each byte copied once.
+
+    py-libp2p streams are ~3x faster with 1 MiB writes than with small ones (FIELD-NOTES.md).
+    """
+    parts: list[bytes] = []
+    size = 0
+    for payload in payloads:
+        parts.append(encode_uvarint(len(payload)))
+        parts.append(payload)
+        size += len(payload)
+        if size >= write_size:
+            yield b"".join(parts)
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts)
+
+
 class FrameReader:
-    """Buffers a stream's reads and hands out whole frames."""
+    """Hands out whole frames from a stream's reads.
+
+    Each payload is copied once: a frame that lies inside one read is sliced out of it,
+    one that spans reads is joined from them. (A bytearray buffer grown by ``+=`` and
+    trimmed from the front copied every byte three times or more.)
+    """
 
     def __init__(self, stream: ByteStream) -> None:
         self._stream = stream
-        self._buffer = bytearray()
+        self._chunk = b""
+        self._pos = 0  # bytes of _chunk already handed out
 
-    async def _fill(self, size: int) -> bool:
-        while len(self._buffer) < size:
-            chunk = await self._stream.read(max(size - len(self._buffer), 1 << 16))
-            if not chunk:
-                return False
-            self._buffer += chunk
+    async def _refill(self, size: int) -> bool:
+        chunk = await self._stream.read(max(size, READ_SIZE))
+        if not chunk:
+            return False
+        self._chunk, self._pos = chunk, 0
         return True
+
+    async def _take(self, size: int) -> bytes | None:
+        """Exactly ``size`` bytes, or None when the stream ends first."""
+        start = self._pos
+        if len(self._chunk) - start >= size:
+            self._pos = start + size
+            if start == 0 and size == len(self._chunk):
+                return self._chunk
+            return self._chunk[start : start + size]
+        parts: list[bytes | memoryview] = [memoryview(self._chunk)[start:]]
+        need = size - (len(self._chunk) - start)
+        while need:
+            if not await self._refill(need):
+                return None
+            if len(self._chunk) <= need:
+                parts.append(self._chunk)
+                need -= len(self._chunk)
+                self._pos = len(self._chunk)
+            else:
+                parts.append(memoryview(self._chunk)[:need])
+                self._pos = need
+                need = 0
+        return b"".join(parts)
 
     async def read_frame(self) -> bytes | None:
         """The next frame, or None at a clean end of stream."""
         length = shift = 0
-        pos = 0
+        first = True
         while True:
-            if not await self._fill(pos + 1):
-                if pos == 0:
+            byte = await self._take(1)
+            if byte is None:
+                if first:
                     return None
                 raise NetworkError("stream ended inside a frame header")
-            byte = self._buffer[pos]
-            pos += 1
-            length |= (byte & 0x7F) << shift
-            if not byte & 0x80:
+            first = False
+            length |= (byte[0] & 0x7F) << shift
+            if not byte[0] & 0x80:
                 break
             shift += 7
             if shift > 35:
                 raise NetworkError("frame length varint too long")
         if length > MAX_FRAME:
             raise NetworkError(f"peer sent a {length}-byte frame, over the {MAX_FRAME}-byte limit")
-        if not await self._fill(pos + length):
+        payload = await self._take(length)
+        if payload is None:
             raise NetworkError("stream ended inside a frame")
-        payload = bytes(self._buffer[pos : pos + length])
-        del self._buffer[: pos + length]
         return payload

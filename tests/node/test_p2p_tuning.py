@@ -1,0 +1,108 @@
+"""The py-libp2p adapter in node/p2p/tuning.py: it still fits py-libp2p's internals, and it works.
+
+If py-libp2p is upgraded and these fail, re-read the hot functions named in
+``tuning.HOT_FUNCTIONS`` and adjust the adapter (or drop it if upstream fixed both costs).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+import pytest
+from libp2p.security.noise import io as noise_io
+from libp2p.stream_muxer.yamux import yamux
+
+import node.p2p.host  # noqa: F401  # applies the tuning at import, as a node does
+from node.p2p import tuning
+
+
+def test_py_libp2p_internals_have_the_expected_shape() -> None:
+    assert tuning.check_shape() == []
+    report = tuning.apply()
+    assert report.problems == ()
+
+
+def test_every_hot_function_is_guarded() -> None:
+    for module_name, class_name, method in tuning.HOT_FUNCTIONS:
+        module = __import__(module_name, fromlist=[class_name])
+        function = getattr(module, class_name).__dict__[method]
+        assert getattr(function, "__mycelnet_guarded__", False), f"{class_name}.{method}"
+        assert function.__wrapped_original__ is not function
+
+
+def test_a_yamux_frame_fits_one_noise_message() -> None:
+    assert yamux.MAX_MESSAGE_SIZE <= noise_io.MAX_PLAINTEXT_LENGTH
+    frames = anyio.run(_frames_written_for, 1 << 20, backend="trio")
+    assert sum(frames) == (1 << 20) + yamux.HEADER_SIZE * len(frames)
+    assert max(frames) == noise_io.MAX_PLAINTEXT_LENGTH  # full frames, each exactly one Noise message
+
+
+class _Formatted:
+    """Counts how often a log argument is turned into text."""
+
+    def __init__(self) -> None:
+        self.formatted = 0
+
+    def __format__(self, spec: str) -> str:
+        self.formatted += 1
+        return "counted"
+
+    def __str__(self) -> str:
+        return format(self, "")
+
+
+class _FakeConn:
+    def __init__(self) -> None:
+        self.frames: list[int] = []
+        self.is_initiator_value = _Formatted()
+        self._write_lock = anyio.Lock()
+        self.secured_conn = self
+
+    async def write(self, data: bytes) -> None:
+        self.frames.append(len(data))
+
+    async def _write_frame(self, data: bytes) -> None:
+        await yamux.Yamux._write_frame(self, data)  # type: ignore[arg-type]
+
+
+async def _frames_written_for(size: int) -> list[int]:
+    conn: Any = _FakeConn()
+    stream = yamux.YamuxStream(1, conn, True)
+    stream.send_window = size
+    await stream.write(b"x" * size)
+    return list(conn.frames)
+
+
+async def _write_one_frame(conn: Any) -> None:
+    await yamux.Yamux._write_frame(conn, b"\x00" * yamux.HEADER_SIZE + b"payload")
+
+
+def test_no_debug_string_is_built_with_debug_logging_off(caplog: pytest.LogCaptureFixture) -> None:
+    conn = _FakeConn()
+    caplog.set_level(logging.INFO, logger=yamux.logger.name)
+    anyio.run(_write_one_frame, conn, backend="trio")
+    assert conn.frames == [yamux.HEADER_SIZE + 7]
+    assert conn.is_initiator_value.formatted == 0
+
+
+def test_debug_logging_turned_on_later_still_logs(caplog: pytest.LogCaptureFixture) -> None:
+    conn = _FakeConn()
+    caplog.set_level(logging.DEBUG, logger=yamux.logger.name)
+    was = yamux.logger.propagate
+    yamux.logger.propagate = True  # libp2p turns propagation off; caplog listens at the root
+    try:
+        anyio.run(_write_one_frame, conn, backend="trio")
+    finally:
+        yamux.logger.propagate = was
+    assert conn.is_initiator_value.formatted == 1
+    assert any("YAMUX TX" in record.getMessage() for record in caplog.records)
+
+
+def test_a_changed_internal_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(yamux, "MAX_MESSAGE_SIZE")
+    monkeypatch.setattr(tuning, "HOT_FUNCTIONS", (*tuning.HOT_FUNCTIONS, (tuning.YAMUX_MODULE, "Yamux", "gone")))
+    problems = tuning.check_shape()
+    assert any("MAX_MESSAGE_SIZE" in p for p in problems)
+    assert any("Yamux.gone does not exist" in p for p in problems)
