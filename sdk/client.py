@@ -313,11 +313,12 @@ class Client:
             return cid
         return CID.parse((await self.agent(agent))["agent"])
 
-    async def check_inputs(self, inputs: Mapping[str, CID | str]) -> dict[str, CID]:
+    async def check_inputs(self, inputs: Mapping[str, CID | str], providers_known: bool = True) -> dict[str, CID]:
         """Each input as a CID, and every one held by some node; else one MissingInputError naming them.
 
         Asked once, here, before the job is submitted: a CID nobody holds would otherwise send
-        the job to every candidate in turn, each waiting for blocks no peer can give.
+        the job to every candidate in turn, each waiting for blocks no peer can give. Without
+        ``providers_known`` (private inputs, which no provider record names) only the CIDs are checked.
         """
         parsed: dict[str, CID] = {}
         for name, value in inputs.items():
@@ -325,6 +326,8 @@ class Client:
             if cid is None:
                 raise UsageError(f"input {name}={value} is not a CID (store the file first: mycel put PATH)")
             parsed[name] = cid
+        if not providers_known:
+            return parsed
         answers = await asyncio.gather(*(self._call("GET", f"/v1/blobs/{cid}/providers") for cid in parsed.values()))
         nobody = [f"{name}={cid}" for (name, cid), answer in zip(parsed.items(), answers, strict=True)
                   if not answer.get("providers")]  # fmt: skip
@@ -423,7 +426,9 @@ class Client:
         job_id = os.urandom(16).hex()  # chosen here: the commitment is signed for it
         agent_id = await self.resolve_agent(agent)
         await self.check_requires(agent_id)
-        checked = await self.check_inputs(inputs or {})
+        # private inputs have no provider records by design (only named holders know of them),
+        # so "nobody holds it" cannot be told from "it is private": the holders' gates decide
+        checked = await self.check_inputs(inputs or {}, providers_known=client_key is None)
         body: dict[str, Any] = {
             "agent": str(agent_id),
             "inputs": {name: str(cid) for name, cid in checked.items()},

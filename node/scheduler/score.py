@@ -15,9 +15,10 @@ from node.scheduler.candidates import Candidate, PlacementContext
 from node.scheduler.rules.reputation import penalty as reputation_penalty
 
 PRICE_SECONDS_PER_WEI = 1e-9
-# The wait a node's load costs, per job it holds per core: a nominal job length, since nobody
-# knows how long other clients' jobs run. It spreads jobs over idle nodes and puts a node
-# whose cores are busy (its queue taking the job) behind one that can start it now.
+# The wait a node's load costs, per job it holds beyond its free cores, per core: a nominal job
+# length, since nobody knows how long other clients' jobs run. It puts a node whose cores are
+# all busy (its queue taking the job) behind one that can start it now; a node with a free core
+# costs nothing, so data gravity still decides between nodes that can start at once.
 QUEUE_SECONDS_PER_JOB = 1.0
 
 
@@ -35,7 +36,9 @@ def score(candidate: Candidate, context: PlacementContext) -> Score:
     transfer = (missing / candidate.bandwidth + candidate.rtt) if missing else 0.0
     price_seconds = candidate.price * PRICE_SECONDS_PER_WEI
     penalty, record = reputation_penalty(candidate)
-    queue = candidate.queue_wait + QUEUE_SECONDS_PER_JOB * candidate.running_jobs / max(1, candidate.cpu_cores)
+    cores = max(1, candidate.cpu_cores)
+    waiting = max(0, candidate.running_jobs - cores + 1)  # 0 while a core is free
+    queue = candidate.queue_wait + QUEUE_SECONDS_PER_JOB * waiting / cores
     total = transfer + queue + price_seconds + penalty
     explanation = (
         f"holds {_size(held)} of {_size(context.input_bytes)} input; would move {_size(missing)} "
