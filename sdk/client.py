@@ -333,7 +333,10 @@ class Client:
                   if not answer.get("providers")]  # fmt: skip
         if nobody:
             held = "no node holds" if len(nobody) == 1 else "no node holds these inputs:"
-            raise MissingInputError(f"{held} {', '.join(nobody)} (store it first: mycel put PATH --api URL)")
+            raise MissingInputError(
+                f"{held} {', '.join(nobody)} (store it first: mycel put PATH --api URL; a private dataset "
+                "has no provider records: run with the client key its policy or grant names)"
+            )
         return parsed
 
     async def check_requires(self, agent: CID) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sdk import JobFailedError, Keypair, PolicyTerms, SyncClient
+from sdk import JobFailedError, Keypair, MissingInputError, PolicyTerms, SyncClient
 from tests.support import REPO_ROOT
 
 
@@ -32,5 +32,5 @@ def test_private_job_runs_only_on_the_holder_for_a_granted_client(cluster: Any) 
         assert b"withheld" in job.logs()[holder.peer_id].encode()
         with pytest.raises(JobFailedError, match="is not listed by the policy and shows no grant"):
             client.run(agent, {"text": dataset}, client_key=stranger)
-        with pytest.raises(JobFailedError, match="access proof"):
-            client.run(agent, {"text": dataset})  # no proof at all: the holder refuses, the requester cannot fetch
+        with pytest.raises(MissingInputError, match="private dataset has no provider records"):
+            client.run(agent, {"text": dataset})  # no proof at all: nobody provides it (the gate: test_private_running)
