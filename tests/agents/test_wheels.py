@@ -6,20 +6,25 @@ real sandbox through the executor harness (cold and warm runtimes).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from agents.bundle import pack
 from agents.environment import agent_environment
 from agents.errors import ManifestError
 from agents.manifest import MAX_WHEELS, load
 from agents.outcome import OutcomeKind
 from agents.receipt import verify
 from agents.wheelenv import WheelEnvironments, WheelInstallFailed
+from sdk import Client, MissingPackageError
 from tests.agents.harness import AgentHarness
+from tests.node.test_api_ops import api  # noqa: F401 - the fixture
 
 WHEEL = "tinypkg-1.2.0-py3-none-any.whl"
 
@@ -124,7 +129,7 @@ def test_corrupt_wheel_fails_the_job_naming_it(harness: AgentHarness) -> None:
 
 def test_a_requires_the_bundled_wheel_cannot_meet_is_refused(tmp_path: Path, wheel: Path) -> None:
     agent = make_agent(tmp_path, "old", IMPORTS, {WHEEL: wheel.read_bytes()}, 'requires = ["tinypkg>=2"]\n')
-    with pytest.raises(ManifestError, match="brings tinypkg 1.2.0"):
+    with pytest.raises(ManifestError, match=re.escape("brings tinypkg 1.2.0")):
         load(agent)
 
 
@@ -167,3 +172,22 @@ def test_the_record_lists_the_wheels_and_bundles_without_keep_their_ids(tmp_path
     assert type(with_wheels).from_record(with_wheels.to_record()) == with_wheels
     plain = make_agent(tmp_path, "plain", IMPORTS, {})
     assert "wheels" not in load(plain).to_record()
+
+
+async def test_the_sdk_pre_submit_check_counts_the_bundled_wheels(api: Any, tmp_path: Path, wheel: Path) -> None:  # noqa: F811
+    client, service = api
+    service.peers = type("Peers", (), {"snapshot": lambda self, connected: []})()
+    service.network.peers = _no_peers
+    agent = make_agent(tmp_path, "brings", IMPORTS, {WHEEL: wheel.read_bytes()}, 'requires = ["tinypkg>=1.2"]\n')
+    agent_id = pack(agent, service.store).agent_id
+    info = await (await client.get(f"/v1/agents/{agent_id}")).json()
+    assert info["wheels"] == [WHEEL] and info["requires"] == ["tinypkg>=1.2"]
+    async with Client(str(client.make_url(""))) as sdk:
+        await sdk.check_requires(agent_id)  # the node lacks tinypkg, the bundle brings it: not refused
+        lacking = make_agent(tmp_path, "lacks", IMPORTS, {}, 'requires = ["tinypkg>=1.2"]\n')
+        with pytest.raises(MissingPackageError, match=re.escape("tinypkg>=1.2 (not installed)")):
+            await sdk.check_requires(pack(lacking, service.store).agent_id)
+
+
+async def _no_peers() -> list[str]:
+    return []
