@@ -16,6 +16,7 @@ loop (the executor runs in a worker thread).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from agents.errors import AgentError
+from agents.errors import AgentError, RuntimeUnavailable
 from agents.runtime.sandbox.outputs import remove_tree, scan_tree
 
 BUILD_TIMEOUT = 300.0  # seconds for one pip install of a bundle's wheels
@@ -71,6 +72,8 @@ class WheelEnvironments:
                     del self._in_use[key]
 
     def _build(self, path: Path, wheels_dir: Path, wheels: tuple[str, ...]) -> None:
+        if importlib.util.find_spec("pip") is None:  # the node's lack, not the bundle's: another node may run it
+            raise RuntimeUnavailable("this node's python has no pip, so it cannot install a bundle's wheels")
         self.root.mkdir(parents=True, exist_ok=True)
         self._sweep()
         expanded = sum(_check_wheel(wheels_dir / name, name) for name in wheels)
