@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -10,15 +12,18 @@ import nacl.signing
 
 from agents import receipt as receipts
 from agents.environment import agent_environment
-from agents.errors import MissingPackages, RuntimeUnavailable
+from agents.errors import ManifestError, MissingPackages, RuntimeUnavailable
 from agents.inputs import inputs_env
+from agents.manifest import WHEELS_DIR, scan_wheels
 from agents.outcome import Outcome, OutcomeKind
 from agents.runtime.base import RawRun, RunRequest, Runtime, Workspace, breach, remove_tree, scan_tree
+from agents.wheelenv import WheelEnvironments, WheelInstallFailed
 from storage.blockstore import BlockStore
 from storage.cid import CID
 from storage.errors import UnixFSError
 from storage.files import add_path
 from storage.peerid import peer_id_for
+from storage.unixfs.exporter import list_directory
 from storage.unixfs.importer import ImportOptions
 
 
@@ -44,8 +49,10 @@ class Executor:
         runtimes: dict[str, Runtime],
         signing_key: nacl.signing.SigningKey,
         work_dir: Path | None = None,
+        wheel_envs: WheelEnvironments | None = None,
     ) -> None:
         self.store = store
+        self.wheel_envs = wheel_envs  # None: bundles that bring wheels cannot run here
         self.runtimes = runtimes
         self.signing_key = signing_key
         self.node = peer_id_for(bytes(signing_key.verify_key))
@@ -73,8 +80,10 @@ class Executor:
             raise RuntimeUnavailable(
                 f"agent {manifest.name} needs the {manifest.runtime} runtime, which this node lacks"
             )
-        if manifest.requires:
-            unmet = agent_environment().unmet(manifest.requires)
+        if manifest.wheels and self.wheel_envs is None:
+            raise RuntimeUnavailable(f"agent {manifest.name} brings wheels, and this node keeps no wheel environments")
+        if manifest.node_requires:  # what the bundle's wheels provide, parse() checked against requires
+            unmet = agent_environment().unmet(manifest.node_requires)
             if unmet:
                 raise MissingPackages(
                     f"agent {manifest.name} requires {', '.join(unmet)}; this node's python environment "
@@ -85,7 +94,11 @@ class Executor:
         limits = request.effective_limits
         with Workspace(self.store, request, self.work_dir) as workspace:
             staged = replace(request, env={**request.env, **inputs_env(workspace.inputs, request.inputs)})
-            raw = runtime.run(staged, workspace)
+            try:
+                with self._wheel_env(request, workspace) as site:
+                    raw = runtime.run(replace(staged, site=site), workspace)
+            except WheelInstallFailed as exc:  # the bundle's fault: the same on every node, no failover
+                raw = RawRun(Outcome.failed(str(exc)), None, b"", False, 0.0, 0, 0.0)
             scan = scan_tree(workspace.writable)
             bytes_out = scan.bytes
             outcome = raw.outcome
@@ -117,6 +130,24 @@ class Executor:
         )
         signed = receipts.sign(record, self.signing_key)
         return JobOutcome(outcome, result, signed, raw.logs, raw.logs_truncated, raw)
+
+    @contextlib.contextmanager
+    def _wheel_env(self, request: RunRequest, workspace: Workspace) -> Iterator[Path | None]:
+        """The bundle's wheel environment (built once per wheels CID), or None when it brings none.
+
+        The staged ``wheels/`` must hold exactly what the manifest lists: a peer's record is
+        hostile, and the count and byte bounds are checked again on what was really staged."""
+        manifest = request.bundle.manifest
+        if not manifest.wheels:
+            yield None
+            return
+        assert self.wheel_envs is not None  # run() refused the bundle otherwise
+        staged = scan_wheels(workspace.code)
+        if staged != manifest.wheels:
+            raise ManifestError(f"the bundle's {WHEELS_DIR}/ does not hold the wheels its manifest lists")
+        entries = dict(list_directory(self.store.get, request.bundle.code))
+        with self.wheel_envs.use(str(entries[WHEELS_DIR]), workspace.code / WHEELS_DIR, staged) as site:
+            yield site
 
     def _release(
         self, terms: receipts.PrivateRelease, outcome: Outcome, result: CID | None

@@ -1,4 +1,5 @@
-"""``requires = ["numpy>=2", "scikit-learn"]``: packages an agent needs from the node's python env.
+"""``requires = ["numpy>=2", "scikit-learn"]``: packages an agent needs, from the node's python env
+or from the wheels its bundle brings (``wheels/*.whl``, named per the wheel spec).
 
 A deliberately small subset of PEP 508 (a name and comma-separated version clauses, no
 extras or markers), so that a manifest, a node and a client all read a requirement the
@@ -98,6 +99,32 @@ def parse_requires(value: object, where: str) -> tuple[str, ...]:
     for item in value:
         parse_requirement(item, where)
     return tuple(item.strip() for item in value)
+
+
+# {distribution}-{version}(-{build})?-{python}-{abi}-{platform}.whl, as the wheel spec names them
+_WHEEL = re.compile(
+    r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._]{0,62}[A-Za-z0-9])?)-(?P<version>[0-9][A-Za-z0-9_.!+]{0,40})"
+    r"(?:-[0-9][A-Za-z0-9_.]{0,20})?-[A-Za-z0-9_.]{1,40}-[A-Za-z0-9_.]{1,40}-[A-Za-z0-9_.]{1,80}\.whl"
+)
+
+
+def wheel_package(filename: str, where: str) -> tuple[str, str]:
+    """(normalized distribution name, version) from a wheel's file name, per the wheel spec.
+
+    The name alone is read (no archive is opened), so a client, a scheduler and a node
+    agree on what a bundle brings without holding its bytes."""
+    match = _WHEEL.fullmatch(filename) if isinstance(filename, str) and len(filename) <= 255 else None
+    if match is None:
+        raise ManifestError(
+            f"{where}: {filename!r} is not a wheel file name (NAME-VERSION-PYTHON-ABI-PLATFORM.whl; "
+            "build one with: python -m pip wheel --no-deps -w wheels/ PACKAGE)"
+        )
+    return normalize(match["name"]), match["version"]
+
+
+def bundled_packages(wheels: tuple[str, ...]) -> dict[str, str]:
+    """What a bundle's wheels provide: normalized name -> version."""
+    return dict(wheel_package(name, "wheels") for name in wheels)
 
 
 def unmet(requires: tuple[str, ...], packages: Mapping[str, str]) -> list[str]:

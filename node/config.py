@@ -225,6 +225,7 @@ def _check_guards(merged: Mapping[str, Mapping[str, Any]]) -> None:
         ("p2p", "max_pending_per_ip"),
         ("storage", "remote_pin_ttl_seconds"),
         ("jobs", "queue_timeout_seconds"),
+        ("jobs", "wheel_cache_mib"),
     ]
     for section, key in positive:
         if merged[section][key] <= 0:

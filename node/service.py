@@ -22,6 +22,7 @@ from agents.environment import AgentEnvironment, agent_environment
 from agents.executor import Executor
 from agents.runtime.python import PythonRuntime
 from agents.runtime.wasm import WasmRuntime
+from agents.wheelenv import WheelEnvironments
 from node import announce
 from node.announce import AnnouncementValidator, PeerTable
 from node.api.app import build_app
@@ -138,7 +139,9 @@ class NodeService:
         self.agent_env = await asyncio.to_thread(agent_environment)  # package metadata: read once, off the loop
         self.sandbox_layers = self.python_runtime.layers
         runtimes = {"wasm": WasmRuntime(self.data_dir / "wasm-cache"), "python": self.python_runtime}
-        executor = Executor(self.store, runtimes, self.identity.signing_key, self.data_dir / "work")  # type: ignore[arg-type]
+        cache_mib = int(self.config.get("jobs", "wheel_cache_mib"))
+        wheel_envs = WheelEnvironments(self.data_dir / "wheel-envs", cache_mib << 20)
+        executor = Executor(self.store, runtimes, self.identity.signing_key, self.data_dir / "work", wheel_envs)  # type: ignore[arg-type]
         (self.data_dir / "work").mkdir(exist_ok=True)
         await asyncio.to_thread(executor.sweep_work_dir)  # workspaces of a node that was killed mid-job
         if self.settlement is not None:

@@ -27,7 +27,8 @@ import aiohttp
 
 from agents import receipt as receipts
 from agents.bundle import agent_id_of, as_cid
-from agents.requirements import unmet
+from agents.errors import ManifestError
+from agents.requirements import bundled_packages, unmet
 from contracts.accounting import amount_for, receipt_hash
 from sdk.errors import (
     AgentNotFoundError,
@@ -356,7 +357,12 @@ class Client:
         if not isinstance(requires, list) or not requires:
             return
         env, peers = await self.environment(), await self.peers()
-        missing = unmet(tuple(str(r) for r in requires), env["python"]["packages"])
+        wheels = info.get("wheels")
+        try:  # the bundle's own wheels meet requirements too (and shadow the node's copies)
+            bundled = bundled_packages(tuple(wheels)) if isinstance(wheels, list) else {}
+        except ManifestError:
+            bundled = {}  # a node's odd answer: placement and the executor check again
+        missing = unmet(tuple(str(r) for r in requires), {**env["python"]["packages"], **bundled})
         others = {p.get("env", "") for p in peers if p.get("alive")}
         if missing and others <= {env["hash"]}:
             raise MissingPackageError(

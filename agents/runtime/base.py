@@ -48,6 +48,8 @@ class RunRequest:
     cancel: threading.Event | None = field(default=None, compare=False)
     # set by the node for a job over private data: the result leaves only within the cap
     private: PrivateRelease | None = None
+    # set by the executor, never from the wire: the bundle's wheel environment (read-only, on sys.path)
+    site: Path | None = None
 
     @property
     def effective_limits(self) -> Limits:

@@ -188,6 +188,8 @@ class PythonRuntime:
         return sorted(paths)
 
     def run(self, request: RunRequest, workspace: Workspace) -> RawRun:
+        """Run the agent; a bundle with its own wheels starts cold: the warm worker has the node's
+        numpy (and more) imported already, which would shadow the bundle's copy."""
         limits = request.effective_limits
         scratch = workspace.scratch
         env = {
@@ -200,7 +202,11 @@ class PythonRuntime:
             "PYTHONDONTWRITEBYTECODE": "1",
             **request.env,
         }
-        config = {
+        read_only = self._read_only_paths(workspace)
+        if request.site is not None:
+            env["PYTHONPATH"] = str(request.site)  # for the agent's own child interpreters
+            read_only = sorted({*read_only, str(request.site)})
+        config: dict[str, object] = {
             "entrypoint": str(workspace.code / request.bundle.manifest.entrypoint),
             "code": str(workspace.code),
             "args": list(request.args),
@@ -208,7 +214,8 @@ class PythonRuntime:
             "cwd": str(scratch),
             "uid": SANDBOX_UID,
             "layers": self.active,
-            "read_only": self._read_only_paths(workspace),
+            "read_only": read_only,
+            "python_path": [str(request.site)] if request.site is not None else [],
             "read_write": [str(workspace.out), str(scratch)],
             "limits": {
                 "cpu_seconds": limits.cpu_seconds,
@@ -225,7 +232,7 @@ class PythonRuntime:
             mount_root = workspace.root / "root"
             mount_root.mkdir(exist_ok=True)
             config["mount_root"] = str(mount_root)
-        if self.warm:
+        if self.warm and request.site is None:
             log_file = workspace.root / "agent.log"
             config["log_file"] = str(log_file)
             finished = self._run_warm(config, limits, request.cancel)

@@ -37,6 +37,7 @@ def agent_json(bundle: Bundle) -> dict[str, Any]:
         "runtime": manifest.runtime,
         "description": manifest.description,
         "requires": list(manifest.requires),
+        "wheels": list(manifest.wheels),
     }
 
 

@@ -446,6 +446,7 @@ SCHEMAS: dict[str, Schema] = {
             "runtime": _STR,
             "description": _STR,
             "requires": {**_STRINGS, "description": "python package requirements, e.g. numpy>=2"},
+            "wheels": {**_STRINGS, "description": "the wheel files the bundle brings (they meet requires too)"},
         }
     ),
     "Environment": _obj(

@@ -80,7 +80,7 @@ class Decider:
             spec.max_price,
             payable=frozenset(c.chain_address for c in candidates if c.chain_address) if payment else None,
             min_stake=_min_stake(payment),
-            requires=manifest.requires,
+            requires=manifest.node_requires,  # what its own wheels do not provide
             environments=await _known_environments(manifest),
         )
         if at_holders_of:

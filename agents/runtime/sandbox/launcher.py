@@ -110,7 +110,7 @@ def lock_down_and_run(config: dict[str, Any]) -> None:
     sys.argv = [config["entrypoint"], *config["args"]]
     own_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     sys.path[:] = [entry for entry in sys.path if entry != own_root]  # the node's code is not the agent's
-    sys.path.insert(0, config["code"])
+    sys.path[0:0] = [config["code"], *config.get("python_path", [])]  # the bundle, then its wheels' env
     os.environ.clear()
     os.environ.update(config["env"])
     if _setup_fd is not None:
