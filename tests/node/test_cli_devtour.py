@@ -59,7 +59,10 @@ def test_an_input_nobody_holds_fails_once_before_submitting(node: FakeNode, myce
     nobody = CID.for_block(b"nobody has this", 0x55)
     ran = mycel("job", "run", AGENT, "--input", f"a={held}", "--input", f"b={nobody}", "--api", node.url)
     assert ran.returncode == 1
-    assert ran.stderr.splitlines() == [f"error: no node holds b={nobody} (store it first: mycel put PATH --api URL)"]
+    assert ran.stderr.splitlines() == [
+        f"error: no node holds b={nobody} (store it first: mycel put PATH --api URL; a private dataset "
+        "has no provider records: run with the client key its policy or grant names)"
+    ]
     assert "POST /v1/jobs" not in node.requests
 
 
