@@ -8,6 +8,7 @@ no inline script or style) so that text from peers or jobs can never run as code
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 
 from aiohttp import web
@@ -31,21 +32,32 @@ HEADERS = {
 }
 
 
+def static_routes(package: str, index: str, assets_at: str, assets: dict[str, str], what: str) -> list[web.RouteDef]:
+    """GET ``index`` (the package's index.html) and ``assets_at`` + ``/{asset}`` (a fixed list:
+    no path from the URL reaches the disk), each with the strict headers above. Shared by the
+    dashboard and the /docs page. Files are read once, then served from memory (no disk read on
+    the event loop per request)."""
+
+    @functools.cache
+    def body(name: str) -> bytes:
+        return resources.files(package).joinpath(name).read_bytes()
+
+    def send(name: str) -> web.Response:
+        return web.Response(body=body(name), content_type=assets[name], charset="utf-8", headers=HEADERS)
+
+    async def get_index(request: web.Request) -> web.Response:
+        return send("index.html")
+
+    async def get_asset(request: web.Request) -> web.Response:
+        name = request.match_info["asset"]
+        if name not in assets or name == "index.html":
+            raise web.HTTPNotFound(text=f"no {what} asset {name!r}")
+        return send(name)
+
+    for name in assets:  # read at start-up, not on the event loop while serving
+        body(name)
+    return [web.get(index, get_index), web.get(assets_at + "/{asset}", get_asset)]
+
+
 def routes() -> list[web.RouteDef]:
-    return [web.get("/", get_index), web.get("/dashboard/{asset}", get_asset)]
-
-
-def _send(name: str) -> web.Response:
-    body = resources.files(__name__).joinpath(name).read_bytes()
-    return web.Response(body=body, content_type=ASSETS[name], charset="utf-8", headers=HEADERS)
-
-
-async def get_index(request: web.Request) -> web.Response:
-    return _send("index.html")
-
-
-async def get_asset(request: web.Request) -> web.Response:
-    name = request.match_info["asset"]
-    if name not in ASSETS or name == "index.html":  # a fixed list: no path from the URL reaches the disk
-        raise web.HTTPNotFound(text=f"no dashboard asset {name!r}")
-    return _send(name)
+    return static_routes(__name__, "/", "/dashboard", ASSETS, "dashboard")
