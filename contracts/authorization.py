@@ -19,9 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_utils.crypto import keccak
+# eth_account is imported where it is used: it costs a node ~1 s of start-up (its key-file
+# module pulls in a BLS pairing library), and a node without a ledger never signs or recovers.
 
 DOMAIN_NAME, DOMAIN_VERSION = "mycelnet", "1"
 COMMITMENT_TYPES = {
@@ -106,16 +105,24 @@ def domain(chain_id: int, contract: str) -> dict[str, Any]:
 
 def digest(record: Record, chain_id: int, contract: str) -> bytes:
     """keccak256(0x1901 || domainSeparator || hashStruct(message)): what the contract recovers from."""
+    from eth_account.messages import encode_typed_data
+    from eth_utils.crypto import keccak
+
     signable = encode_typed_data(domain(chain_id, contract), record.types, record.message())
     return bytes(keccak(b"\x19" + signable.version + signable.header + signable.body))
 
 
 def sign(record: Record, private_key: bytes, chain_id: int, contract: str) -> Signed:
     """Sign with the client's key, on the client's machine (keys never travel to a node)."""
+    from eth_account import Account
+
     signed = Account.sign_typed_data(private_key, domain(chain_id, contract), record.types, record.message())
     return Signed(record, signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big"))
 
 
 def recover(signed: Signed, chain_id: int, contract: str) -> str:
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
     signable = encode_typed_data(domain(chain_id, contract), signed.record.types, signed.record.message())
     return str(Account.recover_message(signable, vrs=(signed.v, signed.r, signed.s)))

@@ -8,7 +8,7 @@ for another address or on another ledger.
 
 from __future__ import annotations
 
-from web3 import Web3
+from eth_utils.address import to_checksum_address
 
 from storage.peerid import verify_signature
 
@@ -18,8 +18,8 @@ _DOMAIN = b"mycel-chain-binding-v1:"
 def binding_message(address: str, peer_id: str, contract: str) -> bytes:
     return (
         _DOMAIN
-        + bytes.fromhex(Web3.to_checksum_address(address)[2:])
-        + bytes.fromhex(Web3.to_checksum_address(contract)[2:])
+        + bytes.fromhex(to_checksum_address(address)[2:])
+        + bytes.fromhex(to_checksum_address(contract)[2:])
         + peer_id.encode()
     )
 

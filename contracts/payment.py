@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
-from web3 import Web3
+from eth_utils.address import to_checksum_address
 
 from contracts.accounting import amount_for as amount_for
 from contracts.accounting import chain_job_id as chain_job_id
@@ -77,15 +76,15 @@ class Envelope:
             message, sig = envelope["message"], bytes(envelope["sig"])
             if len(sig) != 65:
                 raise ValueError("the signature is not 65 bytes")
-            chain_id, contract = int(envelope["chain_id"]), Web3.to_checksum_address(envelope["contract"])
+            chain_id, contract = int(envelope["chain_id"]), to_checksum_address(envelope["contract"])
             record: Record
             if expect is JobCommitment:
-                record = JobCommitment(_b32(message["jobId"]), Web3.to_checksum_address(message["client"]),
+                record = JobCommitment(_b32(message["jobId"]), to_checksum_address(message["client"]),
                                        int(message["maxAmount"]), int(message["maxPrice"]),
                                        int(message["minStake"]), int(message["expiry"]))  # fmt: skip
             else:
-                record = JobPayment(_b32(message["jobId"]), Web3.to_checksum_address(message["client"]),
-                                    Web3.to_checksum_address(message["node"]), int(message["amount"]),
+                record = JobPayment(_b32(message["jobId"]), to_checksum_address(message["client"]),
+                                    to_checksum_address(message["node"]), int(message["amount"]),
                                     _b32(message["receiptHash"]), _b32(message["resultCid"]),
                                     int(message["expiry"]), int(message["nonce"]))  # fmt: skip
             signed = Signed(record, sig[64], sig[:32], sig[32:64])
@@ -98,7 +97,7 @@ class Envelope:
         return cls(signed, chain_id, contract)
 
     def check_ledger(self, chain_id: int, contract: str) -> None:
-        if chain_id != self.chain_id or Web3.to_checksum_address(contract) != self.contract:
+        if chain_id != self.chain_id or to_checksum_address(contract) != self.contract:
             raise AuthorizationError(
                 f"signed for ledger {self.contract} on chain {self.chain_id}, this node settles on "
                 f"{contract} on chain {chain_id}"
@@ -140,9 +139,11 @@ def check_commitment_usable(envelope: Envelope, chain_id: int, contract: str, pr
 def commit(job_id: str, client_key: bytes, max_amount: int, max_price: int, chain_id: int, contract: str,
            expiry: int | None = None, min_stake: int = 0) -> Envelope:  # fmt: skip
     """The client's terms for a paid job (locally signed)."""
+    from eth_account import Account  # here, not at import: it costs a node ~1 s of start-up
+
     client = Account.from_key(client_key).address
     expiry = expiry if expiry is not None else int(time.time()) + 86400
-    contract = Web3.to_checksum_address(contract)
+    contract = to_checksum_address(contract)
     record = JobCommitment(chain_job_id(job_id), client, max_amount, max_price, min_stake, expiry)
     return Envelope(sign(record, client_key, chain_id, contract), chain_id, contract)
 
@@ -154,7 +155,7 @@ def pay(commitment: Envelope, client_key: bytes, node: str, amount: int, receipt
     assert isinstance(terms, JobCommitment)
     if amount > terms.max_amount:
         raise AuthorizationError(f"{amount} wei is above the job's committed maximum {terms.max_amount}")
-    record = JobPayment(terms.job_id, terms.client, Web3.to_checksum_address(node), amount, receipt_hash,
+    record = JobPayment(terms.job_id, terms.client, to_checksum_address(node), amount, receipt_hash,
                         result_digest, terms.expiry, nonce)  # fmt: skip
     return Envelope(sign(record, client_key, commitment.chain_id, commitment.contract), commitment.chain_id,
                     commitment.contract)  # fmt: skip

@@ -86,6 +86,20 @@ def wait_for_peers(api_url: str, expected: int, timeout: float) -> None:
     raise NodeError(f"node at {api_url} did not see {expected} peers within {timeout:.0f} s ({last or 'too few'})")
 
 
+def wait_answering(proc: subprocess.Popen[bytes], api_url: str, log: Path, timeout: float = 60.0) -> None:
+    """Wait until a node process's API answers; if the process exits first, say so with the
+    tail of its log (a start on a loaded host can take many seconds; an exit is not slowness)."""
+    deadline = time.monotonic() + timeout
+    while not _answers(api_url):
+        code = proc.poll()
+        if code is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise NodeError(f"node process exited with {code} before its API answered; log ends:\n{tail}")
+        if time.monotonic() > deadline:
+            raise NodeError(f"node at {api_url} did not answer within {timeout:.0f} s; see {log}")
+        time.sleep(0.1)
+
+
 def _answers(api_url: str) -> bool:
     try:
         http_json(f"{api_url}/v1/node", timeout=2)

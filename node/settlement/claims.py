@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.authorization import JobPayment, Signed
-from contracts.ledger import RESULT_CID_PREFIX, ClaimRequest
+from contracts.claim import RESULT_CID_PREFIX, ClaimRequest
 from storage.records import RecordTables, Writer
 
 

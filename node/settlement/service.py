@@ -20,22 +20,23 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from web3 import Web3
+from eth_utils.address import to_checksum_address
 
 from contracts.authorization import JobCommitment, JobPayment
 from contracts.binding import binding_is_valid, binding_message
 from contracts.errors import AuthorizationError, ChainError
-from contracts.keys import load_or_create_key
-from contracts.ledger import Ledger
 from contracts.payment import Envelope, amount_for, check_commitment_usable, commitment_of, receipt_hash
 from node.config import NodeConfig
 from node.identity import NodeIdentity
 from node.metrics import Metrics
 from node.settlement.claims import Claim, ClaimStore, Delivery
-from node.settlement.submitter import ClaimSubmitter
 from storage.cid import CID
+
+if TYPE_CHECKING:  # web3 and eth_account load only on a node with a ledger: see __init__
+    from contracts.ledger import Ledger
+    from node.settlement.submitter import ClaimSubmitter
 
 __all__ = ["NodeSettlement", "receipt_hash"]
 
@@ -44,15 +45,21 @@ log = logging.getLogger("mycelnet.settlement")
 
 class NodeSettlement:
     def __init__(self, config: NodeConfig, identity: NodeIdentity, metrics: Metrics) -> None:
+        from web3 import Web3
+
+        from contracts.keys import load_or_create_key
+        from contracts.ledger import Ledger
+        from node.settlement.submitter import ClaimSubmitter
+
         self.identity = identity
         self.rpc_url = str(config.get("chain", "rpc_url"))
         key_file = str(config.get("chain", "key_file")) or str(config.data_dir / "chain.key")
         self.account = load_or_create_key(Path(os.path.expanduser(key_file)))
         self.price = int(config.get("capacity", "price_per_cpu_second"))
-        self.ledger = Ledger(Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 10})),
+        self.ledger: Ledger = Ledger(Web3(Web3.HTTPProvider(self.rpc_url, request_kwargs={"timeout": 10})),
                              str(config.get("chain", "contract")))  # fmt: skip
         self.claims = ClaimStore(config.data_dir / "claims")
-        self.submitter = ClaimSubmitter(
+        self.submitter: ClaimSubmitter = ClaimSubmitter(
             self.claims,
             self.ledger,
             self.account,
@@ -90,7 +97,7 @@ class NodeSettlement:
     def is_bound(self, address: str, peer_id: str) -> bool:
         """Whether the ledger binds ``address`` to ``peer_id`` with a valid Ed25519 signature
         (remembered once true; asked again while false, since registration can come late)."""
-        key = (Web3.to_checksum_address(address), peer_id)
+        key = (to_checksum_address(address), peer_id)
         if key in self._bound:
             return True
         if address == self.address:

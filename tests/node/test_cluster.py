@@ -15,7 +15,7 @@ import nacl.signing
 import pytest
 
 from node import announce
-from node.cluster import free_port, http_json, start_node_process, stop_process, wait_for_peers
+from node.cluster import free_port, http_json, start_node_process, stop_process, wait_answering, wait_for_peers
 from node.identity import NodeIdentity, load_or_create
 from tests.support import announcement_payload, gossip_peer, seeded_bytes
 
@@ -92,6 +92,7 @@ def test_restart_keeps_peer_id_and_rejoins(cluster: Any) -> None:
     # it comes back knowing one peer; the other must re-dial it (it is that node's bootstrap peer)
     proc = start_node_process(Path(victim.data_dir), victim.listen, victim.api, [nodes[1].multiaddr], victim.region)
     try:
+        wait_answering(proc, victim.api_url, Path(victim.data_dir) / "node.log")
         wait_for_peers(victim.api_url, 2, timeout=30)
         assert http_json(f"{victim.api_url}/v1/node")["peer_id"] == victim.peer_id
         expected = {nodes[1].peer_id, nodes[2].peer_id}
@@ -150,13 +151,7 @@ def guarded_node(tmp_path: Path) -> Any:
     env = {"MYCEL_API_TOKEN": "s3cret", "MYCEL_API_MAX_UPLOAD_BYTES": "1000"}
     proc = start_node_process(data_dir, f"/ip4/127.0.0.1/tcp/{free_port()}", api, [], "eu", env)
     url = f"http://{api}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            http_json(f"{url}/v1/node")
-            break
-        except OSError:
-            time.sleep(0.2)
+    wait_answering(proc, url, data_dir / "node.log")
     yield url, peer_id
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0

@@ -23,7 +23,7 @@ from typing import Any
 import nacl.signing
 import pytest
 
-from node.cluster import free_port, http_json, start_node_process
+from node.cluster import free_port, start_node_process, wait_answering
 from node.identity import NodeIdentity, load_or_create
 from node.p2p.network import P2PNetwork
 
@@ -40,14 +40,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
     port, api = free_port(), f"127.0.0.1:{free_port()}"
     env = {"MYCEL_P2P_HANDSHAKE_TIMEOUT_SECONDS": str(HANDSHAKE_TIMEOUT)}
     proc = start_node_process(data_dir, f"/ip4/127.0.0.1/tcp/{port}", api, [], "eu", env)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            http_json(f"http://{api}/v1/node")
-            break
-        except OSError:
-            assert time.monotonic() < deadline, (data_dir / "node.log").read_text()[-3000:]
-            time.sleep(0.1)
+    wait_answering(proc, f"http://{api}", data_dir / "node.log")
     yield f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id}", port
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0

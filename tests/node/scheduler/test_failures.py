@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from node.cluster import http_json, start_node_process, stop_process, wait_for_peers
+from node.cluster import http_json, start_node_process, stop_process, wait_answering, wait_for_peers
 from tests.node.scheduler.test_jobs_cluster import metric, post, wait_final
 from tests.support import REPO_ROOT, CliRunner
 
@@ -82,6 +82,7 @@ def _check_flaky_ranked_below_steady(requester: Any, flaky: Any, steady: Any, ag
     proc = start_node_process(Path(requester.data_dir), requester.listen, requester.api, [steady.multiaddr],
                               requester.region)  # fmt: skip
     try:
+        wait_answering(proc, requester.api_url, Path(requester.data_dir) / "node.log")
         wait_for_peers(requester.api_url, 1, timeout=30)
         after = http_json(f"{requester.api_url}/v1/reputation")["peers"]
         assert {row["peer_id"]: row["counts"] for row in after} == counts
@@ -106,6 +107,7 @@ def test_requester_restart_mid_job_loses_nothing(cluster: Any, mycel: CliRunner,
         Path(requester.data_dir), requester.listen, requester.api, [worker.multiaddr], requester.region
     )
     try:
+        wait_answering(proc, requester.api_url, Path(requester.data_dir) / "node.log")
         wait_for_peers(requester.api_url, 1, timeout=30)
         job = wait_final(requester.api_url, submitted["job_id"])
         assert job["state"] == "done", job["transitions"]

@@ -113,7 +113,7 @@ def test_a_killed_node_claims_after_restart_exactly_once(cluster: Any, tmp_path:
     loses nothing, and the restarted node settles it once."""
     import signal as signals
 
-    from node.cluster import start_node_process, wait_for_peers
+    from node.cluster import start_node_process, wait_answering, wait_for_peers
 
     nodes = cluster(2, chain=True, price=PRICE, batch_size=100, batch_interval=600.0)  # no batch before the kill
     chain, wallet = funded_client(cluster.directories[0], tmp_path)
@@ -132,6 +132,7 @@ def test_a_killed_node_claims_after_restart_exactly_once(cluster: Any, tmp_path:
     proc = start_node_process(Path(holder.data_dir), holder.listen, holder.api, [requester.multiaddr], holder.region,
                               env)  # fmt: skip
     try:
+        wait_answering(proc, holder.api_url, Path(holder.data_dir) / "node.log")
         wait_for_peers(holder.api_url, 1, timeout=30)
         claims = wait_claims(holder.api_url, 1)
         assert [(c["job_id"], c["state"]) for c in claims] == [(job.job_id, "settled")]
