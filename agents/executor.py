@@ -13,10 +13,11 @@ import nacl.signing
 from agents import receipt as receipts
 from agents.environment import agent_environment
 from agents.errors import ManifestError, MissingPackages, RuntimeUnavailable
+from agents.input_cache import InputCache
 from agents.inputs import inputs_env
 from agents.manifest import WHEELS_DIR, scan_wheels
 from agents.outcome import Outcome, OutcomeKind
-from agents.runtime.base import RawRun, RunRequest, Runtime, Workspace, breach, remove_tree, scan_tree
+from agents.runtime.base import RawRun, RunRequest, Runtime, Staging, Workspace, breach, remove_tree, scan_tree
 from agents.wheelenv import WheelEnvironments, WheelInstallFailed
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -50,6 +51,7 @@ class Executor:
         signing_key: nacl.signing.SigningKey,
         work_dir: Path | None = None,
         wheel_envs: WheelEnvironments | None = None,
+        input_cache: InputCache | None = None,
     ) -> None:
         self.store = store
         self.wheel_envs = wheel_envs  # None: bundles that bring wheels cannot run here
@@ -57,6 +59,8 @@ class Executor:
         self.signing_key = signing_key
         self.node = peer_id_for(bytes(signing_key.verify_key))
         self.work_dir = work_dir
+        # None: every job's inputs are exported from the store (verified, copied) into its workspace
+        self.input_cache = input_cache
 
     def sweep_work_dir(self) -> int:
         """Remove the job workspaces a previous run of the node left behind; returns how many.
@@ -92,8 +96,10 @@ class Executor:
         started = time.time()
         result: CID | None = None
         limits = request.effective_limits
-        with Workspace(self.store, request, self.work_dir) as workspace:
-            staged = replace(request, env={**request.env, **inputs_env(workspace.inputs, request.inputs)})
+        staging = getattr(runtime, "input_staging", Staging.COPY)  # what this runtime can keep read-only
+        staging = staging if isinstance(staging, Staging) else Staging.COPY
+        with Workspace(self.store, request, self.work_dir, self.input_cache, staging) as workspace:
+            staged = replace(request, env={**request.env, **inputs_env(workspace.staged, request.inputs)})
             try:
                 with self._wheel_env(request, workspace) as site:
                     raw = runtime.run(replace(staged, site=site), workspace)

@@ -16,26 +16,26 @@ names every input (name -> CID) the run was given.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
+from collections.abc import Mapping
 
-from agents.runtime.sandbox.outputs import scan_tree
+from agents.runtime.base import StagedInput
 from storage.cid import CID
 
 ENV_VAR = "MYCEL_INPUTS"
 
 
-def describe_inputs(directory: Path, inputs: dict[str, CID]) -> dict[str, dict[str, object]]:
-    """Per input as staged under ``directory``: path (relative), cid, kind, size in bytes."""
+def describe_inputs(staged: Mapping[str, StagedInput], inputs: dict[str, CID]) -> dict[str, dict[str, object]]:
+    """Per input as the workspace staged it: path (relative), cid, kind, size in bytes.
+
+    Kind and size come from the staging (the input cache's entry records them), not from
+    a walk of ``in/``: a mounted input's placeholder is empty until the sandbox mounts it."""
     described: dict[str, dict[str, object]] = {}
     for name, cid in sorted(inputs.items()):
-        path = directory / name
-        is_dir = path.is_dir()
-        size = scan_tree([os.fspath(path)]).bytes if is_dir else path.stat().st_size
-        described[name] = {"path": name, "cid": str(cid), "kind": "directory" if is_dir else "file", "size": size}
+        entry = staged[name]
+        described[name] = {"path": name, "cid": str(cid), "kind": entry.kind, "size": entry.size}
     return described
 
 
-def inputs_env(directory: Path, inputs: dict[str, CID]) -> dict[str, str]:
+def inputs_env(staged: Mapping[str, StagedInput], inputs: dict[str, CID]) -> dict[str, str]:
     """The environment entry that tells the agent its inputs (compact JSON)."""
-    return {ENV_VAR: json.dumps(describe_inputs(directory, inputs), separators=(",", ":"), sort_keys=True)}
+    return {ENV_VAR: json.dumps(describe_inputs(staged, inputs), separators=(",", ":"), sort_keys=True)}

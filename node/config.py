@@ -226,6 +226,7 @@ def _check_guards(merged: Mapping[str, Mapping[str, Any]]) -> None:
         ("storage", "remote_pin_ttl_seconds"),
         ("jobs", "queue_timeout_seconds"),
         ("jobs", "wheel_cache_mib"),
+        ("jobs", "input_cache_mib"),
     ]
     for section, key in positive:
         if merged[section][key] <= 0:

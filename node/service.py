@@ -20,6 +20,7 @@ from aiohttp import web
 
 from agents.environment import AgentEnvironment, agent_environment
 from agents.executor import Executor
+from agents.input_cache import InputCache
 from agents.runtime.python import PythonRuntime
 from agents.runtime.wasm import WasmRuntime
 from agents.wheelenv import WheelEnvironments
@@ -141,7 +142,11 @@ class NodeService:
         runtimes = {"wasm": WasmRuntime(self.data_dir / "wasm-cache"), "python": self.python_runtime}
         cache_mib = int(self.config.get("jobs", "wheel_cache_mib"))
         wheel_envs = WheelEnvironments(self.data_dir / "wheel-envs", cache_mib << 20)
-        executor = Executor(self.store, runtimes, self.identity.signing_key, self.data_dir / "work", wheel_envs)  # type: ignore[arg-type]
+        input_cache = InputCache(
+            self.data_dir / "cache" / "inputs", self.store, int(self.config.get("jobs", "input_cache_mib")) << 20
+        )
+        work = self.data_dir / "work"
+        executor = Executor(self.store, runtimes, self.identity.signing_key, work, wheel_envs, input_cache)  # type: ignore[arg-type]
         (self.data_dir / "work").mkdir(exist_ok=True)
         await asyncio.to_thread(executor.sweep_work_dir)  # workspaces of a node that was killed mid-job
         if self.settlement is not None:

@@ -1,7 +1,9 @@
 """What every runtime shares: the request, the outcome, and the job's workspace.
 
 The workspace is a private directory per job: ``code/`` (the bundle, read-only),
-``in/<name>`` (each input exported from the store, every block verified, read-only),
+``in/<name>`` (each input, read-only: exported from the store with every block verified,
+or, with the node's input cache, its cache entry mounted or hard-linked there without a
+copy, see :mod:`agents.input_cache`),
 ``out/`` (writable) and ``tmp/`` (writable scratch: HOME and TMPDIR). After the run,
 ``out/`` becomes a UnixFS DAG in the store and its root is the result CID.
 
@@ -16,12 +18,15 @@ which the output caps (up to 64 GiB) would turn into a memory exhaustion vector.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agents.bundle import Bundle
 from agents.manifest import Limits
@@ -31,6 +36,9 @@ from agents.runtime.sandbox.outputs import MAX_OUTPUT_DEPTH, SizeWatch, TreeScan
 from storage.blockstore import BlockStore
 from storage.cid import CID
 from storage.files import get_path
+
+if TYPE_CHECKING:  # the cache imports this package's sandbox helpers; only its type is needed here
+    from agents.input_cache import InputCache
 
 LOG_CAP = 1 << 20
 
@@ -100,24 +108,76 @@ class LogBuffer:
         return self.total > len(self.data)
 
 
+class Staging(Enum):
+    """How a job's inputs reach ``in/``; the runtime says which it can confine (``input_staging``)."""
+
+    COPY = "copy"  # bytes copied into in/<name>: no input cache, or no way to make a shared copy read-only
+    LINK = "link"  # a tree of hard links to the cache entry (wasm: a read-only preopen, and WASI has no chmod)
+    MOUNT = "mount"  # an empty placeholder the sandbox bind-mounts the cache entry onto, read-only (python)
+
+
+@dataclass(frozen=True)
+class StagedInput:
+    """One input as the agent sees it: its kind ("file" or "directory") and size in bytes."""
+
+    kind: str
+    size: int
+
+
 class Workspace:
-    def __init__(self, store: BlockStore, request: RunRequest, parent: Path | None = None) -> None:
+    def __init__(
+        self,
+        store: BlockStore,
+        request: RunRequest,
+        parent: Path | None = None,
+        cache: InputCache | None = None,
+        staging: Staging = Staging.COPY,
+    ) -> None:
         self.root = Path(tempfile.mkdtemp(prefix=f"job-{request.job_id[:16]}-", dir=parent))
         os.chmod(self.root, 0o755)
         self.code = self.root / "code"
         self.inputs = self.root / "in"
         self.out = self.root / "out"
         self.scratch = self.root / "tmp"
+        # (cache entry, placeholder under in/): the sandbox mounts each read-only before the agent starts
+        self.binds: list[tuple[Path, Path]] = []
+        self.staged: dict[str, StagedInput] = {}
+        self.bytes_in = 0
+        self._held = contextlib.ExitStack()  # the cache entries this job uses: never evicted under it
+        try:
+            self._stage(store, request, cache, staging)
+        except BaseException:
+            self.close()
+            raise
+
+    def _stage(self, store: BlockStore, request: RunRequest, cache: InputCache | None, staging: Staging) -> None:
         get_path(store, request.bundle.code, self.code)
         self.inputs.mkdir()
-        self.bytes_in = 0
         for name, cid in request.inputs.items():
             if not name or "/" in name or name in (".", "..") or name.startswith("."):
                 raise ValueError(f"input name {name!r} must be a plain file name")
-            get_path(store, cid, self.inputs / name)
-        self.bytes_in = tree_size(self.inputs)
+            target = self.inputs / name
+            if cache is None:
+                get_path(store, cid, target)
+                self.staged[name] = _describe(target)
+                continue
+            entry = self._held.enter_context(cache.use(cid))
+            self.staged[name] = StagedInput("directory" if entry.kind == "directory" else "file", entry.size)
+            if entry.kind == "symlink":  # never mounted: the host would resolve it
+                os.symlink(os.readlink(entry.path), target)
+            elif staging is Staging.MOUNT:
+                target.mkdir() if entry.kind == "directory" else target.touch()
+                self.binds.append((entry.path, target))
+            elif staging is Staging.LINK:
+                link_tree(entry.path, target)
+            else:
+                copy_tree(entry.path, target)
+        self.bytes_in = sum(staged.size for staged in self.staged.values())
         _make_read_only(self.code)
-        _make_read_only(self.inputs)
+        if staging is not Staging.LINK:  # a linked tree's files are the cache's own, read-only already
+            _make_read_only(self.inputs)
+        else:
+            _make_dirs_read_only(self.inputs)
         self.out.mkdir(mode=0o777)
         os.chmod(self.out, 0o777)  # the sandbox user (not the node) must be able to write
         self.scratch.mkdir(mode=0o777)
@@ -129,13 +189,51 @@ class Workspace:
         return (self.out, self.scratch)
 
     def close(self) -> None:
-        remove_tree(self.root)
+        try:
+            remove_tree(self.root)
+        finally:
+            self._held.close()
 
     def __enter__(self) -> Workspace:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _describe(path: Path) -> StagedInput:
+    if path.is_dir() and not path.is_symlink():
+        return StagedInput("directory", tree_size(path))
+    return StagedInput("file", path.lstat().st_size if path.is_symlink() else path.stat().st_size)
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """``target`` as a tree of directories and hard links to ``source``'s files (no bytes copied).
+
+    Hard links share the cache's inodes: only for a runtime that cannot change a file's
+    mode or bytes (wasm's read-only preopen). Symlinks are recreated, never followed."""
+    stack = [(source, target)]
+    while stack:
+        src, dst = stack.pop()
+        if src.is_symlink():
+            os.symlink(os.readlink(src), dst)
+        elif src.is_dir():
+            dst.mkdir()
+            with os.scandir(src) as listing:
+                stack.extend((Path(entry.path), dst / entry.name) for entry in listing)
+        else:
+            try:
+                os.link(src, dst)
+            except OSError:  # another file system (EXDEV) or a link limit: copy this one
+                shutil.copyfile(src, dst)
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """A private copy of a cache entry (no hashing: the entry was built from verified blocks)."""
+    if source.is_dir():
+        shutil.copytree(source, target, symlinks=True, copy_function=shutil.copyfile)
+    else:
+        shutil.copyfile(source, target)
 
 
 __all__ = ["MAX_OUTPUT_DEPTH", "TreeScan", "remove_tree", "scan_tree"]
@@ -168,6 +266,11 @@ def breach(scan: TreeScan, max_bytes: int, max_entries: int) -> Outcome | None:
     if scan.too_deep:  # never importable: stop it now rather than walk deeper
         return Outcome.failed(f"invalid output: {scan.problem}")
     return None
+
+
+def _make_dirs_read_only(path: Path) -> None:
+    for dirpath, _subdirs, _filenames in os.walk(path, topdown=False):
+        os.chmod(dirpath, 0o555)
 
 
 def _make_read_only(path: Path) -> None:

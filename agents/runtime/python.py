@@ -42,7 +42,7 @@ from typing import IO
 
 from agents.manifest import Limits
 from agents.outcome import Limit, Outcome
-from agents.runtime.base import MAX_OUTPUT_DEPTH, LogBuffer, OutputWatch, RawRun, RunRequest, Workspace
+from agents.runtime.base import MAX_OUTPUT_DEPTH, LogBuffer, OutputWatch, RawRun, RunRequest, Staging, Workspace
 from agents.runtime.sandbox import landlock, seccomp
 from agents.runtime.sandbox.procfs import job_usage, kill_all
 
@@ -104,6 +104,12 @@ class PythonRuntime:
         self.warm = warm
         self._worker: subprocess.Popen[str] | None = None
         self._worker_lock = threading.Lock()
+
+    @property
+    def input_staging(self) -> Staging:
+        """Cached inputs are bind-mounted read-only in the sandbox's own mount namespace; without
+        one they are copied: a hard link would hand the agent the cache's own inode to chmod."""
+        return Staging.MOUNT if "namespaces" in self.active else Staging.COPY
 
     def close(self) -> None:
         worker, self._worker = self._worker, None
@@ -232,6 +238,9 @@ class PythonRuntime:
             mount_root = workspace.root / "root"
             mount_root.mkdir(exist_ok=True)
             config["mount_root"] = str(mount_root)
+            config["binds"] = [[str(source), str(target)] for source, target in workspace.binds]
+        elif workspace.binds:  # the executor asks for MOUNT staging only where namespaces are on
+            raise RuntimeError("cached inputs need the sandbox's mount namespace to be mounted read-only")
         if self.warm and request.site is None:
             log_file = workspace.root / "agent.log"
             config["log_file"] = str(log_file)

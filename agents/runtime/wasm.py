@@ -36,7 +36,7 @@ from wasmtime import _ffi as ffi
 
 from agents.errors import CompileCancelled, CompilerFailed, CompileTimeout, InvalidModule
 from agents.outcome import Limit, Outcome
-from agents.runtime.base import LogBuffer, OutputWatch, RawRun, RunRequest, Workspace
+from agents.runtime.base import LogBuffer, OutputWatch, RawRun, RunRequest, Staging, Workspace
 from agents.runtime.wasm_compiler import ENGINE_SETTINGS, EXIT_INVALID, make_engine
 from storage.cid import CID, RAW
 
@@ -99,6 +99,9 @@ class EpochTicker:
 
 class WasmRuntime:
     name = "wasm"
+    # cached inputs as hard links under the read-only /in preopen: WASI has no chmod, and a
+    # read-only preopen refuses every write, truncation, unlink and rename
+    input_staging = Staging.LINK
 
     def __init__(self, cache_dir: Path | None = None) -> None:
         self.version = f"wasmtime-{version('wasmtime')}"

@@ -75,7 +75,8 @@ def lock_down_and_run(config: dict[str, Any]) -> None:
     layers = config["layers"]
     if config.get("mount_root"):
         try:
-            mounts.isolate(config["mount_root"], config["read_only"], config["read_write"])
+            binds = [(source, target) for source, target in config.get("binds", [])]
+            mounts.isolate(config["mount_root"], config["read_only"], config["read_write"], binds)
         except OSError as exc:
             _fail(f"cannot give the sandbox its own file-system view: {exc}")
     os.chdir(config["cwd"])

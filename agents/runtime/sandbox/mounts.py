@@ -45,8 +45,15 @@ def _covered(path: str, roots: list[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
-def isolate(new_root: str, read_only: list[str], read_write: list[str]) -> None:
+def isolate(
+    new_root: str, read_only: list[str], read_write: list[str], binds: list[tuple[str, str]] | None = None
+) -> None:
     """Enter a new mount namespace whose root holds only these paths, and ``/proc``.
+
+    ``binds`` are (source, target) pairs mounted read-only after the rest: a job's cached
+    inputs onto their placeholders under its ``in/`` (which must already be kept). A
+    read-only bind is what keeps the shared cache whole: writes, truncation, chmod, unlink
+    and rename through it all fail with EROFS, whatever the file's owner or mode.
 
     ``new_root`` is an empty directory; the tmpfs is mounted on it inside the new
     namespace only, so the host never sees it. Paths under ``/proc`` are served by the
@@ -80,6 +87,12 @@ def isolate(new_root: str, read_only: list[str], read_write: list[str]) -> None:
         if not writable:
             _mount(None, target, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID)
         bound.append(path)
+    for source, target in binds or []:
+        placed = new_root + os.path.abspath(target)
+        if not _covered(os.path.abspath(target), bound) or os.path.islink(placed) or not os.path.exists(placed):
+            raise OSError(f"no placeholder for a cached input at {target}")
+        _mount(source, placed, None, _MS_BIND)
+        _mount(None, placed, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID)
     os.makedirs(new_root + "/proc", exist_ok=True)
     _mount("proc", new_root + "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
     os.chdir(new_root)
