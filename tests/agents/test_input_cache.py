@@ -132,7 +132,7 @@ def test_without_a_mount_namespace_each_job_gets_its_own_copy(tmp_path: Path) ->
 
 # A WASI module that tries to change /in/data: open it for writing with truncation,
 # truncate it through a read-only descriptor, unlink it, rename it. Exits 3 when every
-# attempt was refused, 1 when any succeeded.
+# attempt was refused, 1 when any succeeded, 2 when it cannot even read the input.
 _TAMPER_WAT = """
 (module
   (import "wasi_snapshot_preview1" "path_open"
@@ -146,6 +146,10 @@ _TAMPER_WAT = """
   (data (i32.const 16) "moved")
   (func (export "_start")
     (local $succeeded i32)
+    ;; the control: /in/data opens for reading (else fd 3 is not /in and nothing below means anything)
+    (if (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 4) (i32.const 0)
+          (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 64))
+      (then (call $exit (i32.const 2))))
     ;; O_TRUNC with FD_WRITE | FD_FILESTAT_SET_SIZE rights
     (if (i32.eqz (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 4) (i32.const 8)
                    (i64.const 4194368) (i64.const 0) (i32.const 0) (i32.const 64)))
