@@ -9,7 +9,8 @@ jobs bind-mount it read-only (python) without copying or hashing.
 the agent's first line reads (it writes it to /out and exits, never reading the input).
 Also shown: staging alone (the Workspace). Runs alternate A, B in the same process over
 the same input, for the python runtime cold (a new sandboxed interpreter, the node's
-default) and warm (a fork of the pre-started worker). The input is distinct random data,
+default) and warm (a fork of the pre-started worker), and for wasm (B: hard links under
+the read-only /in preopen). The input is distinct random data,
 not a repeated block, so no deduplication flatters either path.
 
 Usage: python bench/inputs.py [--runs 7] [--mib 256]
@@ -29,12 +30,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import nacl.signing  # noqa: E402
+import wasmtime  # noqa: E402
 
 from agents.bundle import Bundle, pack  # noqa: E402
 from agents.executor import Executor  # noqa: E402
 from agents.input_cache import InputCache  # noqa: E402
 from agents.runtime.base import RunRequest, Workspace  # noqa: E402
 from agents.runtime.python import PythonRuntime  # noqa: E402
+from agents.runtime.wasm import WasmRuntime  # noqa: E402
 from storage.blockstore import BlockStore  # noqa: E402
 from storage.cid import CID  # noqa: E402
 from storage.files import add_stream, cat  # noqa: E402
@@ -46,10 +49,26 @@ import os
 with open(os.path.join(os.environ["MYCEL_OUT"], "started"), "w") as out:
     out.write(repr(started))
 """
+# the wasm agent's first act: the wall clock (ns, little-endian) into /out/started
+WAT = """(module
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "started")
+  (func (export "_start")
+    (drop (call $clock (i32.const 0) (i64.const 1) (i32.const 0)))
+    (drop (call $open (i32.const 4) (i32.const 0) (i32.const 100) (i32.const 7) (i32.const 1)
+            (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 200)))
+    (i32.store (i32.const 16) (i32.const 0))
+    (i32.store (i32.const 20) (i32.const 8))
+    (drop (call $write (i32.load (i32.const 200)) (i32.const 16) (i32.const 1) (i32.const 24)))))
+"""
 MANIFEST = """name = "starts"
 version = "0.0.1"
-runtime = "python"
-entrypoint = "main.py"
+runtime = "{runtime}"
+entrypoint = "{entrypoint}"
 
 [limits]
 wall_seconds = 60
@@ -74,7 +93,10 @@ def _start_latency(executor: Executor, request: RunRequest) -> float:
     outcome = executor.run(request)
     assert outcome.status == "ok" and outcome.result is not None, (outcome.status, outcome.logs[-500:])
     entries = dict(list_directory(executor.store.get, outcome.result))
-    return float(b"".join(cat(executor.store, entries["started"]))) - accepted
+    started = b"".join(cat(executor.store, entries["started"]))
+    if request.bundle.manifest.runtime == "wasm":
+        return int.from_bytes(started, "little") / 1e9 - accepted
+    return float(started) - accepted
 
 
 def _staging(store: BlockStore, request: RunRequest, work: Path, cache: InputCache | None, runtime: object) -> float:
@@ -102,21 +124,29 @@ def main() -> None:
         started = time.perf_counter()
         cid: CID = add_stream(store, _RandomStream(args.mib << 20), name="bench input").cid  # type: ignore[arg-type]
         print(f"input: {args.mib} MiB of random data, {cid}, stored in {time.perf_counter() - started:.1f} s")
-        bundle_dir = root / "agent"
-        bundle_dir.mkdir()
-        (bundle_dir / "main.py").write_text(AGENT)
-        (bundle_dir / "mycel-agent.toml").write_text(MANIFEST)
-        bundle: Bundle = pack(bundle_dir, store)
+        bundles: dict[str, Bundle] = {}
+        for kind, entrypoint, source in (("python", "main.py", AGENT.encode()), ("wasm", "main.wasm", b"")):
+            bundle_dir = root / f"agent-{kind}"
+            bundle_dir.mkdir()
+            (bundle_dir / entrypoint).write_bytes(source or wasmtime.wat2wasm(WAT))
+            (bundle_dir / "mycel-agent.toml").write_text(MANIFEST.format(runtime=kind, entrypoint=entrypoint))
+            bundles[kind] = pack(bundle_dir, store)
         key = nacl.signing.SigningKey.generate()
         work = root / "work"
         work.mkdir()
-        for mode in ("cold", "warm"):
-            runtime = PythonRuntime(warm=mode == "warm")
-            cache = InputCache(root / f"cache-{mode}" / "inputs", store, 4 << 30)
-            copy = Executor(store, {"python": runtime}, key, work)
-            cached = Executor(store, {"python": runtime}, key, work, input_cache=cache)
+        runtimes: list[tuple[str, PythonRuntime | WasmRuntime]] = [
+            ("python cold", PythonRuntime()),
+            ("python warm", PythonRuntime(warm=True)),
+            ("wasm", WasmRuntime(root / "wasm-cache")),
+        ]
+        for mode, runtime in runtimes:
+            bundle = bundles[runtime.name]
+            cache = InputCache(root / f"cache-{mode.replace(' ', '-')}" / "inputs", store, 4 << 30)
+            copy = Executor(store, {runtime.name: runtime}, key, work)  # type: ignore[dict-item]
+            cached = Executor(store, {runtime.name: runtime}, key, work, input_cache=cache)  # type: ignore[dict-item]
             request = RunRequest(f"bench-{mode}", bundle, {"data": cid})
-            print(f"\npython {mode} (layers: {', '.join(runtime.active)}; staging {runtime.input_staging.value})")
+            layers = f"layers: {', '.join(runtime.active)}; " if isinstance(runtime, PythonRuntime) else ""
+            print(f"\n{mode} ({layers}staging {runtime.input_staging.value})")
             _start_latency(copy, RunRequest("warm-up", bundle))  # worker start, page cache of the code
             first = _start_latency(cached, request)  # builds the cache entry
             a_start: list[float] = []
@@ -136,7 +166,8 @@ def main() -> None:
             verdict = "meets" if statistics.median(b_start) < 0.05 else "misses"
             print(f"  goal < 50 ms from accepted to agent start, second run and later: {verdict}")
             assert cache.builds == 1, cache.builds
-            runtime.close()
+            if isinstance(runtime, PythonRuntime):
+                runtime.close()
         store.close()
 
 
