@@ -21,7 +21,9 @@ and removed when its last job ends.
 GC: ``mycel gc`` may run in another process, so the cache is re-validated instead of
 told: an entry is used only while the store still holds its CID's whole DAG (one pin
 lookup, or a walk of the size index); otherwise it is removed and the job sees the
-input missing, as it would without the cache. The cache never outlives the blocks.
+input missing, as it would without the cache. Entries whose blocks were collected are
+also removed at the first use after a start and before an eviction takes a valid one,
+so the disk a gc frees is not held here for long.
 
 Privacy: the cache is this node's own disk (mode 0700 under the data dir), read only
 through a job's staging, which happens after the private-data gate has let the job
@@ -101,6 +103,8 @@ class InputCache:
         Raises what an export would (BlockNotFoundError, UnixFSError) when the store does
         not hold the input whole."""
         key = str(cid)
+        if not self._loaded:  # the first use after start: what a gc took meanwhile goes now
+            self.prune()
         with self._lock:
             self._load()
             self._in_use[key] = self._in_use.get(key, 0) + 1
@@ -191,14 +195,33 @@ class InputCache:
                 return
         remove_tree(doomed)
 
+    def prune(self) -> int:
+        """Remove the idle entries whose CID the store no longer holds whole; returns how many.
+
+        Run when the cache is first read (a ``mycel gc`` while the node was down) and before
+        an eviction removes anything still valid, so collected inputs free their disk first."""
+        with self._lock:
+            self._load()
+            idle = [key for key in self._entries if key not in self._in_use]
+        stale = [key for key in idle if self.store.complete_dag_size(CID.parse(key)) is None]
+        for key in stale:
+            self._remove(key)
+        return len(stale)
+
     def _evict(self) -> None:
-        """Remove least recently used entries no job holds until the rest fit the bound."""
+        """Remove least recently used entries no job holds until the rest fit the bound
+        (entries whose blocks were collected first)."""
+        pruned = False
         while True:
             with self._lock:
                 total = sum(entry.size for entry in self._entries.values())
                 if total <= self.max_bytes:
                     return
                 idle = [key for key in self._entries if key not in self._in_use]
+            if not pruned:
+                pruned = True
+                if self.prune():
+                    continue
             if not idle:
                 return  # everything over the bound is in use; the release will try again
             self._remove(idle[0])  # skipped if a job took it meanwhile: the next pass sees it busy

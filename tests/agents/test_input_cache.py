@@ -262,6 +262,23 @@ def test_collected_blocks_take_their_cache_entry_with_them(tmp_path: Path) -> No
     assert cache.entries() == [] and not (cache.root / str(cid)).exists()
 
 
+def test_entries_of_collected_blocks_go_at_restart_and_before_a_valid_one_is_evicted(tmp_path: Path) -> None:
+    size = 100_000
+    store, cache = _cache(tmp_path, max_bytes=2 * size + size // 2)
+    a, b, c = (_put(store, tmp_path, name, size)[0] for name in ("a", "b", "c"))
+    for cid in (a, b):
+        _used(cache, cid)
+    store.unpin(b)  # b is the most recently used, but its blocks go
+    store.gc()
+    _used(cache, c)  # over the bound: b goes (collected), not a (least recently used, still valid)
+    assert [entry.cid for entry in cache.entries()] == [str(a), str(c)]
+    store.unpin(a)
+    store.gc()
+    restarted = InputCache(cache.root, store, CACHE_BYTES)
+    _used(restarted, c)
+    assert [entry.cid for entry in restarted.entries()] == [str(c)] and not (cache.root / str(a)).exists()
+
+
 def test_the_cache_bound_is_a_positive_setting() -> None:
     assert load_config().get("jobs", "input_cache_mib") == 8192
     with pytest.raises(ConfigError, match=r"jobs\.input_cache_mib must be positive"):
