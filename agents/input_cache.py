@@ -125,6 +125,9 @@ class InputCache:
         key = str(cid)
         with self._lock:
             entry = self._entries.get(key)
+        if entry is not None and not os.path.lexists(entry.path):  # removed behind the node's back
+            self._remove(key, holders=1)
+            entry = None
         if self.store.complete_dag_size(cid) is None:  # never stored whole, or collected since
             if entry is not None:
                 self._remove(key, holders=1)  # the cache must not outlive the blocks (kept while a job reads it)
@@ -158,7 +161,8 @@ class InputCache:
         finally:
             if scratch.exists():
                 remove_tree(scratch)
-        self.builds += 1
+        with self._lock:
+            self.builds += 1
         return CachedInput(key, final / DATA, kind, size)
 
     # -- the index ---------------------------------------------------------------------
@@ -174,8 +178,11 @@ class InputCache:
         found: list[tuple[float, CachedInput]] = []
         for child in self.root.iterdir():
             entry = _read_entry(child) if not child.name.startswith(".") else None
+            if entry is None and child.is_dir() and not child.is_symlink():
+                remove_tree(child)
+            elif entry is None:
+                child.unlink(missing_ok=True)
             if entry is None:
-                remove_tree(child) if child.is_dir() and not child.is_symlink() else child.unlink(missing_ok=True)
                 continue
             found.append(((child / MARKER).stat().st_mtime, entry))
         for _mtime, entry in sorted(found, key=lambda item: item[0]):
