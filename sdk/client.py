@@ -487,11 +487,17 @@ class Client:
         region: str | list[str] | None = None,
         wait: bool = True,
         timeout: float = 300,
+        client_key: Keypair | None = None,
+        grants: Mapping[str, Sequence[bytes]] | None = None,
     ) -> GroupJob:
         """A federated job: ``agent`` runs once per dataset, each run at that dataset's holder
         (the dataset at ``/in/<input>``, plus the ``shared`` inputs), in parallel; then
         ``aggregator`` runs on their results (``/in/<dataset name>``). One job id for the group;
-        with ``wait``, returns once the group is done (JobFailedError naming each failed run)."""
+        with ``wait``, returns once the group is done (JobFailedError naming each failed run).
+
+        Over private datasets, ``client_key`` signs one access proof per run (for exactly that
+        run's agent, inputs and args, sent through this node); ``grants`` maps a dataset CID to
+        the client's grant chain where a policy does not list the client itself."""
         body: dict[str, Any] = {
             "agent": str(agent),
             "datasets": {name: str(cid) for name, cid in datasets.items()},
@@ -503,6 +509,12 @@ class Client:
         }
         if region:
             body["regions"] = [region] if isinstance(region, str) else list(region)
+        if client_key is not None:
+            body["access"] = {
+                name: await self._access(client_key, {"agent": body["agent"], "args": body["args"],
+                                                      "inputs": {input: cid, **body["shared"]}}, grants or {})
+                for name, cid in body["datasets"].items()
+            }  # fmt: skip
         answer = await self._call("POST", "/v1/groups", json=body)
         group = GroupJob(self, str(answer["job_id"]))
         if wait:

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from nacl.public import PrivateKey
 
+from sdk import JobFailedError, Keypair, SyncClient
+from tests.node.test_cluster import http, metric
 from tests.support import REPO_ROOT, CliRunner
 
 EXAMPLE = REPO_ROOT / "examples" / "federated"
@@ -132,6 +134,9 @@ def test_a_site_that_drops_out_fails_the_round_and_the_next_round_runs_without_i
 
 
 def test_the_hospital_case_on_three_nodes(cluster: Any, mycel: CliRunner, tmp_path: Path) -> None:
+    """Over private data: each share is a private dataset its site's node alone holds, under a
+    policy that approves only the training agent, the consortium's client key and an update-sized
+    result; every run is checked by the holder itself, and nothing else gets the records."""
     example = _load(EXAMPLE / "run.py", "federated_run")
     nodes = cluster(3, regions=list(example.REGIONS))
     apis = {site: node.api_url for site, node in zip(example.SITES, nodes, strict=True)}
@@ -153,6 +158,10 @@ def test_the_hospital_case_on_three_nodes(cluster: Any, mycel: CliRunner, tmp_pa
     for done in federation.rounds:  # only update-sized transfers: no site's records ever left it
         for site, sent in done.sent.items():
             assert sent <= example.MAX_UPDATE_BYTES < federation.dataset_bytes[site] / 4, (done, lines)
+            terms = done.privacy[site]  # signed by the holder into its receipt: its policy, the cap, what left
+            assert terms is not None and terms.released == "result", terms
+            assert [str(c) for c in terms.policies] == [federation.policies[site]]
+            assert terms.result_bytes <= terms.max_result_bytes == example.MAX_UPDATE_BYTES
     assert sum(done.sent[site] for done in federation.rounds for site in example.SITES) > 0  # updates did travel
 
     explain = mycel("job", "explain", federation.rounds[-1].group_id, "--api", apis["site-a"])
@@ -162,4 +171,26 @@ def test_the_hospital_case_on_three_nodes(cluster: Any, mycel: CliRunner, tmp_pa
     for site, block in zip(example.SITES, blocks, strict=False):
         chosen = [line for line in block.splitlines() if line.startswith("chosen")]
         assert len(chosen) == 1 and holder[site] in chosen[0], block  # each run at its dataset's holder
-        assert block.count("does not hold its input 'data'") == 2, block
+
+    # nobody else gets a site's records: another node asks for them, an HTTP client asks
+    site_a, site_b = nodes[0], nodes[1]
+    dataset = federation.datasets["site-a"]
+    sent_before, stored_before = (
+        metric(site_a.api_url, "mycel_bytes_out_total"),
+        metric(site_b.api_url, "mycel_blocks_stored_total"),
+    )
+    status, _ = http("POST", f"{site_b.api_url}/v1/pins/{dataset}", headers={"Content-Type": "application/json"})
+    assert status >= 400  # the holder answers site-b as if it lacked the data
+    assert metric(site_b.api_url, "mycel_blocks_stored_total") == stored_before
+    assert http("GET", f"{site_a.api_url}/v1/blobs/{dataset}")[0] == 403
+    assert http("GET", f"{site_b.api_url}/v1/blobs/{dataset}")[0] == 404
+    assert metric(site_a.api_url, "mycel_bytes_out_total") == sent_before  # not one block left site-a
+    assert metric(site_a.api_url, 'mycel_private_refused_total{reason="http"}') >= 1
+
+    # an agent the policy does not approve (the aggregator, over raw records) is refused with the reason
+    with SyncClient(site_a.api_url) as client, pytest.raises(JobFailedError, match="is not approved by the policy"):
+        client.run(federation.aggregator, {"data": dataset}, client_key=federation.client_key, timeout=60)
+    with SyncClient(site_a.api_url) as client, pytest.raises(JobFailedError, match="is not listed by the policy"):
+        client.run(federation.agent, {"data": dataset}, client_key=Keypair.generate(), timeout=60)
+    assert metric(site_a.api_url, "mycel_bytes_out_total") == sent_before
+    assert metric(site_a.api_url, 'mycel_private_refused_total{reason="not_granted"}') >= 2

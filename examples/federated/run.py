@@ -1,7 +1,11 @@
 """The hospital case, end to end: federated logistic regression with secure aggregation.
 
 Three nodes in three regions each hold one hospital's private share of scikit-learn's
-breast-cancer data set (split non-IID: the sites see very different case mixes). Each round
+breast-cancer data set (split non-IID: the sites see very different case mixes), put as a
+private dataset under its hospital's owner-signed policy: that hospital's node is the only
+holder, only the training agent may run on it, only the consortium's client key may submit,
+and only a result up to the size of a model update may leave, to the coordinating node. Each
+round
 is one group job through the SDK: the ``site`` agent runs at each hospital's own node (one
 local epoch from the global model) and returns only its update, masked for secure
 aggregation; the ``secure-sum`` agent adds the masked updates (the masks cancel) and averages
@@ -40,8 +44,9 @@ sys.path.insert(0, str(HERE.parent.parent))  # the repository root: the SDK and 
 
 from nacl.public import PrivateKey  # noqa: E402
 
-from sdk import Client  # noqa: E402
+from sdk import Client, Keypair, PolicyTerms  # noqa: E402
 from sdk.errors import NodeUnreachableError  # noqa: E402
+from storage.cid import CID  # noqa: E402
 
 SITES = ("site-a", "site-b", "site-c")
 REGIONS = ("eu-west", "us-east", "ap-south")
@@ -109,6 +114,7 @@ class Round:
     group_id: str
     accuracy: float | None
     sent: dict[str, float]  # site -> block bytes its node sent during the round
+    privacy: dict[str, Any] = field(default_factory=dict)  # site -> its run's signed receipt's privacy terms
 
 
 @dataclass
@@ -123,14 +129,23 @@ class Federation:
     dataset_bytes: dict[str, int] = field(default_factory=dict)
     public: dict[str, str] = field(default_factory=dict)  # site -> X25519 public key (hex)
     rounds: list[Round] = field(default_factory=list)
+    owners: dict[str, Keypair] = field(default_factory=dict)  # site -> the hospital's owner key (signs its policy)
+    client_key: Keypair = field(default_factory=Keypair.generate)  # the consortium's: signs each run's access proof
+    peers: dict[str, str] = field(default_factory=dict)  # site -> its node's peer ID
+    policies: dict[str, str] = field(default_factory=dict)  # site -> the CID of its owner-signed policy
     model: np.ndarray = field(default_factory=lambda: np.zeros(31))
     mean: np.ndarray = field(default_factory=lambda: np.zeros(30))
     std: np.ndarray = field(default_factory=lambda: np.ones(30))
 
     async def setup(self) -> None:
-        """Each hospital puts its own share (and its own secret key) on its own node; both agents
-        are deployed on every node, so no node fetches code from another during a round."""
+        """Each hospital puts its own share (and its own secret key) on its own node, as a private
+        dataset under a policy its own owner key signs; both agents are deployed on every node, so
+        no node fetches code from another during a round."""
         self.shares, self.test_x, self.test_y = split()
+        for name, api in self.apis.items():
+            async with Client(api) as client:
+                self.peers[name] = str((await client.node())["peer_id"])
+        coordinator = self.peers[next(iter(self.apis))]
         for name, (x, y) in self.shares.items():
             directory = self.workdir / name
             directory.mkdir(parents=True)
@@ -142,9 +157,14 @@ class Federation:
             self.public[name] = bytes(key.public_key).hex()
             self.dataset_bytes[name] = sum(p.stat().st_size for p in directory.iterdir())
             async with Client(self.apis[name]) as client:
-                self.datasets[name] = str(await client.put(directory))
                 self.agent = str(await client.deploy(HERE / "site"))
                 self.aggregator = str(await client.deploy(HERE / "secure-sum"))
+                self.owners[name] = Keypair.generate()
+                terms = PolicyTerms(holders=(self.peers[name],), agents=(CID.parse(self.agent),),
+                                    clients=(self.client_key.id,), max_result_bytes=MAX_UPDATE_BYTES,
+                                    release_to=(coordinator,))  # fmt: skip
+                self.datasets[name] = str(await client.put(directory, terms, self.owners[name]))
+                self.policies[name] = str((await client.policy(self.datasets[name]))["policy"])
 
     async def _round(self, number: int, mode: str, sites: list[str]) -> tuple[str, np.ndarray, dict[str, float]]:
         """One group job over ``sites``; returns its id, the aggregate's mean vector and the bytes sent."""
@@ -164,15 +184,17 @@ class Federation:
         coordinator = self.apis[sites[0]]
         async with Client(coordinator) as client:
             group = await client.run_group(self.agent, {s: self.datasets[s] for s in sites}, self.aggregator,
-                                           shared={"round": round_cid}, timeout=120, wait=False)  # fmt: skip
+                                           shared={"round": round_cid}, timeout=120, wait=False,
+                                           client_key=self.client_key)  # fmt: skip
             try:
                 await group.wait(120)
             finally:
                 self.last_group = group.job_id
-            await group.verified_receipts()  # every run's receipt and the aggregator's, signatures checked
+            signed = await group.verified_receipts()  # every run's receipt and the aggregator's, signatures checked
             result = await group.result(directory / "result")
         sent = {site: bytes_out(self.apis[site]) - before[site] for site in sites}
         self.seconds = time.monotonic() - started
+        self.last_privacy = {site: signed[site].privacy for site in sites}  # the holder's terms, as it signed them
         return group.job_id, np.load(result / "mean.npy"), sent
 
     async def standardise(self, sites: list[str] | None = None) -> Round:
@@ -181,7 +203,7 @@ class Federation:
         width = len(moments) // 2
         self.mean = moments[:width]
         self.std = np.sqrt(np.maximum(moments[width:] - self.mean**2, 1e-12))
-        done = Round(0, group_id, None, sent)
+        done = Round(0, group_id, None, sent, self.last_privacy)
         self.rounds.append(done)
         self.say(f"round 0  feature scaling from secure sums  {self.seconds:4.1f} s  sent {_bytes(sent)}")
         return done
@@ -190,7 +212,7 @@ class Federation:
         number = len([r for r in self.rounds if r.accuracy is not None]) + 1
         group_id, self.model, sent = await self._round(number, "train", sites or list(SITES))
         score = accuracy(self.model, self.test_x, self.test_y, self.mean, self.std)
-        done = Round(number, group_id, score, sent)
+        done = Round(number, group_id, score, sent, self.last_privacy)
         self.rounds.append(done)
         self.say(f"round {number}  accuracy {score:6.2%}  {self.seconds:4.1f} s  sent {_bytes(sent)}")
         return done

@@ -191,6 +191,10 @@ SCHEMAS: dict[str, Schema] = {
             "aggregator_args": _STRINGS,
             "limits": _map(_INT),
             "regions": _STRINGS,
+            "access": {
+                **_map(_STR),
+                "description": "dataset name -> hex of the client's signed access proof for that run (private data)",
+            },
             "job_id": _ref("JobId"),
         },
         ["agent", "datasets", "aggregator"],

@@ -43,6 +43,7 @@ async def refuse_private(service: NodeService, cid: CID) -> None:
     """Raise 403 when ``cid`` is (in) a private dataset here: HTTP clients never receive private blocks."""
     if await asyncio.to_thread(service.privacy.is_private, cid):
         service.metrics.inc("private_blocks_refused_total")
+        service.metrics.inc("private_refused_total", reason="http")
         raise ApiError(
             403, "private_data", f"{cid} belongs to a private dataset: only replica holders its policy names get it"
         )
