@@ -405,6 +405,7 @@ class Client:
         client_key: Keypair | None = None,
         grants: Mapping[str, Sequence[bytes]] | None = None,
         queue_timeout: float | None = None,
+        publisher_signatures: Sequence[bytes] = (),
     ) -> Job:
         """Submit a job; with ``wait`` return once it is done (JobFailedError if it failed).
 
@@ -426,7 +427,8 @@ class Client:
         Over private data, ``client_key`` signs the job's access proof (for exactly this agent,
         inputs and args, sent through this node), and ``grants`` maps a dataset CID to the
         grant chain (:meth:`sdk.keys.Keypair.grant`) the client holds for it, if the dataset's
-        policy does not list the client itself.
+        policy does not list the client itself; ``publisher_signatures`` (:meth:`sdk.keys.Keypair.sign_agent`)
+        go with the proof, for policies that approve agents by publisher key.
 
         When every node that could run it is full, the job waits in state ``queued`` (its
         transitions say why) and fails only after ``queue_timeout`` seconds (None: the node's
@@ -452,7 +454,7 @@ class Client:
         if spot_check or trusted:
             body["spot_check"], body["trusted"] = spot_check, list(trusted)
         if client_key is not None:
-            body["access"] = await self._access(client_key, body, grants or {})
+            body["access"] = await self._access(client_key, body, grants or {}, publisher_signatures)
         if queue_timeout is not None:
             body["queue_timeout"] = queue_timeout
         commitment = None
@@ -467,12 +469,19 @@ class Client:
                 await job.pay()
         return job
 
-    async def _access(self, key: Keypair, body: dict[str, Any], grants: Mapping[str, Sequence[bytes]]) -> str:
+    async def _access(
+        self,
+        key: Keypair,
+        body: dict[str, Any],
+        grants: Mapping[str, Sequence[bytes]],
+        publisher_signatures: Sequence[bytes] = (),
+    ) -> str:
         requester = (await self.node())["peer_id"]
         inputs = {name: CID.parse(cid) for name, cid in body["inputs"].items()}
         subject = job_subject(CID.parse(body["agent"]), inputs, body["args"])
         chains = {str(dataset): tuple(chain) for dataset, chain in grants.items()}
-        return Access(key.id, subject, requester, int(time.time()) + 3600, chains).sign(key.sign).hex()
+        access = Access(key.id, subject, requester, int(time.time()) + 3600, chains, tuple(publisher_signatures))
+        return access.sign(key.sign).hex()
 
     async def run_group(
         self,
@@ -489,6 +498,7 @@ class Client:
         timeout: float = 300,
         client_key: Keypair | None = None,
         grants: Mapping[str, Sequence[bytes]] | None = None,
+        publisher_signatures: Sequence[bytes] = (),
     ) -> GroupJob:
         """A federated job: ``agent`` runs once per dataset, each run at that dataset's holder
         (the dataset at ``/in/<input>``, plus the ``shared`` inputs), in parallel; then
@@ -512,7 +522,8 @@ class Client:
         if client_key is not None:
             body["access"] = {
                 name: await self._access(client_key, {"agent": body["agent"], "args": body["args"],
-                                                      "inputs": {input: cid, **body["shared"]}}, grants or {})
+                                                      "inputs": {input: cid, **body["shared"]}}, grants or {},
+                                              publisher_signatures)
                 for name, cid in body["datasets"].items()
             }  # fmt: skip
         answer = await self._call("POST", "/v1/groups", json=body)
