@@ -344,6 +344,29 @@ SCHEMAS: dict[str, Schema] = {
             "policy": {"type": ["string", "null"], "description": "CID of the policy in force"},
         }
     ),
+    "PrivateDataset": _obj(
+        {
+            "dataset": _ref("CID"),
+            "owner": _STR,
+            "state": {"type": "string", "enum": ["locked", "active", "revoked", "expired"]},
+            "version": _INT,
+            "policy": {"type": ["string", "null"], "description": "CID of the policy in force"},
+            "holders": {**_STRINGS, "description": "peer IDs the policy names as replica holders"},
+            "expires": {"type": ["integer", "null"], "description": "unix seconds"},
+            "agents": {**_STRINGS, "description": "approved agent CIDs"},
+            "publishers": {**_STRINGS, "description": "publisher keys whose signed agents are approved"},
+            "clients": {**_INT, "description": "client keys the policy lists"},
+            "max_result_bytes": _INT,
+            "grants": {**_INT, "description": "distinct grant holders that ran jobs here since start-up"},
+            "refused": {**_map(_INT), "description": "refusals since start-up, by reason"},
+        }
+    ),
+    "PrivateDatasets": _obj(
+        {
+            "datasets": {"type": "array", "items": _ref("PrivateDataset")},
+            "refused": {**_map(_INT), "description": "all datasets' refusals since start-up, by reason"},
+        }
+    ),
     "Reputation": _obj(
         {
             "half_life_seconds": {**_NUM, "description": "an event weighs half as much after this long"},
@@ -634,6 +657,13 @@ def paths() -> dict[str, dict[str, Schema]]:
                 _json("PolicyState", "policy"),
                 (400, 404),
                 params=cid,
+            )
+        },
+        "/v1/private": {
+            "get": _op(
+                "getPrivate",
+                "Private datasets held here: policy, holders, expiry, grant holders, refusals by reason",
+                _json("PrivateDatasets", "private datasets"),
             )
         },
         "/ipfs/{cid}": {"get": _gateway_op("getIpfs", [])},

@@ -41,7 +41,7 @@ class ServingGate:
         if not datasets:
             return True
         if peer is None:
-            self._refused("http")
+            self._refused(datasets, "http")
             return False
         open_any = False
         for dataset in datasets:
@@ -50,10 +50,11 @@ class ServingGate:
                 open_any = True
                 if state.policy.policy.may_hold(peer, self.region_of(peer)):
                     return True
-        self._refused("not_holder" if open_any else "locked")
+        self._refused(datasets, "not_holder" if open_any else "locked")
         return False
 
-    def _refused(self, reason: str) -> None:
+    def _refused(self, datasets: list[CID], reason: str) -> None:
+        self.registry.stats.refused(datasets, reason)
         if self.metrics is not None:
             self.metrics.inc("private_refused_total", reason=reason)
 

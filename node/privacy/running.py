@@ -38,9 +38,9 @@ class PrivateJobRefused(Exception):
     ``not_holder``, ``locked``, ``revoked``, ``expired``): what metrics and dashboards count by.
     """
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, dataset: CID | None = None) -> None:
         super().__init__(detail)
-        self.reason = reason
+        self.reason, self.dataset = reason, dataset
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,8 @@ class RunGate:
         except PrivateJobRefused as exc:
             if self.metrics is not None:
                 self.metrics.inc("private_refused_total", reason=exc.reason)
+            if exc.dataset is not None:
+                self.registry.stats.refused([exc.dataset], exc.reason)
             raise
 
     def _check(
@@ -125,10 +127,17 @@ class RunGate:
                 )
             policy = state.policy.policy
             if not policy.may_hold(self.own_peer, self.own_region()):
-                raise PrivateJobRefused("not_holder", f"this node is not a replica holder of private dataset {dataset}")
+                raise PrivateJobRefused(
+                    "not_holder", f"this node is not a replica holder of private dataset {dataset}", dataset
+                )
             try:
-                client = authorize(policy, access, subject, agent, requester, when).client
+                authorized = authorize(policy, access, subject, agent, requester, when)
             except PrivacyError as exc:
-                raise PrivateJobRefused(exc.reason.value, f"refused by the policy of {dataset}: {exc}") from None
+                raise PrivateJobRefused(
+                    exc.reason.value, f"refused by the policy of {dataset}: {exc}", dataset
+                ) from None
+            client = authorized.client
+            if authorized.via == "grant":
+                self.registry.stats.granted(dataset, client)
             policies.append(state.policy)
         return PrivateRun(tuple(policies), client)
