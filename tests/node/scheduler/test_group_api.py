@@ -86,6 +86,26 @@ async def test_a_group_is_submitted_followed_and_explained_under_one_job_id(api_
         ({"agent": "AGENT", "datasets": {}, "aggregator": "AGENT"}, "at least one dataset"),
         ({"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "job_id": "nope"}, "job_id"),
         ({"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "colour": 1}, "unknown group field"),
+        (
+            {"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "access": {"b": "00"}},
+            "access names dataset(s) ['b'] that the group does not",
+        ),
+        (
+            {"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "access": {"a": "zz"}},
+            "hex of a signed",
+        ),
+        (
+            {"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "access": {"a": 5}},
+            "hex access proofs",
+        ),
+        (
+            {"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "access": {"a": ""}},
+            "must be a signed access proof of at most",
+        ),
+        (
+            {"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "access": {"a": "00" * 70000}},
+            "must be a signed access proof of at most",
+        ),
     ],
 )
 async def test_malformed_groups_are_400_with_the_reason(api_node: Any, body: dict[str, Any], detail: str) -> None:
