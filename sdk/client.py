@@ -47,6 +47,7 @@ from sdk.verify import SettlementCheck, verify_bytes, verify_path, verify_receip
 from sdk.wallet import Delivered, Wallet
 from storage.cid import CID
 from storage.privacy.access import Access, job_subject
+from storage.privacy.dp import DpTerms
 
 if TYPE_CHECKING:  # signing is mycelnet[pay]'s (a Wallet holds it): the SDK imports without it
     from contracts.payment import Envelope
@@ -499,6 +500,7 @@ class Client:
         client_key: Keypair | None = None,
         grants: Mapping[str, Sequence[bytes]] | None = None,
         publisher_signatures: Sequence[bytes] = (),
+        dp: DpTerms | None = None,
     ) -> GroupJob:
         """A federated job: ``agent`` runs once per dataset, each run at that dataset's holder
         (the dataset at ``/in/<input>``, plus the ``shared`` inputs), in parallel; then
@@ -507,7 +509,8 @@ class Client:
 
         Over private datasets, ``client_key`` signs one access proof per run (for exactly that
         run's agent, inputs and args, sent through this node); ``grants`` maps a dataset CID to
-        the client's grant chain where a policy does not list the client itself."""
+        the client's grant chain where a policy does not list the client itself. ``dp`` makes each
+        run clip its update and add Gaussian noise; the node records what each run spends."""
         body: dict[str, Any] = {
             "agent": str(agent),
             "datasets": {name: str(cid) for name, cid in datasets.items()},
@@ -519,9 +522,13 @@ class Client:
         }
         if region:
             body["regions"] = [region] if isinstance(region, str) else list(region)
+        run_args = list(args)
+        if dp is not None:
+            body["dp"] = dp.record()
+            run_args += dp.args()  # as the node gives them to each run: the proof signs them too
         if client_key is not None:
             body["access"] = {
-                name: await self._access(client_key, {"agent": body["agent"], "args": body["args"],
+                name: await self._access(client_key, {"agent": body["agent"], "args": run_args,
                                                       "inputs": {input: cid, **body["shared"]}}, grants or {},
                                               publisher_signatures)
                 for name, cid in body["datasets"].items()

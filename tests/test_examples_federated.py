@@ -194,3 +194,47 @@ def test_the_hospital_case_on_three_nodes(cluster: Any, mycel: CliRunner, tmp_pa
         client.run(federation.agent, {"data": dataset}, client_key=Keypair.generate(), timeout=60)
     assert metric(site_a.api_url, "mycel_bytes_out_total") == sent_before
     assert metric(site_a.api_url, 'mycel_private_refused_total{reason="not_granted"}') >= 2
+
+
+def test_with_dp_terms_a_sites_update_is_clipped_and_noised_at_the_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The site agent under the node-given DP terms: its change to the global model is clipped to
+    the bound, then noise of noise_multiplier * clip is added (one-site roster: no masks to undo)."""
+    secrets, public = _keys(["site-a"])
+    rng = np.random.default_rng(3)
+    data, round_dir = tmp_path / "data", tmp_path / "round"
+    data.mkdir()
+    round_dir.mkdir()
+    np.save(data / "x.npy", rng.normal(0, 1, (200, 30)))
+    np.save(data / "y.npy", rng.integers(0, 2, 200).astype(np.float64))
+    (data / "site.json").write_text(json.dumps({"name": "site-a"}))
+    (data / "secret.key").write_bytes(secrets["site-a"])
+    start = rng.normal(0, 0.1, 31)
+    np.save(round_dir / "model.npy", start)
+    spec = {"round": 1, "session": os.urandom(16).hex(), "mode": "train", "roster": {"site-a": public["site-a"].hex()},
+            "mean": [0.0] * 30, "std": [1.0] * 30, "lr": 0.1, "batch": 16, "l2": 1e-3}  # fmt: skip
+    (round_dir / "round.json").write_text(json.dumps(spec))
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "data").symlink_to(data)
+    (inputs / "round").symlink_to(round_dir)
+
+    def change(label: str, *args: str) -> np.ndarray:
+        monkeypatch.setattr(sys, "argv", ["agent.py", *args])
+        _agent(EXAMPLE / "site", inputs, tmp_path / label, monkeypatch)
+        vector = secagg.decode(np.frombuffer((tmp_path / label / "update.bin").read_bytes(), dtype="<u8"))
+        n = vector[-1]
+        assert n == 200
+        return np.asarray(vector[:-1] / n - start)
+
+    plain = change("plain")
+    assert np.linalg.norm(plain) > 0.25  # an epoch moves the model well beyond the bound below
+    clipped = change("clipped", "--dp-clip=0.1", "--dp-noise=0.001")
+    assert abs(np.linalg.norm(clipped) - 0.1) < 0.01  # clipped to the bound ...
+    assert np.dot(clipped, plain) / (np.linalg.norm(clipped) * np.linalg.norm(plain)) > 0.99  # ... same direction
+    noised = change("noised", "--dp-clip=0.1", "--dp-noise=2.0")
+    residual = noised - clipped * 1.0  # the same clipped step plus noise of std 0.2 per coordinate
+    assert 0.12 < float(np.std(residual)) < 0.3
+    again = change("again", "--dp-clip=0.1", "--dp-noise=2.0")
+    assert not np.allclose(again, noised)  # fresh noise per run, from the OS's randomness

@@ -195,6 +195,10 @@ SCHEMAS: dict[str, Schema] = {
                 **_map(_STR),
                 "description": "dataset name -> hex of the client's signed access proof for that run (private data)",
             },
+            "dp": {
+                **_obj({"clip": _NUM, "noise_multiplier": _NUM, "delta": _NUM}, ["clip", "noise_multiplier"]),
+                "description": "each run's update clipped to clip (L2) with Gaussian noise noise_multiplier * clip",
+            },
             "job_id": _ref("JobId"),
         },
         ["agent", "datasets", "aggregator"],
@@ -208,6 +212,10 @@ SCHEMAS: dict[str, Schema] = {
             "receipt": {"type": ["string", "null"]},
             "reason": _STR,
             "dataset": _STR,
+            "dp": {
+                **_obj({"clip": _NUM, "noise_multiplier": _NUM, "delta": _NUM, "rho": _NUM, "epsilon": _NUM}),
+                "description": "the DP terms the node gave this run and the loss they spend (zCDP rho, epsilon)",
+            },
         },
         ["job_id", "state", "node", "result", "receipt"],
     ),

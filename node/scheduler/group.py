@@ -41,6 +41,8 @@ from node.scheduler.job import MAX_ARGS, MAX_REGIONS, MAX_TEXT, JobError, JobRec
 from node.scheduler.jobstore import new_job_id
 from storage.cid import CID
 from storage.privacy.access import MAX_ACCESS, job_subject
+from storage.privacy.dp import DpTerms
+from storage.privacy.errors import PrivacyError
 
 if TYPE_CHECKING:
     from node.scheduler.dispatcher import JobService
@@ -112,18 +114,24 @@ class GroupSpec:
     limits: dict[str, int] = field(default_factory=dict)
     regions: tuple[str, ...] = ()
     access: dict[str, bytes] = field(default_factory=dict)  # dataset name -> the client's signed access proof
+    dp: DpTerms | None = None  # differential privacy of each run's update: given to every run, its loss recorded
 
     def run_inputs(self, name: str) -> dict[str, CID]:
         return {self.input: self.datasets[name], **self.shared}
 
+    @property
+    def run_args(self) -> tuple[str, ...]:
+        """Each run's arguments: the client's, then the DP terms the node gives (the proof signs both)."""
+        return (*self.args, *(self.dp.args() if self.dp is not None else ()))
+
     def run_spec(self, name: str) -> JobSpec:
         """The job that runs the agent on dataset ``name`` (the holder's running gate reads it)."""
-        return JobSpec(self.agent, self.run_inputs(name), self.args, dict(self.limits), regions=self.regions,
+        return JobSpec(self.agent, self.run_inputs(name), self.run_args, dict(self.limits), regions=self.regions,
                        access=self.access.get(name))  # fmt: skip
 
     def run_subject(self, name: str) -> CID:
         """What the client's access proof for dataset ``name`` must sign (its run's agent, inputs, args)."""
-        return job_subject(self.agent, self.run_inputs(name), self.args)
+        return job_subject(self.agent, self.run_inputs(name), self.run_args)
 
     def aggregate_spec(self, results: dict[str, CID]) -> JobSpec:
         """The aggregator's job: every run's result under its dataset's name, and the shared inputs."""
@@ -145,6 +153,7 @@ class GroupSpec:
             "limits": dict(self.limits),
             "regions": list(self.regions),
             "access": dict(self.access),
+            **({"dp": self.dp.record()} if self.dp is not None else {}),
         }
 
     @classmethod
@@ -153,7 +162,7 @@ class GroupSpec:
         if not isinstance(record, dict):
             raise JobError("a group job is a map")
         allowed = {"agent", "datasets", "aggregator", "input", "shared", "args", "aggregator_args", "limits", "regions",
-                   "access"}  # fmt: skip
+                   "access", "dp"}  # fmt: skip
         unknown = set(record) - allowed
         if unknown:
             raise JobError(f"unknown group field(s): {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -181,9 +190,17 @@ class GroupSpec:
             or not all(isinstance(r, str) and 0 < len(r) <= 64 for r in regions)
         ):
             raise JobError("regions must be a list of region names")
+        try:
+            dp = DpTerms.from_record(record["dp"]) if record.get("dp") is not None else None
+        except PrivacyError as exc:
+            raise JobError(exc.detail) from None
+        if dp is not None and len(record.get("args", [])) > MAX_ARGS - len(dp.args()):
+            raise JobError(
+                f"with dp, args may have at most {MAX_ARGS - len(dp.args())} entries (the terms are two more)"
+            )
         return cls(agent, datasets, aggregator, name, shared, _texts(record.get("args", []), "args"),
                    _texts(record.get("aggregator_args", []), "aggregator_args"), dict(limits),
-                   tuple(regions), _access(record.get("access", {}), datasets))  # fmt: skip
+                   tuple(regions), _access(record.get("access", {}), datasets), dp)  # fmt: skip
 
 
 @dataclass
@@ -342,6 +359,8 @@ def group_json(service: GroupService, group: GroupRecord) -> dict[str, Any]:
     store = service.jobs.jobs
     aggregate = store.get(group.aggregate) if group.aggregate else None
     last = group.transitions[-1] if group.transitions else ("queued", 0.0, "")
+    # what each run spends, from the terms the node gave it (never from what an agent reports)
+    dp = {"dp": group.spec.dp.spent()} if group.spec.dp is not None else {}
     return {
         "job_id": group.group_id,
         "group": True,
@@ -351,7 +370,7 @@ def group_json(service: GroupService, group: GroupRecord) -> dict[str, Any]:
         "aggregator": str(group.spec.aggregator),
         "datasets": {name: str(cid) for name, cid in group.spec.datasets.items()},
         "runs": {
-            name: {"dataset": str(group.spec.datasets[name]), **run_json(store.get(j), j)}
+            name: {"dataset": str(group.spec.datasets[name]), **run_json(store.get(j), j), **dp}
             for name, j in group.runs.items()
         },
         "aggregate": run_json(aggregate, group.aggregate) if group.aggregate else None,
