@@ -98,7 +98,7 @@ class NodeService:
         self.exchange = BlockExchange(self.store, self.network, self.metrics)
         self.peers = PeerTable(float(config.get("node", "peer_timeout")))
         self.privacy = PrivacyRegistry(self.data_dir / "privacy")
-        self.gate = ServingGate(self.privacy, self.peers.region_of)
+        self.gate = ServingGate(self.privacy, self.peers.region_of, self.metrics)
         self.exchange = BlockExchange(self.store, self.network, self.metrics, self.gate)
         self.network.subscribe(
             announce.TOPIC, AnnouncementValidator(self.metrics, self.identity.peer_id), self._on_announcement
@@ -161,7 +161,7 @@ class NodeService:
             self.jobs,
             Ceilings.from_capacity(self.config.raw["capacity"]),
             leases=self.config.lease_policy,
-            privacy=RunGate(self.privacy, self.identity.peer_id, lambda: self.config.region),
+            privacy=RunGate(self.privacy, self.identity.peer_id, lambda: self.config.region, self.metrics),
             queue_slots=int(self.config.get("capacity", "queue_jobs")),
         )
         self.execution.on_change = self._load_changed

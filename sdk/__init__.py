@@ -31,6 +31,7 @@ from sdk.verify import (
     verify_receipt,
     verify_settlement,
 )
+from sdk.verify_privacy import PrivacyCheck, verify_privacy
 from sdk.wallet import Wallet
 
 __all__ = [
@@ -61,4 +62,6 @@ __all__ = [
     "verify_path",
     "verify_receipt",
     "verify_settlement",
+    "PrivacyCheck",
+    "verify_privacy",
 ]

@@ -47,6 +47,7 @@ from sdk.verify import SettlementCheck, verify_bytes, verify_path, verify_receip
 from sdk.wallet import Delivered, Wallet
 from storage.cid import CID
 from storage.privacy.access import Access, job_subject
+from storage.privacy.dp import DpTerms
 
 if TYPE_CHECKING:  # signing is mycelnet[pay]'s (a Wallet holds it): the SDK imports without it
     from contracts.payment import Envelope
@@ -405,6 +406,7 @@ class Client:
         client_key: Keypair | None = None,
         grants: Mapping[str, Sequence[bytes]] | None = None,
         queue_timeout: float | None = None,
+        publisher_signatures: Sequence[bytes] = (),
     ) -> Job:
         """Submit a job; with ``wait`` return once it is done (JobFailedError if it failed).
 
@@ -426,7 +428,8 @@ class Client:
         Over private data, ``client_key`` signs the job's access proof (for exactly this agent,
         inputs and args, sent through this node), and ``grants`` maps a dataset CID to the
         grant chain (:meth:`sdk.keys.Keypair.grant`) the client holds for it, if the dataset's
-        policy does not list the client itself.
+        policy does not list the client itself; ``publisher_signatures`` (:meth:`sdk.keys.Keypair.sign_agent`)
+        go with the proof, for policies that approve agents by publisher key.
 
         When every node that could run it is full, the job waits in state ``queued`` (its
         transitions say why) and fails only after ``queue_timeout`` seconds (None: the node's
@@ -452,7 +455,7 @@ class Client:
         if spot_check or trusted:
             body["spot_check"], body["trusted"] = spot_check, list(trusted)
         if client_key is not None:
-            body["access"] = await self._access(client_key, body, grants or {})
+            body["access"] = await self._access(client_key, body, grants or {}, publisher_signatures)
         if queue_timeout is not None:
             body["queue_timeout"] = queue_timeout
         commitment = None
@@ -467,12 +470,19 @@ class Client:
                 await job.pay()
         return job
 
-    async def _access(self, key: Keypair, body: dict[str, Any], grants: Mapping[str, Sequence[bytes]]) -> str:
+    async def _access(
+        self,
+        key: Keypair,
+        body: dict[str, Any],
+        grants: Mapping[str, Sequence[bytes]],
+        publisher_signatures: Sequence[bytes] = (),
+    ) -> str:
         requester = (await self.node())["peer_id"]
         inputs = {name: CID.parse(cid) for name, cid in body["inputs"].items()}
         subject = job_subject(CID.parse(body["agent"]), inputs, body["args"])
         chains = {str(dataset): tuple(chain) for dataset, chain in grants.items()}
-        return Access(key.id, subject, requester, int(time.time()) + 3600, chains).sign(key.sign).hex()
+        access = Access(key.id, subject, requester, int(time.time()) + 3600, chains, tuple(publisher_signatures))
+        return access.sign(key.sign).hex()
 
     async def run_group(
         self,
@@ -487,11 +497,20 @@ class Client:
         region: str | list[str] | None = None,
         wait: bool = True,
         timeout: float = 300,
+        client_key: Keypair | None = None,
+        grants: Mapping[str, Sequence[bytes]] | None = None,
+        publisher_signatures: Sequence[bytes] = (),
+        dp: DpTerms | None = None,
     ) -> GroupJob:
         """A federated job: ``agent`` runs once per dataset, each run at that dataset's holder
         (the dataset at ``/in/<input>``, plus the ``shared`` inputs), in parallel; then
         ``aggregator`` runs on their results (``/in/<dataset name>``). One job id for the group;
-        with ``wait``, returns once the group is done (JobFailedError naming each failed run)."""
+        with ``wait``, returns once the group is done (JobFailedError naming each failed run).
+
+        Over private datasets, ``client_key`` signs one access proof per run (for exactly that
+        run's agent, inputs and args, sent through this node); ``grants`` maps a dataset CID to
+        the client's grant chain where a policy does not list the client itself. ``dp`` makes each
+        run clip its update and add Gaussian noise; the node records what each run spends."""
         body: dict[str, Any] = {
             "agent": str(agent),
             "datasets": {name: str(cid) for name, cid in datasets.items()},
@@ -503,6 +522,17 @@ class Client:
         }
         if region:
             body["regions"] = [region] if isinstance(region, str) else list(region)
+        run_args = list(args)
+        if dp is not None:
+            body["dp"] = dp.record()
+            run_args += dp.args()  # as the node gives them to each run: the proof signs them too
+        if client_key is not None:
+            body["access"] = {
+                name: await self._access(client_key, {"agent": body["agent"], "args": run_args,
+                                                      "inputs": {input: cid, **body["shared"]}}, grants or {},
+                                              publisher_signatures)
+                for name, cid in body["datasets"].items()
+            }  # fmt: skip
         answer = await self._call("POST", "/v1/groups", json=body)
         group = GroupJob(self, str(answer["job_id"]))
         if wait:

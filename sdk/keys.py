@@ -21,6 +21,7 @@ from storage.cid import CID, DAG_CBOR
 from storage.peerid import peer_id_for
 from storage.privacy.grant import Grant, parse_link
 from storage.privacy.policy import Policy, Release, Revocation, SignedPolicy, SignedRevocation
+from storage.privacy.publisher import AgentSignature
 
 DEFAULT_OWNER_KEY = Path("~/.mycelnet/owner.key")
 
@@ -39,6 +40,7 @@ class PolicyTerms:
     regions_are_self_declared: bool = False  # must be True to use holder_regions: a lying peer can claim one
     ttl_seconds: int = 30 * 24 * 3600
     version: int = 1
+    publishers: tuple[str, ...] = ()  # keys whose signature over an agent approves it (Keypair.sign_agent)
 
     def for_dataset(self, dataset: CID, owner: str, now: float | None = None) -> Policy:
         return Policy(
@@ -52,6 +54,7 @@ class PolicyTerms:
             agents=tuple(self.agents),
             clients=tuple(self.clients),
             release=Release(self.max_result_bytes, self.release_logs, tuple(self.release_to)),
+            publishers=tuple(self.publishers),
         )
 
 
@@ -87,6 +90,10 @@ class Keypair:
 
     def policy(self, dataset: CID, terms: PolicyTerms) -> SignedPolicy:
         return terms.for_dataset(dataset, self.id).sign(self.sign)
+
+    def sign_agent(self, agent: CID) -> bytes:
+        """This key's publisher signature over ``agent``: approves it where a policy lists this key as publisher."""
+        return AgentSignature(self.id, agent).sign(self.sign)
 
     def revoke(self, dataset: CID, version: int) -> SignedRevocation:
         return Revocation(dataset, self.id, version, int(time.time())).sign(self.sign)

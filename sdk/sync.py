@@ -169,11 +169,13 @@ class SyncClient:
         trusted: Sequence[str] = (),
         client_key: Keypair | None = None,
         grants: Mapping[str, Sequence[bytes]] | None = None,
+        publisher_signatures: Sequence[bytes] = (),
     ) -> SyncJob:
         job = self._run(
             self._client.run(
                 agent, inputs, args, redundancy, region, max_price, pay, wait, timeout, min_stake,
                 spot_check=spot_check, trusted=trusted, client_key=client_key, grants=grants,
+                publisher_signatures=publisher_signatures,
             )
         )  # fmt: skip
         return SyncJob(self, job)

@@ -393,14 +393,20 @@ class BlockStore:
         with self._lmdb.read(self._pins, buffers=True) as txn:
             return txn.get(bytes(root)) is not None
 
-    def gc(self, *, wait: bool = True) -> GCResult:
+    def gc(self, *, wait: bool = True, then: Callable[[], object] | None = None) -> GCResult:
         """Drop expired leased pins, then delete every block not reachable from a pin.
 
         Waits for running imports (their blocks are not pinned yet) unless ``wait`` is
-        False, in which case a busy store raises StorageError.
+        False, in which case a busy store raises StorageError. ``then`` runs after the sweep,
+        still under the GC lock (no import can index and write blocks meanwhile): indexes kept
+        beside the store (the private-block index) drop what was deleted there.
         """
-        with self._gc_lock(exclusive=True, wait=wait), self._write_lock:
-            return self._lmdb.write_growing(self._sweep)
+        with self._gc_lock(exclusive=True, wait=wait):
+            with self._write_lock:
+                result = self._lmdb.write_growing(self._sweep)
+            if then is not None:
+                then()
+            return result
 
     def _sweep(self, txn: Any) -> GCResult:
         """Mark from every pin and delete the rest in one write transaction.

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from nacl.public import PrivateKey
 
+from sdk import JobFailedError, Keypair, SyncClient
+from tests.node.test_cluster import http, metric
 from tests.support import REPO_ROOT, CliRunner
 
 EXAMPLE = REPO_ROOT / "examples" / "federated"
@@ -132,6 +134,9 @@ def test_a_site_that_drops_out_fails_the_round_and_the_next_round_runs_without_i
 
 
 def test_the_hospital_case_on_three_nodes(cluster: Any, mycel: CliRunner, tmp_path: Path) -> None:
+    """Over private data: each share is a private dataset its site's node alone holds, under a
+    policy that approves only the training agent, the consortium's client key and an update-sized
+    result; every run is checked by the holder itself, and nothing else gets the records."""
     example = _load(EXAMPLE / "run.py", "federated_run")
     nodes = cluster(3, regions=list(example.REGIONS))
     apis = {site: node.api_url for site, node in zip(example.SITES, nodes, strict=True)}
@@ -153,6 +158,10 @@ def test_the_hospital_case_on_three_nodes(cluster: Any, mycel: CliRunner, tmp_pa
     for done in federation.rounds:  # only update-sized transfers: no site's records ever left it
         for site, sent in done.sent.items():
             assert sent <= example.MAX_UPDATE_BYTES < federation.dataset_bytes[site] / 4, (done, lines)
+            terms = done.privacy[site]  # signed by the holder into its receipt: its policy, the cap, what left
+            assert terms is not None and terms.released == "result", terms
+            assert [str(c) for c in terms.policies] == [federation.policies[site]]
+            assert terms.result_bytes <= terms.max_result_bytes == example.MAX_UPDATE_BYTES
     assert sum(done.sent[site] for done in federation.rounds for site in example.SITES) > 0  # updates did travel
 
     explain = mycel("job", "explain", federation.rounds[-1].group_id, "--api", apis["site-a"])
@@ -162,4 +171,70 @@ def test_the_hospital_case_on_three_nodes(cluster: Any, mycel: CliRunner, tmp_pa
     for site, block in zip(example.SITES, blocks, strict=False):
         chosen = [line for line in block.splitlines() if line.startswith("chosen")]
         assert len(chosen) == 1 and holder[site] in chosen[0], block  # each run at its dataset's holder
-        assert block.count("does not hold its input 'data'") == 2, block
+
+    # nobody else gets a site's records: another node asks for them, an HTTP client asks
+    site_a, site_b = nodes[0], nodes[1]
+    dataset = federation.datasets["site-a"]
+    sent_before, stored_before = (
+        metric(site_a.api_url, "mycel_bytes_out_total"),
+        metric(site_b.api_url, "mycel_blocks_stored_total"),
+    )
+    status, _ = http("POST", f"{site_b.api_url}/v1/pins/{dataset}", headers={"Content-Type": "application/json"})
+    assert status == 404  # the holder answers site-b as if it lacked the data: nobody has it
+    assert metric(site_b.api_url, "mycel_blocks_stored_total") == stored_before
+    assert http("GET", f"{site_a.api_url}/v1/blobs/{dataset}")[0] == 403
+    assert http("GET", f"{site_b.api_url}/v1/blobs/{dataset}")[0] == 404
+    assert metric(site_a.api_url, "mycel_bytes_out_total") == sent_before  # not one block left site-a
+    assert metric(site_a.api_url, 'mycel_private_refused_total{reason="http"}') >= 1
+
+    # an agent the policy does not approve (the aggregator, over raw records) is refused with the reason
+    with SyncClient(site_a.api_url) as client, pytest.raises(JobFailedError, match="is not approved by the policy"):
+        client.run(federation.aggregator, {"data": dataset}, client_key=federation.client_key, timeout=60)
+    with SyncClient(site_a.api_url) as client, pytest.raises(JobFailedError, match="is not listed by the policy"):
+        client.run(federation.agent, {"data": dataset}, client_key=Keypair.generate(), timeout=60)
+    assert metric(site_a.api_url, "mycel_bytes_out_total") == sent_before
+    assert metric(site_a.api_url, 'mycel_private_refused_total{reason="not_granted"}') >= 2
+
+
+def test_with_dp_terms_a_sites_update_is_clipped_and_noised_at_the_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The site agent under the node-given DP terms: its change to the global model is clipped to
+    the bound, then noise of noise_multiplier * clip is added (one-site roster: no masks to undo)."""
+    secrets, public = _keys(["site-a"])
+    rng = np.random.default_rng(3)
+    data, round_dir = tmp_path / "data", tmp_path / "round"
+    data.mkdir()
+    round_dir.mkdir()
+    np.save(data / "x.npy", rng.normal(0, 1, (200, 30)))
+    np.save(data / "y.npy", rng.integers(0, 2, 200).astype(np.float64))
+    (data / "site.json").write_text(json.dumps({"name": "site-a"}))
+    (data / "secret.key").write_bytes(secrets["site-a"])
+    start = rng.normal(0, 0.1, 31)
+    np.save(round_dir / "model.npy", start)
+    spec = {"round": 1, "session": os.urandom(16).hex(), "mode": "train", "roster": {"site-a": public["site-a"].hex()},
+            "mean": [0.0] * 30, "std": [1.0] * 30, "lr": 0.1, "batch": 16, "l2": 1e-3}  # fmt: skip
+    (round_dir / "round.json").write_text(json.dumps(spec))
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "data").symlink_to(data)
+    (inputs / "round").symlink_to(round_dir)
+
+    def change(label: str, *args: str) -> np.ndarray:
+        monkeypatch.setattr(sys, "argv", ["agent.py", *args])
+        _agent(EXAMPLE / "site", inputs, tmp_path / label, monkeypatch)
+        vector = secagg.decode(np.frombuffer((tmp_path / label / "update.bin").read_bytes(), dtype="<u8"))
+        n = vector[-1]
+        assert n == 200
+        return np.asarray(vector[:-1] / n - start)
+
+    plain = change("plain")
+    assert np.linalg.norm(plain) > 0.25  # an epoch moves the model well beyond the bound below
+    clipped = change("clipped", "--dp-clip=0.1", "--dp-noise=0.001")
+    assert abs(np.linalg.norm(clipped) - 0.1) < 0.01  # clipped to the bound ...
+    assert np.dot(clipped, plain) / (np.linalg.norm(clipped) * np.linalg.norm(plain)) > 0.99  # ... same direction
+    noised = change("noised", "--dp-clip=0.1", "--dp-noise=2.0")
+    residual = noised - clipped * 1.0  # the same clipped step plus noise of std 0.2 per coordinate
+    assert 0.12 < float(np.std(residual)) < 0.3
+    again = change("again", "--dp-clip=0.1", "--dp-noise=2.0")
+    assert not np.allclose(again, noised)  # fresh noise per run, from the OS's randomness

@@ -24,7 +24,7 @@ READ_CLASSES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     "config": (("/v1/node/config",), "the data dir, chain account and RPC host are the operator's business"),
     "storage": (("/v1/storage",), "how much the node stores says what it holds"),
     "pins": (("/v1/pins",), "the list of pinned CIDs reveals the data held"),
-    "policies": (("/v1/policies/{cid}",), "which private datasets a node holds, and for whom"),
+    "policies": (("/v1/policies/{cid}", "/v1/private"), "which private datasets a node holds, and for whom"),
     "agents": (("/v1/agents", "/v1/agents/{ref}"), "deployed agents reveal what the operator runs"),
     "blobs": (
         ("/v1/blobs/{cid}", "/v1/blobs/{cid}/providers"),

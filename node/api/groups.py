@@ -53,6 +53,16 @@ def _cid(value: Any, what: str) -> CID:
         raise ApiError(400, "bad_group", f"{what}: {exc}") from None
 
 
+def _proofs(value: Any) -> dict[str, bytes]:
+    """``access``: dataset name -> hex of the client's signed access proof for that dataset's run."""
+    if not isinstance(value, dict) or not all(isinstance(proof, str) for proof in value.values()):
+        raise ApiError(400, "bad_group", "access must map dataset names to hex access proofs")
+    try:
+        return {name: bytes.fromhex(proof) for name, proof in value.items()}
+    except ValueError:
+        raise ApiError(400, "bad_group", "access: each proof is the hex of a signed access proof") from None
+
+
 def group_spec_from_json(body: Any) -> GroupSpec:
     if not isinstance(body, dict):
         raise ApiError(400, "bad_group", "the body must be a JSON object")
@@ -66,6 +76,8 @@ def group_spec_from_json(body: Any) -> GroupSpec:
     record["datasets"] = _cids(record["datasets"], "datasets")
     if "shared" in record:
         record["shared"] = _cids(record["shared"], "shared")
+    if "access" in record:
+        record["access"] = _proofs(record["access"])
     try:
         return GroupSpec.from_record(record)
     except JobError as exc:

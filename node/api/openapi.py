@@ -191,6 +191,14 @@ SCHEMAS: dict[str, Schema] = {
             "aggregator_args": _STRINGS,
             "limits": _map(_INT),
             "regions": _STRINGS,
+            "access": {
+                **_map(_STR),
+                "description": "dataset name -> hex of the client's signed access proof for that run (private data)",
+            },
+            "dp": {
+                **_obj({"clip": _NUM, "noise_multiplier": _NUM, "delta": _NUM}, ["clip", "noise_multiplier"]),
+                "description": "each run's update clipped to clip (L2) with Gaussian noise noise_multiplier * clip",
+            },
             "job_id": _ref("JobId"),
         },
         ["agent", "datasets", "aggregator"],
@@ -204,6 +212,10 @@ SCHEMAS: dict[str, Schema] = {
             "receipt": {"type": ["string", "null"]},
             "reason": _STR,
             "dataset": _STR,
+            "dp": {
+                **_obj({"clip": _NUM, "noise_multiplier": _NUM, "delta": _NUM, "rho": _NUM, "epsilon": _NUM}),
+                "description": "the DP terms the node gave this run and the loss they spend (zCDP rho, epsilon)",
+            },
         },
         ["job_id", "state", "node", "result", "receipt"],
     ),
@@ -338,6 +350,29 @@ SCHEMAS: dict[str, Schema] = {
             "state": _STR,
             "version": _INT,
             "policy": {"type": ["string", "null"], "description": "CID of the policy in force"},
+        }
+    ),
+    "PrivateDataset": _obj(
+        {
+            "dataset": _ref("CID"),
+            "owner": _STR,
+            "state": {"type": "string", "enum": ["locked", "active", "revoked", "expired"]},
+            "version": _INT,
+            "policy": {"type": ["string", "null"], "description": "CID of the policy in force"},
+            "holders": {**_STRINGS, "description": "peer IDs the policy names as replica holders"},
+            "expires": {"type": ["integer", "null"], "description": "unix seconds"},
+            "agents": {**_STRINGS, "description": "approved agent CIDs"},
+            "publishers": {**_STRINGS, "description": "publisher keys whose signed agents are approved"},
+            "clients": {**_INT, "description": "client keys the policy lists"},
+            "max_result_bytes": _INT,
+            "grants": {**_INT, "description": "distinct grant holders that ran jobs here since start-up"},
+            "refused": {**_map(_INT), "description": "refusals since start-up, by reason"},
+        }
+    ),
+    "PrivateDatasets": _obj(
+        {
+            "datasets": {"type": "array", "items": _ref("PrivateDataset")},
+            "refused": {**_map(_INT), "description": "all datasets' refusals since start-up, by reason"},
         }
     ),
     "Reputation": _obj(
@@ -630,6 +665,13 @@ def paths() -> dict[str, dict[str, Schema]]:
                 _json("PolicyState", "policy"),
                 (400, 404),
                 params=cid,
+            )
+        },
+        "/v1/private": {
+            "get": _op(
+                "getPrivate",
+                "Private datasets held here: policy, holders, expiry, grant holders, refusals by reason",
+                _json("PrivateDatasets", "private datasets"),
             )
         },
         "/ipfs/{cid}": {"get": _gateway_op("getIpfs", [])},

@@ -5,6 +5,10 @@
   this node holds, else refused with the reason.
 - ``GET /v1/policies/{cid}`` says how this node holds a dataset (locked, active, revoked,
   expired) and which policy applies.
+- ``GET /v1/private`` lists the private datasets held here with their policy's terms (holders,
+  expiry, approved agents and publishers, the cap) and, since start-up, how many grant holders
+  ran jobs on each and what was refused, by reason (the dashboard's table; same read class as
+  ``/v1/policies/{cid}``).
 - ``POST /v1/blobs?owner=KEY`` stores the upload as a private dataset of ``KEY``: its
   blocks are indexed and the dataset locked (served to nobody) before the upload answers,
   and its root is never put on the DHT.
@@ -16,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from node.api.errors import SERVICE_KEY, ApiError
+from node.privacy.registry import DatasetState
 from storage.cid import CID
 from storage.privacy import schema
 from storage.privacy.errors import PrivacyError, Refusal
@@ -31,7 +36,11 @@ if TYPE_CHECKING:
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.post("/v1/policies", post_policy), web.get("/v1/policies/{cid}", get_policy)]
+    return [
+        web.post("/v1/policies", post_policy),
+        web.get("/v1/policies/{cid}", get_policy),
+        web.get("/v1/private", list_private),
+    ]
 
 
 def _service(request: web.Request) -> NodeService:
@@ -41,8 +50,11 @@ def _service(request: web.Request) -> NodeService:
 
 async def refuse_private(service: NodeService, cid: CID) -> None:
     """Raise 403 when ``cid`` is (in) a private dataset here: HTTP clients never receive private blocks."""
-    if await asyncio.to_thread(service.privacy.is_private, cid):
+    datasets = await asyncio.to_thread(service.privacy.datasets_of, cid)
+    if datasets:
         service.metrics.inc("private_blocks_refused_total")
+        service.metrics.inc("private_refused_total", reason="http")
+        service.privacy.stats.refused(datasets, "http")
         raise ApiError(
             403, "private_data", f"{cid} belongs to a private dataset: only replica holders its policy names get it"
         )
@@ -129,3 +141,45 @@ async def get_policy(request: web.Request) -> web.Response:
             "policy": None if state.policy is None else str(state.policy.cid),
         }
     )
+
+
+async def list_private(request: web.Request) -> web.Response:
+    service = _service(request)
+    states = await asyncio.to_thread(service.privacy.datasets)
+    listed = [_dataset_json(service, state) for state in states]
+    refused: dict[str, int] = {}
+    for entry in listed:
+        for reason, count in entry["refused"].items():
+            refused[reason] = refused.get(reason, 0) + count
+    return web.json_response({"datasets": listed, "refused": refused})
+
+
+def _dataset_json(service: NodeService, state: DatasetState) -> dict[str, Any]:
+    refused, grants = service.privacy.stats.of(state.dataset)
+    entry: dict[str, Any] = {
+        "dataset": str(state.dataset),
+        "owner": state.owner,
+        "state": state.state,
+        "version": state.version,
+        "policy": None,
+        "holders": [],
+        "expires": None,
+        "agents": [],
+        "publishers": [],
+        "clients": 0,
+        "max_result_bytes": 0,
+        "grants": grants,
+        "refused": refused,
+    }
+    if state.policy is not None:
+        policy = state.policy.policy
+        entry.update(
+            policy=str(state.policy.cid),
+            holders=list(policy.holders),
+            expires=policy.expires,
+            agents=[str(agent) for agent in policy.agents],
+            publishers=list(policy.publishers),
+            clients=len(policy.clients),
+            max_result_bytes=policy.release.max_bytes,
+        )
+    return entry

@@ -1,5 +1,6 @@
-"""``mycel agent init|pack|run|env|deploy|list``: start an agent, bundle it, run it locally in its
-sandbox, list the environment agents get, or deploy it to a node and list what a node holds."""
+"""``mycel agent init|pack|run|env|deploy|list|sign``: start an agent, bundle it, run it locally in its
+sandbox, list the environment agents get, deploy it to a node and list what a node holds, or sign
+it as its publisher (for private datasets whose policy approves agents by publisher key)."""
 
 from __future__ import annotations
 
@@ -173,3 +174,24 @@ def agent_env(api_url: str, api_token: str | None, local: bool, as_json: bool) -
 agent_group.add_command(agent_init)
 
 COMMANDS = [agent_group]
+
+
+@agent_group.command("sign")
+@click.argument("agent")
+@click.option("--key", "key_file", type=click.Path(path_type=Path), required=True,
+              help="Publisher key file (Ed25519 seed as hex, created 0600 on first use).")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Where to write the signature.")
+def agent_sign(agent: str, key_file: Path, output: Path) -> None:
+    """Sign AGENT (its CID) as its publisher; writes the signature as JSON, prints the publisher key.
+
+    A policy listing that key (`mycel put --private --allow-publisher KEY`) approves the agent for
+    jobs that carry the signature (SDK: ``client.run(..., publisher_signatures=[...])``).
+    Example: mycel agent sign bafy... --key publisher.key -o agent.sig.json
+    """
+    from node.cli.common import parse_cid
+    from sdk.keys import Keypair
+
+    key = Keypair.load_or_create(key_file)
+    signature = key.sign_agent(parse_cid(agent))
+    output.write_text(json.dumps({"agent": agent, "publisher": key.id, "signature": signature.hex()}))
+    click.echo(key.id)

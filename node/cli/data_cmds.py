@@ -4,7 +4,7 @@ Owner and client keys stay on this machine (``--key``, default ~/.mycelnet/owner
 the CLI signs policies, revocations and grants here and sends only the signed records.
 A policy file is JSON with the fields of :class:`sdk.keys.PolicyTerms` (holders, agents,
 clients, max_result_bytes, release_logs, release_to, holder_regions,
-regions_are_self_declared, ttl_seconds, version); flags given on the command line
+regions_are_self_declared, ttl_seconds, version, publishers); flags given on the command line
 override the file.
 """
 
@@ -38,6 +38,12 @@ def private_options(func: F) -> F:
             click.option("--holder", "holders", multiple=True, help="Peer ID of a node that may hold replicas."),
             click.option("--allow-agent", "agents", multiple=True, help="Agent CID that may run on the data."),
             click.option("--allow-client", "clients", multiple=True, help="Client key that may submit jobs."),
+            click.option(
+                "--allow-publisher",
+                "publishers",
+                multiple=True,
+                help="Publisher key: agents it signed (`mycel agent sign`) may run on the data.",
+            ),
             click.option("--max-result-bytes", type=int, default=None, help="Largest result a job may release."),
             click.option("--ttl", "ttl_seconds", type=int, default=None, help="Seconds the policy holds."),
             click.option("--key", "key_file", type=click.Path(path_type=Path), default=None, help=_KEY_HELP),
@@ -64,7 +70,7 @@ def policy_terms(policy_file: Path | None, **flags: Any) -> Any:
     for name, value in flags.items():
         if value not in (None, ()):
             given[name] = value
-    for name in ("holders", "clients", "release_to", "holder_regions"):
+    for name in ("holders", "clients", "release_to", "holder_regions", "publishers"):
         given[name] = tuple(given.get(name, ()))
     given["agents"] = tuple(parse_cid(str(a)) for a in given.get("agents", ()))
     try:

@@ -19,6 +19,7 @@ from node.cli.common import (
     data_dir_option,
     open_store,
     parse_cid,
+    resolve_data_dir,
     sdk_client,
     store_or_api_options,
 )
@@ -274,8 +275,10 @@ def _expiry(expires: int | None, owner: str) -> str:
 @data_dir_option
 def gc_cmd(data_dir: Path) -> None:
     """Drop expired remote pins, then delete every block no pin reaches. Example: mycel gc"""
+    from node.privacy.gc import prune_after_gc
+
     with open_store(data_dir) as store:
-        result = store.gc()
+        result = store.gc(then=prune_after_gc(resolve_data_dir(data_dir), store))
     expired = f", {result.expired_pins} expired remote pin(s) dropped" if result.expired_pins else ""
     click.echo(
         f"removed {result.removed_blocks} blocks ({result.freed_bytes} bytes), kept {result.kept_blocks}{expired}"

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from node.metrics import Metrics
 from node.privacy.registry import PrivacyRegistry
 from storage.cid import CID
 from storage.privacy.errors import PrivacyError
@@ -23,26 +24,39 @@ log = logging.getLogger("mycelnet.privacy")
 
 
 class ServingGate:
-    def __init__(self, registry: PrivacyRegistry, region_of: Callable[[str], str | None]) -> None:
+    def __init__(
+        self, registry: PrivacyRegistry, region_of: Callable[[str], str | None], metrics: Metrics | None = None
+    ) -> None:
         self.registry = registry
         self.region_of = region_of
+        self.metrics = metrics
 
     def may_send(self, peer: str | None, cid: CID) -> bool:
-        """True when ``cid`` is public, or ``peer`` holds replicas of a dataset containing it."""
+        """True when ``cid`` is public, or ``peer`` holds replicas of a dataset containing it.
+
+        A refusal is counted by reason (``not_holder``: no active policy names the peer;
+        ``locked``: every dataset containing the block is locked, revoked or expired here).
+        """
         datasets = self.registry.datasets_of(cid)
         if not datasets:
             return True
         if peer is None:
+            self._refused(datasets, "http")
             return False
+        open_any = False
         for dataset in datasets:
             state = self.registry.state(dataset)
-            if (
-                state is not None
-                and state.policy is not None
-                and state.policy.policy.may_hold(peer, self.region_of(peer))
-            ):
-                return True
+            if state is not None and state.policy is not None:
+                open_any = True
+                if state.policy.policy.may_hold(peer, self.region_of(peer)):
+                    return True
+        self._refused(datasets, "not_holder" if open_any else "locked")
         return False
+
+    def _refused(self, datasets: list[CID], reason: str) -> None:
+        self.registry.stats.refused(datasets, reason)
+        if self.metrics is not None:
+            self.metrics.inc("private_refused_total", reason=reason)
 
     def policy_for(self, root: CID) -> bytes | None:
         """The owner-signed policy of a private root, sent to a holder with its ``have`` answer."""

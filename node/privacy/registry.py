@@ -12,23 +12,26 @@ Two LMDB tables beside the block store:
   policies allows, so a public DAG that shares it must fetch it from another node.
 
 Lookups are single LMDB reads; indexing walks a DAG and runs in the caller's thread,
-which the callers keep off the event loop.
+which the callers keep off the event loop. After a GC, :meth:`PrivacyRegistry.prune`
+drops the rows of blocks the store no longer holds (and of datasets whose root is gone).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.privacy.stats import PrivacyStats
 from storage.cid import CID
 from storage.privacy.errors import PrivacyError, Refusal
 from storage.privacy.policy import SignedPolicy, SignedRevocation, parse
 from storage.records import RecordTables, Writer
 
 MAX_DATASETS_PER_BLOCK = 64  # a block shared by more private datasets than this stays in the first 64
+MAX_LISTED = 512  # datasets one listing returns (the dashboard's table)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class PrivacyRegistry:
         # only the node process writes these tables: while it holds no private dataset, every block
         # is public and the gate answers without a read (~60 us per block saved on every serve)
         self._holds_any = self._tables.count("datasets") > 0
+        self.stats = PrivacyStats()  # refusals and grant holders per dataset, since start-up
 
     def close(self) -> None:
         self._tables.close()
@@ -119,6 +123,42 @@ class PrivacyRegistry:
         if policy.policy.expires <= (time.time() if now is None else now):
             return DatasetState(dataset, owner, version, None, "expired")
         return DatasetState(dataset, owner, version, policy, "active")
+
+    def datasets(self, limit: int = MAX_LISTED) -> list[DatasetState]:
+        """The private datasets held here (at most ``limit``), as :meth:`state` gives each."""
+        found: list[DatasetState] = []
+        for key, _ in self._tables.newest_first("datasets"):
+            state = self.state(CID.parse(key))
+            if state is not None:
+                found.append(state)
+            if len(found) >= limit:
+                break
+        return found
+
+    def prune(self, held: Callable[[CID], bool]) -> tuple[int, int]:
+        """After a GC: drop index rows of blocks the store no longer ``held``, and the rows of
+        datasets whose root is gone; returns (block rows, dataset rows) removed.
+
+        A revoked dataset keeps its row (owner and revoked version, a few bytes) even when its
+        blocks are gone: a replayed older policy must not reopen it should the data come back.
+        Call it off the event loop: it reads every row.
+        """
+        gone_blocks = [key for key, _ in self._tables.newest_first("blocks") if not held(CID.parse(key))]
+        gone_datasets = [
+            key
+            for key, entry in self._tables.newest_first("datasets")
+            if not entry.get("revoked") and not held(CID.parse(key))
+        ]
+
+        def change(w: Writer) -> None:
+            for key in gone_blocks:
+                w.delete("blocks", key)
+            for key in gone_datasets:
+                w.delete("datasets", key)
+
+        if gone_blocks or gone_datasets:
+            self._tables.write(change)
+        return len(gone_blocks), len(gone_datasets)
 
     def _policy(self, raw: bytes) -> SignedPolicy:
         cached = self._parsed.get(raw)

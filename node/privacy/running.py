@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from agents.receipt import PrivateRelease
+from node.metrics import Metrics
 from node.privacy.registry import PrivacyRegistry
 from storage.cid import CID
 from storage.privacy.access import authorize, job_subject
@@ -31,7 +32,15 @@ WITHHELD_LOGS = b"[logs withheld: the policy of a private input does not release
 
 
 class PrivateJobRefused(Exception):
-    """Why a job over private data does not run here (the text goes into the decline)."""
+    """Why a job over private data does not run here (the text goes into the decline).
+
+    ``reason`` is the typed part (a :class:`~storage.privacy.errors.Refusal` value, or
+    ``not_holder``, ``locked``, ``revoked``, ``expired``): what metrics and dashboards count by.
+    """
+
+    def __init__(self, reason: str, detail: str, dataset: CID | None = None) -> None:
+        super().__init__(detail)
+        self.reason, self.dataset = reason, dataset
 
 
 @dataclass(frozen=True)
@@ -53,10 +62,13 @@ class PrivateRun:
 
 
 class RunGate:
-    def __init__(self, registry: PrivacyRegistry, own_peer: str, own_region: Callable[[], str]) -> None:
+    def __init__(
+        self, registry: PrivacyRegistry, own_peer: str, own_region: Callable[[], str], metrics: Metrics | None = None
+    ) -> None:
         self.registry = registry
         self.own_peer = own_peer
         self.own_region = own_region
+        self.metrics = metrics
 
     def check(
         self,
@@ -67,9 +79,40 @@ class RunGate:
         access: bytes | None,
         now: float | None = None,
     ) -> PrivateRun | None:
-        """None for a job with no private input; the run's terms when it may run; raises PrivateJobRefused."""
+        """None for a job with no private input; the run's terms when it may run; raises PrivateJobRefused
+        (counted by reason)."""
+        try:
+            return self._check(requester, agent, inputs, args, access, now)
+        except PrivateJobRefused as exc:
+            if self.metrics is not None:
+                self.metrics.inc("private_refused_total", reason=exc.reason)
+            if exc.dataset is not None:
+                self.registry.stats.refused([exc.dataset], exc.reason)
+            raise
+
+    def _check(
+        self,
+        requester: str,
+        agent: CID,
+        inputs: Mapping[str, CID],
+        args: Sequence[str],
+        access: bytes | None,
+        now: float | None,
+    ) -> PrivateRun | None:
+        """The checks of :meth:`check`.
+
+        A job that carries an access proof says it runs over private data; a node that holds none
+        of its inputs privately is not one of their holders (whose have answers deny the data to
+        everyone else), so it declines at once instead of trying to fetch what nobody will send it.
+        """
         datasets = list(dict.fromkeys(d for cid in inputs.values() for d in self.registry.datasets_of(cid)))
         if not datasets:
+            if access is not None:
+                raise PrivateJobRefused(
+                    "not_holder",
+                    "this node holds none of the job's inputs as private data (the job carries an access proof: "
+                    "it runs only at its private datasets' holders)",
+                )
             return None
         when = time.time() if now is None else now
         subject = job_subject(agent, dict(inputs), args)
@@ -78,13 +121,23 @@ class RunGate:
         for dataset in datasets:
             state = self.registry.state(dataset, when)
             if state is None or state.policy is None:
-                raise PrivateJobRefused(f"private dataset {dataset} is {state.state if state else 'unknown'} here")
+                kind = state.state if state else "not_holder"
+                raise PrivateJobRefused(
+                    kind, f"private dataset {dataset} is {state.state if state else 'unknown'} here"
+                )
             policy = state.policy.policy
             if not policy.may_hold(self.own_peer, self.own_region()):
-                raise PrivateJobRefused(f"this node is not a replica holder of private dataset {dataset}")
+                raise PrivateJobRefused(
+                    "not_holder", f"this node is not a replica holder of private dataset {dataset}", dataset
+                )
             try:
-                client = authorize(policy, access, subject, agent, requester, when).client
+                authorized = authorize(policy, access, subject, agent, requester, when)
             except PrivacyError as exc:
-                raise PrivateJobRefused(f"refused by the policy of {dataset}: {exc}") from None
+                raise PrivateJobRefused(
+                    exc.reason.value, f"refused by the policy of {dataset}: {exc}", dataset
+                ) from None
+            client = authorized.client
+            if authorized.via == "grant":
+                self.registry.stats.granted(dataset, client)
             policies.append(state.policy)
         return PrivateRun(tuple(policies), client)

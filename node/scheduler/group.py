@@ -15,9 +15,13 @@ The aggregator never runs over a partial set: its inputs are exactly the dataset
 Private data: every run's spec is built by :meth:`GroupSpec.run_spec` alone; the holder's
 running gate (on the executing side) decides from that spec whether the agent may run on its
 data, and what of the result may leave (the partial result that goes to the aggregator).
-The hook: a client's signed access proof per dataset (for exactly that run's agent, inputs
-and args, which ``run_spec`` fixes and the client can compute) joins the group spec as
-``access[name]`` and goes into that run's ``JobSpec.access``; nothing else changes.
+A client's signed access proof per dataset (for exactly that run's agent, inputs and args,
+which ``run_spec`` fixes and the client computes alike: :func:`run_subject`) travels in the
+group spec as ``access[name]`` and goes into that run's ``JobSpec.access``. A private
+dataset's holders deny holding it to anyone else (this requesting node included), so a run
+that carries an access proof is not restricted to the holders this node can see: every
+candidate's own running gate decides, and a node that does not hold the dataset privately
+declines the offer at once (:class:`node.privacy.running.RunGate`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from agents.manifest import check_limits
 from node.scheduler.job import MAX_ARGS, MAX_REGIONS, MAX_TEXT, JobError, JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import new_job_id
 from storage.cid import CID
+from storage.privacy.access import MAX_ACCESS, job_subject
+from storage.privacy.dp import DpTerms
+from storage.privacy.errors import PrivacyError
 
 if TYPE_CHECKING:
     from node.scheduler.dispatcher import JobService
@@ -79,6 +86,19 @@ def _texts(value: Any, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _access(value: Any, datasets: dict[str, CID]) -> dict[str, bytes]:
+    """Access proofs by dataset name: only for datasets of the group, each bounded (the holder checks them)."""
+    if not isinstance(value, dict):
+        raise JobError("access must map dataset names to signed access proofs")
+    unknown = sorted(str(name)[:64] for name in value if name not in datasets)
+    if unknown:
+        raise JobError(f"access names dataset(s) {unknown} that the group does not")
+    for name, proof in value.items():
+        if not isinstance(proof, bytes) or not 0 < len(proof) <= MAX_ACCESS:
+            raise JobError(f"access[{name}] must be a signed access proof of at most {MAX_ACCESS} bytes")
+    return dict(value)
+
+
 @dataclass(frozen=True)
 class GroupSpec:
     """What a client asks: ``agent`` over each of ``datasets`` (seen at ``/in/<input>``), then
@@ -93,11 +113,25 @@ class GroupSpec:
     aggregator_args: tuple[str, ...] = ()
     limits: dict[str, int] = field(default_factory=dict)
     regions: tuple[str, ...] = ()
+    access: dict[str, bytes] = field(default_factory=dict)  # dataset name -> the client's signed access proof
+    dp: DpTerms | None = None  # differential privacy of each run's update: given to every run, its loss recorded
+
+    def run_inputs(self, name: str) -> dict[str, CID]:
+        return {self.input: self.datasets[name], **self.shared}
+
+    @property
+    def run_args(self) -> tuple[str, ...]:
+        """Each run's arguments: the client's, then the DP terms the node gives (the proof signs both)."""
+        return (*self.args, *(self.dp.args() if self.dp is not None else ()))
 
     def run_spec(self, name: str) -> JobSpec:
         """The job that runs the agent on dataset ``name`` (the holder's running gate reads it)."""
-        return JobSpec(self.agent, {self.input: self.datasets[name], **self.shared}, self.args, dict(self.limits),
-                       regions=self.regions)  # fmt: skip
+        return JobSpec(self.agent, self.run_inputs(name), self.run_args, dict(self.limits), regions=self.regions,
+                       access=self.access.get(name))  # fmt: skip
+
+    def run_subject(self, name: str) -> CID:
+        """What the client's access proof for dataset ``name`` must sign (its run's agent, inputs, args)."""
+        return job_subject(self.agent, self.run_inputs(name), self.run_args)
 
     def aggregate_spec(self, results: dict[str, CID]) -> JobSpec:
         """The aggregator's job: every run's result under its dataset's name, and the shared inputs."""
@@ -118,6 +152,8 @@ class GroupSpec:
             "aggregator_args": list(self.aggregator_args),
             "limits": dict(self.limits),
             "regions": list(self.regions),
+            "access": dict(self.access),
+            **({"dp": self.dp.record()} if self.dp is not None else {}),
         }
 
     @classmethod
@@ -125,7 +161,8 @@ class GroupSpec:
         """Validate a client's (or the store's) group spec; JobError says what is wrong."""
         if not isinstance(record, dict):
             raise JobError("a group job is a map")
-        allowed = {"agent", "datasets", "aggregator", "input", "shared", "args", "aggregator_args", "limits", "regions"}
+        allowed = {"agent", "datasets", "aggregator", "input", "shared", "args", "aggregator_args", "limits", "regions",
+                   "access", "dp"}  # fmt: skip
         unknown = set(record) - allowed
         if unknown:
             raise JobError(f"unknown group field(s): {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -153,9 +190,17 @@ class GroupSpec:
             or not all(isinstance(r, str) and 0 < len(r) <= 64 for r in regions)
         ):
             raise JobError("regions must be a list of region names")
+        try:
+            dp = DpTerms.from_record(record["dp"]) if record.get("dp") is not None else None
+        except PrivacyError as exc:
+            raise JobError(exc.detail) from None
+        if dp is not None and len(record.get("args", [])) > MAX_ARGS - len(dp.args()):
+            raise JobError(
+                f"with dp, args may have at most {MAX_ARGS - len(dp.args())} entries (the terms are two more)"
+            )
         return cls(agent, datasets, aggregator, name, shared, _texts(record.get("args", []), "args"),
                    _texts(record.get("aggregator_args", []), "aggregator_args"), dict(limits),
-                   tuple(regions))  # fmt: skip
+                   tuple(regions), _access(record.get("access", {}), datasets), dp)  # fmt: skip
 
 
 @dataclass
@@ -264,8 +309,8 @@ class GroupService:
             group.runs = {name: new_job_id() for name in sorted(spec.datasets)}
             why = f"running the agent at the holder of each of {len(group.runs)} dataset(s)"
             self._move(group, GroupState.RUNNING, why)
-        for name, job_id in group.runs.items():
-            self._job(job_id, spec.run_spec(name), group.group_id, spec.input)
+        for name, job_id in group.runs.items():  # a private run: the candidates' own gates find its holder
+            self._job(job_id, spec.run_spec(name), group.group_id, "" if name in spec.access else spec.input)
         runs = dict(zip(group.runs, await asyncio.gather(*(self.jobs.finished(j) for j in group.runs.values())),
                         strict=True))  # fmt: skip
         failed = {name: job for name, job in runs.items() if job.state is not JobState.DONE}
@@ -314,6 +359,8 @@ def group_json(service: GroupService, group: GroupRecord) -> dict[str, Any]:
     store = service.jobs.jobs
     aggregate = store.get(group.aggregate) if group.aggregate else None
     last = group.transitions[-1] if group.transitions else ("queued", 0.0, "")
+    # what each run spends, from the terms the node gave it (never from what an agent reports)
+    dp = {"dp": group.spec.dp.spent()} if group.spec.dp is not None else {}
     return {
         "job_id": group.group_id,
         "group": True,
@@ -323,7 +370,7 @@ def group_json(service: GroupService, group: GroupRecord) -> dict[str, Any]:
         "aggregator": str(group.spec.aggregator),
         "datasets": {name: str(cid) for name, cid in group.spec.datasets.items()},
         "runs": {
-            name: {"dataset": str(group.spec.datasets[name]), **run_json(store.get(j), j)}
+            name: {"dataset": str(group.spec.datasets[name]), **run_json(store.get(j), j), **dp}
             for name, j in group.runs.items()
         },
         "aggregate": run_json(aggregate, group.aggregate) if group.aggregate else None,

@@ -6,7 +6,9 @@ CID of what runs (agent, inputs, arguments), so the proof cannot be moved to ano
 computation; ``requester`` is the node the client submits through, the only peer an
 executor runs the job for (peers are authenticated by libp2p), so a node that saw the
 proof cannot replay it to have the result sent to itself; ``grants`` are the grant
-chains (per private dataset) the client relies on. The executor recomputes ``job``
+chains (per private dataset) the client relies on; ``publishers`` (optional) are publisher
+signatures over the agent (:mod:`storage.privacy.publisher`), for policies that approve
+agents by publisher key. The executor recomputes ``job``
 itself and checks everything here; it never takes a requester's word for who the client is.
 """
 
@@ -23,6 +25,7 @@ from storage.privacy.envelope import Signer, seal, signature_holds, unseal
 from storage.privacy.errors import PrivacyError, Refusal
 from storage.privacy.grant import MAX_CHAIN, verify_chain
 from storage.privacy.policy import Policy
+from storage.privacy.publisher import MAX_PUBLISHER_SIGNATURES, MAX_SIGNATURE, approved_by_publisher
 
 ACCESS_DOMAIN = b"mycel-access-v1:"
 MAX_DATASETS = 16
@@ -36,11 +39,15 @@ class Access:
     requester: str  # peer ID of the node the job is submitted through
     expires: int
     grants: dict[str, tuple[bytes, ...]]  # dataset CID (text) -> grant chain, root first
+    publishers: tuple[bytes, ...] = ()  # publisher signatures over the agent (absent from the record when none)
 
     def to_record(self) -> dict[str, Any]:
-        return {"type": "access", "client": self.client, "job": self.job, "requester": self.requester,
-                "expires": self.expires,
-                "grants": {name: list(chain) for name, chain in self.grants.items()}}  # fmt: skip
+        record: dict[str, Any] = {"type": "access", "client": self.client, "job": self.job, "requester": self.requester,
+                  "expires": self.expires,
+                  "grants": {name: list(chain) for name, chain in self.grants.items()}}  # fmt: skip
+        if self.publishers:
+            record["publishers"] = list(self.publishers)
+        return record
 
     def sign(self, signer: Signer) -> bytes:
         return seal(signer, ACCESS_DOMAIN, self.to_record())
@@ -48,7 +55,8 @@ class Access:
 
 def parse_access(data: bytes) -> Access:
     payload, signature = unseal(data, MAX_ACCESS)
-    schema.exact_fields(payload, frozenset({"type", "client", "job", "requester", "expires", "grants"}))
+    schema.exact_fields(payload, frozenset({"type", "client", "job", "requester", "expires", "grants"}),
+                        frozenset({"publishers"}))  # fmt: skip
     if payload["type"] != "access":
         raise schema.bad("type must be 'access'")
     grants = payload["grants"]
@@ -59,12 +67,20 @@ def parse_access(data: bytes) -> Access:
         if not isinstance(chain, list) or len(chain) > MAX_CHAIN or not all(isinstance(g, bytes) for g in chain):
             raise schema.bad(f"the grant chain for {name[:64]} must be a list of at most {MAX_CHAIN} grants")
         chains[name] = tuple(chain)
+    publishers = payload.get("publishers", [])
+    if (
+        not isinstance(publishers, list)
+        or len(publishers) > MAX_PUBLISHER_SIGNATURES
+        or not all(isinstance(p, bytes) and len(p) <= MAX_SIGNATURE for p in publishers)
+    ):
+        raise schema.bad(f"publishers must be a list of at most {MAX_PUBLISHER_SIGNATURES} publisher signatures")
     access = Access(
         schema.key(payload["client"], "client"),
         schema.cid(payload, "job"),
         schema.key(payload["requester"], "requester"),
         schema.integer(payload, "expires"),
         chains,
+        tuple(publishers),
     )
     if not signature_holds(access.client, ACCESS_DOMAIN, payload, signature):
         raise PrivacyError(Refusal.FORGED, f"the job's access proof does not verify for client {access.client}")
@@ -91,13 +107,15 @@ def authorize(
     """
     if policy.expires <= now:
         raise PrivacyError(Refusal.EXPIRED, f"the policy for {policy.dataset} expired at {policy.expires}")
-    if agent not in policy.agents:
+    if agent not in policy.agents and not policy.publishers:
         raise PrivacyError(Refusal.NOT_GRANTED, f"agent {agent} is not approved by the policy of {policy.dataset}")
     if access_data is None:
         raise PrivacyError(
             Refusal.NOT_GRANTED, f"{policy.dataset} is private: the job must carry an access proof signed by the client"
         )
     access = parse_access(access_data)
+    if agent not in policy.agents:  # the policy names publishers: a listed one must have signed this agent
+        approved_by_publisher(policy.publishers, access.publishers, agent)
     if access.job != job:
         raise PrivacyError(Refusal.FORGED, "the access proof was signed for another job (agent, inputs or args)")
     if access.requester != requester:

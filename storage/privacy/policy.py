@@ -2,7 +2,8 @@
 
 A policy names one dataset (its root CID) and says who may hold replicas (peer IDs, or
 region labels when the owner says explicitly that they accept self-declared labels),
-which agents may run on it (agent CIDs), which client keys may submit jobs (besides the
+which agents may run on it (agent CIDs, or agents signed by listed publisher keys:
+:mod:`storage.privacy.publisher`), which client keys may submit jobs (besides the
 audiences of grants the owner issued, :mod:`storage.privacy.grant`), what may leave a
 job (its result only, up to a size, optionally its logs, to whom) and until when it holds.
 
@@ -59,9 +60,10 @@ class Policy:
     agents: tuple[CID, ...] = ()  # agent CIDs that may run on the dataset (none listed: none may)
     clients: tuple[str, ...] = ()  # client keys that may submit jobs without a grant
     release: Release = field(default_factory=Release)
+    publishers: tuple[str, ...] = ()  # keys whose publisher signature over an agent's CID approves it
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "type": "policy",
             "dataset": self.dataset,
             "owner": self.owner,
@@ -74,10 +76,13 @@ class Policy:
             "clients": list(self.clients),
             "release": self.release.to_record(),
         }
+        if self.publishers:  # absent when empty: a policy without publishers keeps its earlier form (and CID)
+            record["publishers"] = list(self.publishers)
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Policy:
-        schema.exact_fields(record, frozenset(Policy._fields()))
+        schema.exact_fields(record, frozenset(Policy._fields()), frozenset({"publishers"}))
         if record["type"] != "policy":
             raise schema.bad("type must be 'policy'")
         policy = cls(
@@ -91,6 +96,7 @@ class Policy:
             agents=schema.cids(record, "agents"),
             clients=schema.keys(record, "clients"),
             release=Release.from_record(record["release"]),
+            publishers=schema.keys(record, "publishers"),
         )
         policy.check_regions()
         return policy

@@ -180,6 +180,26 @@ ANSWERS: dict[str, Any] = {
         "claims": {"settled": 1, "submitted": 1, "failed": 1},
     },
     "/v1/ledger/claims": {"address": "0xnode", "claims": CLAIMS},
+    "/v1/private": {
+        "datasets": [
+            {
+                "dataset": "bafyprivatedataset",
+                "owner": "12D3KooWowner",
+                "state": "active",
+                "version": 1,
+                "policy": "bafypolicy",
+                "holders": ["12D3KooWholder"],
+                "expires": 2_000_000_000,
+                "agents": ["bafyagent"],
+                "publishers": [],
+                "clients": 1,
+                "max_result_bytes": 4096,
+                "grants": 3,
+                "refused": {"http": 2, "not_granted": 1},
+            }
+        ],
+        "refused": {"http": 2, "not_granted": 1},
+    },
 }
 
 
@@ -225,6 +245,10 @@ def test_dashboard_shows_claims_earnings_and_a_jobs_settlement(settling_node: st
             assert "300 wei" in ledger and "0xledger" in ledger
             assert page.locator("#claims tbody tr").count() == 3
             page.locator("#settlement").filter(has_text="settled, 700 wei, tx 0x1111").wait_for()
+            private = page.locator("#private tr.private-dataset")  # policy, holders, grants, refusals by reason
+            private.filter(has_text="http 2, not_granted 1").wait_for()
+            assert page.locator("#private-section").is_visible()
+            assert private.locator('code[title="bafypolicy"]').count() == 1 and "3" in private.inner_text()
             page.screenshot(path=str(tmp_path / "ledger.png"), full_page=True)
         finally:
             context.close()

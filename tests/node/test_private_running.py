@@ -7,6 +7,8 @@ was sent by (never the requester's word), and lets the result leave only within 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from node.scheduler.execution import JobExecution
 from node.scheduler.job import JobSpec
 from node.scheduler.jobstore import new_job_id
 from node.scheduler.protocol import Offer, Run, RunAnswer, spec_cid
+from sdk.keys import Keypair
 from storage.blockstore import BlockStore
 from storage.cid import CID, DAG_CBOR
 from storage.files import add_path
@@ -37,7 +40,8 @@ from storage.peerid import peer_id_for
 from storage.privacy.access import Access, job_subject
 from storage.privacy.grant import Grant
 from storage.privacy.policy import Policy, Release
-from tests.support import REPO_ROOT
+from storage.privacy.publisher import AgentSignature, parse_signature
+from tests.support import REPO_ROOT, CliRunner
 
 
 class Key:
@@ -60,6 +64,7 @@ class Node:
     agent: CID
     provided: list[CID]
     tmp: Path
+    metrics: Metrics
     count: int = 0
 
     def dataset(self, owner: Key, text: str = "alpha beta beta\n", **terms: Any) -> CID:
@@ -88,9 +93,10 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     own = Candidate(executor.node, "eu", ("wasm",), 2)
     provided: list[CID] = []
     exchange: Any = SimpleNamespace(store=store)  # everything is local: nothing is fetched
-    gate = RunGate(registry, executor.node, lambda: "eu")
-    execution = JobExecution(exchange, executor, Metrics(), lambda: own, provided.append, privacy=gate)
-    yield Node(store, registry, execution, agent, provided, tmp)
+    metrics = Metrics()
+    gate = RunGate(registry, executor.node, lambda: "eu", metrics)
+    execution = JobExecution(exchange, executor, metrics, lambda: own, provided.append, privacy=gate)
+    yield Node(store, registry, execution, agent, provided, tmp, metrics)
     registry.close()
     store.close()
 
@@ -193,3 +199,57 @@ def test_result_over_the_cap_is_withheld(node: Node) -> None:
     assert signed.privacy is not None and signed.privacy.released == "nothing"
     assert signed.privacy.result_bytes > signed.privacy.max_result_bytes == 10
     assert signed.result is not None and node.registry.is_private(signed.result)  # served to no one
+
+
+def published_spec(node: Node, dataset: CID, client: Key, signatures: tuple[bytes, ...]) -> JobSpec:
+    inputs = {"text": dataset}
+    proof = Access(client.id, job_subject(node.agent, inputs, ()), REQUESTER.id, int(time.time()) + 60, {},
+                   signatures)  # fmt: skip
+    return JobSpec(node.agent, inputs, access=proof.sign(client.sign))
+
+
+def test_an_agent_signed_by_a_listed_publisher_runs(node: Node) -> None:
+    owner, client, publisher = Key(), Key(), Key()
+    dataset = node.dataset(owner, agents=(), publishers=(publisher.id,), clients=(client.id,))
+    signature = AgentSignature(publisher.id, node.agent).sign(publisher.sign)
+    reason, answer = offer_and_run(node, published_spec(node, dataset, client, (signature,)))
+    assert reason == "capacity available" and answer.outcome.is_ok and answer.result is not None
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("unsigned", "not_granted: agent .* is not approved by the policy \\(not listed, and no publisher signature"),
+        ("another_key", "signed by publisher .*, whom the policy does not list"),
+        ("another_agent", "a publisher signature is for agent .*, not for"),
+        ("tampered", "forged: the publisher signature does not verify"),
+    ],
+)
+def test_publisher_approval_refused_with_the_reason(node: Node, case: str, expected: str) -> None:
+    owner, client, publisher, stranger = Key(), Key(), Key(), Key()
+    dataset = node.dataset(owner, agents=(), publishers=(publisher.id,), clients=(client.id,))
+    signatures: tuple[bytes, ...] = ()
+    if case == "another_key":
+        signatures = (AgentSignature(stranger.id, node.agent).sign(stranger.sign),)
+    elif case == "another_agent":  # the publisher's signature over an earlier release approves only that one
+        signatures = (AgentSignature(publisher.id, CID.for_block(b"release 0.9", DAG_CBOR)).sign(publisher.sign),)
+    elif case == "tampered":  # the publisher's key named, another key's signature
+        signatures = (AgentSignature(publisher.id, node.agent).sign(stranger.sign),)
+    kind = "forged" if case == "tampered" else "not_granted"
+    before = node.metrics.value("private_refused_total", reason=kind)
+    reason, answer = offer_and_run(node, published_spec(node, dataset, client, signatures))
+    assert node.metrics.value("private_refused_total", reason=kind) == before + 2  # the offer, then the run
+    assert reason.startswith("this node refuses the job") and re.search(expected, reason), reason
+    assert answer.outcome.kind is OutcomeKind.DECLINED and re.search(expected, answer.outcome.detail)
+    assert answer.result is None and answer.receipt is None  # nothing ran
+
+
+def test_the_cli_signs_an_agent_as_its_publisher(node: Node, mycel: CliRunner, tmp_path: Path) -> None:
+    signed = mycel("agent", "sign", str(node.agent), "--key", tmp_path / "publisher.key", "-o", tmp_path / "sig.json")
+    assert signed.returncode == 0, signed.stderr
+    written = json.loads((tmp_path / "sig.json").read_text())
+    publisher = signed.stdout.strip()
+    assert written["publisher"] == publisher and written["agent"] == str(node.agent)
+    parsed = parse_signature(bytes.fromhex(written["signature"]))
+    assert parsed == AgentSignature(publisher, node.agent)  # the same record the holder checks
+    assert Keypair.load_or_create(tmp_path / "publisher.key").id == publisher  # the key stays in its file

@@ -10,12 +10,18 @@ Mode ``train``: one local epoch of mini-batch logistic regression from the globa
 the update is (n * w, n), so the sum over sites gives FedAvg's sample-weighted mean.
 Either way only ``$MYCEL_OUT/update.bin`` leaves: the vector masked for secure aggregation
 (uniform noise on its own), and ``site.json`` (name and round). No record leaves.
+
+Differential privacy (train mode): with ``--dp-clip=C --dp-noise=Z`` (the terms the node gives
+every run of a group job with ``dp``), the local step's change to the global model is clipped
+to L2 norm C and Gaussian noise of standard deviation Z * C is added, from the OS's randomness,
+before the update is masked. The node, not this agent, records the privacy loss of the terms.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +49,14 @@ else:
         rows = order[start : start + batch]
         predicted = 1.0 / (1.0 + np.exp(-(features[rows] @ w)))
         w = w - lr * (features[rows].T @ (predicted - y[rows]) / len(rows) + l2 * w)
+    terms = dict(arg[2:].split("=", 1) for arg in sys.argv[1:] if arg.startswith("--dp-") and "=" in arg)
+    if terms:
+        start = np.load(round_dir / "model.npy")
+        clip, noise = float(terms["dp-clip"]), float(terms["dp-noise"])
+        change = w - start
+        change *= min(1.0, clip / max(float(np.linalg.norm(change)), 1e-12))
+        change += np.random.default_rng(int.from_bytes(os.urandom(16))).normal(0.0, noise * clip, change.shape)
+        w = start + change
     vector = np.concatenate([n * w, [n]])
 
 session = bytes.fromhex(spec["session"])  # fresh per group job: masks are never reused

@@ -244,6 +244,21 @@ async function loadStorage() {
   }
 }
 
+async function loadPrivate() {
+  const answer = await getJSON("/v1/private");
+  const section = document.getElementById("private-section");
+  const list = answer.ok ? answer.body.datasets || [] : [];
+  section.hidden = list.length === 0; // a node with no private data (or a token-protected route) shows nothing
+  document.getElementById("private-count").textContent = `(${list.length})`;
+  fill(document.querySelector("#private tbody"), list.slice(0, 100).map((d) => {
+    const holders = el("span", (d.holders || []).map(short).join(", "), "wrap");
+    holders.title = (d.holders || []).join("\n");
+    const refused = Object.entries(d.refused || {}).map(([reason, n]) => `${reason} ${n}`).join(", ") || "none";
+    return row([idCell(d.dataset), el("span", d.state, "state " + d.state), d.policy ? idCell(d.policy) : "none",
+      holders, d.expires ? new Date(d.expires * 1000).toLocaleString() : "", d.grants, refused], "private-dataset");
+  }));
+}
+
 function bytes(n) {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
@@ -279,7 +294,7 @@ async function loadLedger() {
 }
 
 async function tick() {
-  const steps = [loadReady, loadPeers, loadJobs, loadStorage, loadLedger];
+  const steps = [loadReady, loadPeers, loadJobs, loadStorage, loadPrivate, loadLedger];
   await Promise.all(steps.map((step) => step().catch(() => {})));
   // the shown job is read again: its receipt and its claim's settlement arrive after it ends
   if (selected) await loadDetail(selected).catch(() => {});

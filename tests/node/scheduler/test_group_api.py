@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from node.api.openapi import document
 from storage.cid import CID
+from storage.privacy.dp import DpTerms
 from tests.node.apinode import api_node
 from tests.node.test_openapi import _validator
 
@@ -77,6 +78,24 @@ async def test_a_group_is_submitted_followed_and_explained_under_one_job_id(api_
     assert cancelled["state"] == "cancelled" and cancelled["runs"]["site-a"]["state"] == "cancelled", cancelled
 
 
+@pytest.mark.timeout(60)
+async def test_dp_terms_are_given_to_every_run_and_their_loss_recorded_by_the_node(api_node: Any) -> None:
+    client, _, cluster = api_node
+    data = CID.for_block(b"site records")
+    cluster.store.put(data, b"site records")
+    body = {"agent": str(cluster.agent), "datasets": {"site-a": str(data)}, "aggregator": str(cluster.agent),
+            "args": ["0"], "dp": {"clip": 0.5, "noise_multiplier": 1.1}}  # fmt: skip
+    response = await client.post("/v1/groups", json=body)
+    assert response.status == 201, await response.text()
+    group = await _wait_done(client, (await response.json())["job_id"])  # the harness's agent takes no such args
+    terms = DpTerms(0.5, 1.1)
+    run = group["runs"]["site-a"]
+    assert cluster.jobs.get(run["job_id"]).spec.args == ("0", *terms.args())  # the client's, then the node's
+    assert run["dp"] == {**terms.record(), "rho": terms.rho, "epsilon": terms.epsilon()}  # from the terms alone
+    assert _validator({"$ref": "#/components/schemas/Group"}).is_valid(group)
+    assert terms.epsilon(3) < 3 * terms.epsilon()  # zCDP composes more tightly than adding epsilons
+
+
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
@@ -86,6 +105,26 @@ async def test_a_group_is_submitted_followed_and_explained_under_one_job_id(api_
         ({"agent": "AGENT", "datasets": {}, "aggregator": "AGENT"}, "at least one dataset"),
         ({"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "job_id": "nope"}, "job_id"),
         ({"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "colour": 1}, "unknown group field"),
+        (
+            {"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "access": {"b": "00"}},
+            "access names dataset(s) ['b'] that the group does not",
+        ),
+        (
+            {"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "access": {"a": "zz"}},
+            "hex of a signed",
+        ),
+        (
+            {"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "access": {"a": 5}},
+            "hex access proofs",
+        ),
+        (
+            {"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "access": {"a": ""}},
+            "must be a signed access proof of at most",
+        ),
+        (
+            {"agent": "AGENT", "datasets": {"a": "AGENT"}, "aggregator": "AGENT", "access": {"a": "00" * 70000}},
+            "must be a signed access proof of at most",
+        ),
     ],
 )
 async def test_malformed_groups_are_400_with_the_reason(api_node: Any, body: dict[str, Any], detail: str) -> None:
