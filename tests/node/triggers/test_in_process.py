@@ -1,0 +1,119 @@
+"""A stream trigger and an invoke trigger over the real stream service, executor and API, in process:
+batches of N, receipts naming the seq ranges and CIDs, the state folded across invocations,
+the output stream signed by the node's trigger key, and an invocation's round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from agents import receipt as receipts
+from agents.bundle import pack
+from sdk.streams import verify_chain
+from storage.files import cat
+from storage.streamentry import verify_entry
+from tests.node.streams.helpers import Writer
+from tests.node.test_openapi import check
+from tests.node.triggers.agents import COUNTER, ECHO, write_agent
+
+JSON = {"Content-Type": "application/json"}
+
+
+async def _until(condition: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_every_ten_entries_fold_into_one_state_with_receipts(
+    node: Any, client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    bundle = pack(write_agent(tmp_path / "counter", "counter", COUNTER), node.store)
+    writer = Writer()
+    raws = [writer.next(f"reading {i}".encode()) for i in range(1, 51)]
+    await node.streams.append(writer.stream, raws[:1])  # the stream must be held here to trigger on it
+    body = {"name": "count", "agent": "counter", "kind": "stream", "stream": writer.stream, "every_n": 10,
+            "output": "counts"}  # fmt: skip
+    response = await client.post("/v1/triggers", json=body)
+    deployed = await check(response, "/v1/triggers", "POST")
+    assert response.status == 201 and deployed["agent"] == str(bundle.agent_id) and deployed["cursor"]["seq"] == 0
+    await node.streams.append(writer.stream, raws[1:])
+
+    async def done() -> bool:
+        return bool(node.triggers.describe("count")["cursor"]["seq"] == 50)
+
+    await _until(done)
+    response = await client.get("/v1/triggers/count/receipts")
+    listed = (await check(response, "/v1/triggers/{name}/receipts"))["receipts"]
+    assert [(r["first_seq"], r["last_seq"]) for r in listed] == [(1 + 10 * i, 10 * (i + 1)) for i in range(5)]
+    cids = [verify_entry(raw).cid for raw in raws]
+    for item in listed:
+        record = receipts.verify(base64.b64decode(item["data"]))  # signed by the node, offline-checkable
+        assert record.status == "ok" and record.trigger is not None and record.agent == bundle.agent_id
+        assert list(record.trigger.entries) == cids[record.trigger.first_seq - 1 : record.trigger.last_seq]
+    final = receipts.verify(base64.b64decode(listed[-1]["data"])).trigger
+    assert final is not None and final.state is not None
+    state = json.loads(b"".join(cat(node.store, final.state)))
+    assert state == {"count": 50, "last": 50, "gaps": 0, "repeats": 0}
+    info = await check(await client.get("/v1/triggers/count"), "/v1/triggers/{name}")
+    assert info["cursor"]["state"] == str(final.state) and info["cursor"]["invocations"] == 5
+    # the output stream: one entry per invocation, written by the trigger's key (not the user's)
+    output = info["output_stream"]
+    entries = verify_chain(output, [entry.raw for entry in await node.streams.since(output, 0, 100)])
+    assert [e.payload for e in entries] == [b"10", b"20", b"30", b"40", b"50"]
+    assert entries[0].writer != writer.peer
+    listing = await check(await client.get("/v1/triggers"), "/v1/triggers")
+    assert [t["name"] for t in listing["triggers"]] == ["count"]
+    removed = await client.delete("/v1/triggers/count")
+    assert (await check(removed, "/v1/triggers/{name}", "DELETE")) == {"removed": "count"}
+    gone = await client.get("/v1/triggers/count")
+    assert gone.status == 404 and (await check(gone, "/v1/triggers/{name}"))["error"] == "not_found"
+
+
+async def test_invoke_answers_with_the_output_from_a_warm_sandbox(
+    node: Any, client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    pack(write_agent(tmp_path / "echo", "echo", ECHO), node.store)
+    response = await client.post("/v1/triggers", json={"name": "echo", "agent": "echo", "kind": "invoke"})
+    assert response.status == 201, await response.text()
+    times = []
+    for n in range(1, 4):
+        started = time.perf_counter()
+        response = await client.post("/v1/agents/echo/invoke", json={"input": "hello"})
+        answer = await check(response, "/v1/agents/{name}/invoke", "POST")
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status == 200 and answer["text"] == f"HELLO #{n}", answer
+        record = receipts.verify(base64.b64decode(answer["receipt"]))
+        assert record.trigger is not None and record.trigger.state is not None and record.trigger.entries == ()
+    print(f"invoke round trip (in-process API, warm python): {', '.join(f'{t:.1f}' for t in times)} ms")
+    refused = [
+        (await client.post("/v1/agents/nobody/invoke", json={}), 404, "not_found"),
+        (await client.post("/v1/agents/echo/invoke", json={"input": 3}), 400, "bad_request"),
+        (await client.post("/v1/agents/echo/invoke", json={"data": "***"}), 400, "bad_data"),
+        (await client.post("/v1/triggers", json={"name": "x", "agent": "echo", "kind": "cron"}), 400, "bad_kind"),
+        (await client.post("/v1/triggers", json={"name": "x", "agent": "nope", "kind": "invoke"}), 404, "no_agent"),
+        (
+            await client.post(
+                "/v1/triggers", json={"name": "x", "agent": "echo", "kind": "stream", "stream": "st" + "a" * 52}
+            ),
+            409,
+            "stream_not_here",
+        ),
+        (
+            await client.post(
+                "/v1/triggers", json={"name": "x", "agent": "echo", "kind": "schedule", "schedule": "61 * * * *"}
+            ),
+            400,
+            "bad_schedule",
+        ),
+    ]
+    for response, status, error in refused:
+        body = await response.json()
+        assert (response.status, body["error"]) == (status, error), body
