@@ -10,6 +10,7 @@ node cannot claim it consumed entries it did not name.
 from __future__ import annotations
 
 import base64
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -104,9 +105,9 @@ class Triggers:
     async def remove(self, name: str) -> None:
         await self.client._call("DELETE", f"/v1/triggers/{quote(name, safe='')}")
 
-    async def receipts(self, name: str, after: int = 0) -> list[TriggerReceipt]:
+    async def receipts(self, name: str, after: int = 0) -> builtins.list[TriggerReceipt]:
         """Every invocation's receipt after ``after``, verified, oldest first."""
-        found: list[TriggerReceipt] = []
+        found: builtins.list[TriggerReceipt] = []
         while True:
             path = f"/v1/triggers/{quote(name, safe='')}/receipts"
             page = await self.client._call("GET", path, params={"after": str(after)})

@@ -49,7 +49,12 @@ class TriggerStore:
         return self._tables.write(change)
 
     def remove(self, name: str) -> bool:
+        """Forget the trigger, its cursor and its receipts (a new trigger of that name starts afresh)."""
+
         def change(w: Writer) -> bool:
+            held = w.get("cursors", name)
+            for invocation in range(1, (held["invocations"] if held else 0) + 1):
+                w.delete("receipts", _receipt_key(name, invocation))
             w.delete("cursors", name)
             return w.delete("specs", name)
 
