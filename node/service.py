@@ -49,6 +49,7 @@ from node.settlement.service import NodeSettlement
 from node.streams.protocol import PROTOCOL as STREAM_PROTOCOL
 from node.streams.service import StreamService
 from node.streams.store import StreamStore
+from node.triggers.protocol import PROTOCOL as TRIGGER_PROTOCOL
 from node.triggers.service import TriggerService
 from node.triggers.store import TriggerStore
 from storage.blockstore import BlockStore
@@ -120,6 +121,7 @@ class NodeService:
             lambda: [record.announcement for record in self.peers.alive()],
         )
         self.network.handle(STREAM_PROTOCOL, self.streams.serve)
+        self.network.handle(TRIGGER_PROTOCOL, self._on_trigger_message)
         self.execution: JobExecution | None = None
         self.job_service: JobService | None = None
         self.python_runtime: PythonRuntime | None = None
@@ -151,7 +153,8 @@ class NodeService:
         warm = {**runtimes, "python": self.warm_python}
         trigger_executor = Executor(self.store, warm, self.identity.signing_key, self.data_dir / "work", wheel_envs)  # type: ignore[arg-type]
         self.triggers = TriggerService(TriggerStore(self.data_dir / "triggers"), self.streams, self.store,
-                                       trigger_executor, self.metrics, self.cpu_cores)  # fmt: skip
+                                       trigger_executor, self.metrics, self.cpu_cores, self.network,
+                                       lambda root, peer: self.exchange.fetch(root, [peer]))  # fmt: skip
         await asyncio.to_thread(executor.sweep_work_dir)  # workspaces of a node that was killed mid-job
         if self.settlement is not None:
             await self.settlement.start()
@@ -262,6 +265,11 @@ class NodeService:
         for name, state in self.sandbox_layers.items():
             if not state.startswith("on"):
                 log.warning("python sandbox layer %s is %s", name, state)
+
+    async def _on_trigger_message(self, peer: str, request: bytes) -> list[bytes]:
+        if self.triggers is None:
+            return []
+        return await self.triggers.handle_progress(peer, request)
 
     async def _on_job_message(self, peer: str, request: bytes) -> list[bytes]:
         if self.execution is None:

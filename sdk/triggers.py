@@ -81,12 +81,17 @@ class Triggers:
         schedule: str = "",
         state: CID | str | None = None,
         output: str = "",
+        standby: str = "",
     ) -> dict[str, Any]:
-        """Deploy (or redeploy, keeping its cursor) trigger ``name`` for an agent the node holds."""
+        """Deploy (or redeploy, keeping its cursor) trigger ``name`` for an agent the node holds.
+
+        ``standby=PEER`` on a node holding a replica of the stream: follow PEER's receipts for
+        this trigger and take over, from the last one, when PEER stops answering."""
         if kind not in KINDS:
             raise UsageError(f"a trigger's kind is one of {', '.join(KINDS)}, not {kind!r}")
         body: dict[str, Any] = {"name": name, "agent": str(agent), "kind": kind}
-        optional = {"stream": stream, "every_n": every_n, "every_ms": every_ms, "schedule": schedule, "output": output}
+        optional = {"stream": stream, "every_n": every_n, "every_ms": every_ms, "schedule": schedule, "output": output,
+                    "standby": standby}  # fmt: skip
         body.update({key: value for key, value in optional.items() if value})
         if state is not None:
             body["state"] = str(state)

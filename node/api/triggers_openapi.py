@@ -33,6 +33,7 @@ _SPEC: dict[str, Schema] = {
     "schedule": _SCHEDULE,
     "state": _NULLABLE_STR,
     "output": _OUTPUT,
+    "standby": {"type": "string", "description": "the active node's peer ID while this node stands by"},
 }
 _CURSOR: Schema = _obj(
     {
@@ -57,6 +58,7 @@ SCHEMAS: dict[str, Schema] = {
             "schedule": _SCHEDULE,
             "state": {"type": "string", "description": "CID of the initial state"},
             "output": _OUTPUT,
+            "standby": {"type": "string", "description": "stand by for the trigger running on this peer"},
         },
         ["name", "agent", "kind"],
     ),
@@ -66,6 +68,7 @@ SCHEMAS: dict[str, Schema] = {
             "cursor": _CURSOR,
             "output_stream": {**_NULLABLE_STR, "description": "the output stream's id"},
             "running": {"type": "boolean"},
+            "active": {"type": "boolean", "description": "runs here (false: standing by)"},
         }
     ),
     "TriggerList": _obj({"triggers": {"type": "array", "items": _ref("Trigger")}}),

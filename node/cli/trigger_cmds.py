@@ -43,6 +43,7 @@ def trigger_group() -> None:
 @click.option("--invoke", "invoke", is_flag=True, help="Run on POST /v1/agents/NAME/invoke (mycel agent invoke).")
 @click.option("--state", default=None, help="CID of the initial state (/in/state of the first invocation).")
 @click.option("--output", default="", help="Append each /out/output to this stream (signed by the node's key).")
+@click.option("--standby", default="", help="Stand by for this trigger running on PEER; take over if it dies.")
 @api_options
 def trigger_deploy(
     name: str,
@@ -54,6 +55,7 @@ def trigger_deploy(
     invoke: bool,
     state: str | None,
     output: str,
+    standby: str,
     api_url: str,
     api_token: str | None,
 ) -> None:
@@ -66,7 +68,8 @@ def trigger_deploy(
     kinds = [kind for kind, chosen in (("stream", stream), ("schedule", schedule), ("invoke", invoke)) if chosen]
     if len(kinds) != 1:
         raise UsageError("choose exactly one of --stream ID, --schedule SPEC, --invoke")
-    options = {"stream": stream, "every_n": every_n, "every_ms": every_ms, "schedule": schedule, "output": output}
+    options = {"stream": stream, "every_n": every_n, "every_ms": every_ms, "schedule": schedule, "output": output,
+               "standby": standby}  # fmt: skip
 
     async def work(client: Any) -> Any:
         return await client.deploy_trigger(name, agent, kinds[0], state=state, **options)

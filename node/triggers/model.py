@@ -8,6 +8,9 @@ A trigger runs one deployed agent on this node when something happens:
 * ``schedule``: on a schedule (:mod:`node.triggers.schedule`).
 * ``invoke``: on ``POST /v1/agents/{name}/invoke``; the agent finds the body at ``/in/request``.
 
+A stream trigger deployed with ``standby = PEER`` on a node holding a replica of the stream
+follows PEER's receipts (:mod:`node.triggers.standby`) and takes over when PEER stops answering.
+
 The cursor is what survives a restart: the last stream seq consumed, the receipt that
 says so, the state CID the agent left, and the output stream's head (with the signed
 output entry of the last invocation, re-appended if a crash came between the two).
@@ -24,12 +27,15 @@ from node.errors import NodeError
 from node.triggers.schedule import Schedule, ScheduleError
 from storage.cid import CID
 from storage.errors import InvalidCIDError
+from storage.peerid import public_key_from_peer_id
 from storage.streamentry import NAME_PATTERN, is_stream_id
 
 MAX_EVERY_N = 256  # entries in one batch at most (each is named in the receipt)
 MAX_EVERY_MS = 24 * 3600 * 1000
 MAX_TRIGGERS = 256  # per node
-_FIELDS = frozenset({"name", "agent", "kind", "stream", "every_n", "every_ms", "schedule", "state", "output"})
+_FIELDS = frozenset(
+    {"name", "agent", "kind", "stream", "every_n", "every_ms", "schedule", "state", "output", "standby"}
+)
 
 
 class TriggerKind(enum.Enum):
@@ -57,6 +63,7 @@ class TriggerSpec:
     schedule: str = ""
     state: CID | None = None  # the state the first invocation starts from
     output: str = ""  # the name of the output stream ("" none), written with the trigger's key
+    standby: str = ""  # the peer the trigger runs on while it lives ("" this node is the active one)
 
     @property
     def batch_size(self) -> int:
@@ -66,7 +73,7 @@ class TriggerSpec:
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "agent": self.agent, "kind": self.kind.value, "stream": self.stream,
                 "every_n": self.every_n, "every_ms": self.every_ms, "schedule": self.schedule,
-                "state": self.state, "output": self.output}  # fmt: skip
+                "state": self.state, "output": self.output, "standby": self.standby}  # fmt: skip
 
     def json(self) -> dict[str, Any]:
         view = self.record()
@@ -76,7 +83,8 @@ class TriggerSpec:
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> TriggerSpec:
         return cls(record["name"], record["agent"], TriggerKind(record["kind"]), record["stream"], record["every_n"],
-                   record["every_ms"], record["schedule"], record["state"], record["output"])  # fmt: skip
+                   record["every_ms"], record["schedule"], record["state"], record["output"],
+                   record.get("standby", ""))  # fmt: skip
 
 
 def _int(body: dict[str, Any], key: str, high: int) -> int:
@@ -124,6 +132,14 @@ def parse_request(body: Any, agent: CID) -> TriggerSpec:
         raise TriggerError("bad_request", "schedule belongs to schedule triggers only")
     if output and not re.fullmatch(NAME_PATTERN, output):
         raise TriggerError("bad_output", f"an output stream name matches {NAME_PATTERN}")
+    standby = _str(body, "standby")
+    if standby:
+        try:
+            public_key_from_peer_id(standby)
+        except (InvalidCIDError, ValueError):
+            raise TriggerError("bad_standby", "standby is the peer ID of the node the trigger runs on now") from None
+        if kind is not TriggerKind.STREAM:
+            raise TriggerError("bad_standby", "only a stream trigger can stand by on a replica")
     state_text = body.get("state")
     state = None
     if state_text is not None:
@@ -133,7 +149,7 @@ def parse_request(body: Any, agent: CID) -> TriggerSpec:
             state = None
         if state is None:
             raise TriggerError("bad_state", "state is the CID of the initial state (a file or directory)")
-    return TriggerSpec(name, agent, kind, stream, every_n, every_ms, schedule, state, output)
+    return TriggerSpec(name, agent, kind, stream, every_n, every_ms, schedule, state, output, standby)
 
 
 @dataclass(frozen=True)

@@ -24,20 +24,31 @@ import datetime as dt
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import nacl.signing
 
 from agents.executor import Executor
 from agents.outcome import OutcomeKind
+from node.errors import NetworkError
 from node.metrics import Metrics
 from node.streams.model import StreamRefused
 from node.streams.service import StreamService
 from node.triggers.invocation import Invocation, run_invocation
 from node.triggers.model import MAX_TRIGGERS, Cursor, TriggerError, TriggerKind, TriggerSpec, batch_wait
+from node.triggers.protocol import (
+    MAX_RECEIPTS,
+    PROTOCOL,
+    Progress,
+    TriggerProtocolError,
+    encode_receipts,
+    parse_progress,
+    parse_receipts,
+)
 from node.triggers.schedule import Schedule
+from node.triggers.standby import PROGRESS_SECONDS, TAKEOVER_MISSES, adopt
 from node.triggers.store import TriggerStore
 from storage.blockstore import BlockStore
 from storage.cid import CID, DAG_CBOR
@@ -69,6 +80,10 @@ def trigger_key(node_key: nacl.signing.SigningKey, name: str) -> nacl.signing.Si
     return nacl.signing.SigningKey(hashlib.sha256(_KEY_DOMAIN + bytes(node_key) + name.encode()).digest())
 
 
+class Requester(Protocol):
+    async def request(self, peer_id: str, protocol: str, payload: bytes, timeout: float = 30.0) -> list[bytes]: ...
+
+
 class TriggerService:
     def __init__(
         self,
@@ -78,8 +93,13 @@ class TriggerService:
         executor: Executor,
         metrics: Metrics,
         cores: int = 1,
+        network: Requester | None = None,
+        fetch: Callable[[CID, str], Awaitable[object]] | None = None,
     ) -> None:
         self.store = store
+        self.network = network  # None: no standby triggers (tests, tools)
+        self._fetch = fetch  # (root, peer): a DAG from a peer (a standby's copy of the active node's state)
+        self._promoted: set[str] = set()  # standby triggers that took over here
         self.streams = streams
         self.blocks = blocks
         self.executor = executor
@@ -143,6 +163,7 @@ class TriggerService:
         view["cursor"] = self._cursors[name].json()
         view["output_stream"] = self.output_stream(name) if spec.output else None
         view["running"] = name in self._tasks and not self._tasks[name].done()
+        view["active"] = not spec.standby or name in self._promoted
         return view
 
     def output_stream(self, name: str) -> str:
@@ -242,7 +263,9 @@ class TriggerService:
 
     # -- the loops -----------------------------------------------------------------------
     def _run(self, spec: TriggerSpec) -> None:
-        if spec.kind is TriggerKind.STREAM:
+        if spec.standby and spec.name not in self._promoted:
+            self._tasks[spec.name] = asyncio.create_task(self._standby_loop(spec))
+        elif spec.kind is TriggerKind.STREAM:
             self._tasks[spec.name] = asyncio.create_task(self._stream_loop(spec))
         elif spec.kind is TriggerKind.SCHEDULE:
             self._tasks[spec.name] = asyncio.create_task(self._schedule_loop(spec))
@@ -276,6 +299,56 @@ class TriggerService:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), wait)
+
+    # -- standing by -------------------------------------------------------------------
+    async def handle_progress(self, peer: str, request: bytes) -> list[bytes]:
+        """Serve a standby: this node's receipts of a trigger after the number it asks from."""
+        try:
+            asked = parse_progress(request)
+        except TriggerProtocolError:
+            return encode_receipts([])
+        if asked.trigger not in self._specs:
+            return encode_receipts([])
+        found = await asyncio.to_thread(self.store.receipts, asked.trigger, asked.after, MAX_RECEIPTS)
+        return encode_receipts([raw for _, raw in found])
+
+    async def _standby_loop(self, spec: TriggerSpec) -> None:
+        """Follow the active node's receipts until it stops answering, then run the trigger here."""
+        misses = 0
+        while misses < TAKEOVER_MISSES:
+            cursor = self._cursors[spec.name]
+            try:
+                if self.network is None:
+                    raise NetworkError("this node has no network to follow the active node on")
+                asked = Progress(spec.name, cursor.invocations).encode()
+                raws = parse_receipts(await self.network.request(spec.standby, PROTOCOL, asked, timeout=5))
+                misses = 0
+            except (NetworkError, TriggerProtocolError) as exc:
+                misses += 1
+                log.info("trigger %s: active node %s did not answer (%d): %s", spec.name, spec.standby, misses, exc)
+                await asyncio.sleep(PROGRESS_SECONDS)
+                continue
+            for adopted in adopt(spec, cursor, raws):
+                if adopted.state is not None:
+                    try:
+                        missing = await asyncio.to_thread(self.blocks.missing_blocks, adopted.state)
+                        if missing and self._fetch is not None:
+                            await self._fetch(adopted.state, spec.standby)
+                        await asyncio.to_thread(self.blocks.pin, adopted.state, f"trigger {spec.name} state")
+                    except Exception as exc:  # not adopted: asked again next round (or never, if the node is gone)
+                        log.info("trigger %s: state %s not fetched: %s", spec.name, adopted.state, exc)
+                        break
+                await asyncio.to_thread(self.store.commit, spec.name, adopted.raw, adopted.cursor)
+                previous, self._cursors[spec.name] = self._cursors[spec.name], adopted.cursor
+                if previous.state is not None and previous.state != adopted.state:
+                    await asyncio.to_thread(self.blocks.unpin, previous.state)
+            if len(raws) < MAX_RECEIPTS:
+                await asyncio.sleep(PROGRESS_SECONDS)
+        log.warning("trigger %s: active node %s is gone; running it here from seq %d",
+                    spec.name, spec.standby, self._cursors[spec.name].seq)  # fmt: skip
+        self.metrics.inc("trigger_takeovers_total")
+        self._promoted.add(spec.name)
+        await self._stream_loop(spec)
 
     async def _schedule_loop(self, spec: TriggerSpec) -> None:
         schedule = Schedule.parse(spec.schedule)
