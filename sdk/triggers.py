@@ -24,7 +24,7 @@ from storage.cid import CID
 if TYPE_CHECKING:
     from sdk.client import Client
 
-__all__ = ["Invocation", "TriggerReceipt", "Triggers"]
+__all__ = ["Invocation", "Stage", "TriggerReceipt", "Triggers", "deploy_pipeline", "parse_pipeline"]
 
 KINDS = ("stream", "schedule", "invoke")
 
@@ -132,3 +132,86 @@ class Triggers:
         output = base64.b64decode(answer["output"]) if answer["output"] is not None else None
         output_cid = CID.parse(answer["output_cid"]) if answer["output_cid"] else None
         return Invocation(answer["status"], output, output_cid, _verified(raw, name), raw, float(answer["ms"]))
+
+
+# -- pipelines ------------------------------------------------------------------------------
+PIPELINE_KEYS = frozenset({"name", "agent", "input", "every_n", "every_ms", "output", "state"})
+MAX_STAGES = 32
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a pipeline file: ``input`` is a stream id or ``stage:NAME`` (that stage's output)."""
+
+    name: str
+    agent: str
+    input: str
+    every_n: int = 0
+    every_ms: int = 0
+    output: str = ""
+    state: str | None = None
+
+    @property
+    def after(self) -> str | None:
+        return self.input.removeprefix("stage:") if self.input.startswith("stage:") else None
+
+
+def parse_pipeline(text: str) -> builtins.list[Stage]:
+    """The stages of a pipeline file (TOML ``[[stage]]`` tables), in an order where each stage
+    comes after the stage it reads from; UsageError says what is wrong."""
+    import tomllib
+
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"the pipeline file is not valid TOML: {exc}") from None
+    tables = document.get("stage")
+    if set(document) != {"stage"} or not isinstance(tables, builtins.list) or not 0 < len(tables) <= MAX_STAGES:
+        raise UsageError(f"a pipeline file holds 1 to {MAX_STAGES} [[stage]] tables and nothing else")
+    stages: dict[str, Stage] = {}
+    for index, table in enumerate(tables):
+        unknown = set(table) - PIPELINE_KEYS
+        if unknown or not {"name", "agent", "input"} <= set(table):
+            raise UsageError(f"stage {index + 1}: keys are name, agent, input (required), every_n, every_ms, output, "
+                             f"state; got {', '.join(sorted(table))}")  # fmt: skip
+        try:
+            stage = Stage(**table)
+        except TypeError as exc:
+            raise UsageError(f"stage {index + 1}: {exc}") from None
+        if not all(isinstance(getattr(stage, key), str) for key in ("name", "agent", "input", "output")):
+            raise UsageError(f"stage {index + 1}: name, agent, input and output are strings")
+        if stage.name in stages:
+            raise UsageError(f"two stages are named {stage.name!r}")
+        stages[stage.name] = stage
+    ordered: builtins.list[Stage] = []
+    placed: set[str] = set()
+    while len(ordered) < len(stages):
+        ready = [s for s in stages.values() if s.name not in placed and (s.after is None or s.after in placed)]
+        if not ready:
+            waiting = sorted(s.name for s in stages.values() if s.name not in placed)
+            raise UsageError(f"stages {', '.join(waiting)} read from a stage that is missing or reads from them")
+        for stage in ready:
+            upstream = stages[stage.after] if stage.after else None
+            if upstream is not None and not upstream.output:
+                raise UsageError(f"stage {stage.name} reads stage {upstream.name}, which sets no output stream")
+            ordered.append(stage)
+            placed.add(stage.name)
+    return ordered
+
+
+async def deploy_pipeline(client: Client, stages: Sequence[Stage]) -> builtins.list[dict[str, Any]]:
+    """Deploy each stage as a stream trigger where its input is: the first stages on this node,
+    which must hold their input streams, and each later stage next to the output stream of the
+    stage it reads (that stream lives where its stage runs). Stages deploy in order; a failure
+    stops there, with the stages before it deployed (a redeploy keeps their cursors)."""
+    outputs: dict[str, str] = {}
+    deployed = []
+    for stage in stages:
+        stream = outputs[stage.after] if stage.after else stage.input
+        options: dict[str, Any] = {"every_n": stage.every_n, "every_ms": stage.every_ms, "output": stage.output}
+        answer = await client.triggers.deploy(stage.name, stage.agent, "stream", stream=stream, state=stage.state,
+                                              **options)  # fmt: skip
+        if answer.get("output_stream"):
+            outputs[stage.name] = answer["output_stream"]
+        deployed.append(answer)
+    return deployed

@@ -144,4 +144,28 @@ def agent_invoke(name: str, text: str | None, from_stdin: bool, api_url: str, ap
     click.echo(f"\n{answer.status} in {answer.milliseconds:.1f} ms, receipt verified", err=True)
 
 
-COMMANDS = [trigger_group]
+@click.group("pipeline")
+def pipeline_group() -> None:
+    """Multi-agent pipelines: stream triggers chained by their output streams, declared in one file."""
+
+
+@pipeline_group.command("deploy")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@api_options
+def pipeline_deploy(path: str, api_url: str, api_token: str | None) -> None:
+    """Deploy every [[stage]] of PATH (TOML: name, agent, input = STREAM_ID or "stage:NAME",
+    every_n, every_ms, output, state), each where its input stream is.
+
+    Example: mycel pipeline deploy pipeline.toml
+    """
+    from pathlib import Path
+
+    from sdk.triggers import deploy_pipeline, parse_pipeline
+
+    stages = parse_pipeline(Path(path).read_text())
+    for answer in _run(api_url, api_token, lambda client: deploy_pipeline(client, stages)):
+        out = f" -> {answer['output_stream']}" if answer["output_stream"] else ""
+        click.echo(f"stage {answer['name']}: {answer['stream']}{out}")
+
+
+COMMANDS = [trigger_group, pipeline_group]

@@ -132,7 +132,9 @@ class TriggerService:
     async def deploy(self, spec: TriggerSpec) -> dict[str, Any]:
         if spec.name not in self._specs and len(self._specs) >= MAX_TRIGGERS:
             raise TriggerError("too_many_triggers", f"this node keeps at most {MAX_TRIGGERS} triggers", 409)
-        if spec.kind is TriggerKind.STREAM and await asyncio.to_thread(self.streams.store.info, spec.stream) is None:
+        produced = {self.output_stream(name) for name, held in self._specs.items() if held.output}
+        held_here = spec.stream in produced or await asyncio.to_thread(self.streams.store.info, spec.stream)
+        if spec.kind is TriggerKind.STREAM and not held_here:  # an output stream of a trigger here may be empty yet
             raise TriggerError(
                 "stream_not_here",
                 f"stream {spec.stream} is not held here: deploy the trigger on its origin node, or subscribe "

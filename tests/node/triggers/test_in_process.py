@@ -46,8 +46,9 @@ async def test_every_ten_entries_fold_into_one_state_with_receipts(
     assert response.status == 201 and deployed["agent"] == str(bundle.agent_id) and deployed["cursor"]["seq"] == 0
     await node.streams.append(writer.stream, raws[1:])
 
-    async def done() -> bool:
-        return bool(node.triggers.describe("count")["cursor"]["seq"] == 50)
+    async def done() -> bool:  # the last output is appended just after its receipt is committed
+        outputs = await node.streams.since(node.triggers.output_stream("count"), 0, 10)
+        return bool(node.triggers.describe("count")["cursor"]["seq"] == 50 and len(outputs) == 5)
 
     await _until(done)
     response = await client.get("/v1/triggers/count/receipts")

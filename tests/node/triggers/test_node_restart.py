@@ -67,7 +67,10 @@ def test_a_killed_node_resumes_without_a_repeat_or_a_gap(cluster: Any, tmp_path:
                     await asyncio.sleep(0.05)
                 info = await client.triggers.get("count")
                 found = await client.triggers.receipts("count")
-                outputs = await client.stream_reader(info["output_stream"]).entries()
+                reader = client.stream_reader(info["output_stream"])
+                while len(outputs := await reader.entries()) < 5:  # appended just after the last commit
+                    assert time.monotonic() - started < 60, outputs
+                    await asyncio.sleep(0.05)
                 return found, info, outputs
 
         found, info, outputs = asyncio.run(finish())
