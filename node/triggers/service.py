@@ -132,9 +132,7 @@ class TriggerService:
     async def deploy(self, spec: TriggerSpec) -> dict[str, Any]:
         if spec.name not in self._specs and len(self._specs) >= MAX_TRIGGERS:
             raise TriggerError("too_many_triggers", f"this node keeps at most {MAX_TRIGGERS} triggers", 409)
-        produced = {self.output_stream(name) for name, held in self._specs.items() if held.output}
-        held_here = spec.stream in produced or await asyncio.to_thread(self.streams.store.info, spec.stream)
-        if spec.kind is TriggerKind.STREAM and not held_here:  # an output stream of a trigger here may be empty yet
+        if spec.kind is TriggerKind.STREAM and not await self._held_here(spec.stream):
             raise TriggerError(
                 "stream_not_here",
                 f"stream {spec.stream} is not held here: deploy the trigger on its origin node, or subscribe "
@@ -155,6 +153,12 @@ class TriggerService:
             await asyncio.to_thread(self.store.remove, name)
             self._specs.pop(name, None)
             self._cursors.pop(name, None)
+
+    async def _held_here(self, stream: str) -> bool:
+        """The stream is here, or is the output stream of a trigger here (which may have no entry yet)."""
+        if any(self.output_stream(name) == stream for name, spec in self._specs.items() if spec.output):
+            return True
+        return await asyncio.to_thread(self.streams.store.info, stream) is not None
 
     def names(self) -> list[str]:
         return sorted(self._specs)
