@@ -15,7 +15,9 @@ from aiohttp.test_utils import TestClient
 
 from agents import receipt as receipts
 from agents.bundle import pack
+from node.triggers.model import parse_request
 from sdk.streams import verify_chain
+from storage.cid import CID
 from storage.files import cat
 from storage.streamentry import verify_entry
 from tests.node.streams.helpers import Writer
@@ -118,3 +120,20 @@ async def test_invoke_answers_with_the_output_from_a_warm_sandbox(
     for response, status, error in refused:
         body = await response.json()
         assert (response.status, body["error"]) == (status, error), body
+
+
+async def test_a_schedule_trigger_runs_on_its_period_and_folds_its_state(node: Any, tmp_path: Path) -> None:
+    ticker = 'import os\np = os.path.join(os.environ["MYCEL_IN"], "state")\nn = int(open(p).read()) if os.path.exists(p) else 0\nopen(os.path.join(os.environ["MYCEL_OUT"], "state"), "w").write(str(n + 1))\n'  # noqa: E501
+    bundle = pack(write_agent(tmp_path / "ticker", "ticker", ticker), node.store)
+    spec = parse_request({"name": "tick", "kind": "schedule", "schedule": "every 100ms"}, bundle.agent_id)
+    await node.triggers.deploy(spec)
+
+    async def ticked() -> bool:
+        return bool(node.triggers.describe("tick")["cursor"]["invocations"] >= 3)
+
+    await _until(ticked)
+    cursor = node.triggers.describe("tick")["cursor"]
+    assert b"".join(cat(node.store, CID.parse(cursor["state"]))) == str(cursor["invocations"]).encode()
+    await node.triggers.remove("tick")
+    state = node.triggers.store.cursor("tick")  # removed: forgotten
+    assert state.invocations == 0

@@ -18,7 +18,8 @@ import nacl.signing
 
 from node.cluster import http_json, start_node_process, stop_process, wait_answering
 from sdk import Client
-from tests.node.triggers.agents import COUNTER, write_agent
+from tests.node.triggers.agents import COUNTER, ECHO, write_agent
+from tests.support import CliRunner
 
 # the second batch stays in its sandbox long enough for the node to be killed under it
 PAUSE = "if batch['first_seq'] == 11:\n    __import__('time').sleep(1.5)\n"
@@ -37,7 +38,7 @@ def _cursor(api: str) -> dict[str, Any]:
     return cursor
 
 
-def test_a_killed_node_resumes_without_a_repeat_or_a_gap(cluster: Any, tmp_path: Path) -> None:
+def test_a_killed_node_resumes_without_a_repeat_or_a_gap(cluster: Any, mycel: CliRunner, tmp_path: Path) -> None:
     [node] = cluster(1, timeout=30)
     key = nacl.signing.SigningKey(b"s" * 32)
     agent_dir = write_agent(tmp_path / "counter", "counter", SLOW_COUNTER)
@@ -45,6 +46,7 @@ def test_a_killed_node_resumes_without_a_repeat_or_a_gap(cluster: Any, tmp_path:
     async def setup() -> str:
         async with Client(node.api_url) as client:
             await client.deploy(agent_dir)
+            await client.deploy(write_agent(tmp_path / "echo", "echo", ECHO))
             stream = client.stream("readings", key)
             await stream.append(*[f"r{i}".encode() for i in range(1, 21)])
             await client.deploy_trigger("count", "counter", "stream", stream=stream.id, every_n=10, output="counts")
@@ -86,6 +88,27 @@ def test_a_killed_node_resumes_without_a_repeat_or_a_gap(cluster: Any, tmp_path:
         assert state == {"count": 50, "last": 50, "gaps": 0, "repeats": 0}
         assert [e.payload for e in outputs] == [b"10", b"20", b"30", b"40", b"50"]
         assert outputs[0].writer != found[0].receipt.node  # the trigger's key, not the node's identity key
+
+        # the CLI over the same node: an invoke trigger, its round trip timed, the listing
+        api = ("--api", node.api_url)
+        deployed = mycel("trigger", "deploy", "echo", "echo", "--invoke", *api)
+        assert deployed.returncode == 0 and deployed.stdout.startswith("trigger echo (invoke) runs "), deployed.stderr
+
+        async def invoke_five() -> list[float]:
+            async with Client(node.api_url) as client:
+                answers = [await client.invoke("echo", "hi") for _ in range(5)]
+            assert [a.output for a in answers] == [f"HI #{n}".encode() for n in range(1, 6)]
+            return [a.milliseconds for a in answers]
+
+        node_ms = asyncio.run(invoke_five())
+        started = time.perf_counter()
+        invoked = mycel("agent", "invoke", "echo", "hello", *api)
+        cli_ms = (time.perf_counter() - started) * 1000
+        assert invoked.returncode == 0 and invoked.stdout == "HELLO #6", invoked.stderr
+        print(f"invoke on a real node: node-side {', '.join(f'{ms:.0f}' for ms in node_ms)} ms; "
+              f"CLI process round trip {cli_ms:.0f} ms")  # fmt: skip
+        listed = mycel("trigger", "ls", *api)
+        assert listed.returncode == 0 and "count  stream " in listed.stdout and "seq 50  5 invocations" in listed.stdout
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
