@@ -154,7 +154,7 @@ class NodeService:
         trigger_executor = Executor(self.store, warm, self.identity.signing_key, self.data_dir / "work", wheel_envs)  # type: ignore[arg-type]
         self.triggers = TriggerService(TriggerStore(self.data_dir / "triggers"), self.streams, self.store,
                                        trigger_executor, self.metrics, self.cpu_cores, self.network,
-                                       lambda root, peer: self.exchange.fetch(root, [peer]))  # fmt: skip
+                                       self.exchange)  # fmt: skip
         await asyncio.to_thread(executor.sweep_work_dir)  # workspaces of a node that was killed mid-job
         if self.settlement is not None:
             await self.settlement.start()

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import io
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -77,6 +78,7 @@ def run_invocation(
     cursor: Cursor,
     entries: Sequence[Entry] | None,
     request: bytes | None,
+    cancel: threading.Event | None = None,
 ) -> Invocation:
     number = cursor.invocations + 1
     inputs: dict[str, CID] = {}
@@ -87,7 +89,7 @@ def run_invocation(
     if request is not None:
         inputs["request"] = _add(store, request)
     bundle = open_bundle(store, spec.agent)
-    outcome = executor.run(RunRequest(job_id(executor.node, spec.name, number), bundle, inputs))
+    outcome = executor.run(RunRequest(job_id(executor.node, spec.name, number), bundle, inputs, cancel=cancel))
     state, output, output_cid = cursor.state, None, None
     if outcome.outcome.is_ok and outcome.result is not None:
         links = dict(_links(store, outcome.result))

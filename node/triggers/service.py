@@ -23,8 +23,9 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -48,7 +49,7 @@ from node.triggers.protocol import (
     parse_receipts,
 )
 from node.triggers.schedule import Schedule
-from node.triggers.standby import PROGRESS_SECONDS, TAKEOVER_MISSES, adopt
+from node.triggers.standby import MAX_STATE_BYTES, PROGRESS_SECONDS, TAKEOVER_MISSES, adopt
 from node.triggers.store import TriggerStore
 from storage.blockstore import BlockStore
 from storage.cid import CID, DAG_CBOR
@@ -58,6 +59,7 @@ from storage.streamentry import MAX_INLINE, Entry, sign_entry, stream_id
 log = logging.getLogger("mycelnet.triggers")
 
 RETRY_SECONDS = 1.0  # after a node-side failure (the batch stays pending and runs again)
+MAX_WAITING_CALLS = 32  # HTTP invocations of one trigger waiting for it at once; past that: 503, retry
 _KEY_DOMAIN = b"mycel-trigger-key-v1:"
 
 
@@ -84,6 +86,12 @@ class Requester(Protocol):
     async def request(self, peer_id: str, protocol: str, payload: bytes, timeout: float = 30.0) -> list[bytes]: ...
 
 
+class Fetcher(Protocol):
+    async def fetch(
+        self, root: CID, providers: Sequence[str] | None = None, *, max_bytes: int | None = None
+    ) -> object: ...
+
+
 class TriggerService:
     def __init__(
         self,
@@ -94,11 +102,11 @@ class TriggerService:
         metrics: Metrics,
         cores: int = 1,
         network: Requester | None = None,
-        fetch: Callable[[CID, str], Awaitable[object]] | None = None,
+        exchange: Fetcher | None = None,
     ) -> None:
         self.store = store
         self.network = network  # None: no standby triggers (tests, tools)
-        self._fetch = fetch  # (root, peer): a DAG from a peer (a standby's copy of the active node's state)
+        self.exchange = exchange  # brings a DAG from a peer (a standby's copy of the active node's state)
         self._promoted: set[str] = set()  # standby triggers that took over here
         self.streams = streams
         self.blocks = blocks
@@ -110,6 +118,9 @@ class TriggerService:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._slots: asyncio.Semaphore | None = None
+        self._waiting: dict[str, int] = {}  # HTTP invocations per trigger, running or waiting
+        self._cancel = threading.Event()  # set at stop: running sandboxes stop within about half a second
+        self._running: set[asyncio.Future[Invocation]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -120,6 +131,8 @@ class TriggerService:
             self._run(spec)
 
     async def stop(self) -> None:
+        """Stop every loop and every running sandbox, and wait for their threads (the stores close next)."""
+        self._cancel.set()
         tasks = list(self._tasks.values())
         self._tasks.clear()
         for task in tasks:
@@ -127,6 +140,7 @@ class TriggerService:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await asyncio.gather(*self._running, return_exceptions=True)
 
     # -- deploy, list, remove ----------------------------------------------------------
     async def deploy(self, spec: TriggerSpec) -> dict[str, Any]:
@@ -193,7 +207,15 @@ class TriggerService:
         spec = self._spec(name)
         if spec.kind is not TriggerKind.INVOKE:
             raise TriggerError("not_invocable", f"trigger {name} runs on {spec.kind.value}, not on HTTP calls", 409)
-        answer = await self._invoke(spec, None, body)
+        if self._waiting.get(name, 0) >= MAX_WAITING_CALLS:
+            raise TriggerError("busy", f"trigger {name} has {MAX_WAITING_CALLS} calls waiting; retry later", 503)
+        self._waiting[name] = self._waiting.get(name, 0) + 1
+        try:
+            answer = await self._invoke(spec, None, body)
+        finally:
+            self._waiting[name] -= 1
+            if not self._waiting[name]:
+                del self._waiting[name]
         if answer is None:
             raise TriggerError("node_error", f"trigger {name}: the node could not run the agent; try again", 503)
         return answer
@@ -209,10 +231,15 @@ class TriggerService:
                 self._slots = asyncio.Semaphore(self.cores)
             started = time.perf_counter()
             async with self._slots:
+                if self._cancel.is_set():
+                    return None
+                running = asyncio.ensure_future(asyncio.to_thread(
+                    run_invocation, self.executor, self.blocks, spec, cursor, entries, request, self._cancel
+                ))  # fmt: skip
+                self._running.add(running)
+                running.add_done_callback(self._running.discard)
                 try:
-                    done = await asyncio.to_thread(
-                        run_invocation, self.executor, self.blocks, spec, cursor, entries, request
-                    )
+                    done = await asyncio.shield(running)  # a cancelled caller leaves the thread to stop()
                 except Exception as exc:  # the node's side (store, bundle gone): the batch stays pending
                     log.warning("trigger %s could not run: %s: %s", spec.name, type(exc).__name__, exc)
                     self.metrics.inc("trigger_invocations_total", status="node_error")
@@ -338,8 +365,8 @@ class TriggerService:
                 if adopted.state is not None:
                     try:
                         missing = await asyncio.to_thread(self.blocks.missing_blocks, adopted.state)
-                        if missing and self._fetch is not None:
-                            await self._fetch(adopted.state, spec.standby)
+                        if missing and self.exchange is not None:
+                            await self.exchange.fetch(adopted.state, [spec.standby], max_bytes=MAX_STATE_BYTES)
                         await asyncio.to_thread(self.blocks.pin, adopted.state, f"trigger {spec.name} state")
                     except Exception as exc:  # not adopted: asked again next round (or never, if the node is gone)
                         log.info("trigger %s: state %s not fetched: %s", spec.name, adopted.state, exc)

@@ -25,6 +25,7 @@ from storage.cid import CID, DAG_CBOR
 
 PROGRESS_SECONDS = 0.5  # between two progress requests to the active node
 TAKEOVER_MISSES = 4  # requests in a row without an answer: the active node is taken for dead
+MAX_STATE_BYTES = 256 << 20  # a state fetched from the active node (the fetch stops past it)
 
 
 @dataclass(frozen=True)

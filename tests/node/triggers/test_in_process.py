@@ -137,3 +137,20 @@ async def test_a_schedule_trigger_runs_on_its_period_and_folds_its_state(node: A
     await node.triggers.remove("tick")
     state = node.triggers.store.cursor("tick")  # removed: forgotten
     assert state.invocations == 0
+
+
+async def test_calls_past_the_waiting_bound_are_refused_busy(
+    node: Any, client: TestClient[Any, Any], tmp_path: Path, monkeypatch: Any
+) -> None:
+    from node.triggers import service
+
+    monkeypatch.setattr(service, "MAX_WAITING_CALLS", 1)
+    pack(write_agent(tmp_path / "echo", "echo", ECHO), node.store)
+    assert (await client.post("/v1/triggers", json={"name": "echo", "agent": "echo", "kind": "invoke"})).status == 201
+    first, second = await asyncio.gather(
+        client.post("/v1/agents/echo/invoke", json={"input": "a"}),
+        client.post("/v1/agents/echo/invoke", json={"input": "b"}),
+    )
+    statuses = sorted([first.status, second.status])
+    busy = first if first.status == 503 else second
+    assert statuses == [200, 503] and (await check(busy, "/v1/agents/{name}/invoke", "POST"))["error"] == "busy"
