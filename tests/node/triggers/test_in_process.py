@@ -154,3 +154,51 @@ async def test_calls_past_the_waiting_bound_are_refused_busy(
     statuses = sorted([first.status, second.status])
     busy = first if first.status == 503 else second
     assert statuses == [200, 503] and (await check(busy, "/v1/agents/{name}/invoke", "POST"))["error"] == "busy"
+
+
+FAILING = "raise SystemExit(3)\n"
+
+
+async def test_a_crash_between_commit_and_output_append_is_repaired_at_start(
+    node: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from node.triggers.service import TriggerService
+
+    counter = pack(write_agent(tmp_path / "counter", "counter", COUNTER), node.store)
+    bundle = pack(write_agent(tmp_path / "failing", "failing", FAILING), node.store)
+    writer = Writer()
+    await node.streams.append(writer.stream, [writer.next(b"one")])
+    appended: list[Any] = []
+
+    async def lost(self: Any, spec: Any, cursor: Any) -> None:  # the node dies right after the commit
+        appended.append(cursor.output_seq)
+
+    monkeypatch.setattr(TriggerService, "_append_output", lost)
+    body = {"name": "c", "agent": "x", "kind": "stream", "stream": writer.stream, "output": "o"}
+    spec = parse_request(body, counter.agent_id)
+    await node.triggers.deploy(spec)
+
+    async def committed() -> bool:
+        return bool(appended)
+
+    await _until(committed)
+    await node.triggers.stop()
+    monkeypatch.undo()
+    output = node.triggers.output_stream("c")
+    assert await asyncio.to_thread(node.streams.store.info, output) is None  # the output was lost ...
+    restarted = TriggerService(node.triggers.store, node.streams, node.store, node.executor, node.metrics)
+    await restarted.start()  # ... and the commit kept it: appended at start
+    assert [e.payload for e in await node.streams.since(output, 0, 10)] == [b"1"]
+    # an agent that fails consumes its entries all the same: a failed receipt, the state unchanged
+    failing = parse_request({"name": "f", "agent": "x", "kind": "stream", "stream": writer.stream}, bundle.agent_id)
+    await restarted.deploy(failing)
+
+    async def failed() -> bool:
+        return bool(restarted.describe("f")["cursor"]["failures"] == 1)
+
+    await _until(failed)
+    [(_, raw)] = await restarted.receipts("f", 0, 10)
+    record = receipts.verify(raw)
+    assert record.status.startswith("failed") and record.trigger is not None and record.trigger.last_seq == 1
+    assert restarted.describe("f")["cursor"]["seq"] == 1 and record.trigger.state is None
+    await restarted.stop()
