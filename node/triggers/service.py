@@ -252,6 +252,9 @@ class TriggerService:
             await asyncio.to_thread(self.store.commit, spec.name, done.receipt, new)
             self._cursors[spec.name] = new
             if new.output_seq != cursor.output_seq:
+                inline = done.output is not None and len(done.output) <= MAX_INLINE
+                if not inline and done.output_cid is not None:  # the entry names it: kept past this result's unpin
+                    await asyncio.to_thread(self.blocks.pin, done.output_cid, f"trigger {spec.name} output")
                 await self._append_output(spec, new)
             if cursor.result is not None and cursor.result != new.result:
                 await asyncio.to_thread(self.blocks.unpin, cursor.result)  # the new result holds the state now

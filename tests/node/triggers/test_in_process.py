@@ -202,3 +202,25 @@ async def test_a_crash_between_commit_and_output_append_is_repaired_at_start(
     assert record.status.startswith("failed") and record.trigger is not None and record.trigger.last_seq == 1
     assert restarted.describe("f")["cursor"]["seq"] == 1 and record.trigger.state is None
     await restarted.stop()
+
+
+BIG = 'import os\nopen(os.path.join(os.environ["MYCEL_OUT"], "output"), "w").write("x" * 20000)\n'
+
+
+async def test_an_output_over_the_inline_bound_goes_by_cid_and_stays_pinned(node: Any, tmp_path: Path) -> None:
+    bundle = pack(write_agent(tmp_path / "big", "big", BIG), node.store)
+    writer = Writer()
+    await node.streams.append(writer.stream, [writer.next(b"one")])
+    body = {"name": "big", "agent": "x", "kind": "stream", "stream": writer.stream, "output": "big-out"}
+    await node.triggers.deploy(parse_request(body, bundle.agent_id))
+    await node.streams.append(writer.stream, [writer.next(b"two")])  # a second result: the first is unpinned
+    output = node.triggers.output_stream("big")
+
+    async def two() -> bool:
+        return len(await node.streams.since(output, 0, 10)) == 2
+
+    await _until(two)
+    first = (await node.streams.since(output, 0, 1))[0]
+    assert first.payload is None and first.payload_cid is not None
+    assert node.store.is_pinned(first.payload_cid)
+    assert b"".join(cat(node.store, first.payload_cid)) == b"x" * 20000
