@@ -9,6 +9,11 @@ A job over private data carries ``privacy`` in its receipt: the CIDs of the data
 policies it ran under, the result cap, the result's size and what was released
 (``"result"`` or ``"nothing"``, when the result was over the cap and withheld). Other
 receipts have no such key, so their encoding is unchanged.
+
+An invocation of a triggered agent carries ``trigger`` the same way: the trigger's name,
+the stream and the seq range of the entries it consumed with their CIDs (empty for a
+schedule or an HTTP call), and the state CID the agent left (None: no state), so anyone
+holding the stream can replay the fold and check every step.
 """
 
 from __future__ import annotations
@@ -50,6 +55,25 @@ class PrivateRelease:
                 "result_bytes": self.result_bytes, "released": self.released}  # fmt: skip
 
 
+MAX_TRIGGER_ENTRIES = 1024  # entries one invocation may name (the trigger's batch bound is lower)
+
+
+@dataclass(frozen=True)
+class TriggerRun:
+    """What one invocation of a triggered agent consumed and the state it left."""
+
+    trigger: str
+    stream: str = ""
+    first_seq: int = 0  # 0 and 0: no entries (a schedule tick or an HTTP call)
+    last_seq: int = 0
+    entries: tuple[CID, ...] = ()
+    state: CID | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {"trigger": self.trigger, "stream": self.stream, "first_seq": self.first_seq,
+                "last_seq": self.last_seq, "entries": list(self.entries), "state": self.state}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Receipt:
     job_id: str
@@ -64,13 +88,16 @@ class Receipt:
     ended_at: float
     node: str
     privacy: PrivateRelease | None = field(default=None)
+    trigger: TriggerRun | None = field(default=None)
 
     def record(self) -> dict[str, Any]:
         data = asdict(self)
         data["usage"] = asdict(self.usage)
-        del data["privacy"]
+        del data["privacy"], data["trigger"]
         if self.privacy is not None:
             data["privacy"] = self.privacy.record()
+        if self.trigger is not None:
+            data["trigger"] = self.trigger.record()
         return data
 
 
@@ -133,7 +160,32 @@ def _from_record(record: Any) -> Receipt:
         ended_at=float(record["ended_at"]),
         node=record["node"],
         privacy=_privacy(record.get("privacy")),
+        trigger=_trigger(record.get("trigger")),
     )
+
+
+def _trigger(value: Any) -> TriggerRun | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"trigger", "stream", "first_seq", "last_seq", "entries", "state"}:
+        raise TypeError("trigger must be a map of trigger, stream, first_seq, last_seq, entries, state")
+    entries, state = value["entries"], value["state"]
+    if (
+        not isinstance(entries, list)
+        or len(entries) > MAX_TRIGGER_ENTRIES
+        or not all(isinstance(e, CID) for e in entries)
+    ):
+        raise TypeError(f"trigger.entries must be a list of at most {MAX_TRIGGER_ENTRIES} CIDs")
+    if not (state is None or isinstance(state, CID)):
+        raise TypeError("trigger.state must be a CID or null")
+    first, last = value["first_seq"], value["last_seq"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (first, last)):
+        raise TypeError("trigger.first_seq and last_seq must be non-negative integers")
+    if (last - first + 1 if entries else 0) != len(entries) or (not entries and (first or last)):
+        raise TypeError("trigger.entries must name exactly the seqs first_seq..last_seq")
+    if not isinstance(value["trigger"], str) or not isinstance(value["stream"], str):
+        raise TypeError("trigger.trigger and trigger.stream must be strings")
+    return TriggerRun(value["trigger"], value["stream"], first, last, tuple(entries), state)
 
 
 def _privacy(value: Any) -> PrivateRelease | None:

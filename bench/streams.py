@@ -13,6 +13,14 @@ round runs, alternately:
 * pull-idle: B asked to pull when A has nothing new (one libp2p request, no write).
 
 Usage: python bench/streams.py [--rounds 200] [--payload 256]
+
+``--triggers`` measures instead the append-to-output latency of a stream trigger (every
+entry) on one node, in process over the real stream service, trigger service, executor and
+LMDB stores: from the input entry's append to the output entry in the trigger's output
+stream, for a wasm agent and a warm-python agent, alternating with the same agent called
+directly through the executor on an equivalent batch (what the trigger adds is the gap).
+
+Usage: python bench/streams.py --triggers [--rounds 100]
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ def _summary(name: str, samples: list[float]) -> str:
     ordered = sorted(samples)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     median = statistics.median(ordered) * 1000
-    return f"{name:<10} n={len(samples):<5} median {median:7.2f} ms   p99 {p99 * 1000:7.2f} ms"
+    return f"{name:<16} n={len(samples):<5} median {median:7.2f} ms   p99 {p99 * 1000:7.2f} ms"
 
 
 async def run(rounds: int, payload_size: int, work: Path) -> None:
@@ -90,13 +98,130 @@ async def run(rounds: int, payload_size: int, work: Path) -> None:
         print(_summary(name, values))
 
 
+# the wasm scaffold's agent, reading /in/batch and writing /out/output (same-length names: 'input' -> 'batch')
+def _wasm_agent(directory: Path) -> Path:
+    import wasmtime
+
+    from node.cli.wat_template import UPPERCASE_WAT
+
+    source = UPPERCASE_WAT.replace('"input"', '"batch"').replace('"upper.txt"', '"output"')
+    source = source.replace("(i32.const 48) (i32.const 9) (i32.const 9)", "(i32.const 48) (i32.const 6) (i32.const 9)")
+    directory.mkdir(parents=True)
+    (directory / "agent.wasm").write_bytes(bytes(wasmtime.wat2wasm(source)))
+    (directory / "mycel-agent.toml").write_text(
+        'name = "bench-wasm"\nversion = "1.0.0"\nruntime = "wasm"\nentrypoint = "agent.wasm"\n'
+    )
+    return directory
+
+
+_PYTHON_AGENT = """import os
+data = open(os.path.join(os.environ["MYCEL_IN"], "batch"), "rb").read()
+open(os.path.join(os.environ["MYCEL_OUT"], "output"), "wb").write(data.upper())
+"""
+
+
+def _python_agent(directory: Path) -> Path:
+    directory.mkdir(parents=True)
+    (directory / "main.py").write_text(_PYTHON_AGENT)
+    (directory / "mycel-agent.toml").write_text(
+        'name = "bench-python"\nversion = "1.0.0"\nruntime = "python"\nentrypoint = "main.py"\n'
+    )
+    return directory
+
+
+async def run_triggers(rounds: int, payload_size: int, work: Path) -> None:
+    from typing import Any, cast
+
+    from agents.bundle import pack
+    from agents.executor import Executor
+    from agents.runtime.base import RunRequest
+    from agents.runtime.python import PythonRuntime
+    from agents.runtime.wasm import WasmRuntime
+    from node.metrics import Metrics
+    from node.streams.service import StreamService
+    from node.streams.store import StreamStore
+    from node.triggers.invocation import batch_document
+    from node.triggers.model import TriggerKind, TriggerSpec
+    from node.triggers.service import TriggerService
+    from node.triggers.store import TriggerStore
+    from storage.blockstore import BlockStore
+    from storage.files import add_stream
+
+    class Network:
+        async def peers(self) -> list[str]:
+            return []
+
+    import io
+
+    store = BlockStore(work / "blocks")
+    metrics = Metrics()
+    streams = StreamService(StreamStore(work / "streams"), cast(Any, Network()), metrics)
+    warm = PythonRuntime(warm=True)
+    (work / "work").mkdir()
+    runtimes = {"wasm": WasmRuntime(work / "wasm-cache"), "python": warm}
+    executor = Executor(store, runtimes, nacl.signing.SigningKey(os.urandom(32)), work / "work")  # type: ignore[arg-type]
+    triggers = TriggerService(TriggerStore(work / "triggers"), streams, store, executor, metrics, 2)
+    await triggers.start()
+    agents = {"wasm": pack(_wasm_agent(work / "wasm"), store), "python": pack(_python_agent(work / "py"), store)}
+    key = nacl.signing.SigningKey(os.urandom(32))
+    payload = os.urandom(payload_size // 2).hex().encode()[:payload_size]
+    samples: dict[str, list[float]] = {}
+    try:
+        for kind, bundle in agents.items():
+            name = f"in-{kind}"
+            writer_seq, prev = 0, None
+
+            async def append(name: str = name) -> None:
+                nonlocal writer_seq, prev
+                writer_seq += 1
+                raw = sign_entry(key, name, writer_seq, prev, payload, int(time.time() * 1000))
+                prev = CID.for_block(raw, DAG_CBOR)
+                await streams.append(verify_entry(raw).stream, [raw])
+
+            await append()
+            stream = verify_entry(sign_entry(key, name, 1, None, payload, 0)).stream
+            spec = TriggerSpec(f"t-{kind}", bundle.agent_id, TriggerKind.STREAM, stream, output=f"out-{kind}")
+            await triggers.deploy(spec)
+            output = triggers.output_stream(spec.name)
+            while (await asyncio.to_thread(streams.store.info, output)) is None:  # the first entry's run
+                changed = streams.changed(output)
+                if await asyncio.to_thread(streams.store.info, output) is None:
+                    await changed.wait()
+            through, direct = samples.setdefault(f"{kind} trigger", []), samples.setdefault(f"{kind} direct", [])
+            for n in range(1, rounds + 1):
+                changed = streams.changed(output)  # taken before the append: the output's entry sets it
+                started = time.perf_counter()
+                await append()
+                await changed.wait()
+                through.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                entries = await streams.since(stream, writer_seq - 1, 1)
+                batch = add_stream(store, io.BytesIO(batch_document(stream, entries)), pin=False).cid
+                done = await asyncio.to_thread(executor.run, RunRequest(f"direct-{kind}-{n}", bundle, {"batch": batch}))
+                direct.append(time.perf_counter() - started)
+                assert done.outcome.is_ok, done.outcome
+    finally:
+        await triggers.stop()
+        warm.close()
+        triggers.store.close()
+        streams.store.close()
+        store.close()
+    print(f"stream trigger append-to-output latency (every entry), {rounds} rounds each, alternating A/B, one node")
+    for name, values in samples.items():
+        print(_summary(name, values))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--payload", type=int, default=256)
+    parser.add_argument("--triggers", action="store_true", help="trigger append-to-output latency instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as work:
-        asyncio.run(run(args.rounds, args.payload, Path(work)))
+        if args.triggers:
+            asyncio.run(run_triggers(args.rounds, args.payload, Path(work)))
+        else:
+            asyncio.run(run(args.rounds, args.payload, Path(work)))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ from node.settlement.service import NodeSettlement
 from node.streams.protocol import PROTOCOL as STREAM_PROTOCOL
 from node.streams.service import StreamService
 from node.streams.store import StreamStore
+from node.triggers.protocol import PROTOCOL as TRIGGER_PROTOCOL
+from node.triggers.service import TriggerService
+from node.triggers.store import TriggerStore
 from storage.blockstore import BlockStore
 from storage.cid import CID
 
@@ -119,9 +122,12 @@ class NodeService:
             lambda: [record.announcement for record in self.peers.alive()],
         )
         self.network.handle(STREAM_PROTOCOL, self.streams.serve)
+        self.network.handle(TRIGGER_PROTOCOL, self._on_trigger_message)
         self.execution: JobExecution | None = None
         self.job_service: JobService | None = None
         self.python_runtime: PythonRuntime | None = None
+        self.warm_python: PythonRuntime | None = None  # the triggers' runtime: forked from a warm worker
+        self.triggers: TriggerService | None = None
         self.agent_env: AgentEnvironment | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -148,6 +154,12 @@ class NodeService:
         work = self.data_dir / "work"
         executor = Executor(self.store, runtimes, self.identity.signing_key, work, wheel_envs, input_cache)  # type: ignore[arg-type]
         (self.data_dir / "work").mkdir(exist_ok=True)
+        self.warm_python = PythonRuntime(self.python_runtime.layers, warm=True)
+        warm = {**runtimes, "python": self.warm_python}
+        trigger_executor = Executor(self.store, warm, self.identity.signing_key, self.data_dir / "work", wheel_envs)  # type: ignore[arg-type]
+        self.triggers = TriggerService(TriggerStore(self.data_dir / "triggers"), self.streams, self.store,
+                                       trigger_executor, self.metrics, self.cpu_cores, self.network,
+                                       self.exchange)  # fmt: skip
         await asyncio.to_thread(executor.sweep_work_dir)  # workspaces of a node that was killed mid-job
         if self.settlement is not None:
             await self.settlement.start()
@@ -181,6 +193,7 @@ class NodeService:
             self.job_service.decider.stake_of = self.settlement.stake_of
         await self.network.start()
         await self.streams.start()
+        await self.triggers.start()
         host, port = self.config.api_host_port
         self._runner = web.AppRunner(build_app(self), access_log=None)
         await self._runner.setup()
@@ -209,6 +222,8 @@ class NodeService:
                 await task
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.triggers is not None:
+            await self.triggers.stop()
         await self.streams.stop()
         if self.settlement is not None:
             await self.settlement.stop()
@@ -216,6 +231,10 @@ class NodeService:
         self.exchange.close()
         if self.python_runtime is not None:
             self.python_runtime.close()
+        if self.warm_python is not None:
+            self.warm_python.close()
+        if self.triggers is not None:
+            self.triggers.store.close()
         self.jobs.close()
         self.privacy.close()
         self.streams.store.close()
@@ -251,6 +270,11 @@ class NodeService:
         for name, state in self.sandbox_layers.items():
             if not state.startswith("on"):
                 log.warning("python sandbox layer %s is %s", name, state)
+
+    async def _on_trigger_message(self, peer: str, request: bytes) -> list[bytes]:
+        if self.triggers is None:
+            return []
+        return await self.triggers.handle_progress(peer, request)
 
     async def _on_job_message(self, peer: str, request: bytes) -> list[bytes]:
         if self.execution is None:

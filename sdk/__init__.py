@@ -22,6 +22,7 @@ from sdk.errors import (
 from sdk.keys import Keypair, PolicyTerms
 from sdk.streams import Stream, StreamReader
 from sdk.sync import SyncClient, SyncJob
+from sdk.triggers import Invocation, TriggerReceipt, Triggers
 from sdk.verify import (
     SettlementCheck,
     bytes_match,
@@ -37,6 +38,7 @@ from sdk.wallet import Wallet
 __all__ = [
     "AgentNotFoundError",
     "Client",
+    "Invocation",
     "Job",
     "JobFailedError",
     "MissingExtraError",
@@ -53,6 +55,8 @@ __all__ = [
     "StreamReader",
     "SyncClient",
     "SyncJob",
+    "TriggerReceipt",
+    "Triggers",
     "UsageError",
     "VerificationError",
     "Wallet",

@@ -52,6 +52,7 @@ from storage.privacy.dp import DpTerms
 if TYPE_CHECKING:  # signing is mycelnet[pay]'s (a Wallet holds it): the SDK imports without it
     from contracts.payment import Envelope
     from sdk.streams import Stream, StreamReader
+    from sdk.triggers import Invocation, Triggers
 
 FINAL_STATES = ("done", "failed", "cancelled")
 
@@ -153,6 +154,22 @@ class Client:
         from sdk.streams import StreamReader
 
         return StreamReader(self, stream_id)
+
+    # -- triggers (sdk/triggers.py) ----------------------------------------------------
+    @property
+    def triggers(self) -> Triggers:
+        """Deploy, list and remove triggers, read their verified receipts."""
+        from sdk.triggers import Triggers
+
+        return Triggers(self)
+
+    async def deploy_trigger(self, name: str, agent: CID | str, kind: str, **options: Any) -> dict[str, Any]:
+        """Run ``agent`` on new stream entries, a schedule or HTTP calls (see Triggers.deploy)."""
+        return await self.triggers.deploy(name, agent, kind, **options)
+
+    async def invoke(self, name: str, data: bytes | str = b"") -> Invocation:
+        """Call the ``invoke`` trigger ``name`` now: the agent's output and its verified receipt."""
+        return await self.triggers.invoke(name, data)
 
     # -- the node ----------------------------------------------------------------------
     async def node(self) -> dict[str, Any]:

@@ -53,6 +53,10 @@ READ_CLASSES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
         ("/v1/streams", "/v1/streams/{id}", "/v1/streams/{id}/entries", "/v1/streams/{id}/tail"),
         "stream entries are their writers' data; the operator decides who may read them",
     ),
+    "triggers": (
+        ("/v1/triggers", "/v1/triggers/{name}", "/v1/triggers/{name}/receipts"),
+        "which agents run on whose streams, with their receipts and state, is the operator's business",
+    ),
     "metrics": (("/metrics",), "traffic and job counters; scrapers can send the token"),
 }
 DEFAULT_PUBLIC_READS: Final[tuple[str, ...]] = ("health", "dashboard", "openapi", "node")

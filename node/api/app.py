@@ -38,6 +38,7 @@ from node.api.privacy import private_owner, refuse_private, stored
 from node.api.privacy import routes as privacy_routes
 from node.api.reputation import routes as reputation_routes
 from node.api.streams import routes as stream_routes
+from node.api.triggers import routes as trigger_routes
 from node.metrics import CONTENT_TYPE
 from storage.blockstore import BlockStore
 from storage.cid import CID
@@ -82,6 +83,7 @@ def build_app(service: NodeService) -> web.Application:
             *reputation_routes(),
             *ops_routes(),
             *stream_routes(),
+            *trigger_routes(),
             *node_info_routes(),
             *privacy_routes(),
             *gateway_routes(),

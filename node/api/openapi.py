@@ -966,9 +966,9 @@ def _asset_param() -> Schema:
 
 
 def document(version: str) -> dict[str, Any]:
-    from node.api import streams_openapi  # it builds on this module's helpers
+    from node.api import streams_openapi, triggers_openapi  # they build on this module's helpers
 
-    routes = {**paths(), **streams_openapi.paths()}
+    routes = {**paths(), **streams_openapi.paths(), **triggers_openapi.paths()}
     routes["/ready"]["get"]["responses"]["503"] = _json("Ready", "not ready: failed names the failed checks")
     return {
         "openapi": "3.1.0",
@@ -981,7 +981,7 @@ def document(version: str) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**SCHEMAS, **streams_openapi.SCHEMAS},
+            "schemas": {**SCHEMAS, **streams_openapi.SCHEMAS, **triggers_openapi.SCHEMAS},
         },
         "paths": routes,
     }

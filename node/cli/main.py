@@ -20,6 +20,8 @@ from node.cli.node_cmds import COMMANDS as NODE_COMMANDS
 from node.cli.peers_cmd import COMMANDS as PEER_COMMANDS
 from node.cli.storage_cmds import COMMANDS
 from node.cli.stream_cmds import COMMANDS as STREAM_COMMANDS
+from node.cli.trigger_cmds import COMMANDS as TRIGGER_COMMANDS
+from node.cli.trigger_cmds import agent_invoke
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,9 +42,11 @@ for command in [
     *CHAIN_COMMANDS,
     *DATA_COMMANDS,
     *STREAM_COMMANDS,
+    *TRIGGER_COMMANDS,
     demo_cmd,
 ]:
     cli.add_command(command)
+AGENT_COMMANDS[0].add_command(agent_invoke)
 
 
 def _error(message: object) -> None:

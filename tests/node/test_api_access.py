@@ -23,6 +23,8 @@ from node.scheduler.jobstore import JobStore
 from node.scheduler.reputation import ReputationPolicy
 from node.streams.service import StreamService
 from node.streams.store import StreamStore
+from node.triggers.service import TriggerService
+from node.triggers.store import TriggerStore
 from storage.blockstore import BlockStore
 from storage.cid import CID
 
@@ -33,6 +35,7 @@ NOT_FOUND = {"/v1/jobs/{id}", "/v1/jobs/{id}/placement", "/v1/jobs/{id}/receipt"
              "/v1/policies/{cid}", "/v1/groups/{id}", "/v1/agents/{ref}",
              "/ipfs/{cid}/{path}"}  # fmt: skip  # nothing of that id here; a raw block has no path
 NOT_FOUND |= {"/v1/streams/{id}", "/v1/streams/{id}/entries", "/v1/streams/{id}/tail"}  # no such stream
+NOT_FOUND |= {"/v1/triggers/{name}", "/v1/triggers/{name}/receipts"}  # no such trigger
 STREAM = "st" + "a" * 52
 
 
@@ -60,6 +63,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
     store.put(blob, b"held here")
     clients: list[TestClient[Any, Any]] = []
     streams = StreamService(StreamStore(tmp_path / "streams"), cast(Any, Network()), Metrics())
+    triggers = TriggerService(TriggerStore(tmp_path / "triggers"), streams, store, cast(Any, None), Metrics())
 
     job_service = SimpleNamespace(reputation=ReputationPolicy(), clock=time.time, jobs=jobs)
     job_service.groups = GroupService(cast(Any, job_service))
@@ -86,6 +90,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
             settlement=None,
             provide=lambda root: None,
             streams=streams,
+            triggers=triggers,
         )
         client: TestClient[Any, Any] = TestClient(TestServer(build_app(cast(Any, service)), host="127.0.0.1"))
         await client.start_server()
@@ -97,6 +102,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[Api, CID]]:
         await client.close()
     jobs.close()
     streams.store.close()
+    triggers.store.close()
     store.close()
 
 
@@ -104,7 +110,7 @@ def _url(route: str, blob: CID) -> str:
     asset = "docs.js" if route.startswith("/docs/") else "app.js"
     route = route.replace("/v1/streams/{id}", f"/v1/streams/{STREAM}")
     url = route.replace("{cid}", str(blob)).replace("{id}", JOB).replace("{asset}", asset).replace("{ref}", "no-such")
-    url = url.replace("{path}", "x")
+    url = url.replace("{path}", "x").replace("{name}", "no-such")
     return url + "?format=raw" if route.startswith("/ipfs/") else url
 
 

@@ -1,0 +1,393 @@
+"""The node's trigger service: one asyncio task per stream or schedule trigger, and HTTP invocations.
+
+A stream trigger runs where the stream is (its origin or a replica on this node): it waits
+on the stream service's ``changed`` event, takes the entries past its cursor in batches
+(:func:`node.triggers.model.batch_wait`), runs the agent and commits the receipt with the
+cursor in one transaction (:class:`node.triggers.store.TriggerStore`). Only then does the
+output reach the output stream, from the signed entry the commit kept, so a crash anywhere
+re-runs an uncommitted batch and never re-runs a committed one or loses its output.
+
+Runs go straight to the node's executor: the trigger's placement is this node by
+definition (it holds the data), so there is no offer to make. A semaphore of one slot per
+core bounds the triggers' runs; one trigger runs one invocation at a time, in order.
+The python runtime here is the warm one (forked from a pre-started worker).
+
+The output stream is written with the trigger's own key, derived from the node's key and
+the trigger's name: its entries are signed by the hosting node, not by the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import nacl.signing
+
+from agents.executor import Executor
+from agents.outcome import OutcomeKind
+from node.errors import NetworkError
+from node.metrics import Metrics
+from node.streams.model import StreamRefused
+from node.streams.service import StreamService
+from node.triggers.invocation import Invocation, run_invocation
+from node.triggers.model import MAX_TRIGGERS, Cursor, TriggerError, TriggerKind, TriggerSpec, batch_wait
+from node.triggers.protocol import (
+    MAX_RECEIPTS,
+    PROTOCOL,
+    Progress,
+    TriggerProtocolError,
+    encode_receipts,
+    parse_progress,
+    parse_receipts,
+)
+from node.triggers.schedule import Schedule
+from node.triggers.standby import MAX_STATE_BYTES, PROGRESS_SECONDS, TAKEOVER_MISSES, adopt
+from node.triggers.store import TriggerStore
+from storage.blockstore import BlockStore
+from storage.cid import CID, DAG_CBOR
+from storage.peerid import peer_id_for
+from storage.streamentry import MAX_INLINE, Entry, sign_entry, stream_id
+
+log = logging.getLogger("mycelnet.triggers")
+
+RETRY_SECONDS = 1.0  # after a node-side failure (the batch stays pending and runs again)
+MAX_WAITING_CALLS = 32  # HTTP invocations of one trigger waiting for it at once; past that: 503, retry
+_KEY_DOMAIN = b"mycel-trigger-key-v1:"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What an invocation gives back: the agent's output, its signed receipt, how long it took."""
+
+    status: str
+    output: bytes | None
+    output_cid: CID | None
+    result: CID | None
+    receipt: bytes
+    receipt_cid: CID
+    state: CID | None
+    seconds: float
+
+
+def trigger_key(node_key: nacl.signing.SigningKey, name: str) -> nacl.signing.SigningKey:
+    """The writer key of a trigger's output stream: the node's, specialised by the trigger's name."""
+    return nacl.signing.SigningKey(hashlib.sha256(_KEY_DOMAIN + bytes(node_key) + name.encode()).digest())
+
+
+class Requester(Protocol):
+    async def request(self, peer_id: str, protocol: str, payload: bytes, timeout: float = 30.0) -> list[bytes]: ...
+
+
+class Fetcher(Protocol):
+    async def fetch(
+        self, root: CID, providers: Sequence[str] | None = None, *, max_bytes: int | None = None
+    ) -> object: ...
+
+
+class TriggerService:
+    def __init__(
+        self,
+        store: TriggerStore,
+        streams: StreamService,
+        blocks: BlockStore,
+        executor: Executor,
+        metrics: Metrics,
+        cores: int = 1,
+        network: Requester | None = None,
+        exchange: Fetcher | None = None,
+    ) -> None:
+        self.store = store
+        self.network = network  # None: no standby triggers (tests, tools)
+        self.exchange = exchange  # brings a DAG from a peer (a standby's copy of the active node's state)
+        self._promoted: set[str] = set()  # standby triggers that took over here
+        self.streams = streams
+        self.blocks = blocks
+        self.executor = executor
+        self.metrics = metrics
+        self.cores = max(1, cores)
+        self._specs: dict[str, TriggerSpec] = {}
+        self._cursors: dict[str, Cursor] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._slots: asyncio.Semaphore | None = None
+        self._waiting: dict[str, int] = {}  # HTTP invocations per trigger, running or waiting
+        self._cancel = threading.Event()  # set at stop: running sandboxes stop within about half a second
+        self._running: set[asyncio.Future[Invocation]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        for spec in await asyncio.to_thread(self.store.specs):
+            self._specs[spec.name] = spec
+            self._cursors[spec.name] = await asyncio.to_thread(self.store.cursor, spec.name)
+            await self._repair_output(spec)
+            self._run(spec)
+
+    async def stop(self) -> None:
+        """Stop every loop and every running sandbox, and wait for their threads (the stores close next)."""
+        self._cancel.set()
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.gather(*self._running, return_exceptions=True)
+
+    # -- deploy, list, remove ----------------------------------------------------------
+    async def deploy(self, spec: TriggerSpec) -> dict[str, Any]:
+        if spec.name not in self._specs and len(self._specs) >= MAX_TRIGGERS:
+            raise TriggerError("too_many_triggers", f"this node keeps at most {MAX_TRIGGERS} triggers", 409)
+        if spec.kind is TriggerKind.STREAM and not await self._held_here(spec.stream):
+            raise TriggerError(
+                "stream_not_here",
+                f"stream {spec.stream} is not held here: deploy the trigger on its origin node, or subscribe "
+                "this node to it first (POST /v1/streams/{id}/subscribe)",
+                409,
+            )
+        await self._halt(spec.name)
+        cursor = await asyncio.to_thread(self.store.deploy, spec)
+        self._specs[spec.name], self._cursors[spec.name] = spec, cursor
+        self._run(spec)
+        self.metrics.inc("triggers_deployed_total", kind=spec.kind.value)
+        return self.describe(spec.name)
+
+    async def remove(self, name: str) -> None:
+        self._spec(name)
+        await self._halt(name)
+        async with self._lock(name):
+            await asyncio.to_thread(self.store.remove, name)
+            self._specs.pop(name, None)
+            self._cursors.pop(name, None)
+
+    async def _held_here(self, stream: str) -> bool:
+        """The stream is here, or is the output stream of a trigger here (which may have no entry yet)."""
+        if any(self.output_stream(name) == stream for name, spec in self._specs.items() if spec.output):
+            return True
+        return await asyncio.to_thread(self.streams.store.info, stream) is not None
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def describe(self, name: str) -> dict[str, Any]:
+        spec = self._spec(name)
+        view = spec.json()
+        view["cursor"] = self._cursors[name].json()
+        view["output_stream"] = self.output_stream(name) if spec.output else None
+        view["running"] = name in self._tasks and not self._tasks[name].done()
+        view["active"] = not spec.standby or name in self._promoted
+        return view
+
+    def output_stream(self, name: str) -> str:
+        spec = self._spec(name)
+        writer = peer_id_for(bytes(trigger_key(self.executor.signing_key, name).verify_key))
+        return stream_id(writer, spec.output)
+
+    async def receipts(self, name: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        self._spec(name)
+        return await asyncio.to_thread(self.store.receipts, name, after, limit)
+
+    def _spec(self, name: str) -> TriggerSpec:
+        spec = self._specs.get(name)
+        if spec is None:
+            raise TriggerError("not_found", f"no trigger {name[:80]!r} on this node (mycel trigger ls)", 404)
+        return spec
+
+    # -- invocation ----------------------------------------------------------------------
+    async def invoke(self, name: str, body: bytes) -> Answer:
+        """Run an ``invoke`` trigger's agent on ``body`` now and answer with its output."""
+        spec = self._spec(name)
+        if spec.kind is not TriggerKind.INVOKE:
+            raise TriggerError("not_invocable", f"trigger {name} runs on {spec.kind.value}, not on HTTP calls", 409)
+        if self._waiting.get(name, 0) >= MAX_WAITING_CALLS:
+            raise TriggerError("busy", f"trigger {name} has {MAX_WAITING_CALLS} calls waiting; retry later", 503)
+        self._waiting[name] = self._waiting.get(name, 0) + 1
+        try:
+            answer = await self._invoke(spec, None, body)
+        finally:
+            self._waiting[name] -= 1
+            if not self._waiting[name]:
+                del self._waiting[name]
+        if answer is None:
+            raise TriggerError("node_error", f"trigger {name}: the node could not run the agent; try again", 503)
+        return answer
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    async def _invoke(self, spec: TriggerSpec, entries: Sequence[Entry] | None, request: bytes | None) -> Answer | None:
+        """One invocation, committed (receipt + cursor) before its output is appended; None: not committed."""
+        async with self._lock(spec.name):
+            cursor = self._cursors[spec.name]
+            if self._slots is None:
+                self._slots = asyncio.Semaphore(self.cores)
+            started = time.perf_counter()
+            async with self._slots:
+                if self._cancel.is_set():
+                    return None
+                running = asyncio.ensure_future(asyncio.to_thread(
+                    run_invocation, self.executor, self.blocks, spec, cursor, entries, request, self._cancel
+                ))  # fmt: skip
+                self._running.add(running)
+                running.add_done_callback(self._running.discard)
+                try:
+                    done = await asyncio.shield(running)  # a cancelled caller leaves the thread to stop()
+                except Exception as exc:  # the node's side (store, bundle gone): the batch stays pending
+                    log.warning("trigger %s could not run: %s: %s", spec.name, type(exc).__name__, exc)
+                    self.metrics.inc("trigger_invocations_total", status="node_error")
+                    return None
+            kind = done.outcome.outcome.kind
+            if kind in (OutcomeKind.NODE_ERROR, OutcomeKind.CANCELLED, OutcomeKind.DECLINED):
+                self.metrics.inc("trigger_invocations_total", status=kind.value)
+                return None
+            new = self._advanced(spec, cursor, entries, done)
+            await asyncio.to_thread(self.store.commit, spec.name, done.receipt, new)
+            self._cursors[spec.name] = new
+            if new.output_seq != cursor.output_seq:
+                inline = done.output is not None and len(done.output) <= MAX_INLINE
+                if not inline and done.output_cid is not None:  # the entry names it: kept past this result's unpin
+                    await asyncio.to_thread(self.blocks.pin, done.output_cid, f"trigger {spec.name} output")
+                await self._append_output(spec, new)
+            if cursor.result is not None and cursor.result != new.result:
+                await asyncio.to_thread(self.blocks.unpin, cursor.result)  # the new result holds the state now
+            self.metrics.inc("trigger_invocations_total", status=kind.value)
+            outcome = done.outcome
+            return Answer(outcome.status, done.output, done.output_cid, outcome.result, done.receipt,
+                          done.receipt_cid, done.state, time.perf_counter() - started)  # fmt: skip
+
+    def _advanced(self, spec: TriggerSpec, cursor: Cursor, entries: Sequence[Entry] | None, done: Invocation) -> Cursor:
+        ok = done.outcome.outcome.is_ok
+        changes: dict[str, Any] = {
+            "seq": entries[-1].seq if entries else cursor.seq,
+            "invocations": cursor.invocations + 1,
+            "receipt": done.receipt_cid,
+            "state": done.state,
+            "result": done.outcome.result if ok else cursor.result,
+            "failures": cursor.failures + (0 if ok else 1),
+        }
+        if spec.output and ok and done.output_cid is not None:
+            small = done.output is not None and len(done.output) <= MAX_INLINE
+            payload: bytes | CID = done.output if small and done.output is not None else done.output_cid
+            seq = cursor.output_seq + 1
+            key = trigger_key(self.executor.signing_key, spec.name)
+            raw = sign_entry(key, spec.output, seq, cursor.output_head, payload, int(time.time() * 1000))
+            changes.update(output_seq=seq, output_head=CID.for_block(raw, DAG_CBOR), output_entry=raw)
+        return cursor.advanced(**changes)
+
+    async def _append_output(self, spec: TriggerSpec, cursor: Cursor) -> None:
+        try:
+            await self.streams.append(self.output_stream(spec.name), [cursor.output_entry])
+        except StreamRefused as exc:  # held already (a repair raced it), or the stream was forked elsewhere
+            log.info("trigger %s output seq %d: %s", spec.name, cursor.output_seq, exc)
+
+    async def _repair_output(self, spec: TriggerSpec) -> None:
+        """The last committed output entry, appended if a crash came between the commit and the append."""
+        cursor = self._cursors[spec.name]
+        if not spec.output or not cursor.output_entry:
+            return
+        info = await asyncio.to_thread(self.streams.store.info, self.output_stream(spec.name))
+        if info is None or info.head_seq < cursor.output_seq:
+            await self._append_output(spec, cursor)
+
+    # -- the loops -----------------------------------------------------------------------
+    def _run(self, spec: TriggerSpec) -> None:
+        if spec.standby and spec.name not in self._promoted:
+            self._tasks[spec.name] = asyncio.create_task(self._standby_loop(spec))
+        elif spec.kind is TriggerKind.STREAM:
+            self._tasks[spec.name] = asyncio.create_task(self._stream_loop(spec))
+        elif spec.kind is TriggerKind.SCHEDULE:
+            self._tasks[spec.name] = asyncio.create_task(self._schedule_loop(spec))
+
+    async def _halt(self, name: str) -> None:
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _stream_loop(self, spec: TriggerSpec) -> None:
+        noticed: float | None = None  # when the oldest pending entry was first seen waiting
+        while True:
+            changed = self.streams.changed(spec.stream)  # taken before reading: no entry slips between
+            info = await asyncio.to_thread(self.streams.store.info, spec.stream)
+            cursor = self._cursors[spec.name]
+            pending = info.head_seq - cursor.seq if info is not None else 0
+            now = time.monotonic()
+            noticed = None if pending <= 0 else (noticed or now)
+            wait = batch_wait(pending, (now - noticed) * 1000 if noticed else 0.0, spec)
+            if wait == 0:
+                entries = await self.streams.since(spec.stream, cursor.seq, min(pending, spec.batch_size))
+                if entries and entries[0].seq != cursor.seq + 1:
+                    log.warning("trigger %s: entries %d..%d were dropped by the stream's retention before they ran",
+                                spec.name, cursor.seq + 1, entries[0].seq - 1)  # fmt: skip
+                if entries and await self._invoke(spec, entries, None) is not None:
+                    noticed = noticed if pending > len(entries) else None
+                    continue
+                await asyncio.sleep(RETRY_SECONDS)  # not committed: the same entries run again after a pause
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), wait)
+
+    # -- standing by -------------------------------------------------------------------
+    async def handle_progress(self, peer: str, request: bytes) -> list[bytes]:
+        """Serve a standby: this node's receipts of a trigger after the number it asks from."""
+        try:
+            asked = parse_progress(request)
+        except TriggerProtocolError:
+            return encode_receipts([])
+        if asked.trigger not in self._specs:
+            return encode_receipts([])
+        found = await asyncio.to_thread(self.store.receipts, asked.trigger, asked.after, MAX_RECEIPTS)
+        return encode_receipts([raw for _, raw in found])
+
+    async def _standby_loop(self, spec: TriggerSpec) -> None:
+        """Follow the active node's receipts until it stops answering, then run the trigger here."""
+        misses = 0
+        while misses < TAKEOVER_MISSES:
+            cursor = self._cursors[spec.name]
+            try:
+                if self.network is None:
+                    raise NetworkError("this node has no network to follow the active node on")
+                asked = Progress(spec.name, cursor.invocations).encode()
+                raws = parse_receipts(await self.network.request(spec.standby, PROTOCOL, asked, timeout=5))
+                misses = 0
+            except (NetworkError, TriggerProtocolError) as exc:
+                misses += 1
+                log.info("trigger %s: active node %s did not answer (%d): %s", spec.name, spec.standby, misses, exc)
+                await asyncio.sleep(PROGRESS_SECONDS)
+                continue
+            for adopted in adopt(spec, cursor, raws):
+                if adopted.state is not None:
+                    try:
+                        missing = await asyncio.to_thread(self.blocks.missing_blocks, adopted.state)
+                        if missing and self.exchange is not None:
+                            await self.exchange.fetch(adopted.state, [spec.standby], max_bytes=MAX_STATE_BYTES)
+                        await asyncio.to_thread(self.blocks.pin, adopted.state, f"trigger {spec.name} state")
+                    except Exception as exc:  # not adopted: asked again next round (or never, if the node is gone)
+                        log.info("trigger %s: state %s not fetched: %s", spec.name, adopted.state, exc)
+                        break
+                await asyncio.to_thread(self.store.commit, spec.name, adopted.raw, adopted.cursor)
+                previous, self._cursors[spec.name] = self._cursors[spec.name], adopted.cursor
+                if previous.state is not None and previous.state != adopted.state:
+                    await asyncio.to_thread(self.blocks.unpin, previous.state)
+            if len(raws) < MAX_RECEIPTS:
+                await asyncio.sleep(PROGRESS_SECONDS)
+        log.warning("trigger %s: active node %s is gone; running it here from seq %d",
+                    spec.name, spec.standby, self._cursors[spec.name].seq)  # fmt: skip
+        self.metrics.inc("trigger_takeovers_total")
+        self._promoted.add(spec.name)
+        await self._stream_loop(spec)
+
+    async def _schedule_loop(self, spec: TriggerSpec) -> None:
+        schedule = Schedule.parse(spec.schedule)
+        while True:
+            await asyncio.sleep(schedule.seconds_until_next(dt.datetime.now(dt.UTC)))
+            await self._invoke(spec, None, None)
