@@ -115,7 +115,7 @@ class Planet:
         for site in sites:
             name, device = self.netns_of(site.name), self.device_of(site.name)
             netns.ip("addr", "add", f"{self.topology.address(site.name)}/16", "dev", device, netns=name)
-            netns.ip("link", "set", device, "mtu", str(self.topology.mtu), "up", netns=name)
+            netns.ip("link", "set", device, "mtu", str(self.topology.mtu), "txqueuelen", "4096", "up", netns=name)
             rate = site.uplink_mbit * 1e6 / 8  # bytes per second
             burst = max(2 * self.topology.mtu, int(rate * 0.004))
             limit = max(4 * self.topology.mtu, int(rate * TBF_QUEUE_S))

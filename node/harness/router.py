@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import heapq
 import json
+import math
 import os
 import random
 import selectors
@@ -30,6 +31,7 @@ _TUNSETIFF = 0x400454CA
 _IFF_TUN = 0x0001
 _IFF_NO_PI = 0x1000
 _MAX_PACKET = 65536
+_EARLY = 0.0005
 _BURST = 64  # packets read from one TUN before looking at the others
 
 
@@ -119,7 +121,9 @@ class Router:
         pending = b""
         while True:
             now = time.monotonic()
-            timeout = max(0.0, self.queue[0][0] - now) if self.queue else None
+            # epoll rounds a timeout up to whole milliseconds: round down instead, and release what is
+            # due within _EARLY, so a hop is late by well under a millisecond, not up to one
+            timeout = math.floor(max(0.0, self.queue[0][0] - now) * 1000) / 1000 if self.queue else None
             for key, _ in selector.select(timeout):
                 if key.data == -1:
                     chunk = os.read(sys.stdin.fileno(), 4096)
@@ -138,7 +142,7 @@ class Router:
                     except BlockingIOError:
                         break
                     self.take(key.data, packet, now)
-            self.release(time.monotonic())
+            self.release(time.monotonic() + _EARLY)
 
 
 def main() -> None:
