@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from node.cluster import free_port, process_alive, stop_process, wait_answering, wait_for_peers
+from node.cluster import free_port, process_alive, wait_answering, wait_for_peers
 from node.harness import netns
 from node.harness.portal import Portal
 from node.harness.topology import Topology
@@ -48,11 +48,14 @@ class PlanetNode:
     data_dir: str
     listen: str
     api_url: str
-    proc: subprocess.Popen[bytes] = field(repr=False)
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self.proc.pid if self.proc is not None else 0
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     @property
     def multiaddr(self) -> str:
@@ -154,24 +157,39 @@ class Planet:
     def start_node(
         self, site: str, name: str | None = None, env: dict[str, str] | None = None, region: str | None = None
     ) -> PlanetNode:
-        """Start a node in ``site`` bootstrapping from every node started before; waits for its API.
-        Its region (for placement) is the site's metro unless given."""
+        """Start one node in ``site`` (see ``start_nodes``)."""
+        return self.start_nodes([site], env, [name] if name else None, [region] if region else None)[0]
+
+    def start_nodes(
+        self,
+        sites: list[str],
+        env: dict[str, str] | None = None,
+        names: list[str] | None = None,
+        regions: list[str] | None = None,
+    ) -> list[PlanetNode]:
+        """Start one node per entry of ``sites`` at once, each bootstrapping from every node of the
+        planet (those not listening yet are re-dialed by the node); waits for every API. A node's
+        region (for placement) is its site's metro unless ``regions`` says otherwise."""
         if self.portal is None:
             raise PlanetError("the planet is not up")
-        name = name or f"{site}{sum(1 for n in self.nodes if n.site == site)}"
-        data_dir = self.workdir / name
-        peer_id = load_or_create(data_dir).peer_id
-        node = PlanetNode(
-            name, site, region or self.topology.site(site).metro, peer_id, str(data_dir),
-            f"/ip4/{self.topology.address(site)}/tcp/{free_port()}", f"http://127.0.0.1:{free_port()}",
-            proc=None,  # type: ignore[arg-type]
-        )  # fmt: skip
-        node.proc = self._spawn(node, [other.multiaddr for other in self.nodes], env or {})
-        self.nodes.append(node)
-        port = int(node.api_url.rsplit(":", 1)[1])
-        self.portal.open(self.netns_of(site), port)
-        wait_answering(node.proc, node.api_url, data_dir / "node.log")
-        return node
+        started = []
+        for index, site in enumerate(sites):
+            name = names[index] if names else f"{site}{sum(1 for n in self.nodes if n.site == site)}"
+            data_dir = self.workdir / name
+            node = PlanetNode(
+                name, site, regions[index] if regions else self.topology.site(site).metro,
+                load_or_create(data_dir).peer_id, str(data_dir),
+                f"/ip4/{self.topology.address(site)}/tcp/{free_port()}", f"http://127.0.0.1:{free_port()}",
+            )  # fmt: skip
+            self.portal.open(self.netns_of(site), int(node.api_url.rsplit(":", 1)[1]))
+            self.nodes.append(node)
+            started.append(node)
+        for node in started:
+            node.proc = self._spawn(node, [n.multiaddr for n in self.nodes if n is not node], env or {})
+        for node in started:
+            assert node.proc is not None
+            wait_answering(node.proc, node.api_url, Path(node.data_dir) / "node.log", timeout=120)
+        return started
 
     def _spawn(self, node: PlanetNode, bootstrap: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         args = ["ip", "netns", "exec", self.netns_of(node.site), sys.executable, "-m", "node.cli.main"]
@@ -186,30 +204,39 @@ class Planet:
 
     def restart(self, node: PlanetNode, env: dict[str, str] | None = None) -> None:
         """Start a stopped node again at the same addresses, bootstrapping from all the others."""
-        if process_alive(node.pid):
+        if node.running():
             raise PlanetError(f"node {node.name} still runs (pid {node.pid})")
         node.proc = self._spawn(node, [n.multiaddr for n in self.nodes if n is not node], env or {})
         wait_answering(node.proc, node.api_url, Path(node.data_dir) / "node.log")
 
     def kill(self, node: PlanetNode) -> None:
         """SIGKILL, as a crash: no goodbye reaches the peers."""
+        if node.proc is None:
+            raise PlanetError(f"node {node.name} was never started")
         with contextlib.suppress(ProcessLookupError):
             os.kill(node.pid, signal.SIGKILL)
         node.proc.wait(10)
 
     def wait_mesh(self, timeout: float = 60.0) -> None:
         """Until every running node sees every other running node alive."""
-        running = [n for n in self.nodes if n.proc.poll() is None]
+        running = [n for n in self.nodes if n.running()]
         for node in running:
             wait_for_peers(node.api_url, len(running) - 1, timeout)
 
     def down(self) -> None:
         """Stop nodes, the router and the portal; delete every namespace. Never raises half-way."""
-        for node in self.nodes:
-            with contextlib.suppress(Exception):
-                if node.proc.poll() is None:
-                    stop_process(node.pid, timeout=10)
-                node.proc.wait(5)
+        live = [node.proc for node in self.nodes if node.proc is not None and node.proc.poll() is None]
+        for proc in live:  # all at once: each takes seconds to shut down
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in live:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5)
         if self.router is not None:
             with contextlib.suppress(Exception):
                 assert self.router.stdin is not None
@@ -231,7 +258,7 @@ class Planet:
     def leftovers(self) -> list[str]:
         """What of this run still exists (namespaces, live processes); empty after ``down()``."""
         found = netns.ours(self.prefix)
-        found += [f"pid {n.pid} ({n.name})" for n in self.nodes if process_alive(n.pid)]
+        found += [f"pid {n.pid} ({n.name})" for n in self.nodes if n.pid and process_alive(n.pid)]
         if self.router is not None and self.router.poll() is None:
             found.append(f"router pid {self.router.pid}")
         return found

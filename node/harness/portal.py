@@ -80,4 +80,3 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         with contextlib.suppress(OSError):
             if writer.can_write_eof() and not writer.is_closing():
                 writer.write_eof()
-

@@ -106,4 +106,3 @@ def planet() -> Topology:
         ),
         metro_rtt_ms={("eu", "us"): 80.0, ("eu", "ap"): 160.0, ("us", "ap"): 120.0},
     )
-
