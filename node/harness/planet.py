@@ -273,7 +273,7 @@ def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.1) -
             value = condition()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - a node still starting answers with errors
+        except Exception as exc:  # a node still starting answers with errors
             last = exc
         time.sleep(interval)
     raise PlanetError(f"{what} did not happen within {timeout:.0f} s{f' (last error: {last})' if last else ''}")

@@ -95,7 +95,7 @@ class Topology:
         return 1.0 - (1.0 - self.site(a).loss) * (1.0 - self.site(b).loss)
 
 
-def planet() -> Topology:
+def standard() -> Topology:
     """The issue's planet: three core regions on 1 Gbit/s and one edge behind a lossy 20 Mbit/s uplink."""
     return Topology(
         sites=(

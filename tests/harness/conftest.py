@@ -13,7 +13,7 @@ import pytest
 
 from node.harness import netns
 from node.harness.planet import Planet
-from node.harness.topology import Topology, planet as default_planet
+from node.harness.topology import Topology, standard
 
 
 @functools.cache
@@ -32,7 +32,7 @@ def planet(tmp_path: Path) -> Iterator[Callable[..., Planet]]:
     made: list[Planet] = []
 
     def build(topology: Topology | None = None, seed: int = 0) -> Planet:
-        built = Planet(topology or default_planet(), tmp_path / f"planet{len(made)}", seed)
+        built = Planet(topology or standard(), tmp_path / f"planet{len(made)}", seed)
         made.append(built)
         built.up()
         return built

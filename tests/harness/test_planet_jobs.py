@@ -6,10 +6,12 @@ The failover test kills a node, so it runs last."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +20,18 @@ import pytest
 from node.cluster import http_json
 from node.harness import netns
 from node.harness.planet import Planet, PlanetNode
-from node.harness.topology import planet as default_planet
-from sdk.streams import verify_chain
+from node.harness.topology import standard
+from sdk import Client
+from sdk.streams import load_key, verify_chain
 from tests.harness.conftest import _unavailable
 from tests.harness.jobs import bytes_out, executed, post, put_blob, submit, wait_final, wait_state
-from tests.support import REPO_ROOT, CliRunner
+from tests.support import REPO_ROOT, run_cli
 
 WORDCOUNT = REPO_ROOT / "examples" / "wasm-wordcount"
 SLOW = REPO_ROOT / "tests" / "agents" / "fixtures" / "slow-python"
 MIB = 1 << 20
 SIZE = 8 * MIB  # 3.4 s through the edge's 20 Mbit/s uplink
+AGENTS: dict[tuple[str, str], str] = {}  # (agent dir name, node name) -> agent id packed there
 FAILOVER_BOUND_S = 10.0  # kill -> running on the survivor, behind 80 ms RTT (measured ~1-3 s)
 
 
@@ -38,11 +42,19 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Planet
         pytest.skip(f"WAN harness: {reason}")
     for name in netns.orphans():
         netns.destroy(name)
-    wan = Planet(default_planet(), tmp_path_factory.mktemp("planet"))
+    wan = Planet(standard(), tmp_path_factory.mktemp("planet"))
     try:
         wan.up()
         nodes = wan.start_nodes(["eu", "us", "us", "ap", "edge"])
-        wan.wait_mesh(timeout=90)
+        with ThreadPoolExecutor(4) as pool:  # packed where each requester is, while nodes meet
+            packed = {
+                (agent.name, node.name): pool.submit(_pack, agent, node)
+                for agent in (WORDCOUNT, SLOW)
+                for node in nodes[:4]
+                if agent is WORDCOUNT or node.site == "eu"
+            }
+            wan.wait_mesh(timeout=90)
+            AGENTS.update({key: future.result() for key, future in packed.items()})
         yield {n.name: n for n in nodes} | {"_planet": wan}  # type: ignore[dict-item]
     finally:
         wan.down()
@@ -54,8 +66,8 @@ def _planet(world: dict[str, Any]) -> Planet:
     return planet
 
 
-def _pack(mycel: CliRunner, agent: Path, node: PlanetNode) -> str:
-    packed = mycel("agent", "pack", agent, data_dir_override=Path(node.data_dir))
+def _pack(agent: Path, node: PlanetNode) -> str:
+    packed = run_cli(Path(node.data_dir), Path(node.data_dir), "agent", "pack", agent)
     assert packed.returncode == 0, packed.stderr
     return packed.stdout.strip()
 
@@ -64,10 +76,10 @@ def _ran_on(job: dict[str, Any]) -> list[str]:
     return list(job["results"])
 
 
-def test_data_gravity_runs_at_the_edge_instead_of_shipping_the_input(world: dict[str, Any], mycel: CliRunner) -> None:
+def test_data_gravity_runs_at_the_edge_instead_of_shipping_the_input(world: dict[str, Any]) -> None:
     requester, edge = world["us0"], world["edge0"]
     everyone = [n for n in world.values() if isinstance(n, PlanetNode)]
-    agent = _pack(mycel, WORDCOUNT, requester)
+    agent = AGENTS["wasm-wordcount", requester.name]
     small = put_blob(edge.api_url, os.urandom(1000))
     for where in (None, ["us"]):  # warm: the agent fetched and compiled where each run goes
         warm = {"agent": agent, "inputs": {"text": small}} | ({"regions": where} if where else {})
@@ -95,42 +107,38 @@ def test_data_gravity_runs_at_the_edge_instead_of_shipping_the_input(world: dict
     assert gravity_s < ship_s
 
 
-def test_a_partitioned_region_keeps_working_and_reconciles(
-    world: dict[str, Any], mycel: CliRunner, tmp_path: Path
-) -> None:
+def test_a_partitioned_region_keeps_working_and_reconciles(world: dict[str, Any], tmp_path: Path) -> None:
     wan, eu, us0, us1, ap = _planet(world), world["eu0"], world["us0"], world["us1"], world["ap0"]
-    agent_eu, agent_ap = _pack(mycel, WORDCOUNT, eu), _pack(mycel, WORDCOUNT, ap)
     us_data = put_blob(us0.api_url, b"data that lives in the us\n" * 1000)
     ap_data = put_blob(ap.api_url, b"data that lives in ap\n" * 1000)
-    key = tmp_path / "writer.key"
-    created = mycel("stream", "create", "sensors", "--key", key)
-    assert created.returncode == 0, created.stderr
-    stream = created.stdout.strip()
-    assert mycel("stream", "append", "sensors", "one", "--key", key, "--api", ap.api_url).returncode == 0
+    key = load_key(tmp_path / "writer.key", create=True)
+    stream = asyncio.run(_append(ap.api_url, key, b"one"))
     status, subscribed = post(f"{eu.api_url}/v1/streams/{stream}/subscribe", {"peer": ap.peer_id})
     assert status == 200 and subscribed["head_seq"] == 1, subscribed
     runs_before = {n.name: executed(n) for n in (eu, us0, us1, ap)}
 
     wan.partition("ap")
-    elsewhere = wait_final(
-        eu.api_url, submit(eu.api_url, {"agent": agent_eu, "inputs": {"text": us_data}, "regions": ["us"]})
-    )
+    cut_at = time.monotonic()
+    spec = {"agent": AGENTS["wasm-wordcount", "eu0"], "inputs": {"text": us_data}, "regions": ["us"]}
+    elsewhere_id = submit(eu.api_url, spec)
+    spec = {"agent": AGENTS["wasm-wordcount", "ap0"], "inputs": {"text": ap_data}, "regions": ["ap"]}
+    local_id = submit(ap.api_url, spec)
+    elsewhere = wait_final(eu.api_url, elsewhere_id)
     assert elsewhere["state"] == "done", elsewhere["transitions"]  # the rest of the planet goes on
-    local = wait_final(
-        ap.api_url, submit(ap.api_url, {"agent": agent_ap, "inputs": {"text": ap_data}, "regions": ["ap"]})
-    )
+    local = wait_final(ap.api_url, local_id)
     assert local["state"] == "done" and _ran_on(local) == [ap.peer_id], local["transitions"]  # and so does ap
-    for word in ("two", "three", "four"):
-        appended = mycel("stream", "append", "sensors", word, "--key", key, "--api", ap.api_url)
-        assert appended.returncode == 0, appended.stderr  # appends are accepted while cut off
+    asyncio.run(_append(ap.api_url, key, b"two", b"three", b"four"))  # accepted while cut off
     assert http_json(f"{eu.api_url}/v1/streams/{stream}")["head_seq"] == 1  # nothing crossed the cut
     assert wan.stats()["cut_dropped"] > 0
 
+    jobs_s = time.monotonic() - cut_at  # placement waits out lookups to the unreachable peers
+
     wan.heal()
-    deadline = time.monotonic() + 60
+    healed_at = time.monotonic()
     while http_json(f"{eu.api_url}/v1/streams/{stream}")["head_seq"] < 4:
-        assert time.monotonic() < deadline, "the replica never caught up after the partition healed"
+        assert time.monotonic() < healed_at + 90, "the replica never caught up after the partition healed"
         time.sleep(0.2)
+    print(f"\njobs during the cut {jobs_s:.1f} s; replica caught up {time.monotonic() - healed_at:.1f} s after heal")
     page = http_json(f"{eu.api_url}/v1/streams/{stream}/entries?after=0")
     entries = verify_chain(stream, [base64.b64decode(e["data"]) for e in page["entries"]])
     assert [e.payload for e in entries] == [b"one", b"two", b"three", b"four"]  # nothing lost, none twice
@@ -140,12 +148,19 @@ def test_a_partitioned_region_keeps_working_and_reconciles(
         assert http_json(f"{node.api_url}/v1/jobs/{job['job_id']}")["state"] == "done"
 
 
-def test_a_node_killed_behind_80ms_fails_over_within_the_bound(world: dict[str, Any], mycel: CliRunner) -> None:
+async def _append(api_url: str, key: Any, *payloads: bytes) -> str:
+    async with Client(api_url) as client:
+        writer = client.stream("sensors", key)
+        await writer.append(*payloads)
+        return str(writer.id)
+
+
+def test_a_node_killed_behind_80ms_fails_over_within_the_bound(world: dict[str, Any]) -> None:
     wan, requester = _planet(world), world["eu0"]
     us = [world["us0"], world["us1"]]
     data = {put_blob(node.api_url, b"payload") for node in us}
     assert len(data) == 1
-    agent = _pack(mycel, SLOW, requester)
+    agent = AGENTS["slow-python", requester.name]
     spec = {"agent": agent, "inputs": {"data": data.pop()}, "args": ["3"], "regions": ["us"]}
     job_id = submit(requester.api_url, spec)
     chosen = str(wait_state(requester.api_url, job_id, "running")["transitions"][-1]["reason"])

@@ -12,7 +12,7 @@ import pytest
 
 from node.harness import netns
 from node.harness.planet import Planet
-from node.harness.topology import Site, Topology, TopologyError, planet as default_planet
+from node.harness.topology import Site, Topology, TopologyError, standard
 from tests.harness.wan import connects, rate_mbit, rtt_ms, udp_delivered
 
 Build = Callable[..., Planet]
@@ -51,7 +51,7 @@ def test_a_cut_off_region_is_unreachable_until_healed(planet: Build) -> None:
 
 
 def test_teardown_leaves_nothing_even_after_a_failure(planet: Build, tmp_path: Path) -> None:
-    wan = Planet(default_planet(), tmp_path / "crashing")
+    wan = Planet(standard(), tmp_path / "crashing")
     with pytest.raises(RuntimeError), wan:
         # a process inside a site (as a node would be), then the test body fails
         subprocess.Popen(["ip", "netns", "exec", wan.netns_of("eu"), "sleep", "600"], start_new_session=True)
@@ -63,7 +63,7 @@ def test_teardown_leaves_nothing_even_after_a_failure(planet: Build, tmp_path: P
 def test_a_failed_build_removes_what_it_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if netns.unavailable():
         pytest.skip("WAN harness: network namespaces cannot be made here")
-    wan = Planet(default_planet(), tmp_path / "half")
+    wan = Planet(standard(), tmp_path / "half")
 
     def broken_tc(name: str, *args: str) -> str:
         raise netns.NetnsError("tc failed on purpose")
