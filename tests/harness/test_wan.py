@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,3 +90,18 @@ def test_bad_topologies_are_refused_with_a_reason() -> None:
         Topology((Site("a", "eu"), Site("a", "eu")), {})
     with pytest.raises(TopologyError, match="site name"):
         Site("../../etc", "eu")
+
+
+def test_leftovers_of_a_crashed_run_are_found_and_removed(planet: Build) -> None:
+    planet(Topology((Site("a", "x"),), {}, 9000))  # the fixture only skips without namespaces
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = f"{netns.PREFIX}{gone.pid}-0-eu"  # as a run killed before its teardown would leave it
+    netns.create(stale)
+    try:
+        assert stale in netns.orphans() and all(name.startswith(netns.PREFIX) for name in netns.orphans())
+        done = subprocess.run([sys.executable, "-m", "node.harness", "clean"], capture_output=True, text=True)
+        assert done.returncode == 0 and "removed" in done.stdout
+        assert stale not in netns.ours()
+    finally:
+        netns.destroy(stale)
