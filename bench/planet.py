@@ -117,7 +117,7 @@ def measure(nodes: dict[str, Any], jobs: int, size: int) -> dict[str, float]:
         before, started = _bytes_out(nodes), time.perf_counter()
         _run(requester, {"agent": agents["us0"], "inputs": {"text": dataset}} | extra)
         figures[f"{label} s"] = time.perf_counter() - started
-        figures[f"{label} MiB moved"] = (_bytes_out(nodes) - before) / MIB
+        figures[f"{label} KiB moved"] = (_bytes_out(nodes) - before) / 1024
 
     requester = nodes["eu0"]
     data = {_blob(nodes[name], b"payload") for name in ("us0", "us1")}.pop()
@@ -181,7 +181,7 @@ def loopback(directory: Path) -> Iterator[dict[str, Any]]:
 
 
 def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):8.3f} ({min(values):.3f}-{max(values):.3f})"
+    return f"{statistics.median(values):9.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
 def main() -> None:
@@ -204,11 +204,11 @@ def main() -> None:
                 print(f"run {run + 1}/{options.runs} {kind} done", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"{'figure':24} {'WAN median (min-max)':>28} {'loopback median (min-max)':>28} {'ratio':>7}")
+    print(f"{'figure':24} {'WAN median (min-max)':>30} {'loopback median (min-max)':>30} {'ratio':>7}")
     for key, values in results["wan"].items():
         base = results["loopback"][key]
         ratio = statistics.median(values) / statistics.median(base) if statistics.median(base) else float("nan")
-        print(f"{key:24} {_spread(values):>28} {_spread(base):>28} {ratio:7.2f}")
+        print(f"{key:24} {_spread(values):>30} {_spread(base):>30} {ratio:7.2f}")
 
 
 if __name__ == "__main__":

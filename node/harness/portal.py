@@ -56,9 +56,10 @@ class Portal:
         async def stop() -> None:
             for server in self.servers:
                 server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # finished, not destroyed pending
 
         if self.thread.is_alive():
             with contextlib.suppress(Exception):
