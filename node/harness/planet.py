@@ -202,13 +202,6 @@ class Planet:
         with open(Path(node.data_dir) / "node.log", "ab") as log:
             return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=environment)
 
-    def restart(self, node: PlanetNode, env: dict[str, str] | None = None) -> None:
-        """Start a stopped node again at the same addresses, bootstrapping from all the others."""
-        if node.running():
-            raise PlanetError(f"node {node.name} still runs (pid {node.pid})")
-        node.proc = self._spawn(node, [n.multiaddr for n in self.nodes if n is not node], env or {})
-        wait_answering(node.proc, node.api_url, Path(node.data_dir) / "node.log")
-
     def kill(self, node: PlanetNode) -> None:
         """SIGKILL, as a crash: no goodbye reaches the peers."""
         if node.proc is None:
@@ -262,18 +255,3 @@ class Planet:
         if self.router is not None and self.router.poll() is None:
             found.append(f"router pid {self.router.pid}")
         return found
-
-
-def wait_for(condition: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Poll ``condition()`` until it returns something true; raise PlanetError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-            if value:
-                return value
-        except Exception as exc:  # a node still starting answers with errors
-            last = exc
-        time.sleep(interval)
-    raise PlanetError(f"{what} did not happen within {timeout:.0f} s{f' (last error: {last})' if last else ''}")

@@ -5,7 +5,6 @@ skips with one line saying why."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,17 +13,13 @@ import pytest
 from node.harness import netns
 from node.harness.planet import Planet
 from node.harness.topology import Topology, standard
-
-
-@functools.cache
-def _unavailable() -> str | None:
-    return netns.unavailable()
+from tests.harness.wan import skip_reason
 
 
 @pytest.fixture
 def planet(tmp_path: Path) -> Iterator[Callable[..., Planet]]:
     """``planet(topology=None, seed=0)`` builds one (the issue's planet by default)."""
-    reason = _unavailable()
+    reason = skip_reason()
     if reason:
         pytest.skip(f"WAN harness: {reason}")
     for name in netns.orphans():  # left by a run that was killed before its teardown

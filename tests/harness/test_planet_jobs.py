@@ -23,8 +23,8 @@ from node.harness.planet import Planet, PlanetNode
 from node.harness.topology import standard
 from sdk import Client
 from sdk.streams import load_key, verify_chain
-from tests.harness.conftest import _unavailable
 from tests.harness.jobs import bytes_out, executed, post, put_blob, submit, wait_final, wait_state
+from tests.harness.wan import skip_reason
 from tests.support import REPO_ROOT, run_cli
 
 WORDCOUNT = REPO_ROOT / "examples" / "wasm-wordcount"
@@ -37,7 +37,7 @@ FAILOVER_BOUND_S = 10.0  # kill -> running on the survivor, behind 80 ms RTT (me
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, PlanetNode]]:
-    reason = _unavailable()
+    reason = skip_reason()
     if reason:
         pytest.skip(f"WAN harness: {reason}")
     for name in netns.orphans():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import statistics
 import threading
@@ -11,6 +12,12 @@ from node.harness import netns
 from node.harness.planet import Planet
 
 _PORTS = iter(range(20000, 30000))
+
+
+@functools.cache
+def skip_reason() -> str | None:
+    """Why no planet can be built here (probed once per test process); None when one can."""
+    return netns.unavailable()
 
 
 def rtt_ms(planet: Planet, client: str, server: str, pings: int = 5) -> float:
