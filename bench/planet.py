@@ -9,7 +9,8 @@ For each it measures, ``--runs`` times (each run builds both afresh):
    (``regions``), submit -> done with the receipt checked, median of ``--jobs`` per pair;
 2. data gravity: ``--size`` MiB of random bytes (distinct each run, read by the agent) held at the
    edge, a job placed freely (runs at the edge) against one bound to the us (the input is shipped
-   through the edge's uplink): seconds and bytes sent by all nodes;
+   through the edge's uplink): seconds, and block bytes sent by all nodes (``mycel_bytes_out_total``:
+   blocks only, the result and receipt travel in the job protocol);
 3. failover: a 3 s python job bound to the us, its executor SIGKILLed once the agent runs;
    seconds from the kill to the job's dispatch to the other us node.
 
@@ -207,8 +208,8 @@ def main() -> None:
     print(f"{'figure':24} {'WAN median (min-max)':>30} {'loopback median (min-max)':>30} {'ratio':>7}")
     for key, values in results["wan"].items():
         base = results["loopback"][key]
-        ratio = statistics.median(values) / statistics.median(base) if statistics.median(base) else float("nan")
-        print(f"{key:24} {_spread(values):>30} {_spread(base):>30} {ratio:7.2f}")
+        ratio = f"{statistics.median(values) / statistics.median(base):7.2f}" if statistics.median(base) else "      -"
+        print(f"{key:24} {_spread(values):>30} {_spread(base):>30} {ratio}")
 
 
 if __name__ == "__main__":
