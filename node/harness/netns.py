@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -54,9 +55,11 @@ def _run(command: list[str], check: bool) -> str:
 def unavailable() -> str | None:
     """Why network namespaces cannot be made here, in one line; None when they can."""
     probe = f"{PREFIX}probe-{os.getpid()}"
+    if shutil.which("ip") is None or shutil.which("tc") is None:
+        return "iproute2's `ip` and `tc` are not installed"
+    if not Path("/dev/net/tun").exists():
+        return "no /dev/net/tun (TUN devices are needed for the delay router)"
     try:
-        if not Path("/dev/net/tun").exists():
-            return "no /dev/net/tun (TUN devices are needed for the delay router)"
         ip("netns", "add", probe)
     except NetnsError as exc:
         return f"cannot create network namespaces here (needs root / CAP_NET_ADMIN): {exc}"
