@@ -1,0 +1,216 @@
+"""The planet on one machine: the same jobs over the emulated WAN and over loopback, in one run.
+
+Builds the harness's standard planet (eu, us, ap on 1 Gbit/s; an edge site in the eu metro behind
+a 20 Mbit/s uplink with 0.5% loss; eu<->us 80 ms RTT, eu<->ap 160, us<->ap 120) with five real
+nodes (eu0, us0, us1, ap0, edge0), and a loopback cluster with the same roles and region labels.
+For each it measures, ``--runs`` times (each run builds both afresh):
+
+1. job latency by region pair: a wordcount job submitted in one region and bound to another
+   (``regions``), submit -> done with the receipt checked, median of ``--jobs`` per pair;
+2. data gravity: ``--size`` MiB of random bytes (distinct each run, read by the agent) held at the
+   edge, a job placed freely (runs at the edge) against one bound to the us (the input is shipped
+   through the edge's uplink): seconds, and block bytes sent by all nodes (``mycel_bytes_out_total``:
+   blocks only, the result and receipt travel in the job protocol);
+3. failover: a 3 s python job bound to the us, its executor SIGKILLed once the agent runs;
+   seconds from the kill to the job's dispatch to the other us node.
+
+Prints median (min-max) over the runs for the WAN and loopback, and their ratio.
+Needs root (network namespaces); says so in one line otherwise.
+Usage: python bench/planet.py [--runs 3] [--jobs 3] [--size 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from node.cluster import cluster_down, cluster_up, http_json  # noqa: E402
+from node.harness import netns  # noqa: E402
+from node.harness.planet import Planet  # noqa: E402
+from node.harness.topology import standard  # noqa: E402
+
+MIB = 1 << 20
+WORDCOUNT = REPO / "examples" / "wasm-wordcount"
+SLOW = REPO / "tests" / "agents" / "fixtures" / "slow-python"
+ROLES = ["eu0", "us0", "us1", "ap0", "edge0"]
+REGIONS = ["eu", "us", "us", "ap", "eu"]  # edge0 sits in the eu metro
+PAIRS = [("eu0", "us"), ("eu0", "ap"), ("us0", "ap"), ("us0", "eu"), ("ap0", "eu"), ("ap0", "us")]
+
+
+def _post(url: str, body: Any, content_type: str = "application/json") -> dict[str, Any]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+    return answer
+
+
+def _blob(node: Any, data: bytes) -> str:
+    return str(_post(f"{node.api_url}/v1/blobs", data, "application/octet-stream")["cid"])
+
+
+def _run(node: Any, spec: dict[str, Any], timeout: float = 180) -> dict[str, Any]:
+    job_id = _post(f"{node.api_url}/v1/jobs", spec)["job_id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = http_json(f"{node.api_url}/v1/jobs/{job_id}")
+        if job["state"] in ("done", "failed", "cancelled"):
+            if job["state"] != "done":
+                raise RuntimeError(f"job {job_id} {job['state']}: {job['transitions'][-1]['reason']}")
+            return job
+        time.sleep(0.05)
+    raise RuntimeError(f"job {job_id} did not finish in {timeout:.0f} s")
+
+
+def _bytes_out(nodes: dict[str, Any]) -> float:
+    total = 0.0
+    for node in nodes.values():
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{node.api_url}/metrics", timeout=30) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith("mycel_bytes_out_total "):
+                    total += float(line.split()[-1])
+    return total
+
+
+def _pack(agent: Path, node: Any) -> str:
+    env = dict(os.environ, MYCEL_DATA_DIR=node.data_dir)
+    done = subprocess.run([sys.executable, "-m", "node.cli.main", "agent", "pack", str(agent)],
+                          capture_output=True, text=True, env=env, check=True)  # fmt: skip
+    return done.stdout.strip()
+
+
+def measure(nodes: dict[str, Any], jobs: int, size: int) -> dict[str, float]:
+    """One run's figures on one network (nodes by role)."""
+    figures: dict[str, float] = {}
+    agents = {name: _pack(WORDCOUNT, nodes[name]) for name in ("eu0", "us0", "ap0")}
+    small = {name: _blob(nodes[name], os.urandom(2000)) for name in ROLES}
+    for requester, region in PAIRS:
+        holder = next(n for n, r in zip(ROLES, REGIONS, strict=True) if r == region and n != "edge0")
+        spec = {"agent": agents[requester], "inputs": {"text": small[holder]}, "regions": [region]}
+        _run(nodes[requester], spec)  # warm: the agent fetched and compiled there
+        samples = []
+        for _ in range(jobs):
+            started = time.perf_counter()
+            _run(nodes[requester], spec)  # a fresh job id each time
+            samples.append(time.perf_counter() - started)
+        figures[f"job {requester[:2]}->{region} s"] = statistics.median(samples)
+
+    requester, edge = nodes["us0"], nodes["edge0"]
+    _run(requester, {"agent": agents["us0"], "inputs": {"text": small["edge0"]}})  # warm the edge
+    dataset = _blob(edge, os.urandom(size))
+    for label, extra in (("gravity", {}), ("ship", {"regions": ["us"]})):
+        before, started = _bytes_out(nodes), time.perf_counter()
+        _run(requester, {"agent": agents["us0"], "inputs": {"text": dataset}} | extra)
+        figures[f"{label} s"] = time.perf_counter() - started
+        figures[f"{label} KiB moved"] = (_bytes_out(nodes) - before) / 1024
+
+    requester = nodes["eu0"]
+    data = {_blob(nodes[name], b"payload") for name in ("us0", "us1")}.pop()
+    slow = _pack(SLOW, requester)
+    job_id = _post(f"{requester.api_url}/v1/jobs", {"agent": slow, "inputs": {"data": data}, "args": ["3"],
+                                                      "regions": ["us"]})["job_id"]  # fmt: skip
+    victim = None
+    deadline = time.monotonic() + 120
+    while victim is None and time.monotonic() < deadline:
+        job = http_json(f"{requester.api_url}/v1/jobs/{job_id}")
+        reason = str(job["transitions"][-1]["reason"])
+        if job["state"] == "running" and reason.startswith("dispatched to "):
+            chosen = next(nodes[n] for n in ("us0", "us1") if nodes[n].peer_id in reason)
+            if _in_sandbox(chosen):
+                victim = chosen
+        time.sleep(0.05)
+    if victim is None:
+        raise RuntimeError("the failover job never started running")
+    killed = time.time()
+    os.kill(victim.pid, signal.SIGKILL)
+    job = _wait_done(requester, job_id)
+    survivor = next(nodes[n] for n in ("us0", "us1") if nodes[n] is not victim)
+    redispatch = next(t["at"] for t in job["transitions"] if t["reason"] == f"dispatched to {survivor.peer_id}")
+    figures["failover s"] = redispatch - killed
+    return figures
+
+
+def _in_sandbox(node: Any) -> bool:
+    with urllib.request.urlopen(f"{node.api_url}/metrics", timeout=30) as response:
+        return any(line.startswith("mycel_jobs_in_sandbox 1") for line in response.read().decode().splitlines())
+
+
+def _wait_done(node: Any, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = http_json(f"{node.api_url}/v1/jobs/{job_id}")
+        if job["state"] in ("done", "failed", "cancelled"):
+            return job
+        time.sleep(0.05)
+    raise RuntimeError(f"job {job_id} did not finish")
+
+
+@contextlib.contextmanager
+def wan(directory: Path) -> Iterator[dict[str, Any]]:
+    planet = Planet(standard(), directory)
+    try:
+        planet.up()
+        started = planet.start_nodes(["eu", "us", "us", "ap", "edge"])
+        planet.wait_mesh(timeout=120)
+        yield dict(zip(ROLES, started, strict=True))
+    finally:
+        planet.down()
+
+
+@contextlib.contextmanager
+def loopback(directory: Path) -> Iterator[dict[str, Any]]:
+    try:
+        yield dict(zip(ROLES, cluster_up(len(ROLES), directory, REGIONS, timeout=120), strict=True))
+    finally:
+        cluster_down(directory)
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):9.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=3, help="jobs per region pair and run")
+    parser.add_argument("--size", type=int, default=8, help="MiB of input at the edge")
+    options = parser.parse_args()
+    reason = netns.unavailable()
+    if reason:
+        sys.exit(f"bench/planet.py: {reason}")
+    results: dict[str, dict[str, list[float]]] = {"wan": {}, "loopback": {}}
+    root = Path(tempfile.mkdtemp(prefix="mycel-planet-bench-"))
+    try:
+        for run in range(options.runs):
+            for kind, build in (("wan", wan), ("loopback", loopback)):
+                with build(root / f"{kind}{run}") as nodes:
+                    for key, value in measure(nodes, options.jobs, options.size * MIB).items():
+                        results[kind].setdefault(key, []).append(value)
+                print(f"run {run + 1}/{options.runs} {kind} done", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"{'figure':24} {'WAN median (min-max)':>30} {'loopback median (min-max)':>30} {'ratio':>7}")
+    for key, values in results["wan"].items():
+        base = results["loopback"][key]
+        ratio = f"{statistics.median(values) / statistics.median(base):7.2f}" if statistics.median(base) else "      -"
+        print(f"{key:24} {_spread(values):>30} {_spread(base):>30} {ratio}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The emulated WAN is what was asked: RTT and rate within 10%, loss at its rate, partitions that
+cut and heal, and a teardown that leaves nothing behind, even after a failure half-way."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from node.harness import netns
+from node.harness.planet import Planet
+from node.harness.topology import Site, Topology, TopologyError, standard
+from tests.harness.wan import connects, rate_mbit, rtt_ms, skip_reason, udp_delivered
+
+Build = Callable[..., Planet]
+
+
+def test_rtt_and_uplink_rate_are_within_ten_percent(planet: Build) -> None:
+    wan = planet()
+    names = [site.name for site in wan.topology.sites]
+    for index, a in enumerate(names):
+        for b in names[index + 1 :]:
+            asked = wan.topology.rtt_ms(a, b)
+            measured = rtt_ms(wan, a, b, pings=5)
+            assert abs(measured - asked) <= 0.1 * asked, f"{a}<->{b}: asked {asked} ms, measured {measured:.1f}"
+    measured_rate = rate_mbit(wan, "edge", "eu", 4 << 20)  # 1.7 s at 20 Mbit/s
+    assert abs(measured_rate - 20.0) <= 2.0, f"edge uplink: asked 20 Mbit/s, measured {measured_rate:.1f}"
+
+
+def test_loss_is_at_the_asked_rate(planet: Build) -> None:
+    lossy = Topology((Site("a", "x", loss=0.05), Site("b", "x")), {}, 9000)
+    wan = planet(lossy, seed=7)
+    sent = 4000
+    lost = sent - udp_delivered(wan, "a", "b", sent)
+    expected, spread = sent * 0.05, math.sqrt(sent * 0.05 * 0.95)
+    assert abs(lost - expected) <= 4 * spread, f"lost {lost} of {sent}, expected about {expected:.0f}"
+    assert wan.stats()["dropped"] == lost  # every loss was the router's, none elsewhere
+
+
+def test_a_cut_off_region_is_unreachable_until_healed(planet: Build) -> None:
+    wan = planet()
+    wan.partition("ap")
+    assert not connects(wan, "eu", "ap") and not connects(wan, "ap", "us")
+    assert connects(wan, "eu", "us")  # the others still talk
+    wan.heal()
+    assert connects(wan, "eu", "ap") and connects(wan, "ap", "us")
+    assert wan.stats()["cut_dropped"] > 0
+
+
+def test_teardown_leaves_nothing_even_after_a_failure(planet: Build, tmp_path: Path) -> None:
+    wan = Planet(standard(), tmp_path / "crashing")
+    with pytest.raises(RuntimeError), wan:
+        # a process inside a site (as a node would be), then the test body fails
+        subprocess.Popen(["ip", "netns", "exec", wan.netns_of("eu"), "sleep", "600"], start_new_session=True)
+        assert netns.pids(wan.netns_of("eu"))
+        raise RuntimeError("test body failed")
+    assert wan.leftovers() == [] and netns.ours(wan.prefix) == []
+
+
+def test_a_failed_build_removes_what_it_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reason = skip_reason()
+    if reason:
+        pytest.skip(f"WAN harness: {reason}")
+    wan = Planet(standard(), tmp_path / "half")
+
+    def broken_tc(name: str, *args: str) -> str:
+        raise netns.NetnsError("tc failed on purpose")
+
+    monkeypatch.setattr(netns, "tc", broken_tc)
+    with pytest.raises(netns.NetnsError, match="on purpose"):
+        wan.up()
+    assert wan.leftovers() == [] and netns.ours(wan.prefix) == []
+
+
+def test_without_namespaces_the_reason_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `ip` at all, as on a machine without iproute2
+    reason = netns.unavailable()
+    assert reason is not None and "\n" not in reason and "`ip`" in reason
+
+
+def test_bad_topologies_are_refused_with_a_reason() -> None:
+    with pytest.raises(TopologyError, match="loss"):
+        Site("x", "eu", loss=0.9)
+    with pytest.raises(TopologyError, match="no RTT given"):
+        Topology((Site("a", "eu"), Site("b", "us")), {})
+    with pytest.raises(TopologyError, match="distinct"):
+        Topology((Site("a", "eu"), Site("a", "eu")), {})
+    with pytest.raises(TopologyError, match="site name"):
+        Site("../../etc", "eu")
+
+
+def test_leftovers_of_a_crashed_run_are_found_and_removed(planet: Build) -> None:
+    planet(Topology((Site("a", "x"),), {}, 9000))  # the fixture only skips without namespaces
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = f"{netns.PREFIX}{gone.pid}-0-eu"  # as a run killed before its teardown would leave it
+    netns.create(stale)
+    try:
+        assert stale in netns.orphans() and all(name.startswith(netns.PREFIX) for name in netns.orphans())
+        done = subprocess.run([sys.executable, "-m", "node.harness", "clean"], capture_output=True, text=True)
+        assert done.returncode == 0 and "removed" in done.stdout
+        assert stale not in netns.ours()
+    finally:
+        netns.destroy(stale)
