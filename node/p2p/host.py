@@ -54,6 +54,18 @@ WRITE_SIZE = 1 << 20
 RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, list[bytes]]]
 GossipHandler = Callable[[str, bytes], Coroutine[Any, Any, None]]
 GossipValidator = Callable[[str, bytes], bool]
+MessageHandler = Callable[[str, str, bytes], Coroutine[Any, Any, None]]  # (peer, protocol, message)
+
+
+@dataclass(frozen=True)
+class MessageProtocol:
+    """A one-way message protocol (Bitswap): a sender opens a stream and writes length-prefixed
+    messages; answers go back on a stream the receiver opens. Bounds per the protocol's needs."""
+
+    handler: MessageHandler
+    max_message: int
+    max_streams_per_peer: int = 16
+    idle_timeout: float = 120.0
 
 
 @dataclass
@@ -64,6 +76,7 @@ class HostSettings:
     mdns: bool = False
     request_handlers: dict[str, RequestHandler] = field(default_factory=dict)
     topics: dict[str, tuple[GossipValidator, GossipHandler]] = field(default_factory=dict)
+    message_protocols: dict[str, MessageProtocol] = field(default_factory=dict)
     inbound: InboundLimits = field(default_factory=InboundLimits)
 
 
@@ -114,6 +127,8 @@ class Libp2pHost:
         ):
             for protocol, request_handler in self.settings.request_handlers.items():
                 self.host.set_stream_handler(TProtocol(protocol), self._make_stream_handler(request_handler))
+            for protocol, spec in self.settings.message_protocols.items():
+                self.host.set_stream_handler(TProtocol(protocol), self._make_message_handler(protocol, spec))
             async with anyio.create_task_group() as group:
                 for topic, (validator, gossip_handler) in self.settings.topics.items():
                     self.pubsub.set_topic_validator(topic, self._make_validator(validator), False)
@@ -168,6 +183,29 @@ class Libp2pHost:
         except Exception as exc:
             raise NetworkError(f"{protocol} request to {peer_id} failed: {type(exc).__name__}: {exc}") from None
 
+    async def send_messages(
+        self, peer_id: str, protocols: Sequence[str], messages: Sequence[bytes], timeout: float = REQUEST_TIMEOUT
+    ) -> str:
+        """Open a new stream (the first of ``protocols`` the peer speaks), write ``messages``
+        length-prefixed, close it; returns the protocol negotiated. Nothing is read back."""
+        try:
+            with anyio.fail_after(timeout):
+                stream = await self.host.new_stream(ID.from_base58(peer_id), [TProtocol(p) for p in protocols])
+                try:
+                    for chunk in coalesced(messages, WRITE_SIZE):
+                        await stream.write(chunk)
+                    self.bytes_out += sum(len(item) for item in messages)
+                    await stream.close()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await stream.reset()
+                    raise
+                return str(stream.get_protocol())
+        except TimeoutError:
+            raise NetworkError(f"peer {peer_id} did not take a {protocols[0]} message within {timeout:.0f} s") from None
+        except Exception as exc:
+            raise NetworkError(f"{protocols[0]} message to {peer_id} failed: {type(exc).__name__}: {exc}") from None
+
     async def provide(self, key: str) -> bool:
         """Announce on the DHT that this node holds ``key`` (a CID string)."""
         await self._refresh_routing_table()
@@ -217,6 +255,40 @@ class Libp2pHost:
                 log.info("request from %s failed: %s", peer, exc)
                 with contextlib.suppress(Exception):
                     await stream.reset()
+
+        return on_stream
+
+    def _make_message_handler(self, protocol: str, spec: MessageProtocol) -> Callable[[Any], Awaitable[None]]:
+        """Read messages from one inbound stream until it ends; each goes to the asyncio handler in
+        turn (awaited, so a peer that writes faster than it is served is slowed, not queued)."""
+        open_streams: dict[str, int] = {}
+
+        async def on_stream(stream: Any) -> None:
+            peer = stream.muxed_conn.peer_id.to_base58()
+            if open_streams.get(peer, 0) >= spec.max_streams_per_peer:
+                log.info("%s: %s has %d streams open already, refused one", protocol, peer, spec.max_streams_per_peer)
+                with contextlib.suppress(Exception):
+                    await stream.reset()
+                return
+            open_streams[peer] = open_streams.get(peer, 0) + 1
+            try:
+                reader = FrameReader(_EOFAsEmpty(stream), spec.max_message)
+                while True:
+                    with anyio.fail_after(spec.idle_timeout):
+                        message = await reader.read_frame()
+                    if message is None:
+                        break
+                    self.bytes_in += len(message)
+                    await self.bridge.to_asyncio(spec.handler(peer, protocol, message))
+                await stream.close()
+            except Exception as exc:
+                log.info("%s stream from %s ended: %s", protocol, peer, exc)
+                with contextlib.suppress(Exception):
+                    await stream.reset()
+            finally:
+                open_streams[peer] -= 1
+                if not open_streams[peer]:
+                    del open_streams[peer]
 
         return on_stream
 
