@@ -59,7 +59,7 @@ class Presence(IntEnum):
 @dataclass(frozen=True)
 class WantEntry:
     cid: CID
-    priority: int = 1
+    priority: int = 0  # the proto3 default, so a decoded entry equals the one encoded
     cancel: bool = False
     want_type: WantType = WantType.BLOCK
     send_dont_have: bool = False
