@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from node.errors import NetworkError
 from node.ipfs.bitswap_pb import BlockPresence, Message, Presence, WantEntry, WantType, encode
@@ -40,6 +40,7 @@ class BitswapClient:
         self.metrics = metrics
         self._blocks: dict[str, dict[CID, asyncio.Future[VerifiedBlock]]] = {}
         self._haves: dict[str, dict[CID, asyncio.Future[bool]]] = {}
+        self._waiters: dict[asyncio.Future[Any], int] = {}  # callers sharing one want's future
 
     # -- what the endpoint asks ---------------------------------------------------------
     def wanted_from(self, peer: str) -> frozenset[CID]:
@@ -115,14 +116,19 @@ class BitswapClient:
             if future is None or future.done():
                 future = pending[cid] = loop.create_future()
             futures[cid] = future
+            self._waiters[future] = self._waiters.get(future, 0) + 1
         return futures
 
-    @staticmethod
     def _release(
-        table: dict[str, dict[CID, asyncio.Future[T]]], peer: str, futures: dict[CID, asyncio.Future[T]]
+        self, table: dict[str, dict[CID, asyncio.Future[T]]], peer: str, futures: dict[CID, asyncio.Future[T]]
     ) -> None:
+        """Forget this caller's wants; a want another caller still waits on stays."""
         pending = table.get(peer, {})
         for cid, future in futures.items():
+            left = self._waiters.pop(future, 1) - 1
+            if left:
+                self._waiters[future] = left
+                continue
             if pending.get(cid) is future:
                 del pending[cid]
             if future.done() and not future.cancelled():

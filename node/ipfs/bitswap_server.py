@@ -9,9 +9,10 @@ event loop. A want is answered once and then forgotten: a block that arrives her
 is not sent unasked (the peer asks again, as Helia and Kubo do on a new session).
 
 Replies go on a new stream the node opens (Bitswap streams are one-way), in the wire form
-of the protocol the peer spoke: 1.0.0 gets ``blocks``, 1.1.0+ ``payload`` with each CID's
-prefix, and only 1.2.0 gets block presences. A message stays under the receiver's 4 MiB
-limit; a block too large for one message is treated as not held.
+of the protocol the peer spoke: 1.0.0 (and the unversioned ``/ipfs/bitswap``) gets ``blocks``,
+1.1.0+ ``payload`` with each CID's prefix, and only 1.2.0 gets block presences. A message
+stays under the receiver's 4 MiB limit; a block too large for one message is treated as
+not held.
 
 Private data: a block the serving gate does not allow to this peer is answered exactly
 as one this node lacks (DONT_HAVE when the peer asked for it, otherwise nothing), so an
@@ -50,7 +51,8 @@ log = logging.getLogger("mycelnet.bitswap")
 BITSWAP_120 = "/ipfs/bitswap/1.2.0"
 BITSWAP_110 = "/ipfs/bitswap/1.1.0"
 BITSWAP_100 = "/ipfs/bitswap/1.0.0"
-PROTOCOLS = (BITSWAP_120, BITSWAP_110, BITSWAP_100)
+BITSWAP_LEGACY = "/ipfs/bitswap"  # the unversioned name boxo still serves: 1.0.0's wire form
+PROTOCOLS = (BITSWAP_120, BITSWAP_110, BITSWAP_100, BITSWAP_LEGACY)
 
 MAX_WANTS_PER_PEER = 1024  # as boxo and Helia bound a peer's wantlist
 MAX_PEERS = 256  # peers with unanswered wants at once; past that new ledgers are refused
@@ -174,7 +176,7 @@ class BitswapServer:
             if size + cost > MESSAGE_BUDGET:
                 messages.append(current)
                 current, size = Message(), 0
-            if protocol == BITSWAP_100:
+            if protocol in (BITSWAP_100, BITSWAP_LEGACY):
                 current.blocks.append(data)
             else:
                 current.payload.append(Payload(prefix, data))

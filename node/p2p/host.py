@@ -65,7 +65,7 @@ class MessageProtocol:
     handler: MessageHandler
     max_message: int
     max_streams_per_peer: int = 16
-    idle_timeout: float = 120.0
+    idle_timeout: float = 300.0  # boxo keeps one sending stream per peer open between messages
 
 
 @dataclass

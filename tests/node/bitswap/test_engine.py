@@ -195,3 +195,22 @@ def test_client_dont_have_fails_fast_and_silence_times_out_with_a_cancel() -> No
         assert not await client.has("peer", cid, timeout=0.05)
 
     asyncio.run(run())
+
+
+def test_two_callers_waiting_on_one_block_both_get_it() -> None:
+    async def run() -> None:
+        sent = Sent()
+        client = BitswapClient(sent, PROTOCOLS, Metrics())
+        cid = CID.for_block(b"shared", RAW)
+        first = asyncio.ensure_future(client.get_blocks("peer", [cid], timeout=5))
+        second = asyncio.ensure_future(client.get_blocks("peer", [cid], timeout=0.2))
+        with pytest.raises(BitswapUnavailable):
+            await second  # the second gives up first: the first still waits on the want
+        received = _parse(
+            pb.encode(Message(payload=[Payload(pb.prefix_of(cid), b"shared")])), client.wanted_from("peer")
+        )
+        client.on_blocks("peer", received.blocks, received.unwanted)
+        (block,) = await asyncio.wait_for(first, 5)
+        assert block.data == b"shared"
+
+    asyncio.run(run())

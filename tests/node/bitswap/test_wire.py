@@ -13,7 +13,7 @@ import nacl.signing
 from node.identity import NodeIdentity
 from node.ipfs import bitswap_pb as pb
 from node.ipfs.bitswap_pb import BlockPresence, Message, Payload, Presence, WantEntry, WantType
-from node.ipfs.bitswap_server import BITSWAP_100, BITSWAP_120, PROTOCOLS
+from node.ipfs.bitswap_server import BITSWAP_100, BITSWAP_120, BITSWAP_LEGACY, PROTOCOLS
 from node.p2p.network import P2PNetwork
 from storage.cid import CID, RAW
 from tests.node.test_cluster import http, metric
@@ -51,6 +51,8 @@ def test_versions_presences_and_a_malformed_message(cluster: Any) -> None:
 
             protocol, answer = await send(BITSWAP_100, pb.encode(Message(entries=[WantEntry(held)])))
             assert (protocol, answer.blocks, answer.payload) == (BITSWAP_100, [data], [])
+            protocol, answer = await send(BITSWAP_LEGACY, pb.encode(Message(entries=[WantEntry(held)])))
+            assert (protocol, answer.blocks) == (BITSWAP_LEGACY, [data])  # unversioned: 1.0.0's form
 
             garbage = b"\x0a\x05\x0a\x03"  # a wantlist that claims more bytes than it has
             valid = pb.encode(Message(entries=[WantEntry(held, send_dont_have=True)]))
@@ -61,6 +63,6 @@ def test_versions_presences_and_a_malformed_message(cluster: Any) -> None:
 
     asyncio.run(talk())
     assert metric(node.api_url, "mycel_bitswap_messages_refused_total") == 1
-    assert metric(node.api_url, "mycel_bitswap_blocks_sent_total") == 2
+    assert metric(node.api_url, "mycel_bitswap_blocks_sent_total") == 3
     status, _ = http("GET", f"{node.api_url}/v1/node")
     assert status == 200
