@@ -2,11 +2,12 @@
 
 Each peer has a ledger of wants not yet answered (at most MAX_WANTS_PER_PEER; a full
 wantlist replaces it, a cancel removes an entry). One task per peer works through its
-ledger, highest priority first, ROUND entries at a time; at most MAX_SERVING peers are
-served at once, so a crowd of peers shares the store threads instead of queueing reads
-without bound. Block reads and the privacy checks run in a store thread, never on the
-event loop. A want is answered once and then forgotten: a block that arrives here later
-is not sent unasked (the peer asks again, as Helia and Kubo do on a new session).
+ledger, highest priority first, ROUND entries at a time, reading the next round while
+the last is sent; at most MAX_SERVING peers are read for at once, so a crowd of peers
+shares the store threads instead of queueing reads without bound. Block reads, encoding
+and the privacy checks run in a store thread, never on the event loop. A want is
+answered once and then forgotten: a block that arrives here later is not sent unasked
+(the peer asks again, as Helia and Kubo do on a new session).
 
 Replies go on a new stream the node opens (Bitswap streams are one-way), in the wire form
 of the protocol the peer spoke: 1.0.0 (and the unversioned ``/ipfs/bitswap``) gets ``blocks``,
@@ -28,7 +29,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from node.errors import NetworkError
 from node.ipfs.bitswap_pb import (
     MAX_MESSAGE,
     BlockPresence,
@@ -57,7 +57,7 @@ PROTOCOLS = (BITSWAP_120, BITSWAP_110, BITSWAP_100, BITSWAP_LEGACY)
 MAX_WANTS_PER_PEER = 1024  # as boxo and Helia bound a peer's wantlist
 MAX_PEERS = 256  # peers with unanswered wants at once; past that new ledgers are refused
 MAX_SERVING = 4  # peers whose wants are being read and sent at once
-ROUND = 32  # wants answered per round (at 256 KiB blocks, ~8 MiB read, 2-3 messages)
+ROUND = 16  # wants answered per round (at 256 KiB blocks, ~4 MiB read: about one message)
 MESSAGE_BUDGET = MAX_MESSAGE - (16 << 10)  # room for presences and framing under the receiver's limit
 SEND_TIMEOUT = 30.0
 T = TypeVar("T")
@@ -85,7 +85,7 @@ class BitswapServer:
         gate: ServingGate,
         metrics: Metrics,
         send: Sender,
-        off_loop: Callable[..., Awaitable[list[Message]]],
+        off_loop: Callable[..., Awaitable[list[bytes]]],
     ) -> None:
         self.store = store
         self.gate = gate
@@ -133,22 +133,35 @@ class BitswapServer:
         self._ledgers.clear()
 
     async def _serve(self, peer: str, ledger: _Ledger) -> None:
+        """Answer the ledger round by round; the next round is read while the last one is sent."""
+        sending: asyncio.Future[str] | None = None
         try:
             while ledger.wants:
                 async with self._serving:
                     batch = sorted(ledger.wants.values(), key=lambda e: -e.priority)[:ROUND]
                     for entry in batch:
                         del ledger.wants[entry.cid]
-                    messages = await self._off_loop(self.answer, peer, ledger.protocol, batch)
-                    if messages:
-                        await self._send(peer, [ledger.protocol], [encode(m) for m in messages])
-        except NetworkError as exc:
+                    encoded = await self._off_loop(self.answer_encoded, peer, ledger.protocol, batch)
+                if sending is not None:
+                    await sending  # one round on the wire at a time: memory stays at ~2 rounds per peer
+                    sending = None
+                if encoded:
+                    sending = asyncio.ensure_future(self._send(peer, [ledger.protocol], encoded))
+            if sending is not None:
+                await sending
+        except Exception as exc:  # NetworkError, or the host stopping (BridgeClosed): the peer is not served
             log.info("bitswap: could not answer %s: %s", peer, exc)
             ledger.wants.clear()
         finally:
+            if sending is not None and not sending.done():
+                sending.cancel()
             ledger.task = None
             if not ledger.wants and self._ledgers.get(peer) is ledger:
                 del self._ledgers[peer]
+
+    def answer_encoded(self, peer: str, protocol: str, entries: Sequence[WantEntry]) -> list[bytes]:
+        """:meth:`answer`, encoded for the wire (in a store thread: no megabyte copies on the loop)."""
+        return [encode(message) for message in self.answer(peer, protocol, entries)]
 
     def answer(self, peer: str, protocol: str, entries: Sequence[WantEntry]) -> list[Message]:
         """The messages that answer ``entries`` (in a store thread: block reads, privacy lookups)."""

@@ -68,9 +68,9 @@ def _put(store: BlockStore, data: bytes) -> CID:
 
 
 def _server(store: BlockStore, registry: PrivacyRegistry, metrics: Metrics, sent: Sent) -> BitswapServer:
-    async def inline(work: object, *args: object) -> list[Message]:
+    async def inline(work: object, *args: object) -> list[bytes]:
         assert callable(work)
-        result: list[Message] = await asyncio.to_thread(work, *args)
+        result: list[bytes] = await asyncio.to_thread(work, *args)
         return result
 
     return BitswapServer(store, ServingGate(registry, lambda peer: None), metrics, sent, inline)
