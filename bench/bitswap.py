@@ -10,8 +10,8 @@ alternation (the order rotated each round so load on a shared machine hits both 
    /mycel/blocks  node 1 pins the file held by node 0 (``POST /v1/pins``): every block
                   verified and written to LMDB
 
-Median and spread (min-max) of MB/s, node 0's CPU seconds per run, and the ratio of the
-medians. Usage: python bench/bitswap.py [--size-mib 20] [--runs 5]
+Median and spread (min-max) of MB/s, CPU seconds of node 0 and of the receiver per run,
+and the ratio of the medians. Usage: python bench/bitswap.py [--size-mib 20] [--runs 5]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,13 @@ def _post(url: str, body: bytes | None = None) -> dict[str, Any]:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Sample:
+    mb_s: float
+    cpu_sender: float  # node 0, serving
+    cpu_receiver: float  # the Helia process, or node 1
 
 
 class Helia:
@@ -94,31 +102,29 @@ def main() -> None:
     try:
         helia(op="dial", addr=source.multiaddr)
 
-        def bitswap() -> tuple[float, float]:
+        def timed(receiver: int, fetch: Callable[[str], None]) -> Sample:
             cid = _post(f"{source.api_url}/v1/blobs", os.urandom(size))["cid"]
-            cpu = cpu_seconds(source.pid)
+            cpu = cpu_seconds(source.pid), cpu_seconds(receiver)
             started = time.perf_counter()
-            got = helia(op="cat", cid=cid, timeoutMs=600_000)
+            fetch(cid)
             seconds = time.perf_counter() - started
-            assert got["size"] == size, got
-            return size / seconds / 1e6, cpu_seconds(source.pid) - cpu
+            return Sample(size / seconds / 1e6, cpu_seconds(source.pid) - cpu[0], cpu_seconds(receiver) - cpu[1])
 
-        def mycel() -> tuple[float, float]:
-            cid = _post(f"{source.api_url}/v1/blobs", os.urandom(size))["cid"]
-            cpu = cpu_seconds(source.pid)
-            started = time.perf_counter()
-            _post(f"{target.api_url}/v1/pins/{cid}")
-            seconds = time.perf_counter() - started
-            return size / seconds / 1e6, cpu_seconds(source.pid) - cpu
+        def cat(cid: str) -> None:
+            assert helia(op="cat", cid=cid, timeoutMs=600_000)["size"] == size
 
-        jobs: dict[str, Callable[[], tuple[float, float]]] = {"bitswap (Helia)": bitswap, "/mycel/blocks": mycel}
-        rows: dict[str, list[tuple[float, float]]] = {name: [] for name in jobs}
+        jobs: dict[str, Callable[[], Sample]] = {
+            "bitswap (Helia)": lambda: timed(helia.proc.pid, cat),
+            "/mycel/blocks": lambda: timed(target.pid, lambda cid: _post(f"{target.api_url}/v1/pins/{cid}") and None),
+        }
+        rows: dict[str, list[Sample]] = {name: [] for name in jobs}
         names = list(jobs)
         for index in range(args.runs):
             for name in names[index % 2 :] + names[: index % 2]:
                 sample = jobs[name]()
                 rows[name].append(sample)
-                print(f"    run {index + 1} {name:<16} {sample[0]:7.1f} MB/s  node 0 CPU s {sample[1]:.2f}", flush=True)
+                print(f"    run {index + 1} {name:<16} {sample.mb_s:7.1f} MB/s  CPU s node 0 {sample.cpu_sender:.2f}"
+                      f"  receiver {sample.cpu_receiver:.2f}", flush=True)  # fmt: skip
     finally:
         helia.close()
         cluster_down(work / "pair")
@@ -126,11 +132,13 @@ def main() -> None:
     print(f"{args.size_mib} MiB file of random data served by node 0, {args.runs} runs each, alternating")
     print(f"  load average at the end: {os.getloadavg()[0]:.2f}")
     for name in names:
-        rates = [rate for rate, _ in rows[name]]
-        cpu = statistics.median(c for _, c in rows[name])
+        rates = [sample.mb_s for sample in rows[name]]
+        sender = statistics.median(sample.cpu_sender for sample in rows[name])
+        receiver = statistics.median(sample.cpu_receiver for sample in rows[name])
         print(f"  {name:<16} {statistics.median(rates):7.1f} MB/s  (min {min(rates):.1f}, max {max(rates):.1f})"
-              f"  node 0 CPU s {cpu:.2f}")  # fmt: skip
-    ratio = statistics.median(r for r, _ in rows[names[0]]) / statistics.median(r for r, _ in rows[names[1]])
+              f"  CPU s node 0 {sender:.2f}, receiver {receiver:.2f}")  # fmt: skip
+    medians = [statistics.median(sample.mb_s for sample in rows[name]) for name in names]
+    ratio = medians[0] / medians[1]
     print(f"  bitswap / mycel-blocks = {ratio:.2f}")
 
 

@@ -202,8 +202,10 @@ class BlockExchange:
         return size
 
     async def _probe_fallback(self, peer: str, cid: CID) -> int | None:
-        """Ask a peer without /mycel/blocks over the fallback source; its DAG size is unknown (0)."""
-        if self.fallback is None or not await self.fallback.has(peer, cid):
+        """Ask a connected peer without /mycel/blocks over the fallback source; its DAG size is unknown (0)."""
+        if self.fallback is None or peer not in await self.network.peers():
+            return None  # a provider record of a peer not connected: no second dial
+        if not await self.fallback.has(peer, cid):
             return None
         if len(self._fallback_peers) >= MAX_FALLBACK_PEERS:
             self._fallback_peers.clear()  # a bound, not a cache policy: such peers are re-probed

@@ -73,8 +73,9 @@ class BitswapClient:
         """Whether ``peer`` says it has ``cid`` (want-have); False on DONT_HAVE, silence or error."""
         futures = self._register(self._haves, peer, [cid])
         try:
-            await self._want(peer, [cid], WantType.HAVE)
-            return await asyncio.wait_for(asyncio.shield(futures[cid]), timeout)
+            async with asyncio.timeout(timeout):  # the send included: a dial that hangs is bounded too
+                await self._want(peer, [cid], WantType.HAVE)
+                return await asyncio.shield(futures[cid])
         except (NetworkError, TimeoutError):
             return False
         finally:

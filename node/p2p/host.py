@@ -115,6 +115,7 @@ class Libp2pHost:
         self.peer_id = self.host.get_id().to_base58()
         self.bytes_in = 0
         self.bytes_out = 0
+        self._message_streams: dict[str, int] = {}  # inbound message streams open, per peer
 
     # -- lifecycle ---------------------------------------------------------------
     async def run(self, ready: Callable[[], None]) -> None:
@@ -260,8 +261,9 @@ class Libp2pHost:
 
     def _make_message_handler(self, protocol: str, spec: MessageProtocol) -> Callable[[Any], Awaitable[None]]:
         """Read messages from one inbound stream until it ends; each goes to the asyncio handler in
-        turn (awaited, so a peer that writes faster than it is served is slowed, not queued)."""
-        open_streams: dict[str, int] = {}
+        turn (awaited, so a peer that writes faster than it is served is slowed, not queued).
+        A peer's open streams are counted over all message protocols together."""
+        open_streams = self._message_streams
 
         async def on_stream(stream: Any) -> None:
             peer = stream.muxed_conn.peer_id.to_base58()
