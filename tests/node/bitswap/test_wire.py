@@ -1,15 +1,17 @@
 """Bitswap on the wire against a real node process, from a Python libp2p peer that sends what
-it likes: each protocol version gets answers in its own form, and a malformed message is
-refused without costing the stream's later messages or the node."""
+it likes: each protocol version gets answers in its own form, a malformed message is refused
+without costing the stream's later messages, and an oversized one is not even read."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
 import nacl.signing
 
+from node.errors import NetworkError
 from node.identity import NodeIdentity
 from node.ipfs import bitswap_pb as pb
 from node.ipfs.bitswap_pb import BlockPresence, Message, Payload, Presence, WantEntry, WantType
@@ -58,11 +60,17 @@ def test_versions_presences_and_a_malformed_message(cluster: Any) -> None:
             valid = pb.encode(Message(entries=[WantEntry(held, send_dont_have=True)]))
             protocol, answer = await send(BITSWAP_120, garbage, valid)  # one stream, two messages
             assert answer.payload == [Payload(pb.prefix_of(held), data)]
+
+            with contextlib.suppress(NetworkError):  # over 4 MiB: the node resets the stream unread
+                await peer.send_messages(node.peer_id, [BITSWAP_120], [bytes(pb.MAX_MESSAGE + 1)])
+            protocol, answer = await send(BITSWAP_120, valid)  # and goes on answering on a new one
+            assert answer.payload == [Payload(pb.prefix_of(held), data)]
         finally:
             await peer.stop()
 
     asyncio.run(talk())
     assert metric(node.api_url, "mycel_bitswap_messages_refused_total") == 1
-    assert metric(node.api_url, "mycel_bitswap_blocks_sent_total") == 3
+    assert metric(node.api_url, "mycel_bitswap_messages_received_total") == 6  # the oversized one never read
+    assert metric(node.api_url, "mycel_bitswap_blocks_sent_total") == 4
     status, _ = http("GET", f"{node.api_url}/v1/node")
     assert status == 200
