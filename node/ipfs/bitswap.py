@@ -9,6 +9,9 @@ this node is waiting on that peer for something, so unasked blocks cost a peer's
 bandwidth, not our CPU. A malformed message is dropped and counted; the stream carrying
 it is not answered.
 
+py-libp2p ships a Bitswap of its own; it is not used because every block served here must
+pass the node's privacy gate and come from the verified LMDB store, under the bounds above.
+
 Bitswap streams are one-way: the host reads messages from streams peers open and sends
 ours on new streams (``P2PNetwork.handle_messages`` / ``send_messages``).
 """

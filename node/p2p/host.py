@@ -64,7 +64,8 @@ class MessageProtocol:
 
     handler: MessageHandler
     max_message: int
-    max_streams_per_peer: int = 16
+    max_streams_per_peer: int = 4  # Helia sends one message stream at a time per peer, boxo keeps one open
+    max_streams: int = 64  # over all peers: with max_message, bounds the bytes being read at once
     idle_timeout: float = 300.0  # boxo keeps one sending stream per peer open between messages
 
 
@@ -116,6 +117,7 @@ class Libp2pHost:
         self.bytes_in = 0
         self.bytes_out = 0
         self._message_streams: dict[str, int] = {}  # inbound message streams open, per peer
+        self._message_total = 0  # and in all
 
     # -- lifecycle ---------------------------------------------------------------
     async def run(self, ready: Callable[[], None]) -> None:
@@ -267,12 +269,13 @@ class Libp2pHost:
 
         async def on_stream(stream: Any) -> None:
             peer = stream.muxed_conn.peer_id.to_base58()
-            if open_streams.get(peer, 0) >= spec.max_streams_per_peer:
-                log.info("%s: %s has %d streams open already, refused one", protocol, peer, spec.max_streams_per_peer)
+            if open_streams.get(peer, 0) >= spec.max_streams_per_peer or self._message_total >= spec.max_streams:
+                log.info("%s: refused a stream from %s (%d open from it)", protocol, peer, open_streams.get(peer, 0))
                 with contextlib.suppress(Exception):
                     await stream.reset()
                 return
             open_streams[peer] = open_streams.get(peer, 0) + 1
+            self._message_total += 1
             try:
                 reader = FrameReader(_EOFAsEmpty(stream), spec.max_message)
                 while True:
@@ -288,6 +291,7 @@ class Libp2pHost:
                 with contextlib.suppress(Exception):
                     await stream.reset()
             finally:
+                self._message_total -= 1
                 open_streams[peer] -= 1
                 if not open_streams[peer]:
                     del open_streams[peer]
