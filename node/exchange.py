@@ -41,7 +41,9 @@ stores the replica as private.
 
 Peers that do not speak ``/mycel/blocks`` (IPFS nodes such as Helia or Kubo) are reached
 through an optional fallback block source (Bitswap, :mod:`node.ipfs.bitswap_client`): a
-failed ``have`` probe is retried as a want-have there, and a peer that says yes is asked
+``have`` probe that the peer refuses as an unknown protocol is retried as a want-have there
+(never one that merely failed: a mycelnet holder must send a private root's policy, which
+Bitswap cannot carry), and a peer that says yes is asked
 for its batches the same way, each block verified against its CID. Such a holder's DAG
 size is unknown and reported as 0.
 """
@@ -59,7 +61,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol, TypeVar
 
-from node.errors import NetworkError
+from node.errors import NetworkError, ProtocolNotSupported
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
 from storage import dagcbor
@@ -189,8 +191,10 @@ class BlockExchange:
         """The size of the DAG under ``cid`` if ``peer`` holds all of it, else None."""
         try:
             frames = await self.network.request(peer, PROTOCOL, dagcbor.encode({"have": [cid]}), timeout=10)
-        except NetworkError:
+        except ProtocolNotSupported:  # an IPFS peer: only then Bitswap (it carries no privacy policy)
             return await self._probe_fallback(peer, cid)
+        except NetworkError:
+            return None
         if len(frames) != 1 or not frames[0].startswith(b"\x01"):
             return None
         try:

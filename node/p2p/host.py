@@ -31,13 +31,14 @@ from libp2p.network.config import ConnectionConfig
 from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.protocol_muxer.exceptions import MultiselectClientError
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service import background_trio_service
 
-from node.errors import NetworkError
+from node.errors import NetworkError, ProtocolNotSupported
 from node.p2p.bridge import TrioBridge
 from node.p2p.framing import FrameReader, coalesced, frame
 from node.p2p.inbound import InboundGate, InboundLimits
@@ -184,6 +185,8 @@ class Libp2pHost:
         except NetworkError:
             raise
         except Exception as exc:
+            if _refused_protocol(exc):
+                raise ProtocolNotSupported(f"peer {peer_id} does not speak {protocol}") from None
             raise NetworkError(f"{protocol} request to {peer_id} failed: {type(exc).__name__}: {exc}") from None
 
     async def send_messages(
@@ -332,6 +335,17 @@ class Libp2pHost:
                 await self._refresh_routing_table()
                 known = connected
             await anyio.sleep(BOOTSTRAP_RETRY)
+
+
+def _refused_protocol(exc: BaseException) -> bool:
+    """Whether opening a stream failed because the peer answered "na" to every protocol offered.
+
+    py-libp2p 0.8.1 reports that only as a StreamFailure caused by a MultiselectClientError whose
+    text says so (the per-protocol ProtocolNotSupportedError is caught inside the library), so
+    this is the one place that reads the library's message; the rest of the node gets a type.
+    """
+    cause = exc.__cause__
+    return isinstance(cause, MultiselectClientError) and str(cause).startswith("protocols not supported")
 
 
 class _EOFAsEmpty:

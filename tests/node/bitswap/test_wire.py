@@ -10,8 +10,9 @@ import json
 from typing import Any
 
 import nacl.signing
+import pytest
 
-from node.errors import NetworkError
+from node.errors import NetworkError, ProtocolNotSupported
 from node.identity import NodeIdentity
 from node.ipfs import bitswap_pb as pb
 from node.ipfs.bitswap_pb import BlockPresence, Message, Payload, Presence, WantEntry, WantType
@@ -65,6 +66,10 @@ def test_versions_presences_and_a_malformed_message(cluster: Any) -> None:
                 await peer.send_messages(node.peer_id, [BITSWAP_120], [bytes(pb.MAX_MESSAGE + 1)])
             protocol, answer = await send(BITSWAP_120, valid)  # and goes on answering on a new one
             assert answer.payload == [Payload(pb.prefix_of(held), data)]
+
+            # what lets a fetch fall back to Bitswap: a protocol the peer lacks is a typed refusal
+            with pytest.raises(ProtocolNotSupported, match="does not speak /no/such/"):
+                await peer.request(node.peer_id, "/no/such/1.0.0", b"")
         finally:
             await peer.stop()
 
