@@ -113,9 +113,12 @@ def main() -> None:
         def cat(cid: str) -> None:
             assert helia(op="cat", cid=cid, timeoutMs=600_000)["size"] == size
 
+        def pin(cid: str) -> None:
+            _post(f"{target.api_url}/v1/pins/{cid}")
+
         jobs: dict[str, Callable[[], Sample]] = {
             "bitswap (Helia)": lambda: timed(helia.proc.pid, cat),
-            "/mycel/blocks": lambda: timed(target.pid, lambda cid: _post(f"{target.api_url}/v1/pins/{cid}") and None),
+            "/mycel/blocks": lambda: timed(target.pid, pin),
         }
         rows: dict[str, list[Sample]] = {name: [] for name in jobs}
         names = list(jobs)
