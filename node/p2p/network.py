@@ -1,7 +1,8 @@
 """The small asyncio interface the rest of the node uses for networking.
 
 ``publish``/``subscribe`` (signed announcements), ``request`` (one request, a stream of
-reply frames, over ``/mycel/*`` protocols), ``connect``, ``peers``, ``ping``. The
+reply frames, over ``/mycel/*`` protocols), ``handle_messages``/``send_messages`` (one-way
+message streams, as Bitswap uses), ``connect``, ``peers``, ``ping``. The
 scheduler and tests depend on this, never on py-libp2p directly.
 """
 
