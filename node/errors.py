@@ -17,3 +17,7 @@ class IdentityError(NodeError):
 
 class NetworkError(NodeError):
     """A peer could not be reached, or answered with something invalid."""
+
+
+class ProtocolNotSupported(NetworkError):
+    """The peer is reachable but does not speak the protocol asked for (multistream answered "na")."""

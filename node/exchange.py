@@ -38,6 +38,14 @@ neither the bytes nor that this node holds them. A ``have`` answered yes to a ho
 carries the dataset's owner-signed policy after the size (older readers ignore it), so
 a holder that was never sent the policy learns it before the first block arrives and
 stores the replica as private.
+
+Peers that do not speak ``/mycel/blocks`` (IPFS nodes such as Helia or Kubo) are reached
+through an optional fallback block source (Bitswap, :mod:`node.ipfs.bitswap_client`): a
+``have`` probe that the peer refuses as an unknown protocol is retried as a want-have there
+(never one that merely failed: a mycelnet holder must send a private root's policy, which
+Bitswap cannot carry), and a peer that says yes is asked
+for its batches the same way, each block verified against its CID. Such a holder's DAG
+size is unknown and reported as 0.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol, TypeVar
 
-from node.errors import NetworkError
+from node.errors import NetworkError, ProtocolNotSupported
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
 from storage import dagcbor
@@ -73,6 +81,7 @@ IN_FLIGHT = 8  # requests one fetch keeps going: measured ~20% faster than 4 on 
 MAX_SERVING_PER_PEER = IN_FLIGHT  # what one fetch of ours keeps in flight
 STORE_THREADS = 2 * MAX_SERVING_PER_PEER  # walks, verification, block reads; one peer cannot take them all
 MAX_QUEUED_PER_PEER = 32  # room for several concurrent fetches and probes from one peer
+MAX_FALLBACK_PEERS = 1024
 STORE_QUEUE = 8  # verified batches waiting for LMDB: with IN_FLIGHT, bounds a fetch to ~64 MiB of 256 KiB blocks
 WRITE_COALESCE = 32 << 20  # at most this many bytes in one LMDB commit when the writer catches up
 T = TypeVar("T")
@@ -97,6 +106,8 @@ class BlockExchange:
         self.bandwidth: dict[str, float] = {}  # bytes/s measured on past fetches, per peer
         self._io = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="exchange-store")
         self._peer_budgets: dict[str, _PeerBudget] = {}
+        self.fallback: FallbackSource | None = None  # Bitswap, for peers without /mycel/blocks
+        self._fallback_peers: set[str] = set()  # peers that answered a probe only through the fallback
         network.handle(PROTOCOL, self._serve)
 
     def close(self) -> None:
@@ -180,6 +191,8 @@ class BlockExchange:
         """The size of the DAG under ``cid`` if ``peer`` holds all of it, else None."""
         try:
             frames = await self.network.request(peer, PROTOCOL, dagcbor.encode({"have": [cid]}), timeout=10)
+        except ProtocolNotSupported:  # an IPFS peer: only then Bitswap (it carries no privacy policy)
+            return await self._probe_fallback(peer, cid)
         except NetworkError:
             return None
         if len(frames) != 1 or not frames[0].startswith(b"\x01"):
@@ -191,6 +204,17 @@ class BlockExchange:
         if len(frames[0]) > end:  # the owner-signed policy of a private root: checked, then kept
             await self._off_loop(self.gate.learn_policy, cid, frames[0][end:])
         return size
+
+    async def _probe_fallback(self, peer: str, cid: CID) -> int | None:
+        """Ask a connected peer without /mycel/blocks over the fallback source; its DAG size is unknown (0)."""
+        if self.fallback is None or peer not in await self.network.peers():
+            return None  # a provider record of a peer not connected: no second dial
+        if not await self.fallback.has(peer, cid):
+            return None
+        if len(self._fallback_peers) >= MAX_FALLBACK_PEERS:
+            self._fallback_peers.clear()  # a bound, not a cache policy: such peers are re-probed
+        self._fallback_peers.add(peer)
+        return 0
 
     async def find_providers(self, cid: CID) -> list[str]:
         """Peers that hold ``cid``: DHT provider records, then connected peers asked directly.
@@ -361,6 +385,9 @@ class BlockExchange:
             provider = candidates[0]
             try:
                 started = time.perf_counter()
+                if self.fallback is not None and provider in self._fallback_peers:
+                    blocks = await self.fallback.get_blocks(provider, batch)  # each block verified on arrival
+                    return blocks, await self._off_loop(_links_of_blocks, blocks)
                 frames = await self.network.request(provider, PROTOCOL, dagcbor.encode({"want": batch}))
                 parsed = await self._off_loop(self._parse, frames, batch, provider)  # hashes every block once
                 self._observe(provider, sum(len(block.data) for block in parsed[0]), time.perf_counter() - started)
@@ -413,6 +440,24 @@ class BlockExchange:
         if wanted:
             raise _BadProvider(f"left {len(wanted)} wanted block(s) unanswered")
         return blocks, links
+
+
+def _links_of_blocks(blocks: list[VerifiedBlock]) -> list[CID]:
+    links: list[CID] = []
+    for block in blocks:
+        if has_links(block.cid):
+            links.extend(links_of(block.cid, block.data))
+    return links
+
+
+class FallbackSource(Protocol):
+    """Blocks from peers that do not speak /mycel/blocks (:class:`node.ipfs.bitswap_client.BitswapClient`)."""
+
+    async def has(self, peer: str, cid: CID) -> bool:
+        """Whether ``peer`` says it holds ``cid``."""
+
+    async def get_blocks(self, peer: str, cids: Sequence[CID]) -> list[VerifiedBlock]:
+        """The blocks, each verified against its CID; raises NetworkError when the peer cannot supply them."""
 
 
 class ExchangeGate(Protocol):

@@ -31,6 +31,7 @@ from node.config import NodeConfig
 from node.errors import ConfigError
 from node.exchange import BlockExchange
 from node.identity import load_or_create
+from node.ipfs.bitswap import Bitswap
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
 from node.privacy.gate import ServingGate
@@ -103,6 +104,8 @@ class NodeService:
         self.privacy = PrivacyRegistry(self.data_dir / "privacy")
         self.gate = ServingGate(self.privacy, self.peers.region_of, self.metrics)
         self.exchange = BlockExchange(self.store, self.network, self.metrics, self.gate)
+        self.bitswap = Bitswap(self.store, self.network, self.metrics, self.gate)  # IPFS peers (Helia, Kubo)
+        self.exchange.fallback = self.bitswap.client
         self.network.subscribe(
             announce.TOPIC, AnnouncementValidator(self.metrics, self.identity.peer_id), self._on_announcement
         )
@@ -228,6 +231,7 @@ class NodeService:
         if self.settlement is not None:
             await self.settlement.stop()
         await self.network.stop()
+        await self.bitswap.close()
         self.exchange.close()
         if self.python_runtime is not None:
             self.python_runtime.close()

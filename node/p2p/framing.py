@@ -48,8 +48,9 @@ class FrameReader:
     trimmed from the front copied every byte three times or more.)
     """
 
-    def __init__(self, stream: ByteStream) -> None:
+    def __init__(self, stream: ByteStream, max_frame: int = MAX_FRAME) -> None:
         self._stream = stream
+        self._max_frame = max_frame
         self._chunk = b""
         self._pos = 0  # bytes of _chunk already handed out
 
@@ -100,8 +101,8 @@ class FrameReader:
             shift += 7
             if shift > 35:
                 raise NetworkError("frame length varint too long")
-        if length > MAX_FRAME:
-            raise NetworkError(f"peer sent a {length}-byte frame, over the {MAX_FRAME}-byte limit")
+        if length > self._max_frame:
+            raise NetworkError(f"peer sent a {length}-byte frame, over the {self._max_frame}-byte limit")
         payload = await self._take(length)
         if payload is None:
             raise NetworkError("stream ended inside a frame")

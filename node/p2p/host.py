@@ -31,13 +31,14 @@ from libp2p.network.config import ConnectionConfig
 from libp2p.network.stream.exceptions import StreamEOF
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.protocol_muxer.exceptions import MultiselectClientError
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service import background_trio_service
 
-from node.errors import NetworkError
+from node.errors import NetworkError, ProtocolNotSupported
 from node.p2p.bridge import TrioBridge
 from node.p2p.framing import FrameReader, coalesced, frame
 from node.p2p.inbound import InboundGate, InboundLimits
@@ -54,6 +55,19 @@ WRITE_SIZE = 1 << 20
 RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, list[bytes]]]
 GossipHandler = Callable[[str, bytes], Coroutine[Any, Any, None]]
 GossipValidator = Callable[[str, bytes], bool]
+MessageHandler = Callable[[str, str, bytes], Coroutine[Any, Any, None]]  # (peer, protocol, message)
+
+
+@dataclass(frozen=True)
+class MessageProtocol:
+    """A one-way message protocol (Bitswap): a sender opens a stream and writes length-prefixed
+    messages; answers go back on a stream the receiver opens. Bounds per the protocol's needs."""
+
+    handler: MessageHandler
+    max_message: int
+    max_streams_per_peer: int = 4  # Helia sends one message stream at a time per peer, boxo keeps one open
+    max_streams: int = 64  # over all peers: with max_message, bounds the bytes being read at once
+    idle_timeout: float = 300.0  # boxo keeps one sending stream per peer open between messages
 
 
 @dataclass
@@ -64,6 +78,7 @@ class HostSettings:
     mdns: bool = False
     request_handlers: dict[str, RequestHandler] = field(default_factory=dict)
     topics: dict[str, tuple[GossipValidator, GossipHandler]] = field(default_factory=dict)
+    message_protocols: dict[str, MessageProtocol] = field(default_factory=dict)
     inbound: InboundLimits = field(default_factory=InboundLimits)
 
 
@@ -102,6 +117,8 @@ class Libp2pHost:
         self.peer_id = self.host.get_id().to_base58()
         self.bytes_in = 0
         self.bytes_out = 0
+        self._message_streams: dict[str, int] = {}  # inbound message streams open, per peer
+        self._message_total = 0  # and in all
 
     # -- lifecycle ---------------------------------------------------------------
     async def run(self, ready: Callable[[], None]) -> None:
@@ -114,6 +131,8 @@ class Libp2pHost:
         ):
             for protocol, request_handler in self.settings.request_handlers.items():
                 self.host.set_stream_handler(TProtocol(protocol), self._make_stream_handler(request_handler))
+            for protocol, spec in self.settings.message_protocols.items():
+                self.host.set_stream_handler(TProtocol(protocol), self._make_message_handler(protocol, spec))
             async with anyio.create_task_group() as group:
                 for topic, (validator, gossip_handler) in self.settings.topics.items():
                     self.pubsub.set_topic_validator(topic, self._make_validator(validator), False)
@@ -166,7 +185,32 @@ class Libp2pHost:
         except NetworkError:
             raise
         except Exception as exc:
+            if _refused_protocol(exc):
+                raise ProtocolNotSupported(f"peer {peer_id} does not speak {protocol}") from None
             raise NetworkError(f"{protocol} request to {peer_id} failed: {type(exc).__name__}: {exc}") from None
+
+    async def send_messages(
+        self, peer_id: str, protocols: Sequence[str], messages: Sequence[bytes], timeout: float = REQUEST_TIMEOUT
+    ) -> str:
+        """Open a new stream (the first of ``protocols`` the peer speaks), write ``messages``
+        length-prefixed, close it; returns the protocol negotiated. Nothing is read back."""
+        try:
+            with anyio.fail_after(timeout):
+                stream = await self.host.new_stream(ID.from_base58(peer_id), [TProtocol(p) for p in protocols])
+                try:
+                    for chunk in coalesced(messages, WRITE_SIZE):
+                        await stream.write(chunk)
+                    self.bytes_out += sum(len(item) for item in messages)
+                    await stream.close()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await stream.reset()
+                    raise
+                return str(stream.get_protocol())
+        except TimeoutError:
+            raise NetworkError(f"peer {peer_id} did not take a {protocols[0]} message within {timeout:.0f} s") from None
+        except Exception as exc:
+            raise NetworkError(f"{protocols[0]} message to {peer_id} failed: {type(exc).__name__}: {exc}") from None
 
     async def provide(self, key: str) -> bool:
         """Announce on the DHT that this node holds ``key`` (a CID string)."""
@@ -220,6 +264,43 @@ class Libp2pHost:
 
         return on_stream
 
+    def _make_message_handler(self, protocol: str, spec: MessageProtocol) -> Callable[[Any], Awaitable[None]]:
+        """Read messages from one inbound stream until it ends; each goes to the asyncio handler in
+        turn (awaited, so a peer that writes faster than it is served is slowed, not queued).
+        A peer's open streams are counted over all message protocols together."""
+        open_streams = self._message_streams
+
+        async def on_stream(stream: Any) -> None:
+            peer = stream.muxed_conn.peer_id.to_base58()
+            if open_streams.get(peer, 0) >= spec.max_streams_per_peer or self._message_total >= spec.max_streams:
+                log.info("%s: refused a stream from %s (%d open from it)", protocol, peer, open_streams.get(peer, 0))
+                with contextlib.suppress(Exception):
+                    await stream.reset()
+                return
+            open_streams[peer] = open_streams.get(peer, 0) + 1
+            self._message_total += 1
+            try:
+                reader = FrameReader(_EOFAsEmpty(stream), spec.max_message)
+                while True:
+                    with anyio.fail_after(spec.idle_timeout):
+                        message = await reader.read_frame()
+                    if message is None:
+                        break
+                    self.bytes_in += len(message)
+                    await self.bridge.to_asyncio(spec.handler(peer, protocol, message))
+                await stream.close()
+            except Exception as exc:
+                log.info("%s stream from %s ended: %s", protocol, peer, exc)
+                with contextlib.suppress(Exception):
+                    await stream.reset()
+            finally:
+                self._message_total -= 1
+                open_streams[peer] -= 1
+                if not open_streams[peer]:
+                    del open_streams[peer]
+
+        return on_stream
+
     def _make_validator(self, validator: GossipValidator) -> Callable[[ID, Any], bool]:
         def validate(forwarder: ID, message: Any) -> bool:
             origin = ID(message.from_id).to_base58() if message.from_id else ""
@@ -254,6 +335,17 @@ class Libp2pHost:
                 await self._refresh_routing_table()
                 known = connected
             await anyio.sleep(BOOTSTRAP_RETRY)
+
+
+def _refused_protocol(exc: BaseException) -> bool:
+    """Whether opening a stream failed because the peer answered "na" to every protocol offered.
+
+    py-libp2p 0.8.1 reports that only as a StreamFailure caused by a MultiselectClientError whose
+    text says so (the per-protocol ProtocolNotSupportedError is caught inside the library), so
+    this is the one place that reads the library's message; the rest of the node gets a type.
+    """
+    cause = exc.__cause__
+    return isinstance(cause, MultiselectClientError) and str(cause).startswith("protocols not supported")
 
 
 class _EOFAsEmpty:

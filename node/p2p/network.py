@@ -1,7 +1,8 @@
 """The small asyncio interface the rest of the node uses for networking.
 
 ``publish``/``subscribe`` (signed announcements), ``request`` (one request, a stream of
-reply frames, over ``/mycel/*`` protocols), ``connect``, ``peers``, ``ping``. The
+reply frames, over ``/mycel/*`` protocols), ``handle_messages``/``send_messages`` (one-way
+message streams, as Bitswap uses), ``connect``, ``peers``, ``ping``. The
 scheduler and tests depend on this, never on py-libp2p directly.
 """
 
@@ -12,7 +13,15 @@ from typing import Any
 
 from node.identity import NodeIdentity
 from node.p2p.bridge import TrioBridge
-from node.p2p.host import GossipHandler, GossipValidator, HostSettings, Libp2pHost, RequestHandler
+from node.p2p.host import (
+    GossipHandler,
+    GossipValidator,
+    HostSettings,
+    Libp2pHost,
+    MessageHandler,
+    MessageProtocol,
+    RequestHandler,
+)
 from node.p2p.inbound import InboundCounters, InboundLimits
 
 PING_PROTOCOL = "/mycel/ping/1.0.0"
@@ -46,6 +55,17 @@ class P2PNetwork:
     def handle(self, protocol: str, handler: RequestHandler) -> None:
         """Serve ``protocol``: ``handler(peer_id, request) -> reply frames`` (register before start)."""
         self._settings.request_handlers[protocol] = handler
+
+    def handle_messages(self, protocols: Sequence[str], handler: MessageHandler, max_message: int) -> None:
+        """Receive one-way messages on ``protocols``: ``handler(peer_id, protocol, message)`` (before start)."""
+        for protocol in protocols:
+            self._settings.message_protocols[protocol] = MessageProtocol(handler, max_message)
+
+    async def send_messages(
+        self, peer_id: str, protocols: Sequence[str], messages: Sequence[bytes], timeout: float = 30.0
+    ) -> str:
+        """Send ``messages`` on a new stream of the first of ``protocols`` the peer speaks (returned)."""
+        return await self._bridge.call(self._require().send_messages, peer_id, list(protocols), list(messages), timeout)
 
     def subscribe(self, topic: str, validator: GossipValidator, handler: GossipHandler) -> None:
         """Receive ``topic``; ``validator(origin, data)`` runs on the libp2p thread, keep it cheap."""
