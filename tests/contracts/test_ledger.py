@@ -14,7 +14,7 @@ from web3 import EthereumTesterProvider, Web3
 from contracts.authorization import JobCommitment, JobPayment, Signed, digest, sign
 from contracts.build import compile_source, load_artifact
 from contracts.errors import ChainError
-from contracts.ledger import RESULT_CID_PREFIX, ClaimRequest, Ledger
+from contracts.ledger import ClaimRequest, Ledger
 
 ETHER = 10**18
 
@@ -107,9 +107,11 @@ def test_claim_pays_the_node_and_emits_settled(chain: Chain) -> None:
     request = _request(chain, nonce=0, amount=40)
     receipt = chain.ledger.claim(chain.node, request)
     assert chain.ledger.balance(chain.client.address) == 960 and chain.ledger.earnings(chain.node) == 40
-    (event,) = chain.ledger.contract.events.Settled().process_receipt(receipt)
-    assert RESULT_CID_PREFIX + event["args"]["resultCid"] == request.result_cid and event["args"]["amount"] == 40
-    assert event["args"]["node"] == chain.node and event["args"]["receiptHash"] == request.payment.receipt_hash
+    (settled,) = chain.ledger.settlements_in(receipt)
+    assert settled.result_cid == request.result_cid and settled.amount == 40
+    assert settled.job_id == request.payment.job_id
+    assert settled.node == chain.node and settled.receipt_hash == request.payment.receipt_hash
+    assert settled.client == chain.client.address and chain.ledger.settlements(settled.job_id) == [settled]
 
 
 def _refused(chain: Chain, node: str, request: ClaimRequest, reason: str) -> None:
@@ -155,7 +157,7 @@ def test_a_delivered_job_is_paid_exactly_once(chain: Chain) -> None:
     _deposit(chain, 1000)
     signed = _request(chain, nonce=12, amount=25)
     receipt = chain.ledger.claim(chain.node, signed)
-    assert len(chain.ledger.contract.events.Settled().process_receipt(receipt)) == 1
+    assert len(chain.ledger.settlements_in(receipt)) == 1
     _refused(chain, chain.node, signed, "already claimed")
     with pytest.raises(Exception, match="already claimed"):
         chain.ledger.claim_batch(chain.node, [signed])
