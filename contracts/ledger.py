@@ -24,7 +24,7 @@ Sender = str | LocalAccount
 
 @dataclass(frozen=True)
 class Settlement:
-    """One Settled event: what the chain says was paid for a job."""
+    """One settlement log: what the chain says was paid for a job."""
 
     job_id: bytes
     client: str
