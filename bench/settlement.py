@@ -2,12 +2,12 @@
 before issue 15 (deployed side by side in one run), and claims settled per second through the
 node's claim submitter.
 
-Gas, per claim: 50 single claims of one client; one batch of 50 claims of one client; one
-batch of 50 claims of 50 clients that never had a claim paid (fresh) and then of the same 50
-again (warm); each as a ratio to the same contract's single claims, and to the single claims of
-the ledger before. Every client's nonces start where the SDK's counter starts them (the clock
-shifted left by 20 bits). Goals: a one-client batch of 50 at most 0.25 of single claims, a mixed
-one at most 0.30.
+Gas, per claim: 50 single claims of one client; one batch of 50 claims of one client (and the
+mean of that batch and the next five, 300 nonces); one batch of 50 claims of 50 clients that
+never had a claim paid (fresh) and then of the same 50 again (warm); each as a ratio to the same
+contract's single claims, and to the single claims of the ledger before. Every client's nonces
+start where the SDK's counter starts them (the clock shifted left by 20 bits). Goals: a
+one-client batch of 50 at most 0.25 of single claims, a mixed one at most 0.30.
 Throughput: the node's ClaimSubmitter (claim state in LMDB, batches of 50) against single
 claims sent one by one. anvil is the npm @foundry-rs/anvil installed by make setup.
 
@@ -66,8 +66,10 @@ def gas_figures(w3: Web3, fund: Any, artifact: dict[str, Any]) -> dict[str, floa
     ledger.claim(node, one.request(client, node))  # the node's earnings and the client's first nonce
     singles = [int(ledger.claim(node, one.request(client, node))["gasUsed"]) for _ in range(SIZE)]
     figures = {"single": sum(singles) / SIZE}
-    batch = [one.request(client, node) for _ in range(SIZE)]
-    figures["one client"] = int(ledger.claim_batch(node, batch)["gasUsed"]) / SIZE
+    batches = [[one.request(client, node) for _ in range(SIZE)] for _ in range(6)]
+    runs = [int(ledger.claim_batch(node, batch)["gasUsed"]) for batch in batches]
+    figures["one client"] = runs[0] / SIZE
+    figures["one client, 6 batches"] = sum(runs) / len(runs) / SIZE  # nonce words and pages filled and moved
     many = Clients(w3, ledger, fund, SIZE)
     for kind in ("fresh", "warm"):
         batch = [many.request(account, node) for account in many.accounts]
@@ -96,9 +98,11 @@ def gas() -> None:
         print(f"  {name:22} {b:9,.0f} ({b / before['single']:.3f}) {a:9,.0f} ({a / after['single']:.3f}, "
               f"{a / before['single']:.3f})")  # fmt: skip
     mixed = max(after[f"{SIZE} clients, fresh"], after[f"{SIZE} clients, warm"]) / before["single"]
-    print(f"goal: one client's batch at most 0.25 of single claims: "
-          f"{'met' if after['one client'] / after['single'] <= 0.25 else 'NOT met'}; mixed batches at most 0.30 of "
-          f"the single claims before: {'met' if mixed <= 0.30 else 'NOT met'} ({mixed:.3f})")  # fmt: skip
+    one = after["one client"]
+    print(f"goal: one client's batch at most 0.25 of single claims: {one / after['single']:.3f} of the single "
+          f"claims after, {one / before['single']:.3f} of those before; mixed batches at most 0.30: "
+          f"{mixed / after['single']:.3f} after, {mixed:.3f} of the single claims before "
+          f"({'met' if mixed <= 0.30 else 'NOT met'})")  # fmt: skip
 
 
 def on_anvil(total: int = 500, batch: int = 50) -> None:

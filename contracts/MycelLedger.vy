@@ -22,9 +22,11 @@
 #      one write per client (5k gas), not two (10k), and a new client writes no zero slot (20k):
 #      balance (128 bits) | hot nonce page (64 bits) | bitmap of that page's 64 nonces (64 bits).
 #      A claim in the hot page sets its bit there; one in a higher page makes that page hot and
-#      moves the old bitmap to usedNonces (once per 64 consecutive nonces); one in a lower page
-#      is checked and set in usedNonces. A page above the hot one never has bits in usedNonces,
-#      so each nonce's bit lives in exactly one place and a replay is refused wherever it is.
+#      moves the old bitmap into usedNonces (once per 64 consecutive nonces; four pages share
+#      one word of 256 nonces, so three of four moves write a word that is no longer zero); one
+#      in a lower page is checked and set in usedNonces. A page above the hot one never has bits
+#      in usedNonces, so each nonce's bit lives in exactly one place and a replay is refused
+#      wherever it is.
 # @dev A settlement is logged packed, by raw_log, with the job id as its only topic: 128 bytes of
 #      data, node (20 bytes) | client (20) | amount (16) | 8 zero bytes | result digest (32) |
 #      receipt hash (32); about 0.9k gas less per claim than the ABI event it replaces, so each
@@ -92,7 +94,7 @@ accounts: HashMap[address, uint256]  # client -> balance | hot nonce page | its 
 earnings: public(HashMap[address, uint256])
 pendingWithdrawal: public(HashMap[address, uint256])
 withdrawalUnlocksAt: public(HashMap[address, uint256])
-usedNonces: HashMap[address, HashMap[uint256, uint256]]  # client -> page -> bitmap of 64 nonces, but the hot page
+usedNonces: HashMap[address, HashMap[uint256, uint256]]  # client -> nonce >> 8 -> bitmap of 256 nonces, but the hot page's
 stakeOf: public(HashMap[address, uint256])  # locked: what a job's minimum stake is compared with
 unstaking: public(HashMap[address, uint256])  # no longer counted as stake, not yet withdrawable
 unstakeUnlocksAt: public(HashMap[address, uint256])
@@ -212,7 +214,7 @@ def nonce_used(client: address, nonce: uint256) -> bool:
     state: uint256 = self.accounts[client]
     if page == (state >> 64) & MASK64 and state & bit != 0:
         return True
-    return self.usedNonces[client][page] & bit != 0
+    return (self.usedNonces[client][nonce >> 8] >> (nonce & 255)) & 1 == 1
 
 
 @external
@@ -283,11 +285,12 @@ def _use_nonce(client: address, state: uint256, nonce: uint256) -> uint256:
         return state | bit
     if page > hot:
         if state & MASK64 != 0:
-            self.usedNonces[client][hot] |= state & MASK64
+            self.usedNonces[client][hot >> 2] |= (state & MASK64) << ((hot & 3) << 6)
         return (state >> 128 << 128) | (page << 64) | bit
-    word: uint256 = self.usedNonces[client][page]
-    assert word & bit == 0, "authorisation already claimed"
-    self.usedNonces[client][page] = word | bit
+    word: uint256 = self.usedNonces[client][nonce >> 8]
+    old: uint256 = 1 << (nonce & 255)
+    assert word & old == 0, "authorisation already claimed"
+    self.usedNonces[client][nonce >> 8] = word | old
     return state
 
 
