@@ -18,11 +18,27 @@
 #      and nonce (64) share one word; the signature is EIP-2098 compact (r, vs); a job's result
 #      is a UnixFS directory, CIDv1 dag-pb sha2-256, so its CID travels as the 32-byte digest
 #      (the CID is 0x01 0x70 0x12 0x20 || digest). The EIP-712 message still has full uint256s.
+# @dev Per-client state is one storage word, so a batch that mixes clients pays one cold read and
+#      one write per client (5k gas), not two (10k), and a new client writes no zero slot (20k):
+#      balance (128 bits) | hot nonce page (64 bits) | bitmap of that page's 64 nonces (64 bits).
+#      A claim in the hot page sets its bit there; one in a higher page makes that page hot and
+#      moves the old bitmap into usedNonces (once per 64 consecutive nonces; four pages share
+#      one word of 256 nonces, so three of four moves write a word that is no longer zero); one
+#      in a lower page is checked and set in usedNonces. A page above the hot one never has bits
+#      in usedNonces, so each nonce's bit lives in exactly one place and a replay is refused
+#      wherever it is.
+# @dev A settlement is logged packed, by raw_log, with the job id as its only topic: 128 bytes of
+#      data, node (20 bytes) | client (20) | amount (16) | 8 zero bytes | result digest (32) |
+#      receipt hash (32); about 0.9k gas less per claim than the ABI event it replaces, so each
+#      job's payment stays on chain, found by its job id. Every other event here has an indexed
+#      field, so a log with one topic is a settlement. contracts/ledger.py decodes it.
 
 MAX_AUTH_WINDOW: constant(uint256) = 7 * 86400
 WITHDRAW_DELAY: constant(uint256) = 8 * 86400
 MAX_BATCH: constant(uint256) = 128
 UNSTAKE_DELAY: constant(uint256) = 8 * 86400  # a node's stake outlives every payment it could hold
+MASK64: constant(uint256) = 18446744073709551615
+EIP191_PREFIX: constant(bytes2) = 0x1901
 
 PAYMENT_TYPEHASH: constant(bytes32) = keccak256(
     "JobPayment(bytes32 jobId,address client,address node,uint256 amount,bytes32 receiptHash,bytes32 resultCid,uint256 expiry,uint256 nonce)"
@@ -71,22 +87,14 @@ event UnstakeRequested:
     amount: uint256
     unlocksAt: uint256
 
-event Settled:
-    jobId: indexed(bytes32)
-    client: indexed(address)
-    node: indexed(address)
-    amount: uint256
-    resultCid: bytes32  # the sha2-256 digest of the result's CIDv1 dag-pb (see the header)
-    receiptHash: bytes32
-
 DOMAIN_SEPARATOR: public(immutable(bytes32))
 
 peerIdOf: public(HashMap[address, Bytes[64]])
-balanceOf: public(HashMap[address, uint256])
+accounts: HashMap[address, uint256]  # client -> balance | hot nonce page | its bitmap (see the header)
 earnings: public(HashMap[address, uint256])
 pendingWithdrawal: public(HashMap[address, uint256])
 withdrawalUnlocksAt: public(HashMap[address, uint256])
-usedNonces: HashMap[address, HashMap[uint256, uint256]]  # client -> word -> bitmap of 256 nonces
+usedNonces: HashMap[address, HashMap[uint256, uint256]]  # client -> nonce >> 8 -> bitmap of 256 nonces, but the hot page's
 stakeOf: public(HashMap[address, uint256])  # locked: what a job's minimum stake is compared with
 unstaking: public(HashMap[address, uint256])  # no longer counted as stake, not yet withdrawable
 unstakeUnlocksAt: public(HashMap[address, uint256])
@@ -150,14 +158,15 @@ def unstake():
 @payable
 def deposit():
     assert msg.value > 0, "nothing deposited"
-    self.balanceOf[msg.sender] += msg.value
+    assert (self.accounts[msg.sender] >> 128) + msg.value < 2**128, "balance would exceed 2**128 wei"
+    self.accounts[msg.sender] += msg.value << 128
     log Deposited(client=msg.sender, amount=msg.value)
 
 
 @external
 def request_withdrawal(amount: uint256):
     """@notice Start the withdrawal delay; see the rule at the top."""
-    assert amount > 0 and amount <= self.balanceOf[msg.sender], "amount exceeds balance"
+    assert amount > 0 and amount <= self.accounts[msg.sender] >> 128, "amount exceeds balance"
     unlocks: uint256 = block.timestamp + WITHDRAW_DELAY
     self.pendingWithdrawal[msg.sender] = amount
     self.withdrawalUnlocksAt[msg.sender] = unlocks
@@ -169,9 +178,9 @@ def withdraw():
     amount: uint256 = self.pendingWithdrawal[msg.sender]
     assert amount > 0, "no withdrawal requested"
     assert block.timestamp >= self.withdrawalUnlocksAt[msg.sender], "withdrawal still locked"
-    amount = min(amount, self.balanceOf[msg.sender])  # claims made during the delay come first
+    amount = min(amount, self.accounts[msg.sender] >> 128)  # claims made during the delay come first
     self.pendingWithdrawal[msg.sender] = 0
-    self.balanceOf[msg.sender] -= amount
+    self.accounts[msg.sender] -= amount << 128
     send(msg.sender, amount)
     log Withdrawn(account=msg.sender, amount=amount)
 
@@ -193,48 +202,49 @@ def payment_digest(job_id: bytes32, client: address, node: address, amount: uint
 
 @view
 @external
+def balanceOf(client: address) -> uint256:
+    return self.accounts[client] >> 128
+
+
+@view
+@external
 def nonce_used(client: address, nonce: uint256) -> bool:
+    page: uint256 = nonce >> 6
+    bit: uint256 = 1 << (nonce & 63)
+    state: uint256 = self.accounts[client]
+    if page == (state >> 64) & MASK64 and state & bit != 0:
+        return True
     return (self.usedNonces[client][nonce >> 8] >> (nonce & 255)) & 1 == 1
 
 
 @external
 def claim(c: Claim):
-    self.earnings[msg.sender] += self._settle_one(c)
+    amount: uint256 = self._check(c)
+    self._debit(c.client, self._use_nonce(c.client, self.accounts[c.client], c.terms & MASK64), amount)
+    self.earnings[msg.sender] += amount
 
 
 @external
 def claim_batch(claims: DynArray[Claim, MAX_BATCH]):
-    """@notice Many claims in one transaction. Consecutive claims of one client share one balance
-    write and one write per nonce word; the node's earnings are written once."""
+    """@notice Many claims in one transaction. Consecutive claims of one client share one read and
+    one write of its state word; the node's earnings are written once."""
     total: uint256 = 0
     client: address = empty(address)
+    state: uint256 = 0
     owed: uint256 = 0
-    balance: uint256 = 0
-    word: uint256 = 0
-    bitmap: uint256 = 0
     for c: Claim in claims:
-        nonce_word: uint256 = (c.terms & 18446744073709551615) >> 8
-        if c.client != client or nonce_word != word:
+        amount: uint256 = self._check(c)  # a claim of the zero address never passes this
+        if c.client != client:
             if client != empty(address):
-                self.usedNonces[client][word] = bitmap
-            if c.client != client:
-                if client != empty(address):
-                    self.balanceOf[client] = balance - owed
-                owed = 0
-                balance = self.balanceOf[c.client]
+                self._debit(client, state, owed)
             client = c.client
-            word = nonce_word
-            bitmap = self.usedNonces[client][word]
-        amount: uint256 = c.terms >> 128
-        bit: uint256 = self._check(c)
-        assert bitmap & bit == 0, "authorisation already claimed"
-        bitmap |= bit
+            state = self.accounts[client]
+            owed = 0
+        state = self._use_nonce(client, state, c.terms & MASK64)
         owed += amount
-        assert owed <= balance, "client balance too low"
         total += amount
     if client != empty(address):
-        self.usedNonces[client][word] = bitmap
-        self.balanceOf[client] = balance - owed
+        self._debit(client, state, owed)
     self.earnings[msg.sender] += total
 
 
@@ -242,35 +252,50 @@ def claim_batch(claims: DynArray[Claim, MAX_BATCH]):
 @internal
 def _digest(job_id: bytes32, client: address, node: address, amount: uint256, receipt_hash: bytes32, result_cid: bytes32, expiry: uint256, nonce: uint256) -> bytes32:
     struct_hash: bytes32 = keccak256(abi_encode(PAYMENT_TYPEHASH, job_id, client, node, amount, receipt_hash, result_cid, expiry, nonce))
-    return keccak256(concat(b"\x19\x01", DOMAIN_SEPARATOR, struct_hash))
+    return keccak256(concat(EIP191_PREFIX, DOMAIN_SEPARATOR, struct_hash))
 
 
 @internal
 def _check(c: Claim) -> uint256:
-    """Signature and expiry; returns the claim's bit in its nonce word and logs it. The amount,
+    """Signature and expiry; returns the claim's amount and logs the settlement. The amount,
     receipt hash and result are inside the signed digest, so a claim that changes any of them
     (more than the receipt's usage, another receipt) recovers another signer and is refused."""
     amount: uint256 = c.terms >> 128
-    expiry: uint256 = (c.terms >> 64) & 18446744073709551615
-    nonce: uint256 = c.terms & 18446744073709551615
+    expiry: uint256 = (c.terms >> 64) & MASK64
+    nonce: uint256 = c.terms & MASK64
     assert block.timestamp <= expiry, "authorisation expired"
     assert expiry <= block.timestamp + MAX_AUTH_WINDOW, "authorisation expires too far ahead"
     digest: bytes32 = self._digest(c.jobId, c.client, msg.sender, amount, c.receiptHash, c.resultDigest, expiry, nonce)
     vs: uint256 = convert(c.vs, uint256)
     signer: address = ecrecover(digest, 27 + (vs >> 255), convert(c.r, uint256), vs & (max_value(uint256) >> 1))
     assert signer != empty(address) and signer == c.client, "not signed by the client for this node, amount, receipt and result"
-    log Settled(jobId=c.jobId, client=c.client, node=msg.sender, amount=amount, resultCid=c.resultDigest, receiptHash=c.receiptHash)
-    return 1 << (nonce & 255)
+    who: uint256 = convert(c.client, uint256)  # split over the first two words (see the header)
+    raw_log([c.jobId], abi_encode(convert(msg.sender, uint256) << 96 | who >> 64, who << 192 | amount << 64, c.resultDigest, c.receiptHash))
+    return amount
 
 
 @internal
-def _settle_one(c: Claim) -> uint256:
-    bit: uint256 = self._check(c)
-    word: uint256 = (c.terms & 18446744073709551615) >> 8
-    bitmap: uint256 = self.usedNonces[c.client][word]
-    assert bitmap & bit == 0, "authorisation already claimed"
-    self.usedNonces[c.client][word] = bitmap | bit
-    amount: uint256 = c.terms >> 128
-    assert amount <= self.balanceOf[c.client], "client balance too low"
-    self.balanceOf[c.client] -= amount
-    return amount
+def _use_nonce(client: address, state: uint256, nonce: uint256) -> uint256:
+    """Mark ``nonce`` used (refusing it if it already is); returns the client's new state word."""
+    page: uint256 = nonce >> 6
+    bit: uint256 = 1 << (nonce & 63)
+    hot: uint256 = (state >> 64) & MASK64
+    if page == hot:
+        assert state & bit == 0, "authorisation already claimed"
+        return state | bit
+    if page > hot:
+        if state & MASK64 != 0:
+            self.usedNonces[client][hot >> 2] |= (state & MASK64) << ((hot & 3) << 6)
+        return (state >> 128 << 128) | (page << 64) | bit
+    word: uint256 = self.usedNonces[client][nonce >> 8]
+    old: uint256 = 1 << (nonce & 255)
+    assert word & old == 0, "authorisation already claimed"
+    self.usedNonces[client][nonce >> 8] = word | old
+    return state
+
+
+@internal
+def _debit(client: address, state: uint256, owed: uint256):
+    """Take what one run of a client's claims owes from its balance and store its state word."""
+    assert owed <= state >> 128, "client balance too low"
+    self.accounts[client] = state - (owed << 128)

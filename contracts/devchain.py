@@ -10,6 +10,7 @@ the chain free of bookkeeping transactions.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from web3 import Web3
 
+from contracts.build import load_artifact
 from contracts.errors import ChainError
 from contracts.ledger import Ledger
 
@@ -106,11 +108,13 @@ def start_dev_chain(directory: Path, port: int = 0, block_time: float | None = N
             if time.monotonic() > deadline:
                 raise ChainError(f"anvil did not answer on {rpc_url} within {timeout:.0f} s; see {log_path}")
             time.sleep(0.05)
-        contract_file = directory / "contract-address"
-        contract = contract_file.read_text().strip() if contract_file.exists() else ""
+        contract_file = directory / "contract-address"  # "<address> <build>": a kept chain's ledger
+        build = hashlib.sha256(str(load_artifact()["bytecode"]).encode()).hexdigest()[:16]
+        saved = contract_file.read_text().split() if contract_file.exists() else []
+        contract = saved[0] if len(saved) == 2 and saved[1] == build else ""  # another build: deploy this one
         if not contract or not w3.eth.get_code(Web3.to_checksum_address(contract)):
             contract = Ledger.deploy(w3, w3.eth.accounts[0]).address
-            contract_file.write_text(contract)
+            contract_file.write_text(f"{contract} {build}")
     except BaseException:
         stop_chain(proc.pid)
         raise

@@ -24,7 +24,7 @@ Sender = str | LocalAccount
 
 @dataclass(frozen=True)
 class Settlement:
-    """One Settled event: what the chain says was paid for a job."""
+    """One settlement log: what the chain says was paid for a job."""
 
     job_id: bytes
     client: str
@@ -36,17 +36,25 @@ class Settlement:
     block: int
 
 
+# The ledger logs each settlement packed (see the header of MycelLedger.vy): the job id as the only
+# topic; data node (20 bytes) | client (20) | amount (16) | 8 zero bytes | result digest (32) | receipt hash (32).
+SETTLED_DATA_SIZE = 128
+
+
 class Ledger:
-    def __init__(self, w3: Web3, address: str) -> None:
+    def __init__(self, w3: Web3, address: str, abi: Any = None) -> None:
+        """``abi``: another build's (a benchmark comparing contract versions); the committed one by default."""
         self.w3 = w3
-        self.contract = w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact()["abi"])
+        self.contract = w3.eth.contract(
+            address=Web3.to_checksum_address(address), abi=abi if abi is not None else load_artifact()["abi"]
+        )
 
     @classmethod
-    def deploy(cls, w3: Web3, deployer: Sender) -> Ledger:
-        artifact = load_artifact()
+    def deploy(cls, w3: Web3, deployer: Sender, artifact: dict[str, Any] | None = None) -> Ledger:
+        artifact = artifact or load_artifact()
         factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
         receipt = _transact(w3, factory.constructor(), deployer, 0)
-        return cls(w3, str(receipt["contractAddress"]))
+        return cls(w3, str(receipt["contractAddress"]), artifact["abi"])
 
     @property
     def address(self) -> str:
@@ -136,27 +144,36 @@ class Ledger:
 
     # -- verifiers -----------------------------------------------------------------------
     def settlements(self, job_id: bytes) -> list[Settlement]:
-        """Every Settled event for an on-chain job id (a redundant job pays several nodes)."""
-        topic = self.contract.events.Settled().topic
-        logs = self.w3.eth.get_logs(
-            {"address": self.contract.address, "fromBlock": 0, "topics": [topic, "0x" + job_id.hex()]}
+        """Every settlement logged for an on-chain job id (a redundant job pays several nodes)."""
+        logs = self.w3.eth.get_logs({"address": self.contract.address, "fromBlock": 0, "topics": ["0x" + job_id.hex()]})
+        return [s for s in map(self._settlement, logs) if s is not None and s.job_id == job_id]
+
+    def settlements_in(self, receipt: Any) -> list[Settlement]:
+        """The settlements one transaction logged, in claim order."""
+        found = (self._settlement(entry) for entry in receipt["logs"])
+        return [s for s in found if s is not None]
+
+    def _settlement(self, entry: Any) -> Settlement | None:
+        """Decode one packed settlement log of this ledger; None for any other log."""
+        topics = [bytes(t) for t in entry["topics"]]
+        data = bytes(entry["data"])
+        if (
+            Web3.to_checksum_address(entry["address"]) != self.contract.address
+            or len(topics) != 1
+            or len(data) != SETTLED_DATA_SIZE
+            or any(data[56:64])
+        ):
+            return None
+        return Settlement(
+            topics[0],
+            Web3.to_checksum_address(data[20:40]),
+            Web3.to_checksum_address(data[:20]),
+            int.from_bytes(data[40:56], "big"),
+            RESULT_CID_PREFIX + data[64:96],
+            data[96:128],
+            "0x" + bytes(entry["transactionHash"]).hex(),
+            int(entry["blockNumber"]),
         )
-        found = []
-        for entry in logs:
-            args = self.contract.events.Settled().process_log(entry)["args"]
-            found.append(
-                Settlement(
-                    bytes(args["jobId"]),
-                    str(args["client"]),
-                    str(args["node"]),
-                    int(args["amount"]),
-                    RESULT_CID_PREFIX + bytes(args["resultCid"]),
-                    bytes(args["receiptHash"]),
-                    "0x" + bytes(entry["transactionHash"]).hex(),
-                    int(entry["blockNumber"]),
-                )
-            )
-        return found
 
 
 def _address_topic(address: str) -> str:

@@ -164,9 +164,9 @@ def pay(commitment: Envelope, client_key: bytes, node: str, amount: int, receipt
 class NonceCounter:
     """Per-client nonces from a locked counter file beside the key.
 
-    Consecutive nonces share the contract's bitmap slots (256 per slot), which keeps claims
-    cheap; after a lost file the counter restarts from the clock (2^20 per second), above
-    anything handed out before.
+    Consecutive nonces share the contract's nonce pages (64 per page, the newest kept in the
+    client's own state word), which keeps claims cheap; after a lost file the counter restarts
+    from the clock (2^20 per second), above anything handed out before.
     """
 
     def __init__(self, path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -14,7 +15,7 @@ from web3 import EthereumTesterProvider, Web3
 from contracts.authorization import JobCommitment, JobPayment, Signed, digest, sign
 from contracts.build import compile_source, load_artifact
 from contracts.errors import ChainError
-from contracts.ledger import RESULT_CID_PREFIX, ClaimRequest, Ledger
+from contracts.ledger import ClaimRequest, Ledger
 
 ETHER = 10**18
 
@@ -107,9 +108,11 @@ def test_claim_pays_the_node_and_emits_settled(chain: Chain) -> None:
     request = _request(chain, nonce=0, amount=40)
     receipt = chain.ledger.claim(chain.node, request)
     assert chain.ledger.balance(chain.client.address) == 960 and chain.ledger.earnings(chain.node) == 40
-    (event,) = chain.ledger.contract.events.Settled().process_receipt(receipt)
-    assert RESULT_CID_PREFIX + event["args"]["resultCid"] == request.result_cid and event["args"]["amount"] == 40
-    assert event["args"]["node"] == chain.node and event["args"]["receiptHash"] == request.payment.receipt_hash
+    (settled,) = chain.ledger.settlements_in(receipt)
+    assert settled.result_cid == request.result_cid and settled.amount == 40
+    assert settled.job_id == request.payment.job_id
+    assert settled.node == chain.node and settled.receipt_hash == request.payment.receipt_hash
+    assert settled.client == chain.client.address and chain.ledger.settlements(settled.job_id) == [settled]
 
 
 def _refused(chain: Chain, node: str, request: ClaimRequest, reason: str) -> None:
@@ -155,7 +158,7 @@ def test_a_delivered_job_is_paid_exactly_once(chain: Chain) -> None:
     _deposit(chain, 1000)
     signed = _request(chain, nonce=12, amount=25)
     receipt = chain.ledger.claim(chain.node, signed)
-    assert len(chain.ledger.contract.events.Settled().process_receipt(receipt)) == 1
+    assert len(chain.ledger.settlements_in(receipt)) == 1
     _refused(chain, chain.node, signed, "already claimed")
     with pytest.raises(Exception, match="already claimed"):
         chain.ledger.claim_batch(chain.node, [signed])
@@ -259,3 +262,99 @@ def test_stake_is_locked_and_leaves_only_after_the_delay(chain: Chain) -> None:
     chain.ledger.unstake(node)
     assert chain.w3.eth.get_balance(node.address) > before + 3 * 10**16  # 4e16 back, less gas
     assert chain.ledger.stake_of(node.address) == 6 * 10**16
+
+
+def _funded_clients(chain: Chain, count: int, deposit: int) -> list[Any]:
+    """Clients with ``deposit`` wei of escrow each (gas given: the tester's estimates are slow)."""
+    clients = [Account.create() for _ in range(count)]
+    for client in clients:
+        funder = chain.w3.eth.accounts[0]
+        chain.w3.eth.send_transaction({"from": funder, "to": client.address, "value": ETHER, "gas": 21_000})
+        tx = chain.ledger.contract.functions.deposit().build_transaction(
+            {"from": client.address, "value": deposit, "gas": 100_000, "nonce": 0}
+        )
+        chain.w3.eth.send_raw_transaction(client.sign_transaction(tx).raw_transaction)
+    return clients
+
+
+def _batch(chain: Chain, requests: list[ClaimRequest]) -> Any:
+    """claim_batch with the gas given (the tester's estimate runs the batch many times over)."""
+    call = chain.ledger.contract.functions.claim_batch([r.as_tuple() for r in requests])
+    receipt = chain.w3.eth.wait_for_transaction_receipt(call.transact({"from": chain.node, "gas": 5_000_000}))
+    assert receipt["status"] == 1
+    return receipt
+
+
+def test_a_batch_of_many_clients_debits_each_its_own_claims(chain: Chain) -> None:
+    """Runs of several clients, some interleaved, each client's first claim ever among them: each
+    balance loses exactly its own claims, each claim is logged with its own client and amount."""
+    a, b, c = _funded_clients(chain, 3, 1000)
+    plan = [(a, 0, 11), (a, 1, 12), (b, 5, 21), (c, 9, 31), (b, 6, 22), (a, 2, 13), (c, 70, 32)]
+    batch = [_client_request(chain, client, nonce, amount) for client, nonce, amount in plan]
+    receipt = _batch(chain, batch)
+    assert [chain.ledger.balance(x.address) for x in (a, b, c)] == [1000 - 36, 1000 - 43, 1000 - 63]
+    assert chain.ledger.earnings(chain.node) == 36 + 43 + 63
+    logged = chain.ledger.settlements_in(receipt)
+    assert [(s.client, s.amount, s.node) for s in logged] == [(x.address, n, chain.node) for x, _, n in plan]
+    assert [s.job_id for s in logged] == [r.payment.job_id for r in batch]
+    assert all(chain.ledger.nonce_used(x.address, nonce) for x, nonce, _ in plan)
+    assert not chain.ledger.nonce_used(a.address, 3) and not chain.ledger.nonce_used(c.address, 10)
+
+
+def test_replays_are_refused_across_batches_and_nonce_pages(chain: Chain) -> None:
+    """A client's used nonces sit in its state word (the newest page of 64) or in the page map
+    (older pages); a replay is refused from either, a nonce never used is paid from either."""
+    (me,) = _funded_clients(chain, 1, 10_000)
+    base = int(time.time()) << 20  # where the SDK's nonce counter starts
+    first = [_client_request(chain, me, base + n, 1) for n in (0, 1, 63)]  # page P
+    _batch(chain, first)
+    later = [_client_request(chain, me, base + n, 1) for n in (64, 200)]  # pages P+1, P+3: P moves out
+    _batch(chain, later)
+    for old in (*first, *later):  # replays, alone
+        _refused(chain, chain.node, old, "already claimed")
+    for old in (first[0], later[1]):  # and batched after a claim of another page
+        with pytest.raises(Exception, match="already claimed"):
+            chain.ledger.claim_batch(chain.node, [_client_request(chain, me, base + 300, 1), old])
+    late = [_client_request(chain, me, base + n, 1) for n in (2, 65, 199)]  # unused nonces of older pages
+    _batch(chain, late)
+    with pytest.raises(Exception, match="already claimed"):
+        chain.ledger.claim_batch(chain.node, [_client_request(chain, me, base + 3, 1), late[1]])
+    used = {0, 1, 2, 63, 64, 65, 199, 200}
+    near = {m for n in used for m in (n - 1, n, n + 1)} | {-1, 127, 128, 300}
+    assert {n for n in near if chain.ledger.nonce_used(me.address, base + n)} == used
+    assert chain.ledger.balance(me.address) == 10_000 - len(used) and chain.ledger.earnings(chain.node) == len(used)
+
+
+def test_a_nonce_far_ahead_leaves_the_clients_other_nonces_claimable_once(chain: Chain) -> None:
+    """A client that signs the largest nonce moves its newest page to the top; every lower nonce
+    is then checked in the page map, still paid once."""
+    (me,) = _funded_clients(chain, 1, 1000)
+    _batch(chain, [_client_request(chain, me, 5, 1), _client_request(chain, me, 2**64 - 1, 1)])
+    again = _client_request(chain, me, 6, 1)
+    chain.ledger.claim(chain.node, again)
+    for replay in (again, _client_request(chain, me, 5, 1), _client_request(chain, me, 2**64 - 1, 1)):
+        with pytest.raises(Exception, match="already claimed"):
+            chain.ledger.claim(chain.node, replay)
+    assert chain.ledger.balance(me.address) == 997
+    assert [chain.ledger.nonce_used(me.address, n) for n in (4, 5, 6, 2**64 - 2, 2**64 - 1)] == [0, 1, 1, 0, 1]
+
+
+def test_each_further_client_in_a_batch_costs_one_state_word(chain: Chain) -> None:
+    """The gas a batch of 10 clients' claims costs beyond a batch of one client's 10: one cold
+    read and one write of each client's word (5k), not a balance and a fresh nonce slot (27k)."""
+    clients = _funded_clients(chain, 10, 1000)
+    base = int(time.time()) << 20
+    (one,) = _funded_clients(chain, 1, 1000)
+    chain.ledger.claim(chain.node, _client_request(chain, one, base, 1))  # the node's earnings exist
+    single = int(_batch(chain, [_client_request(chain, one, base + 1 + n, 1) for n in range(10)])["gasUsed"])
+    mixed = int(_batch(chain, [_client_request(chain, c, base, 1) for c in clients])["gasUsed"])
+    assert (mixed - single) / 10 < 5_500, (mixed, single)
+
+
+def test_a_settlement_log_is_told_from_other_logs(chain: Chain) -> None:
+    (me,) = _funded_clients(chain, 1, 100)
+    deposit = chain.ledger.deposit(me, 1)  # one indexed field: two topics, not a settlement
+    assert chain.ledger.settlements_in(deposit) == []
+    claimed = chain.ledger.claim(chain.node, _client_request(chain, me, 1, 5))
+    (settled,) = chain.ledger.settlements_in(claimed)
+    assert chain.ledger.settlements(settled.job_id) == [settled] and chain.ledger.settlements(os.urandom(32)) == []
