@@ -88,9 +88,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=50, help="runs of each case per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="a short run: 5 runs, 2 rounds, no example agents")
+    parser.add_argument("--quick", action="store_true", help="a short run: 2 runs, 2 rounds, no example agents")
     opts = parser.parse_args()
-    runs, rounds = (5, 2) if opts.quick else (opts.runs, opts.rounds)
+    runs, rounds = (2, 2) if opts.quick else (opts.runs, opts.rounds)
     if runs < 1 or rounds < 1:
         parser.error("--runs and --rounds must be at least 1")
     work = Path(tempfile.mkdtemp(prefix="mycel-runtime-bench-"))
