@@ -9,7 +9,12 @@ from bench.stats import Spread, alternate, ratios, rotated, spread
 
 def test_alternate_rotates_the_order_each_round() -> None:
     calls: list[str] = []
-    jobs = {name: (lambda name=name: calls.append(name) or len(calls)) for name in "abc"}
+
+    def job(name: str) -> int:
+        calls.append(name)
+        return len(calls)
+
+    jobs = {name: (lambda name=name: job(name)) for name in "abc"}
     samples = alternate(jobs, 4)
     assert calls == list("abcbcacababc")
     assert samples == {"a": [1, 6, 8, 10], "b": [2, 4, 9, 11], "c": [3, 5, 7, 12]}
