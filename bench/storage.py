@@ -220,7 +220,7 @@ def report(rounds: list[dict[str, Result]], size: int) -> None:
         f"storage benchmark: {mib:.0f} MiB of random data, 256 KiB blocks, LMDB sync=on, 32 MiB transactions; "
         f"{len(rounds)} rounds alternating, median (min-max); {machine_note()}"
     )
-    print(f"{'':8}{'':10}{'MB/s':>22}{'CPU s':>22}{'peak RSS MiB':>22}{'peak heap MiB':>22}")
+    print(f"{'':8}{'':10}{'MB/s':>24}{'CPU s':>24}{'peak RSS MiB':>24}{'peak heap MiB':>24}")
     for name in ("import", "export"):
         rates: dict[str, list[float]] = {}
         for side in ("baseline", "mycel"):
@@ -233,9 +233,11 @@ def report(rounds: list[dict[str, Result]], size: int) -> None:
                 spread(_column(rounds, phase, "peak_anon_mib")),
             ]
             label = "mycelnet" if side == "mycel" else side
-            print(f"{name:8}{label:10}" + "".join(f"{c.show(2 if c is cells[1] else 1):>22}" for c in cells))
-        ratio = ratios(rates["mycel"], rates["baseline"])
-        print(f"{name:8}{'ratio':10}{ratio.show(2):>22}  (mycelnet / baseline MB/s, round by round)")
+            print(f"{name:8}{label:10}" + "".join(f"{c.show(2 if c is cells[1] else 1):>24}" for c in cells))
+        rate = ratios(rates["mycel"], rates["baseline"])
+        ours_cpu, base_cpu = (_column(rounds, f"{side}-{name}", "cpu_seconds") for side in ("mycel", "baseline"))
+        cpu = ratios(ours_cpu, base_cpu)
+        print(f"{name:8}{'ratio':10}{rate.show(2):>24}{cpu.show(2):>24}  (mycelnet / baseline, round by round)")
     print("peak RSS includes LMDB's memory-mapped pages (page cache); heap is the process's own memory")
     print(f"root CID {rounds[-1]['mycel-import']['cid']}")
 
