@@ -1,8 +1,9 @@
-"""Network benchmark: node-to-node transfer over libp2p against two baselines, convergence, idle RSS.
+"""Network benchmark: node-to-node transfer over libp2p against three baselines, convergence, idle RSS.
 
-1. Transfer of a --size-mib DAG of random bytes between two processes, three ways, run in
+1. Transfer of a --size-mib DAG of random bytes between two processes, four ways, run in
    alternation (--runs rounds, the order rotated each round) so load on a shared machine
-   hits all three alike; median and spread (min-max) of MB/s, CPU seconds per side:
+   hits all alike; median and spread (min-max) of MB/s and of CPU seconds per side, and
+   mycelnet's ratio to each baseline taken round by round (fresh random data every run):
 
    mycelnet   node 1 of a 2-node cluster pins a DAG held by node 0 (``POST /v1/pins``):
               every block over ``/mycel/blocks/1.0.0`` (Noise + Yamux), verified, stored
@@ -12,36 +13,48 @@
               (fsync) every 16 blocks: the practical ceiling for a verified store in Python
    (b) libp2p raw py-libp2p, same host setup as a node (Noise only, Yamux, one connection),
               one stream of 1 MiB writes, nothing verified or stored
+   (c) Helia  Helia-to-Helia bitswap (bench/js/helia_transfer.mjs, Node.js): two Helia
+              processes with TCP + Noise + Yamux only, no bootstrap or routers; the fetcher
+              dials the provider and reads the file by CID (blocks in memory, not on disk)
 
    --code DIR runs the node processes (mycelnet row only) from another checkout, e.g. the
    main branch, for a before/after comparison with everything else equal.
-2. Convergence: time until every node of a --nodes cluster lists all others as alive
-   (signed announcements over gossipsub), measured from the moment the last one started.
-3. RSS of each idle node process.
+2. Start and convergence of a --nodes cluster started as `mycel cluster up` starts one
+   (``node.cluster.cluster_up``: the first node alone, then all others at once), --runs
+   times: the time until every node's API answers ("started"), and from then until every
+   node lists all others as alive, by signed announcements over gossipsub ("converged").
+3. RSS of each idle node process of the last cluster.
 
+--quick: 32 MiB, 2 runs, 3 nodes (a smoke run; its figures mean little).
 Usage: python bench/network.py [--size-mib 256] [--runs 3] [--nodes 10] [--code DIR] [--skip-convergence]
+       [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import node.cluster  # noqa: E402
+from bench.stats import alternate, cpu_seconds, machine_note, ratios, spread  # noqa: E402
 from node.cluster import cluster_down, cluster_up, free_port  # noqa: E402
+
+HELIA_SCRIPT = REPO / "bench" / "js" / "helia_transfer.mjs"
 
 BLOCK = 256 << 10
 
@@ -59,12 +72,6 @@ def _post(url: str, body: bytes | None = None) -> dict[str, object]:
     )
     with urllib.request.urlopen(request, timeout=900) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its threads so far (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- mycelnet: two node processes --------------------------------------------------------
@@ -229,10 +236,12 @@ anyio.run(main, backend="trio")
 
 
 def _spawn(code: str, *args: str) -> subprocess.Popen[str]:
+    return _spawn_argv([sys.executable, "-c", code, *args])
+
+
+def _spawn_argv(argv: list[str]) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-    )
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
 
 
 def _expect(proc: subprocess.Popen[str], word: str) -> str:
@@ -291,87 +300,130 @@ def libp2p_run(size: int, tuned: bool) -> Sample:
     return _timed_pair(sender, receiver, size, "{ready}", "receiver")
 
 
+def helia_missing() -> str | None:
+    """Why the Helia baseline cannot run here, or None."""
+    if shutil.which("node") is None:
+        return "no `node` (Node.js) on PATH"
+    if not (REPO / "node_modules" / "helia").is_dir():
+        return "no node_modules/helia (run `npm install` in the repository)"
+    return None
+
+
+def helia_run(size: int, work: Path) -> Sample:
+    path = Path(tempfile.mkdtemp(dir=work)) / "random.bin"
+    try:
+        path.write_bytes(os.urandom(size))
+        sender = _spawn_argv(["node", str(HELIA_SCRIPT), "provide", str(path)])
+        receiver = _spawn_argv(["node", str(HELIA_SCRIPT), "fetch"])
+        return _timed_pair(sender, receiver, size, "{ready}", "receiver")
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
 def summary(name: str, samples: list[Sample]) -> str:
-    rates = [s.mb_s for s in samples]
-    return (
-        f"  {name:<26} {statistics.median(rates):7.1f} MB/s  (min {min(rates):.1f}, max {max(rates):.1f})"
-        f"   CPU s sender {statistics.median(s.cpu_sender for s in samples):5.2f}"
-        f"  receiver {statistics.median(s.cpu_receiver for s in samples):5.2f}"
-    )
+    rates = spread([s.mb_s for s in samples])
+    sender = spread([s.cpu_sender for s in samples])
+    receiver = spread([s.cpu_receiver for s in samples])
+    return f"  {name:<20} {rates.show(1):>22}   {sender.show(2):>18}   {receiver.show(2):>18}"
+
+
+GOALS = {"(a) plain": 0.5, "(b) libp2p": None, "(c) Helia": 2.0}
 
 
 def bench_transfer(size: int, runs: int, work: Path, code: Path) -> None:
     pair = MycelPair(work, code)
-    rows: dict[str, list[Sample]] = {"mycelnet": [], "(a) plain": [], "(b) libp2p": [], "(b') libp2p, tuned": []}
-    jobs = {
+    jobs: dict[str, Callable[[], Sample]] = {
         "mycelnet": lambda: pair.run(size),
         "(a) plain": lambda: plain_run(size, work),
         "(b) libp2p": lambda: libp2p_run(size, tuned=False),
         "(b') libp2p, tuned": lambda: libp2p_run(size, tuned=True),
     }
-    names = list(jobs)
+    missing = helia_missing()
+    if missing is None:
+        jobs["(c) Helia"] = lambda: helia_run(size, work)
+
+    def progress(index: int, name: str, sample: Sample) -> None:
+        print(
+            f"    run {index + 1} {name:<20} {sample.mb_s:7.1f} MB/s  CPU s {sample.cpu_sender:.2f}"
+            f" / {sample.cpu_receiver:.2f}",
+            flush=True,
+        )
+
     try:
-        for index in range(runs):
-            order = names[index % len(names) :] + names[: index % len(names)]
-            for name in order:
-                sample = jobs[name]()
-                rows[name].append(sample)
-                print(
-                    f"    run {index + 1} {name:<20} {sample.mb_s:7.1f} MB/s  CPU s {sample.cpu_sender:.2f}"
-                    f" / {sample.cpu_receiver:.2f}",
-                    flush=True,
-                )
+        rows = alternate(jobs, runs, progress)
     finally:
         pair.close()
     print(f"transfer of a {size >> 20} MiB DAG of random data between two processes, {runs} runs, alternating")
-    print(f"  load average at the end: {os.getloadavg()[0]:.2f}; node code: {code}")
-    for name in names:
-        print(summary(name, rows[name]))
-    ours = statistics.median(s.mb_s for s in rows["mycelnet"])
-    plain = statistics.median(s.mb_s for s in rows["(a) plain"])
-    print(f"  mycelnet / (a) = {ours / plain:.2f}  (goal >= 0.5)")
+    print(f"  {machine_note()}; node code: {code}")
+    if missing is not None:
+        print(f"  (c) Helia not run: {missing}")
+    print(f"  {'':20} {'MB/s median (min-max)':>22}   {'CPU s sender':>18}   {'CPU s receiver':>18}")
+    for name, samples in rows.items():
+        print(summary(name, samples))
+    ours = [s.mb_s for s in rows["mycelnet"]]
+    for name, goal in GOALS.items():
+        if name in rows:
+            ratio = ratios(ours, [s.mb_s for s in rows[name]])
+            wanted = f"  (goal >= {goal})" if goal is not None else ""
+            print(f"  mycelnet / {name:<12} {ratio.show(2)}  round by round{wanted}")
 
 
-def bench_convergence(count: int, work: Path) -> tuple[float, list[float]]:
-    from node.cluster import ClusterNode, start_node_process, wait_for_peers, write_cluster_file
-    from node.identity import load_or_create
+@contextlib.contextmanager
+def _marks_all_answering() -> Iterator[list[float]]:
+    """While open, the moment ``cluster_up`` has seen every node's API answer is recorded.
 
-    directory = work / "many"
-    nodes: list[ClusterNode] = []
+    ``cluster_up`` waits for all APIs, then calls ``wait_for_peers`` for each node in turn;
+    its first call is that moment. Wrapping the module's function times the real
+    `mycel cluster up` code path with nothing else changed.
+    """
+    marks: list[float] = []
+    original = node.cluster.wait_for_peers
+
+    def marking(api_url: str, expected: int, timeout: float) -> None:
+        if not marks:
+            marks.append(time.perf_counter())
+        original(api_url, expected, timeout)
+
+    node.cluster.wait_for_peers = marking
     try:
-        for index in range(count):
-            data_dir = directory / f"node{index}"
-            peer_id = load_or_create(data_dir).peer_id
-            listen = f"/ip4/127.0.0.1/tcp/{free_port()}"
-            api = f"127.0.0.1:{free_port()}"
-            proc = start_node_process(data_dir, listen, api, [n.multiaddr for n in nodes[:3]], f"r{index}")
-            nodes.append(
-                ClusterNode(
-                    index,
-                    proc.pid,
-                    peer_id,
-                    f"http://{api}",
-                    f"{listen}/p2p/{peer_id}",
-                    str(data_dir),
-                    f"r{index}",
-                    listen,
-                    api,
-                )
-            )
-            write_cluster_file(directory, nodes)
-        last_started = time.perf_counter()
-        for node in nodes:
-            wait_for_peers(node.api_url, count - 1, timeout=120)
-        converged = time.perf_counter() - last_started
-        time.sleep(5)
+        yield marks
+    finally:
+        node.cluster.wait_for_peers = original
+
+
+@dataclass
+class Convergence:
+    started: float  # from the call until every node's API answers
+    converged: float  # from then until every node lists every other as alive
+    rss_mib: list[float]
+
+
+def convergence_run(count: int, directory: Path, settle: float) -> Convergence:
+    try:
+        with _marks_all_answering() as marks:
+            begun = time.perf_counter()
+            nodes = cluster_up(count, directory, timeout=120)
+            done = time.perf_counter()
+        time.sleep(settle)  # idle for a while before RSS is read: startup garbage collected
         rss = []
-        for node in nodes:
-            status = Path(f"/proc/{node.pid}/status").read_text()
+        for member in nodes:
+            status = Path(f"/proc/{member.pid}/status").read_text()
             match = re.search(r"VmRSS:\s+(\d+)", status)
             rss.append(int(match.group(1)) / 1024 if match else float("nan"))
-        return converged, rss
+        return Convergence(marks[0] - begun, done - marks[0], rss)
     finally:
         cluster_down(directory)
+
+
+def bench_convergence(count: int, runs: int, work: Path, settle: float) -> None:
+    results = [convergence_run(count, work / f"many{index}", settle) for index in range(runs)]
+    started = spread([r.started for r in results])
+    converged = spread([r.converged for r in results])
+    print(f"cluster of {count} nodes started as `mycel cluster up` does, {runs} runs; {machine_note()}")
+    print(f"  started (every API answering) in {started.show(2)} s")
+    print(f"  converged (every node sees all others alive) {converged.show(2)} s after that")
+    rss = spread(results[-1].rss_mib)
+    print(f"  idle RSS per node (last cluster): median {rss.median:.0f} MiB, {rss.low:.0f}-{rss.high:.0f}")
 
 
 def main() -> None:
@@ -381,14 +433,16 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--code", type=Path, default=REPO, help="checkout whose node/ the mycelnet row runs")
     parser.add_argument("--skip-convergence", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 32 MiB, 2 runs, 3 nodes")
     opts = parser.parse_args()
+    size_mib, runs, nodes = (32, 2, 3) if opts.quick else (opts.size_mib, opts.runs, opts.nodes)
+    if size_mib < 1 or runs < 1 or nodes < 2:
+        parser.error("--size-mib and --runs must be at least 1, --nodes at least 2")
     work = Path(tempfile.mkdtemp(prefix="mycel-netbench-"))
     try:
-        bench_transfer(opts.size_mib << 20, opts.runs, work, opts.code.resolve())
+        bench_transfer(size_mib << 20, runs, work, opts.code.resolve())
         if not opts.skip_convergence:
-            converged, rss = bench_convergence(opts.nodes, work)
-            print(f"announcement convergence, {opts.nodes} nodes: {converged:.2f} s after the last node started")
-            print(f"idle RSS per node: median {sorted(rss)[len(rss) // 2]:.0f} MiB, max {max(rss):.0f} MiB")
+            bench_convergence(nodes, runs, work, settle=1.0 if opts.quick else 5.0)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
