@@ -27,11 +27,10 @@
 #      in a lower page is checked and set in usedNonces. A page above the hot one never has bits
 #      in usedNonces, so each nonce's bit lives in exactly one place and a replay is refused
 #      wherever it is.
-# @dev A settlement is logged packed, by raw_log, with the job id as its only topic: 128 bytes of
-#      data, node (20 bytes) | client (20) | amount (16) | 8 zero bytes | result digest (32) |
-#      receipt hash (32); about 0.9k gas less per claim than the ABI event it replaces, so each
-#      job's payment stays on chain, found by its job id. Every other event here has an indexed
-#      field, so a log with one topic is a settlement. contracts/ledger.py decodes it.
+# @dev Each payment is logged as the ABI event Settled, indexed by job id, client and node, so
+#      any EVM tool (ethers, web3, an explorer) decodes it from the ABI and a node or a client
+#      can filter its own payments. A packed raw log would save ~0.9k gas per claim but is
+#      invisible to those tools; the ledger's record is meant to be checked by anyone.
 
 MAX_AUTH_WINDOW: constant(uint256) = 7 * 86400
 WITHDRAW_DELAY: constant(uint256) = 8 * 86400
@@ -54,6 +53,14 @@ struct Claim:
     r: bytes32
     vs: bytes32  # EIP-2098 compact signature: v folded into the top bit of s
     resultDigest: bytes32  # sha2-256 digest of the result's CIDv1 (dag-pb)
+    receiptHash: bytes32
+
+event Settled:
+    jobId: indexed(bytes32)
+    client: indexed(address)
+    node: indexed(address)
+    amount: uint256
+    resultCid: bytes32  # the sha2-256 digest of the result's CIDv1 dag-pb (see the header)
     receiptHash: bytes32
 
 event NodeRegistered:
@@ -269,8 +276,7 @@ def _check(c: Claim) -> uint256:
     vs: uint256 = convert(c.vs, uint256)
     signer: address = ecrecover(digest, 27 + (vs >> 255), convert(c.r, uint256), vs & (max_value(uint256) >> 1))
     assert signer != empty(address) and signer == c.client, "not signed by the client for this node, amount, receipt and result"
-    who: uint256 = convert(c.client, uint256)  # split over the first two words (see the header)
-    raw_log([c.jobId], abi_encode(convert(msg.sender, uint256) << 96 | who >> 64, who << 192 | amount << 64, c.resultDigest, c.receiptHash))
+    log Settled(jobId=c.jobId, client=c.client, node=msg.sender, amount=amount, resultCid=c.resultDigest, receiptHash=c.receiptHash)
     return amount
 
 

@@ -38,7 +38,6 @@ class Settlement:
 
 # The ledger logs each settlement packed (see the header of MycelLedger.vy): the job id as the only
 # topic; data node (20 bytes) | client (20) | amount (16) | 8 zero bytes | result digest (32) | receipt hash (32).
-SETTLED_DATA_SIZE = 128
 
 
 class Ledger:
@@ -144,33 +143,33 @@ class Ledger:
 
     # -- verifiers -----------------------------------------------------------------------
     def settlements(self, job_id: bytes) -> list[Settlement]:
-        """Every settlement logged for an on-chain job id (a redundant job pays several nodes)."""
-        logs = self.w3.eth.get_logs({"address": self.contract.address, "fromBlock": 0, "topics": ["0x" + job_id.hex()]})
-        return [s for s in map(self._settlement, logs) if s is not None and s.job_id == job_id]
+        """Every Settled event for an on-chain job id (a redundant job pays several nodes)."""
+        topic = self.contract.events.Settled().topic
+        logs = self.w3.eth.get_logs(
+            {"address": self.contract.address, "fromBlock": 0, "topics": [topic, "0x" + job_id.hex()]}
+        )
+        return [self._settlement(entry) for entry in logs]
 
     def settlements_in(self, receipt: Any) -> list[Settlement]:
         """The settlements one transaction logged, in claim order."""
-        found = (self._settlement(entry) for entry in receipt["logs"])
-        return [s for s in found if s is not None]
+        topic = bytes.fromhex(self.contract.events.Settled().topic.removeprefix("0x"))
+        return [
+            self._settlement(entry)
+            for entry in receipt["logs"]
+            if Web3.to_checksum_address(entry["address"]) == self.contract.address
+            and entry["topics"]
+            and bytes(entry["topics"][0]) == topic
+        ]
 
-    def _settlement(self, entry: Any) -> Settlement | None:
-        """Decode one packed settlement log of this ledger; None for any other log."""
-        topics = [bytes(t) for t in entry["topics"]]
-        data = bytes(entry["data"])
-        if (
-            Web3.to_checksum_address(entry["address"]) != self.contract.address
-            or len(topics) != 1
-            or len(data) != SETTLED_DATA_SIZE
-            or any(data[56:64])
-        ):
-            return None
+    def _settlement(self, entry: Any) -> Settlement:
+        args = self.contract.events.Settled().process_log(entry)["args"]
         return Settlement(
-            topics[0],
-            Web3.to_checksum_address(data[20:40]),
-            Web3.to_checksum_address(data[:20]),
-            int.from_bytes(data[40:56], "big"),
-            RESULT_CID_PREFIX + data[64:96],
-            data[96:128],
+            bytes(args["jobId"]),
+            str(args["client"]),
+            str(args["node"]),
+            int(args["amount"]),
+            RESULT_CID_PREFIX + bytes(args["resultCid"]),
+            bytes(args["receiptHash"]),
             "0x" + bytes(entry["transactionHash"]).hex(),
             int(entry["blockNumber"]),
         )

@@ -353,7 +353,7 @@ def test_each_further_client_in_a_batch_costs_one_state_word(chain: Chain) -> No
 
 def test_a_settlement_log_is_told_from_other_logs(chain: Chain) -> None:
     (me,) = _funded_clients(chain, 1, 100)
-    deposit = chain.ledger.deposit(me, 1)  # one indexed field: two topics, not a settlement
+    deposit = chain.ledger.deposit(me, 1)  # another event of the ledger, not a settlement
     assert chain.ledger.settlements_in(deposit) == []
     claimed = chain.ledger.claim(chain.node, _client_request(chain, me, 1, 5))
     (settled,) = chain.ledger.settlements_in(claimed)
