@@ -36,6 +36,7 @@ from node.p2p.network import P2PNetwork
 from node.privacy.gate import ServingGate
 from node.privacy.registry import PrivacyRegistry
 from node.privacy.running import RunGate
+from node.scheduler import holdings
 from node.scheduler.candidates import Candidate, to_announcement
 from node.scheduler.dispatcher import JobService
 from node.scheduler.execution import JobExecution
@@ -276,7 +277,9 @@ class NodeService:
         )
 
     def provide(self, root: CID) -> None:
-        """Put a provider record for ``root`` on the DHT, in the background."""
+        """Put a provider record for ``root`` on the DHT, in the background, and announce soon:
+        the announcement's content summary lists it, so placement finds it with no lookup."""
+        self._announce_soon.set()
         task = asyncio.create_task(self._provide(root))
         self._provides.add(task)
         task.add_done_callback(self._provides.discard)
@@ -327,7 +330,11 @@ class NodeService:
         if self.job_service is not None:
             self.job_service.wake()
 
-    def _announcement(self, addrs: list[str]) -> bytes:
+    def _holdings(self) -> holdings.Holdings:
+        """This node's content summary for its announcement (a pin scan: off the loop)."""
+        return holdings.summarize(self.store.pins(), self.privacy.is_private)
+
+    def _announcement(self, addrs: list[str], held: holdings.Holdings = holdings.NOTHING) -> bytes:
         self._seq = max(self._seq + 1, time.time_ns() // 1_000_000)
         payload = {
             **to_announcement(self._own()),
@@ -339,6 +346,10 @@ class NodeService:
         heads = self.streams.heads()
         if heads:
             payload["streams"] = heads
+        if held.roots or held.bloom is not None:
+            signed = announce.sign(self.identity, {**payload, "held": held.to_announcement()})
+            if len(signed) <= announce.MAX_SIZE:
+                return signed  # else (many addresses) peers find its content as without a summary
         return announce.sign(self.identity, payload)
 
     async def _announce_loop(self) -> None:
@@ -359,7 +370,8 @@ class NodeService:
             if now >= next_due or peers != last_peers or moved or self._announce_soon.is_set():
                 self._announce_soon.clear()
                 try:
-                    await self.network.publish(announce.TOPIC, self._announcement(await self.network.addrs()))
+                    held = await asyncio.to_thread(self._holdings)
+                    await self.network.publish(announce.TOPIC, self._announcement(await self.network.addrs(), held))
                     next_due = now + interval
                     last_peers, last_heads, last_sent = peers, heads, now
                 except Exception as exc:
