@@ -265,6 +265,11 @@ class PeerTable:
         record = self._peers.get(peer)
         return record if record is not None and record.last_seen >= time.time() - self.timeout else None
 
+    def addrs_of(self, peer: str) -> list[str]:
+        """The addresses ``peer`` announced (empty if it did not)."""
+        record = self._peers.get(peer)
+        return [] if record is None else list(record.announcement["addrs"])
+
     def region_of(self, peer: str) -> str | None:
         """The region ``peer`` announced (a self-declared label), if it announced."""
         record = self._peers.get(peer)

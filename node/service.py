@@ -95,6 +95,8 @@ class NodeService:
             config.bootstrap,
             mdns=bool(config.get("node", "mdns")),
             inbound=config.inbound_limits,
+            connections=config.connection_limits,
+            addresses=lambda peer: self.peers.addrs_of(peer),  # dial on demand where it announced
         )
         self.exchange = BlockExchange(self.store, self.network, self.metrics)
         self.peers = PeerTable(float(config.get("node", "peer_timeout")))
