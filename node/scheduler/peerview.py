@@ -5,7 +5,8 @@ and sit in the peer table; this adds what this node measures itself: the RTT to 
 peer, refreshed in the background at most once per RTT_MAX_AGE and only for peers that
 placement looked at (an idle node pings nobody), and the bandwidth the block exchange
 measured on past fetches. Parsed content summaries are kept per announcement sequence
-number, so a peer's summary is decoded once per announcement, not once per job.
+number (and candidates per announcement and measurement), so a peer's announcement is
+decoded once, not once per job.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class PeerView:
         self._asked: dict[str, float] = {}  # peer -> when its RTT was last asked for (answered or not)
         self._pinging: dict[str, asyncio.Task[None]] = {}
         self._held: dict[str, tuple[int, Holdings]] = {}  # peer -> (announcement seq, its summary)
+        self._candidates: dict[str, tuple[tuple[int, tuple[float, float] | None, float | None], Candidate]] = {}
 
     def candidates(self, own: Candidate) -> dict[str, Candidate]:
         """This node and every alive peer, as placement sees them now (no network)."""
@@ -54,13 +56,18 @@ class PeerView:
             peer = record.peer_id
             if peer == own.peer_id:
                 continue
-            candidate = from_announcement(peer, record.announcement)
             measured = self._rtt.get(peer)
-            if measured is not None:
-                candidate = replace(candidate, rtt=measured[0])
-            if peer in self._bandwidth:
-                candidate = replace(candidate, bandwidth=self._bandwidth[peer])
-            view[peer] = candidate
+            key = (int(record.announcement.get("seq", 0)), measured, self._bandwidth.get(peer))
+            cached = self._candidates.get(peer)
+            if cached is None or cached[0] != key:  # parsed once per announcement and measurement
+                candidate = from_announcement(peer, record.announcement)
+                if measured is not None:
+                    candidate = replace(candidate, rtt=measured[0])
+                if key[2] is not None:
+                    candidate = replace(candidate, bandwidth=key[2])
+                cached = (key, candidate)
+                self._candidates[peer] = cached
+            view[peer] = cached[1]
             self._refresh_rtt(peer)
         return view
 
