@@ -131,6 +131,7 @@ class NodeService:
         self._provides: set[asyncio.Task[None]] = set()
         self._seq = 0
         self._announce_soon = asyncio.Event()
+        self._announced_load = 0  # the running_jobs of the last announcement
         self.sandbox_layers: dict[str, str] = {}
         self.api_url = ""
         host, _ = config.api_host_port
@@ -326,9 +327,14 @@ class NodeService:
             self.job_service.wake()
 
     def _load_changed(self) -> None:
-        """A run started, ended or reserved its place: say so at once (others' queued jobs wait
-        on it), and let this node's queued jobs look again."""
-        self._announce_soon.set()
+        """A run started, ended or reserved its place: let this node's queued jobs look again,
+        and say so at once when placement elsewhere would see it (others' queued jobs wait on
+        it). Below its core count a node's load changes no rule and no score (a free core is a
+        free core), so those changes wait for the heartbeat: a short job then costs the
+        cluster no gossip, and each node no signature check, per job."""
+        occupancy = self.execution.occupancy if self.execution else 0
+        if max(occupancy, self._announced_load) >= self.cpu_cores:
+            self._announce_soon.set()
         if self.job_service is not None:
             self.job_service.wake()
 
@@ -338,8 +344,10 @@ class NodeService:
 
     def _announcement(self, addrs: list[str], held: holdings.Holdings = holdings.NOTHING) -> bytes:
         self._seq = max(self._seq + 1, time.time_ns() // 1_000_000)
+        own = self._own()
+        self._announced_load = own.running_jobs
         payload = {
-            **to_announcement(self._own()),
+            **to_announcement(own),
             "addrs": addrs,
             "api": API_VERSION,
             "seq": self._seq,
