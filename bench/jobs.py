@@ -10,6 +10,14 @@
 
 Usage: python bench/jobs.py [--jobs 100]
 
+Scale mode: ``--scale 3,10`` starts a cluster of each size in turn (the input on node 1,
+jobs submitted to node 0) and prints, per size: placement time per job (from the job's
+own transitions: ``placing`` -> ``running``, i.e. candidates, rules and score, before any
+offer), submit -> done, CPU per job summed over every node of the cluster (/proc/<pid>/stat
+before and after), each as median and spread (p10-p90), and jobs/s with 32 in flight.
+Jobs are waited for on their event stream, so the client's polling costs the nodes nothing.
+Example: python bench/jobs.py --scale 3,10 --jobs 100
+
 Load mode: ``--in-flight N`` keeps N jobs in flight on 3 nodes (submitted to one of them)
 until ``--jobs`` have finished, and prints failures, jobs/s and submit->done p50/p99. Jobs
 beyond the nodes' slots and queues wait ``queued`` on the requester instead of failing.
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -28,6 +37,7 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -73,6 +83,75 @@ def _settle(api: str, body: dict[str, object]) -> tuple[float, str, str]:
         if job["state"] in ("done", "failed", "cancelled"):
             return time.perf_counter() - started, str(job["state"]), str(job["transitions"][-1]["reason"])
         time.sleep(0.02)
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _wait_done(api: str, body: dict[str, object]) -> dict[str, Any]:
+    """Submit a job and wait on its event stream until it ends; its final record."""
+    job_id = _post(f"{api}/v1/jobs", body)["job_id"]
+    with urllib.request.urlopen(f"{api}/v1/jobs/{job_id}/events", timeout=120) as stream:
+        while stream.read(65536):
+            pass
+    job: dict[str, Any] = http_json(f"{api}/v1/jobs/{job_id}")
+    if job["state"] != "done":
+        raise SystemExit(f"job failed: {job['transitions'][-1]}")
+    return job
+
+
+def _placement_seconds(job: dict[str, Any]) -> float:
+    """From the first ``placing`` to the first ``running`` transition: placement, before any offer."""
+    states = [(t["state"], float(t["at"])) for t in job["transitions"]]
+    placing = next(at for state, at in states if state == "placing")
+    return next(at for state, at in states if state == "running") - placing
+
+
+def _spread(samples: list[float], scale: float = 1000.0) -> str:
+    ordered = sorted(samples)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(len(ordered) * q))] * scale  # noqa: E731
+    return f"{statistics.median(ordered) * scale:7.2f} ({pick(0.1):.2f}-{pick(0.9):.2f})"
+
+
+def scale(sizes: list[int], count: int, in_flight: int = 32) -> None:
+    """Per-job placement time, latency and cluster CPU, and throughput, at each cluster size."""
+    print(f"scale: trivial wasm jobs, input on node 1, submitted to node 0; median (p10-p90), {count} jobs")
+    print("  nodes  placement ms        submit->done ms     cluster CPU ms/job   jobs/s (32 in flight)")
+    for size in sizes:
+        work = Path(tempfile.mkdtemp(prefix="mycel-jobs-scale-"))
+        try:
+            nodes = cluster_up(size, work / "cluster", regions=["eu"] * size, timeout=120.0)
+            try:
+                requester = nodes[0]
+                agent = _pack_on(requester.data_dir)
+                tiny = _post(f"{nodes[1].api_url}/v1/blobs", b"x", "application/octet-stream")["cid"]
+                body = {"agent": agent, "inputs": {"in": tiny}}
+                for _ in range(3):
+                    _wait_done(requester.api_url, body)  # warm-up: agent fetched, module compiled, RTTs
+                placement, latency, cpu = [], [], []
+                for _ in range(count):
+                    before = sum(_cpu_seconds(n.pid) for n in nodes)
+                    started = time.perf_counter()
+                    job = _wait_done(requester.api_url, body)
+                    latency.append(time.perf_counter() - started)
+                    cpu.append(sum(_cpu_seconds(n.pid) for n in nodes) - before)
+                    placement.append(_placement_seconds(job))
+                many = max(count, 3 * in_flight)
+                started = time.perf_counter()
+                with ThreadPoolExecutor(in_flight) as pool:
+                    list(pool.map(_wait_done, [requester.api_url] * many, [body] * many))
+                throughput = many / (time.perf_counter() - started)
+            finally:
+                cluster_down(work / "cluster")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(f"  {size:5d}  {_spread(placement)}  {_spread(latency)}  {_spread(cpu)}  {throughput:8.1f}")
 
 
 def load(count: int, in_flight: int) -> None:
@@ -122,8 +201,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--in-flight", type=int, default=0, help="load mode: jobs kept in flight (e.g. 32)")
+    parser.add_argument("--scale", default="", help="scale mode: cluster sizes, e.g. 3,10,30")
     options = parser.parse_args()
     count = options.jobs
+    if options.scale:
+        scale([int(size) for size in options.scale.split(",")], count)
+        return
     if options.in_flight:
         load(count, options.in_flight)
         return

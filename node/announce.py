@@ -17,7 +17,7 @@ from typing import Any
 
 from node.identity import NodeIdentity
 from node.metrics import Metrics
-from node.scheduler import operator
+from node.scheduler import holdings, operator
 from storage import dagcbor
 from storage.cid import CID
 from storage.errors import CodecError
@@ -66,7 +66,16 @@ class _Heads:
     max_items: int
 
 
-_Field = _Int | _Str | _Bytes | _List | _Map | _Heads
+@dataclass(frozen=True)
+class _Held:
+    """A content summary (node.scheduler.holdings): ``roots`` [[CID, size], ...] and an optional
+    Bloom filter ``bloom`` (bytes) with its hash count ``hashes``."""
+
+    max_roots: int
+    max_bloom: int
+
+
+_Field = _Int | _Str | _Bytes | _List | _Map | _Heads | _Held
 _STREAM_ID = r"st[a-z2-7]{52}"  # storage.streamentry.STREAM_ID_PATTERN
 
 # Every field a node reads from a peer's announcement, with its type and range: a value that
@@ -97,8 +106,10 @@ SCHEMA: dict[str, _Field] = {
     "time": _Int(0, _MAX_INT),
     # heads of the streams this node is the origin of, so placement knows where their bytes are
     "streams": _Heads(24),
+    # what it holds, so placement finds the inputs with no question per job (node.scheduler.holdings)
+    "held": _Held(holdings.MAX_ROOTS, holdings.BLOOM_BITS // 8),
 }
-REQUIRED = frozenset(SCHEMA) - {"chain_address", "operator", "streams", "env"}
+REQUIRED = frozenset(SCHEMA) - {"chain_address", "operator", "streams", "env", "held"}
 
 
 class AnnouncementError(ValueError):
@@ -132,6 +143,8 @@ def _check(name: str, rule: _Field, value: Any) -> None:
             if not isinstance(head, dict) or set(head) != {"seq", "cid"} or not isinstance(head["cid"], CID):
                 raise AnnouncementError("invalid", f"{name}.{stream} must be a map of seq and cid (a CID)")
             _check(f"{name}.{stream}.seq", _Int(1, _MAX_INT), head["seq"])
+    elif isinstance(rule, _Held):
+        _check_held(name, rule, value)
     elif isinstance(rule, _List):
         if not isinstance(value, list) or len(value) > rule.max_items:
             raise AnnouncementError("invalid", f"{name} must be a list of at most {rule.max_items} items")
@@ -146,6 +159,25 @@ def _check(name: str, rule: _Field, value: Any) -> None:
             raise AnnouncementError("invalid", f"{name} has unknown {sorted(unknown)} or lacks {sorted(missing)}")
         for key, item in value.items():
             _check(f"{name}.{key}", rule.fields[key], item)
+
+
+def _check_held(name: str, rule: _Held, value: Any) -> None:
+    if not isinstance(value, dict) or set(value) - {"roots", "bloom", "hashes"} or "roots" not in value:
+        raise AnnouncementError("invalid", f"{name} must be a map of roots and, optionally, bloom and hashes")
+    roots = value["roots"]
+    if not isinstance(roots, list) or len(roots) > rule.max_roots:
+        raise AnnouncementError("invalid", f"{name}.roots must be a list of at most {rule.max_roots} roots")
+    for item in roots:
+        if not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], CID):
+            raise AnnouncementError("invalid", f"{name}.roots items must be [CID, size]")
+        _check(f"{name}.roots[].size", _Int(0, holdings.MAX_SIZE), item[1])
+    if ("bloom" in value) != ("hashes" in value):
+        raise AnnouncementError("invalid", f"{name}.bloom and {name}.hashes go together")
+    if "bloom" in value:
+        bloom = value["bloom"]
+        if not isinstance(bloom, bytes) or not 1 <= len(bloom) <= rule.max_bloom:
+            raise AnnouncementError("invalid", f"{name}.bloom must be 1 to {rule.max_bloom} bytes")
+        _check(f"{name}.hashes", _Int(1, 16), value["hashes"])
 
 
 def validate(payload: dict[str, Any]) -> None:
@@ -227,6 +259,16 @@ class PeerTable:
 
     def update(self, payload: dict[str, Any]) -> None:
         self._peers[payload["peer"]] = PeerRecord(payload["peer"], payload)
+
+    def get(self, peer: str) -> PeerRecord | None:
+        """``peer``'s record if it is alive."""
+        record = self._peers.get(peer)
+        return record if record is not None and record.last_seen >= time.time() - self.timeout else None
+
+    def addrs_of(self, peer: str) -> list[str]:
+        """The addresses ``peer`` announced (empty if it did not)."""
+        record = self._peers.get(peer)
+        return [] if record is None else list(record.announcement["addrs"])
 
     def region_of(self, peer: str) -> str | None:
         """The region ``peer`` announced (a self-declared label), if it announced."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from node.api.access import READ_CLASSES, unknown_classes
 from node.errors import ConfigError
+from node.p2p.connmgr import ConnectionLimits
 from node.p2p.inbound import InboundLimits
 from storage.leases import LeasePolicy
 
@@ -83,6 +84,15 @@ class NodeConfig:
             handshake_timeout=float(self.get("p2p", "handshake_timeout_seconds")),
             max_pending=int(self.get("p2p", "max_pending_connections")),
             max_pending_per_ip=int(self.get("p2p", "max_pending_per_ip")),
+        )
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """The connection manager's watermarks (checked when the config is read)."""
+        return ConnectionLimits(
+            low=int(self.get("p2p", "connections_low")),
+            high=int(self.get("p2p", "connections_high")),
+            grace=float(self.get("p2p", "connection_grace_seconds")),
         )
 
 
@@ -231,6 +241,12 @@ def _check_guards(merged: Mapping[str, Mapping[str, Any]]) -> None:
     for section, key in positive:
         if merged[section][key] <= 0:
             raise ConfigError(f"{section}.{key} must be positive, got {merged[section][key]!r}")
+    p2p = merged["p2p"]
+    if not 1 <= p2p["connections_low"] <= p2p["connections_high"]:
+        raise ConfigError(
+            "p2p.connections_low must be at least 1 and at most p2p.connections_high, "
+            f"got {p2p['connections_low']!r} and {p2p['connections_high']!r}"
+        )
     if merged["storage"]["remote_pin_quota_bytes"] < 0:
         raise ConfigError("storage.remote_pin_quota_bytes must be 0 (no quota) or positive")
 

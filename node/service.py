@@ -37,6 +37,7 @@ from node.p2p.network import P2PNetwork
 from node.privacy.gate import ServingGate
 from node.privacy.registry import PrivacyRegistry
 from node.privacy.running import RunGate
+from node.scheduler import holdings
 from node.scheduler.candidates import Candidate, to_announcement
 from node.scheduler.dispatcher import JobService
 from node.scheduler.execution import JobExecution
@@ -98,6 +99,8 @@ class NodeService:
             config.bootstrap,
             mdns=bool(config.get("node", "mdns")),
             inbound=config.inbound_limits,
+            connections=config.connection_limits,
+            addresses=lambda peer: self.peers.addrs_of(peer),  # dial on demand where it announced
         )
         self.exchange = BlockExchange(self.store, self.network, self.metrics)
         self.peers = PeerTable(float(config.get("node", "peer_timeout")))
@@ -137,6 +140,7 @@ class NodeService:
         self._provides: set[asyncio.Task[None]] = set()
         self._seq = 0
         self._announce_soon = asyncio.Event()
+        self._announced_load = 0  # the running_jobs of the last announcement
         self.sandbox_layers: dict[str, str] = {}
         self.api_url = ""
         host, _ = config.api_host_port
@@ -304,7 +308,9 @@ class NodeService:
         )
 
     def provide(self, root: CID) -> None:
-        """Put a provider record for ``root`` on the DHT, in the background."""
+        """Put a provider record for ``root`` on the DHT, in the background, and announce soon:
+        the announcement's content summary lists it, so placement finds it with no lookup."""
+        self._announce_soon.set()
         task = asyncio.create_task(self._provide(root))
         self._provides.add(task)
         task.add_done_callback(self._provides.discard)
@@ -349,16 +355,27 @@ class NodeService:
             self.job_service.wake()
 
     def _load_changed(self) -> None:
-        """A run started, ended or reserved its place: say so at once (others' queued jobs wait
-        on it), and let this node's queued jobs look again."""
-        self._announce_soon.set()
+        """A run started, ended or reserved its place: let this node's queued jobs look again,
+        and say so at once when placement elsewhere would see it (others' queued jobs wait on
+        it). Below its core count a node's load changes no rule and no score (a free core is a
+        free core), so those changes wait for the heartbeat: a short job then costs the
+        cluster no gossip, and each node no signature check, per job."""
+        occupancy = self.execution.occupancy if self.execution else 0
+        if max(occupancy, self._announced_load) >= self.cpu_cores:
+            self._announce_soon.set()
         if self.job_service is not None:
             self.job_service.wake()
 
-    def _announcement(self, addrs: list[str]) -> bytes:
+    def _holdings(self) -> holdings.Holdings:
+        """This node's content summary for its announcement (a pin scan: off the loop)."""
+        return holdings.summarize(self.store.pins(), self.privacy.is_private)
+
+    def _announcement(self, addrs: list[str], held: holdings.Holdings = holdings.NOTHING) -> bytes:
         self._seq = max(self._seq + 1, time.time_ns() // 1_000_000)
+        own = self._own()
+        self._announced_load = own.running_jobs
         payload = {
-            **to_announcement(self._own()),
+            **to_announcement(own),
             "addrs": addrs,
             "api": API_VERSION,
             "seq": self._seq,
@@ -367,6 +384,10 @@ class NodeService:
         heads = self.streams.heads()
         if heads:
             payload["streams"] = heads
+        if held.roots or held.bloom is not None:
+            signed = announce.sign(self.identity, {**payload, "held": held.to_announcement()})
+            if len(signed) <= announce.MAX_SIZE:
+                return signed  # else (many addresses) peers find its content as without a summary
         return announce.sign(self.identity, payload)
 
     async def _announce_loop(self) -> None:
@@ -387,7 +408,8 @@ class NodeService:
             if now >= next_due or peers != last_peers or moved or self._announce_soon.is_set():
                 self._announce_soon.clear()
                 try:
-                    await self.network.publish(announce.TOPIC, self._announcement(await self.network.addrs()))
+                    held = await asyncio.to_thread(self._holdings)
+                    await self.network.publish(announce.TOPIC, self._announcement(await self.network.addrs(), held))
                     next_due = now + interval
                     last_peers, last_heads, last_sent = peers, heads, now
                 except Exception as exc:

@@ -40,6 +40,7 @@ from libp2p.tools.anyio_service import background_trio_service
 
 from node.errors import NetworkError, ProtocolNotSupported
 from node.p2p.bridge import TrioBridge
+from node.p2p.connmgr import ConnectionLimits, ConnectionManager
 from node.p2p.framing import FrameReader, coalesced, frame
 from node.p2p.inbound import InboundGate, InboundLimits
 from node.p2p.tuning import apply as apply_tuning
@@ -80,6 +81,7 @@ class HostSettings:
     topics: dict[str, tuple[GossipValidator, GossipHandler]] = field(default_factory=dict)
     message_protocols: dict[str, MessageProtocol] = field(default_factory=dict)
     inbound: InboundLimits = field(default_factory=InboundLimits)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 class Libp2pHost:
@@ -99,6 +101,7 @@ class Libp2pHost:
             ),
             enable_mDNS=settings.mdns,
         )
+        self.connmgr = ConnectionManager(settings.connections)
         self.inbound = InboundGate(self.host.get_network(), settings.inbound)
         self.inbound.install()
         self.gossipsub = GossipSub(
@@ -162,12 +165,27 @@ class Libp2pHost:
         await self.pubsub.publish(topic, data)
 
     async def request(
-        self, peer_id: str, protocol: str, payload: bytes, timeout: float = REQUEST_TIMEOUT
+        self, peer_id: str, protocol: str, payload: bytes, timeout: float = REQUEST_TIMEOUT, addrs: Sequence[str] = ()
     ) -> list[bytes]:
-        """Open a stream, send one frame, and read frames until the peer closes it."""
+        """Open a stream, send one frame, and read frames until the peer closes it.
+
+        With no connection to the peer, the stream dials it: at ``addrs`` (what it announced)
+        as well as at any address the peerstore has (dial on demand)."""
+        self.connmgr.begin(peer_id)
+        try:
+            return await self._request(peer_id, protocol, payload, timeout, addrs)
+        finally:
+            self.connmgr.end(peer_id)
+
+    async def _request(
+        self, peer_id: str, protocol: str, payload: bytes, timeout: float, addrs: Sequence[str]
+    ) -> list[bytes]:
         try:
             with anyio.fail_after(timeout):
-                stream = await self.host.new_stream(ID.from_base58(peer_id), [TProtocol(protocol)])
+                peer = ID.from_base58(peer_id)
+                if addrs and not self.host.get_network().get_connections(peer):
+                    self._learn(peer, addrs)
+                stream = await self.host.new_stream(peer, [TProtocol(protocol)])
                 try:
                     await stream.write(frame(payload))
                     self.bytes_out += len(payload)
@@ -212,6 +230,15 @@ class Libp2pHost:
         except Exception as exc:
             raise NetworkError(f"{protocols[0]} message to {peer_id} failed: {type(exc).__name__}: {exc}") from None
 
+    def _learn(self, peer: ID, addrs: Sequence[str]) -> None:
+        """Put a peer's announced addresses in the peerstore, so a dial can reach it."""
+        known = []
+        for address in addrs:
+            with contextlib.suppress(Exception):  # an announced address this stack cannot parse
+                known.append(multiaddr.Multiaddr(address))
+        if known:
+            self.host.get_peerstore().add_addrs(peer, known, 600)
+
     async def provide(self, key: str) -> bool:
         """Announce on the DHT that this node holds ``key`` (a CID string)."""
         await self._refresh_routing_table()
@@ -246,6 +273,7 @@ class Libp2pHost:
     def _make_stream_handler(self, handler: RequestHandler) -> Callable[[Any], Awaitable[None]]:
         async def on_stream(stream: Any) -> None:
             peer = stream.muxed_conn.peer_id.to_base58()
+            self.connmgr.touch(peer)
             try:
                 with anyio.fail_after(REQUEST_TIMEOUT):
                     request = await FrameReader(_EOFAsEmpty(stream)).read_frame()
@@ -315,7 +343,8 @@ class Libp2pHost:
             self.bridge.post_to_asyncio(_spawn, handler(origin, bytes(message.data)))
 
     async def _bootstrap_loop(self) -> None:
-        """Dial bootstrap peers, and re-dial any that drop (e.g. restarted).
+        """Dial bootstrap peers, re-dial any that drop (e.g. restarted) while the node has fewer
+        connections than the low watermark, and trim them past the high one (:mod:`.connmgr`).
 
         The routing table gets the connected peers only when that set changed: the DHT keeps
         its table on its own schedule, and an idle, converged node does no DHT work here.
@@ -324,12 +353,17 @@ class Libp2pHost:
         while True:
             connected = set(self.connected_peers())
             for address in self.settings.bootstrap:
-                if address.rsplit("/", 1)[-1] in connected:
+                if address.rsplit("/", 1)[-1] in connected or not self.connmgr.below_low(len(connected)):
                     continue
                 try:
                     await self.connect(address)
                 except Exception as exc:
                     log.debug("bootstrap %s not reachable yet: %s", address, exc)
+                connected = set(self.connected_peers())
+            for peer in self.connmgr.to_close(sorted(connected)):
+                with contextlib.suppress(Exception):  # it may be closing already
+                    await self.host.get_network().close_peer(ID.from_base58(peer))
+                    self.connmgr.trimmed += 1
             connected = set(self.connected_peers())
             if connected != known:
                 await self._refresh_routing_table()

@@ -8,11 +8,12 @@ scheduler and tests depend on this, never on py-libp2p directly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from node.identity import NodeIdentity
 from node.p2p.bridge import TrioBridge
+from node.p2p.connmgr import ConnectionLimits
 from node.p2p.host import (
     GossipHandler,
     GossipValidator,
@@ -39,14 +40,20 @@ class P2PNetwork:
         bootstrap: Sequence[str] = (),
         mdns: bool = False,
         inbound: InboundLimits | None = None,
+        connections: ConnectionLimits | None = None,
+        addresses: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
+        """``addresses(peer)``: where ``peer`` said it listens (its announcement), for dialing it
+        on demand when no connection to it is open."""
         self._settings = HostSettings(
             seed=identity.seed,
             listen=list(listen),
             bootstrap=list(bootstrap),
             mdns=mdns,
             inbound=inbound or InboundLimits(),
+            connections=connections or ConnectionLimits(),
         )
+        self._addresses = addresses
         self._settings.request_handlers[PING_PROTOCOL] = _pong
         self._bridge = TrioBridge()
         self._host: Libp2pHost | None = None
@@ -103,7 +110,8 @@ class P2PNetwork:
         await self._bridge.call(self._require().publish, topic, data)
 
     async def request(self, peer_id: str, protocol: str, payload: bytes, timeout: float = 30.0) -> list[bytes]:
-        return await self._bridge.call(self._require().request, peer_id, protocol, payload, timeout)
+        addrs = tuple(self._addresses(peer_id)) if self._addresses is not None else ()
+        return await self._bridge.call(self._require().request, peer_id, protocol, payload, timeout, addrs)
 
     async def provide(self, key: str) -> bool:
         return await self._bridge.call(self._require().provide, key)
@@ -118,6 +126,11 @@ class P2PNetwork:
         """What the inbound gate has refused, evicted and timed out (plain ints, safe to read)."""
         host = self._host
         return host.inbound.counters if host else InboundCounters()
+
+    def trimmed(self) -> int:
+        """Connections the connection manager closed, in all (a plain int, safe to read)."""
+        host = self._host
+        return host.connmgr.trimmed if host else 0
 
     def traffic(self) -> tuple[int, int]:
         """(bytes in, bytes out) over /mycel request streams (plain ints, safe to read)."""

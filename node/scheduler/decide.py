@@ -1,9 +1,9 @@
 """Decide: what the job needs, which nodes could run it, and how they rank.
 
 This is the first of the requester's three steps (decide, :mod:`dispatch`, :mod:`verify`).
-It gathers candidates from signed announcements (through
-:func:`node.scheduler.candidates.from_announcement`), measures RTT and the input bytes each
-holds, and builds the placement context; :func:`node.scheduler.placement.decide` then runs
+It gathers candidates from the peer view (:mod:`node.scheduler.peerview`: signed
+announcements, measured RTT and bandwidth, content summaries), the input bytes each holds,
+and builds the placement context; :func:`node.scheduler.placement.decide` then runs
 the rules and the score. Nothing here talks to an executor about the job itself.
 """
 
@@ -20,17 +20,15 @@ from agents.manifest import Limits, Manifest
 from contracts.authorization import JobCommitment
 from contracts.payment import Envelope
 from node.announce import PeerTable
-from node.errors import NetworkError
 from node.exchange import BlockExchange
 from node.p2p.network import P2PNetwork
-from node.scheduler.candidates import Candidate, PlacementContext, from_announcement
+from node.scheduler.candidates import Candidate, PlacementContext
 from node.scheduler.job import JobSpec
 from node.scheduler.limits import effective_limits
+from node.scheduler.peerview import MAX_CONFIRM, PeerView
 from storage.cid import CID
 
 log = logging.getLogger("mycelnet.jobs")
-
-PING_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +56,7 @@ class Decider:
         self.own = own
         self.bound = bound  # (address, peer ID) -> is the address registered to that peer on the ledger?
         self.stake_of: Callable[[str], int] | None = None  # address -> its stake on the ledger
+        self.view = PeerView(peers, network.ping, exchange.bandwidth)
 
     async def manifest(self, spec: JobSpec) -> Manifest:
         store = self.exchange.store
@@ -69,7 +68,8 @@ class Decider:
         """``at_holders_of`` names an input (a federated run's dataset): only its holders may run it."""
         manifest = await self.manifest(spec)
         holders: dict[CID, frozenset[str]] = {}
-        candidates, input_bytes = await self.candidates(spec, holders)
+        exact = spec.inputs[at_holders_of] if at_holders_of else None
+        candidates, input_bytes = await self.candidates(spec, holders, exact)
         if payment is not None and self.bound is not None:
             candidates = await self._only_bound_addresses(candidates)
         context = PlacementContext(
@@ -88,26 +88,27 @@ class Decider:
         return Plan(manifest, effective_limits(manifest.limits, spec.limits), context, candidates)
 
     async def candidates(
-        self, spec: JobSpec, found: dict[CID, frozenset[str]] | None = None
+        self, spec: JobSpec, found: dict[CID, frozenset[str]] | None = None, exact: CID | None = None
     ) -> tuple[list[Candidate], int]:
-        """Candidates from signed announcements (and this node), with the input bytes each holds;
-        ``found`` is filled with the peers holding each whole input (as they answer)."""
+        """Candidates from the peer view (and this node), with the input bytes each holds.
+
+        Nothing is asked per peer: the view's announcements, RTTs and content summaries
+        rank them, and the offer confirms live capacity. An input is looked up on the
+        network only where the view does not place it: a Bloom hit is confirmed with that
+        peer alone, and an input no summary lists (nor this node holds) goes to the DHT and
+        the connected peers, as before. ``exact`` (a federated run's dataset) is always
+        looked up that way, since the holder rule refuses by it. ``found`` is filled with
+        the peers holding each whole input."""
         own = self.own()
-        candidates = {own.peer_id: own}
-        for record in self.peers.alive():
-            candidates[record.peer_id] = from_announcement(record.peer_id, record.announcement)
-        others = [peer for peer in candidates if peer != own.peer_id]
-        rtts = await asyncio.gather(*(self._rtt(peer) for peer in others))
-        for peer, rtt in zip(others, rtts, strict=True):
-            if rtt is not None:
-                candidates[peer] = replace(candidates[peer], rtt=rtt)
-            if peer in self.exchange.bandwidth:  # measured on earlier fetches from that peer
-                candidates[peer] = replace(candidates[peer], bandwidth=self.exchange.bandwidth[peer])
+        candidates = self.view.candidates(own)
         held: dict[str, int] = dict.fromkeys(candidates, 0)
         total = 0
         for cid in spec.inputs.values():
-            holders = await self.exchange.holders(cid)
             own_size = await self.exchange.have_size(cid)  # no walk on the loop
+            if cid == exact:
+                holders = await self.exchange.holders(cid)
+            else:
+                holders = await self._holders(cid, [p for p in candidates if p != own.peer_id], own_size is not None)
             if own_size is not None:
                 holders[own.peer_id] = own_size
             total += max(holders.values(), default=0)
@@ -118,12 +119,16 @@ class Decider:
                     held[peer] += held_size
         return [replace(c, held_bytes=held[c.peer_id]) for c in candidates.values()], total
 
-    async def _rtt(self, peer: str) -> float | None:
-        """Round trip to a candidate over libp2p (None when it does not answer in time)."""
-        try:
-            return await asyncio.wait_for(self.network.ping(peer), PING_TIMEOUT)
-        except (NetworkError, TimeoutError):
-            return None
+    async def _holders(self, cid: CID, peers: list[str], held_here: bool) -> dict[str, int]:
+        """Holders of ``cid`` the view places (listed, or a confirmed Bloom hit); the network is
+        searched only when neither the view nor this node places it."""
+        listed, maybe = self.view.placed(cid, peers)
+        asked = maybe[:MAX_CONFIRM]
+        answers = await asyncio.gather(*(self.exchange.probe(peer, cid) for peer in asked))
+        listed.update({peer: size for peer, size in zip(asked, answers, strict=True) if size is not None})
+        if listed or held_here:
+            return listed
+        return await self.exchange.holders(cid)
 
     async def _only_bound_addresses(self, candidates: list[Candidate]) -> list[Candidate]:
         """A paid job trusts an announced chain address only if the ledger binds it to that peer

@@ -1,0 +1,162 @@
+"""Placement from the peer view: no round trip to every peer per job, network only for what the view lacks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from node.announce import PeerTable
+from node.scheduler.candidates import Candidate
+from node.scheduler.decide import Decider
+from node.scheduler.holdings import Bloom, Holdings
+from node.scheduler.job import JobSpec
+from node.scheduler.peerview import RTT_MAX_AGE
+from node.scheduler.placement import decide
+from storage.cid import CID
+from tests.support import announcement_payload
+
+OWN = "12D3KooWOwn"
+AGENT = CID.for_block(b"agent")
+DATA = CID.for_block(b"data")
+ELSEWHERE = CID.for_block(b"not in any summary")
+
+
+class Net:
+    peer_id = OWN
+
+    def __init__(self) -> None:
+        self.pings: Counter[str] = Counter()
+
+    async def ping(self, peer: str) -> float:
+        self.pings[peer] += 1
+        return 0.002
+
+
+class Exchange:
+    """Counts every question the requester asks; ``held`` is the truth of who holds what."""
+
+    def __init__(self, held: dict[CID, dict[str, int]]) -> None:
+        self.held = held
+        self.bandwidth: dict[str, float] = {}
+        self.probes: list[tuple[str, CID]] = []
+        self.lookups: list[CID] = []
+
+    async def have_size(self, cid: CID) -> int | None:
+        return None
+
+    async def probe(self, peer: str, cid: CID) -> int | None:
+        self.probes.append((peer, cid))
+        return self.held.get(cid, {}).get(peer)
+
+    async def holders(self, cid: CID) -> dict[str, int]:
+        self.lookups.append(cid)
+        return dict(self.held.get(cid, {}))
+
+
+def peer(i: int) -> str:
+    return f"12D3KooWPeer{i:03d}"
+
+
+def view(count: int, summaries: dict[int, Holdings]) -> PeerTable:
+    table = PeerTable(3600)
+    for i in range(count):
+        changes: dict[str, Any] = {}
+        if i in summaries:
+            changes["held"] = summaries[i].to_announcement()
+        table.update(announcement_payload(peer(i), **changes))
+    return table
+
+
+def decider(table: PeerTable, exchange: Exchange, net: Net | None = None) -> Decider:
+    return Decider(net or Net(), exchange, table, lambda: Candidate(OWN, "eu", ("wasm",), 2))  # type: ignore[arg-type]
+
+
+async def measured(requester: Decider) -> None:
+    """Wait for the background RTT measurements placement started."""
+    await asyncio.gather(*list(requester.view._pinging.values()))
+
+
+def test_a_listed_input_is_placed_with_no_question_to_any_peer() -> None:
+    exchange = Exchange({DATA: {peer(7): 4096}})
+    table = view(30, {7: Holdings({DATA: 4096})})
+    net = Net()
+
+    async def scenario() -> None:
+        requester = decider(table, exchange, net)
+        for _ in range(20):
+            candidates, total = await requester.candidates(JobSpec(AGENT, {"in": DATA}))
+            assert total == 4096
+            assert {c.peer_id: c.held_bytes for c in candidates}[peer(7)] == 4096
+        await measured(requester)
+        assert exchange.probes == [] and exchange.lookups == []  # before: 30 probes and a DHT lookup per job
+        assert max(net.pings.values()) == 1 and len(net.pings) == 30  # one RTT per peer, not one per job
+
+    asyncio.run(scenario())
+
+
+def test_a_bloom_hit_is_confirmed_with_that_peer_only_and_a_false_one_changes_nothing() -> None:
+    true_hit = Holdings({}, Bloom.of([DATA]))
+    false_hit = Holdings({}, Bloom(b"\xff" * 64))  # says "maybe" to everything
+    exchange = Exchange({DATA: {peer(2): 100}})
+    table = view(10, {2: true_hit, 5: false_hit})
+
+    async def scenario() -> None:
+        candidates, total = await decider(table, exchange).candidates(JobSpec(AGENT, {"in": DATA}))
+        assert sorted(exchange.probes) == [(peer(2), DATA), (peer(5), DATA)]
+        assert exchange.lookups == []
+        held = {c.peer_id: c.held_bytes for c in candidates}
+        assert held[peer(2)] == 100 and held[peer(5)] == 0 and total == 100
+        context_input = total
+        from node.scheduler.candidates import PlacementContext
+
+        decision = decide(candidates, PlacementContext("wasm", False, (), context_input))
+        assert decision.chosen == [peer(2)]
+        assert "holds 100 B of 100 B input" in next(r["reason"] for r in decision.reasons if r["verdict"] == "chosen")
+
+    asyncio.run(scenario())
+
+
+def test_an_input_the_view_does_not_place_is_looked_up_as_before() -> None:
+    exchange = Exchange({ELSEWHERE: {peer(1): 10}})
+    table = view(5, {3: Holdings({DATA: 1})})
+
+    async def scenario() -> None:
+        candidates, total = await decider(table, exchange).candidates(JobSpec(AGENT, {"in": ELSEWHERE}))
+        assert exchange.lookups == [ELSEWHERE] and total == 10
+        assert {c.peer_id: c.held_bytes for c in candidates}[peer(1)] == 10
+
+    asyncio.run(scenario())
+
+
+def test_a_federated_dataset_is_always_looked_up_since_the_holder_rule_refuses_by_it() -> None:
+    exchange = Exchange({DATA: {peer(1): 10}})
+    table = view(3, {2: Holdings({DATA: 10})})  # a summary that is stale or a lie
+
+    async def scenario() -> None:
+        found: dict[CID, frozenset[str]] = {}
+        await decider(table, exchange).candidates(JobSpec(AGENT, {"in": DATA}), found, exact=DATA)
+        assert exchange.lookups == [DATA] and found[DATA] == frozenset({peer(1)})
+
+    asyncio.run(scenario())
+
+
+def test_the_rtt_is_measured_again_only_when_it_is_old() -> None:
+    now = [0.0]
+    net = Net()
+    table = view(2, {})
+
+    async def scenario() -> None:
+        requester = decider(table, Exchange({}), net)
+        requester.view._clock = lambda: now[0]
+        await requester.candidates(JobSpec(AGENT))
+        await measured(requester)
+        candidates, _ = await requester.candidates(JobSpec(AGENT))
+        assert {c.peer_id: c.rtt for c in candidates}[peer(0)] == 0.002  # the measured value is used
+        assert net.pings == {peer(0): 1, peer(1): 1}
+        now[0] = RTT_MAX_AGE + 1
+        await requester.candidates(JobSpec(AGENT))
+        await measured(requester)
+        assert net.pings == {peer(0): 2, peer(1): 2}
+
+    asyncio.run(scenario())
