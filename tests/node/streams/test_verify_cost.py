@@ -1,15 +1,22 @@
 """Verifying a batch decodes its writer's peer ID once, not twice per entry: that base58 decode
 (pure Python) was ~2/3 of the cost of verifying an entry and capped a node at ~300 appended
-entries/s. A bad writer ID is still refused on every entry that carries it."""
+entries/s. A bad writer ID is still refused on every entry that carries it. And the node's
+own trigger loop reads stored entries (verified when stored) without checking each signature again."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from multiformats import multibase
 
+from node.metrics import Metrics
 from node.streams.model import Refusal, StreamRefused
-from node.streams.service import verify_batch
-from storage import peerid
+from node.streams.service import StreamService, verify_batch
+from node.streams.store import StreamStore
+from storage import peerid, streamentry
+from storage.cid import CID
 from tests.node.streams.helpers import Writer
 
 
@@ -54,3 +61,20 @@ def test_signing_a_batch_encodes_the_writer_id_once(monkeypatch: pytest.MonkeyPa
     writer = Writer("cost3", seed=b"e" * 32)
     raws = [writer.next(f"e{n}".encode()) for n in range(64)]
     assert len(raws) == 64 and len(calls) == 1
+
+
+async def test_the_trigger_read_path_decodes_stored_entries_without_a_second_signature_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    streams = StreamService(StreamStore(tmp_path / "s"), cast(Any, None), Metrics())
+    writer = Writer("stored", seed=b"f" * 32)
+    await streams.append(
+        writer.stream, [writer.next(f"e{n}".encode()) for n in range(20)] + [writer.next(CID.for_block(b"big", 0x55))]
+    )
+    checked = await streams.since(writer.stream, 0, 50)
+    calls: list[str] = []
+    monkeypatch.setattr(streamentry, "verify_signature", lambda *args: calls.append("sig") or True)
+    assert await streams.stored(writer.stream, 0, 50) == checked  # field for field, CID for CID
+    assert await streams.stored(writer.stream, 18, 2) == checked[18:20]
+    assert calls == []
+    streams.store.close()
