@@ -62,3 +62,12 @@ def test_the_detector_alerts_on_spikes_and_not_on_the_clean_series(tmp_path: Pat
     (out / "output").unlink()  # the first run always writes one (it opens the alerts stream)
     subprocess.run([sys.executable, str(detector)], env=env, check=True, timeout=30)
     assert not (out / "output").exists()  # a clean batch sends nothing
+
+
+def test_demo_live_is_a_subcommand_of_demo(mycel: Any) -> None:
+    listed = mycel("demo", "--help")
+    assert listed.returncode == 0 and "live" in listed.stdout and "--keep" in listed.stdout, listed.stderr
+    live = mycel("demo", "live", "--help")
+    assert live.returncode == 0 and "--readings" in live.stdout and "--rate" in live.stdout, live.stderr
+    refused = mycel("demo", "live", "--rate", "0")
+    assert refused.returncode == 2 and "--rate" in refused.stderr  # refused before any node starts
