@@ -69,7 +69,9 @@ class Node:
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
     jobs = HookedStore(JobStore(tmp_path / "jobs"))
     none = cast(Any, None)
-    service = JobService(cast(Any, jobs), none, none, none, none, none)
+    network = cast(Any, SimpleNamespace(ping=None))  # events need no network: nothing is placed here
+    exchange = cast(Any, SimpleNamespace(bandwidth={}))
+    service = JobService(cast(Any, jobs), network, exchange, none, none, none)
     fake = SimpleNamespace(config=_Config(), metrics=Metrics(), jobs=jobs, job_service=service)
     async with TestClient(TestServer(build_app(cast(Any, fake)), host="127.0.0.1")) as client:
         yield Node(client, jobs, service)
