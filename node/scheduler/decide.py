@@ -88,7 +88,11 @@ class Decider:
         return Plan(manifest, effective_limits(manifest.limits, spec.limits), context, candidates)
 
     async def candidates(
-        self, spec: JobSpec, found: dict[CID, frozenset[str]] | None = None, exact: CID | None = None
+        self,
+        spec: JobSpec,
+        found: dict[CID, frozenset[str]] | None = None,
+        exact: CID | None = None,
+        search: bool = False,
     ) -> tuple[list[Candidate], int]:
         """Candidates from the peer view (and this node), with the input bytes each holds.
 
@@ -98,7 +102,8 @@ class Decider:
         peer alone, and an input no summary lists (nor this node holds) goes to the DHT and
         the connected peers, as before. ``exact`` (a federated run's dataset) is always
         looked up that way, since the holder rule refuses by it. ``found`` is filled with
-        the peers holding each whole input."""
+        the peers holding each whole input. ``search`` also asks the network for every input
+        (failover, when no remaining candidate holds the input: a summary may lag the content)."""
         own = self.own()
         candidates = self.view.candidates(own)
         held: dict[str, int] = dict.fromkeys(candidates, 0)
@@ -107,6 +112,8 @@ class Decider:
             own_size = await self.exchange.have_size(cid)  # no walk on the loop
             if cid == exact:
                 holders = await self.exchange.holders(cid)
+            elif search:
+                holders = {**await self.exchange.holders(cid), **self.view.placed(cid, list(candidates))[0]}
             else:
                 holders = await self._holders(cid, [p for p in candidates if p != own.peer_id], own_size is not None)
             if own_size is not None:

@@ -268,6 +268,13 @@ class JobService:
         verified result (True), or say in the job why not (False)."""
         spec = job.spec
         while len(run.results) < spec.redundancy:
+            if (
+                run.excluded
+                and run.plan.context.input_bytes
+                and not any(c.held_bytes for c in run.plan.candidates if c.peer_id not in run.excluded)
+            ):  # failing over, and the view placed the input only on excluded nodes: ask the network
+                found, _ = await self.decider.candidates(spec, search=True)
+                run.plan = replace(run.plan, candidates=found)
             candidates = self._with_load(run.plan.candidates)
             decision = decide(candidates, run.plan.context.excluding(run.excluded | set(run.busy)), spec.redundancy)
             job.placement = decision.reasons

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,7 +57,10 @@ def test_teardown_leaves_nothing_even_after_a_failure(planet: Build, tmp_path: P
     with pytest.raises(RuntimeError), wan:
         # a process inside a site (as a node would be), then the test body fails
         subprocess.Popen(["ip", "netns", "exec", wan.netns_of("eu"), "sleep", "600"], start_new_session=True)
-        assert netns.pids(wan.netns_of("eu"))
+        deadline = time.monotonic() + 10  # `ip netns exec` enters the namespace after it starts
+        while not netns.pids(wan.netns_of("eu")):
+            assert time.monotonic() < deadline, "the process never showed in the namespace"
+            time.sleep(0.05)
         raise RuntimeError("test body failed")
     assert wan.leftovers() == [] and netns.ours(wan.prefix) == []
 
