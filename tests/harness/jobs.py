@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 from node.cluster import http_json
-
-
-def post(url: str, body: Any, content_type: str = "application/json") -> tuple[int, dict[str, Any]]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+from tests.node.scheduler.test_jobs_cluster import post as post
+from tests.node.scheduler.test_jobs_cluster import wait_final as wait_final
 
 
 def put_blob(api_url: str, data: bytes) -> str:
@@ -44,16 +35,6 @@ def submit(api_url: str, spec: dict[str, Any]) -> str:
     status, answer = post(f"{api_url}/v1/jobs", spec)
     assert status == 201, answer
     return str(answer["job_id"])
-
-
-def wait_final(api_url: str, job_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = http_json(f"{api_url}/v1/jobs/{job_id}")
-        if job["state"] in ("done", "failed", "cancelled"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish: {http_json(f'{api_url}/v1/jobs/{job_id}')}")
 
 
 def wait_state(api_url: str, job_id: str, state: str, timeout: float = 60) -> dict[str, Any]:
