@@ -103,7 +103,8 @@ class Decider:
         the connected peers, as before. ``exact`` (a federated run's dataset) is always
         looked up that way, since the holder rule refuses by it. ``found`` is filled with
         the peers holding each whole input. ``search`` also asks the network for every input
-        (failover, when no remaining candidate holds the input: a summary may lag the content)."""
+        (failover, when no remaining candidate holds the input: a summary may lag the content);
+        so does a redundant job whose input the view places on fewer nodes than it needs."""
         own = self.own()
         candidates = self.view.candidates(own)
         held: dict[str, int] = dict.fromkeys(candidates, 0)
@@ -118,6 +119,9 @@ class Decider:
                 holders = await self._holders(cid, [p for p in candidates if p != own.peer_id], own_size is not None)
             if own_size is not None:
                 holders[own.peer_id] = own_size
+            if not search and cid != exact and len(holders) < spec.redundancy:
+                # too few placed holders for the job's executors: a peer's summary may lag its content
+                holders = {**await self.exchange.holders(cid), **holders}
             total += max(holders.values(), default=0)
             if found is not None:
                 found[cid] = frozenset(holders)

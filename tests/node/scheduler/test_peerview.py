@@ -160,3 +160,20 @@ def test_the_rtt_is_measured_again_only_when_it_is_old() -> None:
         assert net.pings == {peer(0): 2, peer(1): 2}
 
     asyncio.run(scenario())
+
+
+def test_a_redundant_job_whose_input_the_view_places_on_too_few_nodes_asks_the_network() -> None:
+    """A peer that pinned the input after its last announcement is found for a second executor."""
+    exchange = Exchange({DATA: {peer(1): 10, peer(2): 10}})
+    table = view(4, {1: Holdings({DATA: 10})})  # peer 2 holds it too; its summary does not say so yet
+
+    async def scenario() -> None:
+        requester = decider(table, exchange)
+        candidates, _ = await requester.candidates(JobSpec(AGENT, {"in": DATA}))
+        assert exchange.lookups == []  # one executor: the view's holder is enough
+        candidates, _ = await requester.candidates(JobSpec(AGENT, {"in": DATA}, redundancy=2))
+        assert exchange.lookups == [DATA]
+        held = {c.peer_id: c.held_bytes for c in candidates}
+        assert held[peer(1)] == 10 and held[peer(2)] == 10
+
+    asyncio.run(scenario())
