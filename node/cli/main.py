@@ -12,7 +12,14 @@ import click
 
 from node.cli.agent_cmds import COMMANDS as AGENT_COMMANDS
 from node.cli.chain_cmds import COMMANDS as CHAIN_COMMANDS
-from node.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, EXIT_VERIFY_FAILED, Interrupted
+from node.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    EXIT_VERIFY_FAILED,
+    Interrupted,
+    exit_without_teardown,
+)
 from node.cli.data_cmds import COMMANDS as DATA_COMMANDS
 from node.cli.demo_cmd import demo_cmd
 from node.cli.job_cmds import COMMANDS as JOB_COMMANDS
@@ -122,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_without_teardown(main())
 
 
 __all__ = ["EXIT_USAGE", "cli", "main"]

@@ -14,6 +14,7 @@ from node.cli.common import (
     API_URL_ENV,
     DEFAULT_DATA_DIR,
     api_options,
+    exit_without_teardown,
     format_amount,
     print_json,
     resolve_data_dir,
@@ -148,24 +149,7 @@ def node_start(
         "node.mdns": mdns,
     }
     start(_load(config_file, data_dir, overrides), log_level.upper())
-    skip_interpreter_teardown()
-
-
-def skip_interpreter_teardown() -> None:
-    """End the process now that the node has shut down cleanly (stores closed, lock released).
-
-    What is left is CPython freeing every module libp2p, aiohttp and wasmtime loaded: 1-3 s of
-    CPU on two cores, per node, for nothing (a cluster's stop, and every test that stops one,
-    waited for it). Output is flushed first, so nothing written is lost."""
-    import logging
-    import os
-    import sys
-
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(0)
+    exit_without_teardown(0)  # the node has shut down cleanly: stores closed, lock released
 
 
 @node_group.command("stop")

@@ -71,23 +71,31 @@ class TuningReport:
 
 def check_shape() -> list[str]:
     """What about py-libp2p differs from what :func:`apply` expects (empty when all matches)."""
+    problems, _ = _inspect()
+    return problems
+
+
+def _inspect() -> tuple[list[str], dict[tuple[str, str, str], ast.AsyncFunctionDef | ast.FunctionDef]]:
+    """The shape problems, and the parsed tree of each hot function that has the expected shape
+    (parsed once: reading and parsing their source is most of what tuning costs at start-up)."""
     problems: list[str] = []
+    trees: dict[tuple[str, str, str], ast.AsyncFunctionDef | ast.FunctionDef] = {}
     yamux = importlib.import_module(YAMUX_MODULE)
     noise = importlib.import_module(NOISE_IO_MODULE)
     for module, name in ((yamux, "MAX_MESSAGE_SIZE"), (yamux, "HEADER_SIZE"), (noise, "MAX_PLAINTEXT_LENGTH")):
         if not isinstance(getattr(module, name, None), int):
             problems.append(f"{module.__name__}.{name} is not an int constant any more")
-    for module_name, class_name, method in HOT_FUNCTIONS:
+    for where in HOT_FUNCTIONS:
         try:
-            _function_tree(module_name, class_name, method)
+            trees[where] = _function_tree(*where)
         except TuningMismatch as exc:
             problems.append(str(exc))
-    return problems
+    return problems, trees
 
 
 def apply() -> TuningReport:
     """Fit Yamux frames into one Noise message and guard per-frame debug strings (idempotent)."""
-    problems = check_shape()
+    problems, trees = _inspect()
     yamux = importlib.import_module(YAMUX_MODULE)
     noise = importlib.import_module(NOISE_IO_MODULE)
     frame_size = getattr(yamux, "MAX_MESSAGE_SIZE", 0)
@@ -96,29 +104,29 @@ def apply() -> TuningReport:
         setattr(yamux, "MAX_MESSAGE_SIZE", plaintext)  # header + payload == one Noise message  # noqa: B010
         frame_size = plaintext
     guarded = []
-    for module_name, class_name, method in HOT_FUNCTIONS:
-        try:
-            if guard_debug_logging(module_name, class_name, method):
-                guarded.append(f"{class_name}.{method}")
-        except TuningMismatch:
-            continue  # already in problems
+    for where, tree in trees.items():  # the others are in problems already
+        if guard_debug_logging(*where, tree=tree):
+            guarded.append(f"{where[1]}.{where[2]}")
     if problems:
         log.warning("py-libp2p tuning partly skipped (internals changed): %s", "; ".join(problems))
     return TuningReport(frame_size, tuple(guarded), tuple(problems))
 
 
-def guard_debug_logging(module_name: str, class_name: str, method: str) -> bool:
+def guard_debug_logging(
+    module_name: str, class_name: str, method: str, tree: ast.AsyncFunctionDef | ast.FunctionDef | None = None
+) -> bool:
     """Recompile ``class_name.method`` with its ``logger.debug`` statements behind ``isEnabledFor``.
 
     Returns False when it was done already. Raises :class:`TuningMismatch` when the
-    function cannot be found, has no source, is a closure, or logs no debug lines.
+    function cannot be found, has no source, is a closure, or logs no debug lines. ``tree``:
+    the function's tree from :func:`_function_tree`, when the caller parsed it already.
     """
     module = importlib.import_module(module_name)
     cls = getattr(module, class_name)
     current = cls.__dict__[method]
     if getattr(current, _MARK, False):
         return False
-    tree = _function_tree(module_name, class_name, method)
+    tree = tree or _function_tree(module_name, class_name, method)
     tree.body = [_guard_log_only_block(stmt, tree) for stmt in tree.body]
     guarded = _GuardDebug().visit(tree)
     ast.increment_lineno(guarded, current.__code__.co_firstlineno - 1)  # tracebacks point at the real lines
