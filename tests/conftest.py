@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,3 +62,57 @@ def cluster(tmp_path: Path) -> Iterator[Callable[..., list[Any]]]:
         cluster_down(directory)
     leftovers = [pid for pid in pids if process_alive(pid)]
     assert not leftovers, f"node processes left running: {leftovers}"
+
+
+# -- scheduling: the slowest files first, each file on one worker -------------------------------
+# make test runs `pytest -n 2 --dist loadfile --no-loadscope-reorder`: a file is one unit of
+# work, so a module-scoped fixture (a planet, a chain) starts once, not on both workers, and
+# the units go out heaviest first, so the two workers end together instead of one starting
+# a 30 s cluster file at the end. (xdist's own reorder, by number of tests, is off: it would
+# put a file of 160 quick property tests first.) The weights come from DURATIONS (seconds per
+# test, slow ones only), rewritten by a run with `--write-durations tests/durations.json`; a
+# test it does not name counts as fast, so a stale table only costs balance, never a test.
+DURATIONS = Path(__file__).parent / "durations.json"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--write-durations",
+        metavar="PATH",
+        help="write each test's seconds (setup + call + teardown, those of 1 s or more) as JSON to PATH",
+    )
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def _known_durations() -> dict[str, float]:
+    try:
+        table = json.loads(DURATIONS.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in table.items()} if isinstance(table, dict) else {}
+
+
+@pytest.hookimpl(trylast=True)  # after pytest groups tests by fixture: the file order is the last word
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    weight: dict[str, float] = defaultdict(float)
+    for nodeid, seconds in _known_durations().items():
+        weight[_file_of(nodeid)] += seconds
+    # stable, by file only: every file's tests stay together and in the order pytest chose
+    items.sort(key=lambda item: -weight.get(_file_of(item.nodeid), 0.0))
+
+
+_seconds: dict[str, float] = defaultdict(float)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _seconds[report.nodeid] += report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    target = session.config.getoption("write_durations")
+    if target and not hasattr(session.config, "workerinput"):  # the controller, which sees every report
+        slow = {nodeid: round(s, 1) for nodeid, s in sorted(_seconds.items(), key=lambda kv: -kv[1]) if s >= 1.0}
+        Path(target).write_text(json.dumps(slow, indent=0) + "\n")
