@@ -82,16 +82,19 @@ class Triggers:
         state: CID | str | None = None,
         output: str = "",
         standby: str = "",
+        follower: str = "",
     ) -> dict[str, Any]:
         """Deploy (or redeploy, keeping its cursor) trigger ``name`` for an agent the node holds.
 
         ``standby=PEER`` on a node holding a replica of the stream: follow PEER's receipts for
-        this trigger and take over, from the last one, when PEER stops answering."""
+        this trigger and take over, from the last one, when PEER stops answering. ``follower=PEER``
+        on the active node names that standby: outputs are published once it holds their receipt,
+        and its takeover fences this node (no output twice, even when this node was only cut off)."""
         if kind not in KINDS:
             raise UsageError(f"a trigger's kind is one of {', '.join(KINDS)}, not {kind!r}")
         body: dict[str, Any] = {"name": name, "agent": str(agent), "kind": kind}
         optional = {"stream": stream, "every_n": every_n, "every_ms": every_ms, "schedule": schedule, "output": output,
-                    "standby": standby}  # fmt: skip
+                    "standby": standby, "follower": follower}  # fmt: skip
         body.update({key: value for key, value in optional.items() if value})
         if state is not None:
             body["state"] = str(state)

@@ -37,19 +37,30 @@ from node.errors import NetworkError
 from node.metrics import Metrics
 from node.streams.model import StreamRefused
 from node.streams.service import StreamService
+from node.triggers.fence import Verdict, verdict
 from node.triggers.invocation import Invocation, run_invocation
 from node.triggers.model import MAX_TRIGGERS, Cursor, TriggerError, TriggerKind, TriggerSpec, batch_wait
 from node.triggers.protocol import (
     MAX_RECEIPTS,
     PROTOCOL,
+    Fence,
     Progress,
     TriggerProtocolError,
+    encode_fenced,
     encode_receipts,
-    parse_progress,
+    parse_fenced,
     parse_receipts,
+    parse_request,
 )
 from node.triggers.schedule import Schedule
-from node.triggers.standby import MAX_STATE_BYTES, PROGRESS_SECONDS, TAKEOVER_MISSES, adopt
+from node.triggers.standby import (
+    FENCE_RETRY_SECONDS,
+    MAX_STATE_BYTES,
+    PROGRESS_SECONDS,
+    REQUEST_SECONDS,
+    TAKEOVER_MISSES,
+    adopt,
+)
 from node.triggers.store import TriggerStore
 from storage.blockstore import BlockStore
 from storage.cid import CID, DAG_CBOR
@@ -121,6 +132,9 @@ class TriggerService:
         self._waiting: dict[str, int] = {}  # HTTP invocations per trigger, running or waiting
         self._cancel = threading.Event()  # set at stop: running sandboxes stop within about half a second
         self._running: set[asyncio.Future[Invocation]] = set()
+        self._acknowledged: dict[str, int] = {}  # receipts the follower holds, per trigger with a follower
+        self._acks: dict[str, asyncio.Event] = {}  # set on each acknowledgement or fence
+        self._fenced_peers: set[str] = set()  # taken-over triggers whose old active node confirmed its fence
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -183,7 +197,9 @@ class TriggerService:
         view["cursor"] = self._cursors[name].json()
         view["output_stream"] = self.output_stream(name) if spec.output else None
         view["running"] = name in self._tasks and not self._tasks[name].done()
-        view["active"] = not spec.standby or name in self._promoted
+        view["active"] = (not spec.standby or name in self._promoted) and not self._cursors[name].fenced
+        if spec.standby:
+            view["old_active_fenced"] = name in self._fenced_peers
         return view
 
     def output_stream(self, name: str) -> str:
@@ -192,8 +208,12 @@ class TriggerService:
         return stream_id(writer, spec.output)
 
     async def receipts(self, name: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """The trigger's receipts after ``after``; a fenced node's void ones (past the fence) are kept, not served."""
         self._spec(name)
-        return await asyncio.to_thread(self.store.receipts, name, after, limit)
+        cursor = self._cursors[name]
+        if cursor.fenced:
+            limit = max(0, min(limit, cursor.fenced_at - after))
+        return await asyncio.to_thread(self.store.receipts, name, after, limit) if limit else []
 
     def _spec(self, name: str) -> TriggerSpec:
         spec = self._specs.get(name)
@@ -227,6 +247,8 @@ class TriggerService:
         """One invocation, committed (receipt + cursor) before its output is appended; None: not committed."""
         async with self._lock(spec.name):
             cursor = self._cursors[spec.name]
+            if cursor.fenced:
+                return None
             if self._slots is None:
                 self._slots = asyncio.Semaphore(self.cores)
             started = time.perf_counter()
@@ -249,9 +271,15 @@ class TriggerService:
                 self.metrics.inc("trigger_invocations_total", status=kind.value)
                 return None
             new = self._advanced(spec, cursor, entries, done)
-            await asyncio.to_thread(self.store.commit, spec.name, done.receipt, new)
+            committing = asyncio.ensure_future(asyncio.to_thread(self.store.commit, spec.name, done.receipt, new))
+            try:
+                await asyncio.shield(committing)
+            except asyncio.CancelledError:  # the commit goes on in its thread: the cursor must follow it
+                await committing
+                self._cursors[spec.name] = new
+                raise
             self._cursors[spec.name] = new
-            if new.output_seq != cursor.output_seq:
+            if new.output_seq != cursor.output_seq and not spec.follower:  # with one: after its acknowledgement
                 inline = done.output is not None and len(done.output) <= MAX_INLINE
                 if not inline and done.output_cid is not None:  # the entry names it: kept past this result's unpin
                     await asyncio.to_thread(self.blocks.pin, done.output_cid, f"trigger {spec.name} output")
@@ -289,9 +317,10 @@ class TriggerService:
             log.info("trigger %s output seq %d: %s", spec.name, cursor.output_seq, exc)
 
     async def _repair_output(self, spec: TriggerSpec) -> None:
-        """The last committed output entry, appended if a crash came between the commit and the append."""
+        """The last committed output entry, appended if a crash came between the commit and the append
+        (with a follower, the stream loop appends it once the follower acknowledged it)."""
         cursor = self._cursors[spec.name]
-        if not spec.output or not cursor.output_entry:
+        if not spec.output or not cursor.output_entry or spec.follower:
             return
         info = await asyncio.to_thread(self.streams.store.info, self.output_stream(spec.name))
         if info is None or info.head_seq < cursor.output_seq:
@@ -299,8 +328,12 @@ class TriggerService:
 
     # -- the loops -----------------------------------------------------------------------
     def _run(self, spec: TriggerSpec) -> None:
+        if spec.standby and self._cursors[spec.name].took_over:
+            self._promoted.add(spec.name)
         if spec.standby and spec.name not in self._promoted:
             self._tasks[spec.name] = asyncio.create_task(self._standby_loop(spec))
+        elif spec.standby:
+            self._tasks[spec.name] = asyncio.create_task(self._taken_over_loop(spec))
         elif spec.kind is TriggerKind.STREAM:
             self._tasks[spec.name] = asyncio.create_task(self._stream_loop(spec))
         elif spec.kind is TriggerKind.SCHEDULE:
@@ -316,6 +349,8 @@ class TriggerService:
     async def _stream_loop(self, spec: TriggerSpec) -> None:
         noticed: float | None = None  # when the oldest pending entry was first seen waiting
         while True:
+            if spec.follower and not await self._settle(spec):
+                return
             changed = self.streams.changed(spec.stream)  # taken before reading: no entry slips between
             info = await asyncio.to_thread(self.streams.store.info, spec.stream)
             cursor = self._cursors[spec.name]
@@ -336,16 +371,66 @@ class TriggerService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), wait)
 
+    # -- fencing (node.triggers.fence) -------------------------------------------------
+    async def _settle(self, spec: TriggerSpec) -> bool:
+        """Wait until the follower holds the last receipt (or fenced this node), then publish its
+        output; False: fenced, the trigger runs here no more."""
+        while True:
+            cursor = self._cursors[spec.name]
+            decided = verdict(cursor, self._acknowledged.get(spec.name, 0))
+            if decided is not Verdict.WAIT:
+                break
+            event = self._acks.setdefault(spec.name, asyncio.Event())
+            event.clear()  # no await between the check and the wait: no acknowledgement slips between
+            await event.wait()
+        if decided is not Verdict.VOID and spec.output and cursor.output_entry:
+            info = await asyncio.to_thread(self.streams.store.info, self.output_stream(spec.name))
+            if info is None or info.head_seq < cursor.output_seq:
+                await self._append_output(spec, cursor)
+        if decided is Verdict.VOID:
+            log.warning("trigger %s: fenced by %s after invocation %d; invocation %d here is void (its output "
+                        "never published)", spec.name, cursor.fenced_by, cursor.fenced_at,
+                        cursor.invocations)  # fmt: skip
+        return decided is Verdict.PUBLISH
+
+    def _acknowledge(self, name: str, held: int) -> None:
+        cursor = self._cursors[name]
+        held = min(held, cursor.invocations)  # a receipt not committed yet cannot be acknowledged ahead
+        if held > self._acknowledged.get(name, 0):
+            self._acknowledged[name] = held
+            self._acks.setdefault(name, asyncio.Event()).set()
+
+    async def _fence(self, spec: TriggerSpec, at: int, peer: str) -> None:
+        """The follower took over after invocation ``at``: run no more, void what came later."""
+        async with self._lock(spec.name):  # not while an invocation commits
+            cursor = self._cursors[spec.name]
+            if not cursor.fenced:
+                fenced = cursor.advanced(fenced=True, fenced_at=min(at, cursor.invocations), fenced_by=peer)
+                await asyncio.to_thread(self.store.put_cursor, spec.name, fenced)
+                self._cursors[spec.name] = fenced
+                log.warning("trigger %s: %s took over after invocation %d; fenced here", spec.name, peer, at)
+                self.metrics.inc("trigger_fenced_total")
+        self._acks.setdefault(spec.name, asyncio.Event()).set()
+
     # -- standing by -------------------------------------------------------------------
     async def handle_progress(self, peer: str, request: bytes) -> list[bytes]:
-        """Serve a standby: this node's receipts of a trigger after the number it asks from."""
+        """Serve a standby: this node's receipts of a trigger after the number it asks from (which
+        acknowledges them when it is the trigger's follower), or its fence after a takeover."""
         try:
-            asked = parse_progress(request)
+            asked = parse_request(request)
         except TriggerProtocolError:
             return encode_receipts([])
-        if asked.trigger not in self._specs:
+        spec = self._specs.get(asked.trigger)
+        if isinstance(asked, Fence):
+            if spec is None or not spec.follower or spec.follower != peer:
+                return encode_fenced(False)
+            await self._fence(spec, asked.at, peer)
+            return encode_fenced(True)
+        if spec is None:
             return encode_receipts([])
-        found = await asyncio.to_thread(self.store.receipts, asked.trigger, asked.after, MAX_RECEIPTS)
+        if spec.follower and spec.follower == peer:
+            self._acknowledge(spec.name, asked.after)
+        found = await self.receipts(spec.name, asked.after, MAX_RECEIPTS)
         return encode_receipts([raw for _, raw in found])
 
     async def _standby_loop(self, spec: TriggerSpec) -> None:
@@ -357,13 +442,15 @@ class TriggerService:
                 if self.network is None:
                     raise NetworkError("this node has no network to follow the active node on")
                 asked = Progress(spec.name, cursor.invocations).encode()
-                raws = parse_receipts(await self.network.request(spec.standby, PROTOCOL, asked, timeout=5))
+                reply = await self.network.request(spec.standby, PROTOCOL, asked, timeout=REQUEST_SECONDS)
+                raws = parse_receipts(reply)
                 misses = 0
             except (NetworkError, TriggerProtocolError) as exc:
                 misses += 1
                 log.info("trigger %s: active node %s did not answer (%d): %s", spec.name, spec.standby, misses, exc)
                 await asyncio.sleep(PROGRESS_SECONDS)
                 continue
+            taken = 0
             for adopted in adopt(spec, cursor, raws):
                 if adopted.state is not None:
                     try:
@@ -378,13 +465,46 @@ class TriggerService:
                 previous, self._cursors[spec.name] = self._cursors[spec.name], adopted.cursor
                 if previous.state is not None and previous.state != adopted.state:
                     await asyncio.to_thread(self.blocks.unpin, previous.state)
-            if len(raws) < MAX_RECEIPTS:
+                taken += 1
+            if not taken:  # after an adoption, ask again at once: that acknowledges it to the active node
                 await asyncio.sleep(PROGRESS_SECONDS)
         log.warning("trigger %s: active node %s is gone; running it here from seq %d",
                     spec.name, spec.standby, self._cursors[spec.name].seq)  # fmt: skip
         self.metrics.inc("trigger_takeovers_total")
+        async with self._lock(spec.name):
+            cursor = self._cursors[spec.name]
+            taken_over = cursor.advanced(took_over=True, took_over_at=cursor.invocations)
+            await asyncio.to_thread(self.store.put_cursor, spec.name, taken_over)
+            self._cursors[spec.name] = taken_over
         self._promoted.add(spec.name)
-        await self._stream_loop(spec)
+        await self._taken_over_loop(spec)
+
+    async def _taken_over_loop(self, spec: TriggerSpec) -> None:
+        """Run the trigger here, and fence the old active node (it may only have been cut off)."""
+        fencing = asyncio.create_task(self._fence_old_active(spec))
+        try:
+            await self._stream_loop(spec)
+        finally:
+            fencing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fencing
+
+    async def _fence_old_active(self, spec: TriggerSpec) -> None:
+        """Tell the old active node it is fenced after the receipts adopted here, until it confirms."""
+        request, refused = Fence(spec.name, self._cursors[spec.name].took_over_at).encode(), False
+        while self.network is not None:
+            try:
+                if parse_fenced(await self.network.request(spec.standby, PROTOCOL, request, timeout=REQUEST_SECONDS)):
+                    log.info("trigger %s: the old active node %s confirmed its fence", spec.name, spec.standby)
+                    self._fenced_peers.add(spec.name)
+                    return
+                if not refused:
+                    refused = True
+                    log.warning("trigger %s: %s does not name this node its follower; it cannot be fenced",
+                                spec.name, spec.standby)  # fmt: skip
+            except (NetworkError, TriggerProtocolError):
+                pass
+            await asyncio.sleep(FENCE_RETRY_SECONDS)
 
     async def _schedule_loop(self, spec: TriggerSpec) -> None:
         schedule = Schedule.parse(spec.schedule)
