@@ -41,6 +41,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/v1/streams/{id}/entries", get_entries),
         web.get("/v1/streams/{id}/tail", get_tail),
         web.post("/v1/streams/{id}/subscribe", post_subscribe),
+        web.get("/v1/streams/{id}/holders", get_holders),
     ]
 
 
@@ -184,6 +185,14 @@ async def get_stream(request: web.Request) -> web.Response:
         raise _refused(exc) from None
     forks = await asyncio.to_thread(service.store.forks, stream)
     return web.json_response({**info.json(), "forks": len(forks), "holders": service.holders(stream)})
+
+
+async def get_holders(request: web.Request) -> web.Response:
+    """Where a stream is, held here or not: what a pipeline stage is placed by (its input's holder)."""
+    stream = _stream(request)
+    service = _service(request).streams
+    here = await asyncio.to_thread(service.store.info, stream) is not None
+    return web.json_response({"stream": stream, "here": here, "holders": service.holders(stream)})
 
 
 async def post_subscribe(request: web.Request) -> web.Response:

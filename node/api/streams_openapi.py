@@ -61,6 +61,17 @@ SCHEMAS: dict[str, Schema] = {
             },
         }
     ),
+    "StreamHolders": _obj(
+        {
+            "stream": _STR,
+            "here": {"type": "boolean", "description": "this node holds the stream (origin or replica)"},
+            "holders": {
+                "type": "array",
+                "items": _obj({"peer": _STR, "seq": _INT, "cid": _STR}),
+                "description": "peers whose signed announcement carries this stream's head",
+            },
+        }
+    ),
     "StreamList": _obj({"streams": {"type": "array", "items": _ref("StreamInfo")}}),
     "StreamAppend": _obj(
         {
@@ -101,6 +112,15 @@ def paths() -> dict[str, dict[str, Schema]]:
                 "A stream: head, retention, fork mark, and the peers announcing its head",
                 _json("StreamDetail", "the stream"),
                 (400, 404),
+                params=_ID,
+            )
+        },
+        "/v1/streams/{id}/holders": {
+            "get": _op(
+                "getStreamHolders",
+                "Where a stream is: whether this node holds it, and the peers announcing its head",
+                _json("StreamHolders", "where the stream is"),
+                (400,),
                 params=_ID,
             )
         },

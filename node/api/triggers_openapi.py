@@ -35,6 +35,7 @@ _SPEC: dict[str, Schema] = {
     "output": _OUTPUT,
     "standby": {"type": "string", "description": "the active node's peer ID while this node stands by"},
     "follower": {"type": "string", "description": "the standby's peer ID: its takeover fences this node"},
+    "deployed_by": {"type": "string", "description": "the peer that deployed it here ('' this node's API)"},
 }
 _CURSOR: Schema = _obj(
     {
@@ -68,6 +69,7 @@ SCHEMAS: dict[str, Schema] = {
             "output": _OUTPUT,
             "standby": {"type": "string", "description": "stand by for the trigger running on this peer"},
             "follower": {"type": "string", "description": "the peer standing by: publish once it holds each receipt"},
+            "on": {"type": "string", "description": "deploy on this peer (it holds the stream; it fetches the agent)"},
         },
         ["name", "agent", "kind"],
     ),
@@ -135,7 +137,7 @@ def paths() -> dict[str, dict[str, Schema]]:
                 "deployTrigger",
                 "Run an agent held here on new stream entries (batched), on a schedule, or on HTTP calls",
                 _json("Trigger", "deployed (a redeploy keeps the cursor)"),
-                (400, 404, 409, 413),
+                (400, 404, 409, 413, 502, 503),
                 status=201,
                 body=_json_body("TriggerRequest"),
                 write=True,

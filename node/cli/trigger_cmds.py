@@ -167,7 +167,8 @@ def pipeline_deploy(path: str, api_url: str, api_token: str | None) -> None:
     stages = parse_pipeline(Path(path).read_text())
     for answer in _run(api_url, api_token, lambda client: deploy_pipeline(client, stages)):
         out = f" -> {answer['output_stream']}" if answer["output_stream"] else ""
-        click.echo(f"stage {answer['name']}: {answer['stream']}{out}")
+        where = f" (on {answer['node']})" if answer["node"] else ""
+        click.echo(f"stage {answer['name']}: {answer['stream']}{out}{where}")
 
 
 COMMANDS = [trigger_group, pipeline_group]

@@ -68,6 +68,7 @@ class TriggerSpec:
     output: str = ""  # the name of the output stream ("" none), written with the trigger's key
     standby: str = ""  # the peer the trigger runs on while it lives ("" this node is the active one)
     follower: str = ""  # the peer standing by for this trigger, whose takeover fences it here ("" none)
+    deployed_by: str = ""  # the peer that deployed it over /mycel/trigger ("" this node's API)
 
     @property
     def batch_size(self) -> int:
@@ -78,7 +79,7 @@ class TriggerSpec:
         return {"name": self.name, "agent": self.agent, "kind": self.kind.value, "stream": self.stream,
                 "every_n": self.every_n, "every_ms": self.every_ms, "schedule": self.schedule,
                 "state": self.state, "output": self.output, "standby": self.standby,
-                "follower": self.follower}  # fmt: skip
+                "follower": self.follower, "deployed_by": self.deployed_by}  # fmt: skip
 
     def json(self) -> dict[str, Any]:
         view = self.record()
@@ -89,7 +90,8 @@ class TriggerSpec:
     def from_record(cls, record: dict[str, Any]) -> TriggerSpec:
         return cls(record["name"], record["agent"], TriggerKind(record["kind"]), record["stream"], record["every_n"],
                    record["every_ms"], record["schedule"], record["state"], record["output"],
-                   record.get("standby", ""), record.get("follower", ""))  # fmt: skip
+                   record.get("standby", ""), record.get("follower", ""),
+                   record.get("deployed_by", ""))  # fmt: skip
 
 
 def _int(body: dict[str, Any], key: str, high: int) -> int:

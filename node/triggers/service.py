@@ -23,14 +23,17 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import nacl.signing
 
+from agents.bundle import open_bundle
+from agents.errors import ManifestError
 from agents.executor import Executor
 from agents.outcome import OutcomeKind
 from node.errors import NetworkError
@@ -39,15 +42,28 @@ from node.streams.model import StreamRefused
 from node.streams.service import StreamService
 from node.triggers.fence import Verdict, verdict
 from node.triggers.invocation import Invocation, run_invocation
-from node.triggers.model import MAX_TRIGGERS, Cursor, TriggerError, TriggerKind, TriggerSpec, batch_wait
+from node.triggers.model import (
+    MAX_TRIGGERS,
+    Cursor,
+    TriggerError,
+    TriggerKind,
+    TriggerSpec,
+    batch_wait,
+)
+from node.triggers.model import (
+    parse_request as parse_spec,
+)
 from node.triggers.protocol import (
     MAX_RECEIPTS,
     PROTOCOL,
+    Deploy,
+    Deployed,
     Fence,
     Progress,
     TriggerProtocolError,
     encode_fenced,
     encode_receipts,
+    parse_deployed,
     parse_fenced,
     parse_receipts,
     parse_request,
@@ -64,11 +80,14 @@ from node.triggers.standby import (
 from node.triggers.store import TriggerStore
 from storage.blockstore import BlockStore
 from storage.cid import CID, DAG_CBOR
+from storage.errors import InvalidCIDError
 from storage.peerid import peer_id_for
 from storage.streamentry import MAX_INLINE, Entry, sign_entry, stream_id
 
 log = logging.getLogger("mycelnet.triggers")
 
+MAX_AGENT_BYTES = 256 << 20  # an agent bundle fetched from the peer deploying a trigger here
+DEPLOY_SECONDS = 120.0  # a deploy on a peer: it may fetch the agent's bundle first
 RETRY_SECONDS = 1.0  # after a node-side failure (the batch stays pending and runs again)
 MAX_WAITING_CALLS = 32  # HTTP invocations of one trigger waiting for it at once; past that: 503, retry
 _KEY_DOMAIN = b"mycel-trigger-key-v1:"
@@ -412,6 +431,57 @@ class TriggerService:
                 self.metrics.inc("trigger_fenced_total")
         self._acks.setdefault(spec.name, asyncio.Event()).set()
 
+    # -- deploying on a peer (a pipeline stage placed by its input) ------------------------
+    async def deploy_on(self, peer: str, spec: TriggerSpec) -> dict[str, Any]:
+        """Deploy ``spec`` on ``peer`` (which fetches the agent from here); its view of the trigger."""
+        if self.network is None:
+            raise TriggerError("no_network", "this node has no network to deploy on a peer", 503)
+        try:
+            reply = parse_deployed(await self.network.request(peer, PROTOCOL, Deploy(spec.json()).encode(),
+                                                              timeout=DEPLOY_SECONDS))  # fmt: skip
+        except (NetworkError, TriggerProtocolError) as exc:
+            raise TriggerError(
+                "peer_unreachable", f"peer {peer} did not deploy trigger {spec.name}: {exc}", 502
+            ) from None
+        if reply.error or reply.view is None:
+            status = reply.status if reply.status in (400, 404, 409, 503) else 502  # what this API documents
+            code = reply.error if re.fullmatch(r"[a-z_]{1,64}", reply.error) else "peer_error"
+            raise TriggerError(code, f"peer {peer}: {reply.detail}", status)
+        return reply.view
+
+    async def _deploy_from(self, peer: str, asked: Deploy) -> Deployed:
+        """A peer deploys a trigger here: checked as this node's API checks one, the agent fetched from
+        the peer; a trigger of that name that this node's API (or another peer) deployed is not replaced."""
+        try:
+            agent_text = asked.spec.get("agent")
+            agent = CID.parse(agent_text) if isinstance(agent_text, str) and len(agent_text) <= 200 else None
+        except (InvalidCIDError, ValueError):
+            agent = None
+        if agent is None:
+            return Deployed(400, "bad_agent", "agent is the agent bundle's CID", None)
+        body = {key: value for key, value in asked.spec.items() if value not in (None, "", 0)}
+        body.pop("deployed_by", None)
+        try:
+            spec = replace(parse_spec(body | {"agent": str(agent)}, agent), deployed_by=peer)
+            held = self._specs.get(spec.name)
+            if held is not None and held.deployed_by != peer:
+                raise TriggerError("name_taken", f"this node runs its own trigger {spec.name}; pick another name", 409)
+            if await asyncio.to_thread(self.blocks.missing_blocks, agent):
+                if self.exchange is None:
+                    raise TriggerError("no_agent", f"agent {agent} is not here and this node cannot fetch it", 404)
+                await self.exchange.fetch(agent, [peer], max_bytes=MAX_AGENT_BYTES)
+            await asyncio.to_thread(self.blocks.pin, agent, f"trigger {spec.name} agent")
+            await asyncio.to_thread(open_bundle, self.blocks, agent)
+            view = await self.deploy(spec)
+        except TriggerError as exc:
+            return Deployed(exc.status, exc.code, str(exc), None)
+        except ManifestError as exc:
+            return Deployed(400, "bad_agent", f"agent {agent}: {exc}", None)
+        except Exception as exc:  # the fetch: its errors are many kinds, each a reason to give back
+            return Deployed(502, "agent_not_fetched", f"agent {agent} not fetched from {peer}: {exc}"[:500], None)
+        log.info("trigger %s deployed here by %s", spec.name, peer)
+        return Deployed(201, "", "", view)
+
     # -- standing by -------------------------------------------------------------------
     async def handle_progress(self, peer: str, request: bytes) -> list[bytes]:
         """Serve a standby: this node's receipts of a trigger after the number it asks from (which
@@ -420,6 +490,8 @@ class TriggerService:
             asked = parse_request(request)
         except TriggerProtocolError:
             return encode_receipts([])
+        if isinstance(asked, Deploy):
+            return (await self._deploy_from(peer, asked)).encode()
         spec = self._specs.get(asked.trigger)
         if isinstance(asked, Fence):
             if spec is None or not spec.follower or spec.follower != peer:
