@@ -86,6 +86,7 @@ from storage.streamentry import MAX_INLINE, Entry, sign_entry, stream_id
 
 log = logging.getLogger("mycelnet.triggers")
 
+MAX_PEER_TRIGGERS = 32  # triggers one peer may deploy here (the node's own API is bounded by MAX_TRIGGERS)
 MAX_AGENT_BYTES = 256 << 20  # an agent bundle fetched from the peer deploying a trigger here
 DEPLOY_SECONDS = 120.0  # a deploy on a peer: it may fetch the agent's bundle first
 RETRY_SECONDS = 1.0  # after a node-side failure (the batch stays pending and runs again)
@@ -466,6 +467,11 @@ class TriggerService:
             held = self._specs.get(spec.name)
             if held is not None and held.deployed_by != peer:
                 raise TriggerError("name_taken", f"this node runs its own trigger {spec.name}; pick another name", 409)
+            theirs = sum(1 for other in self._specs.values() if other.deployed_by == peer)
+            if held is None and theirs >= MAX_PEER_TRIGGERS:
+                raise TriggerError(
+                    "too_many_triggers", f"a peer deploys at most {MAX_PEER_TRIGGERS} triggers here", 409
+                )
             if await asyncio.to_thread(self.blocks.missing_blocks, agent):
                 if self.exchange is None:
                     raise TriggerError("no_agent", f"agent {agent} is not here and this node cannot fetch it", 404)

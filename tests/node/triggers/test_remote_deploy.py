@@ -12,6 +12,7 @@ import nacl.signing
 import pytest
 
 from agents.bundle import pack
+from node.triggers import service
 from node.triggers.model import parse_request
 from node.triggers.protocol import Deploy, Deployed, TriggerProtocolError, parse_deployed
 from storage import dagcbor
@@ -23,7 +24,9 @@ from tests.node.triggers.agents import COUNTER, write_agent
 PEER = peer_id_for(bytes(nacl.signing.SigningKey(b"P" * 32).verify_key))
 
 
-async def test_a_peer_deploys_only_what_the_api_would_accept(node: Any, tmp_path: Path) -> None:
+async def test_a_peer_deploys_only_what_the_api_would_accept(
+    node: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bundle = pack(write_agent(tmp_path / "counter", "counter", COUNTER), node.store)
     writer = Writer()
     await node.streams.append(writer.stream, [writer.next(b"e1")])
@@ -48,6 +51,9 @@ async def test_a_peer_deploys_only_what_the_api_would_accept(node: Any, tmp_path
     taken = await ask(spec | {"name": "mine"})
     assert taken.error == "name_taken" and taken.status == 409
     assert node.triggers.describe("mine")["deployed_by"] == ""
+    monkeypatch.setattr(service, "MAX_PEER_TRIGGERS", 1)
+    crowded = await ask(spec | {"name": "second"})
+    assert crowded.error == "too_many_triggers" and crowded.status == 409
 
 
 @pytest.mark.parametrize(
