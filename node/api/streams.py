@@ -130,9 +130,15 @@ async def get_entries(request: web.Request) -> web.Response:
         raise _refused(exc) from None
     entries = await service.since(stream, after, limit)
     listed = [entry_json(entry) for entry in entries]
+    snapshot = None
+    if after + 1 < info.first_seq:  # compacted away: which snapshot holds the next entry
+        held = await asyncio.to_thread(service.store.snapshot_for, stream, after + 1)
+        if held is not None:
+            snapshot = {"cid": str(held[0]), "first_seq": held[1], "last_seq": held[2]}
     return web.json_response(
-        {"stream": stream, "head_seq": info.head_seq, "first_seq": info.first_seq, "entries": listed}
-    )
+        {"stream": stream, "head_seq": info.head_seq, "first_seq": info.first_seq, "entries": listed,
+         "snapshot": snapshot}
+    )  # fmt: skip
 
 
 async def get_tail(request: web.Request) -> web.StreamResponse:

@@ -34,6 +34,8 @@ _INFO: dict[str, Schema] = {
     "source": _STR,
     "retention": _obj({"entries": _INT, "seconds": _INT}),
     "updated": {"type": "number"},
+    "snapshot": {**_NULLABLE_STR, "description": "CID of the newest snapshot of compacted entries (a CAR at /ipfs)"},
+    "snapshot_seq": {"type": "integer", "minimum": 0, "description": "compacted entries reach up to this seq"},
 }
 _ENTRY: Schema = _obj(
     {
@@ -93,6 +95,10 @@ SCHEMAS: dict[str, Schema] = {
             "head_seq": _INT,
             "first_seq": _INT,
             "entries": {"type": "array", "items": _ENTRY},
+            "snapshot": {
+                "oneOf": [{"type": "null"}, _obj({"cid": _STR, "first_seq": _INT, "last_seq": _INT})],
+                "description": "after is below the live log: the snapshot holding the next entry (GET /ipfs/CID)",
+            },
         }
     ),
     "StreamSubscribe": _obj({"peer": {"type": "string", "description": "the holder's peer ID"}}),
