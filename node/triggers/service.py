@@ -38,7 +38,7 @@ from agents.executor import Executor
 from agents.outcome import OutcomeKind
 from node.errors import NetworkError
 from node.metrics import Metrics
-from node.streams.model import StreamRefused
+from node.streams.model import StreamInfo, StreamRefused
 from node.streams.service import StreamService
 from node.triggers.fence import Verdict, verdict
 from node.triggers.invocation import Invocation, run_invocation
@@ -291,21 +291,39 @@ class TriggerService:
                 self.metrics.inc("trigger_invocations_total", status=kind.value)
                 return None
             new = self._advanced(spec, cursor, entries, done)
-            committing = asyncio.ensure_future(asyncio.to_thread(self.store.commit, spec.name, done.receipt, new))
+            publish = new.output_seq != cursor.output_seq and not spec.follower  # with one: once it acknowledged
+            inline = done.output is not None and len(done.output) <= MAX_INLINE
+            keep = done.output_cid if publish and not inline else None  # the entry names it: kept past the unpin
+            drop = cursor.result if cursor.result is not None and cursor.result != new.result else None
+
+            def commit_and_publish() -> StreamInfo | None:
+                """The commit, then (in the same thread hop: each costs ms on a loaded host) the output."""
+                self.store.commit(spec.name, done.receipt, new)
+                try:
+                    if keep is not None:
+                        self.blocks.pin(keep, f"trigger {spec.name} output")
+                    info = self.streams.append_own([new.output_entry]) if publish else None
+                    if drop is not None:
+                        self.blocks.unpin(drop)  # the new result holds the state now
+                    return info
+                except StreamRefused as exc:  # held already (a repair raced it), or forked elsewhere
+                    log.info("trigger %s output seq %d: %s", spec.name, new.output_seq, exc)
+                except Exception as exc:  # committed all the same: the output is repaired at the next start
+                    log.warning("trigger %s output seq %d not appended: %s: %s", spec.name, new.output_seq,
+                                type(exc).__name__, exc)  # fmt: skip
+                return None
+
+            committing = asyncio.ensure_future(asyncio.to_thread(commit_and_publish))
             try:
-                await asyncio.shield(committing)
+                published = await asyncio.shield(committing)
             except asyncio.CancelledError:  # the commit goes on in its thread: the cursor must follow it
-                await committing
+                with contextlib.suppress(Exception):
+                    await committing
                 self._cursors[spec.name] = new
                 raise
             self._cursors[spec.name] = new
-            if new.output_seq != cursor.output_seq and not spec.follower:  # with one: after its acknowledgement
-                inline = done.output is not None and len(done.output) <= MAX_INLINE
-                if not inline and done.output_cid is not None:  # the entry names it: kept past this result's unpin
-                    await asyncio.to_thread(self.blocks.pin, done.output_cid, f"trigger {spec.name} output")
-                await self._append_output(spec, new)
-            if cursor.result is not None and cursor.result != new.result:
-                await asyncio.to_thread(self.blocks.unpin, cursor.result)  # the new result holds the state now
+            if published is not None:
+                self.streams.appended(published, 1)
             self.metrics.inc("trigger_invocations_total", status=kind.value)
             outcome = done.outcome
             return Answer(outcome.status, done.output, done.output_cid, outcome.result, done.receipt,
@@ -372,9 +390,12 @@ class TriggerService:
             if spec.follower and not await self._settle(spec):
                 return
             changed = self.streams.changed(spec.stream)  # taken before reading: no entry slips between
-            info = await asyncio.to_thread(self.streams.store.info, spec.stream)
+            head = self.streams.origin_head(spec.stream)  # from memory when the stream is appended here
+            if head is None:
+                info = await asyncio.to_thread(self.streams.store.info, spec.stream)
+                head = info.head_seq if info is not None else 0
             cursor = self._cursors[spec.name]
-            pending = info.head_seq - cursor.seq if info is not None else 0
+            pending = head - cursor.seq
             now = time.monotonic()
             noticed = None if pending <= 0 else (noticed or now)
             wait = batch_wait(pending, (now - noticed) * 1000 if noticed else 0.0, spec)
