@@ -154,6 +154,7 @@ class TriggerService:
         self._running: set[asyncio.Future[Invocation]] = set()
         self._acknowledged: dict[str, int] = {}  # receipts the follower holds, per trigger with a follower
         self._acks: dict[str, asyncio.Event] = {}  # set on each acknowledgement or fence
+        self._published: dict[str, int] = {}  # a follower's trigger: the output seq known to be in its stream
         self._fenced_peers: set[str] = set()  # taken-over triggers whose old active node confirmed its fence
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -424,10 +425,12 @@ class TriggerService:
             event = self._acks.setdefault(spec.name, asyncio.Event())
             event.clear()  # no await between the check and the wait: no acknowledgement slips between
             await event.wait()
-        if decided is not Verdict.VOID and spec.output and cursor.output_entry:
+        published = self._published.get(spec.name, 0) >= cursor.output_seq  # known without a read
+        if decided is not Verdict.VOID and spec.output and cursor.output_entry and not published:
             info = await asyncio.to_thread(self.streams.store.info, self.output_stream(spec.name))
             if info is None or info.head_seq < cursor.output_seq:
                 await self._append_output(spec, cursor)
+            self._published[spec.name] = cursor.output_seq
         if decided is Verdict.VOID:
             log.warning("trigger %s: fenced by %s after invocation %d; invocation %d here is void (its output "
                         "never published)", spec.name, cursor.fenced_by, cursor.fenced_at,
