@@ -126,6 +126,7 @@ class NodeService:
             self.network,
             self.metrics,
             lambda: [record.announcement for record in self.peers.alive()],
+            self.store,  # retention's snapshots (node.streams.compaction)
         )
         self.network.handle(STREAM_PROTOCOL, self.streams.serve)
         self.network.handle(TRIGGER_PROTOCOL, self._on_trigger_message)

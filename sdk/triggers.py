@@ -82,16 +82,21 @@ class Triggers:
         state: CID | str | None = None,
         output: str = "",
         standby: str = "",
+        follower: str = "",
+        on: str = "",
     ) -> dict[str, Any]:
         """Deploy (or redeploy, keeping its cursor) trigger ``name`` for an agent the node holds.
 
         ``standby=PEER`` on a node holding a replica of the stream: follow PEER's receipts for
-        this trigger and take over, from the last one, when PEER stops answering."""
+        this trigger and take over, from the last one, when PEER stops answering. ``follower=PEER``
+        on the active node names that standby: outputs are published once it holds their receipt,
+        and its takeover fences this node (no output twice, even when this node was only cut off).
+        ``on=PEER``: deploy on that peer (it fetches the agent from the node the client talks to)."""
         if kind not in KINDS:
             raise UsageError(f"a trigger's kind is one of {', '.join(KINDS)}, not {kind!r}")
         body: dict[str, Any] = {"name": name, "agent": str(agent), "kind": kind}
         optional = {"stream": stream, "every_n": every_n, "every_ms": every_ms, "schedule": schedule, "output": output,
-                    "standby": standby}  # fmt: skip
+                    "standby": standby, "follower": follower, "on": on}  # fmt: skip
         body.update({key: value for key, value in optional.items() if value})
         if state is not None:
             body["state"] = str(state)
@@ -199,19 +204,36 @@ def parse_pipeline(text: str) -> builtins.list[Stage]:
     return ordered
 
 
+async def place_stage(client: Client, stream: str) -> str:
+    """Where a stage reading ``stream`` runs: "" (the node the client talks to) when it holds the
+    stream, else the peer announcing the newest head of it (its origin). UsageError: nobody has it."""
+    found = await client._call("GET", f"/v1/streams/{quote(stream, safe='')}/holders")
+    if found["here"]:
+        return ""
+    holders = sorted(found["holders"], key=lambda holder: -int(holder["seq"]))
+    if not holders:
+        raise UsageError(f"no node is known to hold stream {stream}: append to it (or subscribe a node) first")
+    return str(holders[0]["peer"])
+
+
 async def deploy_pipeline(client: Client, stages: Sequence[Stage]) -> builtins.list[dict[str, Any]]:
-    """Deploy each stage as a stream trigger where its input is: the first stages on this node,
-    which must hold their input streams, and each later stage next to the output stream of the
-    stage it reads (that stream lives where its stage runs). Stages deploy in order; a failure
-    stops there, with the stages before it deployed (a redeploy keeps their cursors)."""
-    outputs: dict[str, str] = {}
+    """Deploy each stage as a stream trigger where its input is: a stage reading a stream runs on
+    the node the client talks to when it holds the stream, else on the peer whose announcement
+    carries its head (that peer fetches the agent from this node); a stage reading another stage
+    runs where that stage runs (its output stream lives there). Stages deploy in order; a failure
+    stops there, with the stages before it deployed (a redeploy keeps their cursors). Each answer
+    names ``node``: the peer the stage runs on ("" the node the client talks to)."""
+    outputs: dict[str, tuple[str, str]] = {}  # stage -> (its output stream, where it runs)
     deployed = []
     for stage in stages:
-        stream = outputs[stage.after] if stage.after else stage.input
+        if stage.after:
+            stream, node = outputs[stage.after]
+        else:
+            stream, node = stage.input, await place_stage(client, stage.input)
         options: dict[str, Any] = {"every_n": stage.every_n, "every_ms": stage.every_ms, "output": stage.output}
         answer = await client.triggers.deploy(stage.name, stage.agent, "stream", stream=stream, state=stage.state,
-                                              **options)  # fmt: skip
+                                              on=node, **options)  # fmt: skip
         if answer.get("output_stream"):
-            outputs[stage.name] = answer["output_stream"]
-        deployed.append(answer)
+            outputs[stage.name] = (answer["output_stream"], node)
+        deployed.append(answer | {"node": node})
     return deployed

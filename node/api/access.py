@@ -50,7 +50,13 @@ READ_CLASSES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
     ),
     "ledger": (("/v1/ledger", "/v1/ledger/claims"), "claims name clients and amounts"),
     "streams": (
-        ("/v1/streams", "/v1/streams/{id}", "/v1/streams/{id}/entries", "/v1/streams/{id}/tail"),
+        (
+            "/v1/streams",
+            "/v1/streams/{id}",
+            "/v1/streams/{id}/entries",
+            "/v1/streams/{id}/tail",
+            "/v1/streams/{id}/holders",
+        ),
         "stream entries are their writers' data; the operator decides who may read them",
     ),
     "triggers": (

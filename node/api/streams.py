@@ -41,6 +41,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/v1/streams/{id}/entries", get_entries),
         web.get("/v1/streams/{id}/tail", get_tail),
         web.post("/v1/streams/{id}/subscribe", post_subscribe),
+        web.get("/v1/streams/{id}/holders", get_holders),
     ]
 
 
@@ -129,9 +130,15 @@ async def get_entries(request: web.Request) -> web.Response:
         raise _refused(exc) from None
     entries = await service.since(stream, after, limit)
     listed = [entry_json(entry) for entry in entries]
+    snapshot = None
+    if after + 1 < info.first_seq:  # compacted away: which snapshot holds the next entry
+        held = await asyncio.to_thread(service.store.snapshot_for, stream, after + 1)
+        if held is not None:
+            snapshot = {"cid": str(held[0]), "first_seq": held[1], "last_seq": held[2]}
     return web.json_response(
-        {"stream": stream, "head_seq": info.head_seq, "first_seq": info.first_seq, "entries": listed}
-    )
+        {"stream": stream, "head_seq": info.head_seq, "first_seq": info.first_seq, "entries": listed,
+         "snapshot": snapshot}
+    )  # fmt: skip
 
 
 async def get_tail(request: web.Request) -> web.StreamResponse:
@@ -184,6 +191,14 @@ async def get_stream(request: web.Request) -> web.Response:
         raise _refused(exc) from None
     forks = await asyncio.to_thread(service.store.forks, stream)
     return web.json_response({**info.json(), "forks": len(forks), "holders": service.holders(stream)})
+
+
+async def get_holders(request: web.Request) -> web.Response:
+    """Where a stream is, held here or not: what a pipeline stage is placed by (its input's holder)."""
+    stream = _stream(request)
+    service = _service(request).streams
+    here = await asyncio.to_thread(service.store.info, stream) is not None
+    return web.json_response({"stream": stream, "here": here, "holders": service.holders(stream)})
 
 
 async def post_subscribe(request: web.Request) -> web.Response:

@@ -34,6 +34,8 @@ _INFO: dict[str, Schema] = {
     "source": _STR,
     "retention": _obj({"entries": _INT, "seconds": _INT}),
     "updated": {"type": "number"},
+    "snapshot": {**_NULLABLE_STR, "description": "CID of the newest snapshot of compacted entries (a CAR at /ipfs)"},
+    "snapshot_seq": {"type": "integer", "minimum": 0, "description": "compacted entries reach up to this seq"},
 }
 _ENTRY: Schema = _obj(
     {
@@ -54,6 +56,17 @@ SCHEMAS: dict[str, Schema] = {
         {
             **_INFO,
             "forks": {"type": "integer", "description": "fork evidence records held"},
+            "holders": {
+                "type": "array",
+                "items": _obj({"peer": _STR, "seq": _INT, "cid": _STR}),
+                "description": "peers whose signed announcement carries this stream's head",
+            },
+        }
+    ),
+    "StreamHolders": _obj(
+        {
+            "stream": _STR,
+            "here": {"type": "boolean", "description": "this node holds the stream (origin or replica)"},
             "holders": {
                 "type": "array",
                 "items": _obj({"peer": _STR, "seq": _INT, "cid": _STR}),
@@ -82,6 +95,10 @@ SCHEMAS: dict[str, Schema] = {
             "head_seq": _INT,
             "first_seq": _INT,
             "entries": {"type": "array", "items": _ENTRY},
+            "snapshot": {
+                "oneOf": [{"type": "null"}, _obj({"cid": _STR, "first_seq": _INT, "last_seq": _INT})],
+                "description": "after is below the live log: the snapshot holding the next entry (GET /ipfs/CID)",
+            },
         }
     ),
     "StreamSubscribe": _obj({"peer": {"type": "string", "description": "the holder's peer ID"}}),
@@ -101,6 +118,15 @@ def paths() -> dict[str, dict[str, Schema]]:
                 "A stream: head, retention, fork mark, and the peers announcing its head",
                 _json("StreamDetail", "the stream"),
                 (400, 404),
+                params=_ID,
+            )
+        },
+        "/v1/streams/{id}/holders": {
+            "get": _op(
+                "getStreamHolders",
+                "Where a stream is: whether this node holds it, and the peers announcing its head",
+                _json("StreamHolders", "where the stream is"),
+                (400,),
                 params=_ID,
             )
         },

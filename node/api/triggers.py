@@ -22,7 +22,8 @@ from agents.errors import AgentNotFound, BadAgentRef, ManifestError
 from node.api.errors import SERVICE_KEY, ApiError
 from node.triggers.model import TriggerError, parse_request
 from node.triggers.service import Answer, TriggerService
-from storage.errors import BlockNotFoundError
+from storage.errors import BlockNotFoundError, InvalidCIDError
+from storage.peerid import public_key_from_peer_id
 
 if TYPE_CHECKING:
     from node.service import NodeService
@@ -65,7 +66,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 async def post_trigger(request: web.Request) -> web.Response:
-    """Deploy (or redeploy, keeping its cursor) a trigger for an agent this node holds."""
+    """Deploy (or redeploy, keeping its cursor) a trigger for an agent this node holds; with
+    ``on = PEER``, on that peer (a stage placed where its input stream is), which fetches the agent."""
     body = await _body(request)
     ref = body.get("agent")
     if not isinstance(ref, str) or not 0 < len(ref) <= MAX_AGENT_REF:
@@ -79,12 +81,26 @@ async def post_trigger(request: web.Request) -> web.Response:
         ) from None
     except (BadAgentRef, ManifestError) as exc:
         raise ApiError(400, "bad_agent_ref", str(exc)) from None
+    place = body.pop("on", "")
     try:
+        if not isinstance(place, str) or (place and not _is_peer(place)):
+            raise TriggerError("bad_on", "on is the peer ID of the node to deploy on (its stream's holder)")
         spec = parse_request(body, bundle.agent_id)
-        answer = await _triggers(request).deploy(spec)
+        if place and place != service.identity.peer_id:  # placed by its input: the peer fetches the agent from here
+            answer = await _triggers(request).deploy_on(place, spec)
+        else:
+            answer = await _triggers(request).deploy(spec)
     except TriggerError as exc:
         raise _refused(exc) from None
     return web.json_response(answer, status=201)
+
+
+def _is_peer(text: str) -> bool:
+    try:
+        public_key_from_peer_id(text)
+    except (InvalidCIDError, ValueError):
+        return False
+    return True
 
 
 async def list_triggers(request: web.Request) -> web.Response:

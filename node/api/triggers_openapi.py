@@ -34,6 +34,8 @@ _SPEC: dict[str, Schema] = {
     "state": _NULLABLE_STR,
     "output": _OUTPUT,
     "standby": {"type": "string", "description": "the active node's peer ID while this node stands by"},
+    "follower": {"type": "string", "description": "the standby's peer ID: its takeover fences this node"},
+    "deployed_by": {"type": "string", "description": "the peer that deployed it here ('' this node's API)"},
 }
 _CURSOR: Schema = _obj(
     {
@@ -43,6 +45,13 @@ _CURSOR: Schema = _obj(
         "state": _NULLABLE_STR,
         "output_seq": _INT,
         "failures": _INT,
+        "fenced": {
+            "oneOf": [
+                {"type": "null"},
+                _obj({"by": _STR, "after_invocation": _INT, "void": _INT}),
+            ],
+            "description": "the follower took over after invocation N; later ones here are void",
+        },
     }
 )
 
@@ -59,6 +68,8 @@ SCHEMAS: dict[str, Schema] = {
             "state": {"type": "string", "description": "CID of the initial state"},
             "output": _OUTPUT,
             "standby": {"type": "string", "description": "stand by for the trigger running on this peer"},
+            "follower": {"type": "string", "description": "the peer standing by: publish once it holds each receipt"},
+            "on": {"type": "string", "description": "deploy on this peer (it holds the stream; it fetches the agent)"},
         },
         ["name", "agent", "kind"],
     ),
@@ -68,8 +79,10 @@ SCHEMAS: dict[str, Schema] = {
             "cursor": _CURSOR,
             "output_stream": {**_NULLABLE_STR, "description": "the output stream's id"},
             "running": {"type": "boolean"},
-            "active": {"type": "boolean", "description": "runs here (false: standing by)"},
-        }
+            "active": {"type": "boolean", "description": "runs here (false: standing by, or fenced)"},
+            "old_active_fenced": {"type": "boolean", "description": "a standby that took over: the old node confirmed"},
+        },
+        [*_SPEC, "cursor", "output_stream", "running", "active"],
     ),
     "TriggerList": _obj({"triggers": {"type": "array", "items": _ref("Trigger")}}),
     "TriggerRemoved": _obj({"removed": _STR}),
@@ -124,7 +137,7 @@ def paths() -> dict[str, dict[str, Schema]]:
                 "deployTrigger",
                 "Run an agent held here on new stream entries (batched), on a schedule, or on HTTP calls",
                 _json("Trigger", "deployed (a redeploy keeps the cursor)"),
-                (400, 404, 409, 413),
+                (400, 404, 409, 413, 502, 503),
                 status=201,
                 body=_json_body("TriggerRequest"),
                 write=True,

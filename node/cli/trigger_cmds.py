@@ -44,6 +44,7 @@ def trigger_group() -> None:
 @click.option("--state", default=None, help="CID of the initial state (/in/state of the first invocation).")
 @click.option("--output", default="", help="Append each /out/output to this stream (signed by the node's key).")
 @click.option("--standby", default="", help="Stand by for this trigger running on PEER; take over if it dies.")
+@click.option("--follower", default="", help="PEER stands by for this trigger: publish after it holds each receipt.")
 @api_options
 def trigger_deploy(
     name: str,
@@ -56,6 +57,7 @@ def trigger_deploy(
     state: str | None,
     output: str,
     standby: str,
+    follower: str,
     api_url: str,
     api_token: str | None,
 ) -> None:
@@ -69,7 +71,7 @@ def trigger_deploy(
     if len(kinds) != 1:
         raise UsageError("choose exactly one of --stream ID, --schedule SPEC, --invoke")
     options = {"stream": stream, "every_n": every_n, "every_ms": every_ms, "schedule": schedule, "output": output,
-               "standby": standby}  # fmt: skip
+               "standby": standby, "follower": follower}  # fmt: skip
 
     async def work(client: Any) -> Any:
         return await client.deploy_trigger(name, agent, kinds[0], state=state, **options)
@@ -165,7 +167,8 @@ def pipeline_deploy(path: str, api_url: str, api_token: str | None) -> None:
     stages = parse_pipeline(Path(path).read_text())
     for answer in _run(api_url, api_token, lambda client: deploy_pipeline(client, stages)):
         out = f" -> {answer['output_stream']}" if answer["output_stream"] else ""
-        click.echo(f"stage {answer['name']}: {answer['stream']}{out}")
+        where = f" (on {answer['node']})" if answer["node"] else ""
+        click.echo(f"stage {answer['name']}: {answer['stream']}{out}{where}")
 
 
 COMMANDS = [trigger_group, pipeline_group]

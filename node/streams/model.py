@@ -75,6 +75,8 @@ class StreamInfo:
     source: str  # the peer a replica pulls from ("" at the origin)
     retention: Retention
     updated: float
+    snapshot: CID | None = None  # the newest snapshot of entries retention compacted (node.streams.compaction)
+    snapshot_seq: int = 0  # ... which holds entries up to this seq
 
     def record(self) -> dict[str, Any]:
         return {
@@ -89,6 +91,8 @@ class StreamInfo:
             "source": self.source,
             "retention": self.retention.record(),
             "updated": self.updated,
+            "snapshot": self.snapshot,
+            "snapshot_seq": self.snapshot_seq,
         }
 
     @classmethod
@@ -106,11 +110,14 @@ class StreamInfo:
             source=record["source"],
             retention=Retention(retention["entries"], retention["seconds"]),
             updated=record["updated"],
+            snapshot=record.get("snapshot"),
+            snapshot_seq=record.get("snapshot_seq", 0),
         )
 
     def json(self) -> dict[str, Any]:
         view = self.record()
         view["head_cid"] = str(self.head_cid) if self.head_cid else None
+        view["snapshot"] = str(self.snapshot) if self.snapshot else None
         return view
 
 

@@ -2,8 +2,11 @@
 
 Tables, keyed by stream id: ``meta`` (a :class:`StreamInfo` record), ``entries`` (key
 ``stream/seq`` as 8 big-endian bytes, so a cursor walks a stream in seq order; value the
-signed envelope), ``forks`` (the two conflicting entries) and ``subs`` (streams this node
-replicates, and from which peer). A batch is checked against the chain rule as a whole
+signed envelope), ``forks`` (the two conflicting entries), ``subs`` (streams this node
+replicates, and from which peer), ``compacting`` (entries retention took out of the live log,
+moved there in the same transaction, until a snapshot holds them) and ``snapshots`` (key
+``stream/last seq``: the CID and first seq of each snapshot, see :mod:`node.streams.compaction`).
+A batch is checked against the chain rule as a whole
 and written in one transaction: it lands entirely or not at all. Every method here is
 blocking and runs off the event loop (the service calls them through ``to_thread``).
 """
@@ -33,12 +36,14 @@ def _key(stream: str, seq: int) -> bytes:
 class StreamStore:
     def __init__(self, path: Path, map_size: int = 16 << 20) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        self._lmdb = GatedEnv(path, map_size=map_size, max_dbs=4)
+        self._lmdb = GatedEnv(path, map_size=map_size, max_dbs=6)
         env = self._lmdb.env
         self._meta = env.open_db(b"stream_meta")
         self._entries = env.open_db(b"stream_entries")
         self._forks = env.open_db(b"stream_forks")
         self._subs = env.open_db(b"stream_subs")
+        self._compacting = env.open_db(b"stream_compacting")
+        self._snapshots = env.open_db(b"stream_snapshots")
 
     def close(self) -> None:
         self._lmdb.close()
@@ -76,6 +81,65 @@ class StreamStore:
         """stream id -> the peer it is replicated from."""
         with self._lmdb.read(self._subs) as txn:
             return {bytes(key).decode(): bytes(value).decode() for key, value in txn.cursor()}
+
+    # -- compaction ------------------------------------------------------------------
+    def compacting(self, stream: str, max_bytes: int, max_entries: int) -> list[tuple[int, bytes]]:
+        """Entries retention took out of ``stream``'s live log that no snapshot holds yet, oldest
+        first, within ``max_bytes`` (at least one) and ``max_entries``."""
+        prefix = stream.encode() + b"/"
+        found: list[tuple[int, bytes]] = []
+        size = 0
+        with self._lmdb.read(self._compacting) as txn:
+            cursor = txn.cursor()
+            ok = cursor.set_range(prefix)
+            while ok and cursor.key().startswith(prefix) and len(found) < max_entries:
+                raw = bytes(cursor.value())
+                if found and size + len(raw) > max_bytes:
+                    break
+                found.append((int.from_bytes(cursor.key()[len(prefix) :], "big"), raw))
+                size += len(raw)
+                ok = cursor.next()
+        return found
+
+    def compacting_streams(self) -> list[str]:
+        """Streams with entries waiting for a snapshot (after a restart)."""
+        streams: list[str] = []
+        with self._lmdb.read(self._compacting) as txn:
+            cursor = txn.cursor()
+            ok = cursor.first()
+            while ok:
+                stream = bytes(cursor.key()).rsplit(b"/", 1)[0].decode()
+                streams.append(stream)
+                ok = cursor.set_range(stream.encode() + b"0")  # past every "stream/seq" key
+        return streams
+
+    def compacted(self, stream: str, first: int, last: int, snapshot: CID) -> StreamInfo | None:
+        """Entries ``first..last`` are in ``snapshot`` (pinned): drop them, record it, all at once."""
+
+        def change(txn: Any) -> StreamInfo | None:
+            for seq in range(first, last + 1):
+                txn.delete(_key(stream, seq), db=self._compacting)
+            txn.put(_key(stream, last), dagcbor.encode({"cid": snapshot, "first": first}), db=self._snapshots)
+            raw = txn.get(stream.encode(), db=self._meta)
+            if raw is None:
+                return None
+            info = _replace(StreamInfo.from_record(dagcbor.decode(raw)), snapshot=snapshot, snapshot_seq=last)
+            txn.put(stream.encode(), dagcbor.encode(info.record()), db=self._meta)
+            return info
+
+        result: StreamInfo | None = self._lmdb.write_growing(change)
+        return result
+
+    def snapshot_for(self, stream: str, seq: int) -> tuple[CID, int, int] | None:
+        """The snapshot holding entry ``seq`` of ``stream``: (CID, first seq, last seq), or None."""
+        prefix = stream.encode() + b"/"
+        with self._lmdb.read(self._snapshots) as txn:
+            cursor = txn.cursor()
+            if not cursor.set_range(_key(stream, seq)) or not cursor.key().startswith(prefix):
+                return None
+            last = int.from_bytes(cursor.key()[len(prefix) :], "big")
+            record = dagcbor.decode(bytes(cursor.value()))
+        return (record["cid"], record["first"], last) if record["first"] <= seq else None
 
     # -- writes ----------------------------------------------------------------------
     def subscribe(self, stream: str, source: str) -> None:
@@ -190,6 +254,9 @@ class StreamStore:
                 raw = txn.get(_key(info.stream, seq), db=self._entries)
                 if raw is not None and _entry_time(bytes(raw)) >= cutoff_ms:
                     break
+            raw = txn.get(_key(info.stream, seq), db=self._entries)
+            if raw is not None:  # kept for the next snapshot, in this same transaction
+                txn.put(_key(info.stream, seq), bytes(raw), db=self._compacting)
             txn.delete(_key(info.stream, seq), db=self._entries)
             seq += 1
         return _replace(info, first_seq=max(seq, 1)) if seq != first else info

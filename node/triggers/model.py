@@ -10,6 +10,9 @@ A trigger runs one deployed agent on this node when something happens:
 
 A stream trigger deployed with ``standby = PEER`` on a node holding a replica of the stream
 follows PEER's receipts (:mod:`node.triggers.standby`) and takes over when PEER stops answering.
+The active node's trigger names that standby as its ``follower`` to be fenced: it then publishes
+an output only once the follower holds its receipt, and stops for good when the follower says it
+took over (:mod:`node.triggers.fence`).
 
 The cursor is what survives a restart: the last stream seq consumed, the receipt that
 says so, the state CID the agent left, and the output stream's head (with the signed
@@ -34,7 +37,7 @@ MAX_EVERY_N = 256  # entries in one batch at most (each is named in the receipt)
 MAX_EVERY_MS = 24 * 3600 * 1000
 MAX_TRIGGERS = 256  # per node
 _FIELDS = frozenset(
-    {"name", "agent", "kind", "stream", "every_n", "every_ms", "schedule", "state", "output", "standby"}
+    {"name", "agent", "kind", "stream", "every_n", "every_ms", "schedule", "state", "output", "standby", "follower"}
 )
 
 
@@ -64,6 +67,8 @@ class TriggerSpec:
     state: CID | None = None  # the state the first invocation starts from
     output: str = ""  # the name of the output stream ("" none), written with the trigger's key
     standby: str = ""  # the peer the trigger runs on while it lives ("" this node is the active one)
+    follower: str = ""  # the peer standing by for this trigger, whose takeover fences it here ("" none)
+    deployed_by: str = ""  # the peer that deployed it over /mycel/trigger ("" this node's API)
 
     @property
     def batch_size(self) -> int:
@@ -73,7 +78,8 @@ class TriggerSpec:
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "agent": self.agent, "kind": self.kind.value, "stream": self.stream,
                 "every_n": self.every_n, "every_ms": self.every_ms, "schedule": self.schedule,
-                "state": self.state, "output": self.output, "standby": self.standby}  # fmt: skip
+                "state": self.state, "output": self.output, "standby": self.standby,
+                "follower": self.follower, "deployed_by": self.deployed_by}  # fmt: skip
 
     def json(self) -> dict[str, Any]:
         view = self.record()
@@ -84,7 +90,8 @@ class TriggerSpec:
     def from_record(cls, record: dict[str, Any]) -> TriggerSpec:
         return cls(record["name"], record["agent"], TriggerKind(record["kind"]), record["stream"], record["every_n"],
                    record["every_ms"], record["schedule"], record["state"], record["output"],
-                   record.get("standby", ""))  # fmt: skip
+                   record.get("standby", ""), record.get("follower", ""),
+                   record.get("deployed_by", ""))  # fmt: skip
 
 
 def _int(body: dict[str, Any], key: str, high: int) -> int:
@@ -132,14 +139,9 @@ def parse_request(body: Any, agent: CID) -> TriggerSpec:
         raise TriggerError("bad_request", "schedule belongs to schedule triggers only")
     if output and not re.fullmatch(NAME_PATTERN, output):
         raise TriggerError("bad_output", f"an output stream name matches {NAME_PATTERN}")
-    standby = _str(body, "standby")
-    if standby:
-        try:
-            public_key_from_peer_id(standby)
-        except (InvalidCIDError, ValueError):
-            raise TriggerError("bad_standby", "standby is the peer ID of the node the trigger runs on now") from None
-        if kind is not TriggerKind.STREAM:
-            raise TriggerError("bad_standby", "only a stream trigger can stand by on a replica")
+    standby, follower = _peer(body, kind, "standby"), _peer(body, kind, "follower")
+    if standby and follower:
+        raise TriggerError("bad_follower", "a standby trigger has no follower of its own (follow the active node)")
     state_text = body.get("state")
     state = None
     if state_text is not None:
@@ -149,7 +151,23 @@ def parse_request(body: Any, agent: CID) -> TriggerSpec:
             state = None
         if state is None:
             raise TriggerError("bad_state", "state is the CID of the initial state (a file or directory)")
-    return TriggerSpec(name, agent, kind, stream, every_n, every_ms, schedule, state, output, standby)
+    return TriggerSpec(name, agent, kind, stream, every_n, every_ms, schedule, state, output, standby, follower)
+
+
+_PEER_ROLES = {"standby": "the node the trigger runs on now", "follower": "the node standing by for this trigger"}
+
+
+def _peer(body: dict[str, Any], kind: TriggerKind, key: str) -> str:
+    """``standby`` or ``follower``: a peer ID, for stream triggers only."""
+    peer = _str(body, key)
+    if peer:
+        try:
+            public_key_from_peer_id(peer)
+        except (InvalidCIDError, ValueError):
+            raise TriggerError(f"bad_{key}", f"{key} is the peer ID of {_PEER_ROLES[key]}") from None
+        if kind is not TriggerKind.STREAM:
+            raise TriggerError(f"bad_{key}", f"only a stream trigger has a {key} (it moves with its stream)")
+    return peer
 
 
 @dataclass(frozen=True)
@@ -165,11 +183,18 @@ class Cursor:
     output_head: CID | None = None
     output_entry: bytes = b""  # the signed output entry at output_seq, until the stream holds it
     failures: int = 0  # invocations whose agent failed (their entries are consumed all the same)
+    took_over: bool = False  # a standby that runs the trigger now (it fences the old active node)
+    took_over_at: int = 0  # ... after this many receipts of the old active node, adopted here
+    fenced: bool = False  # the follower took over: this node runs the trigger no more
+    fenced_at: int = 0  # ... after this invocation: later ones here are void (their outputs never published)
+    fenced_by: str = ""
 
     def record(self) -> dict[str, Any]:
         return {"seq": self.seq, "invocations": self.invocations, "receipt": self.receipt, "state": self.state,
                 "result": self.result, "output_seq": self.output_seq, "output_head": self.output_head,
-                "output_entry": self.output_entry, "failures": self.failures}  # fmt: skip
+                "output_entry": self.output_entry, "failures": self.failures, "took_over": self.took_over,
+                "took_over_at": self.took_over_at, "fenced": self.fenced, "fenced_at": self.fenced_at,
+                "fenced_by": self.fenced_by}  # fmt: skip
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Cursor:
@@ -183,7 +208,9 @@ class Cursor:
             "state": str(self.state) if self.state else None,
             "output_seq": self.output_seq,
             "failures": self.failures,
-        }
+            "fenced": {"by": self.fenced_by, "after_invocation": self.fenced_at,
+                       "void": max(0, self.invocations - self.fenced_at)} if self.fenced else None,
+        }  # fmt: skip
 
     def advanced(self, **changes: Any) -> Cursor:
         return replace(self, **changes)

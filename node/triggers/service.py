@@ -23,41 +23,72 @@ import contextlib
 import datetime as dt
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import nacl.signing
 
+from agents.bundle import open_bundle
+from agents.errors import ManifestError
 from agents.executor import Executor
 from agents.outcome import OutcomeKind
 from node.errors import NetworkError
 from node.metrics import Metrics
-from node.streams.model import StreamRefused
+from node.streams.model import StreamInfo, StreamRefused
 from node.streams.service import StreamService
+from node.triggers.fence import Verdict, verdict
 from node.triggers.invocation import Invocation, run_invocation
-from node.triggers.model import MAX_TRIGGERS, Cursor, TriggerError, TriggerKind, TriggerSpec, batch_wait
+from node.triggers.model import (
+    MAX_TRIGGERS,
+    Cursor,
+    TriggerError,
+    TriggerKind,
+    TriggerSpec,
+    batch_wait,
+)
+from node.triggers.model import (
+    parse_request as parse_spec,
+)
 from node.triggers.protocol import (
     MAX_RECEIPTS,
     PROTOCOL,
+    Deploy,
+    Deployed,
+    Fence,
     Progress,
     TriggerProtocolError,
+    encode_fenced,
     encode_receipts,
-    parse_progress,
+    parse_deployed,
+    parse_fenced,
     parse_receipts,
+    parse_request,
 )
 from node.triggers.schedule import Schedule
-from node.triggers.standby import MAX_STATE_BYTES, PROGRESS_SECONDS, TAKEOVER_MISSES, adopt
+from node.triggers.standby import (
+    FENCE_RETRY_SECONDS,
+    MAX_STATE_BYTES,
+    PROGRESS_SECONDS,
+    REQUEST_SECONDS,
+    TAKEOVER_MISSES,
+    adopt,
+)
 from node.triggers.store import TriggerStore
 from storage.blockstore import BlockStore
 from storage.cid import CID, DAG_CBOR
+from storage.errors import InvalidCIDError
 from storage.peerid import peer_id_for
 from storage.streamentry import MAX_INLINE, Entry, sign_entry, stream_id
 
 log = logging.getLogger("mycelnet.triggers")
 
+MAX_PEER_TRIGGERS = 32  # triggers one peer may deploy here (the node's own API is bounded by MAX_TRIGGERS)
+MAX_AGENT_BYTES = 256 << 20  # an agent bundle fetched from the peer deploying a trigger here
+DEPLOY_SECONDS = 120.0  # a deploy on a peer: it may fetch the agent's bundle first
 RETRY_SECONDS = 1.0  # after a node-side failure (the batch stays pending and runs again)
 MAX_WAITING_CALLS = 32  # HTTP invocations of one trigger waiting for it at once; past that: 503, retry
 _KEY_DOMAIN = b"mycel-trigger-key-v1:"
@@ -121,6 +152,10 @@ class TriggerService:
         self._waiting: dict[str, int] = {}  # HTTP invocations per trigger, running or waiting
         self._cancel = threading.Event()  # set at stop: running sandboxes stop within about half a second
         self._running: set[asyncio.Future[Invocation]] = set()
+        self._acknowledged: dict[str, int] = {}  # receipts the follower holds, per trigger with a follower
+        self._acks: dict[str, asyncio.Event] = {}  # set on each acknowledgement or fence
+        self._published: dict[str, int] = {}  # a follower's trigger: the output seq known to be in its stream
+        self._fenced_peers: set[str] = set()  # taken-over triggers whose old active node confirmed its fence
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -183,7 +218,9 @@ class TriggerService:
         view["cursor"] = self._cursors[name].json()
         view["output_stream"] = self.output_stream(name) if spec.output else None
         view["running"] = name in self._tasks and not self._tasks[name].done()
-        view["active"] = not spec.standby or name in self._promoted
+        view["active"] = (not spec.standby or name in self._promoted) and not self._cursors[name].fenced
+        if spec.standby:
+            view["old_active_fenced"] = name in self._fenced_peers
         return view
 
     def output_stream(self, name: str) -> str:
@@ -192,8 +229,12 @@ class TriggerService:
         return stream_id(writer, spec.output)
 
     async def receipts(self, name: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """The trigger's receipts after ``after``; a fenced node's void ones (past the fence) are kept, not served."""
         self._spec(name)
-        return await asyncio.to_thread(self.store.receipts, name, after, limit)
+        cursor = self._cursors[name]
+        if cursor.fenced:
+            limit = max(0, min(limit, cursor.fenced_at - after))
+        return await asyncio.to_thread(self.store.receipts, name, after, limit) if limit else []
 
     def _spec(self, name: str) -> TriggerSpec:
         spec = self._specs.get(name)
@@ -227,6 +268,8 @@ class TriggerService:
         """One invocation, committed (receipt + cursor) before its output is appended; None: not committed."""
         async with self._lock(spec.name):
             cursor = self._cursors[spec.name]
+            if cursor.fenced:
+                return None
             if self._slots is None:
                 self._slots = asyncio.Semaphore(self.cores)
             started = time.perf_counter()
@@ -249,15 +292,39 @@ class TriggerService:
                 self.metrics.inc("trigger_invocations_total", status=kind.value)
                 return None
             new = self._advanced(spec, cursor, entries, done)
-            await asyncio.to_thread(self.store.commit, spec.name, done.receipt, new)
+            publish = new.output_seq != cursor.output_seq and not spec.follower  # with one: once it acknowledged
+            inline = done.output is not None and len(done.output) <= MAX_INLINE
+            keep = done.output_cid if publish and not inline else None  # the entry names it: kept past the unpin
+            drop = cursor.result if cursor.result is not None and cursor.result != new.result else None
+
+            def commit_and_publish() -> StreamInfo | None:
+                """The commit, then (in the same thread hop: each costs ms on a loaded host) the output."""
+                self.store.commit(spec.name, done.receipt, new)
+                try:
+                    if keep is not None:
+                        self.blocks.pin(keep, f"trigger {spec.name} output")
+                    info = self.streams.append_own([new.output_entry]) if publish else None
+                    if drop is not None:
+                        self.blocks.unpin(drop)  # the new result holds the state now
+                    return info
+                except StreamRefused as exc:  # held already (a repair raced it), or forked elsewhere
+                    log.info("trigger %s output seq %d: %s", spec.name, new.output_seq, exc)
+                except Exception as exc:  # committed all the same: the output is repaired at the next start
+                    log.warning("trigger %s output seq %d not appended: %s: %s", spec.name, new.output_seq,
+                                type(exc).__name__, exc)  # fmt: skip
+                return None
+
+            committing = asyncio.ensure_future(asyncio.to_thread(commit_and_publish))
+            try:
+                published = await asyncio.shield(committing)
+            except asyncio.CancelledError:  # the commit goes on in its thread: the cursor must follow it
+                with contextlib.suppress(Exception):
+                    await committing
+                self._cursors[spec.name] = new
+                raise
             self._cursors[spec.name] = new
-            if new.output_seq != cursor.output_seq:
-                inline = done.output is not None and len(done.output) <= MAX_INLINE
-                if not inline and done.output_cid is not None:  # the entry names it: kept past this result's unpin
-                    await asyncio.to_thread(self.blocks.pin, done.output_cid, f"trigger {spec.name} output")
-                await self._append_output(spec, new)
-            if cursor.result is not None and cursor.result != new.result:
-                await asyncio.to_thread(self.blocks.unpin, cursor.result)  # the new result holds the state now
+            if published is not None:
+                self.streams.appended(published, 1)
             self.metrics.inc("trigger_invocations_total", status=kind.value)
             outcome = done.outcome
             return Answer(outcome.status, done.output, done.output_cid, outcome.result, done.receipt,
@@ -289,9 +356,10 @@ class TriggerService:
             log.info("trigger %s output seq %d: %s", spec.name, cursor.output_seq, exc)
 
     async def _repair_output(self, spec: TriggerSpec) -> None:
-        """The last committed output entry, appended if a crash came between the commit and the append."""
+        """The last committed output entry, appended if a crash came between the commit and the append
+        (with a follower, the stream loop appends it once the follower acknowledged it)."""
         cursor = self._cursors[spec.name]
-        if not spec.output or not cursor.output_entry:
+        if not spec.output or not cursor.output_entry or spec.follower:
             return
         info = await asyncio.to_thread(self.streams.store.info, self.output_stream(spec.name))
         if info is None or info.head_seq < cursor.output_seq:
@@ -299,8 +367,12 @@ class TriggerService:
 
     # -- the loops -----------------------------------------------------------------------
     def _run(self, spec: TriggerSpec) -> None:
+        if spec.standby and self._cursors[spec.name].took_over:
+            self._promoted.add(spec.name)
         if spec.standby and spec.name not in self._promoted:
             self._tasks[spec.name] = asyncio.create_task(self._standby_loop(spec))
+        elif spec.standby:
+            self._tasks[spec.name] = asyncio.create_task(self._taken_over_loop(spec))
         elif spec.kind is TriggerKind.STREAM:
             self._tasks[spec.name] = asyncio.create_task(self._stream_loop(spec))
         elif spec.kind is TriggerKind.SCHEDULE:
@@ -316,10 +388,15 @@ class TriggerService:
     async def _stream_loop(self, spec: TriggerSpec) -> None:
         noticed: float | None = None  # when the oldest pending entry was first seen waiting
         while True:
+            if spec.follower and not await self._settle(spec):
+                return
             changed = self.streams.changed(spec.stream)  # taken before reading: no entry slips between
-            info = await asyncio.to_thread(self.streams.store.info, spec.stream)
+            head = self.streams.origin_head(spec.stream)  # from memory when the stream is appended here
+            if head is None:
+                info = await asyncio.to_thread(self.streams.store.info, spec.stream)
+                head = info.head_seq if info is not None else 0
             cursor = self._cursors[spec.name]
-            pending = info.head_seq - cursor.seq if info is not None else 0
+            pending = head - cursor.seq
             now = time.monotonic()
             noticed = None if pending <= 0 else (noticed or now)
             wait = batch_wait(pending, (now - noticed) * 1000 if noticed else 0.0, spec)
@@ -336,16 +413,126 @@ class TriggerService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), wait)
 
+    # -- fencing (node.triggers.fence) -------------------------------------------------
+    async def _settle(self, spec: TriggerSpec) -> bool:
+        """Wait until the follower holds the last receipt (or fenced this node), then publish its
+        output; False: fenced, the trigger runs here no more."""
+        while True:
+            cursor = self._cursors[spec.name]
+            decided = verdict(cursor, self._acknowledged.get(spec.name, 0))
+            if decided is not Verdict.WAIT:
+                break
+            event = self._acks.setdefault(spec.name, asyncio.Event())
+            event.clear()  # no await between the check and the wait: no acknowledgement slips between
+            await event.wait()
+        published = self._published.get(spec.name, 0) >= cursor.output_seq  # known without a read
+        if decided is not Verdict.VOID and spec.output and cursor.output_entry and not published:
+            info = await asyncio.to_thread(self.streams.store.info, self.output_stream(spec.name))
+            if info is None or info.head_seq < cursor.output_seq:
+                await self._append_output(spec, cursor)
+            self._published[spec.name] = cursor.output_seq
+        if decided is Verdict.VOID:
+            log.warning("trigger %s: fenced by %s after invocation %d; invocation %d here is void (its output "
+                        "never published)", spec.name, cursor.fenced_by, cursor.fenced_at,
+                        cursor.invocations)  # fmt: skip
+        return decided is Verdict.PUBLISH
+
+    def _acknowledge(self, name: str, held: int) -> None:
+        cursor = self._cursors[name]
+        held = min(held, cursor.invocations)  # a receipt not committed yet cannot be acknowledged ahead
+        if held > self._acknowledged.get(name, 0):
+            self._acknowledged[name] = held
+            self._acks.setdefault(name, asyncio.Event()).set()
+
+    async def _fence(self, spec: TriggerSpec, at: int, peer: str) -> None:
+        """The follower took over after invocation ``at``: run no more, void what came later."""
+        async with self._lock(spec.name):  # not while an invocation commits
+            cursor = self._cursors[spec.name]
+            if not cursor.fenced:
+                fenced = cursor.advanced(fenced=True, fenced_at=min(at, cursor.invocations), fenced_by=peer)
+                await asyncio.to_thread(self.store.put_cursor, spec.name, fenced)
+                self._cursors[spec.name] = fenced
+                log.warning("trigger %s: %s took over after invocation %d; fenced here", spec.name, peer, at)
+                self.metrics.inc("trigger_fenced_total")
+        self._acks.setdefault(spec.name, asyncio.Event()).set()
+
+    # -- deploying on a peer (a pipeline stage placed by its input) ------------------------
+    async def deploy_on(self, peer: str, spec: TriggerSpec) -> dict[str, Any]:
+        """Deploy ``spec`` on ``peer`` (which fetches the agent from here); its view of the trigger."""
+        if self.network is None:
+            raise TriggerError("no_network", "this node has no network to deploy on a peer", 503)
+        try:
+            reply = parse_deployed(await self.network.request(peer, PROTOCOL, Deploy(spec.json()).encode(),
+                                                              timeout=DEPLOY_SECONDS))  # fmt: skip
+        except (NetworkError, TriggerProtocolError) as exc:
+            raise TriggerError(
+                "peer_unreachable", f"peer {peer} did not deploy trigger {spec.name}: {exc}", 502
+            ) from None
+        if reply.error or reply.view is None:
+            status = reply.status if reply.status in (400, 404, 409, 503) else 502  # what this API documents
+            code = reply.error if re.fullmatch(r"[a-z_]{1,64}", reply.error) else "peer_error"
+            raise TriggerError(code, f"peer {peer}: {reply.detail}", status)
+        return reply.view
+
+    async def _deploy_from(self, peer: str, asked: Deploy) -> Deployed:
+        """A peer deploys a trigger here: checked as this node's API checks one, the agent fetched from
+        the peer; a trigger of that name that this node's API (or another peer) deployed is not replaced."""
+        try:
+            agent_text = asked.spec.get("agent")
+            agent = CID.parse(agent_text) if isinstance(agent_text, str) and len(agent_text) <= 200 else None
+        except (InvalidCIDError, ValueError):
+            agent = None
+        if agent is None:
+            return Deployed(400, "bad_agent", "agent is the agent bundle's CID", None)
+        body = {key: value for key, value in asked.spec.items() if value not in (None, "", 0)}
+        body.pop("deployed_by", None)
+        try:
+            spec = replace(parse_spec(body | {"agent": str(agent)}, agent), deployed_by=peer)
+            held = self._specs.get(spec.name)
+            if held is not None and held.deployed_by != peer:
+                raise TriggerError("name_taken", f"this node runs its own trigger {spec.name}; pick another name", 409)
+            theirs = sum(1 for other in self._specs.values() if other.deployed_by == peer)
+            if held is None and theirs >= MAX_PEER_TRIGGERS:
+                raise TriggerError(
+                    "too_many_triggers", f"a peer deploys at most {MAX_PEER_TRIGGERS} triggers here", 409
+                )
+            if await asyncio.to_thread(self.blocks.missing_blocks, agent):
+                if self.exchange is None:
+                    raise TriggerError("no_agent", f"agent {agent} is not here and this node cannot fetch it", 404)
+                await self.exchange.fetch(agent, [peer], max_bytes=MAX_AGENT_BYTES)
+            await asyncio.to_thread(self.blocks.pin, agent, f"trigger {spec.name} agent")
+            await asyncio.to_thread(open_bundle, self.blocks, agent)
+            view = await self.deploy(spec)
+        except TriggerError as exc:
+            return Deployed(exc.status, exc.code, str(exc), None)
+        except ManifestError as exc:
+            return Deployed(400, "bad_agent", f"agent {agent}: {exc}", None)
+        except Exception as exc:  # the fetch: its errors are many kinds, each a reason to give back
+            return Deployed(502, "agent_not_fetched", f"agent {agent} not fetched from {peer}: {exc}"[:500], None)
+        log.info("trigger %s deployed here by %s", spec.name, peer)
+        return Deployed(201, "", "", view)
+
     # -- standing by -------------------------------------------------------------------
     async def handle_progress(self, peer: str, request: bytes) -> list[bytes]:
-        """Serve a standby: this node's receipts of a trigger after the number it asks from."""
+        """Serve a standby: this node's receipts of a trigger after the number it asks from (which
+        acknowledges them when it is the trigger's follower), or its fence after a takeover."""
         try:
-            asked = parse_progress(request)
+            asked = parse_request(request)
         except TriggerProtocolError:
             return encode_receipts([])
-        if asked.trigger not in self._specs:
+        if isinstance(asked, Deploy):
+            return (await self._deploy_from(peer, asked)).encode()
+        spec = self._specs.get(asked.trigger)
+        if isinstance(asked, Fence):
+            if spec is None or not spec.follower or spec.follower != peer:
+                return encode_fenced(False)
+            await self._fence(spec, asked.at, peer)
+            return encode_fenced(True)
+        if spec is None:
             return encode_receipts([])
-        found = await asyncio.to_thread(self.store.receipts, asked.trigger, asked.after, MAX_RECEIPTS)
+        if spec.follower and spec.follower == peer:
+            self._acknowledge(spec.name, asked.after)
+        found = await self.receipts(spec.name, asked.after, MAX_RECEIPTS)
         return encode_receipts([raw for _, raw in found])
 
     async def _standby_loop(self, spec: TriggerSpec) -> None:
@@ -357,13 +544,15 @@ class TriggerService:
                 if self.network is None:
                     raise NetworkError("this node has no network to follow the active node on")
                 asked = Progress(spec.name, cursor.invocations).encode()
-                raws = parse_receipts(await self.network.request(spec.standby, PROTOCOL, asked, timeout=5))
+                reply = await self.network.request(spec.standby, PROTOCOL, asked, timeout=REQUEST_SECONDS)
+                raws = parse_receipts(reply)
                 misses = 0
             except (NetworkError, TriggerProtocolError) as exc:
                 misses += 1
                 log.info("trigger %s: active node %s did not answer (%d): %s", spec.name, spec.standby, misses, exc)
                 await asyncio.sleep(PROGRESS_SECONDS)
                 continue
+            taken = 0
             for adopted in adopt(spec, cursor, raws):
                 if adopted.state is not None:
                     try:
@@ -378,13 +567,46 @@ class TriggerService:
                 previous, self._cursors[spec.name] = self._cursors[spec.name], adopted.cursor
                 if previous.state is not None and previous.state != adopted.state:
                     await asyncio.to_thread(self.blocks.unpin, previous.state)
-            if len(raws) < MAX_RECEIPTS:
+                taken += 1
+            if not taken:  # after an adoption, ask again at once: that acknowledges it to the active node
                 await asyncio.sleep(PROGRESS_SECONDS)
         log.warning("trigger %s: active node %s is gone; running it here from seq %d",
                     spec.name, spec.standby, self._cursors[spec.name].seq)  # fmt: skip
         self.metrics.inc("trigger_takeovers_total")
+        async with self._lock(spec.name):
+            cursor = self._cursors[spec.name]
+            taken_over = cursor.advanced(took_over=True, took_over_at=cursor.invocations)
+            await asyncio.to_thread(self.store.put_cursor, spec.name, taken_over)
+            self._cursors[spec.name] = taken_over
         self._promoted.add(spec.name)
-        await self._stream_loop(spec)
+        await self._taken_over_loop(spec)
+
+    async def _taken_over_loop(self, spec: TriggerSpec) -> None:
+        """Run the trigger here, and fence the old active node (it may only have been cut off)."""
+        fencing = asyncio.create_task(self._fence_old_active(spec))
+        try:
+            await self._stream_loop(spec)
+        finally:
+            fencing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fencing
+
+    async def _fence_old_active(self, spec: TriggerSpec) -> None:
+        """Tell the old active node it is fenced after the receipts adopted here, until it confirms."""
+        request, refused = Fence(spec.name, self._cursors[spec.name].took_over_at).encode(), False
+        while self.network is not None:
+            try:
+                if parse_fenced(await self.network.request(spec.standby, PROTOCOL, request, timeout=REQUEST_SECONDS)):
+                    log.info("trigger %s: the old active node %s confirmed its fence", spec.name, spec.standby)
+                    self._fenced_peers.add(spec.name)
+                    return
+                if not refused:
+                    refused = True
+                    log.warning("trigger %s: %s does not name this node its follower; it cannot be fenced",
+                                spec.name, spec.standby)  # fmt: skip
+            except (NetworkError, TriggerProtocolError):
+                pass
+            await asyncio.sleep(FENCE_RETRY_SECONDS)
 
     async def _schedule_loop(self, spec: TriggerSpec) -> None:
         schedule = Schedule.parse(spec.schedule)

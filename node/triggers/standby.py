@@ -11,7 +11,8 @@ cursor: the entries after the last receipt it adopted, with the state that recei
 A batch the active node committed after the standby's last request runs again on the
 standby (its receipt died with the node), so the standby's history, which is the one that
 goes on, still names every entry exactly once. Outputs continue in the standby's own output
-stream (its key is its own).
+stream (its key is its own). An active node that names the standby as its ``follower`` is
+fenced (:mod:`node.triggers.fence`): then no output is published twice.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from storage.cid import CID, DAG_CBOR
 
 PROGRESS_SECONDS = 0.5  # between two progress requests to the active node
 TAKEOVER_MISSES = 4  # requests in a row without an answer: the active node is taken for dead
+REQUEST_SECONDS = 2.0  # one progress or fence request (a cut-off peer costs this per miss)
+FENCE_RETRY_SECONDS = 1.0  # between two fence requests to an old active node that did not answer
 MAX_STATE_BYTES = 256 << 20  # a state fetched from the active node (the fetch stops past it)
 
 

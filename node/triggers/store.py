@@ -69,6 +69,10 @@ class TriggerStore:
 
         self._tables.write(change)
 
+    def put_cursor(self, name: str, cursor: Cursor) -> None:
+        """A cursor change that no receipt comes with (a takeover, a fence)."""
+        self._tables.write(lambda w: w.put("cursors", name, cursor.record()))
+
     def receipts(self, name: str, after: int, limit: int) -> list[tuple[int, bytes]]:
         """(invocation number, signed receipt) after ``after``, oldest first."""
         found: list[tuple[int, bytes]] = []

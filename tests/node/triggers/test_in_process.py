@@ -162,6 +162,7 @@ FAILING = "raise SystemExit(3)\n"
 async def test_a_crash_between_commit_and_output_append_is_repaired_at_start(
     node: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
+    from node.streams.service import StreamService
     from node.triggers.service import TriggerService
 
     counter = pack(write_agent(tmp_path / "counter", "counter", COUNTER), node.store)
@@ -170,10 +171,10 @@ async def test_a_crash_between_commit_and_output_append_is_repaired_at_start(
     await node.streams.append(writer.stream, [writer.next(b"one")])
     appended: list[Any] = []
 
-    async def lost(self: Any, spec: Any, cursor: Any) -> None:  # the node dies right after the commit
-        appended.append(cursor.output_seq)
+    def lost(self: Any, raws: Any) -> None:  # the node dies right after the commit
+        appended.extend(raws)
 
-    monkeypatch.setattr(TriggerService, "_append_output", lost)
+    monkeypatch.setattr(StreamService, "append_own", lost)
     body = {"name": "c", "agent": "x", "kind": "stream", "stream": writer.stream, "output": "o"}
     spec = parse_request(body, counter.agent_id)
     await node.triggers.deploy(spec)
