@@ -397,6 +397,12 @@ class BlockStore:
             items = list(txn.cursor().iternext())
         return [_pin_from(CID(key), dagcbor.decode(value)) for key, value in items]
 
+    def pin_of(self, root: CID) -> Pin | None:
+        """``root``'s pin as stored (one read), or None when it is not pinned."""
+        with self._lmdb.read(self._pins) as txn:
+            raw = txn.get(bytes(root))
+        return None if raw is None else _pin_from(root, dagcbor.decode(raw))
+
     def is_pinned(self, root: CID) -> bool:
         with self._lmdb.read(self._pins, buffers=True) as txn:
             return txn.get(bytes(root)) is not None
