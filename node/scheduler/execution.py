@@ -64,6 +64,7 @@ from node.scheduler.protocol import (
     Decline,
     Offer,
     OfferAnswer,
+    OfferRun,
     ProtocolError,
     Run,
     RunAnswer,
@@ -191,6 +192,11 @@ class JobExecution:
         except ProtocolError as exc:
             return [protocol.encode(_refusal_for(request, f"bad request: {exc}"))]
         answer: protocol.Answer
+        if isinstance(message, OfferRun):
+            offered = await self._quota_refusal(peer) or self.offer(peer, message.offer)
+            if not offered.accepted or offered.ahead:  # declined, or queued here: the run comes apart
+                return [protocol.encode(offered)]
+            return [protocol.encode(offered), protocol.encode(await self.run(peer, message.run))]
         if isinstance(message, Offer):
             answer = await self._quota_refusal(peer) or self.offer(peer, message)
         elif isinstance(message, Run):
