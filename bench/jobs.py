@@ -17,6 +17,8 @@ offer), submit -> done, CPU per job summed over every node of the cluster (/proc
 before and after), each as median and spread (p10-p90), and jobs/s with 32 in flight.
 Jobs are waited for on their event stream, so the client's polling costs the nodes nothing.
 Example: python bench/jobs.py --scale 3,10 --jobs 100
+With ``--against DIR`` (another checkout, e.g. ``git archive v1 | tar -x -C DIR``) each size runs
+``--rounds`` rounds, that build and this one alternating, and prints both.
 
 Load mode: ``--in-flight N`` keeps N jobs in flight on 3 nodes (submitted to one of them)
 until ``--jobs`` have finished, and prints failures, jobs/s and submit->done p50/p99. Jobs
@@ -35,7 +37,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +54,7 @@ from agents.bundle import pack  # noqa: E402
 from agents.executor import Executor  # noqa: E402
 from agents.runtime.base import RunRequest  # noqa: E402
 from agents.runtime.wasm import WasmRuntime  # noqa: E402
+from bench.stats import alternate, machine_note, spread  # noqa: E402
 from node.cluster import cluster_down, cluster_up, http_json  # noqa: E402
 from storage.blockstore import BlockStore  # noqa: E402
 from storage.files import add_path  # noqa: E402
@@ -119,39 +126,103 @@ def _spread(samples: list[float], scale: float = 1000.0) -> str:
     return f"{statistics.median(ordered) * scale:7.2f} ({pick(0.1):.2f}-{pick(0.9):.2f})"
 
 
-def scale(sizes: list[int], count: int, in_flight: int = 32) -> None:
-    """Per-job placement time, latency and cluster CPU, and throughput, at each cluster size."""
-    print(f"scale: trivial wasm jobs, input on node 1, submitted to node 0; median (p10-p90), {count} jobs")
-    print("  nodes  placement ms        submit->done ms     cluster CPU ms/job   jobs/s (32 in flight)")
-    for size in sizes:
-        work = Path(tempfile.mkdtemp(prefix="mycel-jobs-scale-"))
-        try:
+@dataclass
+class ScaleRun:
+    """One cluster's samples: per job placement, latency and cluster CPU, and the throughput."""
+
+    placement: list[float] = field(default_factory=list)
+    latency: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    cpu_total: float = 0.0  # CPU seconds of the whole sequential phase (no 10 ms tick rounding)
+    throughput: float = 0.0
+
+
+@contextmanager
+def _code_of(tree: Path | None) -> Iterator[None]:
+    """Nodes started inside run the code of ``tree`` (None: this checkout): ``python -m`` puts
+    the working directory first on the path, so both it and PYTHONPATH point there."""
+    if tree is None:
+        yield
+        return
+    before, path = Path.cwd(), os.environ.get("PYTHONPATH")
+    os.chdir(tree)
+    os.environ["PYTHONPATH"] = str(tree)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+        if path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = path
+
+
+def _scale_run(size: int, count: int, in_flight: int, tree: Path | None = None) -> ScaleRun:
+    run = ScaleRun()
+    work = Path(tempfile.mkdtemp(prefix="mycel-jobs-scale-"))
+    try:
+        with _code_of(tree):
             nodes = cluster_up(size, work / "cluster", regions=["eu"] * size, timeout=120.0)
-            try:
-                requester = nodes[0]
-                agent = _pack_on(requester.data_dir)
-                tiny = _post(f"{nodes[1].api_url}/v1/blobs", b"x", "application/octet-stream")["cid"]
-                body = {"agent": agent, "inputs": {"in": tiny}}
-                for _ in range(3):
-                    _wait_done(requester.api_url, body)  # warm-up: agent fetched, module compiled, RTTs
-                placement, latency, cpu = [], [], []
-                for _ in range(count):
-                    before = sum(_cpu_seconds(n.pid) for n in nodes)
-                    started = time.perf_counter()
-                    job = _wait_done(requester.api_url, body)
-                    latency.append(time.perf_counter() - started)
-                    cpu.append(sum(_cpu_seconds(n.pid) for n in nodes) - before)
-                    placement.append(_placement_seconds(job))
-                many = max(count, 3 * in_flight)
+        try:
+            requester = nodes[0]
+            agent = _pack_on(requester.data_dir)
+            tiny = _post(f"{nodes[1].api_url}/v1/blobs", b"x", "application/octet-stream")["cid"]
+            body = {"agent": agent, "inputs": {"in": tiny}}
+            for _ in range(3):
+                _wait_done(requester.api_url, body)  # warm-up: agent fetched, module compiled, RTTs
+            first = sum(_cpu_seconds(n.pid) for n in nodes)
+            for _ in range(count):
+                before = sum(_cpu_seconds(n.pid) for n in nodes)
                 started = time.perf_counter()
-                with ThreadPoolExecutor(in_flight) as pool:
-                    list(pool.map(_wait_done, [requester.api_url] * many, [body] * many))
-                throughput = many / (time.perf_counter() - started)
-            finally:
-                cluster_down(work / "cluster")
+                job = _wait_done(requester.api_url, body)
+                run.latency.append(time.perf_counter() - started)
+                run.cpu.append(sum(_cpu_seconds(n.pid) for n in nodes) - before)
+                run.placement.append(_placement_seconds(job))
+            run.cpu_total = sum(_cpu_seconds(n.pid) for n in nodes) - first
+            many = max(count, 3 * in_flight)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(in_flight) as pool:
+                list(pool.map(_wait_done, [requester.api_url] * many, [body] * many))
+            run.throughput = many / (time.perf_counter() - started)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
-        print(f"  {size:5d}  {_spread(placement)}  {_spread(latency)}  {_spread(cpu)}  {throughput:8.1f}")
+            cluster_down(work / "cluster")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return run
+
+
+HEADER = "  nodes  placement ms        submit->done ms     cluster CPU ms/job (mean)   jobs/s (32 in flight)"
+
+
+def _row(label: str, size: int, runs: list[ScaleRun]) -> str:
+    placement = [x for r in runs for x in r.placement]
+    latency = [x for r in runs for x in r.latency]
+    cpu = [x for r in runs for x in r.cpu]
+    mean = sum(r.cpu_total for r in runs) / sum(len(r.cpu) for r in runs) * 1000
+    rates = spread([r.throughput for r in runs])
+    return (f"  {size:5d}  {_spread(placement)}  {_spread(latency)}  {_spread(cpu)} ({mean:5.1f})"
+            f"  {rates.show()}  {label}")  # fmt: skip
+
+
+def scale(sizes: list[int], count: int, in_flight: int = 32, against: Path | None = None, rounds: int = 3) -> None:
+    """Per-job placement time, latency and cluster CPU, and throughput, at each cluster size.
+
+    With ``against`` (another checkout of the repository, e.g. ``git archive`` of the last
+    release), each size runs ``rounds`` rounds, both builds once per round in rotated order,
+    so the load of a shared machine falls on both alike; figures pool every round's jobs,
+    and jobs/s is the median (min-max) over rounds."""
+    print(f"scale: trivial wasm jobs, input on node 1, submitted to node 0; median (p10-p90), {count} jobs")
+    print(HEADER)
+    for size in sizes:
+        if against is None:
+            print(_row("", size, [_scale_run(size, count, in_flight)]))
+            continue
+        builds: dict[str, Path | None] = {"before": against, "after": None}
+        samples = alternate({name: partial(_scale_run, size, count, in_flight, tree) for name, tree in builds.items()},
+                            rounds)  # fmt: skip
+        for name in builds:
+            print(_row(name, size, samples[name]), flush=True)
+    print(f"  {machine_note()}")
 
 
 def load(count: int, in_flight: int) -> None:
@@ -202,10 +273,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--in-flight", type=int, default=0, help="load mode: jobs kept in flight (e.g. 32)")
     parser.add_argument("--scale", default="", help="scale mode: cluster sizes, e.g. 3,10,30")
+    parser.add_argument("--against", type=Path, help="scale mode: another checkout to compare with, alternating")
+    parser.add_argument("--rounds", type=int, default=3, help="scale mode with --against: rounds per size")
     options = parser.parse_args()
     count = options.jobs
     if options.scale:
-        scale([int(size) for size in options.scale.split(",")], count)
+        scale([int(size) for size in options.scale.split(",")], count, against=options.against, rounds=options.rounds)
         return
     if options.in_flight:
         load(count, options.in_flight)

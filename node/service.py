@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+from collections import OrderedDict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ ANNOUNCE_GAP = 1.0  # seconds between two announcements at least: gossip rate-li
 JOINING_SECONDS = 60.0  # after start, connected peers are checked often so the network converges quickly...
 PEER_CHECK_JOINING = 0.5
 PEER_CHECK = 1.0  # ...then once a second: a peer that (re)connects hears from this node within about that
+REPROVIDE_SECONDS = 12 * 3600  # provider records expire in 24 h: a root provided since then is not provided again
+PROVIDED_REMEMBERED = 8192  # roots whose last provide is remembered (the oldest forgotten first)
 
 
 def package_version() -> str:
@@ -139,8 +142,15 @@ class NodeService:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._provides: set[asyncio.Task[None]] = set()
+        self._provided: OrderedDict[CID, float] = OrderedDict()  # root -> when (monotonic) it was last provided
         self._seq = 0
-        self._announce_soon = asyncio.Event()
+        self._announce_soon = asyncio.Event()  # announce at the next turn (the load changed)
+        self._content_changed = False  # a root was stored: announce if the summary differs from the last one
+        self._wake = asyncio.Event()  # the announce loop looks again now
+        self._held = holdings.HoldingsCache(
+            lambda: holdings.summarize(self.store.pins(), self.privacy.is_private),
+            lambda: (self.store.pin_writes, self.privacy.locks),
+        )
         self._announced_load = 0  # the running_jobs of the last announcement
         self.sandbox_layers: dict[str, str] = {}
         self.api_url = ""
@@ -309,21 +319,44 @@ class NodeService:
         )
 
     def provide(self, root: CID) -> None:
-        """Put a provider record for ``root`` on the DHT, in the background, and announce soon:
-        the announcement's content summary lists it, so placement finds it with no lookup."""
-        self._announce_soon.set()
+        """Put a provider record for ``root`` on the DHT, in the background, and announce soon if
+        the content summary changed (it lists the root, so placement finds it with no lookup).
+
+        A root provided within REPROVIDE_SECONDS (or being provided now) is not provided again:
+        a DHT provide is a lookup plus a message to each of the closest peers, and a job that
+        returns the same result as the last one would otherwise cost every node that per run."""
+        self._content_changed = True
+        self._wake.set()
+        now = time.monotonic()
+        last = self._provided.get(root)
+        if last is not None and now - last < REPROVIDE_SECONDS:
+            return
+        self._remember_provided(root, now)
         task = asyncio.create_task(self._provide(root))
         self._provides.add(task)
         task.add_done_callback(self._provides.discard)
 
+    def _remember_provided(self, root: CID, at: float) -> None:
+        self._provided[root] = at
+        self._provided.move_to_end(root)
+        while len(self._provided) > PROVIDED_REMEMBERED:
+            self._provided.popitem(last=False)
+
     async def _provide(self, root: CID) -> None:
-        if await asyncio.to_thread(self.privacy.is_private, root):
-            return  # a private root is never announced: its holders are found by the policy, not the DHT
+        provided = False
         try:
-            if await self.network.provide(str(root)):
+            if await asyncio.to_thread(self.privacy.is_private, root):
+                return  # a private root is never announced: its holders are found by the policy, not the DHT
+            provided = await self.network.provide(str(root))
+            if provided:
                 self.metrics.inc("dht_provides_total")
         except Exception as exc:
             log.info("DHT provide of %s failed: %s", root, exc)
+        finally:
+            if provided:
+                self._remember_provided(root, time.monotonic())
+            else:  # not on the DHT: a later store of it tries again
+                self._provided.pop(root, None)
 
     async def _reprovide_loop(self) -> None:
         """Provide every pinned root at start, then every 12 hours (records expire in 24 h)."""
@@ -364,12 +397,13 @@ class NodeService:
         occupancy = self.execution.occupancy if self.execution else 0
         if max(occupancy, self._announced_load) >= self.cpu_cores:
             self._announce_soon.set()
+            self._wake.set()
         if self.job_service is not None:
             self.job_service.wake()
 
-    def _holdings(self) -> holdings.Holdings:
-        """This node's content summary for its announcement (a pin scan: off the loop)."""
-        return holdings.summarize(self.store.pins(), self.privacy.is_private)
+    def _holdings(self, fresh: bool = False) -> holdings.Holdings:
+        """This node's content summary for its announcement (rebuilt when the pins changed: off the loop)."""
+        return self._held.current(fresh)
 
     def _announcement(self, addrs: list[str], held: holdings.Holdings = holdings.NOTHING) -> bytes:
         self._seq = max(self._seq + 1, time.time_ns() // 1_000_000)
@@ -392,35 +426,49 @@ class NodeService:
         return announce.sign(self.identity, payload)
 
     async def _announce_loop(self) -> None:
-        """Announce at start, when the load or the set of connected peers changes, and as a slow
-        heartbeat. Load changes coalesce (at most one announcement per ANNOUNCE_GAP: gossip
-        drops a peer's messages past a rate); the connected peers are checked twice a second
-        while the node joins the network, then once a second (one cheap call across the bridge)."""
+        """Announce at start, when the load, the set of connected peers or the content summary
+        changes, and as a slow heartbeat. Load changes coalesce (at most one announcement per
+        ANNOUNCE_GAP: gossip drops a peer's messages past a rate); a stored root announces only
+        if the summary it is in changed (a job whose result is already held costs no gossip); the
+        connected peers are checked twice a second while the node joins the network, then once a
+        second (one cheap call across the bridge)."""
         interval = float(self.config.get("node", "announce_interval"))
         started = time.monotonic()
         last_peers: frozenset[str] | None = None
         last_heads: dict[str, Any] = {}
+        last_held: holdings.Holdings | None = None
         next_due = last_sent = 0.0
         while True:
+            self._wake.clear()
             peers = frozenset(await self.network.peers())  # the set: a swap of one peer for another counts
             now = time.monotonic()
             heads = self.streams.heads()
             moved = heads != last_heads and now - last_sent >= HEADS_MIN_INTERVAL  # a stream grew: say so, rate-bound
-            if now >= next_due or peers != last_peers or moved or self._announce_soon.is_set():
+            due = now >= next_due or peers != last_peers or moved or self._announce_soon.is_set()
+            held = last_held
+            if due or self._content_changed:
+                self._content_changed = False
+                try:  # the heartbeat rescans the pins (another process may have pinned); else the cache
+                    held = await asyncio.to_thread(self._holdings, now >= next_due)
+                except Exception as exc:
+                    log.warning("content summary failed: %s", exc)
+            if due or held != last_held:
                 self._announce_soon.clear()
                 try:
-                    held = await asyncio.to_thread(self._holdings)
-                    await self.network.publish(announce.TOPIC, self._announcement(await self.network.addrs(), held))
+                    summary = held if held is not None else holdings.NOTHING
+                    await self.network.publish(announce.TOPIC, self._announcement(await self.network.addrs(), summary))
                     next_due = now + interval
-                    last_peers, last_heads, last_sent = peers, heads, now
+                    last_peers, last_heads, last_sent, last_held = peers, heads, now, held
                 except Exception as exc:
                     log.warning("announcement failed: %s", exc)
                 await asyncio.sleep(ANNOUNCE_GAP)
             joining = time.monotonic() - started < JOINING_SECONDS
             check = PEER_CHECK_JOINING if joining else PEER_CHECK
             wait = max(0.0, min(check, next_due - time.monotonic()))
+            if self._wake.is_set() or self._announce_soon.is_set():
+                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._announce_soon.wait(), wait)
+                await asyncio.wait_for(self._wake.wait(), wait)
 
     def _write_state(self) -> None:
         state = {"pid": os.getpid(), "peer_id": self.identity.peer_id, "api_url": self.api_url}

@@ -148,6 +148,9 @@ class BlockStore:
         self.quota = quota
         self.verify_on_get = verify_on_get
         self.corrupt_blocks_seen = 0
+        # pin-table writes by this process: what is summarized from the pins (a node's announced
+        # holdings) is rebuilt only when this moved, not rescanned at every announcement
+        self.pin_writes = 0
         self._write_lock = threading.RLock()
         try:
             self._lmdb = GatedEnv(
@@ -344,6 +347,7 @@ class BlockStore:
 
         with self._write_lock:
             pinned: Pin = self._lmdb.write_growing(write)
+            self.pin_writes += 1
         return pinned
 
     def lease_pin(self, root: CID, name: str, lease: PinLease, since: int) -> bool:
@@ -373,6 +377,7 @@ class BlockStore:
 
         with self._write_lock:
             changed: bool = self._lmdb.write_growing(write)
+            self.pin_writes += 1
         return changed
 
     def held_for(self, owner: str) -> int:
@@ -381,13 +386,22 @@ class BlockStore:
             return self._held_in(txn, owner, int(self.clock()))
 
     def unpin(self, root: CID) -> bool:
-        with self._write_lock, self._lmdb.write(self._pins) as txn:
-            return bool(txn.delete(bytes(root)))
+        with self._write_lock:
+            with self._lmdb.write(self._pins) as txn:
+                deleted = bool(txn.delete(bytes(root)))
+            self.pin_writes += 1
+            return deleted
 
     def pins(self) -> list[Pin]:
         with self._lmdb.read(self._pins) as txn:
             items = list(txn.cursor().iternext())
         return [_pin_from(CID(key), dagcbor.decode(value)) for key, value in items]
+
+    def pin_of(self, root: CID) -> Pin | None:
+        """``root``'s pin as stored (one read), or None when it is not pinned."""
+        with self._lmdb.read(self._pins) as txn:
+            raw = txn.get(bytes(root))
+        return None if raw is None else _pin_from(root, dagcbor.decode(raw))
 
     def is_pinned(self, root: CID) -> bool:
         with self._lmdb.read(self._pins, buffers=True) as txn:
@@ -404,6 +418,7 @@ class BlockStore:
         with self._gc_lock(exclusive=True, wait=wait):
             with self._write_lock:
                 result = self._lmdb.write_growing(self._sweep)
+                self.pin_writes += 1  # expired leases were dropped
             if then is not None:
                 then()
             return result

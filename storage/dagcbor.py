@@ -82,9 +82,22 @@ def iter_links(value: Value) -> Iterator[CID]:
 _MAX_DEPTH = 200  # well inside Python's recursion limit (two frames per level)
 
 
+def _ascii_order(key: str) -> tuple[int, str]:
+    return len(key), key  # an ASCII key's UTF-8 bytes are its characters: same order as bytewise
+
+
 def _normalise(value: Value, depth: int) -> Any:
     if depth > _MAX_DEPTH:
         raise CodecError(f"value nested deeper than {_MAX_DEPTH} levels")
+    # exact built-in types first, by identity (records are mostly str-keyed dicts, lists, str
+    # and int: the generic isinstance chain below cost most of a job record's encoding)
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is dict and all(type(key) is str and key.isascii() for key in value):
+        return {key: _normalise(value[key], depth + 1) for key in sorted(value, key=_ascii_order)}
+    if kind is list:
+        return [item if type(item) is str else _normalise(item, depth + 1) for item in value]
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):

@@ -51,6 +51,7 @@ class PrivacyRegistry:
         # is public and the gate answers without a read (~60 us per block saved on every serve)
         self._holds_any = self._tables.count("datasets") > 0
         self.stats = PrivacyStats()  # refusals and grant holders per dataset, since start-up
+        self.locks = 0  # datasets locked by this process: a content summary built before one is rebuilt
 
     def close(self) -> None:
         self._tables.close()
@@ -70,6 +71,7 @@ class PrivacyRegistry:
 
         self._holds_any = True  # before the write: a concurrent serve must not miss it
         self._tables.write(change)
+        self.locks += 1
 
     def index(self, dataset: CID, blocks: Iterable[CID]) -> None:
         """Add blocks (fetched replicas, withheld results) to a known private dataset's index."""

@@ -28,6 +28,7 @@ from node.scheduler.protocol import (
     CancelAnswer,
     Offer,
     OfferAnswer,
+    OfferRun,
     ProtocolError,
     Run,
     RunAnswer,
@@ -50,7 +51,9 @@ class DispatchPolicy:
     The run timeout is the job's effective wall-clock limit plus ``run_grace`` (fetching
     inputs, staging, the receipt), so a job that raises its wall-clock limit is waited for,
     not failed over as dead; a run accepted into the executor's queue gets that limit once
-    more per run ahead of it.
+    more per run ahead of it. The offer travels with the run (one stream), so a node that
+    takes the stream and then says nothing is given up on after the larger of the two
+    timeouts, not the offer's alone.
     """
 
     offer_timeout: float = 10.0
@@ -110,10 +113,16 @@ class Dispatcher:
             if not accepted.accepted:
                 return accepted, RunAnswer(Outcome.declined(accepted.reason))
             return accepted, await self.local.run(peer, run)
-        frames = await self.network.request(peer, PROTOCOL, protocol.encode(offer), timeout=self.policy.offer_timeout)
-        answer = protocol.decode_answer(frames, OfferAnswer)
+        # offer and run on one stream; the node runs it at once if a core is free, else it says
+        # how many runs are ahead and the run follows on its own stream, its timeout counting them
+        both = OfferRun(job_id, spec, run.providers)
+        timeout = max(self.policy.offer_timeout, self.policy.run_timeout(limits))
+        frames = await self.network.request(peer, PROTOCOL, protocol.encode(both), timeout=timeout)
+        answer, ran = protocol.decode_offer_run(frames)
         if not answer.accepted:
             return answer, RunAnswer(Outcome.declined(answer.reason))
+        if ran is not None:
+            return answer, ran
         timeout = self.policy.run_timeout(limits, answer.ahead)
         frames = await self.network.request(peer, PROTOCOL, protocol.encode(run), timeout=timeout)
         return answer, protocol.decode_answer(frames, RunAnswer)

@@ -277,8 +277,7 @@ class JobService:
                 run.plan = replace(run.plan, candidates=found)
             candidates = self._with_load(run.plan.candidates)
             decision = decide(candidates, run.plan.context.excluding(run.excluded | set(run.busy)), spec.redundancy)
-            job.placement = decision.reasons
-            self.jobs.save(job)
+            job.placement = decision.reasons  # saved by the move that follows (running, queued or failed)
             taken = {decision.operators.get(peer, peer) for peer in run.results}
             pending: list[str] = []
             wanted = spec.redundancy - len(run.results)
@@ -380,6 +379,8 @@ class JobService:
         if job.state is not JobState.QUEUED:
             place = list(self._waiting).index(job.job_id) + 1
             self._move(job, JobState.QUEUED, f"waiting for capacity, place {place} of {len(self._waiting)}: {why}")
+        else:  # queued already: no move, but the placement it was judged by is the new one
+            self.jobs.save(job)
         await self.capacity.wait(min(remaining, QUEUE_RECHECK))
         run.busy.clear()  # ask them again: what they said is out of date now
         return True

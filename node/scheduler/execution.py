@@ -41,7 +41,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import partial
 
 from agents.bundle import open_bundle
 from agents.errors import ManifestError, RuntimeUnavailable
@@ -65,6 +64,7 @@ from node.scheduler.protocol import (
     Decline,
     Offer,
     OfferAnswer,
+    OfferRun,
     ProtocolError,
     Run,
     RunAnswer,
@@ -192,6 +192,11 @@ class JobExecution:
         except ProtocolError as exc:
             return [protocol.encode(_refusal_for(request, f"bad request: {exc}"))]
         answer: protocol.Answer
+        if isinstance(message, OfferRun):
+            offered = await self._quota_refusal(peer) or self.offer(peer, message.offer)
+            if not offered.accepted or offered.ahead:  # declined, or queued here: the run comes apart
+                return [protocol.encode(offered)]
+            return [protocol.encode(offered), protocol.encode(await self.run(peer, message.run))]
         if isinstance(message, Offer):
             answer = await self._quota_refusal(peer) or self.offer(peer, message)
         elif isinstance(message, Run):
@@ -358,9 +363,10 @@ class JobExecution:
             raise
         if answer.receipt is not None:  # the agent ran: never run it again for this id
             self._answers[message.job_id] = (cid, answer)
-            if self.answers is not None:
+            if self.answers is not None:  # a synced write: off the loop, before the answer goes back
                 kept = replace(answer, logs=answer.logs[-PERSISTED_LOG:])
-                self.answers.save_answer(message.job_id, {"spec": cid, "answer": kept.to_record()})
+                record = {"spec": cid, "answer": kept.to_record()}
+                await asyncio.to_thread(self.answers.save_answer, message.job_id, record)
         return answer
 
     async def _execute(
@@ -377,7 +383,7 @@ class JobExecution:
                     holders = list(await self.exchange.holders(root)) or providers
                     await self.exchange.fetch_and_pin(root, holders, f"job {job_id}", lease)  # GC held off until pinned
                 elif lease is not None:  # held already: renew, so no lease runs out under the run
-                    await asyncio.to_thread(partial(self.store.pin, root, f"job {job_id}", lease=lease))
+                    await asyncio.to_thread(self._renew, root, f"job {job_id}", lease)
             bundle = open_bundle(self.store, spec.agent)
             manifest = bundle.manifest
             context = PlacementContext(manifest.runtime, spec.needs_gpu or manifest.needs.gpu, tuple(spec.regions), 0)
@@ -440,6 +446,19 @@ class JobExecution:
         except ChainError as exc:  # the job still succeeded; the operator learns why it is unpaid
             log.warning("job %s ran but cannot be paid: %s", job_id, exc)
             self.metrics.inc("claims_failed_total")
+
+    def _renew(self, root: CID, name: str, lease: PinLease) -> None:
+        """Renew the requester's lease on a root held here, unless it still has half its term
+        to run (or the root is pinned for good): a pin write is a synced transaction, and a
+        requester sending job after job over the same agent and inputs would pay one per input
+        per job for a few seconds of extra term. Another requester's lease is taken over as before."""
+        current = self.store.pin_of(root)
+        if current is not None and (
+            current.expires is None
+            or (current.owner == lease.owner and current.expires - self.store.clock() >= self.leases.ttl_seconds / 2)
+        ):
+            return
+        self.store.pin(root, name, lease=lease)
 
     def _lease_for(self, peer: str) -> PinLease | None:
         """None for this node's own jobs (their pins are permanent), else a lease for the requester."""

@@ -15,6 +15,7 @@ of the CID's bytes. At 1,000 roots its false-positive rate is about 2 %, at 500 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,3 +103,32 @@ def from_announcement(announcement: Mapping[str, Any]) -> Holdings:
     bits = held.get("bloom")
     bloom = Bloom(bits, int(held.get("hashes", BLOOM_HASHES))) if isinstance(bits, bytes) else None
     return Holdings(roots, bloom)
+
+
+class HoldingsCache:
+    """This node's summary, rebuilt only when what it is made of may have changed.
+
+    Summarizing scans every pin and reads the privacy index once per pin; announcements go
+    out on every change of load or peers, so rescanning for each would cost a store walk per
+    job on a busy node. ``version`` names the state the summary depends on (the store's pin
+    writes, the privacy registry's locks); a summary is rebuilt when it moved, or when the
+    caller asks for a ``fresh`` one (the heartbeat does, to catch pins another process wrote).
+    Call off the event loop: a rebuild reads the disk.
+    """
+
+    def __init__(self, build: Callable[[], Holdings], version: Callable[[], object]) -> None:
+        self._build = build
+        self._version = version
+        self._lock = threading.Lock()  # two threads rebuilding at once would do the scan twice
+        self._held: Holdings | None = None
+        self._built_at: object = None
+        self.builds = 0  # rebuilds so far (tests and the bench read it)
+
+    def current(self, fresh: bool = False) -> Holdings:
+        with self._lock:
+            version = self._version()  # read first: a change during the scan rebuilds next time
+            if fresh or self._held is None or version != self._built_at:
+                self._held = self._build()
+                self._built_at = version
+                self.builds += 1
+            return self._held

@@ -171,3 +171,21 @@ async def test_a_peer_over_its_quota_is_refused(tight: Pair) -> None:
     assert not refused.accepted and "quota of 1000 bytes" in refused.reason
     tight.clock.now += TTL  # once its lease has expired, it may offer again
     assert (await _offer(tight, new_job_id())).accepted
+
+
+async def test_a_lease_is_renewed_only_once_half_its_term_has_run(pair: Pair) -> None:
+    """Job after job over the same agent and input writes no pin (a synced write each) until the
+    leases have run half their term; then the next job renews them to a full term again."""
+    store = pair.executor.store
+    assert (await _remote_job(pair)).outcome.is_ok
+    inputs = (pair.spec.agent, pair.spec.inputs["text"])
+    first = {pin.cid: pin.expires for pin in store.pins() if pin.cid in inputs}
+    writes = store.pin_writes
+    pair.clock.now += TTL / 2 - 1
+    assert (await _remote_job(pair)).outcome.is_ok
+    assert {pin.cid: pin.expires for pin in store.pins() if pin.cid in inputs} == first
+    assert store.pin_writes == writes + 2  # the result's pin and its lease only
+    pair.clock.now += 2
+    assert (await _remote_job(pair)).outcome.is_ok
+    renewed = {pin.cid: pin.expires for pin in store.pins() if pin.cid in inputs}
+    assert renewed == dict.fromkeys(inputs, int(pair.clock.now) + TTL)

@@ -13,7 +13,7 @@ import pytest
 from node.scheduler import protocol
 from node.scheduler.group import GroupSpec, GroupState, group_json, group_placement
 from node.scheduler.job import JobError, JobState
-from node.scheduler.protocol import Offer, OfferAnswer, RunAnswer
+from node.scheduler.protocol import Offer, OfferAnswer, OfferRun, RunAnswer
 from storage.cid import CID
 from tests.node.scheduler.harness import Cluster, build
 
@@ -92,7 +92,7 @@ def test_a_failing_holder_is_replaced_by_a_replica_holder(tmp_path: Path) -> Non
 
     async def node_error(peer: str, request: bytes) -> list[bytes]:
         message = protocol.decode_request(request)
-        if isinstance(message, Offer):
+        if isinstance(message, Offer | OfferRun):  # accepted: the run follows on its own stream
             return [protocol.encode(OfferAnswer(True, "sure"))]
         from agents.outcome import Outcome
 

@@ -19,7 +19,7 @@ from node.scheduler.execution import OfferTable
 from node.scheduler.job import JobError, JobSpec, JobState
 from node.scheduler.jobstore import new_job_id
 from node.scheduler.limits import Ceilings, effective_limits
-from node.scheduler.protocol import Cancel, CancelAnswer, Offer, OfferAnswer, ProtocolError, Run, RunAnswer
+from node.scheduler.protocol import Cancel, CancelAnswer, Offer, OfferAnswer, OfferRun, ProtocolError, Run, RunAnswer
 from storage import dagcbor
 from storage.cid import CID
 from tests.node.scheduler.harness import Cluster, build
@@ -161,6 +161,62 @@ def test_a_run_without_an_accepted_offer_never_runs(tmp_path: Path) -> None:
     _run(cluster, scenario)
 
 
+def test_an_offer_and_its_run_share_one_stream_when_a_core_is_free(tmp_path: Path) -> None:
+    """One request per job: the executor answers the offer and the run on the same stream, with
+    the same gates; a node that would queue the job answers the offer alone, and the run follows
+    apart (its timeout counting the runs ahead)."""
+    cluster = build(tmp_path)  # one executor, 2 cores
+    worker = cluster.executors[0]
+    execution = worker.execution
+    execution.queue_slots = 2
+
+    async def scenario() -> None:
+        spec = JobSpec(cluster.agent)
+        frames = await execution.handle("peer", protocol.encode(OfferRun(new_job_id(), spec, ("peer",))))
+        offered, ran = protocol.decode_offer_run(frames)
+        assert offered.accepted and ran is not None and ran.outcome.is_ok
+        hostile = JobSpec(cluster.agent).to_record() | {"limits": {"cpu_seconds": 1_000_000}}
+        record = {"op": "offer_run", "job_id": new_job_id(), "spec": hostile, "providers": []}
+        refused, none = protocol.decode_offer_run(await execution.handle("hostile", dagcbor.encode(record)))
+        assert not refused.accepted and none is None and "cpu_seconds" in refused.reason
+        assert worker.runtime.runs == 1
+        # both cores busy: the next is accepted into the queue, answered alone, and its run sent apart
+        slow = JobSpec(cluster.agent, args=("0.5",))
+        dispatcher = cluster.requester.dispatcher
+        busy = [asyncio.create_task(dispatcher.attempt(new_job_id(), worker.peer_id, slow, Limits())) for _ in "ab"]
+        await wait_until(lambda: execution.in_sandbox == 2)
+        network: Any = cluster.requester.network
+        del network.requests[:]
+        queued = await dispatcher.attempt(new_job_id(), worker.peer_id, spec, Limits(wall_seconds=30))
+        assert queued.outcome.is_ok and worker.runtime.runs == 4
+        policy = dispatcher.policy
+        assert [timeout for _, timeout in network.requests] == [
+            policy.run_timeout(Limits(wall_seconds=30)),  # offer and run together
+            policy.run_timeout(Limits(wall_seconds=30), ahead=1),  # the run alone, one run ahead of it
+        ]
+        assert all(attempt.outcome.is_ok for attempt in await asyncio.gather(*busy))
+
+    _run(cluster, scenario)
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def test_offer_run_answers_are_one_offer_answer_then_a_run_answer_only_if_accepted() -> None:
+    job_id = new_job_id()
+    message = OfferRun(job_id, JobSpec(AGENT), ("peer",))
+    assert protocol.decode_request(protocol.encode(message)) == message
+    ok = protocol.encode(RunAnswer(Outcome.failed("exit code 1")))
+    accepted, declined = protocol.encode(OfferAnswer(True, "yes")), protocol.encode(OfferAnswer(False, "no"))
+    for frames in ([], [ok], [declined, ok], [accepted, ok, ok]):
+        with pytest.raises(ProtocolError):
+            protocol.decode_offer_run(frames)
+    assert protocol.decode_offer_run([accepted])[1] is None
+
+
 def test_accepted_offers_expire_and_the_table_is_bounded() -> None:
     now = [0.0]
     table = OfferTable(ttl=10, size=3, clock=lambda: now[0])
@@ -216,7 +272,7 @@ def test_a_node_error_fails_over_to_the_next_node(tmp_path: Path) -> None:
 
     async def node_error(peer: str, request: bytes) -> list[bytes]:
         message = protocol.decode_request(request)
-        if isinstance(message, Offer):
+        if isinstance(message, Offer | OfferRun):  # accepted: the run follows on its own stream
             return [protocol.encode(OfferAnswer(True, "sure"))]
         return [protocol.encode(RunAnswer(Outcome.node_error("store full"), logs=b"ok"))]
 

@@ -14,7 +14,7 @@ from agents.outcome import Outcome
 from node import announce
 from node.identity import NodeIdentity
 from node.scheduler import protocol
-from node.scheduler.protocol import PROTOCOL, Offer, OfferAnswer, Run, RunAnswer
+from node.scheduler.protocol import PROTOCOL, Offer, OfferAnswer, OfferRun, Run, RunAnswer
 from sdk import SyncClient
 from storage.cid import CID
 from tests.node.scheduler.test_jobs_cluster import post, wait_final
@@ -54,7 +54,7 @@ def test_a_node_returning_a_wrong_result_is_caught(cluster: Any, mycel: CliRunne
 
     async def lie(peer: str, request: bytes) -> list[bytes]:
         message = protocol.decode_request(request)
-        if isinstance(message, Offer):
+        if isinstance(message, Offer | OfferRun):  # accepted: the run follows on its own stream
             return [protocol.encode(OfferAnswer(True, "always"))]
         assert isinstance(message, Run)
         record = receipts.Receipt(
