@@ -4,10 +4,12 @@ This kernel has no netem, so latency and loss are made here. The router opens on
 site, moves it into that site's namespace (the site's only way out), and forwards every packet it
 reads to the destination site's TUN after the pair's one-way delay, dropping it at the pair's loss
 rate or when either end is cut off (a partition). Packets wait in one heap by due time. Rate
-limits are not here: tbf on each TUN shapes the site's uplink in the kernel.
+limits are not here: tbf on each TUN shapes the site's uplink in the kernel. A site behind NAT
+(``nat.py``) has its packets translated as they leave it and as they arrive for it.
 
 Control is line-delimited JSON on stdin, one answer line on stdout each:
-``{"cut": ["ap"]}`` cuts those sites off (``[]`` heals), ``{"stats": true}`` returns counters.
+``{"cut": ["ap"]}`` cuts those sites off (``[]`` heals), ``{"stats": true}`` returns counters,
+``{"nat": "edge"}`` that site's live NAT mappings.
 End of stdin stops the router; its TUN devices vanish with it, so a dead harness leaves no links.
 """
 
@@ -27,6 +29,8 @@ import sys
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from node.harness.nat import Nat
 
 _TUNSETIFF = 0x400454CA
 _IFF_TUN = 0x0001
@@ -54,8 +58,16 @@ def open_tun(name: str) -> int:
 class Router:
     """The forwarding loop; ``delay[i][j]`` is seconds one way from site i to j, ``loss[i][j]`` a fraction."""
 
-    def __init__(self, ports: list[Port], delay: list[list[float]], loss: list[list[float]], seed: int) -> None:
+    def __init__(
+        self,
+        ports: list[Port],
+        delay: list[list[float]],
+        loss: list[list[float]],
+        seed: int,
+        nats: dict[int, Nat] | None = None,
+    ) -> None:
         self.ports = ports
+        self.nats = nats or {}
         self.delay = delay
         self.loss = loss
         self.random = random.Random(seed)
@@ -71,6 +83,12 @@ class Router:
         target = packet[18] - 1
         if not 0 <= target < len(self.ports) or target == source:
             return
+        nat = self.nats.get(source)
+        if nat is not None:
+            translated = nat.outbound(packet, now)
+            if translated is None:
+                return
+            packet = translated
         if self.ports[source].cut or self.ports[target].cut:
             self.cut_dropped += 1
             return
@@ -86,6 +104,12 @@ class Router:
             if self.ports[target].cut:
                 self.cut_dropped += 1  # cut while in flight
                 continue
+            nat = self.nats.get(target)
+            if nat is not None:  # filtered on arrival, as a home router does, not when sent
+                translated = nat.inbound(packet, now)
+                if translated is None:
+                    continue
+                packet = translated
             try:
                 os.write(self.ports[target].fd, packet)
                 self.forwarded += 1
@@ -110,7 +134,19 @@ class Router:
                 port.cut = port.name in names
             return {"cut": sorted(names)}
         if message.get("stats"):
-            return {"forwarded": self.forwarded, "dropped": self.dropped, "cut_dropped": self.cut_dropped}
+            nat_dropped = sum(nat.dropped for nat in self.nats.values())
+            return {
+                "forwarded": self.forwarded,
+                "dropped": self.dropped,
+                "cut_dropped": self.cut_dropped,
+                "nat_dropped": nat_dropped,
+            }
+        if "nat" in message:
+            names = [p.name for p in self.ports]
+            site = message["nat"]
+            if not isinstance(site, str) or site not in names or names.index(site) not in self.nats:
+                return {"error": f"no NAT'd site {site!r}"}
+            return {"mappings": self.nats[names.index(site)].table()}
         return {"error": "unknown command"}
 
     def run(self) -> None:
@@ -147,7 +183,8 @@ class Router:
 
 
 def main() -> None:
-    """Argument: a JSON spec {"sites": [[name, netns, device]], "delay": [[s]], "loss": [[p]], "seed": n}.
+    """Argument: a JSON spec {"sites": [[name, netns, device]], "delay": [[s]], "loss": [[p]], "seed": n,
+    "nat": {site: {"inside": ip, "public": ip, "idle_s": s}}}.
     Prints "ready" once every TUN sits in its site's namespace."""
     spec = json.loads(sys.argv[1])
     with contextlib.suppress(OSError):  # the network must not wait for a CPU behind the nodes it carries
@@ -157,7 +194,12 @@ def main() -> None:
         fd = open_tun(device)
         subprocess.run(["ip", "link", "set", device, "netns", netns], check=True)
         ports.append(Port(name, fd))
-    router = Router(ports, spec["delay"], spec["loss"], int(spec.get("seed", 0)))
+    names = [port.name for port in ports]
+    nats = {
+        names.index(site): Nat(nat["inside"], nat["public"], float(nat["idle_s"]))
+        for site, nat in spec.get("nat", {}).items()
+    }
+    router = Router(ports, spec["delay"], spec["loss"], int(spec.get("seed", 0)), nats)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     router.run()

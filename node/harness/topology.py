@@ -3,6 +3,8 @@
 A site sits in a metro (eu, us, ap, ...) and has one uplink with a rate and a loss. The round-trip
 time between two sites is the metro-to-metro RTT plus each site's access RTT. Latency and loss are
 applied by the userspace router (the kernel here has no netem); the rate by tbf on the uplink.
+A site with ``nat=True`` sits behind a home-router NAT (``nat.py``): its hosts have a private
+address no other site can reach, and their traffic leaves from the site's public address.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from node.errors import NodeError
 
 MAX_SITES = 200
 SUBNET = ipaddress.IPv4Network("10.77.0.0/16")  # site i is 10.77.<i+1>.1, reachable only through the router
+INSIDE_PREFIX = "192.168."  # a NAT'd site i's hosts are 192.168.<i+1>.1, routed nowhere
 
 
 class TopologyError(NodeError):
@@ -29,6 +32,8 @@ class Site:
     uplink_mbit: float = 1000.0
     loss: float = 0.0  # fraction of packets dropped on this uplink, each way
     access_rtt_ms: float = 0.0  # added to every round trip that leaves the site
+    nat: bool = False  # behind a NAT: reachable only by answering what the site sent first
+    nat_idle_s: float = 120.0  # a NAT mapping unused this long is forgotten
 
     def __post_init__(self) -> None:
         if not self.name.isascii() or not self.name.replace("-", "").isalnum() or len(self.name) > 12:
@@ -39,6 +44,8 @@ class Site:
             raise TopologyError(f"site {self.name}: loss {self.loss} is outside 0..0.5")
         if not 0.0 <= self.access_rtt_ms <= 10_000:
             raise TopologyError(f"site {self.name}: access RTT {self.access_rtt_ms} ms is outside 0..10000")
+        if not 0.1 <= self.nat_idle_s <= 86_400:
+            raise TopologyError(f"site {self.name}: NAT idle timeout {self.nat_idle_s} s is outside 0.1..86400")
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,14 @@ class Topology:
         return self.sites.index(self.site(name))
 
     def address(self, name: str) -> str:
-        """The site's one address (its nodes listen there, on distinct ports)."""
+        """The site's one address (its nodes listen there, on distinct ports); behind NAT that is
+        the private inside address, which no other site can reach."""
+        if self.site(name).nat:
+            return f"{INSIDE_PREFIX}{self.index(name) + 1}.1"
+        return self.public_address(name)
+
+    def public_address(self, name: str) -> str:
+        """The address other sites see the site's traffic come from (the NAT's, behind one)."""
         return f"10.77.{self.index(name) + 1}.1"
 
     def rtt_ms(self, a: str, b: str) -> float:
