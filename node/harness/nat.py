@@ -10,6 +10,10 @@ targets:
   host has sent to through that mapping; everything unsolicited is dropped;
 - idle mappings (and each remote endpoint on them) expire after ``idle_s`` without traffic.
 
+``symmetric=True`` makes it a carrier-grade/symmetric NAT instead: a new public port for each
+remote endpoint, never the inside one. A peer cannot predict that port, so hole punching fails
+through it, as it does on such networks.
+
 Only TCP and UDP are translated (first fragments only; the harness MTU keeps datagrams whole);
 other protocols leaving the site are dropped. Checksums are adjusted incrementally (RFC 1624).
 """
@@ -64,11 +68,13 @@ class Nat:
     """The translation table of one site: ``outbound`` on packets leaving it, ``inbound`` on
     packets arriving for its public address. Both return the rewritten packet, or None to drop."""
 
-    def __init__(self, inside: str, public: str, idle_s: float) -> None:
+    def __init__(self, inside: str, public: str, idle_s: float, symmetric: bool = False) -> None:
         self.inside_ip = ipaddress.IPv4Address(inside).packed
         self.public_ip = ipaddress.IPv4Address(public).packed
         self.idle_s = idle_s
-        self.by_inside: dict[tuple[int, Endpoint], Mapping] = {}
+        self.symmetric = symmetric
+        self._next_port = EPHEMERAL.start + 1000  # a symmetric NAT's ports: sequential, unrelated to inside
+        self.by_inside: dict[tuple[int, Endpoint, Endpoint | None], Mapping] = {}
         self.by_public: dict[tuple[int, int], Mapping] = {}
         self.dropped = 0  # unsolicited or expired inbound, untranslatable outbound
         self.expired = 0
@@ -81,14 +87,15 @@ class Nat:
             return None
         proto, header, src_port, dst_port = parsed
         self._sweep(now)
-        key = (proto, (self.inside_ip, src_port))
+        remote = (packet[16:20], dst_port)
+        key = (proto, (self.inside_ip, src_port), remote if self.symmetric else None)
         mapping = self.by_inside.get(key)
         if mapping is None:
-            mapping = Mapping(proto, key[1], self._free_port(proto, src_port), now)
+            mapping = Mapping(proto, key[1], self._free_port(proto, None if self.symmetric else src_port), now)
             self.by_inside[key] = mapping
             self.by_public[(proto, mapping.public_port)] = mapping
         mapping.last = now
-        mapping.remotes[(packet[16:20], dst_port)] = now
+        mapping.remotes[remote] = now
         return _rewrite(packet, header, proto, 12, self.public_ip, header, mapping.public_port)
 
     def inbound(self, packet: bytes, now: float) -> bytes | None:
@@ -106,10 +113,12 @@ class Nat:
         mapping.last = mapping.remotes[remote] = now
         return _rewrite(packet, header, proto, 16, self.inside_ip, header + 2, mapping.inside[1])
 
-    def _free_port(self, proto: int, wanted: int) -> int:
-        if (proto, wanted) not in self.by_public:
+    def _free_port(self, proto: int, wanted: int | None) -> int:
+        if wanted is not None and (proto, wanted) not in self.by_public:
             return wanted
-        for port in EPHEMERAL:
+        for _ in EPHEMERAL:
+            port = self._next_port
+            self._next_port = port + 1 if port + 1 < EPHEMERAL.stop else EPHEMERAL.start
             if (proto, port) not in self.by_public:
                 return port
         raise OverflowError("the NAT has no free public port")  # 16k live mappings: not in a test

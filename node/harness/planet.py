@@ -113,6 +113,7 @@ class Planet:
                     "inside": self.topology.address(s.name),
                     "public": self.topology.public_address(s.name),
                     "idle_s": s.nat_idle_s,
+                    "symmetric": s.nat_symmetric,
                 }
                 for s in sites
                 if s.nat

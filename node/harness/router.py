@@ -184,7 +184,7 @@ class Router:
 
 def main() -> None:
     """Argument: a JSON spec {"sites": [[name, netns, device]], "delay": [[s]], "loss": [[p]], "seed": n,
-    "nat": {site: {"inside": ip, "public": ip, "idle_s": s}}}.
+    "nat": {site: {"inside": ip, "public": ip, "idle_s": s, "symmetric": bool}}}.
     Prints "ready" once every TUN sits in its site's namespace."""
     spec = json.loads(sys.argv[1])
     with contextlib.suppress(OSError):  # the network must not wait for a CPU behind the nodes it carries
@@ -196,7 +196,7 @@ def main() -> None:
         ports.append(Port(name, fd))
     names = [port.name for port in ports]
     nats = {
-        names.index(site): Nat(nat["inside"], nat["public"], float(nat["idle_s"]))
+        names.index(site): Nat(nat["inside"], nat["public"], float(nat["idle_s"]), bool(nat.get("symmetric")))
         for site, nat in spec.get("nat", {}).items()
     }
     router = Router(ports, spec["delay"], spec["loss"], int(spec.get("seed", 0)), nats)

@@ -34,6 +34,7 @@ class Site:
     access_rtt_ms: float = 0.0  # added to every round trip that leaves the site
     nat: bool = False  # behind a NAT: reachable only by answering what the site sent first
     nat_idle_s: float = 120.0  # a NAT mapping unused this long is forgotten
+    nat_symmetric: bool = False  # a new public port per destination: no hole punching through it
 
     def __post_init__(self) -> None:
         if not self.name.isascii() or not self.name.replace("-", "").isalnum() or len(self.name) > 12:

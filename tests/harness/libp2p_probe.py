@@ -84,7 +84,8 @@ async def main(role: str, listen: str, seed: int, relay_addr: str = "", target: 
         trio.open_nursery() as nursery,
     ):
         say(event="up", id=host.get_id().to_base58(), addrs=[str(a) for a in host.get_addrs()])
-        transport = CircuitV2Transport(host, protocol, RelayConfig(roles=RelayRole.STOP | RelayRole.CLIENT, limits=LIMITS))
+        config = RelayConfig(roles=RelayRole.STOP | RelayRole.CLIENT, limits=LIMITS)
+        transport = CircuitV2Transport(host, protocol, config)
         if role != "relay":
             relay = info_from_p2p_addr(multiaddr.Multiaddr(relay_addr))
             await host.connect(relay)

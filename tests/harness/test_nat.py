@@ -127,3 +127,16 @@ def test_the_router_translates_leaving_and_filters_on_arrival() -> None:
     assert router.command('{"stats": true}')["nat_dropped"] == 1 and router.forwarded == 2
     assert router.command('{"nat": "home"}')["mappings"][0]["public"] == f"{PUBLIC}:4001"
     assert router.command('{"nat": "eu"}')["error"].startswith("no NAT'd site")
+
+
+def test_a_symmetric_nat_maps_each_destination_to_a_new_unpredictable_port() -> None:
+    nat = Nat(INSIDE, PUBLIC, idle_s=30, symmetric=True)
+    first = nat.outbound(_packet(UDP, INSIDE, 5000, REMOTE, 1), now=0.0)
+    again = nat.outbound(_packet(UDP, INSIDE, 5000, REMOTE, 1), now=0.1)
+    other = nat.outbound(_packet(UDP, INSIDE, 5000, "10.77.3.1", 2), now=0.2)
+    assert first is not None and again is not None and other is not None and _valid(other)
+    ports = {_endpoints(p)[1] for p in (first, other)}
+    assert _endpoints(first)[1] == _endpoints(again)[1] and len(ports) == 2 and 5000 not in ports
+    # the second destination cannot answer on the first one's port
+    assert nat.inbound(_packet(UDP, "10.77.3.1", 2, PUBLIC, _endpoints(first)[1]), now=0.3) is None
+    assert nat.inbound(_packet(UDP, "10.77.3.1", 2, PUBLIC, _endpoints(other)[1]), now=0.3) is not None
