@@ -108,6 +108,8 @@ class Planet:
             "delay": [[self.topology.rtt_ms(a.name, b.name) / 2000 for b in sites] for a in sites],
             "loss": [[self.topology.loss(a.name, b.name) for b in sites] for a in sites],
             "seed": self.seed,
+            "downlink": [s.downlink_mbit * 1e6 / 8 for s in sites],
+            "jitter": [[self.topology.jitter_ms(a.name, b.name) / 1000 for b in sites] for a in sites],
             "nat": {
                 s.name: {
                     "inside": self.topology.address(s.name),

@@ -32,6 +32,8 @@ class Site:
     uplink_mbit: float = 1000.0
     loss: float = 0.0  # fraction of packets dropped on this uplink, each way
     access_rtt_ms: float = 0.0  # added to every round trip that leaves the site
+    downlink_mbit: float = 0.0  # rate into the site (shaped by the router); 0: unshaped
+    jitter_ms: float = 0.0  # each packet leaving or entering the site is delayed up to this much more or less
     nat: bool = False  # behind a NAT: reachable only by answering what the site sent first
     nat_idle_s: float = 120.0  # a NAT mapping unused this long is forgotten
     nat_symmetric: bool = False  # a new public port per destination: no hole punching through it
@@ -45,6 +47,10 @@ class Site:
             raise TopologyError(f"site {self.name}: loss {self.loss} is outside 0..0.5")
         if not 0.0 <= self.access_rtt_ms <= 10_000:
             raise TopologyError(f"site {self.name}: access RTT {self.access_rtt_ms} ms is outside 0..10000")
+        if self.downlink_mbit and not 0.1 <= self.downlink_mbit <= 100_000:
+            raise TopologyError(f"site {self.name}: downlink {self.downlink_mbit} Mbit/s is outside 0.1..100000")
+        if not 0.0 <= self.jitter_ms <= 1000:
+            raise TopologyError(f"site {self.name}: jitter {self.jitter_ms} ms is outside 0..1000")
         if not 0.1 <= self.nat_idle_s <= 86_400:
             raise TopologyError(f"site {self.name}: NAT idle timeout {self.nat_idle_s} s is outside 0.1..86400")
 
@@ -102,6 +108,10 @@ class Topology:
         pair = (first.metro, second.metro)
         metro = self.metro_rtt_ms.get(pair, self.metro_rtt_ms.get((pair[1], pair[0]), 0.0))
         return metro + first.access_rtt_ms + second.access_rtt_ms
+
+    def jitter_ms(self, a: str, b: str) -> float:
+        """How much a packet's one-way delay from ``a`` to ``b`` varies either way: both ends' jitter."""
+        return 0.0 if a == b else self.site(a).jitter_ms + self.site(b).jitter_ms
 
     def loss(self, a: str, b: str) -> float:
         """Probability a packet from ``a`` to ``b`` is lost: it crosses both uplinks."""
