@@ -131,3 +131,18 @@ def standard() -> Topology:
         ),
         metro_rtt_ms={("eu", "us"): 80.0, ("eu", "ap"): 160.0, ("us", "ap"): 120.0},
     )
+
+
+def natted() -> Topology:
+    """Sites behind NAT: a relay (eu), a public us site, an edge and a requester each behind a
+    home NAT (hole punching works between them), and one behind a symmetric NAT (it does not)."""
+    return Topology(
+        sites=(
+            Site("eu", "eu"),
+            Site("us", "us"),
+            Site("home", "eu", uplink_mbit=20.0, access_rtt_ms=10.0, nat=True),
+            Site("home2", "us", access_rtt_ms=10.0, nat=True),
+            Site("cgn", "us", access_rtt_ms=10.0, nat=True, nat_symmetric=True),
+        ),
+        metro_rtt_ms={("eu", "us"): 80.0},
+    )

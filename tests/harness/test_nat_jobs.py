@@ -19,26 +19,13 @@ import pytest
 from node.cluster import http_json
 from node.harness import netns
 from node.harness.planet import Planet, PlanetNode
-from node.harness.topology import Site, Topology
+from node.harness.topology import natted
 from tests.harness.jobs import put_blob, submit, wait_final
 from tests.harness.wan import skip_reason
 from tests.support import REPO_ROOT, run_cli
 
 WORDCOUNT = REPO_ROOT / "examples" / "wasm-wordcount"
 FAST = {"MYCEL_P2P_AUTONAT_INTERVAL_SECONDS": "1", "MYCEL_NODE_ANNOUNCE_INTERVAL": "2"}
-
-
-def _topology() -> Topology:
-    return Topology(
-        (
-            Site("eu", "eu"),  # the relay
-            Site("us", "us"),
-            Site("home", "eu", nat=True, uplink_mbit=20.0, access_rtt_ms=10.0),  # the edge with the data
-            Site("home2", "us", nat=True, access_rtt_ms=10.0),  # a requester behind a home NAT
-            Site("cgn", "us", nat=True, nat_symmetric=True, access_rtt_ms=10.0),  # one behind a symmetric NAT
-        ),
-        {("eu", "us"): 80.0},
-    )
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +35,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         pytest.skip(f"WAN harness: {reason}")
     for name in netns.orphans():
         netns.destroy(name)
-    wan = Planet(_topology(), tmp_path_factory.mktemp("natplanet"))
+    wan = Planet(natted(), tmp_path_factory.mktemp("natplanet"))
     try:
         wan.up()
         nodes = wan.start_nodes(["eu"], env=FAST | {"MYCEL_P2P_RELAY": "true"})
