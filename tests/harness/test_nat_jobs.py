@@ -103,22 +103,29 @@ def test_a_job_on_a_natd_edge_runs_through_the_relay_and_goes_direct_where_the_n
     job = wait_final(client.api_url, submit(client.api_url, {"agent": agent, "inputs": {"text": data}}))
     assert job["state"] == "done", job["transitions"]
     assert list(job["results"]) == [edge.peer_id]  # it ran where its data is, behind the NAT
-    kind = _wait(
+    _wait(
         f"the connection {requester}<->home0 settles {ends}",
         lambda: _nat(client)["connections"].get(edge.peer_id) == ends and ends,
         timeout=30 if ends == "direct" else 5,
     )
-    if ends == "relayed":  # a symmetric NAT: DCUtR made its attempt, failed, and the circuit stays
+    if ends == "relayed":  # a symmetric NAT: DCUtR made its attempt and failed; jobs still go through the relay
         _wait(
             "a hole punch tried and over",
             lambda: _punched(client, edge) or _punched(edge, client),
             timeout=90,  # up to three attempts of three rounds each, on a loaded host
             detail=lambda: (_nat(client)["hole_punches"], _nat(edge)["hole_punches"]),
         )
+        again = wait_final(client.api_url, submit(client.api_url, {"agent": agent, "inputs": {"text": data}}))
+        assert again["state"] == "done" and list(again["results"]) == [edge.peer_id], again["transitions"]
         assert _nat(client)["connections"].get(edge.peer_id) == "relayed"
     status = run_cli(Path(client.data_dir), Path(client.data_dir), "node", "status", "--api", client.api_url)
     assert status.returncode == 0, status.stderr
-    assert f"  {edge.peer_id} {kind}" in status.stdout and "reachability: private (relayed at " in status.stdout
+    assert "reachability: private (relayed at " in status.stdout
+    if ends == "direct":
+        assert f"  {edge.peer_id} direct" in status.stdout
+    else:  # an idle relayed connection may be gone by the time the CLI asks (it is re-dialed on demand)
+        assert f"  {edge.peer_id} direct" not in status.stdout
+        assert f"  {edge.peer_id} relayed" in status.stdout or edge.peer_id not in status.stdout
 
 
 def _punched(node: PlanetNode, other: PlanetNode) -> bool:
