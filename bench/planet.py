@@ -14,7 +14,11 @@ For each it measures, ``--runs`` times (each run builds both afresh):
 3. failover: a 3 s python job bound to the us, its executor SIGKILLed once the agent runs;
    seconds from the kill to the job's dispatch to the other us node.
 
-Prints median (min-max) over the runs for the WAN and loopback, and their ratio.
+Prints median (min-max) over the runs for the WAN and loopback, and their ratio. Then, on a planet
+with NATs (``topology.natted()``: a relay, two home NATs, one symmetric NAT), ``--nat-runs`` times:
+seconds until every NAT'd node announces a relayed address; a job from one home NAT to an edge
+behind the other, first through the relay and then once DCUtR made the connection direct; and a
+warm job through the symmetric NAT, which stays relayed. (``--runs 0`` for the NAT part alone.)
 Needs root (network namespaces); says so in one line otherwise.
 Usage: python bench/planet.py [--runs 3] [--jobs 3] [--size 8]
 """
@@ -43,7 +47,7 @@ sys.path.insert(0, str(REPO))
 from node.cluster import cluster_down, cluster_up, http_json  # noqa: E402
 from node.harness import netns  # noqa: E402
 from node.harness.planet import Planet  # noqa: E402
-from node.harness.topology import standard  # noqa: E402
+from node.harness.topology import natted, standard  # noqa: E402
 
 MIB = 1 << 20
 WORDCOUNT = REPO / "examples" / "wasm-wordcount"
@@ -181,6 +185,60 @@ def loopback(directory: Path) -> Iterator[dict[str, Any]]:
         cluster_down(directory)
 
 
+NAT_ENV = {"MYCEL_P2P_AUTONAT_INTERVAL_SECONDS": "1", "MYCEL_NODE_ANNOUNCE_INTERVAL": "2"}
+
+
+def _until(what: str, check: Any, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"never: {what}")
+        time.sleep(0.1)
+
+
+def _nat(node: Any) -> dict[str, Any]:
+    info: dict[str, Any] = http_json(f"{node.api_url}/v1/node")["nat"]
+    return info
+
+
+def measure_nat(directory: Path) -> dict[str, float]:
+    """One run on the NAT planet: reachability, relayed then direct jobs, a symmetric NAT's job."""
+    figures: dict[str, float] = {}
+    planet = Planet(natted(), directory)
+    try:
+        planet.up()
+        nodes = planet.start_nodes(["eu"], env=NAT_ENV | {"MYCEL_P2P_RELAY": "true"})
+        nodes += planet.start_nodes(["us", "home", "home2", "cgn"], env=NAT_ENV)
+        started = time.monotonic()
+        planet.wait_mesh(timeout=120)
+        _, _, edge, client, cgn = nodes
+        _until("every NAT'd node has a relayed address", lambda: all(_nat(n)["relayed_addrs"] for n in nodes[2:]))
+        _until("they are announced", lambda: all(_announced(nodes[1], n) for n in nodes[2:]))
+        figures["NAT reachable s"] = time.monotonic() - started  # from all APIs up
+        data = _blob(edge, os.urandom(4000))
+        for label, requester in (("home->home", client), ("cgn->home", cgn)):
+            agent = _pack(WORDCOUNT, requester)
+            spec = {"agent": agent, "inputs": {"text": data}}
+            began = time.perf_counter()
+            _run(requester, spec)  # dials through the relay; the edge fetches the agent over it
+            figures[f"{label} 1st job s"] = time.perf_counter() - began
+            if label == "home->home":
+                _until("direct", lambda: _nat(client)["connections"].get(edge.peer_id) == "direct", 60)
+                figures["home->home direct after s"] = time.perf_counter() - began
+            kind = _nat(requester)["connections"].get(edge.peer_id, "none")
+            began = time.perf_counter()
+            _run(requester, spec)
+            figures[f"{label} {kind} job s"] = time.perf_counter() - began
+    finally:
+        planet.down()
+    return figures
+
+
+def _announced(seer: Any, node: Any) -> bool:
+    peers = http_json(f"{seer.api_url}/v1/peers")["peers"]
+    return any(p["peer_id"] == node.peer_id and any("/p2p-circuit/" in a for a in p["addrs"]) for p in peers)
+
+
 def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):9.3f} ({min(values):.3f}-{max(values):.3f})"
 
@@ -190,11 +248,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=3, help="jobs per region pair and run")
     parser.add_argument("--size", type=int, default=8, help="MiB of input at the edge")
+    parser.add_argument("--nat-runs", type=int, default=1, help="runs on the planet with NATs")
     options = parser.parse_args()
     reason = netns.unavailable()
     if reason:
         sys.exit(f"bench/planet.py: {reason}")
-    results: dict[str, dict[str, list[float]]] = {"wan": {}, "loopback": {}}
+    results: dict[str, dict[str, list[float]]] = {"wan": {}, "loopback": {}, "nat": {}}
     root = Path(tempfile.mkdtemp(prefix="mycel-planet-bench-"))
     try:
         for run in range(options.runs):
@@ -203,13 +262,20 @@ def main() -> None:
                     for key, value in measure(nodes, options.jobs, options.size * MIB).items():
                         results[kind].setdefault(key, []).append(value)
                 print(f"run {run + 1}/{options.runs} {kind} done", file=sys.stderr, flush=True)
+        for run in range(options.nat_runs):
+            for key, value in measure_nat(root / f"nat{run}").items():
+                results["nat"].setdefault(key, []).append(value)
+            print(f"run {run + 1}/{options.nat_runs} nat done", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"{'figure':24} {'WAN median (min-max)':>30} {'loopback median (min-max)':>30} {'ratio':>7}")
+    if results["wan"]:
+        print(f"{'figure':24} {'WAN median (min-max)':>30} {'loopback median (min-max)':>30} {'ratio':>7}")
     for key, values in results["wan"].items():
         base = results["loopback"][key]
         ratio = f"{statistics.median(values) / statistics.median(base):7.2f}" if statistics.median(base) else "      -"
         print(f"{key:24} {_spread(values):>30} {_spread(base):>30} {ratio}")
+    for key, values in results["nat"].items():
+        print(f"{key:28} {_spread(values):>30}   (behind NAT; no loopback equivalent)")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from node.api.access import READ_CLASSES, unknown_classes
 from node.errors import ConfigError
 from node.p2p.connmgr import ConnectionLimits
 from node.p2p.inbound import InboundLimits
+from node.p2p.natconfig import TraversalSettings
 from storage.leases import LeasePolicy
 
 DEFAULTS_FILE = Path(__file__).with_name("default-config.toml")
@@ -93,6 +94,20 @@ class NodeConfig:
             low=int(self.get("p2p", "connections_low")),
             high=int(self.get("p2p", "connections_high")),
             grace=float(self.get("p2p", "connection_grace_seconds")),
+        )
+
+    @property
+    def traversal_settings(self) -> TraversalSettings:
+        """AutoNAT, relay and its limits (checked when the config is read)."""
+        return TraversalSettings(
+            relay=bool(self.get("p2p", "relay")),
+            relay_max_reservations=int(self.get("p2p", "relay_max_reservations")),
+            relay_max_circuits=int(self.get("p2p", "relay_max_circuits")),
+            relay_max_circuit_bytes=int(self.get("p2p", "relay_max_circuit_bytes")),
+            relay_max_circuit_seconds=int(self.get("p2p", "relay_max_circuit_seconds")),
+            relay_reservation_ttl_seconds=int(self.get("p2p", "relay_reservation_ttl_seconds")),
+            autonat_interval_seconds=float(self.get("p2p", "autonat_interval_seconds")),
+            autonat_confirmations=int(self.get("p2p", "autonat_confirmations")),
         )
 
 
@@ -233,6 +248,13 @@ def _check_guards(merged: Mapping[str, Mapping[str, Any]]) -> None:
         ("p2p", "handshake_timeout_seconds"),
         ("p2p", "max_pending_connections"),
         ("p2p", "max_pending_per_ip"),
+        ("p2p", "relay_max_reservations"),
+        ("p2p", "relay_max_circuits"),
+        ("p2p", "relay_max_circuit_bytes"),
+        ("p2p", "relay_max_circuit_seconds"),
+        ("p2p", "relay_reservation_ttl_seconds"),
+        ("p2p", "autonat_interval_seconds"),
+        ("p2p", "autonat_confirmations"),
         ("storage", "remote_pin_ttl_seconds"),
         ("jobs", "queue_timeout_seconds"),
         ("jobs", "wheel_cache_mib"),

@@ -104,6 +104,7 @@ class NodeService:
             inbound=config.inbound_limits,
             connections=config.connection_limits,
             addresses=lambda peer: self.peers.addrs_of(peer),  # dial on demand where it announced
+            traversal=config.traversal_settings,
         )
         self.exchange = BlockExchange(self.store, self.network, self.metrics)
         self.peers = PeerTable(float(config.get("node", "peer_timeout")))
@@ -268,6 +269,7 @@ class NodeService:
             "version": self.version,
             "api_version": API_VERSION,
             "addrs": await self.network.addrs(),
+            "nat": await self.network.traversal(),  # reachability, relayed addresses, direct/relayed per peer
             "region": self.config.region,
             "api_url": self.api_url,
             "runtimes": list(RUNTIMES),

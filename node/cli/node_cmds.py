@@ -217,6 +217,26 @@ def node_status(data_dir: Path, api_url: str | None, api_token: str | None, as_j
     if effective is not None:
         _print_effective(effective)
     click.echo(f"peers: {sum(1 for p in peers if p['alive'])} alive of {len(peers)} known")
+    if isinstance(info.get("nat"), dict):
+        _print_nat(info["nat"])
+
+
+def _print_nat(nat: dict[str, Any]) -> None:
+    """Reachability, the relay this node is reachable through, and each connection's kind."""
+    relayed_at = nat.get("relayed_addrs") or []
+    click.echo(
+        f"reachability: {nat.get('reachability', 'unknown')}" + (f" (relayed at {relayed_at[0]})" if relayed_at else "")
+    )
+    relay = nat.get("relay") or {}
+    if relay.get("serving"):
+        click.echo(
+            f"relay: serving, {relay.get('reservations', 0)} reservation(s), {relay.get('circuits', 0)} circuit(s)"
+        )
+    connections: dict[str, str] = nat.get("connections") or {}
+    direct = sum(1 for kind in connections.values() if kind == "direct")
+    click.echo(f"connections: {direct} direct, {len(connections) - direct} relayed")
+    for peer, kind in sorted(connections.items()):
+        click.echo(f"  {peer} {kind}")
 
 
 @node_group.command("reputation")

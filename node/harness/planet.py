@@ -26,7 +26,7 @@ from typing import Any
 from node.cluster import free_port, process_alive, wait_answering, wait_for_peers
 from node.harness import netns
 from node.harness.portal import Portal
-from node.harness.topology import Topology
+from node.harness.topology import SUBNET, Topology
 from node.identity import load_or_create
 
 _RUNS = itertools.count()
@@ -108,6 +108,18 @@ class Planet:
             "delay": [[self.topology.rtt_ms(a.name, b.name) / 2000 for b in sites] for a in sites],
             "loss": [[self.topology.loss(a.name, b.name) for b in sites] for a in sites],
             "seed": self.seed,
+            "downlink": [s.downlink_mbit * 1e6 / 8 for s in sites],
+            "jitter": [[self.topology.jitter_ms(a.name, b.name) / 1000 for b in sites] for a in sites],
+            "nat": {
+                s.name: {
+                    "inside": self.topology.address(s.name),
+                    "public": self.topology.public_address(s.name),
+                    "idle_s": s.nat_idle_s,
+                    "symmetric": s.nat_symmetric,
+                }
+                for s in sites
+                if s.nat
+            },
         }
         command = ["ip", "netns", "exec", router_ns, sys.executable, "-m", "node.harness.router", json.dumps(spec)]
         log = open(self.workdir / "router.log", "ab")  # noqa: SIM115 - handed to the child
@@ -117,8 +129,11 @@ class Planet:
             raise PlanetError(f"the WAN router did not start; see {self.workdir / 'router.log'}")
         for site in sites:
             name, device = self.netns_of(site.name), self.device_of(site.name)
-            netns.ip("addr", "add", f"{self.topology.address(site.name)}/16", "dev", device, netns=name)
+            prefix = 24 if site.nat else 16  # behind NAT: a private /24, and a route out to the WAN
+            netns.ip("addr", "add", f"{self.topology.address(site.name)}/{prefix}", "dev", device, netns=name)
             netns.ip("link", "set", device, "mtu", str(self.topology.mtu), "txqueuelen", "4096", "up", netns=name)
+            if site.nat:
+                netns.ip("route", "add", str(SUBNET), "dev", device, netns=name)
             rate = site.uplink_mbit * 1e6 / 8  # bytes per second
             burst = max(2 * self.topology.mtu, int(rate * 0.004))
             limit = max(4 * self.topology.mtu, int(rate * TBF_QUEUE_S))
@@ -153,6 +168,11 @@ class Planet:
 
     def stats(self) -> dict[str, Any]:
         return self.control({"stats": True})
+
+    def nat_table(self, site: str) -> list[dict[str, Any]]:
+        """The live NAT mappings of a site behind NAT (inside, public, remotes allowed in)."""
+        mappings: list[dict[str, Any]] = self.control({"nat": site})["mappings"]
+        return mappings
 
     def start_node(
         self, site: str, name: str | None = None, env: dict[str, str] | None = None, region: str | None = None

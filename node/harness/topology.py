@@ -3,6 +3,8 @@
 A site sits in a metro (eu, us, ap, ...) and has one uplink with a rate and a loss. The round-trip
 time between two sites is the metro-to-metro RTT plus each site's access RTT. Latency and loss are
 applied by the userspace router (the kernel here has no netem); the rate by tbf on the uplink.
+A site with ``nat=True`` sits behind a home-router NAT (``nat.py``): its hosts have a private
+address no other site can reach, and their traffic leaves from the site's public address.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from node.errors import NodeError
 
 MAX_SITES = 200
 SUBNET = ipaddress.IPv4Network("10.77.0.0/16")  # site i is 10.77.<i+1>.1, reachable only through the router
+INSIDE_PREFIX = "192.168."  # a NAT'd site i's hosts are 192.168.<i+1>.1, routed nowhere
 
 
 class TopologyError(NodeError):
@@ -29,6 +32,11 @@ class Site:
     uplink_mbit: float = 1000.0
     loss: float = 0.0  # fraction of packets dropped on this uplink, each way
     access_rtt_ms: float = 0.0  # added to every round trip that leaves the site
+    downlink_mbit: float = 0.0  # rate into the site (shaped by the router); 0: unshaped
+    jitter_ms: float = 0.0  # each packet leaving or entering the site is delayed up to this much more or less
+    nat: bool = False  # behind a NAT: reachable only by answering what the site sent first
+    nat_idle_s: float = 120.0  # a NAT mapping unused this long is forgotten
+    nat_symmetric: bool = False  # a new public port per destination: no hole punching through it
 
     def __post_init__(self) -> None:
         if not self.name.isascii() or not self.name.replace("-", "").isalnum() or len(self.name) > 12:
@@ -39,6 +47,12 @@ class Site:
             raise TopologyError(f"site {self.name}: loss {self.loss} is outside 0..0.5")
         if not 0.0 <= self.access_rtt_ms <= 10_000:
             raise TopologyError(f"site {self.name}: access RTT {self.access_rtt_ms} ms is outside 0..10000")
+        if self.downlink_mbit and not 0.1 <= self.downlink_mbit <= 100_000:
+            raise TopologyError(f"site {self.name}: downlink {self.downlink_mbit} Mbit/s is outside 0.1..100000")
+        if not 0.0 <= self.jitter_ms <= 1000:
+            raise TopologyError(f"site {self.name}: jitter {self.jitter_ms} ms is outside 0..1000")
+        if not 0.1 <= self.nat_idle_s <= 86_400:
+            raise TopologyError(f"site {self.name}: NAT idle timeout {self.nat_idle_s} s is outside 0.1..86400")
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,14 @@ class Topology:
         return self.sites.index(self.site(name))
 
     def address(self, name: str) -> str:
-        """The site's one address (its nodes listen there, on distinct ports)."""
+        """The site's one address (its nodes listen there, on distinct ports); behind NAT that is
+        the private inside address, which no other site can reach."""
+        if self.site(name).nat:
+            return f"{INSIDE_PREFIX}{self.index(name) + 1}.1"
+        return self.public_address(name)
+
+    def public_address(self, name: str) -> str:
+        """The address other sites see the site's traffic come from (the NAT's, behind one)."""
         return f"10.77.{self.index(name) + 1}.1"
 
     def rtt_ms(self, a: str, b: str) -> float:
@@ -87,6 +108,10 @@ class Topology:
         pair = (first.metro, second.metro)
         metro = self.metro_rtt_ms.get(pair, self.metro_rtt_ms.get((pair[1], pair[0]), 0.0))
         return metro + first.access_rtt_ms + second.access_rtt_ms
+
+    def jitter_ms(self, a: str, b: str) -> float:
+        """How much a packet's one-way delay from ``a`` to ``b`` varies either way: both ends' jitter."""
+        return 0.0 if a == b else self.site(a).jitter_ms + self.site(b).jitter_ms
 
     def loss(self, a: str, b: str) -> float:
         """Probability a packet from ``a`` to ``b`` is lost: it crosses both uplinks."""
@@ -105,4 +130,19 @@ def standard() -> Topology:
             Site("edge", "eu", uplink_mbit=20.0, loss=0.005, access_rtt_ms=10.0),
         ),
         metro_rtt_ms={("eu", "us"): 80.0, ("eu", "ap"): 160.0, ("us", "ap"): 120.0},
+    )
+
+
+def natted() -> Topology:
+    """Sites behind NAT: a relay (eu), a public us site, an edge and a requester each behind a
+    home NAT (hole punching works between them), and one behind a symmetric NAT (it does not)."""
+    return Topology(
+        sites=(
+            Site("eu", "eu"),
+            Site("us", "us"),
+            Site("home", "eu", uplink_mbit=20.0, access_rtt_ms=10.0, nat=True),
+            Site("home2", "us", access_rtt_ms=10.0, nat=True),
+            Site("cgn", "us", access_rtt_ms=10.0, nat=True, nat_symmetric=True),
+        ),
+        metro_rtt_ms={("eu", "us"): 80.0},
     )

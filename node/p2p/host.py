@@ -43,6 +43,8 @@ from node.p2p.bridge import TrioBridge
 from node.p2p.connmgr import ConnectionLimits, ConnectionManager
 from node.p2p.framing import FrameReader, coalesced, frame
 from node.p2p.inbound import InboundGate, InboundLimits
+from node.p2p.natconfig import TraversalSettings
+from node.p2p.traversal import CIRCUIT, Traversal
 from node.p2p.tuning import apply as apply_tuning
 
 log = logging.getLogger("mycelnet.p2p")
@@ -82,6 +84,7 @@ class HostSettings:
     message_protocols: dict[str, MessageProtocol] = field(default_factory=dict)
     inbound: InboundLimits = field(default_factory=InboundLimits)
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    traversal: TraversalSettings = field(default_factory=TraversalSettings)
 
 
 class Libp2pHost:
@@ -117,6 +120,7 @@ class Libp2pHost:
         self.pubsub = Pubsub(self.host, self.gossipsub)
         # Kubo-compatible wire protocol (/ipfs/kad/1.0.0): py-libp2p hard-codes it (FIELD-NOTES.md)
         self.dht = KadDHT(self.host, DHTMode.SERVER)
+        self.traversal = Traversal(self.host, settings.traversal)  # AutoNAT, relay, DCUtR
         self.peer_id = self.host.get_id().to_base58()
         self.bytes_in = 0
         self.bytes_out = 0
@@ -131,6 +135,7 @@ class Libp2pHost:
             background_trio_service(self.pubsub),
             background_trio_service(self.gossipsub),
             background_trio_service(self.dht),
+            self.traversal.running(),
         ):
             for protocol, request_handler in self.settings.request_handlers.items():
                 self.host.set_stream_handler(TProtocol(protocol), self._make_stream_handler(request_handler))
@@ -142,11 +147,13 @@ class Libp2pHost:
                     subscription = await self.pubsub.subscribe(topic)
                     group.start_soon(self._pump_topic, subscription, gossip_handler)
                 group.start_soon(self._bootstrap_loop)
+                group.start_soon(self.traversal.loop)
                 ready()
                 await anyio.sleep_forever()
 
     def addrs(self) -> list[str]:
-        return [str(a) for a in self.host.get_addrs()]
+        """Where this node listens, and behind NAT where a relay takes connections for it."""
+        return [str(a) for a in self.host.get_addrs()] + self.traversal.circuit_addrs()
 
     def connected_peers(self) -> list[str]:
         return [peer.to_base58() for peer in self.host.get_connected_peers()]
@@ -183,8 +190,11 @@ class Libp2pHost:
         try:
             with anyio.fail_after(timeout):
                 peer = ID.from_base58(peer_id)
-                if addrs and not self.host.get_network().get_connections(peer):
-                    self._learn(peer, addrs)
+                # a peer that announced a relayed address is behind NAT: its direct ones would
+                # only time out, so go through the relay (DCUtR may then make it direct)
+                unconnected = addrs and not self.host.get_network().get_connections(peer)
+                if unconnected and not await self.traversal.dial(peer, list(addrs)):
+                    self._learn(peer, [a for a in addrs if CIRCUIT not in a])
                 stream = await self.host.new_stream(peer, [TProtocol(protocol)])
                 try:
                     await stream.write(frame(payload))

@@ -24,6 +24,7 @@ from node.p2p.host import (
     RequestHandler,
 )
 from node.p2p.inbound import InboundCounters, InboundLimits
+from node.p2p.natconfig import TraversalSettings
 
 PING_PROTOCOL = "/mycel/ping/1.0.0"
 
@@ -42,6 +43,7 @@ class P2PNetwork:
         inbound: InboundLimits | None = None,
         connections: ConnectionLimits | None = None,
         addresses: Callable[[str], Sequence[str]] | None = None,
+        traversal: TraversalSettings | None = None,
     ) -> None:
         """``addresses(peer)``: where ``peer`` said it listens (its announcement), for dialing it
         on demand when no connection to it is open."""
@@ -52,6 +54,7 @@ class P2PNetwork:
             mdns=mdns,
             inbound=inbound or InboundLimits(),
             connections=connections or ConnectionLimits(),
+            traversal=traversal or TraversalSettings(),
         )
         self._addresses = addresses
         self._settings.request_handlers[PING_PROTOCOL] = _pong
@@ -103,6 +106,12 @@ class P2PNetwork:
         host = self._require()
         return await self._bridge.call(_sync, host.connected_peers)
 
+    async def traversal(self) -> dict[str, Any]:
+        """Reachability (AutoNAT), relayed addresses, relay service, and for each connected peer
+        whether the connection is ``direct`` or ``relayed``."""
+        host = self._require()
+        return await self._bridge.call(_sync, lambda: _traversal_summary(host))
+
     async def connect(self, address: str) -> str:
         return await self._bridge.call(self._require().connect, address)
 
@@ -140,3 +149,14 @@ class P2PNetwork:
 
 async def _sync(fn: Any) -> Any:
     return fn()
+
+
+def _traversal_summary(host: Libp2pHost) -> dict[str, Any]:
+    traversal = host.traversal
+    return {
+        "reachability": traversal.reachability(),
+        "relayed_addrs": traversal.circuit_addrs(),
+        "relay": traversal.relay_summary(),
+        "connections": traversal.kinds(),
+        "hole_punches": traversal.hole_punches(),
+    }

@@ -68,3 +68,37 @@ def test_control_commands_are_checked() -> None:
     assert router.command('{"cut": ["ap"]}') == {"cut": ["ap"]} and router.ports[2].cut
     assert router.command('{"cut": []}') == {"cut": []} and not router.ports[2].cut
     assert router.command("[]") == {"error": "not an object"}
+
+
+def test_a_shaped_downlink_serializes_arrivals_and_drops_past_its_queue() -> None:
+    router, inboxes = _router()
+    router.downlink = [0.0, 125_000.0, 0.0]  # 1 Mbit/s into us
+    packet = _packet(1, b"x" * 1230)  # 1250 bytes: 10 ms at 1 Mbit/s
+    router.take(2, packet, now=100.0)  # from ap, 60 ms away: arrives last, goes last
+    router.take(0, packet, now=100.0)  # from eu, 40 ms away
+    router.take(0, packet, now=100.0)  # right behind it: waits for it
+    delivered = []
+    for step in range(101):
+        router.release(100.0 + step / 1000 + 1e-9)
+        if _read(inboxes[1]):
+            delivered.append(step)
+    assert delivered == [50, 60, 70]  # each arrival, then 10 ms of downlink each, in arrival order
+    router, inboxes = _router()
+    router.downlink = [0.0, 125_000.0, 0.0]
+    for _ in range(30):  # 0.25 s of downlink queue holds 25 behind the first; the rest are dropped
+        router.take(0, packet, now=100.0)
+    for step in range(1001):
+        router.release(100.0 + step / 1000 + 1e-9)
+    assert router.forwarded in (25, 26) and router.shaped_dropped == 30 - router.forwarded  # 26th: at the bound
+    assert router.command('{"stats": true}')["shaped_dropped"] == router.shaped_dropped
+
+
+def test_jitter_varies_the_delay_but_never_reorders_a_link() -> None:
+    router, _ = _router()
+    router.jitter = [[0.0, 0.01, 0.0], [0.01, 0.0, 0.0], [0.0, 0.0, 0.0]]  # eu<->us: 40 +- 10 ms
+    for index in range(500):
+        router.take(0, _packet(1, index.to_bytes(4, "big")), now=100.0 + index * 0.001)
+    order = [int.from_bytes(packet[20:24], "big") for _, _, _, packet, _ in sorted(router.queue)]
+    delays = [due - (100.0 + int.from_bytes(p[20:24], "big") * 0.001) for due, _, _, p, _ in router.queue]
+    assert order == list(range(500))  # in the order sent
+    assert min(delays) >= 0.03 - 1e-9 and max(delays) <= 0.05 + 0.001 and max(delays) - min(delays) > 0.015

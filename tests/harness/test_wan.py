@@ -110,3 +110,11 @@ def test_leftovers_of_a_crashed_run_are_found_and_removed(planet: Build) -> None
         assert stale not in netns.ours()
     finally:
         netns.destroy(stale)
+
+
+def test_a_shaped_downlink_is_within_ten_percent(planet: Build) -> None:
+    shaped = Topology((Site("a", "x"), Site("b", "x", downlink_mbit=20.0, jitter_ms=2.0)), {}, 9000)
+    wan = planet(shaped)
+    measured = rate_mbit(wan, "a", "b", 4 << 20)  # into b: shaped by the router, not by tbf
+    assert abs(measured - 20.0) <= 2.0, f"b's downlink: asked 20 Mbit/s, measured {measured:.1f}"
+    assert rate_mbit(wan, "b", "a", 16 << 20) > 40.0  # its uplink is not
