@@ -42,6 +42,7 @@ class CarVerifier:
         self._pending = 0
         self._need = 0  # how many pending bytes the next step needs
         self._header_done = False
+        self._failed: BadCar | None = None
         self._expected: list[CID] = [root]  # a stack: the next CID of the walk is on top
         self._seen: set[CID] = set()
         self.blocks = 0
@@ -53,6 +54,8 @@ class CarVerifier:
         Bytes wait in a list until the next section can be whole, so a sender dribbling
         tiny chunks costs linear time, not a copy of the buffer per chunk.
         """
+        if self._failed is not None:
+            raise self._failed
         self._parts.append(chunk)
         self._pending += len(chunk)
         if self._pending < self._need:
@@ -71,7 +74,13 @@ class CarVerifier:
             start, end = _section_at(data, pos)
             if end > len(data):
                 break
-            out.append(self._block(view[start:end]))
+            try:
+                out.append(self._block(view[start:end]))
+            except BadCar as exc:
+                if not out:
+                    raise
+                self._failed = exc  # the blocks before it are good: hand them over, refuse on the next call
+                return out
             pos = end
         self._keep(data, pos, end - pos)
         return out
@@ -85,6 +94,8 @@ class CarVerifier:
 
     def finish(self) -> None:
         """The stream ended: raise :class:`TruncatedCar` unless the whole DAG came."""
+        if self._failed is not None:
+            raise self._failed
         if not self._header_done:
             raise TruncatedCar("the stream ended inside the CAR header")
         if self._pending:
