@@ -270,6 +270,7 @@ class NodeService:
             "addrs": await self.network.addrs(),
             "region": self.config.region,
             "api_url": self.api_url,
+            "bulk_url": self.bulk_server.http_url,  # the bulk CAR path peers use (needs a ticket)
             "runtimes": list(RUNTIMES),
             "sandbox": self.sandbox_layers,
             "chain": self.settlement.summary() if self.settlement else None,

@@ -165,8 +165,11 @@ class BulkServer:
                 if chunk is None:
                     break
                 upcoming = asyncio.ensure_future(self._off_loop(walk.next_chunk))  # read the next while this goes
-                await response.write(chunk)
-                sent += len(chunk)
+                body, blocks, block_bytes = chunk
+                await response.write(body)
+                sent += len(body)
+                self.metrics.inc("blocks_served_total", blocks)  # the same counters as /mycel/blocks
+                self.metrics.inc("bytes_out_total", block_bytes)
         finally:
             if not upcoming.done():
                 upcoming.cancel()
@@ -183,9 +186,10 @@ class _Walk:
         self._stack = [root]
         self._seen: set[CID] = set()
 
-    def next_chunk(self) -> bytes | None:
+    def next_chunk(self) -> tuple[bytes, int, int] | None:
+        """The next sections joined, with how many blocks and block bytes they hold; None at the end."""
         parts: list[bytes] = []
-        size = 0
+        size = count = 0
         while self._stack and size < CHUNK:
             cid = self._stack.pop()
             if cid in self._seen:
@@ -197,9 +201,10 @@ class _Walk:
             key = bytes(cid)
             parts += (encode_uvarint(len(key) + len(data)), key, data)
             size += len(data)
+            count += 1
             if has_links(cid):
                 self._stack.extend(reversed(links_of(cid, data)))
-        return b"".join(parts) if parts else None
+        return (b"".join(parts), count, size) if parts else None
 
 
 def _error(status: int, error: str, detail: str) -> web.Response:
