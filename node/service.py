@@ -116,7 +116,8 @@ class NodeService:
         self.bulk_server = BulkServer(self.store, self.gate, self.identity, self.metrics, self.data_dir / "bulk")
         self.network.handle(CAR_TICKET_PROTOCOL, self.bulk_server.ticket)
         self.bulk_client = BulkClient(self.network, self.peers.car_url_of, self.metrics)
-        self.exchange.bulk = self.bulk_client  # whole DAGs as one CAR where a provider offers it
+        if bool(config.get("bulk", "enabled")):
+            self.exchange.bulk = self.bulk_client  # whole DAGs as one CAR where a provider offers it
         self.network.subscribe(
             announce.TOPIC, AnnouncementValidator(self.metrics, self.identity.peer_id), self._on_announcement
         )
@@ -207,7 +208,8 @@ class NodeService:
         if self.settlement is not None:
             self.job_service.decider.stake_of = self.settlement.stake_of
         await self.network.start()
-        await self.bulk_server.start(*_bulk_host(self.config.listen))
+        if bool(self.config.get("bulk", "enabled")):
+            await self.bulk_server.start(*_bulk_host(self.config.listen))
         await self.streams.start()
         await self.triggers.start()
         host, port = self.config.api_host_port
