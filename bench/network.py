@@ -361,7 +361,11 @@ GOALS = {
 
 def bench_transfer(size: int, runs: int, work: Path, code: Path) -> None:
     bulk_pair = MycelPair(work, code, bulk=True)
-    pair = MycelPair(work, code, bulk=False)
+    try:
+        pair = MycelPair(work, code, bulk=False)
+    except BaseException:
+        bulk_pair.close()
+        raise
     jobs: dict[str, Callable[[], Sample]] = {
         BULK: lambda: bulk_pair.run(size),
         BLOCKS: lambda: pair.run(size),
