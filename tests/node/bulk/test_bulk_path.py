@@ -20,6 +20,7 @@ from aiohttp import web
 from node.bulk import ticket
 from node.bulk.client import BulkClient, BulkUnavailable
 from node.bulk.server import BulkServer
+from node.errors import NetworkError
 from node.exchange import BlockExchange
 from node.identity import NodeIdentity
 from node.metrics import Metrics
@@ -237,3 +238,16 @@ async def test_private_dag_goes_over_tls_to_the_allowed_peer_only(nodes: Make, t
     assert stats.by_path == {"car": dag_bytes(provider, root)}
     assert b"".join(cat(allowed.store, root)) == data
     assert allowed.registry.datasets_of(root)  # stored as a private replica (the policy came with the probe)
+
+
+async def test_a_private_block_inside_a_public_dag_aborts_the_stream(nodes: Make, tmp_path: Path) -> None:
+    provider, fetcher = await nodes(2)
+    root, _ = content(tmp_path, provider, "mixed")
+    leaf = [cid for cid, _ in provider.store.walk(root)][2]
+    owner = peer_id_for(bytes(nacl.signing.SigningKey.generate().verify_key))
+    provider.registry.lock(CID.for_block(b"another dataset"), owner, [leaf])  # the leaf is private elsewhere
+    with pytest.raises(NetworkError):
+        await fetcher.exchange.fetch(root, providers=[provider.peer_id])
+    assert provider.metrics.value("bulk_refused_total", reason="aborted") == 1  # after the headers: cut off
+    assert not fetcher.store.has(leaf)  # neither path gave it out
+    assert fetcher.metrics.value("fetch_bytes_total", path="car") == 0  # the chunk holding it never left
