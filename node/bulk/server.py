@@ -131,14 +131,14 @@ class BulkServer:
         if sum(self._streams.values()) >= MAX_STREAMS or self._streams.get(peer, 0) >= MAX_STREAMS_PER_PEER:
             self.metrics.inc("bulk_refused_total", reason="busy")
             return _error(429, "busy", f"at most {MAX_STREAMS_PER_PEER} bulk streams per peer; retry later")
-        if not await self._off_loop(self.gate.may_send, reader, root):
-            self.metrics.inc("bulk_refused_total", reason="private")
-            how = "its policy does not name this peer" if tls else "private data goes only over the TLS listener"
-            return _error(403, "private", f"{root} belongs to a private dataset: {how}")
-        if not await self._off_loop(self.store.has, root):
-            return _error(404, "not_found", f"{root} is not stored here")
-        self._streams[peer] = self._streams.get(peer, 0) + 1
+        self._streams[peer] = self._streams.get(peer, 0) + 1  # taken before the first await: no race past the bound
         try:
+            if not await self._off_loop(self.gate.may_send, reader, root):
+                self.metrics.inc("bulk_refused_total", reason="private")
+                how = "its policy does not name this peer" if tls else "private data goes only over the TLS listener"
+                return _error(403, "private", f"{root} belongs to a private dataset: {how}")
+            if not await self._off_loop(self.store.has, root):
+                return _error(404, "not_found", f"{root} is not stored here")
             return await self._stream(request, root, reader)
         finally:
             self._streams[peer] -= 1

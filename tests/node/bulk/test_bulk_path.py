@@ -19,7 +19,7 @@ from aiohttp import web
 
 from node.bulk import ticket
 from node.bulk.client import BulkClient, BulkUnavailable
-from node.bulk.server import BulkServer
+from node.bulk.server import MAX_STREAMS_PER_PEER, BulkServer
 from node.errors import NetworkError
 from node.exchange import BlockExchange
 from node.identity import NodeIdentity
@@ -211,6 +211,8 @@ async def test_bad_expired_forged_and_foreign_tickets_are_refused(nodes: Make, t
         status, body = await get_car(url, root, token)
         assert status == 401 and b"bad_ticket" in body, why
     assert provider.metrics.value("bulk_refused_total", reason="ticket") == len(refused)
+    provider.server._streams[fetcher.peer_id] = MAX_STREAMS_PER_PEER  # as if that many were streaming now
+    assert (await get_car(url, root, valid))[0] == 429
 
 
 async def test_private_dag_goes_over_tls_to_the_allowed_peer_only(nodes: Make, tmp_path: Path) -> None:
