@@ -108,8 +108,10 @@ SCHEMA: dict[str, _Field] = {
     "streams": _Heads(24),
     # what it holds, so placement finds the inputs with no question per job (node.scheduler.holdings)
     "held": _Held(holdings.MAX_ROOTS, holdings.BLOOM_BITS // 8),
+    # the plain-HTTP base URL of its bulk CAR path (node.bulk): peers ask it for a ticket over libp2p first
+    "car": _Str(128, r"http://[A-Za-z0-9.\-]{1,64}(:[0-9]{1,5})?|http://\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?"),
 }
-REQUIRED = frozenset(SCHEMA) - {"chain_address", "operator", "streams", "env", "held"}
+REQUIRED = frozenset(SCHEMA) - {"chain_address", "operator", "streams", "env", "held", "car"}
 
 
 class AnnouncementError(ValueError):
@@ -269,6 +271,12 @@ class PeerTable:
         """The addresses ``peer`` announced (empty if it did not)."""
         record = self._peers.get(peer)
         return [] if record is None else list(record.announcement["addrs"])
+
+    def car_url_of(self, peer: str) -> str | None:
+        """The bulk CAR URL ``peer`` announced, if it offers that path."""
+        record = self._peers.get(peer)
+        url = None if record is None else record.announcement.get("car")
+        return str(url) if url else None
 
     def region_of(self, peer: str) -> str | None:
         """The region ``peer`` announced (a self-declared label), if it announced."""

@@ -46,6 +46,14 @@ through an optional fallback block source (Bitswap, :mod:`node.ipfs.bitswap_clie
 Bitswap cannot carry), and a peer that says yes is asked
 for its batches the same way, each block verified against its CID. Such a holder's DAG
 size is unknown and reported as 0.
+
+A provider that announces the bulk path (:mod:`node.bulk`) is first asked for the whole DAG
+as one CAR stream (an optional :class:`BulkSource`): its verified blocks go through the same
+write-behind, byte limit and counters as the others. A stream that breaks the rules
+(:class:`SourceRefused`) drops the provider like a bad block does; one that fails or ends early
+leaves what was verified stored, and the walk over ``/mycel/blocks`` goes on from there.
+``fetch_bytes_total{path=car|blocks|bitswap}`` and :attr:`FetchStats.by_path` say which path
+moved the bytes.
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol, TypeVar
 
@@ -93,6 +101,7 @@ class FetchStats:
     bytes_fetched: int = 0
     blocks_local: int = 0
     bad_providers: int = 0
+    by_path: dict[str, int] = field(default_factory=dict)  # bytes moved, per path: car, blocks, bitswap
 
 
 class BlockExchange:
@@ -107,6 +116,7 @@ class BlockExchange:
         self._io = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="exchange-store")
         self._peer_budgets: dict[str, _PeerBudget] = {}
         self.fallback: FallbackSource | None = None  # Bitswap, for peers without /mycel/blocks
+        self.bulk: BulkSource | None = None  # whole DAGs in one CAR stream, from providers that offer it
         self._fallback_peers: set[str] = set()  # peers that answered a probe only through the fallback
         network.handle(PROTOCOL, self._serve)
 
@@ -284,6 +294,10 @@ class BlockExchange:
         if not candidates and not self.store.has(root):
             raise NotFoundOnNetwork(f"{root} is not stored here and no connected peer has it")
         stats = FetchStats()
+        if self.bulk is not None and not await self._off_loop(self.store.has, root):
+            for provider in [peer for peer in candidates if self.bulk.offers(peer)]:
+                if await self._fetch_bulk(self.bulk, root, provider, candidates, stats, max_bytes):
+                    return stats
         store_queue: asyncio.Queue[list[VerifiedBlock]] = asyncio.Queue(STORE_QUEUE)
         writer = asyncio.ensure_future(self._write_behind(root, store_queue))
         try:
@@ -311,6 +325,58 @@ class BlockExchange:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await writer  # a commit running in a thread finishes; nothing after it starts
         return stats
+
+    async def _fetch_bulk(
+        self,
+        bulk: BulkSource,
+        root: CID,
+        provider: str,
+        candidates: list[str],
+        stats: FetchStats,
+        max_bytes: int | None,
+    ) -> bool:
+        """The whole DAG from ``provider``'s bulk stream; False when it failed (what arrived verified is stored)."""
+        store_queue: asyncio.Queue[list[VerifiedBlock]] = asyncio.Queue(STORE_QUEUE)
+        writer = asyncio.ensure_future(self._write_behind(root, store_queue))
+        started = time.perf_counter()
+        moved = 0
+        failure: Exception | None = None
+        try:
+            async with contextlib.aclosing(bulk.blocks(provider, root)) as arriving:
+                async for blocks in arriving:
+                    size = sum(len(block.data) for block in blocks)
+                    if max_bytes is not None and stats.bytes_fetched + size > max_bytes:
+                        raise FetchTooLarge(root, max_bytes)
+                    stats.blocks_fetched += len(blocks)
+                    stats.bytes_fetched += size
+                    moved += size
+                    self._moved(stats, "car", size)
+                    await _put_or_fail(store_queue, blocks, writer)
+        except SourceRefused as exc:
+            self.metrics.inc("blocks_rejected_total")
+            log.warning("dropping provider %s for this fetch: its bulk stream %s", provider, exc)
+            if provider in candidates:
+                candidates.remove(provider)
+            stats.bad_providers += 1
+            failure = exc
+        except NetworkError as exc:
+            log.info("bulk fetch of %s from %s stopped, going on over %s: %s", root, provider, PROTOCOL, exc)
+            failure = exc
+        except BaseException:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+            raise
+        await _put_or_fail(store_queue, [], writer)  # what was verified is kept: the walk resumes from it
+        await writer
+        if failure is not None:
+            return False
+        self._observe(provider, moved, time.perf_counter() - started)
+        return True
+
+    def _moved(self, stats: FetchStats, path: str, size: int) -> None:
+        stats.by_path[path] = stats.by_path.get(path, 0) + size
+        self.metrics.inc("fetch_bytes_total", size, path=path)
 
     async def _fetch_pipelined(
         self, batches: list[list[CID]], candidates: list[str], stats: FetchStats
@@ -387,10 +453,13 @@ class BlockExchange:
                 started = time.perf_counter()
                 if self.fallback is not None and provider in self._fallback_peers:
                     blocks = await self.fallback.get_blocks(provider, batch)  # each block verified on arrival
+                    self._moved(stats, "bitswap", sum(len(block.data) for block in blocks))
                     return blocks, await self._off_loop(_links_of_blocks, blocks)
                 frames = await self.network.request(provider, PROTOCOL, dagcbor.encode({"want": batch}))
                 parsed = await self._off_loop(self._parse, frames, batch, provider)  # hashes every block once
-                self._observe(provider, sum(len(block.data) for block in parsed[0]), time.perf_counter() - started)
+                size = sum(len(block.data) for block in parsed[0])
+                self._observe(provider, size, time.perf_counter() - started)
+                self._moved(stats, "blocks", size)
                 return parsed
             except (NetworkError, _BadProvider) as exc:
                 if provider in candidates:  # a concurrent batch may have dropped it already
@@ -458,6 +527,21 @@ class FallbackSource(Protocol):
 
     async def get_blocks(self, peer: str, cids: Sequence[CID]) -> list[VerifiedBlock]:
         """The blocks, each verified against its CID; raises NetworkError when the peer cannot supply them."""
+
+
+class BulkSource(Protocol):
+    """Whole DAGs in one stream from providers that offer it (:class:`node.bulk.client.BulkClient`)."""
+
+    def offers(self, peer: str) -> bool:
+        """Whether ``peer`` announced the bulk path (no question asked of it)."""
+
+    def blocks(self, peer: str, root: CID) -> AsyncGenerator[list[VerifiedBlock], None]:
+        """The DAG under ``root`` in order, each block verified; raises :class:`SourceRefused` for a
+        stream that breaks the rules, NetworkError when it cannot go on."""
+
+
+class SourceRefused(NetworkError):
+    """A provider's stream broke the rules (a block out of order, corrupted, unasked): drop the provider."""
 
 
 class ExchangeGate(Protocol):

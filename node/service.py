@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import time
 from collections import OrderedDict
 from importlib.metadata import PackageNotFoundError, version
@@ -28,6 +29,9 @@ from agents.wheelenv import WheelEnvironments
 from node import announce
 from node.announce import AnnouncementValidator, PeerTable
 from node.api.app import build_app
+from node.bulk.client import BulkClient
+from node.bulk.server import BulkServer
+from node.bulk.ticket import PROTOCOL as CAR_TICKET_PROTOCOL
 from node.config import NodeConfig
 from node.errors import ConfigError
 from node.exchange import BlockExchange
@@ -113,6 +117,11 @@ class NodeService:
         self.exchange = BlockExchange(self.store, self.network, self.metrics, self.gate)
         self.bitswap = Bitswap(self.store, self.network, self.metrics, self.gate)  # IPFS peers (Helia, Kubo)
         self.exchange.fallback = self.bitswap.client
+        self.bulk_server = BulkServer(self.store, self.gate, self.identity, self.metrics, self.data_dir / "bulk")
+        self.network.handle(CAR_TICKET_PROTOCOL, self.bulk_server.ticket)
+        self.bulk_client = BulkClient(self.network, self.peers.car_url_of, self.metrics)
+        if bool(config.get("bulk", "enabled")):
+            self.exchange.bulk = self.bulk_client  # whole DAGs as one CAR where a provider offers it
         self.network.subscribe(
             announce.TOPIC, AnnouncementValidator(self.metrics, self.identity.peer_id), self._on_announcement
         )
@@ -211,6 +220,8 @@ class NodeService:
         if self.settlement is not None:
             self.job_service.decider.stake_of = self.settlement.stake_of
         await self.network.start()
+        if bool(self.config.get("bulk", "enabled")):
+            await self.bulk_server.start(*_bulk_host(self.config.listen))
         await self.streams.start()
         await self.triggers.start()
         host, port = self.config.api_host_port
@@ -247,7 +258,9 @@ class NodeService:
         if self.settlement is not None:
             await self.settlement.stop()
         await self.network.stop()
+        await self.bulk_server.stop()
         await self.bitswap.close()
+        await self.bulk_client.close()
         self.exchange.close()
         if self.python_runtime is not None:
             self.python_runtime.close()
@@ -272,6 +285,7 @@ class NodeService:
             "nat": await self.network.traversal(),  # reachability, relayed addresses, direct/relayed per peer
             "region": self.config.region,
             "api_url": self.api_url,
+            "bulk_url": self.bulk_server.http_url,  # the bulk CAR path peers use (needs a ticket)
             "runtimes": list(RUNTIMES),
             "sandbox": self.sandbox_layers,
             "chain": self.settlement.summary() if self.settlement else None,
@@ -421,6 +435,8 @@ class NodeService:
         heads = self.streams.heads()
         if heads:
             payload["streams"] = heads
+        if self.bulk_server.http_url:
+            payload["car"] = self.bulk_server.http_url
         if held.roots or held.bloom is not None:
             signed = announce.sign(self.identity, {**payload, "held": held.to_announcement()})
             if len(signed) <= announce.MAX_SIZE:
@@ -475,6 +491,23 @@ class NodeService:
     def _write_state(self) -> None:
         state = {"pid": os.getpid(), "peer_id": self.identity.peer_id, "api_url": self.api_url}
         (self.data_dir / STATE_FILE).write_text(json.dumps(state))
+
+
+def _bulk_host(listen: list[str]) -> tuple[str, str]:
+    """(bind, advertised) host of the bulk CAR listeners: the first IPv4 libp2p listen address's."""
+    for address in listen:
+        parts = address.split("/")
+        if len(parts) > 2 and parts[1] == "ip4":
+            return parts[2], parts[2] if parts[2] != "0.0.0.0" else _outward_ip4()
+    return "127.0.0.1", "127.0.0.1"
+
+
+def _outward_ip4() -> str:
+    """This host's address toward the network (no packet is sent: a UDP connect only picks a route)."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))
+        return str(probe.getsockname()[0])
+    return "127.0.0.1"
 
 
 def _memory_mib() -> int:

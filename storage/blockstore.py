@@ -24,12 +24,13 @@ kernel if a holder dies.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from typing import Any
 import lmdb
 
 from storage import dagcbor
-from storage.cid import CID, RAW
+from storage.cid import CID, RAW, SHA2_256, SHA2_512
 from storage.dag import has_links, walk
 from storage.errors import (
     BlockNotFoundError,
@@ -120,6 +121,28 @@ def verify_block(cid: CID, data: bytes) -> VerifiedBlock:
     if not cid.matches(data):
         raise BlockVerificationError(cid, "offered bytes do not hash to this CID; nothing was written")
     return VerifiedBlock(cid, bytes(data), _MINT)
+
+
+def identify_block(data: bytes, hash_code: int, candidates: Mapping[bytes, CID]) -> VerifiedBlock | None:
+    """Hash ``data`` once with ``hash_code``; the block verified as the candidate with that digest, or None.
+
+    For a receiver that knows only which CIDs it waits for, not which one some bytes are
+    (Bitswap names a CID prefix, not the CID): one hash both finds and proves the CID, where
+    computing the CID and then calling :func:`verify_block` would hash the block twice.
+    ``candidates`` maps digests to the CIDs waited for, all of that hash function.
+    """
+    if len(data) > MAX_BLOCK_SIZE:
+        raise StorageError(f"a block of {_human(len(data))} is over the {_human(MAX_BLOCK_SIZE)} block limit")
+    hasher = _IDENTIFY_HASHERS.get(hash_code)
+    if hasher is None:
+        return None
+    cid = candidates.get(hasher(data).digest())
+    if cid is None or cid.hash_code != hash_code:
+        return None
+    return VerifiedBlock(cid, bytes(data), _MINT)
+
+
+_IDENTIFY_HASHERS = {SHA2_256: hashlib.sha256, SHA2_512: hashlib.sha512}
 
 
 class BlockStore:

@@ -30,14 +30,13 @@ from node.ipfs.bitswap_pb import (
     MAX_MESSAGE,
     BitswapMessageError,
     Message,
-    cid_of_payload,
-    cid_of_v0_block,
     decode,
+    prefix_fields,
 )
 from node.ipfs.bitswap_server import PROTOCOLS, SEND_TIMEOUT, BitswapServer, ServingGate
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
-from storage.blockstore import BlockStore, VerifiedBlock, verify_block
+from storage.blockstore import BlockStore, VerifiedBlock, identify_block
 from storage.cid import CID, SHA2_256
 from storage.errors import StorageError
 
@@ -91,28 +90,43 @@ class Bitswap:
 
 
 def _parse(data: bytes, wanted: frozenset[CID]) -> Received:
-    """Decode a message and hash the blocks that answer our wants (in a bitswap thread)."""
+    """Decode a message and hash the blocks that answer our wants, each once (in a bitswap thread).
+
+    A payload names only its CID's prefix: the block is hashed once with that prefix's hash
+    and matched by digest against the CIDs of that prefix we wait for
+    (:func:`~storage.blockstore.identify_block`), which is also the proof the store takes.
+    """
     message = decode(data)
     blocks: list[VerifiedBlock] = []
     unwanted = 0
     if not wanted:
         return Received(message, blocks, len(message.payload) + len(message.blocks))
-    pairs: list[tuple[CID | None, bytes]] = []
+    by_prefix: dict[tuple[int, int, int], dict[bytes, CID]] = {}
+    sha256: dict[bytes, CID] = {}  # 1.0.0 sends bare bytes: a CIDv0, or a v1 CID we asked for with that digest
+    for cid in wanted:
+        by_prefix.setdefault((cid.version, cid.codec, cid.hash_code), {})[cid.digest] = cid
+        if cid.hash_code == SHA2_256 and (cid.version == 0 or cid.digest not in sha256):
+            sha256[cid.digest] = cid
+    found: list[VerifiedBlock | None] = []
     for item in message.payload:
         try:
-            pairs.append((cid_of_payload(item.prefix, item.data), item.data))
+            version, codec, mh_code, _ = prefix_fields(item.prefix)
         except BitswapMessageError:
-            pairs.append((None, item.data))
-    by_digest = {cid.digest: cid for cid in wanted if cid.hash_code == SHA2_256}
-    for block in message.blocks:  # 1.0.0 sends bare bytes: a CIDv0, or a v1 CID we asked for with that digest
-        v0 = cid_of_v0_block(block)
-        pairs.append((v0 if v0 in wanted else by_digest.get(v0.digest), block))
-    for cid, block in pairs:
-        if cid is None or cid not in wanted:
             unwanted += 1
             continue
-        try:
-            blocks.append(verify_block(cid, block))  # the store's proof of a checked block (a second hash)
-        except StorageError:
+        candidates = by_prefix.get((version, codec, mh_code))
+        found.append(_identify(item.data, mh_code, candidates) if candidates else None)
+    found += [_identify(block, SHA2_256, sha256) if sha256 else None for block in message.blocks]
+    for block in found:
+        if block is None:
             unwanted += 1
+        else:
+            blocks.append(block)
     return Received(message, blocks, unwanted)
+
+
+def _identify(data: bytes, hash_code: int, candidates: dict[bytes, CID]) -> VerifiedBlock | None:
+    try:
+        return identify_block(data, hash_code, candidates)
+    except StorageError:  # over the block size limit
+        return None

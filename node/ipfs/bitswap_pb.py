@@ -335,8 +335,8 @@ def prefix_of(cid: CID) -> bytes:
     return b"".join(map(encode_uvarint, (cid.version, cid.codec, cid.hash_code, len(digest))))
 
 
-def cid_of_payload(prefix: bytes, data: bytes) -> CID:
-    """The CID a payload block claims, by hashing ``data`` as its prefix says (run it off the event loop).
+def prefix_fields(prefix: bytes) -> tuple[int, int, int, int]:
+    """A payload prefix's (version, codec, multihash code, digest length), checked, with no hashing.
 
     Only hashes this node can verify are accepted (sha2-256, sha2-512), so a peer cannot make
     us take a block we did not hash.
@@ -353,15 +353,21 @@ def cid_of_payload(prefix: bytes, data: bytes) -> CID:
     hasher = _HASHERS.get(mh_code)
     if hasher is None:
         raise BitswapMessageError(f"CID prefix names hash 0x{mh_code:x}, which this node does not verify")
-    digest = hasher(data).digest()
-    if length != len(digest):
-        raise BitswapMessageError(f"CID prefix digest length {length} for a {len(digest)}-byte hash")
-    if version == 0:
-        if codec != DAG_PB or mh_code != SHA2_256:
-            raise BitswapMessageError("a CIDv0 prefix must be dag-pb with sha2-256")
-        return CID(b"\x12\x20" + digest)
-    if version != 1:
+    if length != hasher().digest_size:
+        raise BitswapMessageError(f"CID prefix digest length {length} for a {hasher().digest_size}-byte hash")
+    if version == 0 and (codec != DAG_PB or mh_code != SHA2_256):
+        raise BitswapMessageError("a CIDv0 prefix must be dag-pb with sha2-256")
+    if version not in (0, 1):
         raise BitswapMessageError(f"CID prefix version {version}")
+    return version, codec, mh_code, length
+
+
+def cid_of_payload(prefix: bytes, data: bytes) -> CID:
+    """The CID a payload block claims, by hashing ``data`` as its prefix says (run it off the event loop)."""
+    version, codec, mh_code, _ = prefix_fields(prefix)
+    digest = _HASHERS[mh_code](data).digest()
+    if version == 0:
+        return CID(b"\x12\x20" + digest)
     try:
         return CID.from_digest(codec, digest, mh_code)
     except InvalidCIDError as exc:
