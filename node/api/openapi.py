@@ -425,6 +425,10 @@ SCHEMAS: dict[str, Schema] = {
             "runtimes": _STRINGS,
             "sandbox": {**_map(_STR), "description": "python sandbox layer -> its state on this host"},
             "chain": {"oneOf": [_ref("LedgerSummary"), {"type": "null"}]},
+            "nat": {
+                **_obj({}, closed=False),
+                "description": "reachability (AutoNAT), relayed_addrs, relay, connections: peer -> direct|relayed",
+            },
         }
     ),
     "Peer": _obj(
