@@ -276,7 +276,16 @@ def read_cluster_chain(directory: Path) -> ClusterChain | None:
 
 def stop_process(pid: int, timeout: float = 15.0) -> bool:
     """SIGTERM, wait, then SIGKILL; True when the process had to be killed."""
-    return bool(stop_processes([pid], timeout))
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process_alive(pid):
+            return False
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return True
 
 
 def stop_processes(pids: list[int], timeout: float = 15.0) -> list[int]:

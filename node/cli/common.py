@@ -141,6 +141,14 @@ def format_amount(wei: int) -> str:
     return f"{sign}{whole}{'.' + decimals if decimals else ''} {unit}"
 
 
+_TEARDOWN = {"needed": False}
+
+
+def keep_teardown() -> None:
+    """Make :func:`exit_without_teardown` exit the ordinary way (a command that needs it)."""
+    _TEARDOWN["needed"] = True
+
+
 def exit_without_teardown(code: int) -> None:
     """End the process with ``code`` once a command has finished, skipping CPython's teardown.
 
@@ -152,6 +160,8 @@ def exit_without_teardown(code: int) -> None:
     import logging
     import sys
 
+    if _TEARDOWN["needed"]:
+        sys.exit(code)
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
