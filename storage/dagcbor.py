@@ -65,6 +65,24 @@ def decode(data: bytes | memoryview) -> Value:
     return value
 
 
+def decode_message(data: bytes, limit: int, what: str, error: type[Exception]) -> dict[str, Any]:
+    """A peer's message: at most ``limit`` bytes, canonical DAG-CBOR, a map; else ``error``.
+
+    Every protocol checks a peer's bytes in this order (size before any parsing, then the
+    codec, then the shape), so this is the one place that does it; ``what`` names the
+    message in the error ("a stream message"), the caller then checks its fields.
+    """
+    if len(data) > limit:
+        raise error(f"{what} is at most {limit} bytes (got {len(data)})")
+    try:
+        value = decode(data)
+    except CodecError as exc:
+        raise error(f"{what} is not valid DAG-CBOR: {exc}") from None
+    if not isinstance(value, dict):
+        raise error(f"{what} is a DAG-CBOR map")
+    return value
+
+
 def iter_links(value: Value) -> Iterator[CID]:
     """Every CID inside a decoded value, depth first, in encoding order."""
     if isinstance(value, CID):

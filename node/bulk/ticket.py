@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 from storage import dagcbor
 from storage.cid import CID
-from storage.errors import CodecError
 from storage.privacy.envelope import seal, signature_holds, unseal
 from storage.privacy.errors import PrivacyError
 
@@ -61,13 +60,8 @@ class Ticket:
     @classmethod
     def decode(cls, data: bytes) -> Ticket:
         """A provider's reply, checked by schema (it is a peer's bytes)."""
-        if len(data) > MAX_REPLY:
-            raise TicketError(f"a ticket reply is at most {MAX_REPLY} bytes")
-        try:
-            reply = dagcbor.decode(data)
-        except CodecError as exc:
-            raise TicketError(f"the ticket reply is not DAG-CBOR: {exc}") from None
-        if not isinstance(reply, dict) or set(reply) - {"url", "token", "cert"}:
+        reply = dagcbor.decode_message(data, MAX_REPLY, "a ticket reply", TicketError)
+        if set(reply) - {"url", "token", "cert"}:
             raise TicketError("a ticket reply is a map of url, token and (for https) cert")
         url, token, cert = reply.get("url"), reply.get("token"), reply.get("cert")
         if not isinstance(url, str) or not _URL.fullmatch(url):
@@ -87,13 +81,11 @@ def request_for(root: CID) -> bytes:
 
 def root_of_request(data: bytes) -> CID | None:
     """The root a ticket request names, or None for a malformed one."""
-    if len(data) > 256:
-        return None
     try:
-        message = dagcbor.decode(data)
-    except CodecError:
+        message = dagcbor.decode_message(data, 256, "a ticket request", ValueError)
+    except ValueError:
         return None
-    if not isinstance(message, dict) or set(message) != {"root"} or not isinstance(message["root"], CID):
+    if set(message) != {"root"} or not isinstance(message["root"], CID):
         return None
     return message["root"]
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from node.errors import NodeError
 from storage import dagcbor
-from storage.errors import CodecError
 from storage.streamentry import MAX_ENTRY, MAX_SEQ, is_stream_id
 
 PROTOCOL = "/mycel/stream/1.0.0"
@@ -48,13 +47,8 @@ class Entries:
 
 
 def _map(data: bytes, limit: int, op: str, keys: set[str]) -> dict[str, Any]:
-    if len(data) > limit:
-        raise StreamProtocolError(f"a stream message is at most {limit} bytes (got {len(data)})")
-    try:
-        record = dagcbor.decode(data)
-    except CodecError as exc:
-        raise StreamProtocolError(f"a stream message is not valid DAG-CBOR: {exc}") from None
-    if not isinstance(record, dict) or record.get("op") != op or set(record) != keys | {"op"}:
+    record = dagcbor.decode_message(data, limit, "a stream message", StreamProtocolError)
+    if record.get("op") != op or set(record) != keys | {"op"}:
         raise StreamProtocolError(f"a {op} message is a map of exactly {sorted(keys | {'op'})}")
     return record
 

@@ -28,7 +28,6 @@ from typing import Any
 
 from node.errors import NodeError
 from storage import dagcbor
-from storage.errors import CodecError
 from storage.streamentry import NAME_PATTERN
 
 PROTOCOL = "/mycel/trigger/1.0.0"
@@ -86,14 +85,16 @@ class Deployed:
                                 "detail": self.detail[:500], "view": view})]  # fmt: skip
 
 
+def _one_frame(frames: list[bytes], limit: int, what: str) -> dict[str, Any]:
+    """A reply is exactly one bounded DAG-CBOR map."""
+    if len(frames) != 1:
+        raise TriggerProtocolError(f"{what} is one frame (got {len(frames)})")
+    return dagcbor.decode_message(frames[0], limit, what, TriggerProtocolError)
+
+
 def parse_deployed(frames: list[bytes]) -> Deployed:
-    if len(frames) != 1 or len(frames[0]) > MAX_VIEW + 1024:
-        raise TriggerProtocolError("a deploy reply is one bounded frame")
-    try:
-        message = dagcbor.decode(frames[0])
-    except CodecError as exc:
-        raise TriggerProtocolError(f"not DAG-CBOR: {exc}") from None
-    if not isinstance(message, dict) or set(message) != {"op", "status", "error", "detail", "view"}:
+    message = _one_frame(frames, MAX_VIEW + 1024, "a deploy reply")
+    if set(message) != {"op", "status", "error", "detail", "view"}:
         raise TriggerProtocolError("a deploy reply is {op: deploy, status, error, detail, view}")
     status, error, detail, view = message["status"], message["error"], message["detail"], message["view"]
     if message["op"] != "deploy" or not isinstance(status, int) or isinstance(status, bool) or not 200 <= status < 600:
@@ -117,13 +118,8 @@ _SHAPES = {"progress": "after", "fence": "at"}
 
 
 def parse_request(raw: bytes) -> Progress | Fence | Deploy:
-    if len(raw) > MAX_DEPLOY:
-        raise TriggerProtocolError(f"a trigger request is at most {MAX_DEPLOY} bytes")
-    try:
-        message = dagcbor.decode(raw)
-    except CodecError as exc:
-        raise TriggerProtocolError(f"not DAG-CBOR: {exc}") from None
-    op = message.get("op") if isinstance(message, dict) else None
+    message = dagcbor.decode_message(raw, MAX_DEPLOY, "a trigger request", TriggerProtocolError)
+    op = message.get("op")
     if op == "deploy":
         if set(message) != {"op", "spec"} or not isinstance(message["spec"], dict):
             raise TriggerProtocolError("a deploy request is {op: deploy, spec}")
@@ -153,13 +149,8 @@ def encode_fenced(fenced: bool) -> list[bytes]:
 
 
 def parse_fenced(frames: list[bytes]) -> bool:
-    if len(frames) != 1 or len(frames[0]) > 64:
-        raise TriggerProtocolError("a fence reply is one small frame")
-    try:
-        message = dagcbor.decode(frames[0])
-    except CodecError as exc:
-        raise TriggerProtocolError(f"not DAG-CBOR: {exc}") from None
-    if not isinstance(message, dict) or set(message) != {"op", "fenced"} or message["op"] != "fence":
+    message = _one_frame(frames, 64, "a fence reply")
+    if set(message) != {"op", "fenced"} or message["op"] != "fence":
         raise TriggerProtocolError("a fence reply is {op: fence, fenced}")
     if not isinstance(message["fenced"], bool):
         raise TriggerProtocolError("fenced is a boolean")
@@ -171,13 +162,8 @@ def encode_receipts(receipts: list[bytes]) -> list[bytes]:
 
 
 def parse_receipts(frames: list[bytes]) -> list[bytes]:
-    if len(frames) != 1 or len(frames[0]) > MAX_RECEIPTS * MAX_RECEIPT + 64:
-        raise TriggerProtocolError("a progress reply is one bounded frame")
-    try:
-        message = dagcbor.decode(frames[0])
-    except CodecError as exc:
-        raise TriggerProtocolError(f"not DAG-CBOR: {exc}") from None
-    if not isinstance(message, dict) or set(message) != {"op", "receipts"} or message["op"] != "progress":
+    message = _one_frame(frames, MAX_RECEIPTS * MAX_RECEIPT + 64, "a progress reply")
+    if set(message) != {"op", "receipts"} or message["op"] != "progress":
         raise TriggerProtocolError("a progress reply is {op: progress, receipts}")
     receipts = message["receipts"]
     if not isinstance(receipts, list) or len(receipts) > MAX_RECEIPTS:

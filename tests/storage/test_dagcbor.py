@@ -120,3 +120,19 @@ ipld_values = st.recursive(
 def test_any_value_round_trips(value: object) -> None:
     block = dagcbor.encode(value)
     assert dagcbor.encode(dagcbor.decode(block)) == block
+
+
+class _PeerError(ValueError):
+    pass
+
+
+def test_decode_message_checks_size_then_codec_then_shape() -> None:
+    """A peer's message is refused by size before it is parsed, then by codec, then by shape."""
+    good = dagcbor.encode({"op": "x", "n": 1})
+    assert dagcbor.decode_message(good, len(good), "a test message", _PeerError) == {"op": "x", "n": 1}
+    with pytest.raises(_PeerError, match="a test message is at most 4 bytes"):
+        dagcbor.decode_message(b"\xff" * 5, 4, "a test message", _PeerError)  # too big: never parsed
+    with pytest.raises(_PeerError, match="not valid DAG-CBOR"):
+        dagcbor.decode_message(b"\xa1\x61a\x01\x00", 64, "a test message", _PeerError)  # trailing byte
+    with pytest.raises(_PeerError, match="is a DAG-CBOR map"):
+        dagcbor.decode_message(dagcbor.encode([1, 2]), 64, "a test message", _PeerError)
