@@ -19,8 +19,14 @@ with NATs (``topology.natted()``: a relay, two home NATs, one symmetric NAT), ``
 seconds until every NAT'd node announces a relayed address; a job from one home NAT to an edge
 behind the other, first through the relay and then once DCUtR made the connection direct; and a
 warm job through the symmetric NAT, which stays relayed. (``--runs 0`` for the NAT part alone.)
+With ``--scale N`` (e.g. 30), ``--scale-runs`` times, N nodes spread round-robin over the eu, us and
+ap sites, and a loopback cluster with the same region labels: convergence (seconds from every API
+answering until every node has heard every other's announcement), then ``--scale-jobs`` trivial
+jobs submitted in the eu over a small input held by one ap node, free to run anywhere: placement
+time per job with N candidates (``placing`` -> ``running``), submit -> done, and how many ran on
+the holder (correct placement).
 Needs root (network namespaces); says so in one line otherwise.
-Usage: python bench/planet.py [--runs 3] [--jobs 3] [--size 8]
+Usage: python bench/planet.py [--runs 3] [--jobs 3] [--size 8] [--scale 30 --scale-runs 1]
 """
 
 from __future__ import annotations
@@ -185,6 +191,64 @@ def loopback(directory: Path) -> Iterator[dict[str, Any]]:
         cluster_down(directory)
 
 
+SCALE_SITES = ["eu", "us", "ap"]
+
+
+@contextlib.contextmanager
+def wan_scale(directory: Path, count: int) -> Iterator[list[Any]]:
+    planet = Planet(standard(), directory)
+    try:
+        planet.up()
+        yield planet.start_nodes([SCALE_SITES[i % 3] for i in range(count)])
+    finally:
+        planet.down()
+
+
+@contextlib.contextmanager
+def loopback_scale(directory: Path, count: int) -> Iterator[list[Any]]:
+    try:
+        yield cluster_up(count, directory, [SCALE_SITES[i % 3] for i in range(count)], timeout=300)
+    finally:
+        cluster_down(directory)
+
+
+def _alive_peers(node: Any) -> int:
+    try:
+        return sum(1 for p in http_json(f"{node.api_url}/v1/peers")["peers"] if p["alive"])
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+def measure_scale(nodes: list[Any], jobs: int) -> dict[str, float]:
+    """Convergence of ``nodes`` (their APIs answer), then placement among all of them."""
+    started = time.monotonic()
+    waiting = list(nodes)
+    while waiting:
+        if time.monotonic() - started > 300:
+            raise RuntimeError(f"{len(waiting)} of {len(nodes)} nodes never heard every other")
+        waiting = [node for node in waiting if _alive_peers(node) < len(nodes) - 1]
+        time.sleep(0.2)
+    figures = {"converge s": time.monotonic() - started}
+    requester = next(n for n in nodes if n.region == "eu")
+    holder = [n for n in nodes if n.region == "ap"][-1]
+    agent = _pack(WORDCOUNT, requester)
+    spec = {"agent": agent, "inputs": {"text": _blob(holder, os.urandom(2000))}}
+    _run(requester, spec)  # warm: the agent compiled where it runs
+    placement, latency, on_holder = [], [], 0
+    for _ in range(jobs):
+        begun = time.perf_counter()
+        job = _run(requester, spec)
+        latency.append(time.perf_counter() - begun)
+        states = [(t["state"], float(t["at"])) for t in job["transitions"]]
+        placing = next(at for state, at in states if state == "placing")
+        placement.append(next(at for state, at in states if state == "running") - placing)
+        on_holder += any(t["reason"] == f"dispatched to {holder.peer_id}" for t in job["transitions"])
+    figures["placement ms"] = statistics.median(placement) * 1000
+    figures["submit->done ms"] = statistics.median(latency) * 1000
+    figures["on the holder %"] = 100.0 * on_holder / jobs
+    return figures
+
+
 NAT_ENV = {"MYCEL_P2P_AUTONAT_INTERVAL_SECONDS": "1", "MYCEL_NODE_ANNOUNCE_INTERVAL": "2"}
 
 
@@ -243,17 +307,31 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):9.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
+def _compare(wan_figures: dict[str, list[float]], loopback_figures: dict[str, list[float]]) -> None:
+    """One row per figure: the WAN's and loopback's median (min-max) and their ratio."""
+    if wan_figures:
+        print(f"{'figure':24} {'WAN median (min-max)':>30} {'loopback median (min-max)':>30} {'ratio':>7}")
+    for key, values in wan_figures.items():
+        base = loopback_figures[key]
+        ratio = f"{statistics.median(values) / statistics.median(base):7.2f}" if statistics.median(base) else "      -"
+        print(f"{key:24} {_spread(values):>30} {_spread(base):>30} {ratio}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=3, help="jobs per region pair and run")
     parser.add_argument("--size", type=int, default=8, help="MiB of input at the edge")
     parser.add_argument("--nat-runs", type=int, default=1, help="runs on the planet with NATs")
+    parser.add_argument("--scale", type=int, default=0, help="nodes for the scale figures (0: none)")
+    parser.add_argument("--scale-runs", type=int, default=1)
+    parser.add_argument("--scale-jobs", type=int, default=10)
     options = parser.parse_args()
     reason = netns.unavailable()
     if reason:
         sys.exit(f"bench/planet.py: {reason}")
-    results: dict[str, dict[str, list[float]]] = {"wan": {}, "loopback": {}, "nat": {}}
+    results: dict[str, dict[str, list[float]]] = {"wan": {}, "loopback": {}, "nat": {}, "wan-scale": {},
+                                                  "loopback-scale": {}}  # fmt: skip
     root = Path(tempfile.mkdtemp(prefix="mycel-planet-bench-"))
     try:
         for run in range(options.runs):
@@ -266,16 +344,20 @@ def main() -> None:
             for key, value in measure_nat(root / f"nat{run}").items():
                 results["nat"].setdefault(key, []).append(value)
             print(f"run {run + 1}/{options.nat_runs} nat done", file=sys.stderr, flush=True)
+        for run in range(options.scale_runs if options.scale else 0):
+            for kind, grow in (("wan-scale", wan_scale), ("loopback-scale", loopback_scale)):
+                with grow(root / f"{kind}{run}", options.scale) as many:
+                    for key, value in measure_scale(many, options.scale_jobs).items():
+                        results[kind].setdefault(key, []).append(value)
+                print(f"run {run + 1}/{options.scale_runs} {kind} done", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    if results["wan"]:
-        print(f"{'figure':24} {'WAN median (min-max)':>30} {'loopback median (min-max)':>30} {'ratio':>7}")
-    for key, values in results["wan"].items():
-        base = results["loopback"][key]
-        ratio = f"{statistics.median(values) / statistics.median(base):7.2f}" if statistics.median(base) else "      -"
-        print(f"{key:24} {_spread(values):>30} {_spread(base):>30} {ratio}")
+    _compare(results["wan"], results["loopback"])
     for key, values in results["nat"].items():
         print(f"{key:28} {_spread(values):>30}   (behind NAT; no loopback equivalent)")
+    if results["wan-scale"]:
+        print(f"{options.scale} nodes over eu/us/ap, {options.scale_jobs} jobs a run, eu -> an ap node's input:")
+    _compare(results["wan-scale"], results["loopback-scale"])
 
 
 if __name__ == "__main__":
