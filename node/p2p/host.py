@@ -164,6 +164,7 @@ class Libp2pHost:
             info = info_from_p2p_addr(multiaddr.Multiaddr(address))
         except Exception as exc:
             raise NetworkError(f"{address!r} is not a /p2p multiaddr: {exc}") from None
+        self._forget_failed_dials(info.peer_id)  # a deliberate dial: the caller paces its retries
         with anyio.fail_after(10):
             await self.host.connect(info)
         return str(info.peer_id.to_base58())
@@ -346,10 +347,25 @@ class Libp2pHost:
 
         return validate
 
+    def _forget_failed_dials(self, peer: ID) -> None:
+        """Let the next dial to ``peer`` really be tried.
+
+        py-libp2p 0.8.1 refuses every dial to a peer whose addresses all failed once, for 60 s
+        (the swarm's negative peer cache), and even a connection the peer opens to us does not
+        lift that. A peer restarted at once was dialled while it was down, so its peers rejoined
+        it a minute late and requests to it failed meanwhile. Lifted when we dial on purpose
+        (bootstrap, ``connect``) and when a message the peer signed arrives: it is up again.
+        """
+        unblock: Callable[[ID], None] | None = getattr(self.host.get_network(), "unblock_peer", None)
+        if unblock is not None:
+            unblock(peer)
+
     async def _pump_topic(self, subscription: Any, handler: GossipHandler) -> None:
         while True:
             message = await subscription.get()
             origin = ID(message.from_id).to_base58() if message.from_id else ""
+            if message.from_id:
+                self._forget_failed_dials(ID(message.from_id))
             self.bridge.post_to_asyncio(_spawn, handler(origin, bytes(message.data)))
 
     async def _bootstrap_loop(self) -> None:
