@@ -139,12 +139,11 @@ def test_a_request_reaches_a_restarted_peer_once_its_gossip_is_heard() -> None:
             peer = subscribed(_network(1, port, bootstrap=(hub_addr,)))
             await peer.start()
             await _until(lambda: _connected(peer, hub.peer_id), 10)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 15
             while not heard.is_set():  # the gossip mesh forms after the connection: publish until heard
                 assert time.monotonic() < deadline, "the survivor never heard the restarted peer"
                 await peer.publish(TOPIC, b"back")
                 await asyncio.sleep(0.2)
-            print("HEARD after", 60 - (deadline - time.monotonic()))
             assert not await _connected(survivor, peer.peer_id)  # heard over the hub, not directly
             assert await survivor.request(peer.peer_id, "/mycel/ping/1.0.0", b"", timeout=10) == [b"pong"]
         finally:
