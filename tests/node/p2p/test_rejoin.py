@@ -5,7 +5,9 @@ swarm's negative peer cache). A survivor that re-dialled a restarting peer while
 (the bootstrap loop does so every ``BOOTSTRAP_RETRY``) therefore rejoined it a minute late, and a
 request to a restarted peer failed for that minute. These tests make the survivor fail a dial
 first, on a stand-in listener on the peer's port that takes connections and drops them, so the
-library's cache is really filled before the peer comes back.
+library's cache is really filled before the peer comes back. The gossip case also needs the
+stopped host to close its sockets and the survivor's hub to replace the pubsub stream left on the
+old connection (node/p2p/pubsub_repair.py): without either, the restarted peer's gossip was lost.
 
 Real hosts over loopback TCP, in one process; the SIGKILL case needs a process of its own.
 """
