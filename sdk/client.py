@@ -614,6 +614,14 @@ class Job:
         return found
 
     @property
+    def input_bytes_fetched(self) -> dict[str, int]:
+        """Executing node's peer ID -> the input bytes it fetched from the network to run the
+        job, as it measured them (0: it held every input). A measurement, unlike the placement
+        explanation's ``moved_bytes``, which is predicted from what the nodes announced."""
+        found: dict[str, int] = self.info.get("input_bytes_fetched") or {}
+        return found
+
+    @property
     def node(self) -> str | None:
         """The peer ID that produced the result (the first, for redundant jobs)."""
         results = self.info.get("results") or {}

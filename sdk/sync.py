@@ -235,6 +235,10 @@ class SyncJob:
     def corroboration(self) -> dict[str, Any]:
         return self._job.corroboration
 
+    @property
+    def input_bytes_fetched(self) -> dict[str, int]:
+        return self._job.input_bytes_fetched
+
     def refresh(self) -> dict[str, Any]:
         return self._owner._run(self._job.refresh())
 

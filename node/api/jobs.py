@@ -122,6 +122,7 @@ def job_json(job: JobRecord) -> dict[str, Any]:
         "paid": spec.payment is not None,
         "corroboration": corroboration_json(job),
         "chain_job_id": "0x" + chain_job_id(job.job_id).hex(),
+        "input_bytes_fetched": job.input_bytes_fetched,
     }
 
 
@@ -169,7 +170,9 @@ async def get_placement(request: web.Request) -> web.Response:
         assert job_service is not None
         return web.json_response(group_placement(job_service.groups, group))
     job = _job(request)
-    return web.json_response({"job_id": job.job_id, "candidates": job.placement})
+    return web.json_response(
+        {"job_id": job.job_id, "candidates": job.placement, "input_bytes_fetched": job.input_bytes_fetched}
+    )
 
 
 async def get_receipt(request: web.Request) -> web.Response:

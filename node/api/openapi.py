@@ -147,8 +147,15 @@ SCHEMAS: dict[str, Schema] = {
             "paid": _BOOL,
             "corroboration": _ref("Corroboration"),
             "chain_job_id": {"type": "string", "pattern": "^0x[0-9a-f]{64}$"},
+            "input_bytes_fetched": _ref("InputBytesFetched"),
         }
     ),
+    "InputBytesFetched": {
+        **_map({"type": "integer", "minimum": 0}),
+        "description": "executing node's peer ID -> input bytes it fetched from the network to run the job, "
+        "as it measured them (0: it held every input; a node that did not say, or a job over private data, "
+        "is absent)",
+    },
     "Corroboration": _obj(
         {
             "summary": {"type": "string", "description": "e.g. '2 distinct operators agreed of 2 run'"},
@@ -264,12 +271,18 @@ SCHEMAS: dict[str, Schema] = {
                         "reason": _STR,
                         "rank": _INT,
                         "score": _NUM,
-                        "moved_bytes": _INT,
+                        "moved_bytes": {**_INT, "description": "input bytes predicted to move there"},
+                        "predicted_moved_bytes": {
+                            **_INT,
+                            "description": "present when the chosen node's offer said it holds other bytes "
+                            "than the view predicted: moved_bytes is then by its offer",
+                        },
                     },
                     ["peer_id", "verdict", "reason"],
                     closed=False,  # the stake columns come and go with settlement
                 ),
             },
+            "input_bytes_fetched": _ref("InputBytesFetched"),
         }
     ),
     "Logs": _obj({"job_id": _ref("JobId"), "logs": {**_map(_STR), "description": "peer ID -> captured output"}}),

@@ -41,7 +41,7 @@ class DemoJob:
     seconds: float = 0.0
     node: str = ""
     why: str = ""
-    moved: int = 0
+    moved: int | None = 0  # input bytes the executor fetched to run it, as it measured them (None: not said)
     result: str = ""
     verified: str = ""
     paid: str = ""
@@ -86,7 +86,8 @@ async def _run_one(client: Any, job: DemoJob, agents: dict[str, Any], workdir: P
         job.seconds = time.perf_counter() - job.started
         await submitted.wait(60)
         chosen: dict[str, Any] = next((c for c in await submitted.explain() if c["verdict"] == "chosen"), {})
-        job.node, job.why, job.moved = submitted.node or "", chosen.get("reason", ""), int(chosen.get("moved_bytes", 0))
+        job.node, job.why = submitted.node or "", chosen.get("reason", "")
+        job.moved = submitted.input_bytes_fetched.get(job.node)  # measured there, not the placement's prediction
         await submitted.result(workdir / "results" / job.label)  # re-hashed to its CID, receipt checked
         job.result, job.verified = str(submitted.result_cid), "CID+receipt"
         await submitted.pay()  # only now, result and receipt checked, does the client sign a payment
@@ -128,7 +129,8 @@ def _blocks(jobs: list[DemoJob], names: dict[str, str]) -> Any:
         grid.add_column(overflow="fold")
         where = names.get(job.node, job.node[:12]) or "-"
         took = f"{job.seconds:.1f} s" if job.seconds else job.state
-        grid.add_row("  ran on", f"{where}, {took}, {job.moved:,} input bytes moved")
+        moved = f"{job.moved:,} input bytes moved" if job.moved is not None else "input bytes moved not said"
+        grid.add_row("  ran on", f"{where}, {took}, {moved}")
         grid.add_row("  why", (job.why.split("; ")[0] if job.why else job.error) or "-")
         grid.add_row("  result", job.result or "-")
         grid.add_row("  verified", job.verified or "-")

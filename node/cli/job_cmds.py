@@ -181,6 +181,8 @@ def job_status(job_id: str, api_url: str, api_token: str | None, as_json: bool) 
             click.echo(f"  run {name}: {run['state']} on {run['node'] or '-'}, result {run['result'] or '-'}")
         return
     click.echo(f"corroboration: {_corroboration(job)}")
+    for peer, fetched in sorted((job.get("input_bytes_fetched") or {}).items()):
+        click.echo(f"  {peer} fetched {fetched:,} input bytes to run it")
 
 
 JOB_STATES = ["queued", "placing", "running", "verifying", "done", "failed", "cancelled"]
@@ -234,14 +236,18 @@ def job_explain(job_id: str, api_url: str, api_token: str | None, as_json: bool)
             click.echo(f"== {run['dataset']}: job {run['job_id']} ({run['state']})")
             _print_candidates(run["candidates"])
         return
-    _print_candidates(answer["candidates"])
+    _print_candidates(answer["candidates"], answer.get("input_bytes_fetched") or {})
 
 
-def _print_candidates(candidates: list[dict[str, Any]]) -> None:
+def _print_candidates(candidates: list[dict[str, Any]], fetched: dict[str, int] | None = None) -> None:
+    """One line per candidate; a node that ran the job also says the input bytes it fetched, measured."""
+    fetched = fetched or {}
     for candidate in candidates:
         operator = candidate.get("operator", candidate["peer_id"])
         by = f" (operator {operator})" if operator != candidate["peer_id"] else ""
-        click.echo(f"{candidate['verdict']:8} {candidate['peer_id']}{by}  {candidate['reason']}")
+        measured = fetched.get(candidate["peer_id"])
+        ran = f"; ran it: fetched {measured:,} input bytes" if measured is not None else ""
+        click.echo(f"{candidate['verdict']:8} {candidate['peer_id']}{by}  {candidate['reason']}{ran}")
 
 
 @job_group.command("logs")

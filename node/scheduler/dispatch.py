@@ -86,6 +86,8 @@ class Attempt:
     receipt: bytes | None = None
     logs: bytes = b""
     busy: bool = False  # declined as busy (its cores and queue are full): ask again later, not a failure
+    held_bytes: int | None = None  # input bytes the node said, accepting the offer, it holds (None: not said)
+    input_bytes_fetched: int | None = None  # input bytes it measured fetching to run it (None: not said)
 
 
 class Dispatcher:
@@ -101,7 +103,8 @@ class Dispatcher:
             return Attempt(peer, Outcome.node_error(f"unreachable or died mid-run ({exc})"))
         except ProtocolError as exc:
             return Attempt(peer, Outcome.node_error(f"answered with a malformed message ({exc})"))
-        return Attempt(peer, answer.outcome, answer.result, answer.receipt, answer.logs, offered.busy)
+        return Attempt(peer, answer.outcome, answer.result, answer.receipt, answer.logs, offered.busy,
+                       offered.held, answer.input_bytes_fetched)  # fmt: skip
 
     async def _offer_and_run(
         self, job_id: str, peer: str, spec: JobSpec, limits: Limits

@@ -46,7 +46,7 @@ from node.scheduler.execution import JobExecution
 from node.scheduler.group import GroupService
 from node.scheduler.job import Checks, JobRecord, JobSpec, JobState
 from node.scheduler.jobstore import JobStore, new_job_id
-from node.scheduler.placement import decide, refusal
+from node.scheduler.placement import corrected, decide, refusal
 from node.scheduler.reputation import Book, Event, Observation, ReputationPolicy
 from node.scheduler.verify import Evidence, Judgement, Referee, Verified, check_receipt, judge
 
@@ -305,6 +305,7 @@ class JobService:
                 self._move(job, JobState.PLACING, "capacity appeared")
             self._move(job, JobState.RUNNING, f"dispatched to {', '.join(pending)}")
             for attempt, elapsed in await self._dispatch(job, pending, run.plan.limits):
+                self._correct_placement(job, attempt, candidates, run.plan)
                 checked = self._checked(job, attempt)
                 await self._observe(run, self._events(job, checked, elapsed, run.plan.limits))
                 if isinstance(checked, Verified):
@@ -480,10 +481,23 @@ class JobService:
             why += f" (evidence {', '.join(evidence)}: GET /v1/evidence)"
         self._move(job, JobState.FAILED, why)
 
+    def _correct_placement(self, job: JobRecord, attempt: Attempt, candidates: list[Candidate], plan: Plan) -> None:
+        """The chosen node's explanation, corrected by the input bytes its offer said it holds
+        (the view's summaries may lag); saved by the move that follows."""
+        if attempt.held_bytes is None:
+            return
+        candidate = next((c for c in candidates if c.peer_id == attempt.peer), None)
+        for index, entry in enumerate(job.placement):
+            if candidate is not None and entry.get("peer_id") == attempt.peer and entry.get("verdict") == "chosen":
+                job.placement[index] = corrected(entry, candidate, plan.context, attempt.held_bytes)
+
     def _checked(self, job: JobRecord, attempt: Attempt) -> Verified | Attempt:
-        """Keep what the node said (logs), and for an ok attempt its verified receipt and result."""
+        """Keep what the node said (logs, the input bytes it fetched), and for an ok attempt its
+        verified receipt and result."""
         if attempt.logs:
             job.logs[attempt.peer] = attempt.logs.decode("utf-8", "replace")
+        if attempt.input_bytes_fetched is not None:
+            job.input_bytes_fetched[attempt.peer] = attempt.input_bytes_fetched
         if self.policy.verdict(attempt.outcome) is not Verdict.ACCEPT:
             return attempt
         checked = check_receipt(job.job_id, job.spec, attempt)

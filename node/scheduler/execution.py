@@ -193,12 +193,16 @@ class JobExecution:
             return [protocol.encode(_refusal_for(request, f"bad request: {exc}"))]
         answer: protocol.Answer
         if isinstance(message, OfferRun):
-            offered = await self._quota_refusal(peer) or self.offer(peer, message.offer)
+            offered = await self._stating_held(
+                message.spec, await self._quota_refusal(peer) or self.offer(peer, message.offer)
+            )
             if not offered.accepted or offered.ahead:  # declined, or queued here: the run comes apart
                 return [protocol.encode(offered)]
             return [protocol.encode(offered), protocol.encode(await self.run(peer, message.run))]
         if isinstance(message, Offer):
-            answer = await self._quota_refusal(peer) or self.offer(peer, message)
+            answer = await self._stating_held(
+                message.spec, await self._quota_refusal(peer) or self.offer(peer, message)
+            )
         elif isinstance(message, Run):
             answer = await self.run(peer, message)
         else:
@@ -206,6 +210,20 @@ class JobExecution:
         return [protocol.encode(answer)]
 
     # -- offer -------------------------------------------------------------------------
+    async def _stating_held(self, spec: JobSpec, answer: OfferAnswer) -> OfferAnswer:
+        """An accepted offer says how many of the job's input bytes this node holds whole now,
+        so the requester can correct a prediction made from announcements that may lag (no
+        extra round trip: the answer goes anyway). Pinned inputs answer from their pin record;
+        others are walked off the loop. Not for a job over private data (it carries an access
+        proof): a private input's size is for its policies to give."""
+        if not answer.accepted or spec.access is not None:
+            return answer
+        held = 0
+        for cid in set(spec.inputs.values()):
+            size = await self.exchange.have_size(cid)
+            held += size or 0
+        return replace(answer, held=min(held, protocol.MAX_BYTES))
+
     async def _quota_refusal(self, peer: str) -> OfferAnswer | None:
         """Refuse a peer that has its quota of bytes pinned here already (the pin table is read off the loop)."""
         held = await asyncio.to_thread(self.store.held_for, peer)
@@ -377,11 +395,15 @@ class JobExecution:
             private = await asyncio.to_thread(self._private, peer, spec)  # checked again: the offer was a while ago
         except PrivateJobRefused as exc:
             return RunAnswer(Outcome.declined(str(exc)))
+        inputs = set(spec.inputs.values())
+        fetched = 0  # input bytes received from the network for this run: measured, not predicted
         try:
             for root in (spec.agent, *spec.inputs.values()):
                 if await asyncio.to_thread(self.store.missing_blocks, root):  # includes the root when absent
                     holders = list(await self.exchange.holders(root)) or providers
-                    await self.exchange.fetch_and_pin(root, holders, f"job {job_id}", lease)  # GC held off until pinned
+                    stats = await self.exchange.fetch_and_pin(root, holders, f"job {job_id}", lease)  # GC held off
+                    if root in inputs:  # the agent's bundle is not input (an input that is also the agent is)
+                        fetched += stats.bytes_fetched
                 elif lease is not None:  # held already: renew, so no lease runs out under the run
                     await asyncio.to_thread(self._renew, root, f"job {job_id}", lease)
             bundle = open_bundle(self.store, spec.agent)
@@ -409,14 +431,14 @@ class JobExecution:
             return RunAnswer(Outcome.node_error(f"{type(exc).__name__}: {exc}"))
         if outcome.result is not None and lease is not None:  # stored for the requester, not for this node
             await asyncio.to_thread(self.store.lease_pin, outcome.result, f"result {job_id}", lease, started)
-        if private is not None:
+        if private is not None:  # no byte counts: a private input's size is for its policies to give
             return await self._release(job_id, spec, private, outcome)
         if outcome.result is not None and outcome.outcome.is_ok:
             self._provide(outcome.result)
             self._claim(job_id, spec, outcome.receipt, outcome.result, outcome.raw.cpu_seconds)
         self.metrics.inc("jobs_executed_total", status=outcome.outcome.kind.value)
         result = outcome.result if outcome.outcome.is_ok else None
-        return RunAnswer(outcome.outcome, result, outcome.receipt, outcome.logs[-protocol.MAX_LOGS :])
+        return RunAnswer(outcome.outcome, result, outcome.receipt, outcome.logs[-protocol.MAX_LOGS :], fetched)
 
     async def _release(self, job_id: str, spec: JobSpec, private: PrivateRun, outcome: JobOutcome) -> RunAnswer:
         """What of a private job leaves: its result within the policies' cap, logs where allowed; never the DHT."""

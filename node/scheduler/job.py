@@ -240,6 +240,9 @@ class JobRecord:
     at_holders_of: str = ""  # a federated run: only holders of this input may run it (requester-only)
     group: str = ""  # the group job this run belongs to (node.scheduler.group), if any
     queue_timeout: float | None = None  # seconds it may wait for capacity (None: the node's default); requester only
+    # node peer ID -> input bytes it fetched from the network to run the job, as it measured them
+    # (kept per executor, like results: a redundant job's nodes each fetched what they lacked)
+    input_bytes_fetched: dict[str, int] = field(default_factory=dict)
 
     @property
     def state(self) -> JobState:
@@ -265,6 +268,7 @@ class JobRecord:
             **({"at_holders_of": self.at_holders_of} if self.at_holders_of else {}),
             **({"group": self.group} if self.group else {}),
             **({"queue_timeout": self.queue_timeout} if self.queue_timeout is not None else {}),
+            **({"input_bytes_fetched": self.input_bytes_fetched} if self.input_bytes_fetched else {}),
         }
 
     @classmethod
@@ -282,4 +286,5 @@ class JobRecord:
             at_holders_of=str(record.get("at_holders_of", "")),
             group=str(record.get("group", "")),
             queue_timeout=float(record["queue_timeout"]) if "queue_timeout" in record else None,
+            input_bytes_fetched={str(p): int(n) for p, n in dict(record.get("input_bytes_fetched", {})).items()},
         )

@@ -1,13 +1,14 @@
 """Placement: filter by the rules, rank by data gravity and reputation, keep the reason for every candidate.
 
-``mycel job explain`` and ``GET /v1/jobs/{id}/placement`` show the decision as made. The
+``mycel job explain`` and ``GET /v1/jobs/{id}/placement`` show the decision as made (a
+chosen node's moved bytes corrected by what its offer's answer says it holds: :func:`corrected`). The
 executing node runs the same rules (:func:`refusal`) against its own candidate when it
 answers an offer, so requester and executor cannot disagree on what a rule means.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from node.scheduler.candidates import Candidate, PlacementContext
@@ -52,6 +53,21 @@ def distinct_operators(ranked: list[Candidate], count: int) -> tuple[list[str], 
             taken_by[candidate.operator_id] = candidate.peer_id
             chosen.append(candidate.peer_id)
     return chosen, taken_by
+
+
+def corrected(entry: dict[str, Any], candidate: Candidate, context: PlacementContext, held: int) -> dict[str, Any]:
+    """A chosen candidate's entry re-explained with the input bytes its offer said it holds.
+
+    The prediction comes from announcements, which may lag what a node holds (a summary not
+    heard yet); the offer's answer is the node's word now. Only the explanation and
+    ``moved_bytes`` change (``predicted_moved_bytes`` keeps the prediction): the rank and the
+    score stay those the decision was made by. Unchanged when the offer agrees."""
+    result = score(replace(candidate, held_bytes=held), context)
+    predicted = int(entry.get("predicted_moved_bytes", entry.get("moved_bytes", 0)))
+    if result.moved_bytes == predicted:
+        return entry
+    return {**entry, "moved_bytes": result.moved_bytes, "predicted_moved_bytes": predicted,
+            "reason": f"{result.explanation}; by its offer (predicted: move {predicted:,} B)"}  # fmt: skip
 
 
 def decide(candidates: list[Candidate], context: PlacementContext, redundancy: int = 1) -> Decision:

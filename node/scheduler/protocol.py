@@ -36,10 +36,21 @@ MAX_REASON = 1024
 MAX_PROVIDERS = 16
 MAX_PEER_ID = 128
 MAX_AHEAD = 1 << 20  # runs an executor may say are ahead of an offer in its queue
+MAX_BYTES = 1 << 62  # a byte count a peer may state (held or fetched input bytes)
 
 
 class ProtocolError(NodeError, ValueError):
     """A job-protocol message is malformed: wrong shape, type, range or size."""
+
+
+def _byte_count(record: dict[str, Any], key: str) -> int | None:
+    """An optional byte count (absent: a peer of the previous version, or nothing to say)."""
+    value = record.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_BYTES:
+        raise ProtocolError(f"{key} must be an integer from 0 to {MAX_BYTES}")
+    return value
 
 
 def _record(data: bytes, limit: int) -> dict[str, Any]:
@@ -210,13 +221,19 @@ class Decline(StrEnum):
 @dataclass(frozen=True)
 class OfferAnswer:
     """An executor's yes or no. ``ahead``: runs that must end there before this one would get a
-    core (accepted: 0 means it starts at once; declined busy: how long its queue is)."""
+    core (accepted: 0 means it starts at once; declined busy: how long its queue is).
+
+    ``held``: bytes of the job's inputs the executor holds whole now (accepted offers only;
+    None from an executor of the previous version). The requester's view of who holds what
+    comes from announcements, which may lag; this corrects the chosen node's explanation at
+    no extra round trip, since the offer is sent anyway."""
 
     OP: ClassVar[str] = "offer_answer"
     accepted: bool
     reason: str
     decline: Decline | None = None  # None when accepted; an old executor's decline reads as refused
     ahead: int = 0
+    held: int | None = None
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {"op": self.OP, "accepted": self.accepted, "reason": self.reason[:MAX_REASON]}
@@ -224,11 +241,13 @@ class OfferAnswer:
             record["decline"] = self.decline.value
         if self.ahead:
             record["ahead"] = self.ahead
+        if self.held is not None:
+            record["held"] = self.held
         return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> OfferAnswer:
-        _fields(record, cls.OP, {"accepted", "reason"}, frozenset({"decline", "ahead"}))
+        _fields(record, cls.OP, {"accepted", "reason"}, frozenset({"decline", "ahead", "held"}))
         accepted = record["accepted"]
         if not isinstance(accepted, bool):
             raise ProtocolError("accepted must be true or false")
@@ -238,9 +257,12 @@ class OfferAnswer:
         ahead = record.get("ahead", 0)
         if not isinstance(ahead, int) or isinstance(ahead, bool) or not 0 <= ahead <= MAX_AHEAD:
             raise ProtocolError(f"ahead must be an integer from 0 to {MAX_AHEAD}")
+        held = _byte_count(record, "held")
+        if held is not None and not accepted:
+            raise ProtocolError("held is stated only by an accepted offer")
         if not accepted and decline is None:
             decline = Decline.REFUSED
-        return cls(accepted, _reason(record), Decline(decline) if decline is not None else None, ahead)
+        return cls(accepted, _reason(record), Decline(decline) if decline is not None else None, ahead, held)
 
     @property
     def busy(self) -> bool:
@@ -249,13 +271,19 @@ class OfferAnswer:
 
 @dataclass(frozen=True)
 class RunAnswer:
-    """What a run came to. ``result`` and ``receipt`` are present only when the agent ran."""
+    """What a run came to. ``result`` and ``receipt`` are present only when the agent ran.
+
+    ``input_bytes_fetched``: the bytes of the job's inputs the executor received from the
+    network to run it (0: it held every input), measured by its exchange, not predicted.
+    None when it does not say: an executor of the previous version, a run that ended before
+    its inputs were local, or a job over private data (its sizes are the policies' to give)."""
 
     OP: ClassVar[str] = "run_answer"
     outcome: Outcome
     result: CID | None = None
     receipt: bytes | None = None
     logs: bytes = b""
+    input_bytes_fetched: int | None = None
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {"op": self.OP, "outcome": self.outcome.to_record(), "logs": self.logs[-MAX_LOGS:]}
@@ -263,11 +291,13 @@ class RunAnswer:
             record["result"] = self.result
         if self.receipt is not None:
             record["receipt"] = self.receipt
+        if self.input_bytes_fetched is not None:
+            record["input_bytes_fetched"] = self.input_bytes_fetched
         return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> RunAnswer:
-        _fields(record, cls.OP, {"outcome", "logs"}, frozenset({"result", "receipt"}))
+        _fields(record, cls.OP, {"outcome", "logs"}, frozenset({"result", "receipt", "input_bytes_fetched"}))
         try:
             outcome = Outcome.from_record(record["outcome"])
         except ValueError as exc:
@@ -281,7 +311,7 @@ class RunAnswer:
             raise ProtocolError(f"logs must be at most {MAX_LOGS} bytes")
         if outcome.is_ok and (result is None or receipt is None):
             raise ProtocolError("an ok run answer carries a result and a receipt")
-        return cls(outcome, result, receipt, logs)
+        return cls(outcome, result, receipt, logs, _byte_count(record, "input_bytes_fetched"))
 
 
 @dataclass(frozen=True)

@@ -125,3 +125,62 @@ def test_job_cli_runs_explains_and_verifies_the_result(cluster: Any, mycel: CliR
     with urllib.request.urlopen(f"{requester.api_url}/v1/jobs/{job['job_id']}/events", timeout=10) as response:
         events = response.read().decode()
     assert events.count("event: state") == len(job["transitions"]) and '"state": "done"' in events
+
+
+def test_the_executor_measures_the_input_bytes_it_fetched(cluster: Any, mycel: CliRunner, tmp_path: Path) -> None:
+    """The demo's flake, made deterministic: the executor holds an input only inside another DAG
+    (as a deployer holds its bundle's sample data), so no announcement lists it and the requester,
+    holding it too, predicts it must move. The executor measures 0 fetched, and its offer's answer
+    corrects the explanation; an input it must fetch is measured at its DAG size."""
+    from storage.blockstore import BlockStore
+    from storage.files import add_path
+
+    requester, executor = cluster(2, regions=["eu", "eu"])
+    (tmp_path / "big").mkdir()
+    (tmp_path / "big" / "log.txt").write_text("pump three vibrated on tuesday\n" * (2 * MIB // 31))
+    (tmp_path / "bundle" / "sample" / "queries").mkdir(parents=True)  # the executor's copy: a sub-DAG
+    (tmp_path / "bundle" / "agent.txt").write_text("an agent that ships its sample queries\n")
+    (tmp_path / "bundle" / "sample" / "queries" / "q.txt").write_text("which pump vibrated\n" * 50)
+    (tmp_path / "far").mkdir()
+    (tmp_path / "far" / "notes.txt").write_text("array b lost a fifth of its output\n" * 3000)
+
+    def put(path: Path, node: Any) -> str:
+        done = mycel("put", path, data_dir_override=Path(node.data_dir))
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    big = put(tmp_path / "big", executor)
+    put(tmp_path / "bundle", executor)  # pins the bundle's root only: its queries are in no summary
+    queries = put(tmp_path / "bundle" / "sample" / "queries", requester)
+    far = put(tmp_path / "far", requester)
+    local = BlockStore(tmp_path / "sizes")  # the same import, for the DAGs' sizes and CIDs
+    sizes = {str(added.cid): local.complete_dag_size(added.cid) for added in (
+        add_path(local, tmp_path / "bundle" / "sample" / "queries"), add_path(local, tmp_path / "far"))}  # fmt: skip
+    local.close()
+    assert set(sizes) == {queries, far}
+    agent = mycel("agent", "pack", REPO_ROOT / "examples" / "wasm-wordcount",
+                  data_dir_override=Path(requester.data_dir)).stdout.strip()  # fmt: skip
+
+    def run(inputs: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+        status, submitted = post(f"{requester.api_url}/v1/jobs", {"agent": agent, "inputs": inputs})
+        assert status == 201, submitted
+        job = wait_final(requester.api_url, submitted["job_id"])
+        assert job["state"] == "done" and list(job["results"]) == [executor.peer_id], job["transitions"]
+        placement = http_json(f"{requester.api_url}/v1/jobs/{job['job_id']}/placement")
+        assert placement["input_bytes_fetched"] == job["input_bytes_fetched"]
+        chosen = placement["candidates"][0]
+        assert chosen["peer_id"] == executor.peer_id and chosen["verdict"] == "chosen"
+        return job, chosen
+
+    job, chosen = run({"docs": big, "queries": queries})
+    assert job["input_bytes_fetched"] == {executor.peer_id: 0}  # it held every input: nothing fetched
+    assert chosen["predicted_moved_bytes"] == sizes[queries]  # the view did not place the queries there
+    assert chosen["moved_bytes"] == 0 and "by its offer" in chosen["reason"]  # its offer said it holds them
+    explained = mycel("job", "explain", job["job_id"], "--api", requester.api_url)
+    assert f"chosen   {executor.peer_id}" in explained.stdout and "ran it: fetched 0 input bytes" in explained.stdout
+
+    job, chosen = run({"docs": big, "far": far})
+    assert job["input_bytes_fetched"] == {executor.peer_id: sizes[far]} and sizes[far] > 0  # the whole DAG, measured
+    assert chosen["moved_bytes"] == sizes[far] and "predicted_moved_bytes" not in chosen  # prediction was right
+    status = mycel("job", "status", job["job_id"], "--api", requester.api_url)
+    assert f"{executor.peer_id} fetched {sizes[far]:,} input bytes to run it" in status.stdout

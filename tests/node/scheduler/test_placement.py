@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from node.scheduler.candidates import Candidate, PlacementContext
-from node.scheduler.placement import decide
+from node.scheduler.placement import corrected, decide
 
 MIB = 1 << 20
 
@@ -108,3 +108,17 @@ def test_an_unpaid_job_does_not_go_to_a_node_that_charges() -> None:
     decision = decide([node("priced", price=5, held_bytes=100 * MIB), node("free")], context())
     assert decision.chosen == ["free"]
     assert "attach a payment" in next(r["reason"] for r in decision.reasons if r["peer_id"] == "priced")
+
+
+def test_an_offer_corrects_the_chosen_nodes_moved_bytes_but_not_its_rank() -> None:
+    """The view may lag what a node holds; what its offer says it holds replaces the prediction
+    in the explanation, keeping the prediction alongside, and leaves the decision as made."""
+    chosen = node("n1", held_bytes=60 * MIB)
+    entry = decide([chosen, node("n2")], context()).reasons[0]
+    assert entry["peer_id"] == "n1" and entry["moved_bytes"] == 40 * MIB
+    fixed = corrected(entry, chosen, context(), 100 * MIB)
+    assert fixed["moved_bytes"] == 0 and fixed["predicted_moved_bytes"] == 40 * MIB
+    assert fixed["reason"].startswith("holds 100.0 MiB of 100.0 MiB input; would move 0 B")
+    assert "by its offer" in fixed["reason"] and (fixed["rank"], fixed["score"]) == (entry["rank"], entry["score"])
+    assert corrected(fixed, chosen, context(), 100 * MIB) == fixed  # said again: unchanged
+    assert corrected(entry, chosen, context(), 60 * MIB) is entry  # the offer agrees with the view

@@ -68,6 +68,30 @@ def test_messages_round_trip_and_malformed_ones_are_refused(tmp_path: Path) -> N
             _answer([dagcbor.encode(record)], RunAnswer)
 
 
+FAILED = {"kind": "failed", "detail": ""}
+
+
+@pytest.mark.parametrize("count", [-1, True, "0", 1.5, protocol.MAX_BYTES + 1])
+def test_byte_counts_in_answers_are_optional_and_range_checked(count: object) -> None:
+    """A run answer's measured input bytes and an accepted offer's held bytes: absent reads as
+    not said (an executor of the previous version), a hostile value is refused."""
+    measured = RunAnswer(Outcome.failed("x"), logs=b"", input_bytes_fetched=12345)
+    assert _answer([protocol.encode(measured)], RunAnswer) == measured
+    old = _answer([dagcbor.encode({"op": "run_answer", "outcome": FAILED, "logs": b""})], RunAnswer)
+    assert old.input_bytes_fetched is None
+    held = OfferAnswer(True, "capacity available", held=protocol.MAX_BYTES)
+    assert _answer([protocol.encode(held)], OfferAnswer) == held
+    assert _answer([protocol.encode(OfferAnswer(True, "ok"))], OfferAnswer).held is None
+    for record in (
+        {"op": "run_answer", "outcome": FAILED, "logs": b"", "input_bytes_fetched": count},
+        {"op": "offer_answer", "accepted": True, "reason": "", "held": count},
+    ):
+        with pytest.raises(ProtocolError, match="must be an integer"):
+            _answer([dagcbor.encode(record)], RunAnswer if record["op"] == "run_answer" else OfferAnswer)
+    with pytest.raises(ProtocolError, match="only by an accepted offer"):
+        _answer([dagcbor.encode({"op": "offer_answer", "accepted": False, "reason": "", "held": 1})], OfferAnswer)
+
+
 def test_the_verdict_depends_on_the_outcome_kind_alone() -> None:
     policy = DispatchPolicy()
     assert policy.verdict(Outcome.ok()) is Verdict.ACCEPT
