@@ -8,8 +8,7 @@ for another address or on another ledger.
 
 from __future__ import annotations
 
-from eth_utils.address import to_checksum_address
-
+from contracts.checksum import to_checksum_address
 from storage.peerid import verify_signature
 
 _DOMAIN = b"mycel-chain-binding-v1:"

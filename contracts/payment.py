@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_utils.address import to_checksum_address
-
 from contracts.accounting import amount_for as amount_for
 from contracts.accounting import chain_job_id as chain_job_id
 from contracts.accounting import receipt_hash as receipt_hash
 from contracts.authorization import JobCommitment, JobPayment, Record, Signed, recover, sign
+from contracts.checksum import to_checksum_address
 from contracts.errors import AuthorizationError
 from storage import dagcbor
 from storage.errors import CodecError

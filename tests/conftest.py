@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import json
 import os
+import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,7 +15,26 @@ from typing import Any
 import pytest
 
 from storage.blockstore import BlockStore
-from tests.support import VECTORS, CliResult, CliRunner, run_cli
+from tests.support import REPO_ROOT, VECTORS, CliResult, CliRunner, run_cli
+
+# The packages every node process and `mycel` command imports (pyproject's packages.find).
+PROJECT_PACKAGES = ("node", "agents", "storage", "contracts", "sdk")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Byte-compile the project once before any test, when PYTHONDONTWRITEBYTECODE is set.
+
+    The suite starts ~100 node processes and ~300 `mycel` commands; with that variable set
+    none of them writes the bytecode it compiles, so every one compiled the project's own
+    modules from source again: ~0.8-1 s of CPU per node start (2.6-2.9 s instead of 3.4-4 s)
+    and ~0.25 s per command (0.45 s instead of 0.7 s). Python still reads bytecode with the
+    variable set, and checks it against each source's mtime, so a stale file is never used.
+    The files go where Python's own would (``__pycache__``, ignored by git); the controller
+    compiles, before the xdist workers start; an up-to-date tree costs a stat per file.
+    """
+    if sys.flags.dont_write_bytecode and not hasattr(config, "workerinput"):
+        for package in PROJECT_PACKAGES:
+            compileall.compile_dir(REPO_ROOT / package, quiet=1)
 
 
 @pytest.fixture

@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eth_utils.address import to_checksum_address
-
 from contracts.authorization import JobCommitment, JobPayment
 from contracts.binding import binding_is_valid, binding_message
+from contracts.checksum import to_checksum_address
 from contracts.errors import AuthorizationError, ChainError
 from contracts.payment import Envelope, amount_for, check_commitment_usable, commitment_of, receipt_hash
 from node.config import NodeConfig
