@@ -85,7 +85,8 @@ def _run(node: Any, spec: dict[str, Any], timeout: float = 180) -> dict[str, Any
                 raise RuntimeError(f"job {job_id} {job['state']}: {job['transitions'][-1]['reason']}")
             return job
         time.sleep(0.05)
-    raise RuntimeError(f"job {job_id} did not finish in {timeout:.0f} s")
+    steps = "; ".join(f"{t['state']}: {t['reason']}" for t in job["transitions"][-4:])
+    raise RuntimeError(f"job {job_id} did not finish in {timeout:.0f} s (last: {steps})")
 
 
 def _bytes_out(nodes: dict[str, Any]) -> float:
@@ -229,6 +230,7 @@ def measure_scale(nodes: list[Any], jobs: int) -> dict[str, float]:
         waiting = [node for node in waiting if _alive_peers(node) < len(nodes) - 1]
         time.sleep(0.2)
     figures = {"converge s": time.monotonic() - started}
+    print(f"  {len(nodes)} nodes converged in {figures['converge s']:.1f} s", file=sys.stderr, flush=True)
     requester = next(n for n in nodes if n.region == "eu")
     holder = [n for n in nodes if n.region == "ap"][-1]
     agent = _pack(WORDCOUNT, requester)
