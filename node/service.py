@@ -49,7 +49,7 @@ from node.scheduler.execution import JobExecution
 from node.scheduler.jobstore import JobStore
 from node.scheduler.limits import Ceilings
 from node.scheduler.operator import node_delegation
-from node.scheduler.protocol import PROTOCOL as JOB_PROTOCOL
+from node.scheduler.protocol import PROTOCOLS as JOB_PROTOCOLS
 from node.scheduler.reputation import ReputationPolicy
 from node.settlement.pay import PROTOCOL as PAY_PROTOCOL
 from node.settlement.pay import PaymentHandler
@@ -129,7 +129,8 @@ class NodeService:
         self.reputation_policy = ReputationPolicy(  # a bad setting stops the node here, not mid-job
             float(config.get("node", "reputation_half_life")), float(config.get("node", "reputation_exclude_at"))
         )
-        self.network.handle(JOB_PROTOCOL, self._on_job_message)
+        for job_protocol in JOB_PROTOCOLS:  # every version this release knows: an older requester is served
+            self.network.handle(job_protocol, self._on_job_message)
         settles = bool(config.get("chain", "rpc_url"))
         self.settlement = NodeSettlement(config, self.identity, self.metrics) if settles else None
         self.payments = PaymentHandler(self.settlement)

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 from agents.manifest import Limits
 from agents.outcome import Outcome, OutcomeKind
-from node.errors import NetworkError
+from node.errors import NetworkError, ProtocolNotSupported
 from node.p2p.network import P2PNetwork
 from node.scheduler import protocol
 from node.scheduler.execution import JobExecution
 from node.scheduler.job import JobSpec
 from node.scheduler.protocol import (
+    OFFER_RUN_PROTOCOL,
     PROTOCOL,
     Cancel,
     CancelAnswer,
@@ -33,6 +34,7 @@ from node.scheduler.protocol import (
     Run,
     RunAnswer,
 )
+from node.scheduler.versions import OlderPeers
 from storage.cid import CID
 
 log = logging.getLogger("mycelnet.jobs")
@@ -95,6 +97,7 @@ class Dispatcher:
         self.network = network
         self.local = local
         self.policy = policy
+        self.older = OlderPeers()  # peers of an older release: offer and run go apart to them
 
     async def attempt(self, job_id: str, peer: str, spec: JobSpec, limits: Limits) -> Attempt:
         try:
@@ -116,19 +119,37 @@ class Dispatcher:
             if not accepted.accepted:
                 return accepted, RunAnswer(Outcome.declined(accepted.reason))
             return accepted, await self.local.run(peer, run)
+        if self.older.has(peer):
+            return await self._offer_then_run(peer, offer, run, limits)
         # offer and run on one stream; the node runs it at once if a core is free, else it says
         # how many runs are ahead and the run follows on its own stream, its timeout counting them
         both = OfferRun(job_id, spec, run.providers)
         timeout = max(self.policy.offer_timeout, self.policy.run_timeout(limits))
-        frames = await self.network.request(peer, PROTOCOL, protocol.encode(both), timeout=timeout)
+        try:
+            frames = await self.network.request(peer, OFFER_RUN_PROTOCOL, protocol.encode(both), timeout=timeout)
+        except ProtocolNotSupported:  # an older release: the same node, asked in 2.0's messages
+            log.info("job %s: %s does not speak %s; offer and run go apart", job_id, peer, OFFER_RUN_PROTOCOL)
+            self.older.remember(peer)
+            return await self._offer_then_run(peer, offer, run, limits)
         answer, ran = protocol.decode_offer_run(frames)
         if not answer.accepted:
             return answer, RunAnswer(Outcome.declined(answer.reason))
         if ran is not None:
             return answer, ran
-        timeout = self.policy.run_timeout(limits, answer.ahead)
+        return answer, await self._run(peer, run, limits, answer.ahead)
+
+    async def _offer_then_run(self, peer: str, offer: Offer, run: Run, limits: Limits) -> tuple[OfferAnswer, RunAnswer]:
+        """The offer and then the run, each on its own stream: what a node of an older release speaks."""
+        frames = await self.network.request(peer, PROTOCOL, protocol.encode(offer), timeout=self.policy.offer_timeout)
+        answer = protocol.decode_answer(frames, OfferAnswer)
+        if not answer.accepted:
+            return answer, RunAnswer(Outcome.declined(answer.reason))
+        return answer, await self._run(peer, run, limits, answer.ahead)
+
+    async def _run(self, peer: str, run: Run, limits: Limits, ahead: int) -> RunAnswer:
+        timeout = self.policy.run_timeout(limits, ahead)
         frames = await self.network.request(peer, PROTOCOL, protocol.encode(run), timeout=timeout)
-        return answer, protocol.decode_answer(frames, RunAnswer)
+        return protocol.decode_answer(frames, RunAnswer)
 
     async def cancel(self, job_id: str, peers: set[str]) -> dict[str, CancelAnswer]:
         """Ask every node running the job to stop it; unreachable ones are logged and skipped."""

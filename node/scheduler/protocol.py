@@ -1,9 +1,9 @@
 """The job protocol's messages, typed and schema-checked, shared by the requester and the executor.
 
-Every message is a dag-cbor map with an ``op``: ``offer``, ``run``, ``offer_run`` or
-``cancel`` from the requester, answered by ``offer_answer``, ``run_answer`` (``offer_run``:
-the offer's answer, then the run's when it ran) or ``cancel_answer``. Both sides
-build and parse them only through these classes, so a field cannot mean one thing on one
+Every message is a dag-cbor map with an ``op``: ``offer``, ``run``, ``offer_run`` (sent under
+:data:`OFFER_RUN_PROTOCOL` only) or ``cancel`` from the requester, answered by ``offer_answer``,
+``run_answer`` (``offer_run``: the offer's answer, then the run's when it ran) or
+``cancel_answer``. Both sides build and parse them only through these classes, so a field cannot mean one thing on one
 side and another on the other, and a peer's message is checked (types, ranges, sizes)
 before anything acts on it: a malformed one raises ProtocolError and is answered as such.
 
@@ -27,6 +27,13 @@ from storage.cid import CID
 from storage.errors import CodecError
 
 PROTOCOL = "/mycel/job/2.0.0"  # 2: typed messages with outcome records (1 carried status strings)
+# 2.1: 2.0 plus offer_run. A release that knows an op serves it under every version ID (one
+# handler); a requester sends an op only under the first version that has it, so an executor
+# of an older release refuses the stream itself ("na"), typed, and is asked in 2.0's messages
+# instead (node.scheduler.versions). A new op takes a new minor version, never a new meaning
+# for an old one.
+OFFER_RUN_PROTOCOL = "/mycel/job/2.1.0"
+PROTOCOLS = (PROTOCOL, OFFER_RUN_PROTOCOL)  # what an executor of this release serves
 
 MAX_REQUEST = 256 << 10  # an offer or run: the spec and a few peer IDs
 MAX_ANSWER = 256 << 10  # a run answer: receipt plus the returned tail of the logs

@@ -2,7 +2,9 @@
 
 The loopback network delivers each request to the target's real ``JobExecution.handle``
 and enforces the request's timeout the way a libp2p stream does: on timeout the caller
-gets a NetworkError and the handler is cancelled (the stream closed under it). The
+gets a NetworkError and the handler is cancelled (the stream closed under it); a protocol
+ID the target does not serve is refused as multistream-select refuses it, with
+ProtocolNotSupported. The
 runtime is a stand-in that sleeps for ``args[0]`` seconds, or until the run's cancel
 event is set, then writes a small result; it counts its runs and says when one started.
 """
@@ -26,7 +28,7 @@ from agents.executor import Executor
 from agents.outcome import Outcome, OutcomeKind
 from agents.runtime.base import RawRun, RunRequest, Workspace
 from node.announce import PeerTable
-from node.errors import NetworkError
+from node.errors import NetworkError, ProtocolNotSupported
 from node.metrics import Metrics
 from node.scheduler.candidates import Candidate, to_announcement
 from node.scheduler.dispatch import DispatchPolicy
@@ -35,6 +37,8 @@ from node.scheduler.execution import JobExecution
 from node.scheduler.job import JobRecord
 from node.scheduler.jobstore import JobStore
 from node.scheduler.limits import Ceilings
+from node.scheduler.protocol import PROTOCOL, OfferRun
+from storage import dagcbor
 from storage.blockstore import BlockStore
 from storage.cid import CID
 
@@ -48,12 +52,17 @@ class LoopNet:
         self.peer_id = peer_id
         self.hub = hub
         self.requests: list[tuple[str, float]] = []  # (peer, timeout) of every request sent
+        self.sent: list[tuple[str, str, str]] = []  # (peer, protocol ID, op) of every request sent
+        self.speaks: dict[str, frozenset[str]] = {}  # the protocol IDs a peer serves (absent: every one)
 
     async def request(self, peer_id: str, protocol: str, payload: bytes, timeout: float = 30.0) -> list[bytes]:
         self.requests.append((peer_id, timeout))
+        self.sent.append((peer_id, protocol, str(dagcbor.decode(payload)["op"])))  # type: ignore[index]
         handler = self.hub.get(peer_id)
         if handler is None:
             raise NetworkError(f"no route to {peer_id}")
+        if protocol not in self.speaks.get(peer_id, frozenset({protocol})):
+            raise ProtocolNotSupported(f"peer {peer_id} does not speak {protocol}")
         try:
             return await asyncio.wait_for(handler(self.peer_id, payload), timeout)
         except TimeoutError:
@@ -137,6 +146,23 @@ class Cluster:
     def close(self) -> None:
         for close in self.closers:
             close()
+
+    def as_previous_release(self, executor: Executing) -> None:
+        """Make ``executor`` a node of the release before ``offer_run``: it serves the 2.0.0 job
+        protocol ID alone, and answers an ``offer_run`` sent there the way that code did (its
+        decode_request raised "unknown op 'offer_run'" and its handler answered a malformed
+        request with a declined offer_answer saying "bad request: ..."); the rest it handles."""
+        network: Any = self.requester.network
+        network.speaks[executor.peer_id] = frozenset({PROTOCOL})
+        handle = executor.execution.handle
+
+        async def previous(peer: str, request: bytes) -> list[bytes]:
+            if dagcbor.decode(request).get("op") == OfferRun.OP:  # type: ignore[union-attr]
+                refusal = {"op": "offer_answer", "accepted": False, "reason": "bad request: unknown op 'offer_run'"}
+                return [dagcbor.encode(refusal)]
+            return await handle(peer, request)
+
+        self.hub[executor.peer_id] = previous
 
 
 def write_agent(directory: Path, wall_seconds: int = 30) -> Path:

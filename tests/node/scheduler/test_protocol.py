@@ -19,7 +19,19 @@ from node.scheduler.execution import OfferTable
 from node.scheduler.job import JobError, JobSpec, JobState
 from node.scheduler.jobstore import new_job_id
 from node.scheduler.limits import Ceilings, effective_limits
-from node.scheduler.protocol import Cancel, CancelAnswer, Offer, OfferAnswer, OfferRun, ProtocolError, Run, RunAnswer
+from node.scheduler.protocol import (
+    OFFER_RUN_PROTOCOL,
+    PROTOCOL,
+    Cancel,
+    CancelAnswer,
+    Offer,
+    OfferAnswer,
+    OfferRun,
+    ProtocolError,
+    Run,
+    RunAnswer,
+)
+from node.scheduler.versions import OlderPeers
 from storage import dagcbor
 from storage.cid import CID
 from tests.node.scheduler.harness import Cluster, build
@@ -221,6 +233,43 @@ def test_an_offer_and_its_run_share_one_stream_when_a_core_is_free(tmp_path: Pat
         assert all(attempt.outcome.is_ok for attempt in await asyncio.gather(*busy))
 
     _run(cluster, scenario)
+
+
+def test_an_executor_of_the_release_before_offer_run_runs_the_job_with_no_failover(tmp_path: Path) -> None:
+    """Mixed versions: a node that does not serve the offer_run version refuses the stream; the
+    requester offers and runs apart on the same node (no failover), and remembers that, so the
+    next job goes straight to offer and run there."""
+    cluster = build(tmp_path, executors=2)
+    older, newer = sorted(cluster.executors, key=lambda e: e.peer_id)  # ties rank by peer ID: older first
+    cluster.as_previous_release(older)
+    network: Any = cluster.requester.network
+
+    def sent_to(executor: Any) -> list[tuple[str, str]]:
+        return [(protocol_id, op) for peer, protocol_id, op in network.sent if peer == executor.peer_id]
+
+    async def scenario() -> None:
+        first = await cluster.final(cluster.requester.submit(JobSpec(cluster.agent)).job_id)
+        assert first.state is JobState.DONE, [t.reason for t in first.transitions]
+        assert list(first.results) == [older.peer_id], [t.reason for t in first.transitions]
+        assert (older.runtime.runs, newer.runtime.runs) == (1, 0)
+        assert sent_to(older) == [(OFFER_RUN_PROTOCOL, "offer_run"), (PROTOCOL, "offer"), (PROTOCOL, "run")]
+        del network.sent[:]
+        second = await cluster.final(cluster.requester.submit(JobSpec(cluster.agent)).job_id)
+        assert list(second.results) == [older.peer_id] and older.runtime.runs == 2
+        assert sent_to(older) == [(PROTOCOL, "offer"), (PROTOCOL, "run")]  # no offer_run to it again
+        assert sent_to(newer) == []
+
+    _run(cluster, scenario)
+
+
+def test_peers_of_an_older_release_are_remembered_bounded_and_asked_again_later() -> None:
+    now = [0.0]
+    older = OlderPeers(ttl=10, size=2, clock=lambda: now[0])
+    for peer in ("a", "b", "c"):
+        older.remember(peer)
+    assert not older.has("a") and older.has("b") and older.has("c") and len(older) == 2
+    now[0] = 11.0  # it may have upgraded since: the newer version is tried again
+    assert not older.has("c") and len(older) == 1
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
