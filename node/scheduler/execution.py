@@ -74,7 +74,7 @@ from node.scheduler.rules import runtime as runtime_rule
 from node.settlement.service import NodeSettlement
 from storage import dagcbor
 from storage.cid import CID
-from storage.errors import CodecError, PinQuotaExceededError, StorageError
+from storage.errors import PinQuotaExceededError, StorageError
 from storage.leases import LeasePolicy, PinLease
 
 log = logging.getLogger("mycelnet.jobs")
@@ -514,13 +514,10 @@ class JobExecution:
 
 def _refusal_for(request: bytes, reason: str) -> protocol.Answer:
     """Answer a malformed request in the shape its op expects, so the requester reads a refusal."""
-    op = None
-    if len(request) <= protocol.MAX_REQUEST:
-        try:
-            decoded = dagcbor.decode(request)
-            op = decoded.get("op") if isinstance(decoded, dict) else None
-        except CodecError:
-            pass
+    try:
+        op = dagcbor.decode_message(request, protocol.MAX_REQUEST, "a job request", ProtocolError).get("op")
+    except ProtocolError:
+        op = None
     if op == "run":
         return RunAnswer(Outcome.declined(reason[: protocol.MAX_REASON]))
     if op == "cancel":

@@ -24,7 +24,6 @@ from node.scheduler.job import JobError, JobSpec
 from node.scheduler.jobstore import is_job_id
 from storage import dagcbor
 from storage.cid import CID
-from storage.errors import CodecError
 
 PROTOCOL = "/mycel/job/2.0.0"  # 2: typed messages with outcome records (1 carried status strings)
 # 2.1: 2.0 plus offer_run. A release that knows an op serves it under every version ID (one
@@ -61,13 +60,9 @@ def _byte_count(record: dict[str, Any], key: str) -> int | None:
 
 
 def _record(data: bytes, limit: int) -> dict[str, Any]:
-    if len(data) > limit:
-        raise ProtocolError(f"a job message is at most {limit} bytes (got {len(data)})")
-    try:
-        record = dagcbor.decode(data)
-    except CodecError as exc:
-        raise ProtocolError(f"a job message is not valid DAG-CBOR: {exc}") from None
-    if not isinstance(record, dict) or not isinstance(record.get("op"), str):
+    """A peer's job message: the shared bounds and codec checks, then the op every one has."""
+    record = dagcbor.decode_message(data, limit, "a job message", ProtocolError)
+    if not isinstance(record.get("op"), str):
         raise ProtocolError("a job message is a map with an op")
     return record
 
