@@ -15,11 +15,12 @@ from aiohttp import web
 from agents.bundle import Bundle, resolve
 from agents.environment import agent_environment
 from agents.errors import AgentNotFound, BadAgentRef, ManifestError
-from node.api.errors import SERVICE_KEY, ApiError
+from node.api.errors import ApiError
+from node.api.services import node_of
 from storage.errors import BlockNotFoundError
 
 if TYPE_CHECKING:
-    from node.service import NodeService
+    pass
 
 MAX_REF = 200
 
@@ -42,7 +43,7 @@ def agent_json(bundle: Bundle) -> dict[str, Any]:
 
 
 async def get_agent(request: web.Request) -> web.Response:
-    service: NodeService = request.app[SERVICE_KEY]
+    service = node_of(request)
     ref = request.match_info["ref"]
     if len(ref) > MAX_REF:
         raise ApiError(400, "bad_agent_ref", f"an agent reference is at most {MAX_REF} characters")

@@ -37,6 +37,7 @@ from node.api.ops import routes as ops_routes
 from node.api.privacy import private_owner, refuse_private, stored
 from node.api.privacy import routes as privacy_routes
 from node.api.reputation import routes as reputation_routes
+from node.api.services import node_of
 from node.api.streams import routes as stream_routes
 from node.api.triggers import routes as trigger_routes
 from node.metrics import CONTENT_TYPE
@@ -94,31 +95,26 @@ def build_app(service: NodeService) -> web.Application:
     return app
 
 
-def _service(request: web.Request) -> NodeService:
-    service: NodeService = request.app[SERVICE_KEY]
-    return service
-
-
 def _cid(request: web.Request) -> CID:
     return CID.parse(request.match_info["cid"])
 
 
 async def get_node(request: web.Request) -> web.Response:
-    return web.json_response(await _service(request).describe())
+    return web.json_response(await node_of(request).describe())
 
 
 async def get_peers(request: web.Request) -> web.Response:
-    service = _service(request)
+    service = node_of(request)
     connected = set(await service.network.peers())
     return web.json_response({"peers": service.peers.snapshot(connected)})
 
 
 async def get_openapi(request: web.Request) -> web.Response:
-    return web.json_response(document(_service(request).version))
+    return web.json_response(document(node_of(request).version))
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    service = _service(request)
+    service = node_of(request)
     service.refresh_gauges(len(await service.network.peers()))
     return web.Response(body=service.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
@@ -142,7 +138,7 @@ async def _receive(request: web.Request, service: NodeService, scratch: Path, ty
 
 async def post_blob(request: web.Request) -> web.Response:
     """A file (application/octet-stream) or a directory (application/x-tar), stored and pinned."""
-    service = _service(request)
+    service = node_of(request)
     owner = private_owner(request)
     scratch = Path(tempfile.mkdtemp(prefix="upload-", dir=service.scratch_dir))
     try:
@@ -165,7 +161,7 @@ async def post_blob(request: web.Request) -> web.Response:
 
 async def post_agent(request: web.Request) -> web.Response:
     """An agent directory (application/x-tar), validated and packed; returns the agent id."""
-    service = _service(request)
+    service = node_of(request)
     scratch = Path(tempfile.mkdtemp(prefix="agent-", dir=service.scratch_dir))
     try:
         await _receive(request, service, scratch, ("application/x-tar",))
@@ -193,7 +189,7 @@ def _safe_untar(archive: Path, dest: Path) -> None:
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
     """Content, verified; fetched from peers first when not all of it is here (guards decide who may)."""
-    service = _service(request)
+    service = node_of(request)
     root = _cid(request)
     await refuse_private(service, root)
     if await asyncio.to_thread(service.store.missing_blocks, root):  # includes the root itself when absent
@@ -204,7 +200,7 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
 
 
 async def get_providers(request: web.Request) -> web.Response:
-    service = _service(request)
+    service = node_of(request)
     root = _cid(request)
     await refuse_private(service, root)
     providers = await service.exchange.find_providers(root)
@@ -215,7 +211,7 @@ async def get_providers(request: web.Request) -> web.Response:
 
 async def get_agents(request: web.Request) -> web.Response:
     """Agents stored on this node: the pinned roots that open as agent bundles."""
-    agents = await asyncio.to_thread(_list_agents, _service(request).store)
+    agents = await asyncio.to_thread(_list_agents, node_of(request).store)
     return web.json_response({"agents": sorted(agents, key=lambda a: (a["name"], a["version"]))})
 
 
@@ -235,13 +231,13 @@ def _list_agents(store: BlockStore) -> list[dict[str, str]]:
 
 
 async def get_pins(request: web.Request) -> web.Response:
-    pins = await asyncio.to_thread(_service(request).store.pins)
+    pins = await asyncio.to_thread(node_of(request).store.pins)
     listed = [{"cid": str(p.cid), "name": p.name, "created": p.created, "expires": p.expires} for p in pins]
     return web.json_response({"pins": listed})  # expires: null for permanent pins, else Unix seconds
 
 
 async def post_pin(request: web.Request) -> web.Response:
-    service = _service(request)
+    service = node_of(request)
     root = _cid(request)
     name = request.query.get("name", "")
     if await asyncio.to_thread(service.store.missing_blocks, root):
@@ -254,6 +250,6 @@ async def post_pin(request: web.Request) -> web.Response:
 
 async def delete_pin(request: web.Request) -> web.Response:
     root = _cid(request)
-    if not await asyncio.to_thread(_service(request).store.unpin, root):
+    if not await asyncio.to_thread(node_of(request).store.unpin, root):
         raise ApiError(404, "not_found", f"{root} is not pinned")
     return web.json_response({"unpinned": str(root)})

@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from node.api.content import PULL_BYTES, VERIFIED_BEFORE_HEADERS, _corrupt, _pull
-from node.api.errors import SERVICE_KEY, ApiError, StreamAborted
+from node.api.errors import ApiError, StreamAborted
 from node.api.fetching import FETCHES_KEY
 from node.api.guards import check_remote_fetch
+from node.api.services import node_of
 from storage.car import car_header, car_section
 from storage.cid import CID, IDENTITY
 from storage.dagscope import (
@@ -239,15 +240,10 @@ def _car_query(query: Any, params: CarParams) -> CarParams:
 # -- handler ----------------------------------------------------------------------------------
 
 
-def _service(request: web.Request) -> NodeService:
-    service: NodeService = request.app[SERVICE_KEY]
-    return service
-
-
 async def get_ipfs(request: web.Request) -> web.StreamResponse:
     """A raw block or a CAR of the content path; see the module docstring for the rules."""
     asked = parse_request(request)
-    service = _service(request)
+    service = node_of(request)
     gate = serving_gate(service)
     await _admit(gate, asked.cid)  # a private CID is neither served nor fetched for an HTTP client
     await _make_local(request, service, asked)

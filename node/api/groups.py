@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from node.api.errors import SERVICE_KEY, ApiError
+from node.api.errors import ApiError
+from node.api.services import job_service, node_of
 from node.errors import NodeError
 from node.scheduler.group import GroupRecord, GroupService, GroupSpec, group_json
 from node.scheduler.job import JobError
@@ -20,22 +21,19 @@ from node.scheduler.jobstore import is_job_id
 from storage.cid import CID
 
 if TYPE_CHECKING:
-    from node.service import NodeService
+    pass
 
 
 def _groups(request: web.Request) -> GroupService:
-    service: NodeService = request.app[SERVICE_KEY]
-    if service.job_service is None:
-        raise ApiError(503, "not_ready", "the node is still starting")
-    return service.job_service.groups
+    return job_service(request).groups
 
 
 def group_of(request: web.Request) -> GroupRecord | None:
     """The group whose id is in the path, if it names one (None: a plain job, or nothing)."""
-    service: NodeService = request.app[SERVICE_KEY]
-    if service.job_service is None:
+    jobs = node_of(request).job_service
+    if jobs is None:
         return None
-    return service.job_service.groups.get(request.match_info["id"])
+    return jobs.groups.get(request.match_info["id"])
 
 
 def _cids(value: Any, what: str) -> Any:

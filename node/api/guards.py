@@ -25,7 +25,8 @@ from typing import Any
 from aiohttp import web
 
 from node.api.access import read_class
-from node.api.errors import SERVICE_KEY, ApiError, Handler
+from node.api.errors import ApiError, Handler
+from node.api.services import node_of
 
 MAX_JSON_DEPTH = 64
 MAX_JSON_BYTES = 1 << 20
@@ -92,7 +93,7 @@ def _check_token(request: web.Request, canonical: str, config: Any) -> None:
 def check_remote_fetch(request: web.Request) -> None:
     """Refuse, before any network traffic, a GET that would make this node fetch from peers for an
     unauthorised client: with a token set only its bearer may; without one only a loopback client."""
-    token = str(request.app[SERVICE_KEY].config.get("api", "token"))
+    token = str(node_of(request).config.get("api", "token"))
     if token:
         if not _has_token(request, token):
             raise ApiError(
@@ -164,7 +165,7 @@ async def _check_json(request: web.Request) -> None:
 @web.middleware
 async def guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Host/Origin on a loopback API, CSRF-safe content types on writes, the token, bounded JSON bodies."""
-    config = request.app[SERVICE_KEY].config
+    config = node_of(request).config
     host, _ = config.api_host_port
     if host in LOOPBACK_HOSTS:
         _check_origin(request)

@@ -14,12 +14,13 @@ from aiohttp import web
 
 from agents.bundle import as_cid, resolve
 from agents.errors import AgentNotFound, BadAgentRef
-from node.api.errors import SERVICE_KEY, ApiError
+from node.api.errors import ApiError
+from node.api.services import node_of
 from node.scheduler.job import JobState
 from node.scheduler.jobstore import MAX_PAGE, is_job_id
 
 if TYPE_CHECKING:
-    from node.service import NodeService
+    pass
 
 DEFAULT_LIMIT = 50
 _CURSOR = re.compile(r"^[0-9]{20}\.[0-9a-f]{32}$")
@@ -31,7 +32,7 @@ def routes() -> list[web.RouteDef]:
 
 
 async def get_jobs(request: web.Request) -> web.Response:
-    service: NodeService = request.app[SERVICE_KEY]
+    service = node_of(request)
     query = request.query
     state = query.get("state") or None
     if state is not None and state not in _STATES:

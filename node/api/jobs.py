@@ -11,17 +11,18 @@ from aiohttp import web
 from contracts.authorization import JobPayment
 from contracts.errors import AuthorizationError
 from contracts.payment import Envelope, chain_job_id, commitment_of
-from node.api.errors import SERVICE_KEY, ApiError
+from node.api.errors import ApiError
 from node.api.groups import get_group, group_of, post_group
+from node.api.services import job_service, node_of, started
 from node.scheduler.events import Event
 from node.scheduler.group import group_json, group_placement
 from node.scheduler.job import Checks, JobError, JobRecord, JobSpec, JobState, queue_timeout_of
-from node.scheduler.jobstore import is_job_id
+from node.scheduler.jobstore import JobStore, is_job_id
 from storage import dagcbor
 from storage.cid import CID
 
 if TYPE_CHECKING:
-    from node.service import NodeService
+    pass
 
 _SPEC_FIELDS = {
     "agent", "inputs", "args", "limits", "redundancy", "regions", "needs_gpu", "max_price", "deadline", "payment",
@@ -47,15 +48,13 @@ def routes() -> list[web.RouteDef]:
     ]
 
 
-def _service(request: web.Request) -> NodeService:
-    service: NodeService = request.app[SERVICE_KEY]
-    if service.job_service is None:
-        raise ApiError(503, "not_ready", "the node is still starting")
-    return service
+def _store(request: web.Request) -> JobStore:
+    """The node's job store, once the job service that writes it has started (503 until then)."""
+    return started(request, lambda node: node.jobs if node.job_service is not None else None)
 
 
 def _job(request: web.Request) -> JobRecord:
-    job = _service(request).jobs.get(request.match_info["id"])
+    job = _store(request).get(request.match_info["id"])
     if job is None:
         raise ApiError(404, "not_found", f"no job {request.match_info['id']!r} on this node")
     return job
@@ -127,12 +126,11 @@ def job_json(job: JobRecord) -> dict[str, Any]:
 
 
 async def post_job(request: web.Request) -> web.Response:
-    service = _service(request)
+    jobs = job_service(request)
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "bad_json", "the body is not valid JSON") from None
-    assert service.job_service is not None
     spec = spec_from_json(body)
     checks = checks_from_json(body)
     queue_timeout = None
@@ -145,7 +143,7 @@ async def post_job(request: web.Request) -> web.Response:
     if job_id is not None:
         if not isinstance(job_id, str) or not is_job_id(job_id):
             raise ApiError(400, "bad_job", "job_id must be 32 lowercase hex digits (or left out)")
-        if service.jobs.get(job_id) is not None:
+        if _store(request).get(job_id) is not None:
             raise ApiError(409, "job_exists", f"job {job_id} already exists on this node")
     if spec.payment is not None:
         if job_id is None:
@@ -154,7 +152,7 @@ async def post_job(request: web.Request) -> web.Response:
             commitment_of(spec.payment, job_id)
         except AuthorizationError as exc:
             raise ApiError(400, "bad_payment", str(exc)) from None
-    job = service.job_service.submit(spec, job_id, checks, queue_timeout=queue_timeout)
+    job = jobs.submit(spec, job_id, checks, queue_timeout=queue_timeout)
     return web.json_response({"job_id": job.job_id, "state": job.state.value}, status=201)
 
 
@@ -166,9 +164,7 @@ async def get_job(request: web.Request) -> web.Response:
 
 async def get_placement(request: web.Request) -> web.Response:
     if (group := group_of(request)) is not None:  # every run's placement, then the aggregator's
-        job_service = _service(request).job_service
-        assert job_service is not None
-        return web.json_response(group_placement(job_service.groups, group))
+        return web.json_response(group_placement(job_service(request).groups, group))
     job = _job(request)
     return web.json_response(
         {"job_id": job.job_id, "candidates": job.placement, "input_bytes_fetched": job.input_bytes_fetched}
@@ -177,7 +173,7 @@ async def get_placement(request: web.Request) -> web.Response:
 
 async def get_receipt(request: web.Request) -> web.Response:
     """The signed receipt (dag-cbor) of the first node that returned the job's result."""
-    service, job = _service(request), _job(request)
+    service, job = node_of(request), _job(request)
     if not job.receipts:
         raise ApiError(404, "not_found", f"job {job.job_id} has no receipt yet (state {job.state.value})")
     peer = request.query.get("node") or sorted(job.receipts)[0]
@@ -192,7 +188,7 @@ async def post_payment(request: web.Request) -> web.Response:
     forwarded to the executor it names over /mycel/pay/1.0.0; answers what each node said."""
     from node.settlement.pay import forward
 
-    service, job = _service(request), _job(request)
+    service, job = node_of(request), _job(request)
     if job.state is not JobState.DONE:
         raise ApiError(409, "not_done", f"job {job.job_id} is {job.state.value}: a client pays only delivered work")
     try:
@@ -226,13 +222,12 @@ async def post_payment(request: web.Request) -> web.Response:
 
 async def delete_job(request: web.Request) -> web.Response:
     """Cancel a job: 200 with the job as GET shows it (a finished job is left as it ended), 404 if unknown."""
-    service = _service(request)
-    assert service.job_service is not None
+    jobs = job_service(request)
     if group_of(request) is not None:
-        group = await service.job_service.groups.cancel(request.match_info["id"])
+        group = await jobs.groups.cancel(request.match_info["id"])
         assert group is not None
-        return web.json_response(group_json(service.job_service.groups, group))
-    job = await service.job_service.cancel(request.match_info["id"])
+        return web.json_response(group_json(jobs.groups, group))
+    job = await jobs.cancel(request.match_info["id"])
     if job is None:
         raise ApiError(404, "not_found", f"no job {request.match_info['id']!r} on this node")
     return web.json_response(job_json(job))
@@ -248,9 +243,8 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     ends) while the stream starts loses nothing; a comment every KEEPALIVE seconds finds a
     client that went away, so its subscription is removed even while the job is quiet.
     """
-    service, job = _service(request), _job(request)
-    assert service.job_service is not None
-    subscription = service.job_service.events.subscribe(job)
+    job = _job(request)
+    subscription = job_service(request).events.subscribe(job)
     try:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
@@ -286,7 +280,7 @@ MAX_EVIDENCE = 500
 async def get_evidence(request: web.Request) -> web.Response:
     """Mismatches this node recorded as a requester, newest first: each job's results, the
     signed receipt (hex dag-cbor) behind each, and who was blamed. ``?peer=`` filters by blamed node."""
-    service = _service(request)
+    store = _store(request)
     peer = request.query.get("peer") or None
     try:
         limit = int(request.query.get("limit", "100"))
@@ -294,6 +288,6 @@ async def get_evidence(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_query", "limit must be an integer") from None
     if not 1 <= limit <= MAX_EVIDENCE:
         raise ApiError(400, "bad_query", f"limit must be from 1 to {MAX_EVIDENCE}")
-    records = await asyncio.to_thread(service.jobs.evidence, limit, peer)
+    records = await asyncio.to_thread(store.evidence, limit, peer)
     rows = [{**r, "receipts": {p: bytes(b).hex() for p, b in r["receipts"].items()}} for r in records]
     return web.json_response({"evidence": rows})

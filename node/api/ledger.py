@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from node.api.errors import SERVICE_KEY, ApiError
+from node.api.errors import ApiError
+from node.api.services import node_of
 from node.settlement.claims import ClaimState
 
 if TYPE_CHECKING:
-    from node.service import NodeService
     from node.settlement.service import NodeSettlement
 
 
@@ -19,7 +19,7 @@ def routes() -> list[web.RouteDef]:
 
 
 def _settlement(request: web.Request) -> NodeSettlement:
-    service: NodeService = request.app[SERVICE_KEY]
+    service = node_of(request)
     if service.settlement is None:
         raise ApiError(404, "settlement_off", "this node settles on no chain: set chain.rpc_url and chain.contract")
     return service.settlement

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
-from node.api.errors import SERVICE_KEY
+from node.api.services import node_of
 
 if TYPE_CHECKING:
     from node.service import NodeService
@@ -110,5 +110,5 @@ async def effective_config(service: NodeService) -> dict[str, Any]:
 
 
 async def get_node_config(request: web.Request) -> web.Response:
-    service: NodeService = request.app[SERVICE_KEY]
+    service = node_of(request)
     return web.json_response(await effective_config(service))

@@ -14,21 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from node.api.errors import SERVICE_KEY
+from node.api.services import node_of
 
 if TYPE_CHECKING:
-    from node.service import NodeService
+    pass
 
 CHECK_TIMEOUT = 5.0  # seconds one readiness check may take before it counts as failed
 
 
 def routes() -> list[web.RouteDef]:
     return [web.get("/health", get_health), web.get("/ready", get_ready), web.get("/v1/storage", get_storage)]
-
-
-def _service(request: web.Request) -> NodeService:
-    service: NodeService = request.app[SERVICE_KEY]
-    return service
 
 
 async def get_health(request: web.Request) -> web.Response:
@@ -47,7 +42,7 @@ async def _check(probe: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
 
 
 async def get_ready(request: web.Request) -> web.Response:
-    service = _service(request)
+    service = node_of(request)
 
     async def store() -> None:
         await asyncio.to_thread(service.store.stats)  # a closed or broken LMDB environment raises here
@@ -74,6 +69,6 @@ async def get_ready(request: web.Request) -> web.Response:
 
 
 async def get_storage(request: web.Request) -> web.Response:
-    stats = await asyncio.to_thread(_service(request).store.stats)
+    stats = await asyncio.to_thread(node_of(request).store.stats)
     fields = ("blocks", "bytes", "quota", "map_size", "pins")
     return web.json_response({name: getattr(stats, name) for name in fields})

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from node.api.errors import SERVICE_KEY, ApiError
+from node.api.errors import ApiError
+from node.api.services import node_of
 from node.privacy.registry import DatasetState
 from storage.cid import CID
 from storage.privacy import schema
@@ -41,11 +42,6 @@ def routes() -> list[web.RouteDef]:
         web.get("/v1/policies/{cid}", get_policy),
         web.get("/v1/private", list_private),
     ]
-
-
-def _service(request: web.Request) -> NodeService:
-    service: NodeService = request.app[SERVICE_KEY]
-    return service
 
 
 async def refuse_private(service: NodeService, cid: CID) -> None:
@@ -87,7 +83,7 @@ async def stored(service: NodeService, root: CID, owner: str | None) -> None:
 
 
 async def post_policy(request: web.Request) -> web.Response:
-    service = _service(request)
+    service = node_of(request)
     try:
         given = await request.json()
         body = (
@@ -127,7 +123,7 @@ def _apply(service: NodeService, body: bytes) -> SignedPolicy | SignedRevocation
 
 
 async def get_policy(request: web.Request) -> web.Response:
-    service = _service(request)
+    service = node_of(request)
     dataset = CID.parse(request.match_info["cid"])
     state = await asyncio.to_thread(service.privacy.state, dataset)
     if state is None:
@@ -144,7 +140,7 @@ async def get_policy(request: web.Request) -> web.Response:
 
 
 async def list_private(request: web.Request) -> web.Response:
-    service = _service(request)
+    service = node_of(request)
     states = await asyncio.to_thread(service.privacy.datasets)
     listed = [_dataset_json(service, state) for state in states]
     refused: dict[str, int] = {}

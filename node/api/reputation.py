@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from node.api.errors import SERVICE_KEY, ApiError
+from node.api.errors import ApiError
+from node.api.services import job_service, node_of
 from node.scheduler.reputation import Book
 
 if TYPE_CHECKING:
-    from node.service import NodeService
+    pass
 
 MAX_PEER_ID = 128  # longer than any peer ID: a query past it cannot match one
 
@@ -27,10 +28,7 @@ def routes() -> list[web.RouteDef]:
 
 async def get_reputation(request: web.Request) -> web.Response:
     """``?peer=`` narrows the answer to one peer (an empty list when it has no record)."""
-    service: NodeService = request.app[SERVICE_KEY]
-    jobs = service.job_service
-    if jobs is None:
-        raise ApiError(503, "not_ready", "the node is still starting")
+    service, jobs = node_of(request), job_service(request)
     peer = request.query.get("peer") or None
     if peer is not None and len(peer) > MAX_PEER_ID:
         raise ApiError(400, "bad_query", f"peer must be a peer ID (at most {MAX_PEER_ID} characters)")

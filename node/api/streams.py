@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from node.api.errors import SERVICE_KEY, ApiError
+from node.api.errors import ApiError
+from node.api.services import node_of
 from node.errors import NetworkError
 from node.streams.model import MAX_RETENTION, Retention, StreamRefused
 from node.streams.protocol import MAX_BATCH
@@ -27,7 +28,7 @@ from storage.peerid import public_key_from_peer_id
 from storage.streamentry import Entry, is_stream_id
 
 if TYPE_CHECKING:
-    from node.service import NodeService
+    pass
 
 MAX_PAGE = 256
 KEEPALIVE = 15.0
@@ -43,11 +44,6 @@ def routes() -> list[web.RouteDef]:
         web.post("/v1/streams/{id}/subscribe", post_subscribe),
         web.get("/v1/streams/{id}/holders", get_holders),
     ]
-
-
-def _service(request: web.Request) -> NodeService:
-    service: NodeService = request.app[SERVICE_KEY]
-    return service
 
 
 def _stream(request: web.Request) -> str:
@@ -112,7 +108,7 @@ async def post_entries(request: web.Request) -> web.Response:
         if not raws[-1]:
             raise ApiError(400, "malformed", f"entry {index} is not base64 of a signed entry")
     try:
-        info = await _service(request).streams.append(stream, raws, _retention(body))
+        info = await node_of(request).streams.append(stream, raws, _retention(body))
     except StreamRefused as exc:
         raise _refused(exc) from None
     return web.json_response({**info.json(), "appended": len(raws)}, status=201)
@@ -123,7 +119,7 @@ async def get_entries(request: web.Request) -> web.Response:
     stream = _stream(request)
     after = _int_query(request, "after", 0, 0, (1 << 63) - 1)
     limit = _int_query(request, "limit", 100, 1, MAX_PAGE)
-    service = _service(request).streams
+    service = node_of(request).streams
     try:
         info = await service.info(stream)
     except StreamRefused as exc:
@@ -144,7 +140,7 @@ async def get_entries(request: web.Request) -> web.Response:
 async def get_tail(request: web.Request) -> web.StreamResponse:
     """Server-sent events: each entry after ``after`` (default: the head), then each new one, live."""
     stream = _stream(request)
-    service = _service(request).streams
+    service = node_of(request).streams
     try:
         info = await service.info(stream)
     except StreamRefused as exc:
@@ -177,14 +173,14 @@ async def _tail(request: web.Request, service: StreamService, stream: str, after
 
 
 async def list_streams(request: web.Request) -> web.Response:
-    infos = await asyncio.to_thread(_service(request).streams.store.streams)
+    infos = await asyncio.to_thread(node_of(request).streams.store.streams)
     return web.json_response({"streams": [info.json() for info in infos]})
 
 
 async def get_stream(request: web.Request) -> web.Response:
     """One stream: head, retention, fork mark and evidence count, and the peers announcing its head."""
     stream = _stream(request)
-    service = _service(request).streams
+    service = node_of(request).streams
     try:
         info = await service.info(stream)
     except StreamRefused as exc:
@@ -196,7 +192,7 @@ async def get_stream(request: web.Request) -> web.Response:
 async def get_holders(request: web.Request) -> web.Response:
     """Where a stream is, held here or not: what a pipeline stage is placed by (its input's holder)."""
     stream = _stream(request)
-    service = _service(request).streams
+    service = node_of(request).streams
     here = await asyncio.to_thread(service.store.info, stream) is not None
     return web.json_response({"stream": stream, "here": here, "holders": service.holders(stream)})
 
@@ -212,7 +208,7 @@ async def post_subscribe(request: web.Request) -> web.Response:
         public_key_from_peer_id(peer)
     except InvalidCIDError as exc:
         raise ApiError(400, "bad_peer", f"peer must be the stream holder's peer ID: {exc}") from None
-    service = _service(request).streams
+    service = node_of(request).streams
     try:
         await service.subscribe(stream, peer)
     except StreamRefused as exc:

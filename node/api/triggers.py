@@ -19,14 +19,15 @@ from aiohttp import web
 from agents import receipt as receipts
 from agents.bundle import resolve
 from agents.errors import AgentNotFound, BadAgentRef, ManifestError
-from node.api.errors import SERVICE_KEY, ApiError
+from node.api.errors import ApiError
+from node.api.services import node_of, trigger_service
 from node.triggers.model import TriggerError, parse_request
-from node.triggers.service import Answer, TriggerService
+from node.triggers.service import Answer
 from storage.errors import BlockNotFoundError, InvalidCIDError
 from storage.peerid import public_key_from_peer_id
 
 if TYPE_CHECKING:
-    from node.service import NodeService
+    pass
 
 MAX_PAGE = 100
 MAX_INVOKE_BYTES = 256 << 10  # an invocation's input (the JSON bound of the guards is larger)
@@ -42,13 +43,6 @@ def routes() -> list[web.RouteDef]:
         web.get("/v1/triggers/{name}/receipts", get_receipts),
         web.post("/v1/agents/{name}/invoke", post_invoke),
     ]
-
-
-def _triggers(request: web.Request) -> TriggerService:
-    service: NodeService = request.app[SERVICE_KEY]
-    if service.triggers is None:
-        raise ApiError(503, "not_ready", "the node is still starting; retry in a moment")
-    return service.triggers
 
 
 def _refused(exc: TriggerError) -> ApiError:
@@ -72,7 +66,7 @@ async def post_trigger(request: web.Request) -> web.Response:
     ref = body.get("agent")
     if not isinstance(ref, str) or not 0 < len(ref) <= MAX_AGENT_REF:
         raise ApiError(400, "bad_agent_ref", "agent is an agent id, NAME or NAME@VERSION deployed on this node")
-    service: NodeService = request.app[SERVICE_KEY]
+    service = node_of(request)
     try:
         bundle = await asyncio.to_thread(resolve, service.store, ref)
     except (AgentNotFound, BlockNotFoundError):
@@ -87,9 +81,9 @@ async def post_trigger(request: web.Request) -> web.Response:
             raise TriggerError("bad_on", "on is the peer ID of the node to deploy on (its stream's holder)")
         spec = parse_request(body, bundle.agent_id)
         if place and place != service.identity.peer_id:  # placed by its input: the peer fetches the agent from here
-            answer = await _triggers(request).deploy_on(place, spec)
+            answer = await trigger_service(request).deploy_on(place, spec)
         else:
-            answer = await _triggers(request).deploy(spec)
+            answer = await trigger_service(request).deploy(spec)
     except TriggerError as exc:
         raise _refused(exc) from None
     return web.json_response(answer, status=201)
@@ -104,13 +98,13 @@ def _is_peer(text: str) -> bool:
 
 
 async def list_triggers(request: web.Request) -> web.Response:
-    triggers = _triggers(request)
+    triggers = trigger_service(request)
     return web.json_response({"triggers": [triggers.describe(name) for name in triggers.names()]})
 
 
 async def get_trigger(request: web.Request) -> web.Response:
     try:
-        return web.json_response(_triggers(request).describe(request.match_info["name"]))
+        return web.json_response(trigger_service(request).describe(request.match_info["name"]))
     except TriggerError as exc:
         raise _refused(exc) from None
 
@@ -118,7 +112,7 @@ async def get_trigger(request: web.Request) -> web.Response:
 async def delete_trigger(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     try:
-        await _triggers(request).remove(name)
+        await trigger_service(request).remove(name)
     except TriggerError as exc:
         raise _refused(exc) from None
     return web.json_response({"removed": name})
@@ -154,7 +148,7 @@ async def get_receipts(request: web.Request) -> web.Response:
     after = _query_int(request, "after", 0, (1 << 63) - 1)
     limit = max(1, _query_int(request, "limit", MAX_PAGE, MAX_PAGE))
     try:
-        found = await _triggers(request).receipts(name, after, limit)
+        found = await trigger_service(request).receipts(name, after, limit)
     except TriggerError as exc:
         raise _refused(exc) from None
     listed = await asyncio.to_thread(lambda: [receipt_json(n, raw) for n, raw in found])
@@ -200,7 +194,7 @@ async def post_invoke(request: web.Request) -> web.Response:
     if len(data) > MAX_INVOKE_BYTES:
         raise ApiError(413, "payload_too_large", f"an invocation's input is at most {MAX_INVOKE_BYTES} bytes")
     try:
-        answer = await _triggers(request).invoke(request.match_info["name"], data)
+        answer = await trigger_service(request).invoke(request.match_info["name"], data)
     except TriggerError as exc:
         raise _refused(exc) from None
     return web.json_response(answer_json(answer))
