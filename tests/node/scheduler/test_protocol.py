@@ -19,18 +19,7 @@ from node.scheduler.execution import OfferTable
 from node.scheduler.job import JobError, JobSpec, JobState
 from node.scheduler.jobstore import new_job_id
 from node.scheduler.limits import Ceilings, effective_limits
-from node.scheduler.protocol import (
-    OFFER_RUN_PROTOCOL,
-    PROTOCOL,
-    Cancel,
-    CancelAnswer,
-    Offer,
-    OfferAnswer,
-    OfferRun,
-    ProtocolError,
-    Run,
-    RunAnswer,
-)
+from node.scheduler.protocol import Cancel, CancelAnswer, Offer, OfferAnswer, OfferRun, ProtocolError, Run, RunAnswer
 from node.scheduler.versions import OlderPeers
 from storage import dagcbor
 from storage.cid import CID
@@ -252,11 +241,15 @@ def test_an_executor_of_the_release_before_offer_run_runs_the_job_with_no_failov
         assert first.state is JobState.DONE, [t.reason for t in first.transitions]
         assert list(first.results) == [older.peer_id], [t.reason for t in first.transitions]
         assert (older.runtime.runs, newer.runtime.runs) == (1, 0)
-        assert sent_to(older) == [(OFFER_RUN_PROTOCOL, "offer_run"), (PROTOCOL, "offer"), (PROTOCOL, "run")]
+        assert sent_to(older) == [
+            (protocol.OFFER_RUN_PROTOCOL, "offer_run"),
+            (protocol.PROTOCOL, "offer"),
+            (protocol.PROTOCOL, "run"),
+        ]
         del network.sent[:]
         second = await cluster.final(cluster.requester.submit(JobSpec(cluster.agent)).job_id)
         assert list(second.results) == [older.peer_id] and older.runtime.runs == 2
-        assert sent_to(older) == [(PROTOCOL, "offer"), (PROTOCOL, "run")]  # no offer_run to it again
+        assert sent_to(older) == [(protocol.PROTOCOL, "offer"), (protocol.PROTOCOL, "run")]  # no offer_run to it again
         assert sent_to(newer) == []
 
     _run(cluster, scenario)
