@@ -142,6 +142,7 @@ async def run_triggers(rounds: int, payload_size: int, work: Path) -> None:
 
     from agents.bundle import pack
     from agents.executor import Executor
+    from agents.reaper import Reaper
     from agents.runtime.base import RunRequest
     from agents.runtime.python import PythonRuntime
     from agents.runtime.wasm import WasmRuntime
@@ -167,7 +168,8 @@ async def run_triggers(rounds: int, payload_size: int, work: Path) -> None:
     warm = PythonRuntime(warm=True)
     (work / "work").mkdir()
     runtimes = {"wasm": WasmRuntime(work / "wasm-cache"), "python": warm}
-    executor = Executor(store, runtimes, nacl.signing.SigningKey(os.urandom(32)), work / "work")  # type: ignore[arg-type]
+    reaper = Reaper()  # as the node builds its trigger executor
+    executor = Executor(store, runtimes, nacl.signing.SigningKey(os.urandom(32)), work / "work", reaper=reaper)  # type: ignore[arg-type]
     triggers = TriggerService(TriggerStore(work / "triggers"), streams, store, executor, metrics, 2)
     await triggers.start()
     agents = {"wasm": pack(_wasm_agent(work / "wasm"), store), "python": pack(_python_agent(work / "py"), store)}
@@ -210,6 +212,7 @@ async def run_triggers(rounds: int, payload_size: int, work: Path) -> None:
                 assert done.outcome.is_ok, done.outcome
     finally:
         await triggers.stop()
+        reaper.close()
         warm.close()
         triggers.store.close()
         streams.store.close()

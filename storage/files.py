@@ -54,6 +54,6 @@ def size_of(store: BlockStore, cid: CID) -> int:
     return file_size(store.get, cid)
 
 
-def get_path(store: BlockStore, cid: CID, dest: str | os.PathLike[str]) -> None:
-    """Write a stored file or directory to ``dest`` (atomically, every block verified)."""
-    export_path(store.get, cid, dest)
+def get_path(store: BlockStore, cid: CID, dest: str | os.PathLike[str], *, atomic: bool = True) -> None:
+    """Write a stored file or directory to ``dest`` (atomically unless told not to, every block verified)."""
+    export_path(store.get, cid, dest, atomic=atomic)
