@@ -231,11 +231,17 @@ open(os.path.join(out, "output"), "w").write(str(count))
 """
 
 
-def _rss_mib(pid: int) -> float:
+def _rss_mib(pid: int, field: str = "VmRSS") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _anon_mib(pid: int) -> float:
+    """The anonymous part of RSS (the heap: where a growing queue would show). VmRSS also counts
+    the LMDB files' pages the node touched, which grow with the data it stores, not with a queue."""
+    return _rss_mib(pid, "RssAnon")
 
 
 async def run_sustained(seconds: float, rate: float, payload_size: int, work: Path) -> None:
@@ -247,7 +253,7 @@ async def run_sustained(seconds: float, rate: float, payload_size: int, work: Pa
         'name = "bench-count"\nversion = "1.0.0"\nruntime = "python"\nentrypoint = "main.py"\n'
     )
     payload = os.urandom(payload_size // 2).hex().encode()[:payload_size]
-    per_batch, rss, progress = 128, [], []
+    per_batch, rss, anon, progress = 128, [], [], []
     try:
         async with Client(node.api_url) as client:
             await client.deploy(agent)
@@ -255,6 +261,7 @@ async def run_sustained(seconds: float, rate: float, payload_size: int, work: Pa
             await stream.append(payload)
             await client.deploy_trigger("count", "bench-count", "stream", stream=stream.id, every_ms=100, output="n")
             rss.append(_rss_mib(node.pid))
+            anon.append(_anon_mib(node.pid))
             started = time.monotonic()
             sent, next_sample = 1, started + 1.0
             while (now := time.monotonic()) < started + seconds:
@@ -269,10 +276,12 @@ async def run_sustained(seconds: float, rate: float, payload_size: int, work: Pa
                     cursor = (await client.triggers.get("count"))["cursor"]["seq"]
                     progress.append((now - started, cursor, sent))
                     rss.append(_rss_mib(node.pid))
+                    anon.append(_anon_mib(node.pid))
                     next_sample += 1.0
             end = time.monotonic() - started
             cursor = (await client.triggers.get("count"))["cursor"]["seq"]
             rss.append(_rss_mib(node.pid))
+            anon.append(_anon_mib(node.pid))
     finally:
         cluster_down(work / "cluster")
     half = next((p for p in progress if p[0] >= seconds / 2), progress[0])
@@ -283,7 +292,8 @@ async def run_sustained(seconds: float, rate: float, payload_size: int, work: Pa
     print(f"appended {sent} entries ({sent / end:.0f}/s), consumed {cursor} ({cursor / end:.0f}/s overall, "
           f"{steady:.0f}/s in the second half)")  # fmt: skip
     print(f"backlog (appended - consumed) per 10 s: {backlog[::10]}; at the end {sent - cursor}")
-    print(f"node RSS MiB: start {rss[0]:.0f}, end {rss[-1]:.0f}, max {max(rss):.0f}")
+    print(f"node RSS MiB: start {rss[0]:.0f}, end {rss[-1]:.0f}, max {max(rss):.0f}; anonymous (heap) start"
+          f" {anon[0]:.0f}, at 30 s {anon[len(anon) // 2]:.0f}, end {anon[-1]:.0f}, max {max(anon):.0f}")  # fmt: skip
 
 
 def main() -> None:
