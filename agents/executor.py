@@ -17,6 +17,7 @@ from agents.input_cache import InputCache
 from agents.inputs import inputs_env
 from agents.manifest import WHEELS_DIR, scan_wheels
 from agents.outcome import Outcome, OutcomeKind
+from agents.reaper import Reaper
 from agents.runtime.base import RawRun, RunRequest, Runtime, Staging, Workspace, breach, remove_tree, scan_tree
 from agents.wheelenv import WheelEnvironments, WheelInstallFailed
 from storage.blockstore import BlockStore
@@ -52,8 +53,11 @@ class Executor:
         work_dir: Path | None = None,
         wheel_envs: WheelEnvironments | None = None,
         input_cache: InputCache | None = None,
+        reaper: Reaper | None = None,
     ) -> None:
         self.store = store
+        # None: a job's workspace is removed before run() returns; else in the reaper's thread, after
+        self.reaper = reaper
         self.wheel_envs = wheel_envs  # None: bundles that bring wheels cannot run here
         self.runtimes = runtimes
         self.signing_key = signing_key
@@ -98,7 +102,7 @@ class Executor:
         limits = request.effective_limits
         staging = getattr(runtime, "input_staging", Staging.COPY)  # what this runtime can keep read-only
         staging = staging if isinstance(staging, Staging) else Staging.COPY
-        with Workspace(self.store, request, self.work_dir, self.input_cache, staging) as workspace:
+        with Workspace(self.store, request, self.work_dir, self.input_cache, staging, self.reaper) as workspace:
             staged = replace(request, env={**request.env, **inputs_env(workspace.staged, request.inputs)})
             try:
                 with self._wheel_env(request, workspace) as site:

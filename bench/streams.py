@@ -142,6 +142,7 @@ async def run_triggers(rounds: int, payload_size: int, work: Path) -> None:
 
     from agents.bundle import pack
     from agents.executor import Executor
+    from agents.reaper import Reaper
     from agents.runtime.base import RunRequest
     from agents.runtime.python import PythonRuntime
     from agents.runtime.wasm import WasmRuntime
@@ -167,7 +168,8 @@ async def run_triggers(rounds: int, payload_size: int, work: Path) -> None:
     warm = PythonRuntime(warm=True)
     (work / "work").mkdir()
     runtimes = {"wasm": WasmRuntime(work / "wasm-cache"), "python": warm}
-    executor = Executor(store, runtimes, nacl.signing.SigningKey(os.urandom(32)), work / "work")  # type: ignore[arg-type]
+    reaper = Reaper()  # as the node builds its trigger executor
+    executor = Executor(store, runtimes, nacl.signing.SigningKey(os.urandom(32)), work / "work", reaper=reaper)  # type: ignore[arg-type]
     triggers = TriggerService(TriggerStore(work / "triggers"), streams, store, executor, metrics, 2)
     await triggers.start()
     agents = {"wasm": pack(_wasm_agent(work / "wasm"), store), "python": pack(_python_agent(work / "py"), store)}
@@ -210,6 +212,7 @@ async def run_triggers(rounds: int, payload_size: int, work: Path) -> None:
                 assert done.outcome.is_ok, done.outcome
     finally:
         await triggers.stop()
+        reaper.close()
         warm.close()
         triggers.store.close()
         streams.store.close()
@@ -228,11 +231,17 @@ open(os.path.join(out, "output"), "w").write(str(count))
 """
 
 
-def _rss_mib(pid: int) -> float:
+def _rss_mib(pid: int, field: str = "VmRSS") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _anon_mib(pid: int) -> float:
+    """The anonymous part of RSS (the heap: where a growing queue would show). VmRSS also counts
+    the LMDB files' pages the node touched, which grow with the data it stores, not with a queue."""
+    return _rss_mib(pid, "RssAnon")
 
 
 async def run_sustained(seconds: float, rate: float, payload_size: int, work: Path) -> None:
@@ -244,7 +253,7 @@ async def run_sustained(seconds: float, rate: float, payload_size: int, work: Pa
         'name = "bench-count"\nversion = "1.0.0"\nruntime = "python"\nentrypoint = "main.py"\n'
     )
     payload = os.urandom(payload_size // 2).hex().encode()[:payload_size]
-    per_batch, rss, progress = 128, [], []
+    per_batch, rss, anon, progress = 128, [], [], []
     try:
         async with Client(node.api_url) as client:
             await client.deploy(agent)
@@ -252,6 +261,7 @@ async def run_sustained(seconds: float, rate: float, payload_size: int, work: Pa
             await stream.append(payload)
             await client.deploy_trigger("count", "bench-count", "stream", stream=stream.id, every_ms=100, output="n")
             rss.append(_rss_mib(node.pid))
+            anon.append(_anon_mib(node.pid))
             started = time.monotonic()
             sent, next_sample = 1, started + 1.0
             while (now := time.monotonic()) < started + seconds:
@@ -266,10 +276,12 @@ async def run_sustained(seconds: float, rate: float, payload_size: int, work: Pa
                     cursor = (await client.triggers.get("count"))["cursor"]["seq"]
                     progress.append((now - started, cursor, sent))
                     rss.append(_rss_mib(node.pid))
+                    anon.append(_anon_mib(node.pid))
                     next_sample += 1.0
             end = time.monotonic() - started
             cursor = (await client.triggers.get("count"))["cursor"]["seq"]
             rss.append(_rss_mib(node.pid))
+            anon.append(_anon_mib(node.pid))
     finally:
         cluster_down(work / "cluster")
     half = next((p for p in progress if p[0] >= seconds / 2), progress[0])
@@ -280,7 +292,8 @@ async def run_sustained(seconds: float, rate: float, payload_size: int, work: Pa
     print(f"appended {sent} entries ({sent / end:.0f}/s), consumed {cursor} ({cursor / end:.0f}/s overall, "
           f"{steady:.0f}/s in the second half)")  # fmt: skip
     print(f"backlog (appended - consumed) per 10 s: {backlog[::10]}; at the end {sent - cursor}")
-    print(f"node RSS MiB: start {rss[0]:.0f}, end {rss[-1]:.0f}, max {max(rss):.0f}")
+    print(f"node RSS MiB: start {rss[0]:.0f}, end {rss[-1]:.0f}, max {max(rss):.0f}; anonymous (heap) start"
+          f" {anon[0]:.0f}, at 30 s {anon[len(anon) // 2]:.0f}, end {anon[-1]:.0f}, max {max(anon):.0f}")  # fmt: skip
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from aiohttp import web
 from agents.environment import AgentEnvironment, agent_environment
 from agents.executor import Executor
 from agents.input_cache import InputCache
+from agents.reaper import Reaper
 from agents.runtime.python import PythonRuntime
 from agents.runtime.wasm import WasmRuntime
 from agents.wheelenv import WheelEnvironments
@@ -148,6 +149,7 @@ class NodeService:
         self.job_service: JobService | None = None
         self.python_runtime: PythonRuntime | None = None
         self.warm_python: PythonRuntime | None = None  # the triggers' runtime: forked from a warm worker
+        self.reaper = Reaper()  # the triggers' finished workspaces, removed after their commit, not before
         self.triggers: TriggerService | None = None
         self.agent_env: AgentEnvironment | None = None
         self._runner: web.AppRunner | None = None
@@ -185,7 +187,8 @@ class NodeService:
         (self.data_dir / "work").mkdir(exist_ok=True)
         self.warm_python = PythonRuntime(self.python_runtime.layers, warm=True)
         warm = {**runtimes, "python": self.warm_python}
-        trigger_executor = Executor(self.store, warm, self.identity.signing_key, self.data_dir / "work", wheel_envs)  # type: ignore[arg-type]
+        trigger_executor = Executor(self.store, warm, self.identity.signing_key, self.data_dir / "work", wheel_envs,  # type: ignore[arg-type]
+                                    reaper=self.reaper)  # fmt: skip
         self.triggers = TriggerService(TriggerStore(self.data_dir / "triggers"), self.streams, self.store,
                                        trigger_executor, self.metrics, self.cpu_cores, self.network,
                                        self.exchange)  # fmt: skip
@@ -255,6 +258,7 @@ class NodeService:
             await self._runner.cleanup()
         if self.triggers is not None:
             await self.triggers.stop()
+        await asyncio.to_thread(self.reaper.close)  # no job runs now: what it still holds goes before we exit
         await self.streams.stop()
         if self.settlement is not None:
             await self.settlement.stop()

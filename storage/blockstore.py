@@ -340,38 +340,38 @@ class BlockStore:
         The lease's quota is checked in the same transaction, so concurrent pins for
         one peer cannot together overrun it (:class:`PinQuotaExceededError`).
         """
-        created = int(self.clock())
-
-        def write(txn: Any) -> Pin:
-            size = self._complete_size_in(txn, root)
-            if size is None:
-                missing: list[CID] = []
-                for _present in self._reachable_in(txn, root, missing):
-                    continue
-                raise IncompleteDAGError(root, missing[0] if missing else root)
-            existing = txn.get(bytes(root), db=self._pins)
-            current = None if existing is None else _pin_from(root, dagcbor.decode(existing))
-            record: dict[str, Any] = {"name": name, "created": created, "recursive": True, "size": size}
-            if lease is None and current is not None and current.expires is None:
-                record["created"] = current.created  # permanent since then (lease_pin relies on it)
-            if lease is not None:
-                if current is not None and current.expires is None:
-                    return current  # already permanent: a remote peer's lease cannot weaken it
-                if lease.quota is not None:
-                    held = self._held_in(txn, lease.owner, created, excluding=bytes(root))
-                    if held + size > lease.quota:
-                        raise PinQuotaExceededError(lease.owner, held, size, lease.quota)
-                expires = (
-                    lease.expires if current is None or current.expires is None else max(lease.expires, current.expires)
-                )
-                record.update(expires=expires, owner=lease.owner)
-            txn.put(bytes(root), dagcbor.encode(record), db=self._pins)
-            return _pin_from(root, record)
-
         with self._write_lock:
-            pinned: Pin = self._lmdb.write_growing(write)
+            pinned: Pin = self._lmdb.write_growing(lambda txn: self._pin_in(txn, root, name, lease))
             self.pin_writes += 1
         return pinned
+
+    def _pin_in(self, txn: Any, root: CID, name: str, lease: PinLease | None) -> Pin:
+        """:meth:`pin` inside the write transaction ``txn`` (the caller holds the write lock)."""
+        created = int(self.clock())
+        size = self._complete_size_in(txn, root)
+        if size is None:
+            missing: list[CID] = []
+            for _present in self._reachable_in(txn, root, missing):
+                continue
+            raise IncompleteDAGError(root, missing[0] if missing else root)
+        existing = txn.get(bytes(root), db=self._pins)
+        current = None if existing is None else _pin_from(root, dagcbor.decode(existing))
+        record: dict[str, Any] = {"name": name, "created": created, "recursive": True, "size": size}
+        if lease is None and current is not None and current.expires is None:
+            record["created"] = current.created  # permanent since then (lease_pin relies on it)
+        if lease is not None:
+            if current is not None and current.expires is None:
+                return current  # already permanent: a remote peer's lease cannot weaken it
+            if lease.quota is not None:
+                held = self._held_in(txn, lease.owner, created, excluding=bytes(root))
+                if held + size > lease.quota:
+                    raise PinQuotaExceededError(lease.owner, held, size, lease.quota)
+            expires = (
+                lease.expires if current is None or current.expires is None else max(lease.expires, current.expires)
+            )
+            record.update(expires=expires, owner=lease.owner)
+        txn.put(bytes(root), dagcbor.encode(record), db=self._pins)
+        return _pin_from(root, record)
 
     def lease_pin(self, root: CID, name: str, lease: PinLease, since: int) -> bool:
         """Turn the permanent pin named ``name`` on ``root``, made at ``since`` or later, into a leased one.
@@ -680,6 +680,24 @@ class WriteBatch:
             self.added_blocks += self._store._commit(self._pending)
             self._pending = []
             self._pending_bytes = 0
+
+    def commit_pinned(self, root: CID, name: str = "") -> Pin:
+        """Commit what is pending and pin ``root`` in the same transaction (as :meth:`BlockStore.pin`).
+
+        One synced commit instead of two for an import that ends with its pin (a job's result,
+        ``mycel put``): the pin is still the commit point, and now lands with the last blocks.
+        """
+        store = self._store
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+
+        def write(txn: Any) -> tuple[int, Pin]:
+            return store._commit_in(txn, pending), store._pin_in(txn, root, name, None)
+
+        with store._write_lock:
+            added, pinned = store._lmdb.write_growing(write)
+            store.pin_writes += 1
+        self.added_blocks += added
+        return pinned
 
     def __enter__(self) -> WriteBatch:
         return self

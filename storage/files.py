@@ -26,22 +26,21 @@ def add_path(
     The pin is the commit point: a crash before it leaves only unpinned blocks, which
     GC frees, never a pinned partial file.
     """
-    with store.import_session():  # held through the pin, or a GC between the two would take the blocks
-        with store.batch(trusted=True) as batch:
-            node = import_path(path, batch, options, progress)
-        if pin:
-            store.pin(node.cid, name or os.path.basename(os.fspath(path)))
+    # the session is held through the pin, or a GC between the two would take the blocks
+    with store.import_session(), store.batch(trusted=True) as batch:
+        node = import_path(path, batch, options, progress)
+        if pin:  # with the last blocks, in one transaction
+            batch.commit_pinned(node.cid, name or os.path.basename(os.fspath(path)))
     return node
 
 
 def add_stream(
     store: BlockStore, stream: BinaryIO, *, pin: bool = True, options: ImportOptions | None = None, name: str = ""
 ) -> ImportedNode:
-    with store.import_session():
-        with store.batch(trusted=True) as batch:
-            node = import_stream(stream, batch, options)
+    with store.import_session(), store.batch(trusted=True) as batch:
+        node = import_stream(stream, batch, options)
         if pin:
-            store.pin(node.cid, name)
+            batch.commit_pinned(node.cid, name)
     return node
 
 
@@ -54,6 +53,6 @@ def size_of(store: BlockStore, cid: CID) -> int:
     return file_size(store.get, cid)
 
 
-def get_path(store: BlockStore, cid: CID, dest: str | os.PathLike[str]) -> None:
-    """Write a stored file or directory to ``dest`` (atomically, every block verified)."""
-    export_path(store.get, cid, dest)
+def get_path(store: BlockStore, cid: CID, dest: str | os.PathLike[str], *, atomic: bool = True) -> None:
+    """Write a stored file or directory to ``dest`` (atomically unless told not to, every block verified)."""
+    export_path(store.get, cid, dest, atomic=atomic)

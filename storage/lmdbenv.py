@@ -125,6 +125,8 @@ class GatedEnv:
         self.env = lmdb.open(str(path), **options)
         self.gate = MapGate()
         self.remaps = 0  # how often the map was resized in this process (tests and metrics read it)
+        # write transactions that reached their commit: what group commit saves is counted, not guessed
+        self.commits = 0
 
     @contextmanager
     def read(self, db: Any = None, *, buffers: bool = False) -> Iterator[Any]:
@@ -151,6 +153,8 @@ class GatedEnv:
                 else:
                     with txn:
                         yield txn
+                        if write:  # still inside: LMDB's writer lock serialises this count
+                            self.commits += 1
                     return
             self.adopt()
         raise StorageError(

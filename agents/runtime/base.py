@@ -39,6 +39,7 @@ from storage.files import get_path
 
 if TYPE_CHECKING:  # the cache imports this package's sandbox helpers; only its type is needed here
     from agents.input_cache import InputCache
+    from agents.reaper import Reaper
 
 LOG_CAP = 1 << 20
 
@@ -132,7 +133,9 @@ class Workspace:
         parent: Path | None = None,
         cache: InputCache | None = None,
         staging: Staging = Staging.COPY,
+        reaper: Reaper | None = None,
     ) -> None:
+        self._reaper = reaper  # None: the tree is removed at close, inline
         self.root = Path(tempfile.mkdtemp(prefix=f"job-{request.job_id[:16]}-", dir=parent))
         os.chmod(self.root, 0o755)
         self.code = self.root / "code"
@@ -151,14 +154,15 @@ class Workspace:
             raise
 
     def _stage(self, store: BlockStore, request: RunRequest, cache: InputCache | None, staging: Staging) -> None:
-        get_path(store, request.bundle.code, self.code)
+        # not atomic: a failure here removes the whole fresh workspace, half-made inputs with it
+        get_path(store, request.bundle.code, self.code, atomic=False)
         self.inputs.mkdir()
         for name, cid in request.inputs.items():
             if not name or "/" in name or name in (".", "..") or name.startswith("."):
                 raise ValueError(f"input name {name!r} must be a plain file name")
             target = self.inputs / name
             if cache is None:
-                get_path(store, cid, target)
+                get_path(store, cid, target, atomic=False)
                 self.staged[name] = _describe(target)
                 continue
             entry = self._held.enter_context(cache.use(cid))
@@ -190,7 +194,10 @@ class Workspace:
 
     def close(self) -> None:
         try:
-            remove_tree(self.root)
+            if self._reaper is not None:
+                self._reaper.discard(self.root)
+            else:
+                remove_tree(self.root)
         finally:
             self._held.close()
 

@@ -413,13 +413,20 @@ class _SetupChannel:
 
 
 def _send_cancel(worker: subprocess.Popen[str], cancel: threading.Event, done: threading.Event) -> None:
-    while not done.is_set():
-        if cancel.wait(CANCEL_POLL):
-            if not done.is_set():
-                with contextlib.suppress(OSError, ValueError):
-                    assert worker.stdin is not None
-                    worker.stdin.write(json.dumps({"cancel": True}) + "\n")
-                    worker.stdin.flush()
+    """Send a cancel when ``cancel`` is set, until ``done``.
+
+    It sleeps on ``done``, not on ``cancel``: the job's end wakes it at once, and the caller
+    joins it with the worker lock held. Sleeping on ``cancel`` made every warm job with a
+    cancel event (every trigger run) wait up to CANCEL_POLL after its agent had exited.
+    """
+    while not done.wait(CANCEL_POLL):
+        if cancel.is_set():
+            if done.is_set():  # ended meanwhile (a late cancel would be ignored by the worker anyway)
+                return
+            with contextlib.suppress(OSError, ValueError):
+                assert worker.stdin is not None
+                worker.stdin.write(json.dumps({"cancel": True}) + "\n")
+                worker.stdin.flush()
             return
 
 

@@ -303,10 +303,7 @@ class TriggerService:
                 try:
                     if keep is not None:
                         self.blocks.pin(keep, f"trigger {spec.name} output")
-                    info = self.streams.append_own([new.output_entry]) if publish else None
-                    if drop is not None:
-                        self.blocks.unpin(drop)  # the new result holds the state now
-                    return info
+                    return self.streams.append_own([new.output_entry]) if publish else None
                 except StreamRefused as exc:  # held already (a repair raced it), or forked elsewhere
                     log.info("trigger %s output seq %d: %s", spec.name, new.output_seq, exc)
                 except Exception as exc:  # committed all the same: the output is repaired at the next start
@@ -325,10 +322,27 @@ class TriggerService:
             self._cursors[spec.name] = new
             if published is not None:
                 self.streams.appended(published, 1)
+            if drop is not None:  # the new result holds the state now; after the output, not before it
+                await self._unpin(drop)
             self.metrics.inc("trigger_invocations_total", status=kind.value)
             outcome = done.outcome
             return Answer(outcome.status, done.output, done.output_cid, outcome.result, done.receipt,
                           done.receipt_cid, done.state, time.perf_counter() - started)  # fmt: skip
+
+    async def _unpin(self, result: CID) -> None:
+        """Unpin a trigger's previous result (a synced commit: kept off the output's path).
+
+        A crash before it leaves that result pinned (its bytes kept, nothing else wrong), as a
+        crash between the commit and the unpin always could."""
+        unpinning = asyncio.ensure_future(asyncio.to_thread(self.blocks.unpin, result))
+        try:
+            await asyncio.shield(unpinning)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await unpinning
+            raise
+        except Exception as exc:
+            log.warning("trigger result %s not unpinned: %s: %s", result, type(exc).__name__, exc)
 
     def _advanced(self, spec: TriggerSpec, cursor: Cursor, entries: Sequence[Entry] | None, done: Invocation) -> Cursor:
         ok = done.outcome.outcome.is_ok

@@ -177,6 +177,20 @@ def test_cancel_stops_a_python_agent(harness: AgentHarness, tmp_path: Path) -> N
     _signed(outcome)
 
 
+def test_a_cancel_event_that_never_fires_does_not_delay_the_job(
+    harness: AgentHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every trigger run carries a cancel event: its end must not wait for the canceller's next poll."""
+    import agents.runtime.python as python_runtime
+
+    monkeypatch.setattr(python_runtime, "CANCEL_POLL", 30.0)  # a wait for the poll would be unmistakable
+    agent = _python_agent(tmp_path, "import os\nopen(os.path.join(os.environ['MYCEL_OUT'], 'x'), 'w').close()\n")
+    started = time.monotonic()
+    outcome = harness.executor.run(RunRequest("job-quick", pack(agent, harness.store), cancel=threading.Event()))
+    assert outcome.outcome.is_ok, outcome.status
+    assert time.monotonic() - started < 15.0
+
+
 def test_cancel_stops_a_wasm_agent(wasm_harness: AgentHarness, tmp_path: Path) -> None:
     wat = f"""(module {_PATH_OPEN} (memory (export "memory") 1) (data (i32.const 16) "started")
       (func (export "_start") {_create(16, 7)} (loop $spin (br $spin))))"""

@@ -63,3 +63,30 @@ def test_pin_checks_and_writes_in_one_transaction(store: BlockStore, monkeypatch
     with pytest.raises(IncompleteDAGError, match="missing"):
         store.pin(parent_cid)
     assert not store.is_pinned(parent_cid)
+
+
+def test_an_import_and_its_pin_are_one_commit(store: BlockStore, tmp_path: Path) -> None:
+    """The pin lands with the import's last blocks: a job's result costs one synced commit, not two."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "state").write_bytes(b"7")
+    (tmp_path / "d" / "output").write_bytes(b"seven")
+    before = store._lmdb.commits
+    root = add_path(store, tmp_path / "d", name="result").cid
+    assert store._lmdb.commits - before == 1
+    pin = store.pin_of(root)
+    assert pin is not None and pin.name == "result" and pin.size == store.complete_dag_size(root)
+    before = store._lmdb.commits
+    assert add_path(store, tmp_path / "d", name="again").cid == root  # nothing new: still only the pin's commit
+    assert store._lmdb.commits - before == 1
+
+
+def test_a_refused_pin_leaves_no_blocks_of_its_import(tmp_path: Path) -> None:
+    """All or none: an import over the quota writes neither its blocks nor its pin."""
+    small = BlockStore(tmp_path / "small", quota=1000)
+    try:
+        (tmp_path / "big").write_bytes(seeded_bytes("quota", 5000))
+        with pytest.raises(Exception, match="quota"):
+            add_path(small, tmp_path / "big")
+        assert small.pins() == [] and list(small.cids()) == []
+    finally:
+        small.close()

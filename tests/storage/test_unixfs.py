@@ -162,3 +162,27 @@ def test_two_gib_import_runs_in_bounded_memory() -> None:
     filesize, peak_kib = map(int, out.stdout.split())
     assert filesize == 2 << 30
     assert peak_kib < 120 * 1024, f"peak RSS {peak_kib} KiB for a 2 GiB import"
+
+
+@pytest.mark.parametrize("bad_name", ["..", "a/b", "x\x00y"])
+def test_export_into_a_discarded_directory_writes_in_place_and_still_refuses_hostile_names(
+    store: BlockStore, tmp_path: Path, bad_name: str
+) -> None:
+    """atomic=False (a job's workspace): no scratch directory beside the target, same checks."""
+    (tmp_path / "src" / "d").mkdir(parents=True)
+    (tmp_path / "src" / "d" / "f").write_bytes(b"data")
+    node = add_path(store, tmp_path / "src")
+    (tmp_path / "ws").mkdir()
+    get_path(store, node.cid, tmp_path / "ws" / "in", atomic=False)
+    assert (tmp_path / "ws" / "in" / "d" / "f").read_bytes() == b"data"
+    assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["in"]  # nothing made beside it
+    with pytest.raises(UnixFSError, match="exists already"):
+        get_path(store, node.cid, tmp_path / "ws" / "in" / "d" / "f", atomic=False)
+    leaf = CID.for_block(b"payload")
+    store.put(leaf, b"payload")
+    block = PBNode(links=[PBLink(leaf, bad_name, 7)], data=DIRECTORY_DATA).encode()
+    root = CID.for_block(block, 0x70)
+    store.put(root, block)
+    with pytest.raises(UnixFSError, match="unsafe entry name"):
+        get_path(store, root, tmp_path / "ws" / "bad", atomic=False)
+    assert not (tmp_path / "payload").exists() and not (tmp_path / "ws" / "payload").exists()
