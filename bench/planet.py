@@ -1,7 +1,7 @@
 """The planet on one machine: the same jobs over the emulated WAN and over loopback, in one run.
 
-Builds the harness's standard planet (eu, us, ap asked for 1 Gbit/s, of which ~0.55 is reached
-between regions: README, WAN harness; an edge site in the eu metro behind a 20 Mbit/s uplink
+Builds the harness's standard planet (eu, us, ap asked for 1 Gbit/s: ~0.26 Gbit/s for one TCP
+flow between regions, ~0.85-0.9 for 8-16, README, WAN harness; an edge site in the eu metro behind a 20 Mbit/s uplink
 with 0.5% loss; eu<->us 80 ms RTT, eu<->ap 160, us<->ap 120) with five real
 nodes (eu0, us0, us1, ap0, edge0), and a loopback cluster with the same roles and region labels.
 For each it measures, ``--runs`` times (each run builds both afresh):
