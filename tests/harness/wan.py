@@ -82,6 +82,53 @@ def rate_mbit(planet: Planet, sender: str, receiver: str, size: int) -> float:
     return received[0] * 8 / (marks[-1] - marks[0]) / 1e6
 
 
+def parallel_rate_mbit(planet: Planet, sender: str, receiver: str, each: int, flows: int) -> float:
+    """Goodput of ``flows`` TCP transfers of ``each`` bytes at once, from the first byte received
+    to the last: what a link gives when one flow's window cannot fill it."""
+    port = next(_PORTS)
+    listener = netns.socket_in(planet.netns_of(receiver))
+    listener.bind((planet.topology.address(receiver), port))
+    listener.listen(flows)
+    lock = threading.Lock()
+    received = [0]
+    marks: list[float] = []
+
+    def sink(conn: socket.socket) -> None:
+        with conn:
+            while chunk := conn.recv(1 << 20):
+                with lock:
+                    if not marks:
+                        marks.append(time.perf_counter())
+                        received[0] -= len(chunk)  # the first chunk arrived at the start mark
+                    received[0] += len(chunk)
+        with lock:
+            marks.append(time.perf_counter())
+
+    def accept_all() -> None:
+        sinks = [threading.Thread(target=sink, args=(listener.accept()[0],), daemon=True) for _ in range(flows)]
+        for thread in sinks:
+            thread.start()
+        for thread in sinks:
+            thread.join(120)
+
+    def send() -> None:
+        with netns.socket_in(planet.netns_of(sender)) as sock:
+            sock.settimeout(120)
+            sock.connect((planet.topology.address(receiver), port))
+            sock.sendall(b"\x00" * each)
+
+    acceptor = threading.Thread(target=accept_all, daemon=True)
+    acceptor.start()
+    senders = [threading.Thread(target=send, daemon=True) for _ in range(flows)]
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join(120)
+    acceptor.join(120)
+    listener.close()
+    return received[0] * 8 / (max(marks) - marks[0]) / 1e6
+
+
 def udp_delivered(planet: Planet, sender: str, receiver: str, count: int) -> int:
     """How many of ``count`` small datagrams arrive (paced, so no queue on the way overflows)."""
     port = next(_PORTS)

@@ -11,7 +11,7 @@ from node.scheduler.candidates import Candidate
 from node.scheduler.decide import Decider
 from node.scheduler.holdings import Bloom, Holdings
 from node.scheduler.job import JobSpec
-from node.scheduler.peerview import RTT_MAX_AGE
+from node.scheduler.peerview import PING_SAMPLES, RTT_MAX_AGE
 from node.scheduler.placement import decide
 from storage.cid import CID
 from tests.support import announcement_payload
@@ -25,12 +25,14 @@ ELSEWHERE = CID.for_block(b"not in any summary")
 class Net:
     peer_id = OWN
 
-    def __init__(self) -> None:
+    def __init__(self, answers: dict[str, list[float]] | None = None) -> None:
         self.pings: Counter[str] = Counter()
+        self.answers = answers or {}  # peer -> the seconds its pings take, in turn (else 2 ms)
 
     async def ping(self, peer: str) -> float:
         self.pings[peer] += 1
-        return 0.002
+        queue = self.answers.get(peer)
+        return queue.pop(0) if queue else 0.002
 
 
 class Exchange:
@@ -90,7 +92,7 @@ def test_a_listed_input_is_placed_with_no_question_to_any_peer() -> None:
             assert {c.peer_id: c.held_bytes for c in candidates}[peer(7)] == 4096
         await measured(requester)
         assert exchange.probes == [] and exchange.lookups == []  # before: 30 probes and a DHT lookup per job
-        assert max(net.pings.values()) == 1 and len(net.pings) == 30  # one RTT per peer, not one per job
+        assert max(net.pings.values()) == PING_SAMPLES and len(net.pings) == 30  # one RTT per peer, not per job
 
     asyncio.run(scenario())
 
@@ -153,11 +155,11 @@ def test_the_rtt_is_measured_again_only_when_it_is_old() -> None:
         await measured(requester)
         candidates, _ = await requester.candidates(JobSpec(AGENT))
         assert {c.peer_id: c.rtt for c in candidates}[peer(0)] == 0.002  # the measured value is used
-        assert net.pings == {peer(0): 1, peer(1): 1}
+        assert net.pings == {peer(0): PING_SAMPLES, peer(1): PING_SAMPLES}
         now[0] = RTT_MAX_AGE + 1
         await requester.candidates(JobSpec(AGENT))
         await measured(requester)
-        assert net.pings == {peer(0): 2, peer(1): 2}
+        assert net.pings == {peer(0): 2 * PING_SAMPLES, peer(1): 2 * PING_SAMPLES}
 
     asyncio.run(scenario())
 
@@ -175,5 +177,44 @@ def test_a_redundant_job_whose_input_the_view_places_on_too_few_nodes_asks_the_n
         assert exchange.lookups == [DATA]
         held = {c.peer_id: c.held_bytes for c in candidates}
         assert held[peer(1)] == 10 and held[peer(2)] == 10
+
+    asyncio.run(scenario())
+
+
+def test_a_ping_slowed_by_a_dial_or_a_busy_host_is_not_taken_for_the_rtt() -> None:
+    """On the planet a same-site peer's first ping took 0.24-0.73 s (a new stream on a loaded
+    host) for a path of ~0 ms: one sample ranked it behind peers across the world."""
+    net = Net({peer(0): [0.6, 0.001]})
+    table = view(1, {})
+
+    async def scenario() -> None:
+        requester = decider(table, Exchange({}), net)
+        await requester.candidates(JobSpec(AGENT))
+        await measured(requester)
+        candidates, _ = await requester.candidates(JobSpec(AGENT))
+        assert {c.peer_id: c.rtt for c in candidates}[peer(0)] == 0.001
+
+    asyncio.run(scenario())
+
+
+def test_a_peer_not_measured_yet_does_not_rank_ahead_of_a_measured_neighbour() -> None:
+    """An unmeasured peer used to get the 5 ms LAN default, ahead of a neighbour measured at 20 ms."""
+    net = Net({peer(0): [0.02] * PING_SAMPLES, peer(1): [0.16] * PING_SAMPLES})
+    table = view(2, {})
+    spec = JobSpec(AGENT, {"in": DATA})
+    exchange = Exchange({DATA: {"12D3KooWFarAway": 4096}})  # held by no candidate: every one would fetch it
+    from node.scheduler.candidates import PlacementContext
+
+    async def scenario() -> None:
+        requester = decider(table, exchange, net)
+        await requester.candidates(spec)
+        await measured(requester)
+        table.update(announcement_payload(peer(2)))  # a peer heard after the measurements: not pinged yet
+        candidates, _ = await requester.candidates(spec)
+        rtt = {c.peer_id: c.rtt for c in candidates}
+        assert rtt[peer(2)] == 0.16  # as far as the farthest measured, until its own ping answers
+        others = [c for c in candidates if c.peer_id != OWN]
+        decision = decide(others, PlacementContext("wasm", False, (), 4096))
+        assert decision.ranked == [peer(0), peer(1), peer(2)]  # ties (1 and 2) by peer ID
 
     asyncio.run(scenario())
