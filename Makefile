@@ -53,7 +53,7 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint $(ANVIL) chromium
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder
 
 bench: setup
 	$(BIN)/python bench/storage.py

@@ -86,9 +86,9 @@ def cluster(tmp_path: Path) -> Iterator[Callable[..., list[Any]]]:
 
 
 # -- scheduling: the slowest files first, each file on one worker -------------------------------
-# make test runs `pytest -n 2 --dist loadfile --no-loadscope-reorder`: a file is one unit of
-# work, so a module-scoped fixture (a planet, a chain) starts once, not on both workers, and
-# the units go out heaviest first, so the two workers end together instead of one starting
+# make test runs `pytest -n 3 --dist loadfile --no-loadscope-reorder`: a file is one unit of
+# work, so a module-scoped fixture (a planet, a chain) starts once, not on several workers, and
+# the units go out heaviest first, so the workers end together instead of one starting
 # a 30 s cluster file at the end. (xdist's own reorder, by number of tests, is off: it would
 # put a file of 160 quick property tests first.) The weights come from DURATIONS (seconds per
 # test, slow ones only), rewritten by a run with `--write-durations tests/durations.json`; a
