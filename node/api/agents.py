@@ -8,7 +8,7 @@ manifest's CID) that a job must carry, or a 404 that says how to deploy the agen
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -18,9 +18,6 @@ from agents.errors import AgentNotFound, BadAgentRef, ManifestError
 from node.api.errors import ApiError
 from node.api.services import node_of
 from storage.errors import BlockNotFoundError
-
-if TYPE_CHECKING:
-    pass
 
 MAX_REF = 200
 

@@ -8,7 +8,7 @@ status|explain|cancel`` work on it unchanged.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -19,9 +19,6 @@ from node.scheduler.group import GroupRecord, GroupService, GroupSpec, group_jso
 from node.scheduler.job import JobError
 from node.scheduler.jobstore import is_job_id
 from storage.cid import CID
-
-if TYPE_CHECKING:
-    pass
 
 
 def _groups(request: web.Request) -> GroupService:

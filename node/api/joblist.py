@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -18,9 +17,6 @@ from node.api.errors import ApiError
 from node.api.services import node_of
 from node.scheduler.job import JobState
 from node.scheduler.jobstore import MAX_PAGE, is_job_id
-
-if TYPE_CHECKING:
-    pass
 
 DEFAULT_LIMIT = 50
 _CURSOR = re.compile(r"^[0-9]{20}\.[0-9a-f]{32}$")

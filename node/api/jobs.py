@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -20,9 +20,6 @@ from node.scheduler.job import Checks, JobError, JobRecord, JobSpec, JobState, q
 from node.scheduler.jobstore import JobStore, is_job_id
 from storage import dagcbor
 from storage.cid import CID
-
-if TYPE_CHECKING:
-    pass
 
 _SPEC_FIELDS = {
     "agent", "inputs", "args", "limits", "redundancy", "regions", "needs_gpu", "max_price", "deadline", "payment",

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from node.api.services import node_of
-
-if TYPE_CHECKING:
-    pass
 
 CHECK_TIMEOUT = 5.0  # seconds one readiness check may take before it counts as failed
 

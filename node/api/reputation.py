@@ -8,16 +8,13 @@ is this node's own: other nodes keep theirs, and nothing here comes from a peer'
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from node.api.errors import ApiError
 from node.api.services import job_service, node_of
 from node.scheduler.reputation import Book
-
-if TYPE_CHECKING:
-    pass
 
 MAX_PEER_ID = 128  # longer than any peer ID: a query past it cannot match one
 

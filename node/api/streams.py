@@ -13,7 +13,7 @@ import asyncio
 import base64
 import binascii
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -26,9 +26,6 @@ from node.streams.service import MAX_TAILS, StreamService
 from storage.errors import InvalidCIDError
 from storage.peerid import public_key_from_peer_id
 from storage.streamentry import Entry, is_stream_id
-
-if TYPE_CHECKING:
-    pass
 
 MAX_PAGE = 256
 KEEPALIVE = 15.0

@@ -12,7 +12,7 @@ import asyncio
 import base64
 import binascii
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -25,9 +25,6 @@ from node.triggers.model import TriggerError, parse_request
 from node.triggers.service import Answer
 from storage.errors import BlockNotFoundError, InvalidCIDError
 from storage.peerid import public_key_from_peer_id
-
-if TYPE_CHECKING:
-    pass
 
 MAX_PAGE = 100
 MAX_INVOKE_BYTES = 256 << 10  # an invocation's input (the JSON bound of the guards is larger)
