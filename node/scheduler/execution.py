@@ -72,7 +72,6 @@ from node.scheduler.protocol import (
 )
 from node.scheduler.rules import runtime as runtime_rule
 from node.settlement.service import NodeSettlement
-from storage import dagcbor
 from storage.cid import CID
 from storage.errors import PinQuotaExceededError, StorageError
 from storage.leases import LeasePolicy, PinLease
@@ -514,10 +513,7 @@ class JobExecution:
 
 def _refusal_for(request: bytes, reason: str) -> protocol.Answer:
     """Answer a malformed request in the shape its op expects, so the requester reads a refusal."""
-    try:
-        op = dagcbor.decode_message(request, protocol.MAX_REQUEST, "a job request", ProtocolError).get("op")
-    except ProtocolError:
-        op = None
+    op = protocol.request_op(request)
     if op == "run":
         return RunAnswer(Outcome.declined(reason[: protocol.MAX_REASON]))
     if op == "cancel":

@@ -208,6 +208,15 @@ def decode_request(data: bytes) -> Request:
     return kind.from_record(record)
 
 
+def request_op(data: bytes) -> str | None:
+    """The op a request names, or None when it is not a well-formed job message (to shape a refusal)."""
+    try:
+        op: str = _record(data, MAX_REQUEST)["op"]
+    except ProtocolError:
+        return None
+    return op
+
+
 class Decline(StrEnum):
     """Why an executor declined an offer, typed so the requester never parses the reason text.
 

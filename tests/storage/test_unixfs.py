@@ -102,13 +102,19 @@ def test_large_file_round_trip(store: BlockStore, tmp_path: Path) -> None:
     assert node.filesize == len(data)
 
 
-@pytest.mark.parametrize("bad_name", ["..", ".", "a/b", "", "x\x00y"])
-def test_hostile_directory_names_are_refused(store: BlockStore, tmp_path: Path, bad_name: str) -> None:
+def _directory_naming(store: BlockStore, name: str) -> CID:
+    """A stored directory block with one entry called ``name`` (a 7-byte file), e.g. a hostile one."""
     leaf = CID.for_block(b"payload")
     store.put(leaf, b"payload")
-    block = PBNode(links=[PBLink(leaf, bad_name, 7)], data=DIRECTORY_DATA).encode()
+    block = PBNode(links=[PBLink(leaf, name, 7)], data=DIRECTORY_DATA).encode()
     root = CID.for_block(block, 0x70)
     store.put(root, block)
+    return root
+
+
+@pytest.mark.parametrize("bad_name", ["..", ".", "a/b", "", "x\x00y"])
+def test_hostile_directory_names_are_refused(store: BlockStore, tmp_path: Path, bad_name: str) -> None:
+    root = _directory_naming(store, bad_name)
     with pytest.raises(UnixFSError, match="unsafe entry name"):
         get_path(store, root, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -178,11 +184,7 @@ def test_export_into_a_discarded_directory_writes_in_place_and_still_refuses_hos
     assert sorted(p.name for p in (tmp_path / "ws").iterdir()) == ["in"]  # nothing made beside it
     with pytest.raises(UnixFSError, match="exists already"):
         get_path(store, node.cid, tmp_path / "ws" / "in" / "d" / "f", atomic=False)
-    leaf = CID.for_block(b"payload")
-    store.put(leaf, b"payload")
-    block = PBNode(links=[PBLink(leaf, bad_name, 7)], data=DIRECTORY_DATA).encode()
-    root = CID.for_block(block, 0x70)
-    store.put(root, block)
+    root = _directory_naming(store, bad_name)
     with pytest.raises(UnixFSError, match="unsafe entry name"):
         get_path(store, root, tmp_path / "ws" / "bad", atomic=False)
     assert not (tmp_path / "payload").exists() and not (tmp_path / "ws" / "payload").exists()
