@@ -27,6 +27,10 @@ T = TypeVar("T")
 INTERRUPT_GRACE = 1.0  # seconds a call cancelled by Ctrl-C gets to unwind
 
 
+class _Interrupted(Exception):
+    """A call stopped by Ctrl-C, raised inside the loop and turned into KeyboardInterrupt out of it."""
+
+
 class SyncClient:
     """``with SyncClient("http://127.0.0.1:5080") as client: cid = client.put(b"...")``"""
 
@@ -56,25 +60,24 @@ class SyncClient:
             raise
 
     def _run_here(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run a call on the private loop in this thread. Ctrl-C (as ``asyncio.Runner`` does it)
-        cancels the call, so it unwinds inside the loop (aiohttp's own tasks included) instead of
-        a KeyboardInterrupt landing in one of them; the unwinding gets INTERRUPT_GRACE seconds,
-        then the call is abandoned and the interrupt reaches the caller. A second Ctrl-C is
-        immediate."""
-        task = self._loop.create_task(coroutine)
-        interrupted = False
-        timers: list[asyncio.TimerHandle] = []
+        """Run a call on the private loop in this thread. Ctrl-C cancels the call, so it
+        unwinds inside the loop (aiohttp's own tasks included) instead of a KeyboardInterrupt
+        landing in one of them; the unwinding gets INTERRUPT_GRACE seconds, then the call is
+        abandoned and the interrupt reaches the caller. A second Ctrl-C is immediate.
 
-        def stop_waiting() -> None:
-            timers.append(self._loop.call_later(INTERRUPT_GRACE, self._loop.stop))
+        The loop is never stopped from outside a call: stopping it mid-call would leave the
+        call's completion callback queued, and that stale callback would stop the next call's
+        loop (the client's close among them) before it finished.
+        """
+        interrupt = asyncio.Event()
+        pressed = False
 
         def on_sigint(signum: int, frame: object) -> None:
-            nonlocal interrupted
-            if interrupted or task.done():
+            nonlocal pressed
+            if pressed:
                 raise KeyboardInterrupt
-            interrupted = True
-            self._loop.call_soon_threadsafe(task.cancel)
-            self._loop.call_soon_threadsafe(stop_waiting)
+            pressed = True
+            self._loop.call_soon_threadsafe(interrupt.set)  # as asyncio.Runner does: safe from a handler
 
         previous = None
         if threading.current_thread() is threading.main_thread() and (
@@ -82,18 +85,39 @@ class SyncClient:
         ):
             previous = signal.signal(signal.SIGINT, on_sigint)
         try:
-            return self._loop.run_until_complete(task)
-        except (asyncio.CancelledError, RuntimeError):
-            if not interrupted:
-                raise
-            if not task.done():  # the loop was stopped: the call did not unwind in time
-                self._abandoned.append(task)
+            return self._loop.run_until_complete(self._interruptible(coroutine, interrupt))
+        except _Interrupted:
             raise KeyboardInterrupt from None
         finally:
-            for timer in timers:
-                timer.cancel()
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+
+    async def _interruptible(self, coroutine: Coroutine[Any, Any, T], interrupt: asyncio.Event) -> T:
+        """The call's result, or, once ``interrupt`` is set, the call cancelled and given
+        INTERRUPT_GRACE seconds to unwind, then :class:`_Interrupted` (a Ctrl-C wins over a
+        result that arrives with it: the user asked to stop)."""
+        call = asyncio.ensure_future(coroutine)
+        stop = asyncio.ensure_future(interrupt.wait())
+        try:
+            await asyncio.wait({call, stop}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            call.cancel()
+            raise
+        finally:
+            stop.cancel()
+        if not interrupt.is_set():
+            return call.result()
+        call.cancel()
+        await asyncio.wait({call}, timeout=INTERRUPT_GRACE)
+        if call.done():
+            if not call.cancelled():
+                call.exception()  # retrieved: how the cancelled call ended is not the caller's news
+        else:
+            # still referenced, and close() awaits nothing more here; the process that pressed
+            # Ctrl-C is usually exiting, so no "destroyed but pending" warning for this task
+            call._log_destroy_pending = False  # type: ignore[attr-defined]
+            self._abandoned.append(call)
+        raise _Interrupted
 
     def __enter__(self) -> SyncClient:
         return self
