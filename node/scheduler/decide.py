@@ -109,6 +109,7 @@ class Decider:
         candidates = self.view.candidates(own)
         held: dict[str, int] = dict.fromkeys(candidates, 0)
         total = 0
+        fetch_from: set[str] = set()  # peers holding an input this node lacks: where it would fetch
         for cid in spec.inputs.values():
             own_size = await self.exchange.have_size(cid)  # no walk on the loop
             if cid == exact:
@@ -119,6 +120,8 @@ class Decider:
                 holders = await self._holders(cid, [p for p in candidates if p != own.peer_id], own_size is not None)
             if own_size is not None:
                 holders[own.peer_id] = own_size
+            else:
+                fetch_from.update(holders)
             if not search and cid != exact and len(holders) < spec.redundancy:
                 # too few placed holders for the job's executors: a peer's summary may lag its content
                 holders = {**await self.exchange.holders(cid), **holders}
@@ -128,7 +131,18 @@ class Decider:
             for peer, held_size in holders.items():
                 if peer in held:
                     held[peer] += held_size
+        candidates[own.peer_id] = self._own_distance(candidates[own.peer_id], fetch_from)
         return [replace(c, held_bytes=held[c.peer_id]) for c in candidates.values()], total
+
+    def _own_distance(self, own: Candidate, fetch_from: set[str]) -> Candidate:
+        """This node as a candidate, with the round trip its own fetch would cost: the RTT to the
+        nearest measured holder of what it lacks. A peer's RTT stands for the peer's distance from
+        the data; this node's is not zero just because it is here. Without this, a requester
+        holding a few bytes of a job's inputs (say a query file that also ships in the agent's
+        bundle) outranked the peer holding the rest whenever the view lagged on one small input
+        and the peer's measured RTT was above the local default."""
+        distances = [rtt for peer in fetch_from if (rtt := self.view.rtt(peer)) is not None]
+        return replace(own, rtt=max(own.rtt, min(distances))) if distances else own
 
     async def _holders(self, cid: CID, peers: list[str], held_here: bool) -> dict[str, int]:
         """Holders of ``cid`` the view places (listed, or a confirmed Bloom hit); the network is

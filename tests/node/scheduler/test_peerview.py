@@ -218,3 +218,32 @@ def test_a_peer_not_measured_yet_does_not_rank_ahead_of_a_measured_neighbour() -
         assert decision.ranked == [peer(0), peer(1), peer(2)]  # ties (1 and 2) by peer ID
 
     asyncio.run(scenario())
+
+
+def test_the_requester_holding_a_small_input_does_not_outrank_the_holder_of_the_rest() -> None:
+    """The demo's doc-search job: the requester holds the 98-byte queries (they ship in the agent's
+    bundle), a peer holds the documents and the queries, but the view lags on the queries. The
+    requester's own fetch of the documents crosses the same link as the peer's fetch of the
+    queries, so its round trip is that link's, not the local default; bytes decide."""
+    docs, queries = CID.for_block(b"documents"), CID.for_block(b"queries")
+    net = Net({peer(0): [0.05] * PING_SAMPLES})  # a loaded machine: a 50 ms ping on loopback
+    table = view(1, {0: Holdings({docs: 4096})})  # the queries' announcement has not arrived yet
+
+    class HoldsQueries(Exchange):
+        async def have_size(self, cid: CID) -> int | None:
+            return 98 if cid == queries else None
+
+    exchange = HoldsQueries({docs: {peer(0): 4096}, queries: {peer(0): 98}})
+    spec = JobSpec(AGENT, {"docs": docs, "queries": queries})
+    from node.scheduler.candidates import PlacementContext
+
+    async def scenario() -> None:
+        requester = decider(table, exchange, net)
+        await requester.candidates(spec)
+        await measured(requester)
+        candidates, total = await requester.candidates(spec)
+        assert {c.peer_id: c.rtt for c in candidates}[OWN] == 0.05  # where its fetch would go
+        decision = decide(candidates, PlacementContext("wasm", False, (), total))
+        assert decision.chosen == [peer(0)], decision.reasons
+
+    asyncio.run(scenario())
