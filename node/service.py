@@ -120,7 +120,7 @@ class NodeService:
         self.exchange.fallback = self.bitswap.client
         self.bulk_server = BulkServer(self.store, self.gate, self.identity, self.metrics, self.data_dir / "bulk")
         self.network.handle(CAR_TICKET_PROTOCOL, self.bulk_server.ticket)
-        self.bulk_client = BulkClient(self.network, self.peers.car_url_of, self.metrics)
+        self.bulk_client = BulkClient(self.network, self.peers.car_url_of, self.metrics, self.identity)
         if bool(config.get("bulk", "enabled")):
             self.exchange.bulk = self.bulk_client  # whole DAGs as one CAR where a provider offers it
         self.network.subscribe(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Protocol, TypeVar
 
 from aiohttp import web
 
-from node.bulk import ticket
+from node.bulk import peerauth, ticket
 from node.bulk.tls import make_certificate
 from node.identity import NodeIdentity
 from node.metrics import Metrics
@@ -74,6 +75,8 @@ class BulkServer:
         self._io = ThreadPoolExecutor(THREADS, thread_name_prefix="bulk-serve")
         self._runner: web.AppRunner | None = None
         self._streams: dict[str, int] = {}
+        self._hostnames: set[str] = set()
+        self.peerauth = peerauth.PeerAuthServer(identity.sign, identity.public_key, lambda: self._hostnames)
 
     async def _off_loop(self, work: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._io, work, *args)
@@ -82,6 +85,7 @@ class BulkServer:
         """Listen on ``bind`` (ephemeral ports, plain and TLS); URLs name ``advertised``."""
         certificate = await self._off_loop(make_certificate, self.directory)
         self._cert_sha256 = certificate.sha256
+        certificate.context.sni_callback = _remember_sni
         app = web.Application(client_max_size=4096)
         app.add_routes([web.get("/car/{cid}", self._get_car)])
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -92,6 +96,7 @@ class BulkServer:
         await secure.start()
         ports = [address[1] for address in self._runner.addresses]
         host = f"[{advertised}]" if ":" in advertised else advertised
+        self._hostnames = {name.lower() for name in (bind, advertised)}  # what a Host header may name
         self.http_url, self.https_url = f"http://{host}:{ports[0]}", f"https://{host}:{ports[1]}"
         log.info("bulk CAR path on %s and %s", self.http_url, self.https_url)
 
@@ -116,37 +121,62 @@ class BulkServer:
         self.metrics.inc("bulk_tickets_issued_total")
         return [issued.encode()]
 
+    def _authenticate(self, request: web.Request, tls: bool) -> tuple[str | None, dict[str, str], web.Response | None]:
+        """(peer, headers for the answer, None) or (None, {}, the 401): a ticket or the spec's handshake."""
+        header = request.headers.get("Authorization")
+        if header is not None and header[:7].lower() == "bearer ":
+            try:
+                return ticket.check(header, self.identity.peer_id, "tls" if tls else "http"), {}, None
+            except ticket.TicketError as exc:
+                self.metrics.inc("bulk_refused_total", reason="ticket")
+                return None, {}, _error(401, "bad_ticket", str(exc))
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport is not None else None
+        sni = getattr(ssl_object, _SNI, None)
+        verdict = self.peerauth.authenticate(header, request.headers.get("Host", ""), tls, sni)
+        if verdict.peer is not None:
+            self.metrics.inc("bulk_peer_auth_total", step="bearer" if not verdict.headers else "handshake")
+            return verdict.peer, verdict.headers, None
+        if header is None:
+            error, detail = "unauthenticated", f"authenticate with {peerauth.SCHEME} (or a ticket from libp2p)"
+        elif verdict.reason:
+            self.metrics.inc("bulk_refused_total", reason="peer_auth")
+            error, detail = "bad_peer_auth", verdict.reason
+        else:  # the client-initiated handshake's first step: the server's proof and its challenge
+            error, detail = "authenticating", "answer the challenge in WWW-Authenticate"
+        return None, {}, _error(401, error, detail, verdict.headers)
+
     async def _get_car(self, request: web.Request) -> web.StreamResponse:
         tls = request.transport is not None and request.transport.get_extra_info("ssl_object") is not None
-        try:
-            peer = ticket.check(request.headers.get("Authorization"), self.identity.peer_id, "tls" if tls else "http")
-        except ticket.TicketError as exc:
-            self.metrics.inc("bulk_refused_total", reason="ticket")
-            return _error(401, "bad_ticket", str(exc))
+        peer, info, refusal = self._authenticate(request, tls)
+        if refusal is not None:
+            return refusal
+        assert peer is not None
         try:
             root = CID.parse(request.match_info["cid"])
         except InvalidCIDError as exc:
-            return _error(400, "invalid_cid", str(exc))
+            return _error(400, "invalid_cid", str(exc), info)
         reader = peer if tls else None  # plain HTTP: only what anyone may read
         if sum(self._streams.values()) >= MAX_STREAMS or self._streams.get(peer, 0) >= MAX_STREAMS_PER_PEER:
             self.metrics.inc("bulk_refused_total", reason="busy")
-            return _error(429, "busy", f"at most {MAX_STREAMS_PER_PEER} bulk streams per peer; retry later")
+            return _error(429, "busy", f"at most {MAX_STREAMS_PER_PEER} bulk streams per peer; retry later", info)
         self._streams[peer] = self._streams.get(peer, 0) + 1  # taken before the first await: no race past the bound
         try:
             if not await self._off_loop(self.gate.may_send, reader, root):
                 self.metrics.inc("bulk_refused_total", reason="private")
                 how = "its policy does not name this peer" if tls else "private data goes only over the TLS listener"
-                return _error(403, "private", f"{root} belongs to a private dataset: {how}")
+                return _error(403, "private", f"{root} belongs to a private dataset: {how}", info)
             if not await self._off_loop(self.store.has, root):
-                return _error(404, "not_found", f"{root} is not stored here")
-            return await self._stream(request, root, reader)
+                return _error(404, "not_found", f"{root} is not stored here", info)
+            return await self._stream(request, root, reader, info)
         finally:
             self._streams[peer] -= 1
             if not self._streams[peer]:
                 del self._streams[peer]
 
-    async def _stream(self, request: web.Request, root: CID, reader: str | None) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": CAR_TYPE, "Cache-Control": "no-store"})
+    async def _stream(
+        self, request: web.Request, root: CID, reader: str | None, info: dict[str, str]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": CAR_TYPE, "Cache-Control": "no-store", **info})
         await response.prepare(request)
         await response.write(car_header([root]))
         walk = _Walk(self.store, self.gate, reader, root)
@@ -207,5 +237,14 @@ class _Walk:
         return (b"".join(parts), count, size) if parts else None
 
 
-def _error(status: int, error: str, detail: str) -> web.Response:
-    return web.json_response({"error": error, "detail": detail}, status=status)
+def _error(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status, headers=headers)
+
+
+_SNI = "mycel_sni"  # where the TLS server name the client sent is kept on its SSL object
+
+
+def _remember_sni(ssl_object: ssl.SSLObject | ssl.SSLSocket, name: str | None, context: ssl.SSLContext) -> None:
+    """The SNI callback: keep the name the client asked for, for the hostname check of the handshake."""
+    if name is not None:
+        setattr(ssl_object, _SNI, name)

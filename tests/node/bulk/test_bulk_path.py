@@ -56,7 +56,7 @@ class Node:
         )  # a test may swap it
         self.network.handle(ticket.PROTOCOL, lambda peer, request: self.tickets(peer, request))
         self.offered: dict[str, str] = {}  # what the announcements said, in a real node
-        self.client = BulkClient(self.network, self.offered.get, self.metrics)
+        self.client = BulkClient(self.network, self.offered.get, self.metrics, self.identity)
         self.exchange.bulk = self.client
 
     @property
@@ -199,7 +199,6 @@ async def test_bad_expired_forged_and_foreign_tickets_are_refused(nodes: Make, t
     assert (await get_car(url, root, valid))[0] == 200
     stranger = NodeIdentity(nacl.signing.SigningKey.generate())
     refused = {
-        "none": None,
         "garbage": b"not a token",
         "expired": ticket.issue(provider.identity.sign, own, fetcher.peer_id, "http", now=time.time() - 3600),
         "forged": ticket.issue(stranger.sign, own, fetcher.peer_id, "http"),  # names the provider, signed by another
@@ -211,6 +210,8 @@ async def test_bad_expired_forged_and_foreign_tickets_are_refused(nodes: Make, t
         status, body = await get_car(url, root, token)
         assert status == 401 and b"bad_ticket" in body, why
     assert provider.metrics.value("bulk_refused_total", reason="ticket") == len(refused)
+    status, body = await get_car(url, root, None)  # no credentials: the spec's challenge, not a ticket error
+    assert status == 401 and b"unauthenticated" in body
     provider.server._streams[fetcher.peer_id] = MAX_STREAMS_PER_PEER  # as if that many were streaming now
     assert (await get_car(url, root, valid))[0] == 429
 
