@@ -268,6 +268,7 @@ class PeerAuthServer:
         self._hostnames = hostnames  # the hosts (lower case, no port) this server answers for
         self._key = os.urandom(32)
         self._answered: dict[str, float] = {}
+        self.clock: Callable[[], float] = time.time  # a test may move it
 
     def _seal(self, state: dict[str, object]) -> str:
         body = dagcbor.encode(state)
@@ -285,7 +286,7 @@ class PeerAuthServer:
 
     def challenge(self, hostname: str, tls: bool, reason: str, now: float | None = None) -> Verdict:
         """A 401 that starts the server-initiated handshake."""
-        moment = now if now is not None else time.time()
+        moment = now if now is not None else self.clock()
         challenge = new_challenge()
         opaque = self._seal({"k": "opaque", "c": challenge, "h": hostname, "s": tls, "t": int(moment)})
         header = encode_params(
@@ -297,7 +298,7 @@ class PeerAuthServer:
         self, header: str | None, hostname: str, tls: bool, sni: str | None = None, now: float | None = None
     ) -> Verdict:
         """The peer a request's ``Authorization`` proves, or the 401 (with headers) to answer."""
-        moment = now if now is not None else time.time()
+        moment = now if now is not None else self.clock()
         if not hostname or len(hostname) > MAX_HOSTNAME or split_host(hostname) not in self._hostnames():
             return Verdict(None, {}, f"this server does not answer for the host {hostname[:80]!r}")
         if sni is not None and split_host(hostname) != sni.lower():

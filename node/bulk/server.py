@@ -136,7 +136,7 @@ class BulkServer:
         if verdict.peer is not None:
             self.metrics.inc("bulk_peer_auth_total", step="bearer" if not verdict.headers else "handshake")
             return verdict.peer, verdict.headers, None
-        if header is None:
+        if header is None and "WWW-Authenticate" in verdict.headers:
             error, detail = "unauthenticated", f"authenticate with {peerauth.SCHEME} (or a ticket from libp2p)"
         elif verdict.reason:
             self.metrics.inc("bulk_refused_total", reason="peer_auth")
