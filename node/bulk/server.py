@@ -2,12 +2,16 @@
 
 ``GET /car/{cid}`` answers the whole DAG under ``cid`` as one CAR v1 stream, depth-first,
 each distinct block once (what :class:`node.bulk.carstream.CarVerifier` expects). It needs a
-ticket (:mod:`node.bulk.ticket`): 401 without a valid one. Two listeners share the handler:
+peer ID: proven by the ``libp2p-PeerID`` handshake (:mod:`node.bulk.peerauth`; its 401s carry
+the challenge, its success the ``Authentication-Info`` with the bearer) or by a ticket's token
+(:mod:`node.bulk.ticket`, ``Authorization: Bearer``): 401 with the reason otherwise. The
+handshake's hostname is the request's ``Host``, which must name this listener's host (and the
+TLS server name, when the client sent one). Two listeners share the handler:
 
-* plain HTTP serves public blocks only (its token can be read off the wire, and a private
+* plain HTTP serves public blocks only (its headers can be read off the wire, and a private
   block never travels unencrypted): a private root answers 403;
 * TLS (a self-signed certificate, pinned by the ticket) serves what the serving gate lets the
-  ticket's peer have: a private root the peer's policy does not name it for answers 403 with
+  authenticated peer have: a private root the peer's policy does not name it for answers 403 with
   nothing of the DAG. A refused or missing block met after the headers aborts the connection,
   so the fetcher sees a truncated CAR, never a complete-looking one.
 
