@@ -77,7 +77,7 @@ from storage.peerid import peer_id_for, public_key_protobuf
 from storage.varint import encode_uvarint
 
 SCHEME = "libp2p-PeerID"
-PROTOCOL_ID = "/http-peer-id-auth/1.0.0"  # the spec's id for a dedicated auth endpoint (not used here)
+PROTOCOL_ID = "/http-peer-id-auth/1.0.0"  # the spec's id for its authentication-only endpoint
 MAX_HEADER = 2048
 CHALLENGE_BYTES = 32
 MIN_CHALLENGE = 32  # characters of a peer's challenge we agree to sign (32 random bytes are 44)
@@ -307,10 +307,10 @@ class PeerAuthServer:
             params = parse_params(header)
             if not params:
                 return self.challenge(hostname, tls, f"authenticate with {SCHEME}", moment)
-            if "bearer" in params:
-                return Verdict(self._bearer(params["bearer"], hostname, tls, moment))
             if "sig" in params and "opaque" in params:
                 return self._answer(params, hostname, tls, moment)
+            if "bearer" in params:
+                return Verdict(self._bearer(params["bearer"], hostname, tls, moment))
             if "challenge-server" in params and "public-key" in params:
                 return self._client_initiated(params, hostname, tls, moment)
             raise PeerAuthError("the parameters are neither a bearer, a signed answer nor a challenge")

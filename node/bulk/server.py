@@ -51,6 +51,7 @@ CHUNK = 4 << 20  # bytes of blocks per write: large enough to keep syscalls rare
 MAX_STREAMS = 8
 MAX_STREAMS_PER_PEER = 2
 THREADS = 4
+AUTH_PATH = "/http-peer-id-auth/"
 T = TypeVar("T")
 
 
@@ -91,7 +92,13 @@ class BulkServer:
         self._cert_sha256 = certificate.sha256
         certificate.context.sni_callback = _remember_sni
         app = web.Application(client_max_size=4096)
-        app.add_routes([web.get("/car/{cid}", self._get_car)])
+        app.add_routes(
+            [
+                web.get("/car/{cid}", self._get_car),
+                web.get(AUTH_PATH, self._auth_only),  # the spec's authentication endpoint: the handshake, no data
+                web.get("/.well-known/libp2p/protocols", self._protocols),
+            ]
+        )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         plain = web.TCPSite(self._runner, bind, 0)
@@ -148,6 +155,15 @@ class BulkServer:
         else:  # the client-initiated handshake's first step: the server's proof and its challenge
             error, detail = "authenticating", "answer the challenge in WWW-Authenticate"
         return None, {}, _error(401, error, detail, verdict.headers)
+
+    async def _protocols(self, request: web.Request) -> web.Response:
+        return web.json_response({"protocols": {peerauth.PROTOCOL_ID: {"path": AUTH_PATH}}})
+
+    async def _auth_only(self, request: web.Request) -> web.Response:
+        """Only the handshake (a client may authenticate the server before its real request)."""
+        tls = request.transport is not None and request.transport.get_extra_info("ssl_object") is not None
+        _, info, refusal = self._authenticate(request, tls)
+        return refusal if refusal is not None else web.Response(status=200, headers=info)
 
     async def _get_car(self, request: web.Request) -> web.StreamResponse:
         tls = request.transport is not None and request.transport.get_extra_info("ssl_object") is not None

@@ -349,3 +349,23 @@ async def test_a_private_block_inside_a_public_dag_aborts_the_stream(nodes: Make
     assert provider.metrics.value("bulk_refused_total", reason="aborted") == 1  # after the headers: cut off
     assert not fetcher.store.has(leaf)  # neither path gave it out
     assert fetcher.metrics.value("fetch_bytes_total", path="car") == 0  # the chunk holding it never left
+
+
+async def test_the_auth_endpoint_runs_only_the_handshake_and_its_bearer_opens_the_car(
+    nodes: Make, tmp_path: Path
+) -> None:
+    provider, fetcher = await nodes(2)
+    root, _ = content(tmp_path, provider, "endpoint")
+    base = provider.server.https_url
+    pin = aiohttp.Fingerprint(provider.server._cert_sha256)
+    assert fetcher.client.auth is not None
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/.well-known/libp2p/protocols", ssl=pin) as got:
+            path = (await got.json())["protocols"][peerauth.PROTOCOL_ID]["path"]
+        async with await fetcher.client.auth.get(session, f"{base}{path}", provider.peer_id, {}, ssl=pin) as got:
+            assert got.status == 200 and await got.read() == b""
+        async with await fetcher.client.auth.get(session, f"{base}/car/{root}", provider.peer_id, {}, ssl=pin) as got:
+            assert got.status == 200 and got.content_type == "application/vnd.ipld.car"
+            await got.read()
+    assert provider.metrics.value("bulk_peer_auth_total", step="handshake") == 1
+    assert provider.metrics.value("bulk_peer_auth_total", step="bearer") == 1

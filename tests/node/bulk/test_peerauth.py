@@ -274,3 +274,34 @@ def test_host_header_and_host_split() -> None:
     assert pa.host_header(yarl.URL("https://127.0.0.1:4001/x")) == "127.0.0.1:4001"
     assert pa.host_header(yarl.URL("http://[::1]:80/x")) == "[::1]"
     assert pa.split_host("[::1]:4001") == "::1" and pa.split_host("A.b:1") == "a.b" and pa.split_host("a.b") == "a.b"
+
+
+def split_like_go(header: str) -> dict[str, str]:
+    """How go-libp2p's parser reads a header: after the scheme, tokens split at spaces and
+    commas, each ``name="value"`` with the quotes required (so no value may hold a space)."""
+    rest = header[header.index(pa.SCHEME) + len(pa.SCHEME) :]
+    params = {}
+    for token in rest.replace(",", " ").split():
+        name, _, value = token.partition("=")
+        assert len(value) >= 2 and value[0] == value[-1] == '"', token
+        params[name] = value[1:-1]
+    return params
+
+
+def test_our_headers_read_the_same_under_go_libp2ps_splitting() -> None:
+    srv = server()
+    for header in (
+        srv.authenticate(None, HOST, True).headers["WWW-Authenticate"],
+        client_initiated_first_header(srv),
+        srv.authenticate(client_answer(client_initiated_first(srv)), HOST, True).headers["Authentication-Info"],
+        srv.authenticate(server_initiated_answer(srv), HOST, True).headers["Authentication-Info"],
+    ):
+        assert split_like_go(header) == pa.parse_params(header)
+        for value in pa.parse_params(header).values():
+            if value[-1:] != "Z":  # expires is RFC 3339; the rest is padded base64url, as go decodes it
+                assert len(value) % 4 == 0 and pa.b64decode(value, "v")
+
+
+def client_initiated_first_header(srv: pa.PeerAuthServer) -> str:
+    opening = pa.encode_params({"challenge-server": CHALLENGE_SERVER, "public-key": pa.b64encode(CLIENT_PK)})
+    return srv.authenticate(opening, HOST, True).headers["WWW-Authenticate"]
