@@ -5,7 +5,8 @@ plain or TLS as the data's privacy says, and for TLS the certificate's sha256, w
 GETs ``/car/{root}`` there authenticated by the ``libp2p-PeerID`` handshake
 (:mod:`node.bulk.peerauth`: the provider proves its peer ID too, and its bearer token is kept
 and reused for the next fetches from that listener), and yields verified blocks in DAG order.
-Built without an identity it sends the ticket's token instead (the older path, still served).
+Built without an identity, or facing a provider whose 401 offers no ``libp2p-PeerID``
+challenge (one from before it), it sends the ticket's token instead (the older path).
 Three stages overlap: a reader task pulls the body off the socket into a bounded queue, the
 verifier hashes and checks order in a thread (:class:`~node.bulk.carstream.CarVerifier`), and
 the exchange's write-behind commits to LMDB; each block is hashed once. A stream that breaks
@@ -98,6 +99,10 @@ class BulkClient:
                 opened = await self._session.get(url, headers=headers, ssl=pin, timeout=timeout)
             else:
                 opened = await self.auth.get(self._session, url, peer, headers, ssl=pin, timeout=timeout)
+                if opened.status == 401 and not peerauth.parse_params(opened.headers.get("WWW-Authenticate")):
+                    opened.release()  # a provider that does not speak the scheme yet: its own token, then
+                    headers["Authorization"] = ticket.authorization(issued.token)
+                    opened = await self._session.get(url, headers=headers, ssl=pin, timeout=timeout)
         except peerauth.PeerAuthError as exc:
             raise BulkUnavailable(f"{peer} failed the {peerauth.SCHEME} handshake: {exc}") from None
         except (aiohttp.ClientError, TimeoutError) as exc:

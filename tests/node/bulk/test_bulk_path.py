@@ -369,3 +369,19 @@ async def test_the_auth_endpoint_runs_only_the_handshake_and_its_bearer_opens_th
             await got.read()
     assert provider.metrics.value("bulk_peer_auth_total", step="handshake") == 1
     assert provider.metrics.value("bulk_peer_auth_total", step="bearer") == 1
+
+
+async def test_a_provider_that_offers_no_peer_auth_challenge_gets_the_tickets_token(
+    nodes: Make, tmp_path: Path
+) -> None:
+    provider, fetcher = await nodes(2)
+    root, data = content(tmp_path, provider, "older")
+
+    def tickets_only(*args: object, **kwargs: object) -> peerauth.Verdict:
+        return peerauth.Verdict(None, {}, "this server knows only tickets")  # a 401 with no challenge
+
+    provider.server.peerauth.authenticate = tickets_only  # type: ignore[method-assign]
+    stats = await fetcher.exchange.fetch(root, providers=[provider.peer_id])
+    assert stats.by_path == {"car": dag_bytes(provider, root)}
+    assert provider.metrics.value("bulk_peer_auth_total", step="handshake") == 0
+    assert b"".join(cat(fetcher.store, root)) == data
