@@ -492,7 +492,7 @@ class PeerAuthClient:
         response = await session.get(url, headers={**base, "Authorization": opening}, **options)
         if response.status != 401:
             return response
-        params = parse_params(response.headers.get("WWW-Authenticate"))
+        params = await _challenge_of(response)
         if "sig" not in params:  # the server starts its own handshake instead
             return await self._server_initiated(session, url, base, response, peer, key, options)
         await _drop(response)
@@ -513,7 +513,7 @@ class PeerAuthClient:
         key: tuple[str, str],
         options: dict[str, Any],
     ) -> aiohttp.ClientResponse:
-        params = parse_params(refused.headers.get("WWW-Authenticate"))
+        params = await _challenge_of(refused)
         if "challenge-client" not in params:
             return refused  # a 401 with no challenge of this scheme: nothing to answer
         await _drop(refused)
@@ -529,8 +529,8 @@ class PeerAuthClient:
         response = await session.get(url, headers={**base, "Authorization": encode_params(answer)}, **options)
         if response.status == 401:
             return response
-        info = parse_params(response.headers.get("Authentication-Info"))
         try:
+            info = parse_params(response.headers.get("Authentication-Info"))
             server_proof({"public-key": params["public-key"], **info}, mine, self.public_key, hostname)
         except PeerAuthError:
             await _drop(response)
@@ -539,7 +539,10 @@ class PeerAuthClient:
         return response
 
     def _keep(self, key: tuple[str, str], response: aiohttp.ClientResponse) -> None:
-        info = parse_params(response.headers.get("Authentication-Info"))
+        try:
+            info = parse_params(response.headers.get("Authentication-Info"))
+        except PeerAuthError:
+            return  # served, but no usable bearer: the next request authenticates again
         bearer = info.get("bearer")
         if not bearer or response.status == 401:
             return
@@ -549,6 +552,15 @@ class PeerAuthClient:
         if len(self._bearers) >= self.MAX_BEARERS:
             self._bearers.pop(next(iter(self._bearers)))
         self._bearers[key] = (encode_params({"bearer": bearer}), until)
+
+
+async def _challenge_of(response: aiohttp.ClientResponse) -> dict[str, str]:
+    """A 401's ``WWW-Authenticate`` params; a malformed one releases the response and raises."""
+    try:
+        return parse_params(response.headers.get("WWW-Authenticate"))
+    except PeerAuthError:
+        await _drop(response)
+        raise
 
 
 async def _drop(response: aiohttp.ClientResponse) -> None:

@@ -10,9 +10,13 @@ same refusals through the real listeners.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import aiohttp
 import nacl.signing
 import pytest
+from aiohttp import web
 
 from node.bulk import peerauth as pa
 from storage.peerid import peer_id_for, public_key_protobuf
@@ -305,3 +309,90 @@ def test_our_headers_read_the_same_under_go_libp2ps_splitting() -> None:
 def client_initiated_first_header(srv: pa.PeerAuthServer) -> str:
     opening = pa.encode_params({"challenge-server": CHALLENGE_SERVER, "public-key": pa.b64encode(CLIENT_PK)})
     return srv.authenticate(opening, HOST, True).headers["WWW-Authenticate"]
+
+
+# --- the client against servers over real HTTP ------------------------------------------------
+
+
+async def serving(handler: Callable[[web.Request], Awaitable[web.Response]]) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.add_routes([web.get("/x", handler)])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/x"
+
+
+def as_server(srv: pa.PeerAuthServer, seen: list[dict[str, str]], initiate_only: bool = False) -> Any:
+    async def handle(request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization")
+        seen.append(pa.parse_params(header))
+        if initiate_only and "sig" not in seen[-1] and "bearer" not in seen[-1]:
+            verdict = srv.challenge(request.headers["Host"], False, "")  # ignores the client's challenge
+        else:
+            verdict = srv.authenticate(header, request.headers["Host"], False)
+        if verdict.peer is None:
+            return web.json_response({"reason": verdict.reason}, status=401, headers=verdict.headers)
+        return web.Response(text=verdict.peer, headers=verdict.headers)
+
+    return handle
+
+
+async def test_the_client_runs_either_flow_and_keeps_the_bearer() -> None:
+    client = pa.PeerAuthClient(sign_as(CLIENT), bytes(CLIENT.verify_key))
+    expected = peer_id_for(bytes(SERVER.verify_key))
+    for initiate_only in (False, True):
+        srv = pa.PeerAuthServer(sign_as(SERVER), bytes(SERVER.verify_key), lambda: {"127.0.0.1"})
+        seen: list[dict[str, str]] = []
+        runner, url = await serving(as_server(srv, seen, initiate_only))
+        try:
+            async with aiohttp.ClientSession() as session:
+                for _ in range(2):
+                    async with await client.get(session, url, expected, {}) as got:
+                        assert got.status == 200 and await got.text() == peer_id_for(bytes(CLIENT.verify_key))
+        finally:
+            await runner.cleanup()
+        assert list(seen[-1]) == ["bearer"]  # the second GET: the bearer alone
+        assert len(seen) == 3
+        if initiate_only:  # the server's own challenge answered with ours: its sig checked in Authentication-Info
+            assert set(seen[1]) == {"public-key", "opaque", "challenge-server", "sig"}
+        else:
+            assert set(seen[1]) == {"opaque", "sig"}
+
+
+async def test_the_client_refuses_an_impostor_before_it_signs_anything() -> None:
+    client = pa.PeerAuthClient(sign_as(CLIENT), bytes(CLIENT.verify_key))
+    stranger = nacl.signing.SigningKey.generate()
+    impostor = pa.PeerAuthServer(sign_as(stranger), bytes(stranger.verify_key), lambda: {"127.0.0.1"})
+    expected = peer_id_for(bytes(SERVER.verify_key))
+    for initiate_only in (False, True):
+        seen: list[dict[str, str]] = []
+        runner, url = await serving(as_server(impostor, seen, initiate_only))
+        try:
+            async with aiohttp.ClientSession() as session:
+                with pytest.raises(pa.PeerAuthError, match="not the provider"):
+                    await client.get(session, url, expected, {})
+        finally:
+            await runner.cleanup()
+        assert all("sig" not in params for params in seen)  # it never answered the impostor's challenge
+
+    async def forged(request: web.Request) -> web.Response:  # the right key, a signature it cannot make
+        params = pa.parse_params(request.headers.get("Authorization"))
+        header = pa.encode_params(
+            {
+                "challenge-client": pa.new_challenge(),
+                "public-key": pa.b64encode(SERVER_PK),
+                "sig": pa.b64encode(bytes(64)),
+                "opaque": "AAAA",
+            }
+        )
+        assert "sig" not in params
+        return web.Response(status=401, headers={"WWW-Authenticate": header})
+
+    runner, url = await serving(forged)
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(pa.PeerAuthError, match="signature does not verify"):
+                await client.get(session, url, expected, {})
+    finally:
+        await runner.cleanup()
