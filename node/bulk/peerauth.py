@@ -17,7 +17,9 @@ What the scheme is (libp2p's "Peer ID Authentication over HTTP", restated here):
   ``challenge-client``, ``hostname`` and ``server-public-key``; the server signs
   ``challenge-server``, ``client-public-key`` and ``hostname``. ``hostname`` is the name the
   client addressed: both sides use the request's ``Host`` value (what go-libp2p does: host,
-  plus ``:port`` when the port is not the scheme's default).
+  plus ``:port`` when the port is not the scheme's default). The spec's words are "the server
+  name used in TLS", which has no port, so this server also accepts a client signature over
+  the ``Host`` without its port, and then signs its own answer over that same form.
 * Server-initiated: a request without credentials gets 401 and ``challenge-client``,
   ``public-key``, ``opaque``; the client answers ``public-key``, ``opaque``,
   ``challenge-server``, ``sig`` and is served, with ``Authentication-Info: sig, bearer``
@@ -239,6 +241,14 @@ def rfc3339(moment: float) -> str:
     return datetime.datetime.fromtimestamp(int(moment), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _hostname_forms(hostname: str) -> list[str]:
+    """The ``Host`` as sent, then without its port: a client may sign either (see the module doc)."""
+    bare = hostname[: hostname.rindex("]") + 1] if hostname.startswith("[") and "]" in hostname else hostname
+    if not hostname.startswith("[") and hostname.count(":") == 1:
+        bare = hostname.split(":", 1)[0]
+    return [hostname] if bare == hostname else [hostname, bare]
+
+
 def split_host(hostname: str) -> str:
     """The host part of a ``Host`` value (no port, no IPv6 brackets), lower-cased."""
     if hostname.startswith("["):
@@ -376,12 +386,20 @@ class PeerAuthServer:
         else:
             raise PeerAuthError("the answer carries no public-key")
         ed25519_key(client_key)
-        signed: dict[str, str | bytes] = {
-            "challenge-client": challenge,
-            "hostname": hostname,
-            "server-public-key": self.public_key,
-        }
-        if not verify_params(client_key, signed, b64decode(params["sig"], "sig")):
+        signature = b64decode(params["sig"], "sig")
+        named = next(
+            (
+                name
+                for name in _hostname_forms(hostname)
+                if verify_params(
+                    client_key,
+                    {"challenge-client": challenge, "hostname": name, "server-public-key": self.public_key},
+                    signature,
+                )
+            ),
+            None,
+        )
+        if named is None:
             raise PeerAuthError("the signature does not verify (key, challenge, hostname or server key differ)")
         info: dict[str, str] = {}
         if not client_initiated:
@@ -390,7 +408,7 @@ class PeerAuthServer:
                 raise PeerAuthError(f"challenge-server must be at least {MIN_CHALLENGE} characters")
             info["sig"] = b64encode(
                 sign_params(
-                    self._sign, {"challenge-server": theirs, "client-public-key": client_key, "hostname": hostname}
+                    self._sign, {"challenge-server": theirs, "client-public-key": client_key, "hostname": named}
                 )
             )
         self._remember(challenge, created + CHALLENGE_TTL, moment)

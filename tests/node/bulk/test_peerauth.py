@@ -396,3 +396,17 @@ async def test_the_client_refuses_an_impostor_before_it_signs_anything() -> None
                 await client.get(session, url, expected, {})
     finally:
         await runner.cleanup()
+
+
+def test_a_client_signature_over_the_host_without_its_port_is_accepted_and_mirrored() -> None:
+    """The spec's hostname is the TLS server name (no port); go-libp2p signs the Host (with it)."""
+    srv = server()
+    challenge = pa.parse_params(srv.authenticate(None, "example.com:8443", True).headers["WWW-Authenticate"])
+    signed = pa.client_answer(sign_as(CLIENT), CLIENT_PK, challenge, "example.com", SERVER_PK)
+    answer = {"public-key": pa.b64encode(CLIENT_PK), **signed, "challenge-server": CHALLENGE_SERVER}
+    verdict = srv.authenticate(pa.encode_params(answer), "example.com:8443", True)
+    assert verdict.peer == peer_id_for(bytes(CLIENT.verify_key))
+    info = pa.parse_params(verdict.headers["Authentication-Info"])
+    proof = {"public-key": challenge["public-key"], "sig": info["sig"]}
+    assert pa.server_proof(proof, CHALLENGE_SERVER, CLIENT_PK, "example.com").peer_id == srv.peer_id
+    assert pa._hostname_forms("[::1]:80") == ["[::1]:80", "[::1]"] and pa._hostname_forms("a.b") == ["a.b"]
