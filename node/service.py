@@ -290,7 +290,7 @@ class NodeService:
             "nat": await self.network.traversal(),  # reachability, relayed addresses, direct/relayed per peer
             "region": self.config.region,
             "api_url": self.api_url,
-            "bulk_url": self.bulk_server.http_url,  # the bulk CAR path peers use (needs a ticket)
+            "bulk_url": self.bulk_server.http_url,  # the bulk CAR path peers use (libp2p-PeerID auth or a ticket)
             "runtimes": list(RUNTIMES),
             "sandbox": self.sandbox_layers,
             "chain": self.settlement.summary() if self.settlement else None,
