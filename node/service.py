@@ -120,7 +120,7 @@ class NodeService:
         self.exchange.fallback = self.bitswap.client
         self.bulk_server = BulkServer(self.store, self.gate, self.identity, self.metrics, self.data_dir / "bulk")
         self.network.handle(CAR_TICKET_PROTOCOL, self.bulk_server.ticket)
-        self.bulk_client = BulkClient(self.network, self.peers.car_url_of, self.metrics)
+        self.bulk_client = BulkClient(self.network, self.peers.car_url_of, self.metrics, self.identity)
         if bool(config.get("bulk", "enabled")):
             self.exchange.bulk = self.bulk_client  # whole DAGs as one CAR where a provider offers it
         self.network.subscribe(
@@ -290,7 +290,7 @@ class NodeService:
             "nat": await self.network.traversal(),  # reachability, relayed addresses, direct/relayed per peer
             "region": self.config.region,
             "api_url": self.api_url,
-            "bulk_url": self.bulk_server.http_url,  # the bulk CAR path peers use (needs a ticket)
+            "bulk_url": self.bulk_server.http_url,  # the bulk CAR path peers use (libp2p-PeerID auth or a ticket)
             "runtimes": list(RUNTIMES),
             "sandbox": self.sandbox_layers,
             "chain": self.settlement.summary() if self.settlement else None,

@@ -434,7 +434,7 @@ SCHEMAS: dict[str, Schema] = {
             "addrs": _STRINGS,
             "region": _STR,
             "api_url": _STR,
-            "bulk_url": {**_STR, "description": "the bulk CAR path's base URL for peers (a libp2p ticket opens it)"},
+            "bulk_url": {**_STR, "description": "bulk CAR base URL for peers (libp2p-PeerID auth or a ticket)"},
             "runtimes": _STRINGS,
             "sandbox": {**_map(_STR), "description": "python sandbox layer -> its state on this host"},
             "chain": {"oneOf": [_ref("LedgerSummary"), {"type": "null"}]},

@@ -1,12 +1,16 @@
 """The fetcher's side of the bulk path: a block source that streams a whole DAG in one CAR.
 
-:meth:`BulkClient.blocks` asks the provider for a ticket over libp2p, GETs ``/car/{root}``
-with it (over TLS pinned to the ticket's certificate when the provider says the data is
-private), and yields verified blocks in DAG order. Three stages overlap: a reader task
-pulls the body off the socket into a bounded queue, the verifier hashes and checks order in
-a thread (:class:`~node.bulk.carstream.CarVerifier`), and the exchange's write-behind commits
-to LMDB; each block is hashed once. A stream that breaks the rules raises
-:class:`~node.bulk.carstream.BadCar` (the exchange drops that provider); one that ends early
+:meth:`BulkClient.blocks` asks the provider over libp2p where to fetch (the ticket: the URL,
+plain or TLS as the data's privacy says, and for TLS the certificate's sha256, which it pins),
+GETs ``/car/{root}`` there authenticated by the ``libp2p-PeerID`` handshake
+(:mod:`node.bulk.peerauth`: the provider proves its peer ID too, and its bearer token is kept
+and reused for the next fetches from that listener), and yields verified blocks in DAG order.
+Built without an identity, or facing a provider whose 401 offers no ``libp2p-PeerID``
+challenge (one from before it), it sends the ticket's token instead (the older path).
+Three stages overlap: a reader task pulls the body off the socket into a bounded queue, the
+verifier hashes and checks order in a thread (:class:`~node.bulk.carstream.CarVerifier`), and
+the exchange's write-behind commits to LMDB; each block is hashed once. A stream that breaks
+the rules raises :class:`~node.bulk.carstream.BadCar` (the exchange drops that provider); one that ends early
 raises :class:`~node.bulk.carstream.TruncatedCar`, any other failure NetworkError (the
 exchange then goes on over ``/mycel/blocks``, from the blocks already stored).
 """
@@ -21,9 +25,10 @@ from typing import TypeVar
 
 import aiohttp
 
-from node.bulk import ticket
+from node.bulk import peerauth, ticket
 from node.bulk.carstream import CarVerifier, TruncatedCar
 from node.errors import NetworkError
+from node.identity import NodeIdentity
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
 from storage.blockstore import VerifiedBlock
@@ -42,8 +47,15 @@ class BulkUnavailable(NetworkError):
 
 
 class BulkClient:
-    def __init__(self, network: P2PNetwork, offered: Callable[[str], str | None], metrics: Metrics) -> None:
+    def __init__(
+        self,
+        network: P2PNetwork,
+        offered: Callable[[str], str | None],
+        metrics: Metrics,
+        identity: NodeIdentity | None = None,
+    ) -> None:
         self.network = network
+        self.auth = None if identity is None else peerauth.PeerAuthClient(identity.sign, identity.public_key)
         self._offered = offered  # peer -> its announced bulk URL, if it offers one
         self.metrics = metrics
         self._io = ThreadPoolExecutor(THREADS, thread_name_prefix="bulk-verify")
@@ -79,11 +91,24 @@ class BulkClient:
         assert self._session is not None
         pin: aiohttp.Fingerprint | bool = aiohttp.Fingerprint(issued.cert_sha256) if issued.cert_sha256 else True
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=READ_TIMEOUT)
-        headers = {"Authorization": ticket.authorization(issued.token), "Accept": "application/vnd.ipld.car"}
+        url = f"{issued.url}/car/{root}"
+        headers = {"Accept": "application/vnd.ipld.car"}
         try:
-            async with self._session.get(
-                f"{issued.url}/car/{root}", headers=headers, ssl=pin, timeout=timeout
-            ) as response:
+            if self.auth is None:
+                headers["Authorization"] = ticket.authorization(issued.token)
+                opened = await self._session.get(url, headers=headers, ssl=pin, timeout=timeout)
+            else:
+                opened = await self.auth.get(self._session, url, peer, headers, ssl=pin, timeout=timeout)
+                if opened.status == 401 and not peerauth.parse_params(opened.headers.get("WWW-Authenticate")):
+                    opened.release()  # a provider that does not speak the scheme yet: its own token, then
+                    headers["Authorization"] = ticket.authorization(issued.token)
+                    opened = await self._session.get(url, headers=headers, ssl=pin, timeout=timeout)
+        except peerauth.PeerAuthError as exc:
+            raise BulkUnavailable(f"{peer} failed the {peerauth.SCHEME} handshake: {exc}") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise BulkUnavailable(f"bulk request to {peer} failed: {exc}") from None
+        try:
+            async with opened as response:
                 if response.status != 200:
                     reason = (await response.content.read(300)).decode("utf-8", "replace")
                     raise BulkUnavailable(f"{peer} answered the bulk request {response.status}: {reason}")

@@ -2,12 +2,16 @@
 
 ``GET /car/{cid}`` answers the whole DAG under ``cid`` as one CAR v1 stream, depth-first,
 each distinct block once (what :class:`node.bulk.carstream.CarVerifier` expects). It needs a
-ticket (:mod:`node.bulk.ticket`): 401 without a valid one. Two listeners share the handler:
+peer ID: proven by the ``libp2p-PeerID`` handshake (:mod:`node.bulk.peerauth`; its 401s carry
+the challenge, its success the ``Authentication-Info`` with the bearer) or by a ticket's token
+(:mod:`node.bulk.ticket`, ``Authorization: Bearer``): 401 with the reason otherwise. The
+handshake's hostname is the request's ``Host``, which must name this listener's host (and the
+TLS server name, when the client sent one). Two listeners share the handler:
 
-* plain HTTP serves public blocks only (its token can be read off the wire, and a private
+* plain HTTP serves public blocks only (its headers can be read off the wire, and a private
   block never travels unencrypted): a private root answers 403;
 * TLS (a self-signed certificate, pinned by the ticket) serves what the serving gate lets the
-  ticket's peer have: a private root the peer's policy does not name it for answers 403 with
+  authenticated peer have: a private root the peer's policy does not name it for answers 403 with
   nothing of the DAG. A refused or missing block met after the headers aborts the connection,
   so the fetcher sees a truncated CAR, never a complete-looking one.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +34,7 @@ from typing import Protocol, TypeVar
 
 from aiohttp import web
 
-from node.bulk import ticket
+from node.bulk import peerauth, ticket
 from node.bulk.tls import make_certificate
 from node.identity import NodeIdentity
 from node.metrics import Metrics
@@ -46,6 +51,7 @@ CHUNK = 4 << 20  # bytes of blocks per write: large enough to keep syscalls rare
 MAX_STREAMS = 8
 MAX_STREAMS_PER_PEER = 2
 THREADS = 4
+AUTH_PATH = "/http-peer-id-auth/"
 T = TypeVar("T")
 
 
@@ -74,6 +80,8 @@ class BulkServer:
         self._io = ThreadPoolExecutor(THREADS, thread_name_prefix="bulk-serve")
         self._runner: web.AppRunner | None = None
         self._streams: dict[str, int] = {}
+        self._hostnames: set[str] = set()
+        self.peerauth = peerauth.PeerAuthServer(identity.sign, identity.public_key, lambda: self._hostnames)
 
     async def _off_loop(self, work: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._io, work, *args)
@@ -82,8 +90,15 @@ class BulkServer:
         """Listen on ``bind`` (ephemeral ports, plain and TLS); URLs name ``advertised``."""
         certificate = await self._off_loop(make_certificate, self.directory)
         self._cert_sha256 = certificate.sha256
+        certificate.context.sni_callback = _remember_sni
         app = web.Application(client_max_size=4096)
-        app.add_routes([web.get("/car/{cid}", self._get_car)])
+        app.add_routes(
+            [
+                web.get("/car/{cid}", self._get_car),
+                web.get(AUTH_PATH, self._auth_only),  # the spec's authentication endpoint: the handshake, no data
+                web.get("/.well-known/libp2p/protocols", self._protocols),
+            ]
+        )
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         plain = web.TCPSite(self._runner, bind, 0)
@@ -92,6 +107,7 @@ class BulkServer:
         await secure.start()
         ports = [address[1] for address in self._runner.addresses]
         host = f"[{advertised}]" if ":" in advertised else advertised
+        self._hostnames = {name.lower() for name in (bind, advertised)}  # what a Host header may name
         self.http_url, self.https_url = f"http://{host}:{ports[0]}", f"https://{host}:{ports[1]}"
         log.info("bulk CAR path on %s and %s", self.http_url, self.https_url)
 
@@ -116,37 +132,71 @@ class BulkServer:
         self.metrics.inc("bulk_tickets_issued_total")
         return [issued.encode()]
 
+    def _authenticate(self, request: web.Request, tls: bool) -> tuple[str | None, dict[str, str], web.Response | None]:
+        """(peer, headers for the answer, None) or (None, {}, the 401): a ticket or the spec's handshake."""
+        header = request.headers.get("Authorization")
+        if header is not None and header[:7].lower() == "bearer ":
+            try:
+                return ticket.check(header, self.identity.peer_id, "tls" if tls else "http"), {}, None
+            except ticket.TicketError as exc:
+                self.metrics.inc("bulk_refused_total", reason="ticket")
+                return None, {}, _error(401, "bad_ticket", str(exc))
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport is not None else None
+        sni = getattr(ssl_object, _SNI, None)
+        verdict = self.peerauth.authenticate(header, request.headers.get("Host", ""), tls, sni)
+        if verdict.peer is not None:
+            self.metrics.inc("bulk_peer_auth_total", step="bearer" if not verdict.headers else "handshake")
+            return verdict.peer, verdict.headers, None
+        if header is None and "WWW-Authenticate" in verdict.headers:
+            error, detail = "unauthenticated", f"authenticate with {peerauth.SCHEME} (or a ticket from libp2p)"
+        elif verdict.reason:
+            self.metrics.inc("bulk_refused_total", reason="peer_auth")
+            error, detail = "bad_peer_auth", verdict.reason
+        else:  # the client-initiated handshake's first step: the server's proof and its challenge
+            error, detail = "authenticating", "answer the challenge in WWW-Authenticate"
+        return None, {}, _error(401, error, detail, verdict.headers)
+
+    async def _protocols(self, request: web.Request) -> web.Response:
+        return web.json_response({"protocols": {peerauth.PROTOCOL_ID: {"path": AUTH_PATH}}})
+
+    async def _auth_only(self, request: web.Request) -> web.Response:
+        """Only the handshake (a client may authenticate the server before its real request)."""
+        tls = request.transport is not None and request.transport.get_extra_info("ssl_object") is not None
+        _, info, refusal = self._authenticate(request, tls)
+        return refusal if refusal is not None else web.Response(status=200, headers=info)
+
     async def _get_car(self, request: web.Request) -> web.StreamResponse:
         tls = request.transport is not None and request.transport.get_extra_info("ssl_object") is not None
-        try:
-            peer = ticket.check(request.headers.get("Authorization"), self.identity.peer_id, "tls" if tls else "http")
-        except ticket.TicketError as exc:
-            self.metrics.inc("bulk_refused_total", reason="ticket")
-            return _error(401, "bad_ticket", str(exc))
+        peer, info, refusal = self._authenticate(request, tls)
+        if refusal is not None:
+            return refusal
+        assert peer is not None
         try:
             root = CID.parse(request.match_info["cid"])
         except InvalidCIDError as exc:
-            return _error(400, "invalid_cid", str(exc))
+            return _error(400, "invalid_cid", str(exc), info)
         reader = peer if tls else None  # plain HTTP: only what anyone may read
         if sum(self._streams.values()) >= MAX_STREAMS or self._streams.get(peer, 0) >= MAX_STREAMS_PER_PEER:
             self.metrics.inc("bulk_refused_total", reason="busy")
-            return _error(429, "busy", f"at most {MAX_STREAMS_PER_PEER} bulk streams per peer; retry later")
+            return _error(429, "busy", f"at most {MAX_STREAMS_PER_PEER} bulk streams per peer; retry later", info)
         self._streams[peer] = self._streams.get(peer, 0) + 1  # taken before the first await: no race past the bound
         try:
             if not await self._off_loop(self.gate.may_send, reader, root):
                 self.metrics.inc("bulk_refused_total", reason="private")
                 how = "its policy does not name this peer" if tls else "private data goes only over the TLS listener"
-                return _error(403, "private", f"{root} belongs to a private dataset: {how}")
+                return _error(403, "private", f"{root} belongs to a private dataset: {how}", info)
             if not await self._off_loop(self.store.has, root):
-                return _error(404, "not_found", f"{root} is not stored here")
-            return await self._stream(request, root, reader)
+                return _error(404, "not_found", f"{root} is not stored here", info)
+            return await self._stream(request, root, reader, info)
         finally:
             self._streams[peer] -= 1
             if not self._streams[peer]:
                 del self._streams[peer]
 
-    async def _stream(self, request: web.Request, root: CID, reader: str | None) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": CAR_TYPE, "Cache-Control": "no-store"})
+    async def _stream(
+        self, request: web.Request, root: CID, reader: str | None, info: dict[str, str]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": CAR_TYPE, "Cache-Control": "no-store", **info})
         await response.prepare(request)
         await response.write(car_header([root]))
         walk = _Walk(self.store, self.gate, reader, root)
@@ -207,5 +257,14 @@ class _Walk:
         return (b"".join(parts), count, size) if parts else None
 
 
-def _error(status: int, error: str, detail: str) -> web.Response:
-    return web.json_response({"error": error, "detail": detail}, status=status)
+def _error(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status, headers=headers)
+
+
+_SNI = "mycel_sni"  # where the TLS server name the client sent is kept on its SSL object
+
+
+def _remember_sni(ssl_object: ssl.SSLObject | ssl.SSLSocket, name: str | None, context: ssl.SSLContext) -> None:
+    """The SNI callback: keep the name the client asked for, for the hostname check of the handshake."""
+    if name is not None:
+        setattr(ssl_object, _SNI, name)

@@ -9,6 +9,9 @@ away, and for TLS the sha256 of its certificate, which the fetcher pins. The HTT
 sends the token as ``Authorization: Bearer <base64url>``; the provider checks its own
 signature, the expiry and the scope, and then serves the blocks the policy lets ``aud`` have.
 
+The node's own fetcher now uses the ticket for the URL and the pin and proves its peer ID with
+the ``libp2p-PeerID`` handshake instead (:mod:`node.bulk.peerauth`); the token stays accepted.
+
 A token for plain HTTP can be seen on the wire, so it only ever opens the plain listener,
 which serves public blocks only; the TLS token travels inside TLS. A forged, expired, foreign
 or wrong-scope token is refused with 401.

@@ -33,6 +33,8 @@ def test_a_pin_moves_the_dag_over_the_car_path_and_tickets_guard_it(cluster: Any
     bulk = http_json(f"{provider.api_url}/v1/node")["bulk_url"]
     stranger = NodeIdentity(nacl.signing.SigningKey.generate())
     forged = ticket.issue(stranger.sign, provider.peer_id, stranger.peer_id, "http")
-    for headers in ({}, {"Authorization": ticket.authorization(forged)}, {"Authorization": "Bearer x"}):
+    for headers in ({"Authorization": ticket.authorization(forged)}, {"Authorization": "Bearer x"}):
         status, body = http("GET", f"{bulk}/car/{cid}", headers=headers)
         assert status == 401 and json.loads(body)["error"] == "bad_ticket"
+    status, body = http("GET", f"{bulk}/car/{cid}")
+    assert status == 401 and json.loads(body)["error"] == "unauthenticated"

@@ -7,6 +7,7 @@ finish over /mycel/blocks. Auth and the private-data rules are checked on the re
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -17,7 +18,7 @@ import nacl.signing
 import pytest
 from aiohttp import web
 
-from node.bulk import ticket
+from node.bulk import peerauth, ticket
 from node.bulk.client import BulkClient, BulkUnavailable
 from node.bulk.server import MAX_STREAMS_PER_PEER, BulkServer
 from node.errors import NetworkError
@@ -31,7 +32,7 @@ from storage.blockstore import BlockStore
 from storage.car import car_header, car_section
 from storage.cid import CID
 from storage.files import add_path, cat
-from storage.peerid import peer_id_for
+from storage.peerid import peer_id_for, public_key_protobuf
 from storage.privacy.policy import Policy
 from tests.support import seeded_bytes
 
@@ -56,7 +57,7 @@ class Node:
         )  # a test may swap it
         self.network.handle(ticket.PROTOCOL, lambda peer, request: self.tickets(peer, request))
         self.offered: dict[str, str] = {}  # what the announcements said, in a real node
-        self.client = BulkClient(self.network, self.offered.get, self.metrics)
+        self.client = BulkClient(self.network, self.offered.get, self.metrics, self.identity)
         self.exchange.bulk = self.client
 
     @property
@@ -142,6 +143,98 @@ async def test_two_nodes_move_a_dag_over_the_car_path(nodes: Make, tmp_path: Pat
     assert provider.metrics.value("blocks_served_total") == 6 and provider.metrics.value("bytes_out_total") == total
     assert b"".join(cat(fetcher.store, root)) == data
     assert fetcher.exchange.bandwidth[provider.peer_id] > 1e6
+    assert provider.metrics.value("bulk_peer_auth_total", step="handshake") == 1  # libp2p-PeerID, not the token
+    assert fetcher.client.auth is not None and fetcher.client.auth.has_bearer(
+        provider.peer_id, provider.server.http_url
+    )
+
+
+async def test_the_bearer_is_reused_and_a_refused_one_is_replaced_by_the_server_initiated_flow(
+    nodes: Make, tmp_path: Path
+) -> None:
+    provider, fetcher = await nodes(2)
+    first, second, third = (content(tmp_path, provider, seed)[0] for seed in ("b1", "b2", "b3"))
+    await fetcher.exchange.fetch(first, providers=[provider.peer_id])
+    await fetcher.exchange.fetch(second, providers=[provider.peer_id])
+    assert provider.metrics.value("bulk_peer_auth_total", step="handshake") == 1
+    assert provider.metrics.value("bulk_peer_auth_total", step="bearer") == 1
+    provider.server.peerauth._key = os.urandom(32)  # as after a restart: every bearer it gave is void
+    stats = await fetcher.exchange.fetch(third, providers=[provider.peer_id])
+    assert stats.by_path == {"car": dag_bytes(provider, third)}  # the 401 challenge answered, then served
+    assert provider.metrics.value("bulk_peer_auth_total", step="handshake") == 2
+    assert provider.metrics.value("bulk_refused_total", reason="peer_auth") == 1  # the stale bearer
+
+
+async def peer_auth_get(url: str, root: CID, authorization: str | None, host: str | None = None) -> tuple[int, Any]:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    if host is not None:
+        headers["Host"] = host
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/car/{root}", headers=headers, ssl=False) as got:
+        body = await got.json() if got.content_type == "application/json" else None
+        return got.status, (body, got.headers.get("WWW-Authenticate"), got.headers.get("Authentication-Info"))
+
+
+async def test_hostile_peer_auth_headers_are_refused_with_401_and_a_reason(nodes: Make, tmp_path: Path) -> None:
+    provider, fetcher = await nodes(2)
+    root, _ = content(tmp_path, provider, "hostile-auth")
+    url = provider.server.https_url
+    host = url.split("//", 1)[1]
+    me = fetcher.identity
+    pk = public_key_protobuf(me.public_key)
+
+    async def challenge() -> dict[str, str]:
+        status, (body, offered, _) = await peer_auth_get(url, root, None)
+        assert status == 401 and body["error"] == "unauthenticated"
+        return peerauth.parse_params(offered)
+
+    def answer(params: dict[str, str], hostname: str = host, sign: Any = me.sign, key: bytes = pk) -> str:
+        signed = peerauth.client_answer(sign, key, params, hostname, provider.server.peerauth.public_key)
+        mine = peerauth.new_challenge()
+        return peerauth.encode_params({"public-key": peerauth.b64encode(key), **signed, "challenge-server": mine})
+
+    good = answer(await challenge())
+    status, (_, _, info) = await peer_auth_get(url, root, good)
+    assert status == 200 and "bearer=" in (info or "")
+    stranger = NodeIdentity(nacl.signing.SigningKey.generate())
+    rsa = peerauth.encode_params(
+        {"challenge-server": peerauth.new_challenge(), "public-key": peerauth.b64encode(b"\x08\x00\x12\x01a")}
+    )
+    expired = await challenge()
+    provider_auth = provider.server.peerauth
+    cases = {
+        "bad sig": (answer(await challenge(), sign=stranger.sign), "signature does not verify"),
+        "wrong hostname": (answer(await challenge(), hostname="evil.example"), "signature does not verify"),
+        "replayed opaque": (good, "replay"),
+        "oversized": ('libp2p-PeerID opaque="' + "A" * 4000 + '"', "longer than 2048"),
+        "wrong key type": (rsa, "only Ed25519"),
+        "forged bearer": ('libp2p-PeerID bearer="' + peerauth.b64encode(bytes(64)) + '"', "not made by this server"),
+    }
+    for why, (header, reason) in cases.items():
+        status, (body, offered, _) = await peer_auth_get(url, root, header)
+        assert status == 401 and body["error"] == "bad_peer_auth" and reason in body["detail"], why
+        assert "challenge-client=" in (offered or ""), why  # a fresh challenge to start again
+    provider_auth.clock = lambda: time.time() + peerauth.CHALLENGE_TTL + 1  # an opaque answered after its time
+    status, (body, _, _) = await peer_auth_get(url, root, answer(expired))
+    provider_auth.clock = time.time
+    assert status == 401 and "expired" in body["detail"]
+    status, (body, _, _) = await peer_auth_get(url, root, good, host="evil.example")
+    assert status == 401 and "does not answer for the host" in body["detail"]
+    assert provider.metrics.value("bulk_refused_total", reason="peer_auth") == len(cases) + 2
+    assert provider_auth.peer_id == provider.peer_id
+
+
+async def test_a_bearer_won_over_plain_http_does_not_open_the_tls_listener(nodes: Make, tmp_path: Path) -> None:
+    provider, fetcher = await nodes(2)
+    root, _ = content(tmp_path, provider, "scoped")
+    plain, secure = provider.server.http_url, provider.server.https_url
+    assert fetcher.client.auth is not None
+    async with aiohttp.ClientSession() as session:
+        got = await fetcher.client.auth.get(session, f"{plain}/car/{root}", provider.peer_id, {})
+        async with got:
+            assert got.status == 200
+    bearer = fetcher.client.auth._bearers[(provider.peer_id, plain)][0]
+    status, (body, _, _) = await peer_auth_get(secure, root, bearer, host=plain.split("//", 1)[1])
+    assert status == 401 and "plain listener" in body["detail"]
 
 
 async def test_corrupted_car_is_refused_and_the_fetch_completes_elsewhere(nodes: Make, tmp_path: Path) -> None:
@@ -199,7 +292,6 @@ async def test_bad_expired_forged_and_foreign_tickets_are_refused(nodes: Make, t
     assert (await get_car(url, root, valid))[0] == 200
     stranger = NodeIdentity(nacl.signing.SigningKey.generate())
     refused = {
-        "none": None,
         "garbage": b"not a token",
         "expired": ticket.issue(provider.identity.sign, own, fetcher.peer_id, "http", now=time.time() - 3600),
         "forged": ticket.issue(stranger.sign, own, fetcher.peer_id, "http"),  # names the provider, signed by another
@@ -211,6 +303,8 @@ async def test_bad_expired_forged_and_foreign_tickets_are_refused(nodes: Make, t
         status, body = await get_car(url, root, token)
         assert status == 401 and b"bad_ticket" in body, why
     assert provider.metrics.value("bulk_refused_total", reason="ticket") == len(refused)
+    status, body = await get_car(url, root, None)  # no credentials: the spec's challenge, not a ticket error
+    assert status == 401 and b"unauthenticated" in body
     provider.server._streams[fetcher.peer_id] = MAX_STREAMS_PER_PEER  # as if that many were streaming now
     assert (await get_car(url, root, valid))[0] == 429
 
@@ -240,6 +334,8 @@ async def test_private_dag_goes_over_tls_to_the_allowed_peer_only(nodes: Make, t
     assert stats.by_path == {"car": dag_bytes(provider, root)}
     assert b"".join(cat(allowed.store, root)) == data
     assert allowed.registry.datasets_of(root)  # stored as a private replica (the policy came with the probe)
+    # both peers proved their peer IDs by the libp2p-PeerID handshake over TLS (the outsider's was refused by policy)
+    assert provider.metrics.value("bulk_peer_auth_total", step="handshake") == 2
 
 
 async def test_a_private_block_inside_a_public_dag_aborts_the_stream(nodes: Make, tmp_path: Path) -> None:
@@ -253,3 +349,39 @@ async def test_a_private_block_inside_a_public_dag_aborts_the_stream(nodes: Make
     assert provider.metrics.value("bulk_refused_total", reason="aborted") == 1  # after the headers: cut off
     assert not fetcher.store.has(leaf)  # neither path gave it out
     assert fetcher.metrics.value("fetch_bytes_total", path="car") == 0  # the chunk holding it never left
+
+
+async def test_the_auth_endpoint_runs_only_the_handshake_and_its_bearer_opens_the_car(
+    nodes: Make, tmp_path: Path
+) -> None:
+    provider, fetcher = await nodes(2)
+    root, _ = content(tmp_path, provider, "endpoint")
+    base = provider.server.https_url
+    pin = aiohttp.Fingerprint(provider.server._cert_sha256)
+    assert fetcher.client.auth is not None
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/.well-known/libp2p/protocols", ssl=pin) as got:
+            path = (await got.json())["protocols"][peerauth.PROTOCOL_ID]["path"]
+        async with await fetcher.client.auth.get(session, f"{base}{path}", provider.peer_id, {}, ssl=pin) as got:
+            assert got.status == 200 and await got.read() == b""
+        async with await fetcher.client.auth.get(session, f"{base}/car/{root}", provider.peer_id, {}, ssl=pin) as got:
+            assert got.status == 200 and got.content_type == "application/vnd.ipld.car"
+            await got.read()
+    assert provider.metrics.value("bulk_peer_auth_total", step="handshake") == 1
+    assert provider.metrics.value("bulk_peer_auth_total", step="bearer") == 1
+
+
+async def test_a_provider_that_offers_no_peer_auth_challenge_gets_the_tickets_token(
+    nodes: Make, tmp_path: Path
+) -> None:
+    provider, fetcher = await nodes(2)
+    root, data = content(tmp_path, provider, "older")
+
+    def tickets_only(*args: object, **kwargs: object) -> peerauth.Verdict:
+        return peerauth.Verdict(None, {}, "this server knows only tickets")  # a 401 with no challenge
+
+    provider.server.peerauth.authenticate = tickets_only  # type: ignore[method-assign]
+    stats = await fetcher.exchange.fetch(root, providers=[provider.peer_id])
+    assert stats.by_path == {"car": dag_bytes(provider, root)}
+    assert provider.metrics.value("bulk_peer_auth_total", step="handshake") == 0
+    assert b"".join(cat(fetcher.store, root)) == data
