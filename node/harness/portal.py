@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from node.harness.netns import socket_in
 
 _CHUNK = 1 << 16
+CLOSE_TIMEOUT = 30.0  # seconds close() waits for the splices to unwind
 
 
 class Portal:
@@ -56,14 +57,16 @@ class Portal:
         async def stop() -> None:
             for server in self.servers:
                 server.close()
-            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)  # finished, not destroyed pending
+            # until none is left: a connection accepted while the first ones unwind has a task too
+            while tasks := [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)  # finished, not destroyed pending
 
         if self.thread.is_alive():
             with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(stop(), self.loop).result(timeout=5)
+                # generous: on a saturated host (30 nodes on 2 cores) splices take seconds to unwind
+                asyncio.run_coroutine_threadsafe(stop(), self.loop).result(timeout=CLOSE_TIMEOUT)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(timeout=5)
         if not self.loop.is_running():
