@@ -150,6 +150,7 @@ async def post_job(request: web.Request) -> web.Response:
         except AuthorizationError as exc:
             raise ApiError(400, "bad_payment", str(exc)) from None
     job = jobs.submit(spec, job_id, checks, queue_timeout=queue_timeout)
+    await jobs.persisted()  # accepted means written: the job survives a crash from here on
     return web.json_response({"job_id": job.job_id, "state": job.state.value}, status=201)
 
 

@@ -52,6 +52,7 @@ from node.scheduler.verify import Evidence, Judgement, Referee, Verified, check_
 
 log = logging.getLogger("mycelnet.jobs")
 
+STOP_WRITE_WAIT = 10.0  # seconds stop() gives the group commit of the last job changes
 RESUME_WAIT = 20.0  # after a restart: time for the nodes chosen before it to be heard from again
 QUEUE_TIMEOUT = 600.0  # seconds a job waits for capacity unless it says otherwise (config: jobs.queue_timeout_seconds)
 QUEUE_RECHECK = 5.0  # a queued job looks again this often even if no change was heard (a lost announcement)
@@ -108,6 +109,10 @@ class JobService:
         self.capacity = CapacitySignal()
         self._waiting: dict[str, None] = {}  # job ids waiting for capacity, in arrival order
         self._settled: dict[str, float] = {}  # peer -> when (unix time) a run of ours there last ended
+        self._writer: asyncio.Task[None] | None = None  # the group commit of staged jobs, while one runs
+        self._staged_count = 0  # jobs staged so far, and (below) written so far: persisted() compares them
+        self._written_count = 0
+        self._written = asyncio.Condition()
 
     # -- API ---------------------------------------------------------------------------
     def submit(
@@ -127,6 +132,13 @@ class JobService:
         self._move(job, JobState.QUEUED, "submitted")
         self._start(job)
         return job
+
+    async def persisted(self) -> None:
+        """Return once every job change made so far is written and synced (the API answers a
+        submission only then, so a job it accepted survives a crash)."""
+        wanted = self._staged_count
+        async with self._written:
+            await self._written.wait_for(lambda: self._written_count >= wanted)
 
     def wake(self) -> None:
         """Capacity may have appeared (a peer re-announced, a local slot freed): queued jobs look again."""
@@ -181,6 +193,11 @@ class JobService:
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._writer is not None and not self._writer.done():  # what the jobs did last is written
+            await asyncio.wait({self._writer}, timeout=STOP_WRITE_WAIT)
+            self._writer.cancel()
+        if self.jobs.staged:  # the writer failed or gave up: one last try, which raises if it fails
+            self._write_now()
 
     # -- the job's life -------------------------------------------------------------------
     def _start(self, job: JobRecord, resumed: bool = False) -> None:
@@ -190,14 +207,60 @@ class JobService:
 
     def _move(self, job: JobRecord, state: JobState, reason: str) -> None:
         job.move(state, reason)
-        self.jobs.save(job)
-        self.events.publish(job)
-        if state.final:
-            for waiter in self._finished.pop(job.job_id, []):
-                if not waiter.done():
-                    waiter.set_result(job)
+        self._persist(job)
         if state.final and self.metrics is not None:  # submission to final state, by outcome
             self.metrics.job_finished(state.value, job.transitions[-1].at - job.transitions[0].at)
+
+    def _persist(self, job: JobRecord) -> None:
+        """Stage the job for the group commit. Its watchers (event stream, ``finished``) hear of
+        the change once it is written: what a client is told survives a crash of this node.
+
+        One LMDB commit (and its fsync) per transition, on the event loop, used to stall the
+        loop and serialize every job behind the disk; now the transitions of all jobs that
+        change while a commit is under way share the next one, written off the loop."""
+        self.jobs.stage(job)
+        self._staged_count += 1
+        if self._writer is None or self._writer.done():
+            try:
+                self._writer = asyncio.get_running_loop().create_task(self._write_staged())
+            except RuntimeError:  # no loop (a tool using the store directly): write at once
+                self._write_now()
+
+    async def _write_staged(self) -> None:
+        while self.jobs.staged:
+            counted = self._staged_count
+            batch = self.jobs.take_staged()
+            try:
+                await asyncio.to_thread(self.jobs.write_prepared, [record for _, record in batch])
+            except Exception as exc:  # the disk refused: keep the jobs staged and try again
+                log.error("writing %d job record(s) failed, retrying: %s", len(batch), exc)
+                for job, _ in batch:
+                    self.jobs.stage(job)  # the live object: staging it again keeps its newest state
+                await asyncio.sleep(1.0)
+                continue
+            self._announce_written([job for job, _ in batch], counted)
+
+    def _write_now(self) -> None:
+        counted = self._staged_count
+        batch = self.jobs.take_staged()
+        self.jobs.write_prepared([record for _, record in batch])
+        self._announce_written([job for job, _ in batch], counted)
+
+    def _announce_written(self, jobs: list[JobRecord], counted: int) -> None:
+        self.jobs.written(jobs)
+        for job in jobs:
+            self.events.publish(job)
+            if job.state.final:
+                for waiter in self._finished.pop(job.job_id, []):
+                    if not waiter.done():
+                        waiter.set_result(job)
+        self._written_count = max(self._written_count, counted)
+        with contextlib.suppress(RuntimeError):  # no loop: nobody can be waiting
+            asyncio.get_running_loop().create_task(self._notify_written())
+
+    async def _notify_written(self) -> None:
+        async with self._written:
+            self._written.notify_all()
 
     async def _drive(self, job: JobRecord, resumed: bool = False) -> None:
         try:
@@ -381,7 +444,7 @@ class JobService:
             place = list(self._waiting).index(job.job_id) + 1
             self._move(job, JobState.QUEUED, f"waiting for capacity, place {place} of {len(self._waiting)}: {why}")
         else:  # queued already: no move, but the placement it was judged by is the new one
-            self.jobs.save(job)
+            self._persist(job)
         await self.capacity.wait(min(remaining, QUEUE_RECHECK))
         run.busy.clear()  # ask them again: what they said is out of date now
         return True

@@ -23,6 +23,8 @@ MAX_PAGE = 500
 class JobStore:
     def __init__(self, path: Path) -> None:
         self._tables = RecordTables(path, ("jobs", "answers", "index", "evidence", "reputation", "groups"))
+        self._staged: dict[str, JobRecord] = {}  # job id -> the job, changed since its last write
+        self._writing: dict[str, JobRecord] = {}  # job id -> the job, in the commit under way
         if self._tables.count("index") != self._tables.count("jobs"):  # a store from before the index
             entries = [(_index_key(job), _summary(job)) for job in self.all()]
 
@@ -38,16 +40,46 @@ class JobStore:
     def save(self, job: JobRecord) -> None:
         """Write the whole record and its index entry in one transaction: a crash leaves the old
         or the new, never half, and never a listing that disagrees with the job."""
+        self.write_prepared([prepared(job)])
+
+    def write_prepared(self, jobs: list[Prepared]) -> None:
+        """Write many jobs' records and index entries in one transaction (one commit, one sync):
+        the group commit behind :meth:`stage`. Blocking: call it off the event loop."""
 
         def change(writer: Writer) -> None:
-            writer.put("jobs", job.job_id, job.to_record())
-            if job.transitions:  # listed by creation time from now on: drop a listing from before it had one
-                writer.delete("index", _index_key(JobRecord(job.job_id, job.spec)))
-            writer.put("index", _index_key(job), _summary(job))
+            for job_id, record, stale_key, key, summary in jobs:
+                writer.put("jobs", job_id, record)
+                if stale_key is not None:  # listed by creation time from now on: drop the listing from before
+                    writer.delete("index", stale_key)
+                writer.put("index", key, summary)
 
         self._tables.write(change)
 
+    def stage(self, job: JobRecord) -> None:
+        """Hold ``job`` to be written by the next group commit (see JobService); until then
+        :meth:`get` answers with it, so nothing on this node reads a state older than it knows."""
+        self._staged[job.job_id] = job
+
+    def take_staged(self) -> list[tuple[JobRecord, Prepared]]:
+        """The staged jobs, each with its record as it is now (taken on the event loop, where
+        the jobs change), and the stage emptied."""
+        staged, self._staged = self._staged, {}
+        self._writing.update(staged)
+        return [(job, prepared(job)) for job in staged.values()]
+
+    def written(self, jobs: list[JobRecord]) -> None:
+        """The group commit of ``jobs`` (from :meth:`take_staged`) is on disk."""
+        for job in jobs:
+            if self._writing.get(job.job_id) is job:
+                del self._writing[job.job_id]
+
+    @property
+    def staged(self) -> int:
+        return len(self._staged)
+
     def get(self, job_id: str) -> JobRecord | None:
+        if (held := self._staged.get(job_id) or self._writing.get(job_id)) is not None:
+            return held  # the live job: a record being written may be older than it
         record = self._tables.get("jobs", job_id)
         return None if record is None else JobRecord.from_record(record)
 
@@ -177,6 +209,15 @@ def _from_evidence(records: list[Any]) -> list[Observation]:
         for record in records
         for peer in record["blamed"]
     ]
+
+
+Prepared = tuple[str, Any, "str | None", str, dict[str, Any]]  # job id, record, stale index key, key, summary
+
+
+def prepared(job: JobRecord) -> Prepared:
+    """What writing ``job`` puts in the tables, computed now (the job object keeps changing)."""
+    stale = _index_key(JobRecord(job.job_id, job.spec)) if job.transitions else None
+    return job.job_id, job.to_record(), stale, _index_key(job), _summary(job)
 
 
 def _index_key(job: JobRecord) -> str:
