@@ -67,3 +67,13 @@ def test_bad_regions_are_refused(value: object) -> None:
 
 def test_regions_parse() -> None:
     assert parse_regions(None) == () and parse_regions(["eu", "us", "eu"]) == ("eu", "us")
+
+
+def test_the_placement_matches_its_openapi_schema() -> None:
+    from jsonschema import Draft202012Validator
+
+    from node.api.triggers_openapi import SCHEMAS
+
+    schema = SCHEMAS["Trigger"]["properties"]["placement"]
+    Draft202012Validator(schema).validate(choose(STREAM, [ORIGIN, STALE, FRESH, ASIA], ["us"]).json())
+    Draft202012Validator(SCHEMAS["TriggerRequest"]["properties"]["regions"]).validate(["us", "eu"])
