@@ -22,7 +22,7 @@ from agents.errors import AgentNotFound, BadAgentRef, ManifestError
 from node.api.errors import ApiError
 from node.api.services import node_of, trigger_service
 from node.triggers.model import TriggerError, TriggerKind, TriggerSpec, parse_request
-from node.triggers.placement import Holder, Placement, choose, parse_regions
+from node.triggers.placement import Holder, Placement, Role, choose, parse_regions
 from node.triggers.service import Answer
 from storage.errors import BlockNotFoundError, InvalidCIDError
 from storage.peerid import public_key_from_peer_id
@@ -93,6 +93,9 @@ async def post_trigger(request: web.Request) -> web.Response:
     except TriggerError as exc:
         raise _refused(exc) from None
     if placement is not None:
+        said = answer.get("stream_role")  # what the chosen node says it is for the stream (absent: older node)
+        if said in (Role.ORIGIN.value, Role.REPLICA.value) and placement.chosen.role is Role.HOLDER:
+            placement = placement.confirmed(Role(said))
         answer = {**answer, "placement": placement.json()}
     return web.json_response(answer, status=201)
 
@@ -114,7 +117,8 @@ async def _place(request: web.Request, spec: TriggerSpec, regions: tuple[str, ..
     holders = []
     info = await asyncio.to_thread(service.streams.store.info, spec.stream)
     if info is not None:
-        holders.append(Holder(own, service.config.region, info.head_seq, origin=info.origin, here=True))
+        own_role = Role.ORIGIN if info.origin else Role.REPLICA
+        holders.append(Holder(own, service.config.region, info.head_seq, own_role, here=True))
     for held in service.streams.holders(spec.stream):
         if held["peer"] != own:
             holders.append(Holder(held["peer"], service.peers.region_of(held["peer"]), int(held["seq"])))

@@ -69,7 +69,11 @@ _PLACEMENT: Schema = _obj(
                     "peer_id": _STR,
                     "region": {"type": ["string", "null"]},
                     "seq": _INT,
-                    "role": {"enum": ["origin", "holder"], "description": "origin: known to be (this node's store)"},
+                    "role": {
+                        "enum": ["origin", "replica", "holder"],
+                        "description": "holder: not known (announced heads carry no role); this node's store, "
+                        "and the chosen node's answer, say which",
+                    },
                     "here": {"type": "boolean"},
                     "verdict": {"enum": ["chosen", "behind", "outside_regions"]},
                     "reason": _STR,
@@ -112,6 +116,7 @@ SCHEMAS: dict[str, Schema] = {
             "running": {"type": "boolean"},
             "active": {"type": "boolean", "description": "runs here (false: standing by, or fenced)"},
             "old_active_fenced": {"type": "boolean", "description": "a standby that took over: the old node confirmed"},
+            "stream_role": {"enum": ["origin", "replica"], "description": "a stream trigger: its stream's role here"},
             "placement": {**_PLACEMENT, "description": "a deploy with regions: the holder chosen, and why"},
         },
         [*_SPEC, "cursor", "output_stream", "running", "active"],

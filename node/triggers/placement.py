@@ -17,13 +17,19 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from node.triggers.model import TriggerError
 
 MAX_REGIONS = 16
 MAX_REGION_LEN = 64
+
+
+class Role(enum.Enum):
+    ORIGIN = "origin"
+    REPLICA = "replica"
+    HOLDER = "holder"  # not known: announced heads carry no role (node.streams.service.StreamService.heads)
 
 
 class Verdict(enum.Enum):
@@ -37,8 +43,12 @@ class Holder:
     peer: str
     region: str | None  # as it announced it (None: not known)
     seq: int  # the head it holds
-    origin: bool = False  # known to be the stream's origin (this node's own store says so)
+    role: Role = Role.HOLDER  # known for this node (its store), and for the chosen peer once it deployed
     here: bool = False  # this node
+
+    @property
+    def origin(self) -> bool:
+        return self.role is Role.ORIGIN
 
 
 @dataclass(frozen=True)
@@ -49,8 +59,7 @@ class Considered:
 
     def json(self) -> dict[str, Any]:
         holder = self.holder
-        role = "origin" if holder.origin else "holder"
-        return {"peer_id": holder.peer, "region": holder.region, "seq": holder.seq, "role": role,
+        return {"peer_id": holder.peer, "region": holder.region, "seq": holder.seq, "role": holder.role.value,
                 "here": holder.here, "verdict": self.verdict.value, "reason": self.reason}  # fmt: skip
 
 
@@ -67,6 +76,18 @@ class Placement:
     @property
     def reason(self) -> str:
         return next(c.reason for c in self.considered if c.verdict is Verdict.CHOSEN)
+
+    def confirmed(self, role: Role) -> Placement:
+        """The placement with the chosen holder's role as it said itself when it deployed the trigger."""
+        chosen = replace(self.chosen, role=role)
+        found = [chosen if c.holder is self.chosen else c.holder for c in self.considered]
+        considered = tuple(
+            Considered(chosen, c.verdict, _chosen(chosen, self.head, self.regions, found))
+            if c.holder is self.chosen
+            else c
+            for c in self.considered
+        )
+        return Placement(self.stream, self.regions, self.head, chosen, considered)
 
     def json(self) -> dict[str, Any]:
         return {"stream": self.stream, "regions": list(self.regions), "head_seq": self.head,
@@ -144,7 +165,7 @@ def _behind(holder: Holder, best: Holder) -> str:
 def _chosen(holder: Holder, head: int, regions: Sequence[str], found: Sequence[Holder]) -> str:
     if holder.origin:
         role = "the stream's origin"
-    elif any(h.origin or h.seq > holder.seq for h in found if h is not holder):
+    elif holder.role is Role.REPLICA or any(h.origin or h.seq > holder.seq for h in found if h is not holder):
         role = "a replica of the stream"
     else:
         role = "a holder of the stream"

@@ -219,6 +219,8 @@ class TriggerService:
         view["output_stream"] = self.output_stream(name) if spec.output else None
         view["running"] = name in self._tasks and not self._tasks[name].done()
         view["active"] = (not spec.standby or name in self._promoted) and not self._cursors[name].fenced
+        if spec.kind is TriggerKind.STREAM:  # appended here (or a trigger's output here), or replicated
+            view["stream_role"] = "origin" if self.streams.origin_head(spec.stream) is not None else "replica"
         if spec.standby:
             view["old_active_fenced"] = name in self._fenced_peers
         return view

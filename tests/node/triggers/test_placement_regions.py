@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from node.triggers.model import TriggerError
-from node.triggers.placement import Holder, PlacementRefused, Verdict, choose, parse_regions
+from node.triggers.placement import Holder, PlacementRefused, Role, Verdict, choose, parse_regions
 
 STREAM = "st" + "a" * 52
-ORIGIN = Holder("12D3KooWOrigin", "eu", 40, origin=True, here=True)
+ORIGIN = Holder("12D3KooWOrigin", "eu", 40, Role.ORIGIN, here=True)
 FRESH = Holder("12D3KooWFresh", "us", 38)
 STALE = Holder("12D3KooWStale", "us", 12)
 ASIA = Holder("12D3KooWAsia", "ap", 40)
@@ -32,6 +32,19 @@ def test_the_freshest_replica_in_an_allowed_region_runs_it_when_the_origin_is_ou
     rows = {row["peer_id"]: row for row in placed.json()["candidates"]}
     assert rows[ORIGIN.peer]["verdict"] == "outside_regions" and rows[ORIGIN.peer]["role"] == "origin"
     assert rows[STALE.peer]["verdict"] == "behind" and "behind 12D3KooWFresh at seq 38" in rows[STALE.peer]["reason"]
+
+
+def test_the_chosen_peer_confirms_its_role() -> None:
+    twin = Holder("12D3KooWTwin", "us", 40)  # at the head, role not announced
+    remote = Holder("12D3KooWRemote", "eu", 40)  # the origin, as its announcement shows it: no role
+    placed = choose(STREAM, [remote, twin], ["us"])
+    assert placed.reason.startswith("a holder of the stream in region us, at the head")
+    confirmed = placed.confirmed(Role.REPLICA)
+    assert confirmed.chosen.role is Role.REPLICA and confirmed.reason.startswith("a replica of the stream in region us")
+    assert {row["peer_id"]: row["role"] for row in confirmed.json()["candidates"]} == {
+        remote.peer: "holder",
+        twin.peer: "replica",
+    }
 
 
 def test_a_tie_prefers_the_origin_then_this_node() -> None:

@@ -63,7 +63,7 @@ def test_a_trigger_asking_for_a_region_runs_on_the_replica_there(cluster: Any, t
     assert "region-z" in refused.detail and a.peer_id in refused.detail
     placement = answer["placement"]
     assert placement["peer_id"] == b.peer_id and placement["regions"] == ["region-b"]
-    assert "in region region-b, at the head (seq 20)" in placement["reason"]
+    assert placement["reason"] == "a replica of the stream in region region-b, at the head (seq 20)"  # B said so
     verdicts = {row["peer_id"]: row["verdict"] for row in placement["candidates"]}
     assert verdicts == {b.peer_id: "chosen", a.peer_id: "outside_regions"}
     assert answer["deployed_by"] == c.peer_id  # the view B sent back
