@@ -1,7 +1,8 @@
 """Three real nodes in three regions: a stream appended at its origin A (region-a), replicated at B
 (region-b). A trigger deployed through C (region-c) asking for region-b runs on the replica B, the
 placement saying why; its receipts name every entry B consumed. Asking for a region where no node
-holds the stream is refused, typed, and the stream's entries reach neither C nor anyone else."""
+holds the stream, or naming a follower outside the regions, is refused, typed, and the stream's
+entries never reach C."""
 
 from __future__ import annotations
 
@@ -54,6 +55,10 @@ def test_a_trigger_asking_for_a_region_runs_on_the_replica_there(cluster: Any, t
             with pytest.raises(NodeApiError) as refused:
                 await at_c.deploy_trigger("count", "counter", "stream", stream=stream_id, every_n=5,
                                           regions=["region-z"])  # fmt: skip
+            with pytest.raises(NodeApiError) as outside:  # its follower would get the trigger's state
+                await at_c.deploy_trigger("count", "counter", "stream", stream=stream_id, every_n=5,
+                                          regions=["region-b"], follower=a.peer_id)  # fmt: skip
+            assert outside.value.status == 409 and outside.value.error == "follower_outside_regions"
             answer = await at_c.deploy_trigger("count", "counter", "stream", stream=stream_id, every_n=5,
                                                regions=["region-b"])  # fmt: skip
             return answer, refused.value
