@@ -104,7 +104,9 @@ SCHEMA: dict[str, _Field] = {
     "env": _Str(64, r"[0-9a-f]{64}"),  # sha256 of the agent environment (its list: GET /v1/env)
     "seq": _Int(0, _MAX_INT),
     "time": _Int(0, _MAX_INT),
-    # heads of the streams this node is the origin of, so placement knows where their bytes are
+    # heads of the streams this node is the origin of or replicates (origins first, 24 in all), so
+    # placement knows where their bytes are; a replica's head has the same two keys, unmarked, since
+    # validators before it refuse any other key (node.streams.service.StreamService.heads)
     "streams": _Heads(24),
     # what it holds, so placement finds the inputs with no question per job (node.scheduler.holdings)
     "held": _Held(holdings.MAX_ROOTS, holdings.BLOOM_BITS // 8),

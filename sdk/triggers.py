@@ -84,6 +84,7 @@ class Triggers:
         standby: str = "",
         follower: str = "",
         on: str = "",
+        regions: Sequence[str] = (),
     ) -> dict[str, Any]:
         """Deploy (or redeploy, keeping its cursor) trigger ``name`` for an agent the node holds.
 
@@ -91,7 +92,10 @@ class Triggers:
         this trigger and take over, from the last one, when PEER stops answering. ``follower=PEER``
         on the active node names that standby: outputs are published once it holds their receipt,
         and its takeover fences this node (no output twice, even when this node was only cut off).
-        ``on=PEER``: deploy on that peer (it fetches the agent from the node the client talks to)."""
+        ``on=PEER``: deploy on that peer (it fetches the agent from the node the client talks to).
+        ``regions=[...]`` (a stream trigger, instead of ``on``): the node chooses the holder of the
+        stream inside those regions nearest its head (the origin when it is inside), explained in the
+        answer's ``placement``; none there: NodeApiError ``no_holder_in_regions``."""
         if kind not in KINDS:
             raise UsageError(f"a trigger's kind is one of {', '.join(KINDS)}, not {kind!r}")
         body: dict[str, Any] = {"name": name, "agent": str(agent), "kind": kind}
@@ -100,6 +104,8 @@ class Triggers:
         body.update({key: value for key, value in optional.items() if value})
         if state is not None:
             body["state"] = str(state)
+        if regions:
+            body["regions"] = list(regions)
         answer: dict[str, Any] = await self.client._call("POST", "/v1/triggers", json=body)
         return answer
 

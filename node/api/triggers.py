@@ -21,7 +21,8 @@ from agents.bundle import resolve
 from agents.errors import AgentNotFound, BadAgentRef, ManifestError
 from node.api.errors import ApiError
 from node.api.services import node_of, trigger_service
-from node.triggers.model import TriggerError, parse_request
+from node.triggers.model import TriggerError, TriggerKind, TriggerSpec, parse_request
+from node.triggers.placement import Holder, Placement, Role, choose, parse_regions
 from node.triggers.service import Answer
 from storage.errors import BlockNotFoundError, InvalidCIDError
 from storage.peerid import public_key_from_peer_id
@@ -73,17 +74,55 @@ async def post_trigger(request: web.Request) -> web.Response:
     except (BadAgentRef, ManifestError) as exc:
         raise ApiError(400, "bad_agent_ref", str(exc)) from None
     place = body.pop("on", "")
+    asked_regions = body.pop("regions", None)
     try:
         if not isinstance(place, str) or (place and not _is_peer(place)):
             raise TriggerError("bad_on", "on is the peer ID of the node to deploy on (its stream's holder)")
+        regions = parse_regions(asked_regions)
         spec = parse_request(body, bundle.agent_id)
+        placement = None
+        if regions:
+            if place:
+                raise TriggerError("bad_on", "on names the node, regions lets this node choose one: send one of them")
+            placement = await _place(request, spec, regions)
+            place = placement.chosen.peer
         if place and place != service.identity.peer_id:  # placed by its input: the peer fetches the agent from here
             answer = await trigger_service(request).deploy_on(place, spec)
         else:
             answer = await trigger_service(request).deploy(spec)
     except TriggerError as exc:
         raise _refused(exc) from None
+    if placement is not None:
+        said = answer.get("stream_role")  # what the chosen node says it is for the stream (absent: older node)
+        if said in (Role.ORIGIN.value, Role.REPLICA.value) and placement.chosen.role is Role.HOLDER:
+            placement = placement.confirmed(Role(said))
+        answer = {**answer, "placement": placement.json()}
     return web.json_response(answer, status=201)
+
+
+async def _place(request: web.Request, spec: TriggerSpec, regions: tuple[str, ...]) -> Placement:
+    """The holder of the stream trigger's stream inside ``regions`` to run it on (see node.triggers.placement)."""
+    if spec.kind is not TriggerKind.STREAM:
+        raise TriggerError("bad_regions", "regions place a stream trigger (it runs where its stream is held)")
+    service = node_of(request)
+    for role in ("standby", "follower"):  # it holds the stream and gets the trigger's state: in the regions too
+        peer = getattr(spec, role)
+        if peer and service.peers.region_of(peer) not in regions:
+            raise TriggerError(
+                f"{role}_outside_regions",
+                f"the {role} {peer} announces region {service.peers.region_of(peer)}, not one of {', '.join(regions)}",
+                409,
+            )
+    own = service.identity.peer_id
+    holders = []
+    info = await asyncio.to_thread(service.streams.store.info, spec.stream)
+    if info is not None:
+        own_role = Role.ORIGIN if info.origin else Role.REPLICA
+        holders.append(Holder(own, service.config.region, info.head_seq, own_role, here=True))
+    for held in service.streams.holders(spec.stream):
+        if held["peer"] != own:
+            holders.append(Holder(held["peer"], service.peers.region_of(held["peer"]), int(held["seq"])))
+    return choose(spec.stream, holders, regions)
 
 
 def _is_peer(text: str) -> bool:

@@ -55,6 +55,34 @@ _CURSOR: Schema = _obj(
     }
 )
 
+_PLACEMENT: Schema = _obj(
+    {
+        "stream": _STREAM,
+        "regions": {"type": "array", "items": _STR},
+        "head_seq": {**_INT, "description": "the newest head any holder announced"},
+        "peer_id": {**_STR, "description": "the holder chosen (this node or a peer)"},
+        "reason": _STR,
+        "candidates": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "peer_id": _STR,
+                    "region": {"type": ["string", "null"]},
+                    "seq": _INT,
+                    "role": {
+                        "enum": ["origin", "replica", "holder"],
+                        "description": "holder: not known (announced heads carry no role); this node's store, "
+                        "and the chosen node's answer, say which",
+                    },
+                    "here": {"type": "boolean"},
+                    "verdict": {"enum": ["chosen", "behind", "outside_regions"]},
+                    "reason": _STR,
+                }
+            ),
+        },
+    }
+)
+
 SCHEMAS: dict[str, Schema] = {
     "TriggerRequest": _obj(
         {
@@ -70,6 +98,13 @@ SCHEMAS: dict[str, Schema] = {
             "standby": {"type": "string", "description": "stand by for the trigger running on this peer"},
             "follower": {"type": "string", "description": "the peer standing by: publish once it holds each receipt"},
             "on": {"type": "string", "description": "deploy on this peer (it holds the stream; it fetches the agent)"},
+            "regions": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": 64},
+                "maxItems": 16,
+                "description": "a stream trigger (instead of on): run it on the holder of its stream inside these "
+                "announced regions nearest the head, the origin first; 409 no_holder_in_regions if none",
+            },
         },
         ["name", "agent", "kind"],
     ),
@@ -81,6 +116,8 @@ SCHEMAS: dict[str, Schema] = {
             "running": {"type": "boolean"},
             "active": {"type": "boolean", "description": "runs here (false: standing by, or fenced)"},
             "old_active_fenced": {"type": "boolean", "description": "a standby that took over: the old node confirmed"},
+            "stream_role": {"enum": ["origin", "replica"], "description": "a stream trigger: its stream's role here"},
+            "placement": {**_PLACEMENT, "description": "a deploy with regions: the holder chosen, and why"},
         },
         [*_SPEC, "cursor", "output_stream", "running", "active"],
     ),

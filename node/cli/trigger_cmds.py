@@ -45,6 +45,7 @@ def trigger_group() -> None:
 @click.option("--output", default="", help="Append each /out/output to this stream (signed by the node's key).")
 @click.option("--standby", default="", help="Stand by for this trigger running on PEER; take over if it dies.")
 @click.option("--follower", default="", help="PEER stands by for this trigger: publish after it holds each receipt.")
+@click.option("--region", "regions", multiple=True, help="Run on the stream's holder in this region nearest its head.")
 @api_options
 def trigger_deploy(
     name: str,
@@ -58,12 +59,16 @@ def trigger_deploy(
     output: str,
     standby: str,
     follower: str,
+    regions: tuple[str, ...],
     api_url: str,
     api_token: str | None,
 ) -> None:
     """Deploy trigger NAME for AGENT (an id, NAME or NAME@VERSION the node holds).
 
     Example: mycel trigger deploy count counter --stream st... --every-n 10 --output counts
+
+    With --region (repeatable) the node picks the holder of the stream inside those regions nearest
+    its head (the origin when it is inside) and deploys there; none holds it: refused, saying why.
     """
     from sdk.errors import UsageError
 
@@ -74,11 +79,14 @@ def trigger_deploy(
                "standby": standby, "follower": follower}  # fmt: skip
 
     async def work(client: Any) -> Any:
-        return await client.deploy_trigger(name, agent, kinds[0], state=state, **options)
+        return await client.deploy_trigger(name, agent, kinds[0], state=state, regions=regions, **options)
 
     answer = _run(api_url, api_token, work)
     where = f" -> output stream {answer['output_stream']}" if answer["output_stream"] else ""
     click.echo(f"trigger {answer['name']} ({answer['kind']}) runs {answer['agent']}{where}")
+    placement = answer.get("placement")
+    if placement:
+        click.echo(f"placed on {placement['peer_id']}: {placement['reason']}")
 
 
 @trigger_group.command("ls")

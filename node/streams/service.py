@@ -85,6 +85,7 @@ class StreamService:
         self.metrics = metrics
         self._announced = announced  # peers' announcement payloads (the peer table's view)
         self._heads: dict[str, tuple[int, CID, float]] = {}  # origin streams: seq, head CID, last append
+        self._replica_heads: dict[str, tuple[int, CID, float]] = {}  # replicated streams: the same, last pull
         self._changed: dict[str, asyncio.Event] = {}
         self._sync_locks: dict[str, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
@@ -93,8 +94,9 @@ class StreamService:
 
     async def start(self) -> None:
         for info in await asyncio.to_thread(self.store.streams):
-            if info.origin and info.head_cid is not None:
-                self._heads[info.stream] = (info.head_seq, info.head_cid, info.updated)
+            if info.head_cid is not None:
+                held = self._heads if info.origin else self._replica_heads
+                held[info.stream] = (info.head_seq, info.head_cid, info.updated)
         self._task = asyncio.create_task(self._poll_loop())
         for stream in await asyncio.to_thread(self.store.compacting_streams):  # left by a stop mid-way
             self._compactions[stream] = asyncio.create_task(self._compact(stream))
@@ -160,9 +162,26 @@ class StreamService:
             self._compactions.pop(stream, None)
 
     def heads(self) -> dict[str, dict[str, Any]]:
-        """The announcement's ``streams`` field: the most recently appended origin streams."""
+        """The announcement's ``streams`` field: the most recently appended origin streams, then the
+        most recently pulled replicas, MAX_HEADS in all (origins first: they are where entries begin).
+
+        A replica's head has the origin's shape, ``{"seq", "cid"}``, with no mark: the announcement
+        validator of nodes from before replicas were announced accepts exactly those two keys per
+        head and drops the whole announcement on any other (a third key, or a new top-level field),
+        so a mark would make every replicating node vanish from their peer tables. To such a node a
+        replica is one more holder to pull from, which is safe: every pulled entry is checked against
+        the writer's signature and the chain. Who is freshest is in the seq; where placement must
+        tell origin from replica it goes by the seq (the origin is never behind a replica of its own
+        stream) and by this node's own store for itself (:mod:`node.triggers.placement`).
+        """
         newest = sorted(self._heads.items(), key=lambda item: item[1][2], reverse=True)[:MAX_HEADS]
-        return {stream: {"seq": seq, "cid": cid} for stream, (seq, cid, _) in newest}
+        heads = {stream: {"seq": seq, "cid": cid} for stream, (seq, cid, _) in newest}
+        replicas = sorted(self._replica_heads.items(), key=lambda item: item[1][2], reverse=True)
+        for stream, (seq, cid, _) in replicas:
+            if len(heads) >= MAX_HEADS:
+                break
+            heads.setdefault(stream, {"seq": seq, "cid": cid})
+        return heads
 
     def holders(self, stream: str) -> list[dict[str, Any]]:
         """Peers whose announcement carries a head of ``stream`` (where placement finds its bytes)."""
@@ -250,10 +269,13 @@ class StreamService:
                     break
                 entries = await asyncio.to_thread(verify_batch, stream, answer.entries)
                 try:
-                    self.compact_soon(await asyncio.to_thread(self.store.append, entries, origin=False, source=source))
+                    info = await asyncio.to_thread(self.store.append, entries, origin=False, source=source)
                 except StreamRefused as exc:
                     self.metrics.inc("stream_entries_refused_total", reason=exc.refusal.value)
                     raise
+                if info.head_cid is not None and not info.origin:  # announced: placement finds the replica
+                    self._replica_heads[stream] = (info.head_seq, info.head_cid, info.updated)
+                self.compact_soon(info)
                 added += len(entries)
                 self.metrics.inc("stream_entries_replicated_total", len(entries))
                 self._notify(stream)

@@ -10,6 +10,9 @@ re-runs an uncommitted batch and never re-runs a committed one or loses its outp
 Runs go straight to the node's executor: the trigger's placement is this node by
 definition (it holds the data), so there is no offer to make. A semaphore of one slot per
 core bounds the triggers' runs; one trigger runs one invocation at a time, in order.
+Which holder of a stream a trigger asking for regions is deployed on is chosen before it gets
+here (:mod:`node.triggers.placement`); :meth:`TriggerService.describe` names the stream's role
+here (``stream_role``), which that choice takes as the chosen node's word.
 The python runtime here is the warm one (forked from a pre-started worker).
 
 The output stream is written with the trigger's own key, derived from the node's key and
@@ -219,6 +222,8 @@ class TriggerService:
         view["output_stream"] = self.output_stream(name) if spec.output else None
         view["running"] = name in self._tasks and not self._tasks[name].done()
         view["active"] = (not spec.standby or name in self._promoted) and not self._cursors[name].fenced
+        if spec.kind is TriggerKind.STREAM:  # appended here (or a trigger's output here), or replicated
+            view["stream_role"] = "origin" if self.streams.origin_head(spec.stream) is not None else "replica"
         if spec.standby:
             view["old_active_fenced"] = name in self._fenced_peers
         return view

@@ -126,3 +126,50 @@ async def test_one_peer_cannot_take_every_serving_slot(service: StreamService) -
     gate.set()
     answers = await asyncio.gather(*flood[:-3], other)
     assert all(len(frames) == 2 for frames in answers)  # header and the entry, for each admitted one
+
+
+class _Served:
+    """A network whose one peer is another stream service (its serve answers every request)."""
+
+    def __init__(self, holder: StreamService) -> None:
+        self.holder = holder
+
+    async def request(self, peer: str, protocol: str, payload: bytes, timeout: float = 30.0) -> list[bytes]:
+        return await self.holder.serve(peer, payload)
+
+
+async def test_a_replica_announces_its_head_after_the_origins_within_the_bound(
+    service: StreamService, tmp_path: Path
+) -> None:
+    writer = Writer("replicated")
+    await service.append(writer.stream, [writer.next(str(i).encode()) for i in range(3)])
+    replica = StreamService(StreamStore(tmp_path / "r"), cast(Any, _Served(service)), Metrics())
+    try:
+        await replica.subscribe(writer.stream, "origin")
+        assert replica.heads() == {writer.stream: {"seq": 3, "cid": writer.head}}  # the same shape as an origin's
+        payload = announcement_payload(IDENTITY.peer_id, streams=replica.heads())
+        assert announce.verify(announce.sign(IDENTITY, payload))["streams"][writer.stream]["seq"] == 3
+        await service.append(writer.stream, [writer.next(b"more")])
+        await replica.sync(writer.stream, "origin")
+        assert replica.heads()[writer.stream]["seq"] == 4  # a pull moves the announced head
+        own = [Writer(f"own{i}") for i in range(MAX_HEADS)]
+        for other in own[:-1]:
+            await replica.append(other.stream, [other.next()])
+        assert len(replica.heads()) == MAX_HEADS and writer.stream in replica.heads()
+        await replica.append(own[-1].stream, [own[-1].next()])
+        heads = replica.heads()
+        assert len(heads) == MAX_HEADS and writer.stream not in heads  # the origins come first
+    finally:
+        replica.store.close()
+    restarted = StreamService(StreamStore(tmp_path / "r2"), cast(Any, _Served(service)), Metrics())
+    try:
+        await restarted.subscribe(writer.stream, "origin")
+    finally:
+        restarted.store.close()
+    again = StreamService(StreamStore(tmp_path / "r2"), cast(Any, _Served(service)), Metrics())
+    await again.start()
+    try:
+        assert again.heads() == {writer.stream: {"seq": 4, "cid": writer.head}}  # known again after a restart
+    finally:
+        await again.stop()
+        again.store.close()

@@ -37,6 +37,7 @@ async def test_a_peer_deploys_only_what_the_api_would_accept(
 
     deployed = await ask(spec)
     assert deployed.status == 201 and deployed.view is not None and deployed.view["deployed_by"] == PEER
+    assert deployed.view["stream_role"] == "origin"  # appended here
     assert (await ask(spec | {"every_n": 2})).status == 201  # the same peer may redeploy its own
     refusals = [
         (spec | {"agent": "not a cid"}, "bad_agent"),
