@@ -213,7 +213,10 @@ class JobService:
 
     def _persist(self, job: JobRecord) -> None:
         """Stage the job for the group commit. Its watchers (event stream, ``finished``) hear of
-        the change once it is written: what a client is told survives a crash of this node.
+        the change once it is written, so a live event survives a crash of this node (a job
+        read or subscribed to meanwhile is the live one, a few milliseconds ahead of the disk;
+        a crash in between resumes the job from its last written state, which is safe: an
+        executor answers a re-sent run from the run it already did).
 
         One LMDB commit (and its fsync) per transition, on the event loop, used to stall the
         loop and serialize every job behind the disk; now the transitions of all jobs that
@@ -231,26 +234,26 @@ class JobService:
             counted = self._staged_count
             batch = self.jobs.take_staged()
             try:
-                await asyncio.to_thread(self.jobs.write_prepared, [record for _, record in batch])
+                await asyncio.to_thread(self.jobs.write_prepared, [record for _, (record, _) in batch])
             except Exception as exc:  # the disk refused: keep the jobs staged and try again
                 log.error("writing %d job record(s) failed, retrying: %s", len(batch), exc)
                 for job, _ in batch:
                     self.jobs.stage(job)  # the live object: staging it again keeps its newest state
                 await asyncio.sleep(1.0)
                 continue
-            self._announce_written([job for job, _ in batch], counted)
+            self._announce_written([(job, written) for job, (_, written) in batch], counted)
 
     def _write_now(self) -> None:
         counted = self._staged_count
         batch = self.jobs.take_staged()
-        self.jobs.write_prepared([record for _, record in batch])
-        self._announce_written([job for job, _ in batch], counted)
+        self.jobs.write_prepared([record for _, (record, _) in batch])
+        self._announce_written([(job, written) for job, (_, written) in batch], counted)
 
-    def _announce_written(self, jobs: list[JobRecord], counted: int) -> None:
-        self.jobs.written(jobs)
-        for job in jobs:
-            self.events.publish(job)
-            if job.state.final:
+    def _announce_written(self, jobs: list[tuple[JobRecord, int]], counted: int) -> None:
+        self.jobs.written([job for job, _ in jobs])
+        for job, written in jobs:
+            self.events.publish(job, written)  # the transitions on disk, not any made since
+            if len(job.transitions) == written and job.state.final:
                 for waiter in self._finished.pop(job.job_id, []):
                     if not waiter.done():
                         waiter.set_result(job)

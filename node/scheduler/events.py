@@ -91,9 +91,14 @@ class JobEvents:
         self._history: OrderedDict[str, tuple[list[Event], bool]] = OrderedDict()
         self._subscribers: dict[str, set[Subscription]] = {}
 
-    def publish(self, job: JobRecord) -> None:
-        """Record the job's latest transition and hand it to every subscriber of the job."""
-        history, final = state_events(job), job.state.final
+    def publish(self, job: JobRecord, upto: int | None = None) -> None:
+        """Record the job's latest transition and hand it to every subscriber of the job;
+        ``upto`` publishes only its first transitions (those written so far)."""
+        history = state_events(job)
+        if upto is not None and upto < len(history):
+            history, final = history[:upto], False
+        else:
+            final = job.state.final
         self._history[job.job_id] = (history, final)
         self._history.move_to_end(job.job_id)
         for subscription in list(self._subscribers.get(job.job_id, ())):

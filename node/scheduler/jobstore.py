@@ -60,12 +60,12 @@ class JobStore:
         :meth:`get` answers with it, so nothing on this node reads a state older than it knows."""
         self._staged[job.job_id] = job
 
-    def take_staged(self) -> list[tuple[JobRecord, Prepared]]:
-        """The staged jobs, each with its record as it is now (taken on the event loop, where
-        the jobs change), and the stage emptied."""
+    def take_staged(self) -> list[tuple[JobRecord, tuple[Prepared, int]]]:
+        """The staged jobs, each with its record as it is now and that record's number of
+        transitions (taken on the event loop, where the jobs change), and the stage emptied."""
         staged, self._staged = self._staged, {}
         self._writing.update(staged)
-        return [(job, prepared(job)) for job in staged.values()]
+        return [(job, (prepared(job), len(job.transitions))) for job in staged.values()]
 
     def written(self, jobs: list[JobRecord]) -> None:
         """The group commit of ``jobs`` (from :meth:`take_staged`) is on disk."""

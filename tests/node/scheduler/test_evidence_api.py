@@ -31,7 +31,10 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], JobSt
         submitted.append((spec, job_id, checks))
         return JobRecord(job_id or "f" * 32, spec)
 
-    service = SimpleNamespace(jobs=store, job_service=SimpleNamespace(submit=submit))
+    async def persisted() -> None:
+        return None
+
+    service = SimpleNamespace(jobs=store, job_service=SimpleNamespace(submit=submit, persisted=persisted))
     app = web.Application(middlewares=[error_middleware])
     app[SERVICE_KEY] = service  # type: ignore[misc]
     app.add_routes(job_routes.routes())

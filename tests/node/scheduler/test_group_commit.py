@@ -1,0 +1,78 @@
+"""Job transitions are group-committed off the event loop, and told only once written."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from node.scheduler.job import JobSpec, JobState
+from tests.node.scheduler.harness import build
+
+
+def _on_disk(cluster_jobs: object, job_id: str) -> str | None:
+    """The job's state as LMDB holds it (not the store's overlay of jobs being written)."""
+    record = cluster_jobs._tables.get("jobs", job_id)  # type: ignore[attr-defined]
+    return None if record is None else str(record["transitions"][-1]["state"])
+
+
+async def test_many_jobs_changes_share_commits_and_none_is_made_on_the_loop(tmp_path: Path) -> None:
+    cluster = build(tmp_path, executors=2)
+    env = cluster.jobs._tables._lmdb  # type: ignore[attr-defined]
+    loop_thread = threading.get_ident()
+    on_loop: list[int] = []
+    write = env.write_growing
+
+    def watched(*args: object, **kwargs: object) -> object:
+        if threading.get_ident() == loop_thread:
+            on_loop.append(1)
+        return write(*args, **kwargs)
+
+    env.write_growing = watched
+    try:
+        before = env.commits
+        jobs = [cluster.requester.submit(JobSpec(cluster.agent, args=("0",))) for _ in range(24)]
+        assert env.commits == before  # submit() stages; the write is the writer task's
+        await cluster.requester.persisted()
+        assert all(_on_disk(cluster.jobs, job.job_id) == "queued" for job in jobs)
+        finals = await asyncio.gather(*(cluster.final(job.job_id) for job in jobs))
+        assert [job.state for job in finals] == [JobState.DONE] * 24
+        await cluster.requester.persisted()
+        transitions = sum(len(job.transitions) for job in finals)
+        commits = env.commits - before
+        assert commits < transitions * 0.6, (commits, transitions)  # one synced commit per change before
+        assert on_loop == []  # every job write ran in a worker thread
+        assert all(_on_disk(cluster.jobs, job.job_id) == "done" for job in jobs)
+    finally:
+        await cluster.requester.stop()
+        cluster.close()
+
+
+async def test_a_watcher_hears_of_a_change_only_once_it_is_on_disk(tmp_path: Path) -> None:
+    cluster = build(tmp_path)
+    try:
+        job = cluster.requester.submit(JobSpec(cluster.agent, args=("0",)))
+        subscription = cluster.requester.events.subscribe(job)
+        told = len(subscription.history)
+        behind: list[tuple[int, int]] = []
+        while (event := await subscription.next()) is not None:
+            told += event.kind == "state"
+            record = cluster.jobs._tables.get("jobs", job.job_id)  # type: ignore[attr-defined]
+            if len(record["transitions"]) < told:  # the watcher heard of a change not on disk yet
+                behind.append((told, len(record["transitions"])))
+        assert behind == [] and _on_disk(cluster.jobs, job.job_id) == "done"
+        assert (await cluster.requester.finished(job.job_id)).state is JobState.DONE
+    finally:
+        await cluster.requester.stop()
+        cluster.close()
+
+
+async def test_stop_writes_what_the_jobs_did_last(tmp_path: Path) -> None:
+    cluster = build(tmp_path)
+    try:
+        job = cluster.requester.submit(JobSpec(cluster.agent, args=("30",)))
+        await cluster.requester.cancel(job.job_id)  # staged "cancelled", maybe not written yet
+        await cluster.requester.stop()
+        assert _on_disk(cluster.jobs, job.job_id) == "cancelled"
+    finally:
+        cluster.close()
