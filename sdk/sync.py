@@ -119,6 +119,24 @@ class SyncClient:
             self._abandoned.append(call)
         raise _Interrupted
 
+    def _drain_abandoned(self) -> bool:
+        """Give calls abandoned after a Ctrl-C one more INTERRUPT_GRACE to finish unwinding (on a
+        loaded machine the first grace can pass mid-unwinding; a coroutine left half unwound is
+        torn down at interpreter exit with an "Exception ignored" traceback). True once all have."""
+        pending = [task for task in self._abandoned if not task.done()]
+        if pending and self._thread is None:
+            try:
+                self._loop.run_until_complete(asyncio.wait(pending, timeout=INTERRUPT_GRACE))
+            except BaseException:  # another Ctrl-C: stop waiting now
+                return False
+        if any(not task.done() for task in self._abandoned):
+            return False
+        for task in self._abandoned:
+            if not task.cancelled():
+                task.exception()  # retrieved: how the cancelled call ended is not the caller's news
+        self._abandoned.clear()
+        return True
+
     def __enter__(self) -> SyncClient:
         return self
 
@@ -128,8 +146,8 @@ class SyncClient:
     def close(self) -> None:
         if self._loop.is_closed():
             return
-        if self._abandoned:  # after a Ctrl-C: nothing more is awaited on this loop, which may be wedged
-            return
+        if self._abandoned and not self._drain_abandoned():
+            return  # a call cut short by Ctrl-C still unwinding: nothing more is awaited on this loop
         try:
             self._run(self._client.close())
         finally:
