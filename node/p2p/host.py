@@ -45,11 +45,13 @@ from node.p2p.framing import FrameReader, coalesced, frame
 from node.p2p.inbound import InboundGate, InboundLimits
 from node.p2p.natconfig import TraversalSettings
 from node.p2p.pubsub_repair import repair as repair_pubsub
+from node.p2p.sender_records import install as install_sender_records
 from node.p2p.traversal import CIRCUIT, Traversal
 from node.p2p.tuning import apply as apply_tuning
 
 log = logging.getLogger("mycelnet.p2p")
 TUNING = apply_tuning()  # one Noise message per Yamux frame, no per-frame debug strings (see tuning.py)
+SENDER_RECORDS = install_sender_records()  # a peer's signed peer record checked once, not per RPC
 
 GOSSIP_PROTOCOLS = [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")]
 REQUEST_TIMEOUT = 30.0
