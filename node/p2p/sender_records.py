@@ -16,7 +16,7 @@ other record, and every record after that time (which also refreshes its address
 the peerstore), goes through py-libp2p's own check. A record that fails is never kept.
 
 :func:`install` puts it in both modules that import the function (``check_shape`` says what
-no longer matches; ``tests/node/p2p/test_sender_records.py`` fails on it).
+no longer matches; ``tests/node/p2p/test_gossip_cost.py`` fails on it).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A gossip peer's signed peer record is checked once, not on every RPC that carries it."""
+"""What idle gossip costs: a peer's signed record checked once, not per RPC; a small mesh."""
 
 from __future__ import annotations
 
@@ -72,3 +72,16 @@ def test_installed_in_both_pubsub_modules() -> None:
     assert isinstance(pubsub.maybe_consume_signed_record, SenderRecords)
     assert gossipsub.maybe_consume_signed_record is pubsub.maybe_consume_signed_record
     assert sender_records.install() is pubsub.maybe_consume_signed_record  # idempotent
+
+
+def test_the_gossip_mesh_is_kept_small() -> None:
+    """Each node gets an announcement about once per mesh peer: a mesh bounded at 6 (not 12)
+    keeps a cluster of up to 13 nodes from being a full mesh, where every node got every
+    announcement from every peer."""
+    from node.p2p.bridge import TrioBridge
+    from node.p2p.host import GOSSIP_DEGREE_HIGH, HostSettings, Libp2pHost
+
+    host = Libp2pHost(HostSettings(seed=bytes(32), listen=["/ip4/127.0.0.1/tcp/0"]), TrioBridge())
+    gossipsub = host.gossipsub
+    assert (gossipsub.degree_low, gossipsub.degree, gossipsub.degree_high) == (3, 4, GOSSIP_DEGREE_HIGH)
+    assert GOSSIP_DEGREE_HIGH <= 6
