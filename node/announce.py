@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from storage.privacy.envelope import seal, signature_holds
 
 TOPIC = "mycel/nodes/1"
 MAX_SIZE = 8192
+VERIFIED_KEPT = 256  # accepted announcements whose payload waits for the gossip handler, at most
 _DOMAIN = b"mycel-announce-v1:"
 _MAX_INT = (1 << 63) - 1
 _MAX_WEI = (1 << 256) - 1  # prices are uint256 on the ledger
@@ -225,26 +227,45 @@ def verify(data: bytes, origin: str | None = None) -> dict[str, Any]:
 
 
 class AnnouncementValidator:
-    """The gossip validator: signature, freshness (sequence numbers), size, shape."""
+    """The gossip validator: signature, freshness (sequence numbers), size, shape.
+
+    Each announcement is verified here once: the payload of one it accepts is kept for the
+    gossip handler to :meth:`take` (keyed by the message's bytes), so the handler does not
+    decode it and check its signature a second time. The validator runs on the libp2p thread
+    and the handler on the asyncio one, hence the lock; at most VERIFIED_KEPT payloads wait
+    (one gossip delivers is taken at once; one it drops after validating is forgotten in time).
+    """
 
     def __init__(self, metrics: Metrics, own_peer: str) -> None:
         self._metrics = metrics
         self._own = own_peer
         self._lock = threading.Lock()
         self._last_seq: dict[str, int] = {}
+        self._verified: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+        self.verifications = 0  # announcements decoded and signature-checked, in all
 
     def __call__(self, origin: str, data: bytes) -> bool:
         try:
+            self.verifications += 1
             payload = verify(data, origin)
             with self._lock:
                 if payload["seq"] <= self._last_seq.get(payload["peer"], -1):
                     raise AnnouncementError("stale")
                 self._last_seq[payload["peer"]] = payload["seq"]
+                self._verified[data] = payload
+                while len(self._verified) > VERIFIED_KEPT:
+                    self._verified.popitem(last=False)
         except AnnouncementError as exc:
             self._metrics.inc("gossip_rejected_total", reason=str(exc))
             return False
         self._metrics.inc("gossip_accepted_total")
         return True
+
+    def take(self, origin: str, data: bytes) -> dict[str, Any] | None:
+        """The payload this validator accepted for ``data`` from ``origin`` (handed over once), or None."""
+        with self._lock:
+            payload = self._verified.pop(data, None)
+        return payload if payload is not None and payload["peer"] == origin else None
 
 
 @dataclass

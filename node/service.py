@@ -123,9 +123,8 @@ class NodeService:
         self.bulk_client = BulkClient(self.network, self.peers.car_url_of, self.metrics, self.identity)
         if bool(config.get("bulk", "enabled")):
             self.exchange.bulk = self.bulk_client  # whole DAGs as one CAR where a provider offers it
-        self.network.subscribe(
-            announce.TOPIC, AnnouncementValidator(self.metrics, self.identity.peer_id), self._on_announcement
-        )
+        self.announcements = AnnouncementValidator(self.metrics, self.identity.peer_id)
+        self.network.subscribe(announce.TOPIC, self.announcements, self._on_announcement)
         self.jobs = JobStore(self.data_dir / "jobs")
         self.reputation_policy = ReputationPolicy(  # a bad setting stops the node here, not mid-job
             float(config.get("node", "reputation_half_life")), float(config.get("node", "reputation_exclude_at"))
@@ -399,12 +398,10 @@ class NodeService:
         self.metrics.set("p2p_bytes_out", bytes_out)
 
     async def _on_announcement(self, origin: str, data: bytes) -> None:
-        if origin == self.identity.peer_id:
-            return
-        try:
-            payload = announce.verify(data, origin)
-        except announce.AnnouncementError:
-            return
+        """An announcement gossip delivered: the validator verified it already (verified once)."""
+        payload = self.announcements.take(origin, data)
+        if payload is None or origin == self.identity.peer_id:
+            return  # gossip delivers only what the validator accepted; our own we know
         self.peers.update(payload)
         if self.job_service is not None:  # its load may have room now: queued jobs look again
             self.job_service.wake()

@@ -45,13 +45,22 @@ from node.p2p.framing import FrameReader, coalesced, frame
 from node.p2p.inbound import InboundGate, InboundLimits
 from node.p2p.natconfig import TraversalSettings
 from node.p2p.pubsub_repair import repair as repair_pubsub
+from node.p2p.sender_records import install as install_sender_records
 from node.p2p.traversal import CIRCUIT, Traversal
 from node.p2p.tuning import apply as apply_tuning
 
 log = logging.getLogger("mycelnet.p2p")
 TUNING = apply_tuning()  # one Noise message per Yamux frame, no per-frame debug strings (see tuning.py)
+SENDER_RECORDS = install_sender_records()  # a peer's signed peer record checked once, not per RPC
 
 GOSSIP_PROTOCOLS = [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")]
+# The gossip mesh: each message reaches a node about once per mesh peer, so its idle cost (every
+# announcement copy read, decrypted, parsed and forwarded) is proportional to the mesh size, not
+# to the peer count only while the mesh is kept small. With a high bound of 12 a cluster of up
+# to 13 nodes was a full mesh (every node got every announcement from every peer).
+GOSSIP_DEGREE = 4
+GOSSIP_DEGREE_LOW = 3
+GOSSIP_DEGREE_HIGH = 6
 REQUEST_TIMEOUT = 30.0
 BOOTSTRAP_RETRY = 2.0
 PUBSUB_REPAIR_INTERVAL = 1.0
@@ -112,9 +121,9 @@ class Libp2pHost:
         self.inbound.install()
         self.gossipsub = GossipSub(
             protocols=GOSSIP_PROTOCOLS,
-            degree=6,
-            degree_low=4,
-            degree_high=12,
+            degree=GOSSIP_DEGREE,
+            degree_low=GOSSIP_DEGREE_LOW,
+            degree_high=GOSSIP_DEGREE_HIGH,
             heartbeat_interval=1,
             eclipse_protection_enabled=False,
             spam_protection_enabled=True,

@@ -137,3 +137,49 @@ def test_the_environment_hash_reaches_placement_and_the_peer_table() -> None:
     table = PeerTable(timeout=60)
     table.update(announced)
     assert table.snapshot(set())[0]["env"] == "ab" * 32
+
+
+async def test_an_announcement_is_verified_once_the_handler_takes_the_validators_payload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The gossip validator decodes and signature-checks an announcement; the node's handler
+    then uses that payload instead of verifying the same bytes again."""
+    from types import SimpleNamespace
+
+    from node.service import NodeService
+
+    calls: list[bytes] = []
+    real = announce.verify
+
+    def counted(data: bytes, origin: str | None = None) -> dict[str, Any]:
+        calls.append(data)
+        return real(data, origin)
+
+    monkeypatch.setattr(announce, "verify", counted)
+    validator = AnnouncementValidator(Metrics(), "self")
+    service: Any = NodeService.__new__(NodeService)
+    service.announcements = validator
+    service.identity = SimpleNamespace(peer_id="self")
+    service.peers = PeerTable(timeout=60)
+    service.job_service = None
+    data = announce.sign(ALICE, payload(seq=3))
+    assert validator(ALICE.peer_id, data)  # what gossip does before it delivers a message
+    await service._on_announcement(ALICE.peer_id, data)
+    record = service.peers.get(ALICE.peer_id)
+    assert record is not None and record.announcement["seq"] == 3
+    assert calls == [data] and validator.verifications == 1
+    assert validator.take(ALICE.peer_id, data) is None  # handed over once
+
+
+def test_a_payload_is_handed_only_to_its_origin_and_only_when_accepted() -> None:
+    validator = AnnouncementValidator(Metrics(), "self")
+    data = announce.sign(ALICE, payload(seq=1))
+    assert validator.take(ALICE.peer_id, data) is None  # never validated
+    assert validator(ALICE.peer_id, data)
+    assert validator.take(MALLORY.peer_id, data) is None  # the payload is Alice's
+    assert not validator(ALICE.peer_id, data)  # stale now: nothing kept for it
+    for seq in range(2, announce.VERIFIED_KEPT + 10):  # never taken: the oldest are forgotten
+        assert validator(ALICE.peer_id, announce.sign(ALICE, payload(seq=seq)))
+    assert validator.take(ALICE.peer_id, announce.sign(ALICE, payload(seq=2))) is None
+    latest = validator.take(ALICE.peer_id, announce.sign(ALICE, payload(seq=announce.VERIFIED_KEPT + 9)))
+    assert latest is not None and latest["seq"] == announce.VERIFIED_KEPT + 9
