@@ -9,10 +9,11 @@ helper thread and each call waits for its result there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import threading
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,25 +73,27 @@ class SyncClient:
         interrupt = asyncio.Event()
         pressed = False
 
-        def on_sigint(signum: int, frame: object) -> None:
+        def on_sigint() -> None:  # run by the loop, which the signal wakes whichever thread took it
             nonlocal pressed
             if pressed:
-                raise KeyboardInterrupt
+                raise KeyboardInterrupt  # out of run_until_complete: a loop callback's BaseException
             pressed = True
-            self._loop.call_soon_threadsafe(interrupt.set)  # as asyncio.Runner does: safe from a handler
+            interrupt.set()
 
-        previous = None
-        if threading.current_thread() is threading.main_thread() and (
+        handled = threading.current_thread() is threading.main_thread() and (
             signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        ):
-            previous = signal.signal(signal.SIGINT, on_sigint)
+        )
+        if handled:
+            # the loop's own signal handling: a plain handler runs only when the main thread runs
+            # Python code, so a Ctrl-C taken by another thread waited for the loop's next wake-up
+            self._loop.add_signal_handler(signal.SIGINT, on_sigint)
         try:
             return self._loop.run_until_complete(self._interruptible(coroutine, interrupt))
         except _Interrupted:
             raise KeyboardInterrupt from None
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            if handled:
+                self._loop.remove_signal_handler(signal.SIGINT)  # back to default_int_handler
 
     async def _interruptible(self, coroutine: Coroutine[Any, Any, T], interrupt: asyncio.Event) -> T:
         """The call's result, or, once ``interrupt`` is set, the call cancelled and given
@@ -136,6 +139,14 @@ class SyncClient:
                 task.exception()  # retrieved: how the cancelled call ended is not the caller's news
         self._abandoned.clear()
         return True
+
+    def _close_after_interrupt(self, stream: AsyncGenerator[Any, None]) -> None:
+        """Close an event stream a Ctrl-C cut short, within INTERRUPT_GRACE, never raising: left
+        open, it is torn down at interpreter exit with an "Exception ignored" traceback."""
+        if self._abandoned or self._loop.is_closed():
+            return  # a step still unwinds inside it (closing would fail as "already running")
+        with contextlib.suppress(BaseException):
+            self._run(asyncio.wait_for(stream.aclose(), INTERRUPT_GRACE))
 
     def __enter__(self) -> SyncClient:
         return self
@@ -303,7 +314,10 @@ class SyncJob:
                     return
                 yield event
         except KeyboardInterrupt:
-            raise  # the step was cancelled (see SyncClient._run): there is no stream left to close
+            # a step cancelled mid-read has ended the stream; one whose event arrived with the
+            # Ctrl-C left it paused at that event, holding its response: close it now, briefly
+            self._owner._close_after_interrupt(stream)
+            raise
         except BaseException:  # the caller stopped early (GeneratorExit) or a step failed
             self._owner._run(stream.aclose())
             raise
@@ -319,7 +333,10 @@ class SyncJob:
                     return
                 yield item
         except KeyboardInterrupt:
-            raise  # the step was cancelled (see SyncClient._run): there is no stream left to close
+            # a step cancelled mid-read has ended the stream; one whose event arrived with the
+            # Ctrl-C left it paused at that event, holding its response: close it now, briefly
+            self._owner._close_after_interrupt(stream)
+            raise
         except BaseException:  # the caller stopped early (GeneratorExit) or a step failed
             self._owner._run(stream.aclose())
             raise
