@@ -25,7 +25,15 @@ from sdk.wallet import Wallet
 from storage.cid import CID
 
 T = TypeVar("T")
+U = TypeVar("U")
 INTERRUPT_GRACE = 1.0  # seconds a call cancelled by Ctrl-C gets to unwind
+
+
+def _settle(call: asyncio.Future[Any]) -> None:
+    """Retrieve how a cancelled call ended: it is not the caller's news, and an unretrieved
+    exception would be logged as "never retrieved" when the task is collected."""
+    if not call.cancelled():
+        call.exception()
 
 
 class _Interrupted(Exception):
@@ -113,8 +121,7 @@ class SyncClient:
         call.cancel()
         await asyncio.wait({call}, timeout=INTERRUPT_GRACE)
         if call.done():
-            if not call.cancelled():
-                call.exception()  # retrieved: how the cancelled call ended is not the caller's news
+            _settle(call)
         else:
             # still referenced, and close() awaits nothing more here; the process that pressed
             # Ctrl-C is usually exiting, so no "destroyed but pending" warning for this task
@@ -135,8 +142,7 @@ class SyncClient:
         if any(not task.done() for task in self._abandoned):
             return False
         for task in self._abandoned:
-            if not task.cancelled():
-                task.exception()  # retrieved: how the cancelled call ended is not the caller's news
+            _settle(task)
         self._abandoned.clear()
         return True
 
@@ -147,6 +153,25 @@ class SyncClient:
             return  # a step still unwinds inside it (closing would fail as "already running")
         with contextlib.suppress(BaseException):
             self._run(asyncio.wait_for(stream.aclose(), INTERRUPT_GRACE))
+
+    def _drive(self, stream: AsyncGenerator[U, None]) -> Iterator[U]:
+        """Iterate an async stream from synchronous code, one item per step on the private loop,
+        closing the stream however the caller stops (early exit, failure or Ctrl-C)."""
+        try:
+            while True:
+                try:
+                    item = self._run(stream.__anext__())
+                except StopAsyncIteration:
+                    return
+                yield item
+        except KeyboardInterrupt:
+            # a step cancelled mid-read has ended the stream; one whose item arrived with the
+            # Ctrl-C left it paused at that item, holding its response: close it now, briefly
+            self._close_after_interrupt(stream)
+            raise
+        except BaseException:  # the caller stopped early (GeneratorExit) or a step failed
+            self._run(stream.aclose())
+            raise
 
     def __enter__(self) -> SyncClient:
         return self
@@ -305,41 +330,11 @@ class SyncJob:
         A generator driving the event stream one event at a time, so a caller sees
         "running" while the job runs rather than the whole history once it has ended.
         """
-        stream = self._job.events()
-        try:
-            while True:
-                try:
-                    event = self._owner._run(stream.__anext__())
-                except StopAsyncIteration:
-                    return
-                yield event
-        except KeyboardInterrupt:
-            # a step cancelled mid-read has ended the stream; one whose event arrived with the
-            # Ctrl-C left it paused at that event, holding its response: close it now, briefly
-            self._owner._close_after_interrupt(stream)
-            raise
-        except BaseException:  # the caller stopped early (GeneratorExit) or a step failed
-            self._owner._run(stream.aclose())
-            raise
+        return self._owner._drive(self._job.events())
 
     def follow_logs(self) -> Iterator[StateChange | NodeLogs]:
         """State changes and each node's logs as they come; see :meth:`sdk.client.Job.follow_logs`."""
-        stream = self._job.follow_logs()
-        try:
-            while True:
-                try:
-                    item = self._owner._run(stream.__anext__())
-                except StopAsyncIteration:
-                    return
-                yield item
-        except KeyboardInterrupt:
-            # a step cancelled mid-read has ended the stream; one whose event arrived with the
-            # Ctrl-C left it paused at that event, holding its response: close it now, briefly
-            self._owner._close_after_interrupt(stream)
-            raise
-        except BaseException:  # the caller stopped early (GeneratorExit) or a step failed
-            self._owner._run(stream.aclose())
-            raise
+        return self._owner._drive(self._job.follow_logs())
 
     def cancel(self) -> SyncJob:
         """Ask the node to cancel the job; see :meth:`sdk.client.Job.cancel`."""
