@@ -29,6 +29,17 @@ consumed, the backlog at the end (head - cursor: it must not grow) and the node'
 (/proc/PID/status VmRSS) at start, end and max.
 
 Usage: python bench/streams.py --sustained [--seconds 60] [--rate 1200]
+
+``--cross`` measures append-to-output latency across two nodes: a 2-node cluster (real
+processes, real libp2p on 127.0.0.1, the nodes' own fallback poll as configured: 2 s); the
+writer appends to a stream at A; B replicates it (live replication: A notices B, B pulls and
+verifies) and a stream trigger on B (every entry) appends the agent's output to its output
+stream on B. Each round alternates, for a wasm and a warm-python agent, that path with the
+baseline of the same agent's trigger on A over a stream appended at A (same node). Arrival is
+seen through SSE tails (GET .../tail) of the output streams, and of B's replica for the
+append-to-replica lag; the tail adds the same on both sides.
+
+Usage: python bench/streams.py --cross [--rounds 100]
 """
 
 from __future__ import annotations
@@ -296,17 +307,95 @@ async def run_sustained(seconds: float, rate: float, payload_size: int, work: Pa
           f" {anon[0]:.0f}, at 30 s {anon[len(anon) // 2]:.0f}, end {anon[-1]:.0f}, max {max(anon):.0f}")  # fmt: skip
 
 
+async def _follow(client: Client, stream: str, arrivals: asyncio.Queue[tuple[float, int]]) -> None:
+    """Put (arrival time, seq) for each new entry of ``stream`` (it must exist) as the tail sees it."""
+    head = (await client.stream_reader(stream).info())["head_seq"]
+    async for entry in client.stream_reader(stream).tail(after=head):
+        arrivals.put_nowait((time.perf_counter(), entry.seq))
+
+
+async def _exists(client: Client, stream: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if (await client.stream_reader(stream).info())["head_seq"] >= 1:
+                return
+        except Exception:  # 404 until the trigger's first output
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.05)
+
+
+async def run_cross(rounds: int, payload_size: int, work: Path) -> None:
+    nodes = cluster_up(2, work / "cluster", timeout=60)
+    a, b = nodes
+    load_before = os.getloadavg()
+    key = nacl.signing.SigningKey(os.urandom(32))
+    payload = os.urandom(payload_size // 2).hex().encode()[:payload_size]
+    agents = {"wasm": _wasm_agent(work / "wasm"), "python": _python_agent(work / "py")}
+    samples: dict[str, list[float]] = {}
+    tails: list[asyncio.Task[None]] = []
+    try:
+        async with Client(a.api_url) as at_a, Client(b.api_url) as at_b:
+            routes = []  # (label, writer, where its output appears, output stream)
+            replica: asyncio.Queue[tuple[float, int]] = asyncio.Queue()
+            for kind, directory in agents.items():
+                await at_a.deploy(directory)
+                await at_b.deploy(directory)
+                cross, local = at_a.stream(f"cross-{kind}", key), at_a.stream(f"local-{kind}", key)
+                await cross.append(payload)
+                await local.append(payload)
+                await at_b._call("POST", f"/v1/streams/{cross.id}/subscribe", json={"peer": a.peer_id})
+                agent = f"bench-{kind}"
+                on_b = await at_b.deploy_trigger(f"x-{kind}", agent, "stream", stream=cross.id, output=f"x-{kind}")
+                on_a = await at_a.deploy_trigger(f"l-{kind}", agent, "stream", stream=local.id, output=f"l-{kind}")
+                routes.append((f"{kind} across", cross, at_b, on_b["output_stream"]))
+                routes.append((f"{kind} same-node", local, at_a, on_a["output_stream"]))
+                if kind == "wasm":
+                    tails.append(asyncio.create_task(_follow(at_b, cross.id, replica)))
+            queues: dict[str, asyncio.Queue[tuple[float, int]]] = {}
+            for label, _, client, output in routes:
+                await _exists(client, output)  # the first entry's run
+                queues[label] = asyncio.Queue()
+                tails.append(asyncio.create_task(_follow(client, output, queues[label])))
+            await asyncio.sleep(1.0)  # the tails are open
+            for _ in range(rounds):
+                for label, writer, _, _ in routes:  # alternating: across, same node, for each agent
+                    started = time.perf_counter()
+                    await writer.append(payload)
+                    arrived, _seq = await asyncio.wait_for(queues[label].get(), 30)
+                    samples.setdefault(label, []).append(arrived - started)
+                    if label == "wasm across":
+                        at_replica, _seq = await asyncio.wait_for(replica.get(), 30)
+                        samples.setdefault("append to replica", []).append(at_replica - started)
+    finally:
+        for task in tails:
+            task.cancel()
+        cluster_down(work / "cluster")
+    load_after = os.getloadavg()
+    print(f"append at A to trigger output, {rounds} rounds each, {payload_size}-byte payloads, alternating;"
+          f" load {load_before[0]:.2f} -> {load_after[0]:.2f}")  # fmt: skip
+    for name, values in samples.items():
+        print(_summary(name, values))
+    for kind in agents:
+        across, same = statistics.median(samples[f"{kind} across"]), statistics.median(samples[f"{kind} same-node"])
+        print(f"{kind}: across / same-node median {across / same:.2f}x (+{(across - same) * 1000:.1f} ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--payload", type=int, default=256)
     parser.add_argument("--triggers", action="store_true", help="trigger append-to-output latency instead")
     parser.add_argument("--sustained", action="store_true", help="sustained trigger throughput and RSS instead")
+    parser.add_argument("--cross", action="store_true", help="append-to-output latency across two nodes instead")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=1200.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as work:
-        if args.sustained:
+        if args.cross:
+            asyncio.run(run_cross(args.rounds, args.payload, Path(work)))
+        elif args.sustained:
             asyncio.run(run_sustained(args.seconds, args.rate, args.payload, Path(work)))
         elif args.triggers:
             asyncio.run(run_triggers(args.rounds, args.payload, Path(work)))
