@@ -305,17 +305,21 @@ class StreamService:
                     raise NetworkError(f"peer {source} answered a stream request badly: {exc}") from None
                 if not answer.entries:
                     break
-                entries = await asyncio.to_thread(verify_batch, stream, answer.entries)
+                raws = answer.entries
+
+                def verified_append(raws: list[bytes] = raws) -> StreamInfo:  # one thread hop for both
+                    return self.store.append(verify_batch(stream, raws), origin=False, source=source)
+
                 try:
-                    info = await asyncio.to_thread(self.store.append, entries, origin=False, source=source)
+                    info = await asyncio.to_thread(verified_append)
                 except StreamRefused as exc:
                     self.metrics.inc("stream_entries_refused_total", reason=exc.refusal.value)
                     raise
                 if info.head_cid is not None and not info.origin:  # announced: placement finds the replica
                     self._replica_heads[stream] = (info.head_seq, info.head_cid, info.updated)
                 self.compact_soon(info)
-                added += len(entries)
-                self.metrics.inc("stream_entries_replicated_total", len(entries))
+                added += len(raws)
+                self.metrics.inc("stream_entries_replicated_total", len(raws))
                 self._notify(stream)
                 if len(answer.entries) < MAX_BATCH:
                     break
