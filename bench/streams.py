@@ -40,6 +40,15 @@ seen through SSE tails (GET .../tail) of the output streams, and of B's replica 
 append-to-replica lag; the tail adds the same on both sides.
 
 Usage: python bench/streams.py --cross [--rounds 100]
+
+``--concurrent`` measures throughput of concurrent single appends: ``--writers`` writers, each
+its own stream, each appending one entry at a time over HTTP to one node process for
+``--seconds`` a round (and one writer alone, for the uncontended latency). With ``--before
+TREE`` (a checkout of another commit, e.g. ``git worktree add /tmp/before HEAD~1``) a second
+node runs that tree's code and the rounds alternate between the two: the A/B of a change to
+the append path, measured in the same run.
+
+Usage: python bench/streams.py --concurrent [--writers 16] [--seconds 5] [--rounds 3] [--before TREE]
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -382,18 +392,112 @@ async def run_cross(rounds: int, payload_size: int, work: Path) -> None:
         print(f"{kind}: across / same-node median {across / same:.2f}x (+{(across - same) * 1000:.1f} ms)")
 
 
+def _node_from(tree: Path, directory: Path) -> Any:
+    """One node process running the code of ``tree`` (its ``python -m node.cli.main`` imports from cwd)."""
+    cwd, path = os.getcwd(), os.environ.get("PYTHONPATH")
+    os.chdir(tree)
+    os.environ["PYTHONPATH"] = str(tree)
+    try:
+        [node] = cluster_up(1, directory, timeout=60)
+    finally:
+        os.chdir(cwd)
+        if path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = path
+    return node
+
+
+async def _flood(client: Client, streams: list[Any], seconds: float, payload: bytes) -> tuple[int, list[float]]:
+    """Each stream's writer appends one entry at a time for ``seconds``: (entries, latencies)."""
+    deadline = time.monotonic() + seconds
+    latencies: list[float] = []
+
+    async def writer(stream: Any) -> None:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            await stream.append(payload)
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(writer(stream) for stream in streams))
+    return len(latencies), latencies
+
+
+async def run_concurrent(
+    writers: int, seconds: float, rounds: int, payload_size: int, before: Path | None, work: Path
+) -> None:
+    payload = os.urandom(payload_size // 2).hex().encode()[:payload_size]
+    builds = {"after": lambda: cluster_up(1, work / "after", timeout=60)[0]}
+    if before is not None:
+        builds["before"] = lambda: _node_from(before, work / "before")
+    nodes: dict[str, Any] = {}
+    load_before = os.getloadavg()
+    results: dict[tuple[str, int], list[tuple[int, list[float]]]] = {}
+    try:
+        for name, build in builds.items():
+            nodes[name] = build()
+        clients = {name: Client(node.api_url) for name, node in nodes.items()}
+        try:
+            streams = {
+                name: [client.stream(f"flood-{i}", nacl.signing.SigningKey(os.urandom(32))) for i in range(writers)]
+                for name, client in clients.items()
+            }
+            for name in clients:  # each stream exists before the clock starts
+                await asyncio.gather(*(stream.append(payload) for stream in streams[name]))
+            for round_ in range(rounds):
+                order = list(clients) if round_ % 2 == 0 else list(reversed(clients))
+                for count in (writers, 1):
+                    for name in order:
+                        done = await _flood(clients[name], streams[name][:count], seconds, payload)
+                        results.setdefault((name, count), []).append(done)
+        finally:
+            for client in clients.values():
+                await client.close()
+    finally:
+        for name in nodes:
+            cluster_down(work / name)
+    load_after = os.getloadavg()
+    print(f"concurrent single appends, {payload_size}-byte payloads, one node, {rounds} rounds of {seconds:.0f} s,"
+          f" alternating; load {load_before[0]:.2f} -> {load_after[0]:.2f}")  # fmt: skip
+    for (name, count), runs in sorted(results.items(), key=lambda item: (-item[0][1], item[0][0])):
+        rates = [entries / seconds for entries, _ in runs]
+        latencies = [value for _, values in runs for value in values]
+        spread = f"{min(rates):.0f}-{max(rates):.0f}"
+        print(f"{name:<7} {count:>3} writer(s): {statistics.median(rates):7.0f} appends/s ({spread})   "
+              + _summary("latency", latencies).split(maxsplit=2)[2])  # fmt: skip
+    if before is not None:
+        for count in (writers, 1):
+            ratios = [
+                (a[0] / b[0]) if b[0] else float("nan")
+                for a, b in zip(results[("after", count)], results[("before", count)], strict=True)
+            ]
+            print(
+                f"after / before, {count} writer(s): appends/s ratio per round {', '.join(f'{r:.2f}' for r in ratios)}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=None, help="default 200 (--concurrent: 3)")
     parser.add_argument("--payload", type=int, default=256)
     parser.add_argument("--triggers", action="store_true", help="trigger append-to-output latency instead")
     parser.add_argument("--sustained", action="store_true", help="sustained trigger throughput and RSS instead")
     parser.add_argument("--cross", action="store_true", help="append-to-output latency across two nodes instead")
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--concurrent", action="store_true", help="throughput of concurrent single appends instead")
+    parser.add_argument("--writers", type=int, default=16)
+    parser.add_argument("--before", type=Path, default=None, help="with --concurrent: a tree to A/B against")
+    parser.add_argument("--seconds", type=float, default=None, help="default 60 (--concurrent: 5 a round)")
     parser.add_argument("--rate", type=float, default=1200.0)
     args = parser.parse_args()
+    if args.rounds is None:
+        args.rounds = 3 if args.concurrent else 200
+    if args.seconds is None:
+        args.seconds = 5.0 if args.concurrent else 60.0
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as work:
-        if args.cross:
+        if args.concurrent:
+            before = args.before.resolve() if args.before else None
+            asyncio.run(run_concurrent(args.writers, args.seconds, args.rounds, args.payload, before, Path(work)))
+        elif args.cross:
             asyncio.run(run_cross(args.rounds, args.payload, Path(work)))
         elif args.sustained:
             asyncio.run(run_sustained(args.seconds, args.rate, args.payload, Path(work)))
