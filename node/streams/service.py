@@ -23,6 +23,7 @@ from node.errors import NetworkError
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
 from node.streams.compaction import compact
+from node.streams.groupcommit import AppendGroups
 from node.streams.live import WATCH_RENEW, LiveReplica, Watchers
 from node.streams.model import Refusal, Retention, StreamInfo, StreamRefused
 from node.streams.protocol import (
@@ -106,6 +107,12 @@ class StreamService:
         self._task: asyncio.Task[None] | None = None
         self._serving: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}  # peer -> (running, [admitted])
         self.tails = 0
+        self._groups = AppendGroups(
+            store,
+            verify_batch,
+            self.appended,
+            lambda exc: self.metrics.inc("stream_entries_refused_total", reason=exc.refusal.value),
+        )
         self._sources: dict[str, str] = {}  # replicated streams -> the peer each is pulled from
         self.watchers = Watchers(network, metrics, lambda s: s in self._heads or s in self._replica_heads)
         self.live = LiveReplica(
@@ -134,23 +141,15 @@ class StreamService:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._groups.stop()
         await self.live.stop()
         await self.watchers.stop()
 
     # -- the origin ------------------------------------------------------------------
     async def append(self, stream: str, raws: Sequence[bytes], retention: Retention | None = None) -> StreamInfo:
-        """Verify and append a batch of signed entries, all or none (StreamRefused says why not)."""
-
-        def verified_append() -> StreamInfo:  # one thread hop for both (a hop costs ms on a loaded host)
-            return self.store.append(verify_batch(stream, raws), origin=True, retention=retention)
-
-        try:
-            info = await asyncio.to_thread(verified_append)
-        except StreamRefused as exc:
-            self.metrics.inc("stream_entries_refused_total", reason=exc.refusal.value)
-            raise
-        self.appended(info, len(raws))
-        return info
+        """Verify and append a batch of signed entries, all or none (StreamRefused says why not);
+        answered once durable, concurrent appends sharing commits (:mod:`node.streams.groupcommit`)."""
+        return await self._groups.append(stream, raws, retention)
 
     def append_own(self, raws: Sequence[bytes]) -> StreamInfo:
         """Append entries this node signed itself just now (a trigger's output), without verifying
