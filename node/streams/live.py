@@ -236,6 +236,10 @@ class LiveReplica:
                 except (NetworkError, StreamRefused) as exc:
                     log.info("replicating %s from %s on its notice: %s", stream, source, exc)
                     return
+                except Exception as exc:  # e.g. the store failing: the poll tries again
+                    log.warning("replicating %s from %s on its notice failed: %s: %s",
+                                stream, source, type(exc).__name__, exc)  # fmt: skip
+                    return
                 if stream not in self._again:
                     return
         finally:

@@ -229,3 +229,32 @@ def test_the_new_messages_are_checked() -> None:
     ):
         with pytest.raises(StreamProtocolError):
             parse_watching(frames)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+async def test_a_lapsed_watch_gets_no_notice_and_frees_its_room(mesh: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = await mesh("a")
+    clock = _Clock()
+    monkeypatch.setattr(live, "time", clock)
+    writers = [Writer(f"s{i}") for i in range(MAX_WATCHES_PER_PEER + 1)]
+    for writer in writers:
+        await a.append(writer.stream, [writer.next()])
+    for writer in writers[:-1]:
+        assert a.watchers.watch("p", writer.stream).ttl > 0
+    assert a.watchers.watch("p", writers[-1].stream).ttl == 0
+    clock.now += live.WATCH_TTL / 2
+    await a.serve("p", dagcbor.encode({"op": "since", "stream": writers[0].stream, "after": 1, "limit": 1}))
+    clock.now += live.WATCH_TTL / 2 + 1  # all lapsed but the one p pulled since
+    assert a.watchers.watching(writers[0].stream) == ["p"] and a.watchers.watching(writers[1].stream) == []
+    await a.append(writers[1].stream, [writers[1].next()])
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert mesh.mesh.requests("heads", "a") == []  # p's watch of it lapsed: nothing sent
+    assert a.watchers.watch("p", writers[-1].stream).ttl > 0  # the lapsed ones made room
