@@ -39,7 +39,12 @@ baseline of the same agent's trigger on A over a stream appended at A (same node
 seen through SSE tails (GET .../tail) of the output streams, and of B's replica for the
 append-to-replica lag; the tail adds the same on both sides.
 
-Usage: python bench/streams.py --cross [--rounds 100]
+Then, for ``--seconds`` (default 20 here), the writer appends at ``--rate`` entries/s in batches
+of 128 at A and the bench samples once a second how far B's replica is behind A's head, and
+counts the head notices A sent and the entries B replicated (their /metrics): the replication
+lag must stay flat, and the notices per entry show the coalescing.
+
+Usage: python bench/streams.py --cross [--rounds 100] [--seconds 20] [--rate 1200]
 
 ``--concurrent`` measures throughput of concurrent single appends: ``--writers`` writers, each
 its own stream, each appending one entry at a time over HTTP to one node process for
@@ -336,7 +341,7 @@ async def _exists(client: Client, stream: str, timeout: float = 60.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def run_cross(rounds: int, payload_size: int, work: Path) -> None:
+async def run_cross(rounds: int, payload_size: int, seconds: float, rate: float, work: Path) -> None:
     nodes = cluster_up(2, work / "cluster", timeout=60)
     a, b = nodes
     load_before = os.getloadavg()
@@ -378,6 +383,9 @@ async def run_cross(rounds: int, payload_size: int, work: Path) -> None:
                     if label == "wasm across":
                         at_replica, _seq = await asyncio.wait_for(replica.get(), 30)
                         samples.setdefault("append to replica", []).append(at_replica - started)
+            lags, notices, replicated, offered = await _replicate_sustained(
+                at_a, at_b, a.peer_id, key, seconds, rate, payload
+            )
     finally:
         for task in tails:
             task.cancel()
@@ -390,6 +398,54 @@ async def run_cross(rounds: int, payload_size: int, work: Path) -> None:
     for kind in agents:
         across, same = statistics.median(samples[f"{kind} across"]), statistics.median(samples[f"{kind} same-node"])
         print(f"{kind}: across / same-node median {across / same:.2f}x (+{(across - same) * 1000:.1f} ms)")
+    print(f"sustained: {offered / seconds:.0f} entries/s appended at A for {seconds:.0f} s; B replicated"
+          f" {replicated:.0f} ({replicated / seconds:.0f}/s); A sent {notices:.0f} head notices"
+          f" ({notices / max(replicated, 1):.3f} per entry); B behind A (entries), each second: {lags}")  # fmt: skip
+
+
+def _metric(text: str, name: str) -> float:
+    """A counter's value in a /metrics page (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(f"mycel_{name} ") or line.startswith(f"mycel_{name}{{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def _replicate_sustained(
+    at_a: Client, at_b: Client, a_peer: str, key: nacl.signing.SigningKey, seconds: float, rate: float, payload: bytes
+) -> tuple[list[int], float, float, int]:
+    """Append at ``rate`` at A for ``seconds`` to a stream B replicates: (lag samples, notices, replicated, sent)."""
+    stream = at_a.stream("cross-sustained", key)
+    await stream.append(payload)
+    await at_b._call("POST", f"/v1/streams/{stream.id}/subscribe", json={"peer": a_peer})
+
+    async def counters() -> tuple[float, float]:
+        async with at_a._http().get(f"{at_a.url}/metrics") as response:
+            on_a = await response.text()
+        async with at_b._http().get(f"{at_b.url}/metrics") as response:
+            on_b = await response.text()
+        return _metric(on_a, "stream_notices_sent_total"), _metric(on_b, "stream_entries_replicated_total")
+
+    notices0, replicated0 = await counters()
+    lags: list[int] = []
+    started = time.monotonic()
+    sent, next_sample = 1, started + 1.0
+    while (now := time.monotonic()) < started + seconds:
+        due = int((now - started) * rate) + 1 - sent
+        if due > 0:
+            batch = min(due, 128)
+            await stream.append(*[payload] * batch)
+            sent += batch
+        else:
+            await asyncio.sleep(0.01)
+        if now >= next_sample:
+            lags.append(sent - (await at_b.stream_reader(stream.id).info())["head_seq"])
+            next_sample += 1.0
+    deadline = time.monotonic() + 10
+    while (await at_b.stream_reader(stream.id).info())["head_seq"] < sent and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    notices1, replicated1 = await counters()
+    return lags, notices1 - notices0, replicated1 - replicated0, sent - 1
 
 
 def _node_from(tree: Path, directory: Path) -> Any:
@@ -492,13 +548,13 @@ def main() -> None:
     if args.rounds is None:
         args.rounds = 3 if args.concurrent else 200
     if args.seconds is None:
-        args.seconds = 5.0 if args.concurrent else 60.0
+        args.seconds = 5.0 if args.concurrent else 20.0 if args.cross else 60.0
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as work:
         if args.concurrent:
             before = args.before.resolve() if args.before else None
             asyncio.run(run_concurrent(args.writers, args.seconds, args.rounds, args.payload, before, Path(work)))
         elif args.cross:
-            asyncio.run(run_cross(args.rounds, args.payload, Path(work)))
+            asyncio.run(run_cross(args.rounds, args.payload, args.seconds, args.rate, Path(work)))
         elif args.sustained:
             asyncio.run(run_sustained(args.seconds, args.rate, args.payload, Path(work)))
         elif args.triggers:
