@@ -16,7 +16,8 @@ Holder side (:class:`Watchers`):
   request it sent itself, within its serving budget, so it cannot make the holder do more work
   than its own pulls cost; at 1,000 entries/s the notices coalesce to one per pull round trip;
 * notices to one peer go one request at a time (heads that move meanwhile go together in the
-  next), to at most MAX_SENDING peers at once; a send that fails is dropped (the poll recovers).
+  next), to at most MAX_SENDING peers at once, each within NOTICE_TIMEOUT; a send that fails
+  is dropped (the poll recovers).
 
 Replica side (:class:`LiveReplica`): it watches each stream it replicates at its source at
 subscribe and again every WATCH_RENEW from the poll loop. A notice is a hint: it counts only
@@ -55,8 +56,10 @@ WATCH_RENEW = 10.0  # a replica renews its watches this often (a restarted holde
 OLD_HOLDER_RETRY = 300.0  # a holder that answered a watch with nothing is asked again after this
 MAX_WATCHES_PER_PEER = MAX_NOTICE_HEADS  # so one notice can always name every stream a peer watches
 MAX_WATCHERS = 1024
-MAX_SENDING = 8  # peers being sent a notice at once
-NOTICE_TIMEOUT = 5.0
+MAX_SENDING = 16  # peers being sent a notice at once
+# an honest peer takes a notice in milliseconds; one that stalls holds a sending slot this long,
+# so stalled peers can at worst delay the others' notices to about the poll's cadence
+NOTICE_TIMEOUT = 2.0
 WATCH_TIMEOUT = 5.0
 
 
