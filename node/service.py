@@ -141,6 +141,7 @@ class NodeService:
             self.metrics,
             lambda: [record.announcement for record in self.peers.alive()],
             self.store,  # retention's snapshots (node.streams.compaction)
+            float(config.get("streams", "poll_seconds")),
         )
         self.network.handle(STREAM_PROTOCOL, self.streams.serve)
         self.network.handle(TRIGGER_PROTOCOL, self._on_trigger_message)
