@@ -340,4 +340,7 @@ class StreamService:
                         await self.sync(stream, source)
                 except (NetworkError, StreamRefused) as exc:
                     log.info("replicating %s from %s: %s", stream, source, exc)
+                except Exception:  # a local fault (disk, store) on one stream must not end every stream's replication
+                    self.metrics.inc("stream_replication_errors_total")
+                    log.exception("replicating %s from %s failed; retried at the next poll", stream, source)
             await asyncio.sleep(max(0.0, min(next_poll - time.monotonic(), WATCH_RENEW)))

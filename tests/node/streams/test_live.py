@@ -66,8 +66,8 @@ async def mesh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
     the_mesh = Mesh()
     started: list[StreamService] = []
 
-    async def start(name: str) -> StreamService:
-        node = StreamService(StreamStore(tmp_path / name), the_mesh.link(name), Metrics())
+    async def start(name: str, poll_seconds: float | None = None) -> StreamService:
+        node = StreamService(StreamStore(tmp_path / name), the_mesh.link(name), Metrics(), poll_seconds=poll_seconds)
         the_mesh.nodes[name] = node
         await node.start()
         started.append(node)
@@ -258,3 +258,28 @@ async def test_a_lapsed_watch_gets_no_notice_and_frees_its_room(mesh: Any, monke
         await asyncio.sleep(0)
     assert mesh.mesh.requests("heads", "a") == []  # p's watch of it lapsed: nothing sent
     assert a.watchers.watch("p", writers[-1].stream).ttl > 0  # the lapsed ones made room
+
+
+async def test_a_store_error_on_one_stream_does_not_stop_the_poll_for_the_others(
+    mesh: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = await mesh("a"), await mesh("b", poll_seconds=0.05)
+    mesh.mesh.old.add("a")  # a holder from before watches: b's replicas move by the poll alone
+    broken, fine = Writer("broken"), Writer("fine")
+    for writer in (broken, fine):
+        await a.append(writer.stream, [writer.next()])
+        await b.subscribe(writer.stream, "a")
+    real_sync = b.sync
+
+    async def sync(stream: str, source: str) -> int:
+        if stream == broken.stream:
+            raise OSError("disk full")  # not a network or protocol refusal: a local fault
+        return await real_sync(stream, source)
+
+    monkeypatch.setattr(b, "sync", sync)
+    for _ in range(3):  # several polls, each meeting the broken stream first or second
+        await a.append(broken.stream, [broken.next()])
+        await a.append(fine.stream, [fine.next()])
+        await _head(b, fine.stream, fine.seq, timeout=5.0)
+    assert not b._task.done()
+    assert _count(b, "stream_replication_errors_total") >= 1  # counted and logged, not silent
