@@ -22,6 +22,7 @@ from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
 from node.streams.compaction import compact
 from node.streams.model import Refusal, Retention, StreamInfo, StreamRefused
+from node.streams.policy import PolicyGate
 from node.streams.protocol import MAX_BATCH, PROTOCOL, Entries, Since, StreamProtocolError, parse_entries, parse_since
 from node.streams.store import StreamStore
 from storage import dagcbor
@@ -76,8 +77,10 @@ class StreamService:
         metrics: Metrics,
         announced: Callable[[], list[dict[str, Any]]] = list,
         blocks: BlockStore | None = None,
+        policy: PolicyGate | None = None,
     ) -> None:
         self.store = store
+        self.policy = policy or PolicyGate(store)  # the writers' stream policies (node.streams.policy)
         self.blocks = blocks  # where compacted entries' snapshots go (None: they are dropped)
         self._compactions: dict[str, asyncio.Task[None]] = {}
         self._compacted_to: dict[str, int] = {}  # the first seq of the live log at the last compaction pass
@@ -227,7 +230,8 @@ class StreamService:
         admitted[0] += 1
         try:
             async with running:
-                return await self._answer(request)
+                screened = await self.policy.screen(peer, request)  # a policy request, or outside its regions
+                return screened if screened is not None else await self._answer(request)
         finally:
             admitted[0] -= 1
             if admitted[0] == 0:
@@ -247,7 +251,9 @@ class StreamService:
 
     # -- replicating -----------------------------------------------------------------
     async def subscribe(self, stream: str, source: str) -> StreamInfo | None:
-        """Replicate ``stream`` from peer ``source`` from now on; pulls what it has at once."""
+        """Replicate ``stream`` from peer ``source`` from now on; pulls what it has at once (StreamRefused
+        ``outside_regions`` when the stream's policy excludes this node's region)."""
+        await self.policy.before_pull(stream, source, self.network, force=True)
         await asyncio.to_thread(self.store.subscribe, stream, source)
         await self.sync(stream, source)
         return await asyncio.to_thread(self.store.info, stream)
@@ -257,14 +263,16 @@ class StreamService:
         lock = self._sync_locks.setdefault(stream, asyncio.Lock())
         added = 0
         async with lock:
+            await self.policy.before_pull(stream, source, self.network)  # its policy may exclude this node
             for _ in range(MAX_SYNC_ROUNDS):
                 info = await asyncio.to_thread(self.store.info, stream)
                 asked = Since(stream, info.head_seq if info else 0, MAX_BATCH)
                 frames = await self.network.request(source, PROTOCOL, asked.encode(), timeout=15)
                 try:
                     answer = parse_entries(frames, asked)
-                except StreamProtocolError as exc:
-                    raise NetworkError(f"peer {source} answered a stream request badly: {exc}") from None
+                except StreamProtocolError as exc:  # a refusal by the stream's policy is StreamRefused outside_regions
+                    bad = NetworkError(f"peer {source} answered a stream request badly: {exc}")
+                    raise self.policy.pull_refused(stream, source, exc) or bad from None
                 if not answer.entries:
                     break
                 entries = await asyncio.to_thread(verify_batch, stream, answer.entries)
