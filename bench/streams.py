@@ -29,6 +29,31 @@ consumed, the backlog at the end (head - cursor: it must not grow) and the node'
 (/proc/PID/status VmRSS) at start, end and max.
 
 Usage: python bench/streams.py --sustained [--seconds 60] [--rate 1200]
+
+``--cross`` measures append-to-output latency across two nodes: a 2-node cluster (real
+processes, real libp2p on 127.0.0.1, the nodes' own fallback poll as configured: 2 s); the
+writer appends to a stream at A; B replicates it (live replication: A notices B, B pulls and
+verifies) and a stream trigger on B (every entry) appends the agent's output to its output
+stream on B. Each round alternates, for a wasm and a warm-python agent, that path with the
+baseline of the same agent's trigger on A over a stream appended at A (same node). Arrival is
+seen through SSE tails (GET .../tail) of the output streams, and of B's replica for the
+append-to-replica lag; the tail adds the same on both sides.
+
+Then, for ``--seconds`` (default 20 here), the writer appends at ``--rate`` entries/s in batches
+of 128 at A and the bench samples once a second how far B's replica is behind A's head, and
+counts the head notices A sent and the entries B replicated (their /metrics): the replication
+lag must stay flat, and the notices per entry show the coalescing.
+
+Usage: python bench/streams.py --cross [--rounds 100] [--seconds 20] [--rate 1200]
+
+``--concurrent`` measures throughput of concurrent single appends: ``--writers`` writers, each
+its own stream, each appending one entry at a time over HTTP to one node process for
+``--seconds`` a round (and one writer alone, for the uncontended latency). With ``--before
+TREE`` (a checkout of another commit, e.g. ``git worktree add /tmp/before HEAD~1``) a second
+node runs that tree's code and the rounds alternate between the two: the A/B of a change to
+the append path, measured in the same run.
+
+Usage: python bench/streams.py --concurrent [--writers 16] [--seconds 5] [--rounds 3] [--before TREE]
 """
 
 from __future__ import annotations
@@ -41,6 +66,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -296,17 +322,240 @@ async def run_sustained(seconds: float, rate: float, payload_size: int, work: Pa
           f" {anon[0]:.0f}, at 30 s {anon[len(anon) // 2]:.0f}, end {anon[-1]:.0f}, max {max(anon):.0f}")  # fmt: skip
 
 
+async def _follow(client: Client, stream: str, arrivals: asyncio.Queue[tuple[float, int]]) -> None:
+    """Put (arrival time, seq) for each new entry of ``stream`` (it must exist) as the tail sees it."""
+    head = (await client.stream_reader(stream).info())["head_seq"]
+    async for entry in client.stream_reader(stream).tail(after=head):
+        arrivals.put_nowait((time.perf_counter(), entry.seq))
+
+
+async def _exists(client: Client, stream: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if (await client.stream_reader(stream).info())["head_seq"] >= 1:
+                return
+        except Exception:  # 404 until the trigger's first output
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.05)
+
+
+async def run_cross(rounds: int, payload_size: int, seconds: float, rate: float, work: Path) -> None:
+    nodes = cluster_up(2, work / "cluster", timeout=60)
+    a, b = nodes
+    load_before = os.getloadavg()
+    key = nacl.signing.SigningKey(os.urandom(32))
+    payload = os.urandom(payload_size // 2).hex().encode()[:payload_size]
+    agents = {"wasm": _wasm_agent(work / "wasm"), "python": _python_agent(work / "py")}
+    samples: dict[str, list[float]] = {}
+    tails: list[asyncio.Task[None]] = []
+    try:
+        async with Client(a.api_url) as at_a, Client(b.api_url) as at_b:
+            routes = []  # (label, writer, where its output appears, output stream)
+            replica: asyncio.Queue[tuple[float, int]] = asyncio.Queue()
+            for kind, directory in agents.items():
+                await at_a.deploy(directory)
+                await at_b.deploy(directory)
+                cross, local = at_a.stream(f"cross-{kind}", key), at_a.stream(f"local-{kind}", key)
+                await cross.append(payload)
+                await local.append(payload)
+                await at_b._call("POST", f"/v1/streams/{cross.id}/subscribe", json={"peer": a.peer_id})
+                agent = f"bench-{kind}"
+                on_b = await at_b.deploy_trigger(f"x-{kind}", agent, "stream", stream=cross.id, output=f"x-{kind}")
+                on_a = await at_a.deploy_trigger(f"l-{kind}", agent, "stream", stream=local.id, output=f"l-{kind}")
+                routes.append((f"{kind} across", cross, at_b, on_b["output_stream"]))
+                routes.append((f"{kind} same-node", local, at_a, on_a["output_stream"]))
+                if kind == "wasm":
+                    tails.append(asyncio.create_task(_follow(at_b, cross.id, replica)))
+            queues: dict[str, asyncio.Queue[tuple[float, int]]] = {}
+            for label, _, client, output in routes:
+                await _exists(client, output)  # the first entry's run
+                queues[label] = asyncio.Queue()
+                tails.append(asyncio.create_task(_follow(client, output, queues[label])))
+            await asyncio.sleep(1.0)  # the tails are open
+            for _ in range(rounds):
+                for label, writer, _, _ in routes:  # alternating: across, same node, for each agent
+                    started = time.perf_counter()
+                    await writer.append(payload)
+                    arrived, _seq = await asyncio.wait_for(queues[label].get(), 30)
+                    samples.setdefault(label, []).append(arrived - started)
+                    if label == "wasm across":
+                        at_replica, _seq = await asyncio.wait_for(replica.get(), 30)
+                        samples.setdefault("append to replica", []).append(at_replica - started)
+            lags, notices, replicated, offered = await _replicate_sustained(
+                at_a, at_b, a.peer_id, key, seconds, rate, payload
+            )
+    finally:
+        for task in tails:
+            task.cancel()
+        cluster_down(work / "cluster")
+    load_after = os.getloadavg()
+    print(f"append at A to trigger output, {rounds} rounds each, {payload_size}-byte payloads, alternating;"
+          f" load {load_before[0]:.2f} -> {load_after[0]:.2f}")  # fmt: skip
+    for name, values in samples.items():
+        print(_summary(name, values))
+    for kind in agents:
+        across, same = statistics.median(samples[f"{kind} across"]), statistics.median(samples[f"{kind} same-node"])
+        print(f"{kind}: across / same-node median {across / same:.2f}x (+{(across - same) * 1000:.1f} ms)")
+    print(f"sustained: {offered / seconds:.0f} entries/s appended at A for {seconds:.0f} s; B replicated"
+          f" {replicated:.0f} ({replicated / seconds:.0f}/s); A sent {notices:.0f} head notices"
+          f" ({notices / max(replicated, 1):.3f} per entry); B behind A (entries), each second: {lags}")  # fmt: skip
+
+
+def _metric(text: str, name: str) -> float:
+    """A counter's value in a /metrics page (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(f"mycel_{name} ") or line.startswith(f"mycel_{name}{{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def _replicate_sustained(
+    at_a: Client, at_b: Client, a_peer: str, key: nacl.signing.SigningKey, seconds: float, rate: float, payload: bytes
+) -> tuple[list[int], float, float, int]:
+    """Append at ``rate`` at A for ``seconds`` to a stream B replicates: (lag samples, notices, replicated, sent)."""
+    stream = at_a.stream("cross-sustained", key)
+    await stream.append(payload)
+    await at_b._call("POST", f"/v1/streams/{stream.id}/subscribe", json={"peer": a_peer})
+
+    async def counters() -> tuple[float, float]:
+        async with at_a._http().get(f"{at_a.url}/metrics") as response:
+            on_a = await response.text()
+        async with at_b._http().get(f"{at_b.url}/metrics") as response:
+            on_b = await response.text()
+        return _metric(on_a, "stream_notices_sent_total"), _metric(on_b, "stream_entries_replicated_total")
+
+    notices0, replicated0 = await counters()
+    lags: list[int] = []
+    started = time.monotonic()
+    sent, next_sample = 1, started + 1.0
+    while (now := time.monotonic()) < started + seconds:
+        due = int((now - started) * rate) + 1 - sent
+        if due > 0:
+            batch = min(due, 128)
+            await stream.append(*[payload] * batch)
+            sent += batch
+        else:
+            await asyncio.sleep(0.01)
+        if now >= next_sample:
+            lags.append(sent - (await at_b.stream_reader(stream.id).info())["head_seq"])
+            next_sample += 1.0
+    deadline = time.monotonic() + 10
+    while (await at_b.stream_reader(stream.id).info())["head_seq"] < sent and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    notices1, replicated1 = await counters()
+    return lags, notices1 - notices0, replicated1 - replicated0, sent - 1
+
+
+def _node_from(tree: Path, directory: Path) -> Any:
+    """One node process running the code of ``tree`` (its ``python -m node.cli.main`` imports from cwd)."""
+    cwd, path = os.getcwd(), os.environ.get("PYTHONPATH")
+    os.chdir(tree)
+    os.environ["PYTHONPATH"] = str(tree)
+    try:
+        [node] = cluster_up(1, directory, timeout=60)
+    finally:
+        os.chdir(cwd)
+        if path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = path
+    return node
+
+
+async def _flood(client: Client, streams: list[Any], seconds: float, payload: bytes) -> tuple[int, list[float]]:
+    """Each stream's writer appends one entry at a time for ``seconds``: (entries, latencies)."""
+    deadline = time.monotonic() + seconds
+    latencies: list[float] = []
+
+    async def writer(stream: Any) -> None:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            await stream.append(payload)
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(writer(stream) for stream in streams))
+    return len(latencies), latencies
+
+
+async def run_concurrent(
+    writers: int, seconds: float, rounds: int, payload_size: int, before: Path | None, work: Path
+) -> None:
+    payload = os.urandom(payload_size // 2).hex().encode()[:payload_size]
+    builds = {"after": lambda: cluster_up(1, work / "after", timeout=60)[0]}
+    if before is not None:
+        builds["before"] = lambda: _node_from(before, work / "before")
+    nodes: dict[str, Any] = {}
+    load_before = os.getloadavg()
+    results: dict[tuple[str, int], list[tuple[int, list[float]]]] = {}
+    try:
+        for name, build in builds.items():
+            nodes[name] = build()
+        clients = {name: Client(node.api_url) for name, node in nodes.items()}
+        try:
+            streams = {
+                name: [client.stream(f"flood-{i}", nacl.signing.SigningKey(os.urandom(32))) for i in range(writers)]
+                for name, client in clients.items()
+            }
+            for name in clients:  # each stream exists before the clock starts
+                await asyncio.gather(*(stream.append(payload) for stream in streams[name]))
+            for round_ in range(rounds):
+                order = list(clients) if round_ % 2 == 0 else list(reversed(clients))
+                for count in (writers, 1):
+                    for name in order:
+                        done = await _flood(clients[name], streams[name][:count], seconds, payload)
+                        results.setdefault((name, count), []).append(done)
+        finally:
+            for client in clients.values():
+                await client.close()
+    finally:
+        for name in nodes:
+            cluster_down(work / name)
+    load_after = os.getloadavg()
+    print(f"concurrent single appends, {payload_size}-byte payloads, one node, {rounds} rounds of {seconds:.0f} s,"
+          f" alternating; load {load_before[0]:.2f} -> {load_after[0]:.2f}")  # fmt: skip
+    for (name, count), runs in sorted(results.items(), key=lambda item: (-item[0][1], item[0][0])):
+        rates = [entries / seconds for entries, _ in runs]
+        latencies = [value for _, values in runs for value in values]
+        spread = f"{min(rates):.0f}-{max(rates):.0f}"
+        print(f"{name:<7} {count:>3} writer(s): {statistics.median(rates):7.0f} appends/s ({spread})   "
+              + _summary("latency", latencies).split(maxsplit=2)[2])  # fmt: skip
+    if before is not None:
+        for count in (writers, 1):
+            ratios = [
+                (a[0] / b[0]) if b[0] else float("nan")
+                for a, b in zip(results[("after", count)], results[("before", count)], strict=True)
+            ]
+            print(
+                f"after / before, {count} writer(s): appends/s ratio per round {', '.join(f'{r:.2f}' for r in ratios)}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=None, help="default 200 (--concurrent: 3)")
     parser.add_argument("--payload", type=int, default=256)
     parser.add_argument("--triggers", action="store_true", help="trigger append-to-output latency instead")
     parser.add_argument("--sustained", action="store_true", help="sustained trigger throughput and RSS instead")
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--cross", action="store_true", help="append-to-output latency across two nodes instead")
+    parser.add_argument("--concurrent", action="store_true", help="throughput of concurrent single appends instead")
+    parser.add_argument("--writers", type=int, default=16)
+    parser.add_argument("--before", type=Path, default=None, help="with --concurrent: a tree to A/B against")
+    parser.add_argument("--seconds", type=float, default=None, help="default 60 (--concurrent: 5 a round)")
     parser.add_argument("--rate", type=float, default=1200.0)
     args = parser.parse_args()
+    if args.rounds is None:
+        args.rounds = 3 if args.concurrent else 200
+    if args.seconds is None:
+        args.seconds = 5.0 if args.concurrent else 20.0 if args.cross else 60.0
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as work:
-        if args.sustained:
+        if args.concurrent:
+            before = args.before.resolve() if args.before else None
+            asyncio.run(run_concurrent(args.writers, args.seconds, args.rounds, args.payload, before, Path(work)))
+        elif args.cross:
+            asyncio.run(run_cross(args.rounds, args.payload, args.seconds, args.rate, Path(work)))
+        elif args.sustained:
             asyncio.run(run_sustained(args.seconds, args.rate, args.payload, Path(work)))
         elif args.triggers:
             asyncio.run(run_triggers(args.rounds, args.payload, Path(work)))

@@ -232,6 +232,8 @@ def _check_values(merged: Mapping[str, Mapping[str, Any]]) -> None:
         for key, value in values.items():
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
                 raise ConfigError(f"{section}.{key} must not be negative, got {value!r}")
+    if float(merged["streams"]["poll_seconds"]) < 0.1:
+        raise ConfigError(f"streams.poll_seconds must be at least 0.1, got {merged['streams']['poll_seconds']!r}")
     rpc_url, contract = str(chain["rpc_url"]), str(chain["contract"])
     if rpc_url and not rpc_url.startswith(_URL_SCHEMES):
         raise ConfigError(f"chain.rpc_url must be an http(s):// or ws(s):// URL, got {rpc_url!r}")

@@ -143,6 +143,7 @@ class NodeService:
             self.metrics,
             lambda: [record.announcement for record in self.peers.alive()],
             self.store,  # retention's snapshots (node.streams.compaction)
+            float(config.get("streams", "poll_seconds")),
             PolicyGate(stream_store, self.peers.region_of, lambda: self.config.region),  # writers' stream policies
         )
         self.network.handle(STREAM_PROTOCOL, self.streams.serve)

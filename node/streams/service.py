@@ -5,8 +5,9 @@ each (signature, stream id, bounds) and the chain (seq, prev) before storing it,
 replica applies the same checks to what it pulls, so a holder cannot feed it anything the
 writer did not sign. Verification and LMDB work run in threads, never on the event loop.
 
-A replica pulls from its source when it subscribes, when the source's announcement shows
-a newer head than the replica holds, and every POLL_SECONDS as a fallback.
+A replica pulls from its source when it subscribes, when the source notices it that the head
+moved (it watches the stream there: :mod:`node.streams.live`), and every ``poll_seconds`` as a
+fallback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,9 +23,21 @@ from node.errors import NetworkError
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
 from node.streams.compaction import compact
+from node.streams.groupcommit import AppendGroups
+from node.streams.live import WATCH_RENEW, LiveReplica, Watchers
 from node.streams.model import Refusal, Retention, StreamInfo, StreamRefused
 from node.streams.policy import PolicyGate
-from node.streams.protocol import MAX_BATCH, PROTOCOL, Entries, Since, StreamProtocolError, parse_entries, parse_since
+from node.streams.protocol import (
+    MAX_BATCH,
+    PROTOCOL,
+    Entries,
+    Heads,
+    Since,
+    StreamProtocolError,
+    Watch,
+    parse_entries,
+    parse_request,
+)
 from node.streams.store import StreamStore
 from storage import dagcbor
 from storage.blockstore import BlockStore
@@ -77,9 +91,11 @@ class StreamService:
         metrics: Metrics,
         announced: Callable[[], list[dict[str, Any]]] = list,
         blocks: BlockStore | None = None,
+        poll_seconds: float | None = None,
         policy: PolicyGate | None = None,
     ) -> None:
         self.store = store
+        self.poll_seconds = POLL_SECONDS if poll_seconds is None else poll_seconds
         self.policy = policy or PolicyGate(store)  # the writers' stream policies (node.streams.policy)
         self.blocks = blocks  # where compacted entries' snapshots go (None: they are dropped)
         self._compactions: dict[str, asyncio.Task[None]] = {}
@@ -94,12 +110,28 @@ class StreamService:
         self._task: asyncio.Task[None] | None = None
         self._serving: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}  # peer -> (running, [admitted])
         self.tails = 0
+        self._groups = AppendGroups(
+            store,
+            verify_batch,
+            self.appended,
+            lambda exc: self.metrics.inc("stream_entries_refused_total", reason=exc.refusal.value),
+        )
+        self._sources: dict[str, str] = {}  # replicated streams -> the peer each is pulled from
+        self.watchers = Watchers(network, metrics, lambda s: s in self._heads or s in self._replica_heads)
+        self.live = LiveReplica(
+            network,
+            metrics,
+            self._sources.get,
+            lambda s: self._replica_heads[s][0] if s in self._replica_heads else 0,
+            self.sync,
+        )
 
     async def start(self) -> None:
         for info in await asyncio.to_thread(self.store.streams):
             if info.head_cid is not None:
                 held = self._heads if info.origin else self._replica_heads
                 held[info.stream] = (info.head_seq, info.head_cid, info.updated)
+        self._sources.update(await asyncio.to_thread(self.store.subscriptions))
         self._task = asyncio.create_task(self._poll_loop())
         for stream in await asyncio.to_thread(self.store.compacting_streams):  # left by a stop mid-way
             self._compactions[stream] = asyncio.create_task(self._compact(stream))
@@ -112,21 +144,15 @@ class StreamService:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._groups.stop()
+        await self.live.stop()
+        await self.watchers.stop()
 
     # -- the origin ------------------------------------------------------------------
     async def append(self, stream: str, raws: Sequence[bytes], retention: Retention | None = None) -> StreamInfo:
-        """Verify and append a batch of signed entries, all or none (StreamRefused says why not)."""
-
-        def verified_append() -> StreamInfo:  # one thread hop for both (a hop costs ms on a loaded host)
-            return self.store.append(verify_batch(stream, raws), origin=True, retention=retention)
-
-        try:
-            info = await asyncio.to_thread(verified_append)
-        except StreamRefused as exc:
-            self.metrics.inc("stream_entries_refused_total", reason=exc.refusal.value)
-            raise
-        self.appended(info, len(raws))
-        return info
+        """Verify and append a batch of signed entries, all or none (StreamRefused says why not);
+        answered once durable, concurrent appends sharing commits (:mod:`node.streams.groupcommit`)."""
+        return await self._groups.append(stream, raws, retention)
 
     def append_own(self, raws: Sequence[bytes]) -> StreamInfo:
         """Append entries this node signed itself just now (a trigger's output), without verifying
@@ -219,6 +245,9 @@ class StreamService:
         event = self._changed.pop(stream, None)
         if event is not None:
             event.set()
+        held = self._heads.get(stream) or self._replica_heads.get(stream)
+        if held is not None:
+            self.watchers.moved(stream, held[0])  # the peers that replicate it from here
 
     # -- serving replicas --------------------------------------------------------------
     async def serve(self, peer: str, request: bytes) -> list[bytes]:
@@ -231,18 +260,24 @@ class StreamService:
         try:
             async with running:
                 screened = await self.policy.screen(peer, request)  # a policy request, or outside its regions
-                return screened if screened is not None else await self._answer(request)
+                return screened if screened is not None else await self._answer(peer, request)
         finally:
             admitted[0] -= 1
             if admitted[0] == 0:
                 del self._serving[peer]
 
-    async def _answer(self, request: bytes) -> list[bytes]:
+    async def _answer(self, peer: str, request: bytes) -> list[bytes]:
         try:
-            asked = parse_since(request)
+            asked = parse_request(request)
         except StreamProtocolError:
             self.metrics.inc("stream_requests_refused_total")
             return []
+        if isinstance(asked, Watch):
+            return self.watchers.watch(peer, asked.stream).frames()
+        if isinstance(asked, Heads):
+            self.live.noticed(peer, asked)
+            return []
+        self.watchers.pulled(peer, asked.stream)  # before reading: a move after this read is noticed
         info = await asyncio.to_thread(self.store.info, asked.stream)
         if info is None:
             return Entries(0, False, []).frames()
@@ -255,6 +290,8 @@ class StreamService:
         ``outside_regions`` when the stream's policy excludes this node's region)."""
         await self.policy.before_pull(stream, source, self.network, force=True)
         await asyncio.to_thread(self.store.subscribe, stream, source)
+        self._sources[stream] = source
+        await self.live.watch(stream, source)  # before the pull: a move after it is noticed
         await self.sync(stream, source)
         return await asyncio.to_thread(self.store.info, stream)
 
@@ -275,28 +312,40 @@ class StreamService:
                     raise self.policy.pull_refused(stream, source, exc) or bad from None
                 if not answer.entries:
                     break
-                entries = await asyncio.to_thread(verify_batch, stream, answer.entries)
+                raws = answer.entries
+
+                def verified_append(raws: list[bytes] = raws) -> StreamInfo:  # one thread hop for both
+                    return self.store.append(verify_batch(stream, raws), origin=False, source=source)
+
                 try:
-                    info = await asyncio.to_thread(self.store.append, entries, origin=False, source=source)
+                    info = await asyncio.to_thread(verified_append)
                 except StreamRefused as exc:
                     self.metrics.inc("stream_entries_refused_total", reason=exc.refusal.value)
                     raise
                 if info.head_cid is not None and not info.origin:  # announced: placement finds the replica
                     self._replica_heads[stream] = (info.head_seq, info.head_cid, info.updated)
                 self.compact_soon(info)
-                added += len(entries)
-                self.metrics.inc("stream_entries_replicated_total", len(entries))
+                added += len(raws)
+                self.metrics.inc("stream_entries_replicated_total", len(raws))
                 self._notify(stream)
                 if len(answer.entries) < MAX_BATCH:
                     break
         return added
 
     async def _poll_loop(self) -> None:
+        """Renew the watches when due and pull every stream each ``poll_seconds`` (the fallback)."""
+        next_poll = 0.0
         while True:
             subscriptions = await asyncio.to_thread(self.store.subscriptions)
+            self._sources.update(subscriptions)
+            polling = time.monotonic() >= next_poll
+            if polling:
+                next_poll = time.monotonic() + self.poll_seconds
             for stream, source in subscriptions.items():
                 try:
-                    await self.sync(stream, source)
+                    await self.live.watch(stream, source)  # only when due
+                    if polling:
+                        await self.sync(stream, source)
                 except (NetworkError, StreamRefused) as exc:
                     log.info("replicating %s from %s: %s", stream, source, exc)
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(max(0.0, min(next_poll - time.monotonic(), WATCH_RENEW)))

@@ -18,6 +18,7 @@ import dataclasses
 import itertools
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -197,58 +198,91 @@ class StreamStore:
         Raises StreamRefused naming the first entry that breaks the chain; on a fork the
         evidence and the forked mark are written (and nothing of the batch).
         """
-        if not entries:
-            raise StreamRefused(Refusal.MALFORMED, "a batch holds at least one entry")
-        stream = entries[0].stream
-        for index, entry in enumerate(entries):
-            if entry.stream != stream:
-                raise StreamRefused(Refusal.MALFORMED, "every entry of a batch belongs to the same stream", index)
+        stream = _batch_stream(entries)
         fork: list[StreamRefused] = []
-
-        def change(txn: Any) -> StreamInfo:
-            fork.clear()
-            now = time.time()
-            raw = txn.get(stream.encode(), db=self._meta)
-            first = entries[0]
-            if raw is not None:
-                info = StreamInfo.from_record(dagcbor.decode(raw))
-            elif origin:
-                info = StreamInfo(stream, first.writer, first.name, 0, None, 1, False, origin, source, Retention(), now)
-            else:  # a new replica starts where the holder's retention lets it: the writer signed that entry too
-                info = StreamInfo(stream, first.writer, first.name, first.seq - 1, first.prev, first.seq, False,
-                                  origin, source, Retention(), now)  # fmt: skip
-            if info.origin != origin:
-                where = "here" if info.origin else f"at {info.source}"
-                raise StreamRefused(Refusal.WRONG_STREAM, f"stream {stream} is written {where}, not through this path")
-            head_seq, head_cid = info.head_seq, info.head_cid
-            for index, entry in enumerate(entries):
-                held_raw = txn.get(_key(stream, entry.seq), db=self._entries) if entry.seq <= head_seq else None
-                held = CID.for_block(bytes(held_raw), 0x71) if held_raw is not None else None
-                try:
-                    check_next(head_seq, head_cid, info.forked, entry, held)
-                except StreamRefused as exc:
-                    exc.index = index
-                    if exc.refusal is not Refusal.FORK:
-                        raise
-                    other = bytes(held_raw) if held_raw is not None else self._head_raw(txn, stream, head_seq)
-                    self._keep_evidence(txn, stream, entry, other)
-                    txn.put(stream.encode(), dagcbor.encode(_replace(info, forked=True, updated=now).record()),
-                            db=self._meta)  # fmt: skip
-                    fork.append(exc)
-                    return info
-                head_seq, head_cid = entry.seq, entry.cid
-            for entry in entries:
-                txn.put(_key(stream, entry.seq), entry.raw, db=self._entries)
-            info = _replace(info, head_seq=head_seq, head_cid=head_cid, updated=now,
-                            retention=retention if retention is not None else info.retention)  # fmt: skip
-            info = self._retain(txn, info, now)
-            txn.put(stream.encode(), dagcbor.encode(info.record()), db=self._meta)
-            return info
-
-        result = self._lmdb.write_growing(change)
+        result = self._lmdb.write_growing(
+            lambda txn: self._apply(txn, stream, entries, origin, source, retention, fork)
+        )
         if fork:
             raise fork[0]
         return result
+
+    def append_group(self, batches: Sequence[Batch]) -> list[StreamInfo | StreamRefused]:
+        """Append several batches (of any streams, the same one too, in order) in ONE write
+        transaction, so one fsync makes them all durable: what each would get from
+        :meth:`append`, its info or its refusal, in the same order.
+
+        Each batch is still all or none: a refused one has written nothing when it is refused
+        (every check runs before the first put), except a fork's evidence, as :meth:`append`
+        does. Why: concurrent writers' single appends each paid a synced commit of their own.
+        """
+        results: list[StreamInfo | StreamRefused] = []
+
+        def change(txn: Any) -> None:
+            results.clear()  # a full map reruns the whole group from scratch
+            for batch in batches:
+                fork: list[StreamRefused] = []
+                try:
+                    stream = _batch_stream(batch.entries)
+                    info = self._apply(txn, stream, batch.entries, batch.origin, batch.source, batch.retention, fork)
+                except StreamRefused as exc:
+                    results.append(exc)
+                else:
+                    results.append(fork[0] if fork else info)
+
+        self._lmdb.write_growing(change)
+        return list(results)
+
+    def _apply(
+        self,
+        txn: Any,
+        stream: str,
+        entries: Sequence[Entry],
+        origin: bool,
+        source: str,
+        retention: Retention | None,
+        fork: list[StreamRefused],
+    ) -> StreamInfo:
+        """One batch's change inside a write transaction (see :meth:`append`); a fork is put in
+        ``fork`` with its evidence written, any other refusal raised before anything is written."""
+        fork.clear()
+        now = time.time()
+        raw = txn.get(stream.encode(), db=self._meta)
+        first = entries[0]
+        if raw is not None:
+            info = StreamInfo.from_record(dagcbor.decode(raw))
+        elif origin:
+            info = StreamInfo(stream, first.writer, first.name, 0, None, 1, False, origin, source, Retention(), now)
+        else:  # a new replica starts where the holder's retention lets it: the writer signed that entry too
+            info = StreamInfo(stream, first.writer, first.name, first.seq - 1, first.prev, first.seq, False,
+                              origin, source, Retention(), now)  # fmt: skip
+        if info.origin != origin:
+            where = "here" if info.origin else f"at {info.source}"
+            raise StreamRefused(Refusal.WRONG_STREAM, f"stream {stream} is written {where}, not through this path")
+        head_seq, head_cid = info.head_seq, info.head_cid
+        for index, entry in enumerate(entries):
+            held_raw = txn.get(_key(stream, entry.seq), db=self._entries) if entry.seq <= head_seq else None
+            held = CID.for_block(bytes(held_raw), 0x71) if held_raw is not None else None
+            try:
+                check_next(head_seq, head_cid, info.forked, entry, held)
+            except StreamRefused as exc:
+                exc.index = index
+                if exc.refusal is not Refusal.FORK:
+                    raise
+                other = bytes(held_raw) if held_raw is not None else self._head_raw(txn, stream, head_seq)
+                self._keep_evidence(txn, stream, entry, other)
+                txn.put(stream.encode(), dagcbor.encode(_replace(info, forked=True, updated=now).record()),
+                        db=self._meta)  # fmt: skip
+                fork.append(exc)
+                return info
+            head_seq, head_cid = entry.seq, entry.cid
+        for entry in entries:
+            txn.put(_key(stream, entry.seq), entry.raw, db=self._entries)
+        info = _replace(info, head_seq=head_seq, head_cid=head_cid, updated=now,
+                        retention=retention if retention is not None else info.retention)  # fmt: skip
+        info = self._retain(txn, info, now)
+        txn.put(stream.encode(), dagcbor.encode(info.record()), db=self._meta)
+        return info
 
     def _head_raw(self, txn: Any, stream: str, seq: int) -> bytes:
         raw = txn.get(_key(stream, seq), db=self._entries)
@@ -282,6 +316,27 @@ class StreamStore:
             txn.delete(_key(info.stream, seq), db=self._entries)
             seq += 1
         return _replace(info, first_seq=max(seq, 1)) if seq != first else info
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One append of :meth:`StreamStore.append_group`: verified entries of one stream."""
+
+    entries: Sequence[Entry]
+    origin: bool
+    source: str = ""
+    retention: Retention | None = None
+
+
+def _batch_stream(entries: Sequence[Entry]) -> str:
+    """The one stream a batch belongs to (StreamRefused for an empty or mixed batch)."""
+    if not entries:
+        raise StreamRefused(Refusal.MALFORMED, "a batch holds at least one entry")
+    stream = entries[0].stream
+    for index, entry in enumerate(entries):
+        if entry.stream != stream:
+            raise StreamRefused(Refusal.MALFORMED, "every entry of a batch belongs to the same stream", index)
+    return stream
 
 
 def _entry_time(raw: bytes) -> int:
