@@ -55,6 +55,7 @@ from node.scheduler.reputation import ReputationPolicy
 from node.settlement.pay import PROTOCOL as PAY_PROTOCOL
 from node.settlement.pay import PaymentHandler
 from node.settlement.service import NodeSettlement
+from node.streams.policy import PolicyGate
 from node.streams.protocol import PROTOCOL as STREAM_PROTOCOL
 from node.streams.service import StreamService
 from node.streams.store import StreamStore
@@ -135,13 +136,15 @@ class NodeService:
         self.settlement = NodeSettlement(config, self.identity, self.metrics) if settles else None
         self.payments = PaymentHandler(self.settlement)
         self.network.handle(PAY_PROTOCOL, self.payments.handle)
+        stream_store = StreamStore(self.data_dir / "streams")
         self.streams = StreamService(
-            StreamStore(self.data_dir / "streams"),
+            stream_store,
             self.network,
             self.metrics,
             lambda: [record.announcement for record in self.peers.alive()],
             self.store,  # retention's snapshots (node.streams.compaction)
             float(config.get("streams", "poll_seconds")),
+            PolicyGate(stream_store, self.peers.region_of, lambda: self.config.region),  # writers' stream policies
         )
         self.network.handle(STREAM_PROTOCOL, self.streams.serve)
         self.network.handle(TRIGGER_PROTOCOL, self._on_trigger_message)
@@ -191,7 +194,7 @@ class NodeService:
                                     reaper=self.reaper)  # fmt: skip
         self.triggers = TriggerService(TriggerStore(self.data_dir / "triggers"), self.streams, self.store,
                                        trigger_executor, self.metrics, self.cpu_cores, self.network,
-                                       self.exchange)  # fmt: skip
+                                       self.exchange, lambda: self.config.region)  # fmt: skip
         await asyncio.to_thread(executor.sweep_work_dir)  # workspaces of a node that was killed mid-job
         if self.settlement is not None:
             await self.settlement.start()

@@ -143,11 +143,14 @@ class Client:
             raise NodeUnreachableError(f"{self.url} did not answer {method} {path} in time") from None
 
     # -- streams -----------------------------------------------------------------------
-    def stream(self, name: str, key: Any) -> Stream:
-        """The stream ``name`` written with ``key`` (a nacl SigningKey or its 32-byte seed); this client signs."""
+    def stream(self, name: str, key: Any, regions: Sequence[str] | None = None) -> Stream:
+        """The stream ``name`` written with ``key`` (a nacl SigningKey or its 32-byte seed); this client signs.
+
+        ``regions=[...]``: its entries may go only to nodes announcing one of them (self-declared
+        labels): this client signs that policy with ``key`` and sets it before the first append."""
         from sdk.streams import Stream
 
-        return Stream(self, name, key)
+        return Stream(self, name, key, regions=regions)
 
     def stream_reader(self, stream_id: str) -> StreamReader:
         """Read or tail any stream by its id; every entry is verified."""

@@ -23,7 +23,9 @@ import nacl.signing
 from sdk.errors import NodeApiError, UsageError, VerificationError
 from storage.cid import CID
 from storage.peerid import peer_id_for
+from storage.privacy.errors import PrivacyError
 from storage.streamentry import Entry, EntryError, is_stream_id, sign_entry, stream_id, verify_entry
+from storage.streampolicy import StreamPolicy, parse_policy, sign_policy
 
 if TYPE_CHECKING:
     from sdk.client import Client
@@ -79,6 +81,22 @@ class StreamReader:
         answer: dict[str, Any] = await self.client._call("GET", f"/v1/streams/{self.id}")
         return answer
 
+    async def policy(self) -> StreamPolicy | None:
+        """The stream's writer-signed policy as the node holds it, verified here (None: the node holds none)."""
+        try:
+            answer = await self.client._call("GET", f"/v1/streams/{self.id}/policy")
+        except NodeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        try:
+            signed = parse_policy(base64.b64decode(answer["record"]))
+        except (PrivacyError, ValueError, KeyError, TypeError) as exc:
+            raise VerificationError(f"stream {self.id}: the node's policy record does not check: {exc}") from None
+        if signed.policy.stream != self.id:
+            raise VerificationError(f"the node sent the policy of {signed.policy.stream} for stream {self.id}")
+        return signed.policy
+
     async def entries(self, after: int = 0, limit: int = 100) -> list[Entry]:
         page = await self.client._call("GET", f"/v1/streams/{self.id}/entries", params={"after": after, "limit": limit})
         return verify_chain(self.id, [base64.b64decode(item["data"]) for item in page["entries"]])
@@ -108,7 +126,9 @@ class StreamReader:
 class Stream(StreamReader):
     """A stream this client writes: ``await stream.append(b"a", b"b")`` signs and sends them."""
 
-    def __init__(self, client: Client, name: str, key: nacl.signing.SigningKey | bytes) -> None:
+    def __init__(
+        self, client: Client, name: str, key: nacl.signing.SigningKey | bytes, regions: Sequence[str] | None = None
+    ) -> None:
         self.key = key if isinstance(key, nacl.signing.SigningKey) else nacl.signing.SigningKey(key)
         self.name = name
         self.writer = peer_id_for(bytes(self.key.verify_key))
@@ -117,6 +137,41 @@ class Stream(StreamReader):
         except EntryError as exc:
             raise UsageError(str(exc)) from None
         self._head: tuple[int, CID | None] | None = None
+        self.regions = tuple(regions) if regions is not None else None  # the policy to set before the first append
+        if self.regions is not None:
+            self._signed_policy(self.regions, 1)  # a bad region fails here, before anything is sent
+
+    def _signed_policy(self, regions: Sequence[str], version: int) -> bytes:
+        try:
+            return sign_policy(self.key, self.name, tuple(regions), version).data
+        except PrivacyError as exc:
+            raise UsageError(f"stream {self.name}'s policy: {exc.detail}") from None
+
+    async def set_policy(self, regions: Sequence[str], version: int = 1) -> dict[str, Any]:
+        """Sign (with the writer key) and set the stream's policy: its entries go only to nodes announcing
+        one of ``regions`` (empty: anywhere). A change needs a higher ``version`` than the node holds."""
+        body = {"record": base64.b64encode(self._signed_policy(regions, version)).decode()}
+        answer: dict[str, Any] = await self.client._call("POST", f"/v1/streams/{self.id}/policy", json=body)
+        return answer
+
+    async def create(self) -> StreamPolicy | None:
+        """Set the policy ``regions`` asked for (once; the same regions held already are fine) and return
+        the policy the node holds. Called by the first :meth:`append`."""
+        if self.regions is not None:
+            try:
+                await self.set_policy(self.regions)
+            except NodeApiError as exc:
+                if exc.error != "stale":
+                    raise
+                held = await self.policy()
+                if held is None or set(held.regions) != set(self.regions):
+                    where = f"version {held.version}, regions {list(held.regions)}" if held else "another policy"
+                    raise UsageError(
+                        f"the node holds {where} for stream {self.name}: sign a higher version to change it "
+                        "(set_policy(regions, version=N+1); mycel stream policy NAME --version N+1)"
+                    ) from None
+            self.regions = None
+        return await self.policy()
 
     async def _current_head(self) -> tuple[int, CID | None]:
         if self._head is None:
@@ -134,6 +189,8 @@ class Stream(StreamReader):
         """Sign ``payloads`` as the next entries and append them as one batch (all or none)."""
         if not payloads:
             raise UsageError("append at least one payload")
+        if self.regions is not None:
+            await self.create()
         seq, prev = await self._current_head()
         raws = []
         now = int(time.time() * 1000)

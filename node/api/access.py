@@ -56,6 +56,7 @@ READ_CLASSES: Final[dict[str, tuple[tuple[str, ...], str]]] = {
             "/v1/streams/{id}/entries",
             "/v1/streams/{id}/tail",
             "/v1/streams/{id}/holders",
+            "/v1/streams/{id}/policy",
         ),
         "stream entries are their writers' data; the operator decides who may read them",
     ),

@@ -25,7 +25,10 @@ from node.streams.protocol import MAX_BATCH
 from node.streams.service import MAX_TAILS, StreamService
 from storage.errors import InvalidCIDError
 from storage.peerid import public_key_from_peer_id
+from storage.privacy.errors import PrivacyError
+from storage.privacy.errors import Refusal as PolicyRefusal
 from storage.streamentry import Entry, is_stream_id
+from storage.streampolicy import MAX_RECORD, SignedStreamPolicy, parse_policy
 
 MAX_PAGE = 256
 KEEPALIVE = 15.0
@@ -40,6 +43,8 @@ def routes() -> list[web.RouteDef]:
         web.get("/v1/streams/{id}/tail", get_tail),
         web.post("/v1/streams/{id}/subscribe", post_subscribe),
         web.get("/v1/streams/{id}/holders", get_holders),
+        web.post("/v1/streams/{id}/policy", post_policy),
+        web.get("/v1/streams/{id}/policy", get_policy),
     ]
 
 
@@ -183,7 +188,8 @@ async def get_stream(request: web.Request) -> web.Response:
     except StreamRefused as exc:
         raise _refused(exc) from None
     forks = await asyncio.to_thread(service.store.forks, stream)
-    return web.json_response({**info.json(), "forks": len(forks), "holders": service.holders(stream)})
+    policy = await asyncio.to_thread(service.policy.view, stream)
+    return web.json_response({**info.json(), "forks": len(forks), "holders": service.holders(stream), "policy": policy})
 
 
 async def get_holders(request: web.Request) -> web.Response:
@@ -214,3 +220,49 @@ async def post_subscribe(request: web.Request) -> web.Response:
         raise ApiError(502, "network_error", str(exc)) from None
     info = await asyncio.to_thread(service.store.info, stream)
     return web.json_response({"stream": stream, "source": peer, "head_seq": info.head_seq if info else 0})
+
+
+async def post_policy(request: web.Request) -> web.Response:
+    """Set the stream's data policy: ``{"record": base64}``, the policy its writer signed
+    (``storage.streampolicy``; the SDK and ``mycel stream create --region`` sign it). Checked here
+    (the writer's signature, the stream id, every field) and kept if newer than the one held; the
+    stream need not hold an entry yet (set it before the first append)."""
+    stream = _stream(request)
+    body = await _json_body(request)
+    encoded = body.get("record")
+    if set(body) != {"record"} or not isinstance(encoded, str):
+        raise ApiError(400, "bad_policy", 'send {"record": "<base64 of the writer-signed stream policy>"}')
+    if len(encoded) > (MAX_RECORD * 4) // 3 + 4:
+        raise ApiError(413, "payload_too_large", f"a signed stream policy is at most {MAX_RECORD} bytes")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "bad_policy", "record is base64 of the signed policy") from None
+    service = node_of(request).streams
+
+    def put() -> tuple[SignedStreamPolicy, bool]:
+        named = parse_policy(data).policy.stream
+        if named != stream:
+            raise ApiError(400, "wrong_stream", f"the policy is for stream {named}, not {stream}")
+        return service.policy.put(data)
+
+    try:
+        _, replaced = await asyncio.to_thread(put)
+    except PrivacyError as exc:
+        status = 409 if exc.reason is PolicyRefusal.STALE else 403 if exc.reason is PolicyRefusal.WRONG_OWNER else 400
+        raise ApiError(status, exc.reason.value, exc.detail) from None
+    view = await asyncio.to_thread(service.policy.view, stream)
+    return web.json_response({"stream": stream, "policy": view, "replaced": replaced}, status=201)
+
+
+async def get_policy(request: web.Request) -> web.Response:
+    """The stream's policy as held here, with its signed record (base64) to check offline."""
+    stream = _stream(request)
+    service = node_of(request).streams
+    signed = await asyncio.to_thread(service.policy.get, stream)
+    if signed is None:
+        raise ApiError(404, "no_policy", f"no policy for stream {stream} on this node (its entries may go anywhere)")
+    return web.json_response(
+        {"stream": stream, "policy": {**signed.policy.json(), "cid": str(signed.cid)},
+         "record": base64.b64encode(signed.data).decode()}
+    )  # fmt: skip

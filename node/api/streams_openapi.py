@@ -11,10 +11,12 @@ from node.api.streams import MAX_PAGE
 from node.streams.model import MAX_RETENTION
 from node.streams.protocol import MAX_BATCH
 from storage.streamentry import STREAM_ID_PATTERN
+from storage.streampolicy import MAX_REGIONS
 
 _STR: Schema = {"type": "string"}
 _INT: Schema = {"type": "integer"}
 _NULLABLE_STR: Schema = {"type": ["string", "null"]}
+_BOOL: Schema = {"type": "boolean"}
 _RETENTION: Schema = _obj(
     {
         "entries": {"type": "integer", "minimum": 0, "maximum": MAX_RETENTION, "description": "keep the last N; 0 all"},
@@ -61,6 +63,33 @@ SCHEMAS: dict[str, Schema] = {
                 "items": _obj({"peer": _STR, "seq": _INT, "cid": _STR}),
                 "description": "peers whose signed announcement carries this stream's head",
             },
+            "policy": {"oneOf": [{"type": "null"}, _ref("StreamPolicy")], "description": "the writer's policy"},
+        }
+    ),
+    "StreamPolicy": _obj(
+        {
+            "stream": _ref("StreamId"),
+            "writer": _STR,
+            "name": _STR,
+            "version": {"type": "integer", "minimum": 1},
+            "regions": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"},
+                "maxItems": MAX_REGIONS,
+                "description": "entries go only to nodes announcing one of these (self-declared labels); empty: any",
+            },
+            "regions_are_self_declared": {"type": "boolean"},
+            "time": {"type": "integer", "description": "unix seconds, the writer's clock"},
+            "cid": {"type": "string", "description": "the signed record's CID"},
+        }
+    ),
+    "StreamPolicySet": _obj({"record": {"type": "string", "contentEncoding": "base64", "maxLength": 4096}}),
+    "StreamPolicyAnswer": _obj({"stream": _ref("StreamId"), "policy": _ref("StreamPolicy"), "replaced": _BOOL}),
+    "StreamPolicyRecord": _obj(
+        {
+            "stream": _ref("StreamId"),
+            "policy": _ref("StreamPolicy"),
+            "record": {"type": "string", "contentEncoding": "base64", "description": "the writer-signed record"},
         }
     ),
     "StreamHolders": _obj(
@@ -163,12 +192,32 @@ def paths() -> dict[str, dict[str, Schema]]:
                 params=[*_ID, _query("after", _AFTER, "start after this seq")],
             )
         },
+        "/v1/streams/{id}/policy": {
+            "post": _op(
+                "setStreamPolicy",
+                "Set the stream's data policy, signed by its writer (newer versions replace older ones): its "
+                "entries go only to nodes announcing its regions. 400 malformed|forged, 403 wrong_owner, 409 stale",
+                _json("StreamPolicyAnswer", "kept"),
+                (400, 403, 409, 413),
+                status=201,
+                params=_ID,
+                body=_json_body("StreamPolicySet"),
+                write=True,
+            ),
+            "get": _op(
+                "getStreamPolicy",
+                "The stream's policy held here, with the signed record to verify offline",
+                _json("StreamPolicyRecord", "the policy"),
+                (400, 404),
+                params=_ID,
+            ),
+        },
         "/v1/streams/{id}/subscribe": {
             "post": _op(
                 "subscribeStream",
                 "Replicate a stream from its holder: pull and verify now, then keep pulling",
                 _json("StreamSubscribed", "subscribed"),
-                (400, 409, 413, 502),
+                (400, 403, 409, 413, 502),
                 params=_ID,
                 body=_json_body("StreamSubscribe"),
                 write=True,

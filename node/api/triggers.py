@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import json
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +23,7 @@ from agents.errors import AgentNotFound, BadAgentRef, ManifestError
 from node.api.errors import ApiError
 from node.api.services import node_of, trigger_service
 from node.triggers.model import TriggerError, TriggerKind, TriggerSpec, parse_request
-from node.triggers.placement import Holder, Placement, Role, choose, parse_regions
+from node.triggers.placement import Holder, Placement, Role, choose, effective_regions, parse_regions
 from node.triggers.service import Answer
 from storage.errors import BlockNotFoundError, InvalidCIDError
 from storage.peerid import public_key_from_peer_id
@@ -80,12 +81,26 @@ async def post_trigger(request: web.Request) -> web.Response:
             raise TriggerError("bad_on", "on is the peer ID of the node to deploy on (its stream's holder)")
         regions = parse_regions(asked_regions)
         spec = parse_request(body, bundle.agent_id)
+        if regions and spec.kind is not TriggerKind.STREAM:
+            raise TriggerError("bad_regions", "regions place a stream trigger (it runs where its stream is held)")
+        if regions and place:
+            raise TriggerError("bad_on", "on names the node, regions lets this node choose one: send one of them")
+        policy_regions: tuple[str, ...] = ()
+        if spec.kind is TriggerKind.STREAM:  # the writer's policy bounds where the trigger may run
+            holders = [held["peer"] for held in service.streams.holders(spec.stream)]
+            policy = await service.streams.policy.find(spec.stream, holders, service.network)
+            policy_regions = policy.policy.regions if policy is not None else ()
+        effective = effective_regions(regions, policy_regions, spec.stream)
+        spec = replace(spec, regions=effective)
         placement = None
-        if regions:
-            if place:
-                raise TriggerError("bad_on", "on names the node, regions lets this node choose one: send one of them")
-            placement = await _place(request, spec, regions)
+        if effective and spec.standby:  # a standby stays here; it takes over only inside the regions
+            _inside(service, "standby", spec.standby, effective)
+        elif effective and place:  # the policy's regions, and a node named: it must be inside them
+            _inside(service, "on", place, effective)
+        elif effective:
+            placement = (await _place(request, spec, effective)).by(service.identity.peer_id, policy_regions)
             place = placement.chosen.peer
+            spec = replace(spec, placement=placement.json())
         if place and place != service.identity.peer_id:  # placed by its input: the peer fetches the agent from here
             answer = await trigger_service(request).deploy_on(place, spec)
         else:
@@ -100,19 +115,20 @@ async def post_trigger(request: web.Request) -> web.Response:
     return web.json_response(answer, status=201)
 
 
+def _inside(service: Any, role: str, peer: str, regions: tuple[str, ...]) -> None:
+    region = service.peers.region_of(peer)
+    if peer != service.identity.peer_id and region not in regions:
+        raise TriggerError(
+            f"{role}_outside_regions", f"the {role} {peer} announces region {region}, not one of {', '.join(regions)}",
+            409,
+        )  # fmt: skip
+
+
 async def _place(request: web.Request, spec: TriggerSpec, regions: tuple[str, ...]) -> Placement:
     """The holder of the stream trigger's stream inside ``regions`` to run it on (see node.triggers.placement)."""
-    if spec.kind is not TriggerKind.STREAM:
-        raise TriggerError("bad_regions", "regions place a stream trigger (it runs where its stream is held)")
     service = node_of(request)
-    for role in ("standby", "follower"):  # it holds the stream and gets the trigger's state: in the regions too
-        peer = getattr(spec, role)
-        if peer and service.peers.region_of(peer) not in regions:
-            raise TriggerError(
-                f"{role}_outside_regions",
-                f"the {role} {peer} announces region {service.peers.region_of(peer)}, not one of {', '.join(regions)}",
-                409,
-            )
+    if spec.follower:  # it holds the stream and gets the trigger's state: in the regions too
+        _inside(service, "follower", spec.follower, regions)
     own = service.identity.peer_id
     holders = []
     info = await asyncio.to_thread(service.streams.store.info, spec.stream)

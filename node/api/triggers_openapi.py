@@ -8,6 +8,7 @@ from __future__ import annotations
 from node.api.openapi import Schema, _json, _json_body, _obj, _op, _query, _ref
 from node.api.triggers import MAX_PAGE
 from node.triggers.model import MAX_EVERY_MS, MAX_EVERY_N
+from node.triggers.placement import MAX_CANDIDATES
 from storage.streamentry import NAME_PATTERN, STREAM_ID_PATTERN
 
 _STR: Schema = {"type": "string"}
@@ -36,6 +37,12 @@ _SPEC: dict[str, Schema] = {
     "standby": {"type": "string", "description": "the active node's peer ID while this node stands by"},
     "follower": {"type": "string", "description": "the standby's peer ID: its takeover fences this node"},
     "deployed_by": {"type": "string", "description": "the peer that deployed it here ('' this node's API)"},
+    "regions": {
+        "type": "array",
+        "items": _STR,
+        "description": "a stream trigger's effective regions (those asked for, within the stream's policy): it runs, "
+        "and a standby takes it over, only on a node announcing one of them",
+    },
 }
 _CURSOR: Schema = _obj(
     {
@@ -79,7 +86,15 @@ _PLACEMENT: Schema = _obj(
                     "reason": _STR,
                 }
             ),
+            "maxItems": MAX_CANDIDATES,
         },
+        "omitted": {**_INT, "description": "holders considered but not listed"},
+        "policy_regions": {
+            "type": "array",
+            "items": _STR,
+            "description": "the regions the stream's writer-signed policy allows (empty: any)",
+        },
+        "placed_by": {**_STR, "description": "the node that chose (the one the deploy went to)"},
     }
 )
 
@@ -103,7 +118,8 @@ SCHEMAS: dict[str, Schema] = {
                 "items": {"type": "string", "minLength": 1, "maxLength": 64},
                 "maxItems": 16,
                 "description": "a stream trigger (instead of on): run it on the holder of its stream inside these "
-                "announced regions nearest the head, the origin first; 409 no_holder_in_regions if none",
+                "announced regions nearest the head, the origin first; 409 no_holder_in_regions if none, "
+                "409 region_forbidden_by_policy for a region the stream's policy does not allow",
             },
         },
         ["name", "agent", "kind"],
@@ -117,7 +133,16 @@ SCHEMAS: dict[str, Schema] = {
             "active": {"type": "boolean", "description": "runs here (false: standing by, or fenced)"},
             "old_active_fenced": {"type": "boolean", "description": "a standby that took over: the old node confirmed"},
             "stream_role": {"enum": ["origin", "replica"], "description": "a stream trigger: its stream's role here"},
-            "placement": {**_PLACEMENT, "description": "a deploy with regions: the holder chosen, and why"},
+            "placement": {
+                "oneOf": [{"type": "null"}, _PLACEMENT],
+                "description": "a deploy with regions (asked for, or the stream's policy): the holder chosen, and "
+                "why; kept in the trigger's record",
+            },
+            "takeover": {
+                **_obj({"allowed": {"type": "boolean"}, "reason": _NULLABLE_STR, "held_back": _NULLABLE_STR}),
+                "description": "a standby: whether it may take over here (the trigger's regions and the stream's "
+                "policy), and, while its active node is gone, why it waits",
+            },
         },
         [*_SPEC, "cursor", "output_stream", "running", "active"],
     ),

@@ -1,4 +1,4 @@
-"""``mycel stream create|append|tail|ls|info``: write signed streams from a key this machine holds.
+"""``mycel stream create|policy|append|tail|ls|info``: write signed streams from a key this machine holds.
 
 The writer key stays in a local file (mode 0600); the node only ever sees signed entries.
 Entries printed by ``tail`` are verified (signature and chain) before they are shown.
@@ -56,13 +56,25 @@ def stream_group() -> None:
     """Signed append-only streams (the node holds them; your key signs them)."""
 
 
+_REGION = click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    help="The stream's policy: its entries go only to nodes announcing this region (repeatable; "
+    "a region is a label a node declares about itself).",
+)
+
+
 @stream_group.command("create")
 @click.argument("name")
 @_KEY
-def stream_create(name: str, key_path: Path) -> None:
-    """Create the writer key (if KEY does not exist) and print the id of stream NAME.
+@_REGION
+@api_options
+def stream_create(name: str, key_path: Path, regions: tuple[str, ...], api_url: str, api_token: str | None) -> None:
+    """Create the writer key (if KEY does not exist) and print the id of stream NAME; with --region,
+    sign the stream's policy with KEY and set it on the node (before any entry is appended).
 
-    Example: mycel stream create sensors --key ~/.mycelnet/sensors.key
+    Example: mycel stream create sensors --key ~/.mycelnet/sensors.key --region eu-west
     """
     from sdk.errors import UsageError
     from sdk.streams import load_key
@@ -74,6 +86,29 @@ def stream_create(name: str, key_path: Path) -> None:
         click.echo(stream_id(peer_id_for(bytes(key.verify_key)), name))
     except EntryError as exc:
         raise UsageError(str(exc)) from None
+    if regions:
+        held = _run(api_url, api_token, lambda client: client.stream(name, key, regions=list(regions)).create())
+        click.echo(f"policy v{held.version if held else '?'}: entries only to region(s) {', '.join(regions)}")
+
+
+@stream_group.command("policy")
+@click.argument("name")
+@_KEY
+@_REGION
+@click.option("--version", "version", type=click.IntRange(min=1), required=True, help="Higher than the node holds.")
+@api_options
+def stream_policy(
+    name: str, key_path: Path, regions: tuple[str, ...], version: int, api_url: str, api_token: str | None
+) -> None:
+    """Replace stream NAME's policy with a newer VERSION (no --region: its entries may go anywhere).
+
+    Example: mycel stream policy sensors --key sensors.key --region eu-west --region eu-north --version 2
+    """
+    from sdk.streams import load_key
+
+    key = load_key(key_path)
+    answer = _run(api_url, api_token, lambda client: client.stream(name, key).set_policy(list(regions), version))
+    print_json(answer)
 
 
 @stream_group.command("append")

@@ -106,6 +106,40 @@ def trigger_ls(as_json: bool, api_url: str, api_token: str | None) -> None:
         cursor = info["cursor"]
         click.echo(f"{info['name']}  {info['kind']} {on}  seq {cursor['seq']}  "
                    f"{cursor['invocations']} invocations  state {cursor['state'] or '-'}")  # fmt: skip
+        for line in _placement_lines(info):
+            click.echo(f"  {line}")
+
+
+def _placement_lines(info: dict[str, Any]) -> list[str]:
+    """Where a trigger was placed and why, each holder considered; a standby's take-over verdict."""
+    lines = []
+    if info.get("regions"):
+        lines.append(f"regions {', '.join(info['regions'])}")
+    placement = info.get("placement")
+    if placement:
+        by = f" by {placement['placed_by']}" if placement.get("placed_by") else ""
+        lines.append(f"placed on {placement['peer_id']}{by}: {placement['reason']}")
+        for row in placement["candidates"]:
+            lines.append(f"  {row['verdict']:<15} {row['peer_id']} ({row['region'] or '?'}): {row['reason']}")
+        if placement.get("omitted"):
+            lines.append(f"  ... and {placement['omitted']} more holder(s)")
+    takeover = info.get("takeover")
+    if takeover and not takeover["allowed"]:
+        lines.append(f"will not take over: {takeover['reason']}")
+    if takeover and takeover["held_back"]:
+        lines.append(f"active node gone, waiting: {takeover['held_back']}")
+    return lines
+
+
+@trigger_group.command("info")
+@click.argument("name")
+@api_options
+def trigger_info(name: str, api_url: str, api_token: str | None) -> None:
+    """Print trigger NAME (JSON): spec, cursor, regions, and where it was placed and why.
+
+    Example: mycel trigger info count
+    """
+    print_json(_run(api_url, api_token, lambda client: client.triggers.get(name)))
 
 
 @trigger_group.command("rm")

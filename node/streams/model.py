@@ -32,11 +32,14 @@ class Refusal(enum.Enum):
     FORK = "fork"
     FORKED = "forked"
     NOT_FOUND = "not_found"
+    OUTSIDE_REGIONS = "outside_regions"  # the stream's writer-signed policy excludes the node's region
 
     @property
     def status(self) -> int:
         if self is Refusal.NOT_FOUND:
             return 404
+        if self is Refusal.OUTSIDE_REGIONS:
+            return 403
         return 409 if self in (Refusal.GAP, Refusal.REPLAY, Refusal.FORK, Refusal.FORKED) else 400
 
 

@@ -42,6 +42,15 @@ class StreamProtocolError(NodeError, ValueError):
     """A stream-protocol message is malformed: wrong shape, type, range or size."""
 
 
+class HolderRefused(StreamProtocolError):
+    """The holder refused the request: ``{"op": "refused", "reason", "detail"}`` (a stream policy's
+    regions exclude the asking node: :mod:`node.streams.policy`)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
 @dataclass(frozen=True)
 class Since:
     stream: str
@@ -147,6 +156,12 @@ def parse_entries(frames: list[bytes], asked: Since) -> Entries:
     """The holder's answer; entries stay raw (the caller verifies each one off the loop)."""
     if not frames:
         raise StreamProtocolError("the holder sent no answer")
+    refused = dagcbor.decode_message(frames[0], MAX_REQUEST + 512, "a stream message", StreamProtocolError)
+    if refused.get("op") == "refused" and len(frames) == 1:
+        reason, detail = refused.get("reason"), refused.get("detail")
+        if set(refused) != {"op", "reason", "detail"} or not isinstance(reason, str) or not isinstance(detail, str):
+            raise StreamProtocolError("a refused message is a map of exactly op, reason and detail (strings)")
+        raise HolderRefused(reason[:64], detail[:300])
     first = _map(frames[0], MAX_REQUEST, "entries", {"head", "forked"})
     head = _count(first["head"], "head", 0, MAX_SEQ)
     if not isinstance(first["forked"], bool):

@@ -26,6 +26,7 @@ from node.streams.compaction import compact
 from node.streams.groupcommit import AppendGroups
 from node.streams.live import WATCH_RENEW, LiveReplica, Watchers
 from node.streams.model import Refusal, Retention, StreamInfo, StreamRefused
+from node.streams.policy import PolicyGate
 from node.streams.protocol import (
     MAX_BATCH,
     PROTOCOL,
@@ -91,9 +92,11 @@ class StreamService:
         announced: Callable[[], list[dict[str, Any]]] = list,
         blocks: BlockStore | None = None,
         poll_seconds: float | None = None,
+        policy: PolicyGate | None = None,
     ) -> None:
         self.store = store
         self.poll_seconds = POLL_SECONDS if poll_seconds is None else poll_seconds
+        self.policy = policy or PolicyGate(store)  # the writers' stream policies (node.streams.policy)
         self.blocks = blocks  # where compacted entries' snapshots go (None: they are dropped)
         self._compactions: dict[str, asyncio.Task[None]] = {}
         self._compacted_to: dict[str, int] = {}  # the first seq of the live log at the last compaction pass
@@ -256,7 +259,8 @@ class StreamService:
         admitted[0] += 1
         try:
             async with running:
-                return await self._answer(peer, request)
+                screened = await self.policy.screen(peer, request)  # a policy request, or outside its regions
+                return screened if screened is not None else await self._answer(peer, request)
         finally:
             admitted[0] -= 1
             if admitted[0] == 0:
@@ -282,7 +286,9 @@ class StreamService:
 
     # -- replicating -----------------------------------------------------------------
     async def subscribe(self, stream: str, source: str) -> StreamInfo | None:
-        """Replicate ``stream`` from peer ``source`` from now on; pulls what it has at once."""
+        """Replicate ``stream`` from peer ``source`` from now on; pulls what it has at once (StreamRefused
+        ``outside_regions`` when the stream's policy excludes this node's region)."""
+        await self.policy.before_pull(stream, source, self.network, force=True)
         await asyncio.to_thread(self.store.subscribe, stream, source)
         self._sources[stream] = source
         await self.live.watch(stream, source)  # before the pull: a move after it is noticed
@@ -294,14 +300,16 @@ class StreamService:
         lock = self._sync_locks.setdefault(stream, asyncio.Lock())
         added = 0
         async with lock:
+            await self.policy.before_pull(stream, source, self.network)  # its policy may exclude this node
             for _ in range(MAX_SYNC_ROUNDS):
                 info = await asyncio.to_thread(self.store.info, stream)
                 asked = Since(stream, info.head_seq if info else 0, MAX_BATCH)
                 frames = await self.network.request(source, PROTOCOL, asked.encode(), timeout=15)
                 try:
                     answer = parse_entries(frames, asked)
-                except StreamProtocolError as exc:
-                    raise NetworkError(f"peer {source} answered a stream request badly: {exc}") from None
+                except StreamProtocolError as exc:  # a refusal by the stream's policy is StreamRefused outside_regions
+                    bad = NetworkError(f"peer {source} answered a stream request badly: {exc}")
+                    raise self.policy.pull_refused(stream, source, exc) or bad from None
                 if not answer.entries:
                     break
                 raws = answer.entries

@@ -5,7 +5,8 @@ Tables, keyed by stream id: ``meta`` (a :class:`StreamInfo` record), ``entries``
 signed envelope), ``forks`` (the two conflicting entries), ``subs`` (streams this node
 replicates, and from which peer), ``compacting`` (entries retention took out of the live log,
 moved there in the same transaction, until a snapshot holds them) and ``snapshots`` (key
-``stream/last seq``: the CID and first seq of each snapshot, see :mod:`node.streams.compaction`).
+``stream/last seq``: the CID and first seq of each snapshot, see :mod:`node.streams.compaction`)
+and ``policies`` (the writer-signed policy of a stream, :mod:`node.streams.policy`).
 A batch is checked against the chain rule as a whole
 and written in one transaction: it lands entirely or not at all. Every method here is
 blocking and runs off the event loop (the service calls them through ``to_thread``).
@@ -37,7 +38,7 @@ def _key(stream: str, seq: int) -> bytes:
 class StreamStore:
     def __init__(self, path: Path, map_size: int = 16 << 20) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        self._lmdb = GatedEnv(path, map_size=map_size, max_dbs=6)
+        self._lmdb = GatedEnv(path, map_size=map_size, max_dbs=7)
         env = self._lmdb.env
         self._meta = env.open_db(b"stream_meta")
         self._entries = env.open_db(b"stream_entries")
@@ -45,6 +46,7 @@ class StreamStore:
         self._subs = env.open_db(b"stream_subs")
         self._compacting = env.open_db(b"stream_compacting")
         self._snapshots = env.open_db(b"stream_snapshots")
+        self._policies = env.open_db(b"stream_policies")
 
     def close(self) -> None:
         self._lmdb.close()
@@ -82,6 +84,26 @@ class StreamStore:
         """stream id -> the peer it is replicated from."""
         with self._lmdb.read(self._subs) as txn:
             return {bytes(key).decode(): bytes(value).decode() for key, value in txn.cursor()}
+
+    def policy(self, stream: str) -> bytes | None:
+        """The signed policy record held for ``stream`` (verified before it was stored), or None."""
+        with self._lmdb.read(self._policies) as txn:
+            raw = txn.get(stream.encode())
+        return None if raw is None else bytes(raw)
+
+    def put_policy(self, stream: str, data: bytes, replaces: Any) -> bool:
+        """Store ``data`` as ``stream``'s policy if ``replaces(held bytes or None)`` says so, in one
+        transaction (two policies arriving at once cannot both win); returns whether it was stored."""
+
+        def change(txn: Any) -> bool:
+            held = txn.get(stream.encode(), db=self._policies)
+            if not replaces(None if held is None else bytes(held)):
+                return False
+            txn.put(stream.encode(), data, db=self._policies)
+            return True
+
+        stored: bool = self._lmdb.write_growing(change)
+        return stored
 
     # -- compaction ------------------------------------------------------------------
     def compacting(self, stream: str, max_bytes: int, max_entries: int) -> list[tuple[int, bytes]]:

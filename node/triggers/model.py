@@ -69,6 +69,8 @@ class TriggerSpec:
     standby: str = ""  # the peer the trigger runs on while it lives ("" this node is the active one)
     follower: str = ""  # the peer standing by for this trigger, whose takeover fences it here ("" none)
     deployed_by: str = ""  # the peer that deployed it over /mycel/trigger ("" this node's API)
+    regions: tuple[str, ...] = ()  # a stream trigger's effective regions: it runs (and takes over) only there
+    placement: dict[str, Any] | None = None  # where it was placed and why (node.triggers.placement), bounded
 
     @property
     def batch_size(self) -> int:
@@ -79,11 +81,21 @@ class TriggerSpec:
         return {"name": self.name, "agent": self.agent, "kind": self.kind.value, "stream": self.stream,
                 "every_n": self.every_n, "every_ms": self.every_ms, "schedule": self.schedule,
                 "state": self.state, "output": self.output, "standby": self.standby,
-                "follower": self.follower, "deployed_by": self.deployed_by}  # fmt: skip
+                "follower": self.follower, "deployed_by": self.deployed_by, "regions": list(self.regions),
+                "placement": self.placement}  # fmt: skip
 
     def json(self) -> dict[str, Any]:
         view = self.record()
         view["agent"], view["state"] = str(self.agent), str(self.state) if self.state else None
+        return view
+
+    def wire(self) -> dict[str, Any]:
+        """The spec as a deploy on a peer sends it: :meth:`json` without ``regions`` and ``placement``
+        when they are empty, since a node from before them refuses a spec with any unknown field."""
+        view = self.json()
+        for key in ("regions", "placement"):
+            if not view[key]:
+                del view[key]
         return view
 
     @classmethod
@@ -91,7 +103,8 @@ class TriggerSpec:
         return cls(record["name"], record["agent"], TriggerKind(record["kind"]), record["stream"], record["every_n"],
                    record["every_ms"], record["schedule"], record["state"], record["output"],
                    record.get("standby", ""), record.get("follower", ""),
-                   record.get("deployed_by", ""))  # fmt: skip
+                   record.get("deployed_by", ""), tuple(record.get("regions", ())),
+                   record.get("placement"))  # fmt: skip
 
 
 def _int(body: dict[str, Any], key: str, high: int) -> int:

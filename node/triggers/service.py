@@ -29,7 +29,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -56,7 +56,9 @@ from node.triggers.model import (
 from node.triggers.model import (
     parse_request as parse_spec,
 )
+from node.triggers.placement import Placement, Role, parse_regions, takeover_refusal
 from node.triggers.protocol import (
+    MAX_DEPLOY,
     MAX_RECEIPTS,
     PROTOCOL,
     Deploy,
@@ -126,6 +128,17 @@ class Fetcher(Protocol):
     ) -> object: ...
 
 
+def _bounded(wire: dict[str, Any]) -> dict[str, Any]:
+    """A deploy's spec within the MAX_DEPLOY bytes every node accepts: a placement too long to fit
+    keeps its chosen holder and counts the others it drops as ``omitted``."""
+    placement = wire.get("placement")
+    if placement is None or len(Deploy(wire).encode()) <= MAX_DEPLOY:
+        return wire
+    kept = [row for row in placement["candidates"] if row["verdict"] == "chosen"]
+    dropped = len(placement["candidates"]) - len(kept)
+    return {**wire, "placement": {**placement, "candidates": kept, "omitted": placement["omitted"] + dropped}}
+
+
 class TriggerService:
     def __init__(
         self,
@@ -137,8 +150,11 @@ class TriggerService:
         cores: int = 1,
         network: Requester | None = None,
         exchange: Fetcher | None = None,
+        region: Callable[[], str] = lambda: "local",
     ) -> None:
         self.store = store
+        self.region = region  # this node's announced (self-declared) region: a trigger's regions are checked by it
+        self._held_back: dict[str, str] = {}  # standbys whose active node is gone but which may not take over: why
         self.network = network  # None: no standby triggers (tests, tools)
         self.exchange = exchange  # brings a DAG from a peer (a standby's copy of the active node's state)
         self._promoted: set[str] = set()  # standby triggers that took over here
@@ -163,6 +179,8 @@ class TriggerService:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         for spec in await asyncio.to_thread(self.store.specs):
+            if spec.kind is TriggerKind.STREAM:  # its stream's policy in memory (describe reads it from there)
+                await asyncio.to_thread(self.streams.policy.get, spec.stream)
             self._specs[spec.name] = spec
             self._cursors[spec.name] = await asyncio.to_thread(self.store.cursor, spec.name)
             await self._repair_output(spec)
@@ -191,7 +209,12 @@ class TriggerService:
                 "this node to it first (POST /v1/streams/{id}/subscribe)",
                 409,
             )
+        if spec.kind is TriggerKind.STREAM:  # a standby outside them is kept: it waits instead of taking over
+            refusal = await self._outside_regions(spec)  # (and its stream's policy is in memory for describe)
+            if refusal is not None and not spec.standby:
+                raise TriggerError("outside_regions", f"trigger {spec.name} may not run here: {refusal}", 409)
         await self._halt(spec.name)
+        self._held_back.pop(spec.name, None)
         cursor = await asyncio.to_thread(self.store.deploy, spec)
         self._specs[spec.name], self._cursors[spec.name] = spec, cursor
         self._run(spec)
@@ -212,6 +235,12 @@ class TriggerService:
             return True
         return await asyncio.to_thread(self.streams.store.info, stream) is not None
 
+    async def _outside_regions(self, spec: TriggerSpec) -> str | None:
+        """Why this node may not run stream trigger ``spec`` (None: it may): outside its effective regions,
+        or outside its stream's writer-signed policy as this node holds it now."""
+        policy = await asyncio.to_thread(self.streams.policy.get, spec.stream)
+        return takeover_refusal(self.region(), spec.regions, policy.policy.regions if policy else ())
+
     def names(self) -> list[str]:
         return sorted(self._specs)
 
@@ -226,6 +255,9 @@ class TriggerService:
             view["stream_role"] = "origin" if self.streams.origin_head(spec.stream) is not None else "replica"
         if spec.standby:
             view["old_active_fenced"] = name in self._fenced_peers
+            policy = self.streams.policy.peek(spec.stream)
+            refusal = takeover_refusal(self.region(), spec.regions, policy.policy.regions if policy else ())
+            view["takeover"] = {"allowed": refusal is None, "reason": refusal, "held_back": self._held_back.get(name)}
         return view
 
     def output_stream(self, name: str) -> str:
@@ -480,9 +512,21 @@ class TriggerService:
         """Deploy ``spec`` on ``peer`` (which fetches the agent from here); its view of the trigger."""
         if self.network is None:
             raise TriggerError("no_network", "this node has no network to deploy on a peer", 503)
+        wire = _bounded(spec.wire())
         try:
-            reply = parse_deployed(await self.network.request(peer, PROTOCOL, Deploy(spec.json()).encode(),
+            reply = parse_deployed(await self.network.request(peer, PROTOCOL, Deploy(wire).encode(),
                                                               timeout=DEPLOY_SECONDS))  # fmt: skip
+            if (
+                reply.error == "bad_request"
+                and "unknown fields" in reply.detail
+                and ("regions" in wire or "placement" in wire)
+            ):
+                # a node from before regions were stored with a trigger: it runs it all the same (placement
+                # chose it inside them), only its record lacks them, so it cannot tell a later standby
+                bare = {key: value for key, value in wire.items() if key not in ("regions", "placement")}
+                log.info("trigger %s: peer %s predates stored regions; deployed without them", spec.name, peer)
+                reply = parse_deployed(await self.network.request(peer, PROTOCOL, Deploy(bare).encode(),
+                                                                  timeout=DEPLOY_SECONDS))  # fmt: skip
         except (NetworkError, TriggerProtocolError) as exc:
             raise TriggerError(
                 "peer_unreachable", f"peer {peer} did not deploy trigger {spec.name}: {exc}", 502
@@ -505,8 +549,12 @@ class TriggerService:
             return Deployed(400, "bad_agent", "agent is the agent bundle's CID", None)
         body = {key: value for key, value in asked.spec.items() if value not in (None, "", 0)}
         body.pop("deployed_by", None)
+        asked_regions, asked_placement = body.pop("regions", None), body.pop("placement", None)
         try:
-            spec = replace(parse_spec(body | {"agent": str(agent)}, agent), deployed_by=peer)
+            spec = replace(parse_spec(body | {"agent": str(agent)}, agent), deployed_by=peer,
+                           regions=parse_regions(asked_regions))  # fmt: skip
+            if asked_placement is not None:
+                spec = replace(spec, placement=await self._placed_here(spec, asked_placement))
             held = self._specs.get(spec.name)
             if held is not None and held.deployed_by != peer:
                 raise TriggerError("name_taken", f"this node runs its own trigger {spec.name}; pick another name", 409)
@@ -530,6 +578,18 @@ class TriggerService:
             return Deployed(502, "agent_not_fetched", f"agent {agent} not fetched from {peer}: {exc}"[:500], None)
         log.info("trigger %s deployed here by %s", spec.name, peer)
         return Deployed(201, "", "", view)
+
+    async def _placed_here(self, spec: TriggerSpec, value: Any) -> dict[str, Any]:
+        """The placement a peer sent with a deploy (checked field by field), the chosen holder's role as
+        this node's store says it: what this trigger's record keeps."""
+        placement = Placement.from_json(value)
+        own = peer_id_for(bytes(self.executor.signing_key.verify_key))
+        if placement.chosen.peer != own or placement.stream != spec.stream:
+            raise TriggerError("bad_placement", "the placement chose another node or names another stream")
+        info = await asyncio.to_thread(self.streams.store.info, spec.stream)
+        if info is not None:
+            placement = placement.confirmed(Role.ORIGIN if info.origin else Role.REPLICA)
+        return placement.json()
 
     # -- standing by -------------------------------------------------------------------
     async def handle_progress(self, peer: str, request: bytes) -> list[bytes]:
@@ -557,7 +617,17 @@ class TriggerService:
     async def _standby_loop(self, spec: TriggerSpec) -> None:
         """Follow the active node's receipts until it stops answering, then run the trigger here."""
         misses = 0
-        while misses < TAKEOVER_MISSES:
+        while True:
+            if misses >= TAKEOVER_MISSES:
+                refusal = await self._outside_regions(spec)  # regions are applied again, now, on failover
+                if refusal is None:
+                    break
+                if self._held_back.get(spec.name) != refusal:
+                    log.warning("trigger %s: active node %s is gone, but this standby does not take over: %s",
+                                spec.name, spec.standby, refusal)  # fmt: skip
+                    self.metrics.inc("trigger_takeovers_refused_total")
+                self._held_back[spec.name] = refusal
+                misses = TAKEOVER_MISSES - 1  # the next miss decides again; an answer follows the active node again
             cursor = self._cursors[spec.name]
             try:
                 if self.network is None:
@@ -566,6 +636,7 @@ class TriggerService:
                 reply = await self.network.request(spec.standby, PROTOCOL, asked, timeout=REQUEST_SECONDS)
                 raws = parse_receipts(reply)
                 misses = 0
+                self._held_back.pop(spec.name, None)
             except (NetworkError, TriggerProtocolError) as exc:
                 misses += 1
                 log.info("trigger %s: active node %s did not answer (%d): %s", spec.name, spec.standby, misses, exc)
@@ -592,6 +663,7 @@ class TriggerService:
         log.warning("trigger %s: active node %s is gone; running it here from seq %d",
                     spec.name, spec.standby, self._cursors[spec.name].seq)  # fmt: skip
         self.metrics.inc("trigger_takeovers_total")
+        self._held_back.pop(spec.name, None)
         async with self._lock(spec.name):
             cursor = self._cursors[spec.name]
             taken_over = cursor.advanced(took_over=True, took_over_at=cursor.invocations)

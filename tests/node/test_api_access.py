@@ -34,7 +34,12 @@ NOT_FOUND = {"/v1/jobs/{id}", "/v1/jobs/{id}/placement", "/v1/jobs/{id}/receipt"
              "/v1/jobs/{id}/logs", "/v1/ledger", "/v1/ledger/claims",
              "/v1/policies/{cid}", "/v1/groups/{id}", "/v1/agents/{ref}",
              "/ipfs/{cid}/{path}"}  # fmt: skip  # nothing of that id here; a raw block has no path
-NOT_FOUND |= {"/v1/streams/{id}", "/v1/streams/{id}/entries", "/v1/streams/{id}/tail"}  # no such stream
+NOT_FOUND |= {
+    "/v1/streams/{id}",
+    "/v1/streams/{id}/entries",
+    "/v1/streams/{id}/tail",
+    "/v1/streams/{id}/policy",
+}  # no such stream
 NOT_FOUND |= {"/v1/triggers/{name}", "/v1/triggers/{name}/receipts"}  # no such trigger
 STREAM = "st" + "a" * 52
 

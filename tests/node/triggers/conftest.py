@@ -22,6 +22,7 @@ from node.streams.store import StreamStore
 from node.triggers.service import TriggerService
 from node.triggers.store import TriggerStore
 from storage.blockstore import BlockStore
+from storage.peerid import peer_id_for
 
 
 class Network:
@@ -47,8 +48,10 @@ async def node(tmp_path: Path, warm_python: PythonRuntime) -> AsyncIterator[Any]
     executor = Executor(store, {"python": warm_python}, nacl.signing.SigningKey(b"n" * 32), tmp_path / "work")  # type: ignore[dict-item]
     triggers = TriggerService(TriggerStore(tmp_path / "triggers"), streams, store, executor, metrics, 2)
     await triggers.start()
+    own = peer_id_for(bytes(executor.signing_key.verify_key))
     yield SimpleNamespace(config=load_config(), metrics=metrics, streams=streams, store=store, triggers=triggers,
-                          version="test", executor=executor)  # fmt: skip
+                          version="test", executor=executor, network=None, identity=SimpleNamespace(peer_id=own),
+                          peers=SimpleNamespace(region_of=lambda peer: None))  # fmt: skip
     await triggers.stop()
     triggers.store.close()
     streams.store.close()
