@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 from node.errors import NetworkError
 from node.streams.model import Refusal, StreamRefused
-from node.streams.protocol import PROTOCOL, HolderRefused, StreamProtocolError, parse_since
+from node.streams.protocol import PROTOCOL, HolderRefused, Since, StreamProtocolError, Watch, Watching, parse_request
 from node.streams.store import StreamStore
 from storage import dagcbor
 from storage.privacy.errors import PrivacyError
@@ -187,16 +187,20 @@ class PolicyGate:
     # -- serving -------------------------------------------------------------------------
     async def screen(self, peer: str, request: bytes) -> list[bytes] | None:
         """The answer to ``request`` when the policy decides it: the policy itself for a ``policy``
-        request, a refusal for a ``since`` from a peer outside the regions; None: serve it as usual.
+        request, a refusal for a ``since`` or a ``watch`` from a peer outside the regions; None: serve
+        it as usual.
         A stream's policy is read from the store once (off the loop), then from memory."""
         asked_policy = parse_policy_request(request)
         if asked_policy is not None:
             signed = await self._cached(asked_policy)
             return [dagcbor.encode({"op": "policy", "record": signed.data if signed is not None else b""})]
         try:
-            stream = parse_since(request).stream
-        except Exception:
+            asked = parse_request(request)
+        except StreamProtocolError:
             return None  # the service refuses it as before
+        if not isinstance(asked, (Since, Watch)):
+            return None  # a head notice: it only makes this node pull from its source, screened there
+        stream = asked.stream
         signed = await self._cached(stream)
         if signed is None or not signed.policy.regions:
             return None
@@ -204,6 +208,8 @@ class PolicyGate:
         if signed.policy.allows(region):
             return None
         self.refused += 1
+        if isinstance(asked, Watch):
+            return Watching(0).frames()  # no head notices either: they would tell the stream's pace
         where = f"announces region {region}" if region is not None else "announced no region here"
         return encode_refused(
             Refusal.OUTSIDE_REGIONS.value,

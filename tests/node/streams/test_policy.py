@@ -24,7 +24,15 @@ from node.streams.policy import (
     encode_refused,
     parse_policy_reply,
 )
-from node.streams.protocol import HolderRefused, Since, StreamProtocolError, parse_entries, parse_since
+from node.streams.protocol import (
+    HolderRefused,
+    Since,
+    StreamProtocolError,
+    Watch,
+    parse_entries,
+    parse_since,
+    parse_watching,
+)
 from node.streams.service import StreamService
 from node.streams.store import StreamStore
 from storage import dagcbor
@@ -93,6 +101,20 @@ async def test_a_peer_outside_the_regions_is_refused_entries(gate: Any) -> None:
         assert raised.value.reason == "outside_regions" and "eu-west" in raised.value.detail
     assert gate.refused == 2
     assert await gate.screen(OUTSIDE, Since(Writer("other").stream, 0, 10).encode()) is None
+
+
+async def test_a_peer_outside_the_regions_gets_no_head_notices(gate: Any) -> None:
+    writer = Writer("feed")
+    watch = Watch(writer.stream).encode()
+    assert await gate.screen(OUTSIDE, watch) is None  # no policy: the service takes the watch
+    gate.put(sign_policy(writer.key, "feed", ["eu-west"]).data)
+    assert await gate.screen(INSIDE, watch) is None
+    for peer in (OUTSIDE, UNKNOWN):
+        refused = await gate.screen(peer, watch)
+        assert refused is not None
+        answer = parse_watching(refused)  # what the watching replica reads: refused, no notices
+        assert answer is not None and answer.ttl == 0
+    assert gate.refused == 2
 
 
 async def test_the_policy_travels_on_the_stream_protocol_and_is_checked_on_arrival(gate: Any) -> None:
