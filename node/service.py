@@ -146,6 +146,7 @@ class NodeService:
             float(config.get("streams", "poll_seconds")),
             PolicyGate(stream_store, self.peers.region_of, lambda: self.config.region),  # writers' stream policies
         )
+        self.gate.also = self.streams.policy.may_send_snapshot  # a region-bound stream's snapshots stay in it
         self.network.handle(STREAM_PROTOCOL, self.streams.serve)
         self.network.handle(TRIGGER_PROTOCOL, self._on_trigger_message)
         self.execution: JobExecution | None = None
@@ -164,7 +165,7 @@ class NodeService:
         self._content_changed = False  # a root was stored: announce if the summary differs from the last one
         self._wake = asyncio.Event()  # the announce loop looks again now
         self._held = holdings.HoldingsCache(
-            lambda: holdings.summarize(self.store.pins(), self.privacy.is_private),
+            lambda: holdings.summarize(self.store.pins(), self._withheld),
             lambda: (self.store.pin_writes, self.privacy.locks),
         )
         self._announced_load = 0  # the running_jobs of the last announcement
@@ -369,7 +370,7 @@ class NodeService:
     async def _provide(self, root: CID) -> None:
         provided = False
         try:
-            if await asyncio.to_thread(self.privacy.is_private, root):
+            if await asyncio.to_thread(self._withheld, root):
                 return  # a private root is never announced: its holders are found by the policy, not the DHT
             provided = await self.network.provide(str(root))
             if provided:
@@ -422,6 +423,11 @@ class NodeService:
             self._wake.set()
         if self.job_service is not None:
             self.job_service.wake()
+
+    def _withheld(self, root: CID) -> bool:
+        """A root never announced (summary, DHT): a private dataset's, or a snapshot of a stream whose
+        writer bound it to regions (blocking: LMDB reads)."""
+        return self.privacy.is_private(root) or self.streams.policy.withholds(root)
 
     def _holdings(self, fresh: bool = False) -> holdings.Holdings:
         """This node's content summary for its announcement (rebuilt when the pins changed: off the loop)."""

@@ -30,6 +30,8 @@ class ServingGate:
         self.registry = registry
         self.region_of = region_of
         self.metrics = metrics
+        # a second owner's say over public blocks: stream policies over retention's snapshots
+        self.also: Callable[[str | None, CID], bool] | None = None
 
     def may_send(self, peer: str | None, cid: CID) -> bool:
         """True when ``cid`` is public, or ``peer`` holds replicas of a dataset containing it.
@@ -39,6 +41,10 @@ class ServingGate:
         """
         datasets = self.registry.datasets_of(cid)
         if not datasets:
+            if self.also is not None and not self.also(peer, cid):
+                if self.metrics is not None:
+                    self.metrics.inc("private_refused_total", reason="stream_regions")
+                return False
             return True
         if peer is None:
             self._refused(datasets, "http")

@@ -41,6 +41,7 @@ from node.streams.model import Refusal, StreamRefused
 from node.streams.protocol import PROTOCOL, HolderRefused, Since, StreamProtocolError, Watch, Watching, parse_request
 from node.streams.store import StreamStore
 from storage import dagcbor
+from storage.cid import CID
 from storage.privacy.errors import PrivacyError
 from storage.privacy.errors import Refusal as PolicyRefusal
 from storage.streamentry import is_stream_id
@@ -146,6 +147,29 @@ class PolicyGate:
             raw = self.store.policy(stream)
             self._held[stream] = parse_policy(raw) if raw is not None else None
         return self._held[stream] or self._fetched.get(stream)
+
+    def may_send_snapshot(self, peer: str | None, cid: CID) -> bool:
+        """Whether block ``cid`` may go to ``peer`` as far as stream policies go (blocking: a read).
+
+        Retention's snapshots (:mod:`node.streams.compaction`) hold a stream's older entries; of a
+        stream whose writer bound it to regions, one goes only to a peer announcing one of them,
+        like its live entries. Every other block is not this gate's business (True)."""
+        stream = self.store.snapshot_stream(cid)
+        if stream is None:
+            return True
+        signed = self.get(stream)
+        if signed is None or not signed.policy.regions:
+            return True
+        if peer is not None and signed.policy.allows(self.region_of(peer)):
+            return True
+        self.refused += 1
+        return False
+
+    def withholds(self, cid: CID) -> bool:
+        """True for a snapshot of a region-bound stream: kept out of the public content summary."""
+        stream = self.store.snapshot_stream(cid)
+        signed = self.get(stream) if stream is not None else None
+        return signed is not None and bool(signed.policy.regions)
 
     def peek(self, stream: str) -> SignedStreamPolicy | None:
         """What :meth:`get` gives, from memory only (None also when it was never read): for the loop."""

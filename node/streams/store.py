@@ -38,7 +38,7 @@ def _key(stream: str, seq: int) -> bytes:
 class StreamStore:
     def __init__(self, path: Path, map_size: int = 16 << 20) -> None:
         path.mkdir(parents=True, exist_ok=True)
-        self._lmdb = GatedEnv(path, map_size=map_size, max_dbs=7)
+        self._lmdb = GatedEnv(path, map_size=map_size, max_dbs=8)
         env = self._lmdb.env
         self._meta = env.open_db(b"stream_meta")
         self._entries = env.open_db(b"stream_entries")
@@ -47,6 +47,9 @@ class StreamStore:
         self._compacting = env.open_db(b"stream_compacting")
         self._snapshots = env.open_db(b"stream_snapshots")
         self._policies = env.open_db(b"stream_policies")
+        self._snapshot_of = env.open_db(b"stream_snapshot_of")  # snapshot CID -> its stream (the serving check)
+        with self._lmdb.read(self._snapshot_of) as txn:  # while none is held, the check is free
+            self.holds_snapshots = txn.stat(self._snapshot_of)["entries"] > 0
 
     def close(self) -> None:
         self._lmdb.close()
@@ -143,6 +146,7 @@ class StreamStore:
             for seq in range(first, last + 1):
                 txn.delete(_key(stream, seq), db=self._compacting)
             txn.put(_key(stream, last), dagcbor.encode({"cid": snapshot, "first": first}), db=self._snapshots)
+            txn.put(bytes(snapshot), stream.encode(), db=self._snapshot_of)
             raw = txn.get(stream.encode(), db=self._meta)
             if raw is None:
                 return None
@@ -150,8 +154,17 @@ class StreamStore:
             txn.put(stream.encode(), dagcbor.encode(info.record()), db=self._meta)
             return info
 
+        self.holds_snapshots = True  # before the write: a concurrent serve must not miss it
         result: StreamInfo | None = self._lmdb.write_growing(change)
         return result
+
+    def snapshot_stream(self, cid: CID) -> str | None:
+        """The stream whose compacted entries block ``cid`` holds, or None (not a snapshot)."""
+        if not self.holds_snapshots:
+            return None
+        with self._lmdb.read(self._snapshot_of) as txn:
+            raw = txn.get(bytes(cid))
+        return None if raw is None else bytes(raw).decode()
 
     def snapshot_for(self, stream: str, seq: int) -> tuple[CID, int, int] | None:
         """The snapshot holding entry ``seq`` of ``stream``: (CID, first seq, last seq), or None."""

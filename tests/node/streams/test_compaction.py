@@ -21,15 +21,19 @@ from aiohttp.test_utils import TestClient, TestServer
 from node.api.app import build_app
 from node.config import load_config
 from node.metrics import Metrics
+from node.privacy.gate import ServingGate
+from node.privacy.registry import PrivacyRegistry
 from node.streams.compaction import compact
 from node.streams.model import Retention
+from node.streams.policy import PolicyGate
 from node.streams.service import StreamService, verify_batch
 from node.streams.store import StreamStore
 from storage import dagcbor
 from storage.blockstore import BlockStore
 from storage.car import export_car, import_car
-from storage.cid import CID
+from storage.cid import CID, DAG_CBOR
 from storage.streamentry import verify_entry
+from storage.streampolicy import sign_policy
 from tests.node.streams.helpers import Writer
 from tests.node.test_openapi import check
 
@@ -129,3 +133,41 @@ def test_a_compaction_cut_short_is_finished_later_and_nothing_is_lost(tmp_path: 
     finally:
         store.close()
         blocks.close()
+
+
+def test_a_region_bound_streams_snapshots_go_only_to_peers_in_its_regions(tmp_path: Path) -> None:
+    """A snapshot is an ordinary pinned block; of a stream whose writer bound it to regions, the
+    serving gate every peer path asks (blocks, bitswap, bulk, have probes) sends it only inside them,
+    and the node's content summary and DHT provides leave it out."""
+    store, blocks = StreamStore(tmp_path / "streams"), BlockStore(tmp_path / "blocks")
+    registry = PrivacyRegistry(tmp_path / "privacy")
+    regions = {"12D3KooWInside": "eu-west", "12D3KooWOutside": "us-east"}
+    policies = PolicyGate(store, regions.get)
+    gate = ServingGate(registry, regions.get)
+    gate.also = policies.may_send_snapshot
+    try:
+        bound, free = Writer("bound"), Writer("free")
+        policies.put(sign_policy(bound.key, "bound", ["eu-west"]).data)
+        snapshots = {}
+        for writer in (bound, free):
+            raws = [writer.next(f"r{i}".encode()) for i in range(1, 6)]
+            store.append(verify_batch(writer.stream, raws), origin=True, retention=Retention(entries=2))
+            snapshots[writer.name] = compact(store, blocks, writer.stream)
+            assert snapshots[writer.name] and all(blocks.is_pinned(cid) for cid in snapshots[writer.name])
+        for cid in snapshots["bound"]:
+            assert gate.may_send("12D3KooWInside", cid)
+            assert not gate.may_send("12D3KooWOutside", cid)
+            assert not gate.may_send("12D3KooWUnknown", cid)  # no region known: never inside
+            assert policies.withholds(cid)
+        for cid in snapshots["free"]:  # no policy: public like any pinned block
+            assert gate.may_send("12D3KooWOutside", cid) and not policies.withholds(cid)
+        entry = CID.for_block(b"any other block", DAG_CBOR)
+        assert gate.may_send("12D3KooWOutside", entry) and not policies.withholds(entry)
+        store.close()
+        store = StreamStore(tmp_path / "streams")  # the index survives a restart
+        again = PolicyGate(store, regions.get)
+        assert all(not again.may_send_snapshot("12D3KooWOutside", cid) for cid in snapshots["bound"])
+    finally:
+        store.close()
+        blocks.close()
+        registry.close()
