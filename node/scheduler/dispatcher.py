@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agents.manifest import Limits
@@ -45,7 +45,7 @@ from node.scheduler.events import JobEvents
 from node.scheduler.execution import JobExecution
 from node.scheduler.group import GroupService
 from node.scheduler.job import Checks, JobRecord, JobSpec, JobState
-from node.scheduler.jobstore import JobStore, new_job_id
+from node.scheduler.jobstore import JobStore, Prepared, new_job_id
 from node.scheduler.placement import corrected, decide, refusal
 from node.scheduler.reputation import Book, Event, Observation, ReputationPolicy
 from node.scheduler.verify import Evidence, Judgement, Referee, Verified, check_receipt, judge
@@ -231,33 +231,38 @@ class JobService:
 
     async def _write_staged(self) -> None:
         while self.jobs.staged:
-            counted = self._staged_count
-            batch = self.jobs.take_staged()
+            batch = self._take_batch()
             try:
-                await asyncio.to_thread(self.jobs.write_prepared, [record for _, (record, _) in batch])
+                await asyncio.to_thread(self.jobs.write_prepared, batch.records)
             except Exception as exc:  # the disk refused: keep the jobs staged and try again
-                log.error("writing %d job record(s) failed, retrying: %s", len(batch), exc)
-                for job, _ in batch:
+                log.error("writing %d job record(s) failed, retrying: %s", len(batch.jobs), exc)
+                for job, _ in batch.jobs:
                     self.jobs.stage(job)  # the live object: staging it again keeps its newest state
                 await asyncio.sleep(1.0)
                 continue
-            self._announce_written([(job, written) for job, (_, written) in batch], counted)
+            self._announce_written(batch)
 
     def _write_now(self) -> None:
-        counted = self._staged_count
-        batch = self.jobs.take_staged()
-        self.jobs.write_prepared([record for _, (record, _) in batch])
-        self._announce_written([(job, written) for job, (_, written) in batch], counted)
+        batch = self._take_batch()
+        self.jobs.write_prepared(batch.records)
+        self._announce_written(batch)
 
-    def _announce_written(self, jobs: list[tuple[JobRecord, int]], counted: int) -> None:
-        self.jobs.written([job for job, _ in jobs])
-        for job, written in jobs:
+    def _take_batch(self) -> _Batch:
+        """The staged jobs for one commit, with the count of stagings they cover (taken on the loop,
+        where the jobs change): the writer task and the synchronous write share it."""
+        counted = self._staged_count
+        return _Batch(counted, self.jobs.take_staged())
+
+    def _announce_written(self, batch: _Batch) -> None:
+        """``batch`` is on disk: publish what each job had when it was taken, wake its waiters."""
+        self.jobs.written([job for job, _ in batch.jobs])
+        for job, (_, written) in batch.jobs:
             self.events.publish(job, written)  # the transitions on disk, not any made since
             if len(job.transitions) == written and job.state.final:
                 for waiter in self._finished.pop(job.job_id, []):
                     if not waiter.done():
                         waiter.set_result(job)
-        self._written_count = max(self._written_count, counted)
+        self._written_count = max(self._written_count, batch.counted)
         with contextlib.suppress(RuntimeError):  # no loop: nobody can be waiting
             asyncio.get_running_loop().create_task(self._notify_written())
 
@@ -572,6 +577,19 @@ class JobService:
             job.results[checked.peer] = str(checked.result)
             job.receipts[checked.peer] = str(checked.receipt_cid)
         return checked
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One group commit: the jobs taken from the stage, each with its prepared record and number
+    of transitions, and how many stagings (``JobService._staged_count``) it covers."""
+
+    counted: int
+    jobs: list[tuple[JobRecord, tuple[Prepared, int]]]
+
+    @property
+    def records(self) -> list[Prepared]:
+        return [record for _, (record, _) in self.jobs]
 
 
 class _Run:
