@@ -5,8 +5,10 @@ the first run even after the executor restarts (never run twice)."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,10 @@ class JobStore:
         self._tables = RecordTables(path, ("jobs", "answers", "index", "evidence", "reputation", "groups"))
         self._staged: dict[str, JobRecord] = {}  # job id -> the job, changed since its last write
         self._writing: dict[str, JobRecord] = {}  # job id -> the job, in the commit under way
+        # Every peer's reputation as it is on disk: read once, then kept in step by every write of
+        # it (under the lock, which also orders those writes), so placing a job reads no table.
+        self._reputation: dict[str, _Kept] | None = None
+        self._reputation_lock = threading.Lock()
         if self._tables.count("index") != self._tables.count("jobs"):  # a store from before the index
             entries = [(_index_key(job), _summary(job)) for job in self.all()]
 
@@ -129,11 +135,14 @@ class JobStore:
         key = f"{round(evidence.at * 1e6):020d}.{evidence.evidence_id}"
         record = {"evidence_id": evidence.evidence_id, **evidence.to_record()}
 
-        def change(writer: Writer) -> None:
-            writer.put("evidence", key, record)
-            _append(writer, _from_evidence([record]))
+        with self._reputation_lock:
+            kept = self._kept()
 
-        self._tables.write(change)
+            def change(writer: Writer) -> dict[str, _Kept]:
+                writer.put("evidence", key, record)
+                return _append(writer, kept, _from_evidence([record]))
+
+            kept.update(self._tables.write(change))
         self._forget_beyond_max_peers()
         return evidence.evidence_id
 
@@ -151,31 +160,45 @@ class JobStore:
     def record_outcomes(self, observations: list[Observation]) -> None:
         """Add what this node observed of peers' attempts to their reputation, in one transaction."""
         if observations:
-            self._tables.write(lambda writer: _append(writer, observations))
+            with self._reputation_lock:
+                kept = self._kept()
+                kept.update(self._tables.write(lambda writer: _append(writer, kept, observations)))
             self._forget_beyond_max_peers()
 
     def reputation(self) -> dict[str, list[Observation]]:
-        """Every peer's kept observations, oldest first (a scan: call it off the event loop)."""
-        found: dict[str, list[Observation]] = {}
-        for record in self._tables.values("reputation"):
-            peer, events = record.get("peer"), record.get("events")
-            if isinstance(peer, str) and isinstance(events, list):
-                found[peer] = [seen for raw in events if (seen := Observation.from_record(peer, raw))]
-        return found
+        """Every peer's kept observations, oldest first. The first call reads the table (a scan:
+        call it off the event loop); later ones answer from memory (it was read once per job)."""
+        with self._reputation_lock:
+            return {peer: list(kept.observations) for peer, kept in self._kept().items()}
+
+    def _kept(self) -> dict[str, _Kept]:
+        """The reputation table in memory, read at the first use (call with the lock held)."""
+        if self._reputation is None:
+            found: dict[str, _Kept] = {}
+            for record in self._tables.values("reputation"):
+                peer, events = record.get("peer"), record.get("events")
+                if isinstance(peer, str) and isinstance(events, list):
+                    found[peer] = _Kept.of(peer, events)
+            self._reputation = found
+        return self._reputation
 
     def _forget_beyond_max_peers(self) -> None:
         """Past MAX_PEERS peers, drop the ones heard from least recently (the record stays bounded)."""
-        extra = self._tables.count("reputation") - MAX_PEERS
-        if extra <= 0:
-            return
-        newest = {peer: max((seen.at for seen in events), default=0.0) for peer, events in self.reputation().items()}
-        stale = sorted(newest, key=lambda peer: newest[peer])[:extra]
+        with self._reputation_lock:
+            kept = self._kept()
+            extra = len(kept) - MAX_PEERS
+            if extra <= 0:
+                return
+            newest = {peer: max((seen.at for seen in k.observations), default=0.0) for peer, k in kept.items()}
+            stale = sorted(newest, key=lambda peer: newest[peer])[:extra]
 
-        def forget(writer: Writer) -> None:
+            def forget(writer: Writer) -> None:
+                for peer in stale:
+                    writer.delete("reputation", peer)
+
+            self._tables.write(forget)
             for peer in stale:
-                writer.delete("reputation", peer)
-
-        self._tables.write(forget)
+                del kept[peer]
 
     def save_group(self, group_id: str, record: dict[str, Any]) -> None:
         """A group job's record (node.scheduler.group); its runs are ordinary jobs in ``jobs``."""
@@ -192,14 +215,32 @@ class JobStore:
         self._tables.close()
 
 
-def _append(writer: Writer, observations: list[Observation]) -> None:
+@dataclass(frozen=True)
+class _Kept:
+    """One peer's stored reputation entries as written (``events``, kept whole so an entry this
+    version cannot read survives its appends) and those read as observations."""
+
+    events: tuple[Any, ...]
+    observations: tuple[Observation, ...]
+
+    @classmethod
+    def of(cls, peer: str, events: list[Any]) -> _Kept:
+        return cls(tuple(events), tuple(seen for raw in events if (seen := Observation.from_record(peer, raw))))
+
+
+def _append(writer: Writer, kept: dict[str, _Kept], observations: list[Observation]) -> dict[str, _Kept]:
+    """Write each peer's entries with ``observations`` added; what is now on disk, per peer.
+    ``kept`` is the table as it is (the caller holds the lock that orders these writes)."""
     by_peer: dict[str, list[Observation]] = {}
     for seen in observations:
         by_peer.setdefault(seen.peer, []).append(seen)
+    written: dict[str, _Kept] = {}
     for peer, new in by_peer.items():
-        existing = writer.get("reputation", peer)
-        events = existing.get("events") if isinstance(existing, dict) else None
-        writer.put("reputation", peer, {"peer": peer, "events": appended(events, new)})
+        existing = kept.get(peer)
+        events = appended(list(existing.events) if existing is not None else None, new)
+        writer.put("reputation", peer, {"peer": peer, "events": events})
+        written[peer] = _Kept.of(peer, events)
+    return written
 
 
 def _from_evidence(records: list[Any]) -> list[Observation]:
