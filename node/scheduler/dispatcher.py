@@ -38,7 +38,7 @@ from node.announce import PeerTable
 from node.exchange import BlockExchange
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
-from node.scheduler.candidates import Candidate, from_announcement
+from node.scheduler.candidates import Candidate, load_of
 from node.scheduler.decide import Decider, Plan
 from node.scheduler.dispatch import Attempt, Dispatcher, DispatchPolicy, Verdict
 from node.scheduler.events import JobEvents
@@ -416,8 +416,7 @@ class JobService:
                 running, queue = own.running_jobs, own.queue_slots
             elif candidate.peer_id in latest:
                 record = latest[candidate.peer_id]
-                announced = from_announcement(candidate.peer_id, record.announcement)
-                running, queue = announced.running_jobs, announced.queue_slots
+                running, queue = load_of(record.announcement)
                 if self._settled.get(candidate.peer_id, 0.0) > record.last_seen:
                     running = 0  # a run of ours ended there since: its count is out of date, ask it
 
