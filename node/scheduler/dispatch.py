@@ -173,7 +173,10 @@ class Dispatcher:
             if peer == self.network.peer_id:
                 return self.local.cancel(peer, message)
             try:
-                frames = await self._send(peer, protocol.encode(message), self.policy.cancel_timeout, PROTOCOL)
+                # a stream of its own: a session whose node runs its most requests reads no more until one ends
+                frames = await self.network.request(
+                    peer, PROTOCOL, protocol.encode(message), timeout=self.policy.cancel_timeout
+                )
                 return protocol.decode_answer(frames, CancelAnswer)
             except (NetworkError, ProtocolError) as exc:
                 log.info("job %s: cancel to %s failed: %s", job_id, peer, exc)
