@@ -304,7 +304,9 @@ class JobService:
             self._move(job, JobState.FAILED, f"the job's payment is unusable: {exc}")
             return
         plan = await self.decider.plan(spec, payment, job.at_holders_of)
-        book = Book(await asyncio.to_thread(self.jobs.reputation), self.reputation)  # an LMDB scan: off the loop
+        # in memory once read (no thread hop per job); the first read is an LMDB scan: off the loop
+        record = self.jobs.reputation_snapshot()
+        book = Book(record if record is not None else await asyncio.to_thread(self.jobs.reputation), self.reputation)
         trusted = frozenset(job.checks.trusted) | {self.network.peer_id}  # the requester trusts itself
         run = _Run(plan, book, self.clock)
         while True:
@@ -345,7 +347,7 @@ class JobService:
                 and not any(c.held_bytes for c in run.plan.candidates if c.peer_id not in run.excluded)
             ):  # failing over, and the view placed the input only on excluded nodes: ask the network
                 found, _ = await self.decider.candidates(spec, search=True)
-                run.plan = replace(run.plan, candidates=found)
+                run.replan(found)
             candidates = self._with_load(run.plan.candidates)
             decision = decide(candidates, run.plan.context.excluding(run.excluded | set(run.busy)), spec.redundancy)
             job.placement = decision.reasons  # saved by the move that follows (running, queued or failed)
@@ -607,13 +609,22 @@ class _Run:
         self.queue_deadline: float | None = None  # loop time after which waiting for capacity fails the job
 
     def learn(self, seen: list[Observation]) -> None:
-        """What this run observed counts from its next decision on (a liar is not asked again)."""
+        """What this run observed counts from its next decision on (a liar is not asked again).
+        Only the peers observed are assessed again: the rest of the record did not change."""
         self.book.add(seen)
+        self._refresh({observation.peer for observation in seen})
+
+    def replan(self, candidates: list[Candidate]) -> None:
+        """New candidates (a failover's search), each with its standing."""
+        self.plan = replace(self.plan, candidates=candidates)
         self._refresh()
 
-    def _refresh(self) -> None:
+    def _refresh(self, peers: set[str] | None = None) -> None:
         now = self.clock()
-        candidates = [replace(c, standing=self.book.standing(c.peer_id, now)) for c in self.plan.candidates]
+        candidates = [
+            replace(c, standing=self.book.standing(c.peer_id, now)) if peers is None or c.peer_id in peers else c
+            for c in self.plan.candidates
+        ]
         self.plan = replace(self.plan, candidates=candidates)
 
     def drop(self, peer: str, why: str) -> None:

@@ -31,6 +31,7 @@ class JobStore:
         # it (under the lock, which also orders those writes), so placing a job reads no table.
         self._reputation: dict[str, _Kept] | None = None
         self._reputation_lock = threading.Lock()
+        self._snapshot: dict[str, tuple[Observation, ...]] | None = None  # replaced whole after each change
         if self._tables.count("index") != self._tables.count("jobs"):  # a store from before the index
             entries = [(_index_key(job), _summary(job)) for job in self.all()]
 
@@ -143,6 +144,7 @@ class JobStore:
                 return _append(writer, kept, _from_evidence([record]))
 
             kept.update(self._tables.write(change))
+            self._snap(kept)
         self._forget_beyond_max_peers()
         return evidence.evidence_id
 
@@ -163,6 +165,7 @@ class JobStore:
             with self._reputation_lock:
                 kept = self._kept()
                 kept.update(self._tables.write(lambda writer: _append(writer, kept, observations)))
+                self._snap(kept)
             self._forget_beyond_max_peers()
 
     def reputation(self) -> dict[str, list[Observation]]:
@@ -170,6 +173,16 @@ class JobStore:
         call it off the event loop); later ones answer from memory (it was read once per job)."""
         with self._reputation_lock:
             return {peer: list(kept.observations) for peer, kept in self._kept().items()}
+
+    def reputation_snapshot(self) -> dict[str, tuple[Observation, ...]] | None:
+        """The record as of the last write finished, without waiting for one under way and with
+        no table read (safe on the event loop); None until :meth:`reputation` first read it."""
+        return self._snapshot
+
+    def _snap(self, kept: dict[str, _Kept]) -> None:
+        self._snapshot = {
+            peer: k.observations for peer, k in kept.items()
+        }  # one reference swap: readers see whole ones
 
     def _kept(self) -> dict[str, _Kept]:
         """The reputation table in memory, read at the first use (call with the lock held)."""
@@ -180,6 +193,7 @@ class JobStore:
                 if isinstance(peer, str) and isinstance(events, list):
                     found[peer] = _Kept.of(peer, events)
             self._reputation = found
+            self._snap(found)
         return self._reputation
 
     def _forget_beyond_max_peers(self) -> None:
@@ -199,6 +213,7 @@ class JobStore:
             self._tables.write(forget)
             for peer in stale:
                 del kept[peer]
+            self._snap(kept)
 
     def save_group(self, group_id: str, record: dict[str, Any]) -> None:
         """A group job's record (node.scheduler.group); its runs are ordinary jobs in ``jobs``."""

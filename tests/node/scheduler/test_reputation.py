@@ -140,6 +140,7 @@ def test_placing_a_job_reads_the_record_from_memory_kept_in_step_with_the_disk(t
     write keeps the copy in memory equal to what a reopened store reads (a profile under 32 jobs
     in flight found the scan and its decoding at ~7% of the requester's CPU)."""
     store = JobStore(tmp_path / "jobs")
+    assert store.reputation_snapshot() is None  # not read yet: the first job reads it off the loop
     try:
         store._tables.put("reputation", "future", {"peer": "future", "events": [["a newer kind", NOW, "j" * 32]]})
         store.record_outcomes(_seen("a", (Event.COMPLETED, NOW)))
@@ -152,6 +153,8 @@ def test_placing_a_job_reads_the_record_from_memory_kept_in_step_with_the_disk(t
             live = store.reputation()
         assert scans == []  # neither the writes nor the reads scanned the table again
         assert [s.event for s in live["a"]] == [Event.COMPLETED, Event.LATE]
+        snapshot = store.reputation_snapshot()  # what placement reads on the loop: no lock, no thread
+        assert snapshot is not None and {peer: list(seen) for peer, seen in snapshot.items()} == live
     finally:
         store.close()
     reopened = JobStore(tmp_path / "jobs")
