@@ -42,7 +42,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from agents.bundle import open_bundle
+from agents.bundle import Bundle, open_bundle
 from agents.errors import ManifestError, RuntimeUnavailable
 from agents.executor import Executor, JobOutcome
 from agents.outcome import Outcome
@@ -427,22 +427,20 @@ class JobExecution:
         self, peer: str, job_id: str, spec: JobSpec, providers: list[str], cancel: threading.Event
     ) -> RunAnswer:
         lease, started = self._lease_for(peer), int(self.store.clock())
-        try:
-            private = await asyncio.to_thread(self._private, peer, spec)  # checked again: the offer was a while ago
-        except PrivateJobRefused as exc:
-            return RunAnswer(Outcome.declined(str(exc)))
         inputs = set(spec.inputs.values())
         fetched = 0  # input bytes received from the network for this run: measured, not predicted
         try:
-            for root in (spec.agent, *spec.inputs.values()):
-                if await asyncio.to_thread(self.store.missing_blocks, root):  # includes the root when absent
-                    holders = list(await self.exchange.holders(root)) or providers
-                    stats = await self.exchange.fetch_and_pin(root, holders, f"job {job_id}", lease)  # GC held off
-                    if root in inputs:  # the agent's bundle is not input (an input that is also the agent is)
-                        fetched += stats.bytes_fetched
-                elif lease is not None:  # held already: renew, so no lease runs out under the run
-                    await asyncio.to_thread(self._renew, root, f"job {job_id}", lease)
-            bundle = open_bundle(self.store, spec.agent)
+            try:  # the private terms checked again (the offer was a while ago), what is here renewed
+                private, missing, bundle = await asyncio.to_thread(self._prepare, peer, job_id, spec, lease)
+            except PrivateJobRefused as exc:
+                return RunAnswer(Outcome.declined(str(exc)))
+            for root in missing:
+                holders = list(await self.exchange.holders(root)) or providers
+                stats = await self.exchange.fetch_and_pin(root, holders, f"job {job_id}", lease)  # GC held off
+                if root in inputs:  # the agent's bundle is not input (an input that is also the agent is)
+                    fetched += stats.bytes_fetched
+            if bundle is None:
+                bundle = open_bundle(self.store, spec.agent)
             manifest = bundle.manifest
             context = PlacementContext(manifest.runtime, spec.needs_gpu or manifest.needs.gpu, tuple(spec.regions), 0)
             refused = runtime_rule.check(self.own(), context)
@@ -475,6 +473,21 @@ class JobExecution:
         self.metrics.inc("jobs_executed_total", status=outcome.outcome.kind.value)
         result = outcome.result if outcome.outcome.is_ok else None
         return RunAnswer(outcome.outcome, result, outcome.receipt, outcome.logs[-protocol.MAX_LOGS :], fetched)
+
+    def _prepare(
+        self, peer: str, job_id: str, spec: JobSpec, lease: PinLease | None
+    ) -> tuple[PrivateRun | None, list[CID], Bundle | None]:
+        """In one thread hop (each was its own): the private terms of the job (raises
+        PrivateJobRefused), the roots of the agent and inputs not all here (to fetch, in that
+        order), a renewed lease on each root that is, and the bundle when it is here already."""
+        private = self._private(peer, spec)
+        missing = []
+        for root in dict.fromkeys((spec.agent, *spec.inputs.values())):
+            if self.store.missing_blocks(root):  # includes the root when absent
+                missing.append(root)
+            elif lease is not None:  # held already: renew, so no lease runs out under the run
+                self._renew(root, f"job {job_id}", lease)
+        return private, missing, None if missing else open_bundle(self.store, spec.agent)
 
     async def _release(self, job_id: str, spec: JobSpec, private: PrivateRun, outcome: JobOutcome) -> RunAnswer:
         """What of a private job leaves: its result within the policies' cap, logs where allowed; never the DHT."""

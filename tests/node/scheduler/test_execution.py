@@ -95,3 +95,34 @@ def test_offers_for_an_agent_read_its_bundle_once(tmp_path: Path) -> None:
     finally:
         jobs.close()
         store.close()
+
+
+def test_a_run_over_inputs_held_here_crosses_to_threads_once_before_its_sandbox(tmp_path: Path) -> None:
+    """The checks before a run (private terms, which roots are here, the requester's leases on
+    them, the bundle) share one thread hop; each was its own, a visible cost at 32 jobs in flight."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "text.txt").write_text("one two two\n")
+    store = BlockStore(tmp_path / "blocks")
+    jobs = JobStore(tmp_path / "jobs")
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(fn, "__name__", repr(fn)))
+        return await to_thread(fn, *args, **kwargs)
+
+    try:
+        agent = pack(REPO_ROOT / "examples" / "wasm-wordcount", store).agent_id
+        spec = JobSpec(agent, {"text": add_path(store, tmp_path / "text.txt").cid})
+        execution = _execution(store, jobs, tmp_path, Metrics())
+        asyncio.to_thread = counted  # type: ignore[assignment]
+        try:
+            answer = asyncio.run(_offer_and_run(execution, new_job_id(), spec))
+        finally:
+            asyncio.to_thread = to_thread
+        assert answer.outcome.is_ok, answer.outcome
+        before_sandbox = hops[: hops.index("run")]
+        assert before_sandbox == ["_prepare"], hops
+    finally:
+        jobs.close()
+        store.close()
