@@ -223,6 +223,10 @@ class JobService:
         change while a commit is under way share the next one, written off the loop."""
         self.jobs.stage(job)
         self._staged_count += 1
+        self._write_soon()
+
+    def _write_soon(self) -> None:
+        """Start the group commit of what is staged, unless one is under way (it takes it next)."""
         if self._writer is None or self._writer.done():
             try:
                 self._writer = asyncio.get_running_loop().create_task(self._write_staged())
@@ -233,25 +237,26 @@ class JobService:
         while self.jobs.staged:
             batch = self._take_batch()
             try:
-                await asyncio.to_thread(self.jobs.write_prepared, batch.records)
+                await asyncio.to_thread(self.jobs.write_prepared, batch.records, batch.outcomes)
             except Exception as exc:  # the disk refused: keep the jobs staged and try again
                 log.error("writing %d job record(s) failed, retrying: %s", len(batch.jobs), exc)
                 for job, _ in batch.jobs:
                     self.jobs.stage(job)  # the live object: staging it again keeps its newest state
+                self.jobs.restage_outcomes(batch.outcomes)
                 await asyncio.sleep(1.0)
                 continue
             self._announce_written(batch)
 
     def _write_now(self) -> None:
         batch = self._take_batch()
-        self.jobs.write_prepared(batch.records)
+        self.jobs.write_prepared(batch.records, batch.outcomes)
         self._announce_written(batch)
 
     def _take_batch(self) -> _Batch:
         """The staged jobs for one commit, with the count of stagings they cover (taken on the loop,
         where the jobs change): the writer task and the synchronous write share it."""
         counted = self._staged_count
-        return _Batch(counted, self.jobs.take_staged())
+        return _Batch(counted, self.jobs.take_staged(), self.jobs.take_staged_outcomes())
 
     def _announce_written(self, batch: _Batch) -> None:
         """``batch`` is on disk: publish what each job had when it was taken, wake its waiters."""
@@ -304,9 +309,7 @@ class JobService:
             self._move(job, JobState.FAILED, f"the job's payment is unusable: {exc}")
             return
         plan = await self.decider.plan(spec, payment, job.at_holders_of)
-        # in memory once read (no thread hop per job); the first read is an LMDB scan: off the loop
-        record = self.jobs.reputation_snapshot()
-        book = Book(record if record is not None else await asyncio.to_thread(self.jobs.reputation), self.reputation)
+        book = Book(self.jobs.reputation_snapshot(), self.reputation)  # in memory: no table read, no thread
         trusted = frozenset(job.checks.trusted) | {self.network.peer_id}  # the requester trusts itself
         run = _Run(plan, book, self.clock)
         while True:
@@ -494,8 +497,9 @@ class JobService:
         """Record outcomes this node saw of other nodes (it does not rate itself), in the store and the run."""
         now = self.clock()
         seen = [Observation(peer, event, now, job_id) for peer, event, job_id in events if peer != self.network.peer_id]
-        if seen:
-            await asyncio.to_thread(self.jobs.record_outcomes, seen)
+        if seen:  # on disk with the job's next state: the group commit carries both
+            self.jobs.stage_outcomes(seen)
+            self._write_soon()
             run.learn(seen)
 
     async def _spot_check(self, job: JobRecord, run: _Run) -> dict[str, Any]:
@@ -587,6 +591,7 @@ class _Batch:
 
     counted: int
     jobs: list[tuple[JobRecord, tuple[Prepared, int]]]
+    outcomes: frozenset[str]  # peers whose reputation entries it writes
 
     @property
     def records(self) -> list[Prepared]:

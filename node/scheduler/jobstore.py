@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +27,15 @@ class JobStore:
         self._tables = RecordTables(path, ("jobs", "answers", "index", "evidence", "reputation", "groups"))
         self._staged: dict[str, JobRecord] = {}  # job id -> the job, changed since its last write
         self._writing: dict[str, JobRecord] = {}  # job id -> the job, in the commit under way
-        # Every peer's reputation as it is on disk: read once, then kept in step by every write of
-        # it (under the lock, which also orders those writes), so placing a job reads no table.
-        self._reputation: dict[str, _Kept] | None = None
+        # Every peer's reputation: read once (below), then kept in memory, where an observation
+        # counts at once (placing a job reads no table); on disk with the next group commit. The
+        # first lock guards the memory and is held only briefly (the event loop takes it); the
+        # second orders the writes of it, each writing a peer's newest entries, in worker threads.
+        self._reputation: dict[str, _Kept] = {}
         self._reputation_lock = threading.Lock()
-        self._snapshot: dict[str, tuple[Observation, ...]] | None = None  # replaced whole after each change
+        self._reputation_writes = threading.Lock()
+        self._unwritten: set[str] = set()  # peers whose entries in memory are newer than on disk
+        self._snapshot: dict[str, tuple[Observation, ...]] = {}  # replaced whole after each change
         if self._tables.count("index") != self._tables.count("jobs"):  # a store from before the index
             entries = [(_index_key(job), _summary(job)) for job in self.all()]
 
@@ -41,6 +45,11 @@ class JobStore:
                     writer.put("index", key, summary)
 
             self._tables.write(rebuild)
+        for record in self._tables.values("reputation"):
+            peer, events = record.get("peer"), record.get("events")
+            if isinstance(peer, str) and isinstance(events, list):
+                self._reputation[peer] = _Kept.of(peer, events)
+        self._snap()
         if self._tables.count("reputation") == 0 and self._tables.count("evidence"):  # evidence from before it
             self.record_outcomes(_from_evidence(self._tables.values("evidence")))
 
@@ -49,23 +58,38 @@ class JobStore:
         or the new, never half, and never a listing that disagrees with the job."""
         self.write_prepared([prepared(job)])
 
-    def write_prepared(self, jobs: list[Prepared]) -> None:
-        """Write many jobs' records and index entries in one transaction (one commit, one sync):
-        the group commit behind :meth:`stage`. Blocking: call it off the event loop."""
+    def write_prepared(self, jobs: list[Prepared], outcomes: frozenset[str] = frozenset()) -> None:
+        """Write many jobs' records and index entries, and the reputation entries of the peers in
+        ``outcomes`` as they are now, in one transaction (one commit, one sync): the group commit
+        behind :meth:`stage` and :meth:`stage_outcomes`. Blocking: call it off the event loop."""
 
-        def change(writer: Writer) -> None:
+        def records(writer: Writer) -> None:
             for job_id, record, stale_key, key, summary in jobs:
                 writer.put("jobs", job_id, record)
                 if stale_key is not None:  # listed by creation time from now on: drop the listing from before
                     writer.delete("index", stale_key)
                 writer.put("index", key, summary)
 
-        self._tables.write(change)
+        if not outcomes:
+            self._tables.write(records)
+            return
+        self._write_reputation(outcomes, records)
 
     def stage(self, job: JobRecord) -> None:
         """Hold ``job`` to be written by the next group commit (see JobService); until then
         :meth:`get` answers with it, so nothing on this node reads a state older than it knows."""
         self._staged[job.job_id] = job
+
+    def stage_outcomes(self, observations: list[Observation]) -> None:
+        """Add observations of peers to their reputation now (the next placement reads them) and
+        to disk with the next group commit: an attempt's outcome costs no commit of its own."""
+        with self._reputation_lock:
+            self._unwritten |= self._apply(observations)
+
+    def restage_outcomes(self, peers: frozenset[str]) -> None:
+        """A group commit that carried these peers' entries failed: the next one carries them."""
+        with self._reputation_lock:
+            self._unwritten |= peers
 
     def take_staged(self) -> list[tuple[JobRecord, tuple[Prepared, int]]]:
         """The staged jobs, each with its record as it is now and that record's number of
@@ -74,15 +98,21 @@ class JobStore:
         self._writing.update(staged)
         return [(job, (prepared(job), len(job.transitions))) for job in staged.values()]
 
+    def take_staged_outcomes(self) -> frozenset[str]:
+        """The peers whose entries the next commit writes, and that stage emptied."""
+        with self._reputation_lock:
+            taken, self._unwritten = frozenset(self._unwritten), set()
+        return taken
+
+    @property
+    def staged(self) -> int:
+        return len(self._staged) + len(self._unwritten)
+
     def written(self, jobs: list[JobRecord]) -> None:
         """The group commit of ``jobs`` (from :meth:`take_staged`) is on disk."""
         for job in jobs:
             if self._writing.get(job.job_id) is job:
                 del self._writing[job.job_id]
-
-    @property
-    def staged(self) -> int:
-        return len(self._staged)
 
     def get(self, job_id: str) -> JobRecord | None:
         if (held := self._staged.get(job_id) or self._writing.get(job_id)) is not None:
@@ -137,15 +167,8 @@ class JobStore:
         record = {"evidence_id": evidence.evidence_id, **evidence.to_record()}
 
         with self._reputation_lock:
-            kept = self._kept()
-
-            def change(writer: Writer) -> dict[str, _Kept]:
-                writer.put("evidence", key, record)
-                return _append(writer, kept, _from_evidence([record]))
-
-            kept.update(self._tables.write(change))
-            self._snap(kept)
-        self._forget_beyond_max_peers()
+            peers = self._apply(_from_evidence([record]))
+        self._write_reputation(frozenset(peers), lambda writer: writer.put("evidence", key, record))
         return evidence.evidence_id
 
     def evidence(self, limit: int = MAX_PAGE, peer: str | None = None) -> list[dict[str, Any]]:
@@ -163,57 +186,76 @@ class JobStore:
         """Add what this node observed of peers' attempts to their reputation, in one transaction."""
         if observations:
             with self._reputation_lock:
-                kept = self._kept()
-                kept.update(self._tables.write(lambda writer: _append(writer, kept, observations)))
-                self._snap(kept)
-            self._forget_beyond_max_peers()
+                peers = self._apply(observations)
+            self._write_reputation(frozenset(peers))
 
     def reputation(self) -> dict[str, list[Observation]]:
-        """Every peer's kept observations, oldest first. The first call reads the table (a scan:
-        call it off the event loop); later ones answer from memory (it was read once per job)."""
+        """Every peer's kept observations, oldest first (from memory: read from disk at open)."""
         with self._reputation_lock:
-            return {peer: list(kept.observations) for peer, kept in self._kept().items()}
+            return {peer: list(kept.observations) for peer, kept in self._reputation.items()}
 
-    def reputation_snapshot(self) -> dict[str, tuple[Observation, ...]] | None:
-        """The record as of the last write finished, without waiting for one under way and with
-        no table read (safe on the event loop); None until :meth:`reputation` first read it."""
+    def reputation_snapshot(self) -> dict[str, tuple[Observation, ...]]:
+        """The record as it is now, with no lock and no table read (safe on the event loop)."""
         return self._snapshot
 
-    def _snap(self, kept: dict[str, _Kept]) -> None:
-        self._snapshot = {
-            peer: k.observations for peer, k in kept.items()
-        }  # one reference swap: readers see whole ones
+    def _apply(self, observations: list[Observation]) -> set[str]:
+        """Append ``observations`` to the record in memory (lock held); the peers changed."""
+        by_peer: dict[str, list[Observation]] = {}
+        for seen in observations:
+            by_peer.setdefault(seen.peer, []).append(seen)
+        for peer, new in by_peer.items():
+            existing = self._reputation.get(peer)
+            events = appended(list(existing.events) if existing is not None else None, new)
+            self._reputation[peer] = _Kept.of(peer, events)
+        self._snap()
+        return set(by_peer)
 
-    def _kept(self) -> dict[str, _Kept]:
-        """The reputation table in memory, read at the first use (call with the lock held)."""
-        if self._reputation is None:
-            found: dict[str, _Kept] = {}
-            for record in self._tables.values("reputation"):
-                peer, events = record.get("peer"), record.get("events")
-                if isinstance(peer, str) and isinstance(events, list):
-                    found[peer] = _Kept.of(peer, events)
-            self._reputation = found
-            self._snap(found)
-        return self._reputation
+    def _snap(self) -> None:
+        # one reference swap: a reader on another thread sees the old record or the new, whole
+        self._snapshot = {peer: k.observations for peer, k in self._reputation.items()}
+
+    def _write_reputation(self, peers: frozenset[str], also: Callable[[Writer], object] | None = None) -> None:
+        """Write ``peers``' newest entries (and ``also``) in one transaction; writes go one at a
+        time, each taking the entries as they are when it starts, so disk never goes back. A
+        failed write leaves the peers to the next one."""
+        with self._reputation_writes:
+            with self._reputation_lock:
+                entries = [(peer, list(self._reputation[peer].events)) for peer in peers if peer in self._reputation]
+
+            def change(writer: Writer) -> None:
+                if also is not None:
+                    also(writer)
+                for peer, events in entries:
+                    writer.put("reputation", peer, {"peer": peer, "events": events})
+
+            try:
+                self._tables.write(change)
+            except BaseException:
+                self.restage_outcomes(peers)
+                raise
+        self._forget_beyond_max_peers()
 
     def _forget_beyond_max_peers(self) -> None:
         """Past MAX_PEERS peers, drop the ones heard from least recently (the record stays bounded)."""
-        with self._reputation_lock:
-            kept = self._kept()
-            extra = len(kept) - MAX_PEERS
-            if extra <= 0:
-                return
-            newest = {peer: max((seen.at for seen in k.observations), default=0.0) for peer, k in kept.items()}
-            stale = sorted(newest, key=lambda peer: newest[peer])[:extra]
+        with self._reputation_writes:
+            with self._reputation_lock:
+                extra = len(self._reputation) - MAX_PEERS
+                if extra <= 0:
+                    return
+                newest = {
+                    p: max((seen.at for seen in k.observations), default=0.0) for p, k in self._reputation.items()
+                }
+                stale = sorted(newest, key=lambda peer: newest[peer])[:extra]
+                for peer in stale:
+                    del self._reputation[peer]
+                    self._unwritten.discard(peer)
+                self._snap()
 
             def forget(writer: Writer) -> None:
                 for peer in stale:
                     writer.delete("reputation", peer)
 
             self._tables.write(forget)
-            for peer in stale:
-                del kept[peer]
-            self._snap(kept)
 
     def save_group(self, group_id: str, record: dict[str, Any]) -> None:
         """A group job's record (node.scheduler.group); its runs are ordinary jobs in ``jobs``."""
@@ -241,21 +283,6 @@ class _Kept:
     @classmethod
     def of(cls, peer: str, events: list[Any]) -> _Kept:
         return cls(tuple(events), tuple(seen for raw in events if (seen := Observation.from_record(peer, raw))))
-
-
-def _append(writer: Writer, kept: dict[str, _Kept], observations: list[Observation]) -> dict[str, _Kept]:
-    """Write each peer's entries with ``observations`` added; what is now on disk, per peer.
-    ``kept`` is the table as it is (the caller holds the lock that orders these writes)."""
-    by_peer: dict[str, list[Observation]] = {}
-    for seen in observations:
-        by_peer.setdefault(seen.peer, []).append(seen)
-    written: dict[str, _Kept] = {}
-    for peer, new in by_peer.items():
-        existing = kept.get(peer)
-        events = appended(list(existing.events) if existing is not None else None, new)
-        writer.put("reputation", peer, {"peer": peer, "events": events})
-        written[peer] = _Kept.of(peer, events)
-    return written
 
 
 def _from_evidence(records: list[Any]) -> list[Observation]:

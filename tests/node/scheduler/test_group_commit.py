@@ -79,3 +79,24 @@ async def test_stop_writes_what_the_jobs_did_last(tmp_path: Path) -> None:
         assert _on_disk(cluster.jobs, job.job_id) == "cancelled"
     finally:
         cluster.close()
+
+
+async def test_an_attempts_outcome_is_written_with_the_jobs_changes_not_on_its_own(tmp_path: Path) -> None:
+    """The reputation event an attempt earns (``completed``) rides the group commit of the job's
+    next state: no synced commit of its own on the way from a result to ``done``."""
+    cluster = build(tmp_path, executors=1)
+    own_commits: list[object] = []
+    cluster.jobs.record_outcomes = own_commits.append  # type: ignore[method-assign]
+    try:
+        job = cluster.requester.submit(JobSpec(cluster.agent, args=("0",)))
+        final = await cluster.final(job.job_id)
+        assert final.state is JobState.DONE, final.transitions
+        (executor,) = cluster.executors
+        assert list(final.results) == [executor.peer_id]
+        assert own_commits == []
+        await cluster.requester.persisted()
+        record = cluster.jobs._tables.get("reputation", executor.peer_id)  # type: ignore[attr-defined]
+        assert [event for event, _, job_id in record["events"] if job_id == job.job_id] == ["completed"]
+    finally:
+        await cluster.requester.stop()
+        cluster.close()
