@@ -382,7 +382,7 @@ class JobService:
             self._move(job, JobState.RUNNING, f"dispatched to {', '.join(pending)}")
             for attempt, elapsed in await self._dispatch(job, pending, run.plan.limits):
                 self._correct_placement(job, attempt, candidates, run.plan)
-                checked = self._checked(job, attempt)
+                checked = await self._checked(job, attempt)
                 await self._observe(run, self._events(job, checked, elapsed, run.plan.limits))
                 if isinstance(checked, Verified):
                     run.results[checked.peer] = checked
@@ -520,7 +520,7 @@ class JobService:
             self._move(job, JobState.RUNNING, f"spot check: re-running on trusted node {peer}")
             ((attempt, elapsed),) = await self._dispatch(job, [peer], run.plan.limits)
             self._move(job, JobState.VERIFYING, f"spot check: comparing with {peer}")
-            checked = self._checked(job, attempt)
+            checked = await self._checked(job, attempt)
             await self._observe(run, self._events(job, checked, elapsed, run.plan.limits))
             if not isinstance(checked, Verified):
                 tried.append(f"{peer}: {checked.outcome.label}")
@@ -567,9 +567,9 @@ class JobService:
             if candidate is not None and entry.get("peer_id") == attempt.peer and entry.get("verdict") == "chosen":
                 job.placement[index] = corrected(entry, candidate, plan.context, attempt.held_bytes)
 
-    def _checked(self, job: JobRecord, attempt: Attempt) -> Verified | Attempt:
+    async def _checked(self, job: JobRecord, attempt: Attempt) -> Verified | Attempt:
         """Keep what the node said (logs, the input bytes it fetched), and for an ok attempt its
-        verified receipt and result."""
+        verified receipt and result (the receipt stored off the loop: a synced block write)."""
         if attempt.logs:
             job.logs[attempt.peer] = attempt.logs.decode("utf-8", "replace")
         if attempt.input_bytes_fetched is not None:
@@ -578,7 +578,7 @@ class JobService:
             return attempt
         checked = check_receipt(job.job_id, job.spec, attempt)
         if isinstance(checked, Verified):
-            self.exchange.store.put(checked.receipt_cid, checked.receipt)
+            await asyncio.to_thread(self.exchange.store.put, checked.receipt_cid, checked.receipt)
             job.results[checked.peer] = str(checked.result)
             job.receipts[checked.peer] = str(checked.receipt_cid)
         return checked

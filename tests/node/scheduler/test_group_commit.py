@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from node.scheduler.job import JobSpec, JobState
+from storage.cid import CID
 from tests.node.scheduler.harness import build
 
 
@@ -97,6 +98,30 @@ async def test_an_attempts_outcome_is_written_with_the_jobs_changes_not_on_its_o
         await cluster.requester.persisted()
         record = cluster.jobs._tables.get("reputation", executor.peer_id)  # type: ignore[attr-defined]
         assert [event for event, _, job_id in record["events"] if job_id == job.job_id] == ["completed"]
+    finally:
+        await cluster.requester.stop()
+        cluster.close()
+
+
+async def test_a_results_receipt_is_stored_off_the_event_loop(tmp_path: Path) -> None:
+    """The receipt a requester keeps for each result is a synced block write: a worker thread's."""
+    cluster = build(tmp_path, executors=1)
+    store = cluster.requester.exchange.store
+    loop_thread = threading.get_ident()
+    threads: list[bool] = []
+    put = store.put
+
+    def watched(cid: object, data: bytes) -> bool:
+        threads.append(threading.get_ident() == loop_thread)
+        return put(cid, data)  # type: ignore[arg-type]
+
+    store.put = watched
+    try:
+        final = await cluster.final(cluster.requester.submit(JobSpec(cluster.agent, args=("0",))).job_id)
+        assert final.state is JobState.DONE, final.transitions
+        (receipt,) = final.receipts.values()
+        assert threads == [False]
+        assert store.has(CID.parse(receipt))
     finally:
         await cluster.requester.stop()
         cluster.close()
