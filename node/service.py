@@ -50,7 +50,9 @@ from node.scheduler.execution import JobExecution
 from node.scheduler.jobstore import JobStore
 from node.scheduler.limits import Ceilings
 from node.scheduler.operator import node_delegation
+from node.scheduler.protocol import MAX_REQUEST as MAX_JOB_REQUEST
 from node.scheduler.protocol import PROTOCOLS as JOB_PROTOCOLS
+from node.scheduler.protocol import SESSION_PROTOCOL as JOB_SESSION_PROTOCOL
 from node.scheduler.reputation import ReputationPolicy
 from node.settlement.pay import PROTOCOL as PAY_PROTOCOL
 from node.settlement.pay import PaymentHandler
@@ -132,6 +134,7 @@ class NodeService:
         )
         for job_protocol in JOB_PROTOCOLS:  # every version this release knows: an older requester is served
             self.network.handle(job_protocol, self._on_job_message)
+        self.network.handle_session(JOB_SESSION_PROTOCOL, self._on_job_message, MAX_JOB_REQUEST)
         settles = bool(config.get("chain", "rpc_url"))
         self.settlement = NodeSettlement(config, self.identity, self.metrics) if settles else None
         self.payments = PaymentHandler(self.settlement)

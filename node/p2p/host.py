@@ -46,6 +46,8 @@ from node.p2p.inbound import InboundGate, InboundLimits
 from node.p2p.natconfig import TraversalSettings
 from node.p2p.pubsub_repair import repair as repair_pubsub
 from node.p2p.sender_records import install as install_sender_records
+from node.p2p.sessions import SessionPool, SessionProtocol
+from node.p2p.sessions import serve as serve_session
 from node.p2p.traversal import CIRCUIT, Traversal
 from node.p2p.tuning import apply as apply_tuning
 
@@ -66,6 +68,7 @@ BOOTSTRAP_RETRY = 2.0
 PUBSUB_REPAIR_INTERVAL = 1.0
 CLOSE_TIMEOUT = 2.0  # for closing every connection on stop
 WRITE_SIZE = 1 << 20
+MAX_SESSION_ANSWER = 1 << 20  # one answer on a session stream, all its frames together
 
 RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, list[bytes]]]
 GossipHandler = Callable[[str, bytes], Coroutine[Any, Any, None]]
@@ -94,6 +97,7 @@ class HostSettings:
     request_handlers: dict[str, RequestHandler] = field(default_factory=dict)
     topics: dict[str, tuple[GossipValidator, GossipHandler]] = field(default_factory=dict)
     message_protocols: dict[str, MessageProtocol] = field(default_factory=dict)
+    session_protocols: dict[str, SessionProtocol] = field(default_factory=dict)
     inbound: InboundLimits = field(default_factory=InboundLimits)
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     traversal: TraversalSettings = field(default_factory=TraversalSettings)
@@ -138,6 +142,11 @@ class Libp2pHost:
         self.bytes_out = 0
         self._message_streams: dict[str, int] = {}  # inbound message streams open, per peer
         self._message_total = 0  # and in all
+        self._session_streams: dict[str, int] = {}  # inbound session streams open, per peer
+        self._session_total = 0  # and in all
+        self._group: anyio.abc.TaskGroup | None = None  # where session readers run, once started
+        self.sessions = SessionPool(self._open_session_stream, self._spawn_session, MAX_SESSION_ANSWER)
+        self.streams_opened = 0  # outbound request and session streams opened, in all (a plain int)
 
     # -- lifecycle ---------------------------------------------------------------
     async def run(self, ready: Callable[[], None]) -> None:
@@ -153,8 +162,11 @@ class Libp2pHost:
                 self.host.set_stream_handler(TProtocol(protocol), self._make_stream_handler(request_handler))
             for protocol, spec in self.settings.message_protocols.items():
                 self.host.set_stream_handler(TProtocol(protocol), self._make_message_handler(protocol, spec))
+            for protocol, session in self.settings.session_protocols.items():
+                self.host.set_stream_handler(TProtocol(protocol), self._make_session_handler(protocol, session))
             try:
                 async with anyio.create_task_group() as group:
+                    self._group = group
                     for topic, (validator, gossip_handler) in self.settings.topics.items():
                         self.pubsub.set_topic_validator(topic, self._make_validator(validator), False)
                         subscription = await self.pubsub.subscribe(topic)
@@ -217,22 +229,28 @@ class Libp2pHost:
         finally:
             self.connmgr.end(peer_id)
 
+    async def _open_stream(self, peer_id: str, protocol: str, addrs: Sequence[str]) -> Any:
+        """A new stream to the peer, dialing it first (at ``addrs`` too) if it is not connected."""
+        peer = ID.from_base58(peer_id)
+        # a peer that announced a relayed address is behind NAT: its direct ones would
+        # only time out, so go through the relay (DCUtR may then make it direct)
+        unconnected = addrs and not self.host.get_network().get_connections(peer)
+        if unconnected and not await self.traversal.dial(peer, list(addrs)):
+            self._learn(peer, [a for a in addrs if CIRCUIT not in a])
+        stream = await self.host.new_stream(peer, [TProtocol(protocol)])
+        self.streams_opened += 1
+        return stream
+
     async def _request(
         self, peer_id: str, protocol: str, payload: bytes, timeout: float, addrs: Sequence[str]
     ) -> list[bytes]:
         try:
             with anyio.fail_after(timeout):
-                peer = ID.from_base58(peer_id)
-                # a peer that announced a relayed address is behind NAT: its direct ones would
-                # only time out, so go through the relay (DCUtR may then make it direct)
-                unconnected = addrs and not self.host.get_network().get_connections(peer)
-                if unconnected and not await self.traversal.dial(peer, list(addrs)):
-                    self._learn(peer, [a for a in addrs if CIRCUIT not in a])
-                stream = await self.host.new_stream(peer, [TProtocol(protocol)])
+                stream = await self._open_stream(peer_id, protocol, addrs)
                 try:
                     await stream.write(frame(payload))
                     self.bytes_out += len(payload)
-                    await stream.close_write()  # type: ignore[attr-defined]  # NetStream has it
+                    await stream.close_write()  # NetStream has it
                     reader = FrameReader(_EOFAsEmpty(stream))
                     frames = []
                     while (item := await reader.read_frame()) is not None:
@@ -249,6 +267,37 @@ class Libp2pHost:
             if _refused_protocol(exc):
                 raise ProtocolNotSupported(f"peer {peer_id} does not speak {protocol}") from None
             raise NetworkError(f"{protocol} request to {peer_id} failed: {type(exc).__name__}: {exc}") from None
+
+    async def session_request(
+        self, peer_id: str, protocol: str, payload: bytes, timeout: float = REQUEST_TIMEOUT, addrs: Sequence[str] = ()
+    ) -> list[bytes]:
+        """One request on the peer's session stream of ``protocol`` (opened at the first one,
+        :mod:`node.p2p.sessions`); the same errors as :meth:`request`."""
+        self.connmgr.begin(peer_id)
+        try:
+            with anyio.fail_after(timeout):
+                frames = await self.sessions.request(peer_id, protocol, payload, addrs)
+            self.bytes_out += len(payload)
+            self.bytes_in += sum(len(item) for item in frames)
+            return frames
+        except TimeoutError:
+            raise NetworkError(f"peer {peer_id} did not answer {protocol} within {timeout:.0f} s") from None
+        except NetworkError:
+            raise
+        except Exception as exc:
+            if _refused_protocol(exc):
+                raise ProtocolNotSupported(f"peer {peer_id} does not speak {protocol}") from None
+            raise NetworkError(f"{protocol} request to {peer_id} failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            self.connmgr.end(peer_id)
+
+    async def _open_session_stream(self, peer_id: str, protocol: str, addrs: Sequence[str]) -> Any:
+        return _EOFAsEmpty(await self._open_stream(peer_id, protocol, addrs))
+
+    def _spawn_session(self, reader: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if self._group is None:
+            raise NetworkError("the libp2p host is not running")
+        self._group.start_soon(reader)
 
     async def send_messages(
         self, peer_id: str, protocols: Sequence[str], messages: Sequence[bytes], timeout: float = REQUEST_TIMEOUT
@@ -372,6 +421,36 @@ class Libp2pHost:
 
         return on_stream
 
+    def _make_session_handler(self, protocol: str, spec: SessionProtocol) -> Callable[[Any], Awaitable[None]]:
+        """Serve one inbound session stream (:mod:`node.p2p.sessions`) until the peer closes it;
+        a peer's open session streams are bounded, and so are all of them together."""
+        open_streams = self._session_streams
+
+        async def on_stream(stream: Any) -> None:
+            peer = stream.muxed_conn.peer_id.to_base58()
+            self.connmgr.touch(peer)
+            if open_streams.get(peer, 0) >= spec.max_streams_per_peer or self._session_total >= spec.max_streams:
+                log.info("%s: refused a session from %s (%d open from it)", protocol, peer, open_streams.get(peer, 0))
+                with contextlib.suppress(Exception):
+                    await stream.reset()
+                return
+            open_streams[peer] = open_streams.get(peer, 0) + 1
+            self._session_total += 1
+            try:
+                await serve_session(_Counted(self, stream), peer, spec, self.bridge.to_asyncio, MAX_SESSION_ANSWER)
+                await stream.close()
+            except Exception as exc:
+                log.info("%s session from %s ended: %s", protocol, peer, exc)
+                with contextlib.suppress(Exception):
+                    await stream.reset()
+            finally:
+                self._session_total -= 1
+                open_streams[peer] -= 1
+                if not open_streams[peer]:
+                    del open_streams[peer]
+
+        return on_stream
+
     def _make_validator(self, validator: GossipValidator) -> Callable[[ID, Any], bool]:
         def validate(forwarder: ID, message: Any) -> bool:
             origin = ID(message.from_id).to_base58() if message.from_id else ""
@@ -475,6 +554,26 @@ class _EOFAsEmpty:
 
     async def write(self, data: bytes) -> None:
         await self._stream.write(data)
+
+    async def reset(self) -> None:
+        await self._stream.reset()
+
+
+class _Counted(_EOFAsEmpty):
+    """An inbound session stream whose bytes count in the host's traffic totals."""
+
+    def __init__(self, host: Libp2pHost, stream: Any) -> None:
+        super().__init__(stream)
+        self._host = host
+
+    async def read(self, n: int | None = None) -> bytes:
+        data = await super().read(n)
+        self._host.bytes_in += len(data)
+        return data
+
+    async def write(self, data: bytes) -> None:
+        await super().write(data)
+        self._host.bytes_out += len(data)
 
 
 def _spawn(coro: Awaitable[None]) -> None:

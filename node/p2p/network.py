@@ -25,6 +25,7 @@ from node.p2p.host import (
 )
 from node.p2p.inbound import InboundCounters, InboundLimits
 from node.p2p.natconfig import TraversalSettings
+from node.p2p.sessions import SessionProtocol
 
 PING_PROTOCOL = "/mycel/ping/1.0.0"
 
@@ -65,6 +66,21 @@ class P2PNetwork:
     def handle(self, protocol: str, handler: RequestHandler) -> None:
         """Serve ``protocol``: ``handler(peer_id, request) -> reply frames`` (register before start)."""
         self._settings.request_handlers[protocol] = handler
+
+    def handle_session(self, protocol: str, handler: RequestHandler, max_request: int) -> None:
+        """Serve ``protocol`` as a session (many requests on one long-lived stream per peer,
+        :mod:`node.p2p.sessions`): ``handler(peer_id, request) -> reply frames`` (before start)."""
+        self._settings.session_protocols[protocol] = SessionProtocol(handler, max_request)
+
+    async def session_request(self, peer_id: str, protocol: str, payload: bytes, timeout: float = 30.0) -> list[bytes]:
+        """Like :meth:`request`, on the peer's session stream of ``protocol`` (opened at the first)."""
+        addrs = tuple(self._addresses(peer_id)) if self._addresses is not None else ()
+        return await self._bridge.call(self._require().session_request, peer_id, protocol, payload, timeout, addrs)
+
+    def streams_opened(self) -> int:
+        """Outbound request and session streams opened so far (a plain int, safe to read)."""
+        host = self._host
+        return host.streams_opened if host else 0
 
     def handle_messages(self, protocols: Sequence[str], handler: MessageHandler, max_message: int) -> None:
         """Receive one-way messages on ``protocols``: ``handler(peer_id, protocol, message)`` (before start)."""

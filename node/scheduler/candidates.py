@@ -81,6 +81,16 @@ def _int(value: Any, default: int) -> int:
     return value
 
 
+def load_of(announcement: Mapping[str, Any]) -> tuple[int, int]:
+    """(running jobs, queue places) a verified announcement states, as :func:`from_announcement`
+    reads them: what a job's placement re-reads each round, without building the whole candidate."""
+    capacity = announcement.get("capacity", {})
+    load = announcement.get("load", {})
+    capacity = capacity if isinstance(capacity, Mapping) else {}
+    load = load if isinstance(load, Mapping) else {}
+    return _int(load.get("running_jobs"), 0), _int(capacity.get("queue"), 0)
+
+
 def from_announcement(peer_id: str, announcement: Mapping[str, Any]) -> Candidate:
     """The candidate a verified announcement describes; odd values fall back to safe defaults."""
     capacity = announcement.get("capacity", {})

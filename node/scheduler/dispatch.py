@@ -25,6 +25,7 @@ from node.scheduler.job import JobSpec
 from node.scheduler.protocol import (
     OFFER_RUN_PROTOCOL,
     PROTOCOL,
+    SESSION_PROTOCOL,
     Cancel,
     CancelAnswer,
     Offer,
@@ -98,6 +99,7 @@ class Dispatcher:
         self.local = local
         self.policy = policy
         self.older = OlderPeers()  # peers of an older release: offer and run go apart to them
+        self.no_session = OlderPeers()  # peers that serve no job session: a stream of its own per message
 
     async def attempt(self, job_id: str, peer: str, spec: JobSpec, limits: Limits) -> Attempt:
         try:
@@ -126,7 +128,7 @@ class Dispatcher:
         both = OfferRun(job_id, spec, run.providers)
         timeout = max(self.policy.offer_timeout, self.policy.run_timeout(limits))
         try:
-            frames = await self.network.request(peer, OFFER_RUN_PROTOCOL, protocol.encode(both), timeout=timeout)
+            frames = await self._send(peer, protocol.encode(both), timeout, OFFER_RUN_PROTOCOL)
         except ProtocolNotSupported:  # an older release: the same node, asked in 2.0's messages
             log.info("job %s: %s does not speak %s; offer and run go apart", job_id, peer, OFFER_RUN_PROTOCOL)
             self.older.remember(peer)
@@ -148,8 +150,20 @@ class Dispatcher:
 
     async def _run(self, peer: str, run: Run, limits: Limits, ahead: int) -> RunAnswer:
         timeout = self.policy.run_timeout(limits, ahead)
-        frames = await self.network.request(peer, PROTOCOL, protocol.encode(run), timeout=timeout)
+        frames = await self._send(peer, protocol.encode(run), timeout, PROTOCOL)
         return protocol.decode_answer(frames, RunAnswer)
+
+    async def _send(self, peer: str, request: bytes, timeout: float, stream_protocol: str) -> list[bytes]:
+        """On the peer's job session (one stream for all of this node's messages to it) when it
+        serves one, else on a stream of its own under ``stream_protocol``, as a node of the release
+        before it is asked (it refused the session in libp2p's negotiation, typed; remembered)."""
+        if not self.no_session.has(peer):
+            try:
+                return await self.network.session_request(peer, SESSION_PROTOCOL, request, timeout=timeout)
+            except ProtocolNotSupported:
+                log.info("%s does not speak %s; a stream per message", peer, SESSION_PROTOCOL)
+                self.no_session.remember(peer)
+        return await self.network.request(peer, stream_protocol, request, timeout=timeout)
 
     async def cancel(self, job_id: str, peers: set[str]) -> dict[str, CancelAnswer]:
         """Ask every node running the job to stop it; unreachable ones are logged and skipped."""
@@ -159,6 +173,7 @@ class Dispatcher:
             if peer == self.network.peer_id:
                 return self.local.cancel(peer, message)
             try:
+                # a stream of its own: a session whose node runs its most requests reads no more until one ends
                 frames = await self.network.request(
                     peer, PROTOCOL, protocol.encode(message), timeout=self.policy.cancel_timeout
                 )

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agents.manifest import Limits
@@ -38,14 +38,14 @@ from node.announce import PeerTable
 from node.exchange import BlockExchange
 from node.metrics import Metrics
 from node.p2p.network import P2PNetwork
-from node.scheduler.candidates import Candidate, from_announcement
+from node.scheduler.candidates import Candidate, load_of
 from node.scheduler.decide import Decider, Plan
 from node.scheduler.dispatch import Attempt, Dispatcher, DispatchPolicy, Verdict
 from node.scheduler.events import JobEvents
 from node.scheduler.execution import JobExecution
 from node.scheduler.group import GroupService
 from node.scheduler.job import Checks, JobRecord, JobSpec, JobState
-from node.scheduler.jobstore import JobStore, new_job_id
+from node.scheduler.jobstore import JobStore, Prepared, new_job_id
 from node.scheduler.placement import corrected, decide, refusal
 from node.scheduler.reputation import Book, Event, Observation, ReputationPolicy
 from node.scheduler.verify import Evidence, Judgement, Referee, Verified, check_receipt, judge
@@ -223,6 +223,10 @@ class JobService:
         change while a commit is under way share the next one, written off the loop."""
         self.jobs.stage(job)
         self._staged_count += 1
+        self._write_soon()
+
+    def _write_soon(self) -> None:
+        """Start the group commit of what is staged, unless one is under way (it takes it next)."""
         if self._writer is None or self._writer.done():
             try:
                 self._writer = asyncio.get_running_loop().create_task(self._write_staged())
@@ -231,33 +235,39 @@ class JobService:
 
     async def _write_staged(self) -> None:
         while self.jobs.staged:
-            counted = self._staged_count
-            batch = self.jobs.take_staged()
+            batch = self._take_batch()
             try:
-                await asyncio.to_thread(self.jobs.write_prepared, [record for _, (record, _) in batch])
+                await asyncio.to_thread(self.jobs.write_prepared, batch.records, batch.outcomes)
             except Exception as exc:  # the disk refused: keep the jobs staged and try again
-                log.error("writing %d job record(s) failed, retrying: %s", len(batch), exc)
-                for job, _ in batch:
+                log.error("writing %d job record(s) failed, retrying: %s", len(batch.jobs), exc)
+                for job, _ in batch.jobs:
                     self.jobs.stage(job)  # the live object: staging it again keeps its newest state
+                self.jobs.restage_outcomes(batch.outcomes)
                 await asyncio.sleep(1.0)
                 continue
-            self._announce_written([(job, written) for job, (_, written) in batch], counted)
+            self._announce_written(batch)
 
     def _write_now(self) -> None:
-        counted = self._staged_count
-        batch = self.jobs.take_staged()
-        self.jobs.write_prepared([record for _, (record, _) in batch])
-        self._announce_written([(job, written) for job, (_, written) in batch], counted)
+        batch = self._take_batch()
+        self.jobs.write_prepared(batch.records, batch.outcomes)
+        self._announce_written(batch)
 
-    def _announce_written(self, jobs: list[tuple[JobRecord, int]], counted: int) -> None:
-        self.jobs.written([job for job, _ in jobs])
-        for job, written in jobs:
+    def _take_batch(self) -> _Batch:
+        """The staged jobs for one commit, with the count of stagings they cover (taken on the loop,
+        where the jobs change): the writer task and the synchronous write share it."""
+        counted = self._staged_count
+        return _Batch(counted, self.jobs.take_staged(), self.jobs.take_staged_outcomes())
+
+    def _announce_written(self, batch: _Batch) -> None:
+        """``batch`` is on disk: publish what each job had when it was taken, wake its waiters."""
+        self.jobs.written([job for job, _ in batch.jobs])
+        for job, (_, written) in batch.jobs:
             self.events.publish(job, written)  # the transitions on disk, not any made since
             if len(job.transitions) == written and job.state.final:
                 for waiter in self._finished.pop(job.job_id, []):
                     if not waiter.done():
                         waiter.set_result(job)
-        self._written_count = max(self._written_count, counted)
+        self._written_count = max(self._written_count, batch.counted)
         with contextlib.suppress(RuntimeError):  # no loop: nobody can be waiting
             asyncio.get_running_loop().create_task(self._notify_written())
 
@@ -299,7 +309,7 @@ class JobService:
             self._move(job, JobState.FAILED, f"the job's payment is unusable: {exc}")
             return
         plan = await self.decider.plan(spec, payment, job.at_holders_of)
-        book = Book(await asyncio.to_thread(self.jobs.reputation), self.reputation)  # an LMDB scan: off the loop
+        book = Book(self.jobs.reputation_snapshot(), self.reputation)  # in memory: no table read, no thread
         trusted = frozenset(job.checks.trusted) | {self.network.peer_id}  # the requester trusts itself
         run = _Run(plan, book, self.clock)
         while True:
@@ -340,7 +350,7 @@ class JobService:
                 and not any(c.held_bytes for c in run.plan.candidates if c.peer_id not in run.excluded)
             ):  # failing over, and the view placed the input only on excluded nodes: ask the network
                 found, _ = await self.decider.candidates(spec, search=True)
-                run.plan = replace(run.plan, candidates=found)
+                run.replan(found)
             candidates = self._with_load(run.plan.candidates)
             decision = decide(candidates, run.plan.context.excluding(run.excluded | set(run.busy)), spec.redundancy)
             job.placement = decision.reasons  # saved by the move that follows (running, queued or failed)
@@ -372,7 +382,7 @@ class JobService:
             self._move(job, JobState.RUNNING, f"dispatched to {', '.join(pending)}")
             for attempt, elapsed in await self._dispatch(job, pending, run.plan.limits):
                 self._correct_placement(job, attempt, candidates, run.plan)
-                checked = self._checked(job, attempt)
+                checked = await self._checked(job, attempt)
                 await self._observe(run, self._events(job, checked, elapsed, run.plan.limits))
                 if isinstance(checked, Verified):
                     run.results[checked.peer] = checked
@@ -411,8 +421,7 @@ class JobService:
                 running, queue = own.running_jobs, own.queue_slots
             elif candidate.peer_id in latest:
                 record = latest[candidate.peer_id]
-                announced = from_announcement(candidate.peer_id, record.announcement)
-                running, queue = announced.running_jobs, announced.queue_slots
+                running, queue = load_of(record.announcement)
                 if self._settled.get(candidate.peer_id, 0.0) > record.last_seen:
                     running = 0  # a run of ours ended there since: its count is out of date, ask it
 
@@ -488,8 +497,9 @@ class JobService:
         """Record outcomes this node saw of other nodes (it does not rate itself), in the store and the run."""
         now = self.clock()
         seen = [Observation(peer, event, now, job_id) for peer, event, job_id in events if peer != self.network.peer_id]
-        if seen:
-            await asyncio.to_thread(self.jobs.record_outcomes, seen)
+        if seen:  # on disk with the job's next state: the group commit carries both
+            self.jobs.stage_outcomes(seen)
+            self._write_soon()
             run.learn(seen)
 
     async def _spot_check(self, job: JobRecord, run: _Run) -> dict[str, Any]:
@@ -510,7 +520,7 @@ class JobService:
             self._move(job, JobState.RUNNING, f"spot check: re-running on trusted node {peer}")
             ((attempt, elapsed),) = await self._dispatch(job, [peer], run.plan.limits)
             self._move(job, JobState.VERIFYING, f"spot check: comparing with {peer}")
-            checked = self._checked(job, attempt)
+            checked = await self._checked(job, attempt)
             await self._observe(run, self._events(job, checked, elapsed, run.plan.limits))
             if not isinstance(checked, Verified):
                 tried.append(f"{peer}: {checked.outcome.label}")
@@ -557,9 +567,9 @@ class JobService:
             if candidate is not None and entry.get("peer_id") == attempt.peer and entry.get("verdict") == "chosen":
                 job.placement[index] = corrected(entry, candidate, plan.context, attempt.held_bytes)
 
-    def _checked(self, job: JobRecord, attempt: Attempt) -> Verified | Attempt:
+    async def _checked(self, job: JobRecord, attempt: Attempt) -> Verified | Attempt:
         """Keep what the node said (logs, the input bytes it fetched), and for an ok attempt its
-        verified receipt and result."""
+        verified receipt and result (the receipt stored off the loop: a synced block write)."""
         if attempt.logs:
             job.logs[attempt.peer] = attempt.logs.decode("utf-8", "replace")
         if attempt.input_bytes_fetched is not None:
@@ -568,10 +578,24 @@ class JobService:
             return attempt
         checked = check_receipt(job.job_id, job.spec, attempt)
         if isinstance(checked, Verified):
-            self.exchange.store.put(checked.receipt_cid, checked.receipt)
+            await asyncio.to_thread(self.exchange.store.put, checked.receipt_cid, checked.receipt)
             job.results[checked.peer] = str(checked.result)
             job.receipts[checked.peer] = str(checked.receipt_cid)
         return checked
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """One group commit: the jobs taken from the stage, each with its prepared record and number
+    of transitions, and how many stagings (``JobService._staged_count``) it covers."""
+
+    counted: int
+    jobs: list[tuple[JobRecord, tuple[Prepared, int]]]
+    outcomes: frozenset[str]  # peers whose reputation entries it writes
+
+    @property
+    def records(self) -> list[Prepared]:
+        return [record for _, (record, _) in self.jobs]
 
 
 class _Run:
@@ -590,13 +614,22 @@ class _Run:
         self.queue_deadline: float | None = None  # loop time after which waiting for capacity fails the job
 
     def learn(self, seen: list[Observation]) -> None:
-        """What this run observed counts from its next decision on (a liar is not asked again)."""
+        """What this run observed counts from its next decision on (a liar is not asked again).
+        Only the peers observed are assessed again: the rest of the record did not change."""
         self.book.add(seen)
+        self._refresh({observation.peer for observation in seen})
+
+    def replan(self, candidates: list[Candidate]) -> None:
+        """New candidates (a failover's search), each with its standing."""
+        self.plan = replace(self.plan, candidates=candidates)
         self._refresh()
 
-    def _refresh(self) -> None:
+    def _refresh(self, peers: set[str] | None = None) -> None:
         now = self.clock()
-        candidates = [replace(c, standing=self.book.standing(c.peer_id, now)) for c in self.plan.candidates]
+        candidates = [
+            replace(c, standing=self.book.standing(c.peer_id, now)) if peers is None or c.peer_id in peers else c
+            for c in self.plan.candidates
+        ]
         self.plan = replace(self.plan, candidates=candidates)
 
     def drop(self, peer: str, why: str) -> None:

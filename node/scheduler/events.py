@@ -90,6 +90,7 @@ class JobEvents:
         self.finished_kept = finished_kept
         self._history: OrderedDict[str, tuple[list[Event], bool]] = OrderedDict()
         self._subscribers: dict[str, set[Subscription]] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()  # jobs with a final history, oldest first
 
     def publish(self, job: JobRecord, upto: int | None = None) -> None:
         """Record the job's latest transition and hand it to every subscriber of the job;
@@ -104,6 +105,8 @@ class JobEvents:
         for subscription in list(self._subscribers.get(job.job_id, ())):
             subscription._offer(history, final)
         if final:
+            self._finished[job.job_id] = None
+            self._finished.move_to_end(job.job_id)
             self._forget_finished()
 
     def subscribe(self, job: JobRecord) -> Subscription:
@@ -135,6 +138,8 @@ class JobEvents:
                 del self._subscribers[subscription.job_id]
 
     def _forget_finished(self) -> None:
-        finished = [job_id for job_id, (_, final) in self._history.items() if final]
-        for job_id in finished[: max(0, len(finished) - self.finished_kept)]:
-            del self._history[job_id]
+        """Past ``finished_kept``, the oldest finished histories go (kept in their own order: a
+        scan of every history each time a job ended was a visible cost under load)."""
+        while len(self._finished) > self.finished_kept:
+            job_id, _ = self._finished.popitem(last=False)
+            self._history.pop(job_id, None)

@@ -42,7 +42,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from agents.bundle import open_bundle
+from agents.bundle import Bundle, open_bundle
 from agents.errors import ManifestError, RuntimeUnavailable
 from agents.executor import Executor, JobOutcome
 from agents.outcome import Outcome
@@ -83,6 +83,7 @@ OFFER_TTL = 120.0  # seconds an accepted offer stays good for its run
 OFFER_TABLE_SIZE = 4096  # accepted offers remembered at once; the oldest go first
 OFFERS_PER_PEER = 256  # one peer's flood of offers evicts its own oldest, not everyone else's
 RESERVE_TTL = 15.0  # seconds an accepted offer holds its place here while its run is on the way
+NEEDS_KEPT = 256  # agents whose manifest's needs are remembered (the oldest go first)
 
 
 @dataclass(frozen=True)
@@ -108,20 +109,23 @@ class OfferTable:
     ) -> None:
         self.ttl, self.size, self.clock, self.per_peer = ttl, size, clock, per_peer
         self._offers: OrderedDict[str, _Accepted] = OrderedDict()
+        # each peer's offers, oldest first: its share is enforced without a scan of the table
+        self._by_peer: dict[str, OrderedDict[str, None]] = {}
 
     def accept(self, job_id: str, peer: str, spec: CID) -> None:
-        self._offers.pop(job_id, None)
+        self.forget(job_id)
         self._offers[job_id] = _Accepted(peer, spec, self.clock() + self.ttl)
-        own = [job for job, accepted in self._offers.items() if accepted.peer == peer]
-        for job in own[: max(0, len(own) - self.per_peer)]:
-            del self._offers[job]
+        own = self._by_peer.setdefault(peer, OrderedDict())
+        own[job_id] = None
+        while len(own) > self.per_peer:
+            self.forget(next(iter(own)))
         while len(self._offers) > self.size:
-            self._offers.popitem(last=False)
+            self.forget(next(iter(self._offers)))
 
     def holds(self, job_id: str, peer: str, spec: CID) -> bool:
         accepted = self._offers.get(job_id)
         if accepted is None or accepted.expires < self.clock():
-            self._offers.pop(job_id, None)
+            self.forget(job_id)
             return False
         return accepted.peer == peer and accepted.spec == spec
 
@@ -130,10 +134,25 @@ class OfferTable:
         return accepted.peer if accepted is not None else None
 
     def forget(self, job_id: str) -> None:
-        self._offers.pop(job_id, None)
+        accepted = self._offers.pop(job_id, None)
+        if accepted is None:
+            return
+        own = self._by_peer[accepted.peer]
+        del own[job_id]
+        if not own:
+            del self._by_peer[accepted.peer]
 
     def __len__(self) -> int:
         return len(self._offers)
+
+
+@dataclass(frozen=True)
+class _Needs:
+    """The part of an agent's manifest an offer's placement check reads."""
+
+    runtime: str
+    gpu: bool
+    regions: tuple[str, ...]
 
 
 @dataclass
@@ -183,6 +202,7 @@ class JobExecution:
         self.privacy = privacy  # None: this node holds no private data (tests, tools)
         self._answers: dict[str, tuple[CID, RunAnswer]] = {}  # job id -> (spec CID, answer)
         self._runs: dict[str, _Running] = {}
+        self._needs: dict[CID, _Needs] = {}  # agent -> what its manifest asks of a node (_needs_of)
 
     # -- the stream handler ------------------------------------------------------------
     async def handle(self, peer: str, request: bytes) -> list[bytes]:
@@ -275,17 +295,34 @@ class JobExecution:
     def _context(self, job_id: str, spec: JobSpec) -> PlacementContext:
         """The job as placement sees it from here: the manifest's needs only if the bundle is local."""
         runtime, needs_gpu, regions = None, spec.needs_gpu, tuple(spec.regions)
-        if self.store.has(spec.agent) and not self.store.missing_blocks(spec.agent):
-            try:
-                manifest = open_bundle(self.store, spec.agent).manifest
-                runtime, needs_gpu = manifest.runtime, needs_gpu or manifest.needs.gpu
-                regions = regions or tuple(manifest.needs.regions)
-            except (ManifestError, StorageError, ValueError):
-                pass  # the run will say what is wrong with the bundle
+        needs = self._needs_of(spec.agent)
+        if needs is not None:
+            runtime, needs_gpu = needs.runtime, needs_gpu or needs.gpu
+            regions = regions or needs.regions
         # a paid job can pay this node only at its own address, which it bound on the ledger itself
         address = self.own().chain_address
         payable = None if spec.payment is None else frozenset({address} if address else ())
         return PlacementContext(runtime, needs_gpu, regions, 0, spec.max_price, payable=payable)
+
+    def _needs_of(self, agent: CID) -> _Needs | None:
+        """What the agent's manifest asks of a node, if its bundle is here whole (None: not yet).
+
+        A bundle is content-addressed, so what it says is read once per agent and kept: every
+        offer used to walk the bundle's blocks and parse its manifest on the event loop."""
+        known = self._needs.get(agent)
+        if known is not None:
+            return known
+        if not self.store.has(agent) or self.store.missing_blocks(agent):
+            return None
+        try:
+            manifest = open_bundle(self.store, agent).manifest
+        except (ManifestError, StorageError, ValueError):
+            return None  # the run will say what is wrong with the bundle
+        needs = _Needs(manifest.runtime, manifest.needs.gpu, tuple(manifest.needs.regions))
+        self._needs[agent] = needs
+        while len(self._needs) > NEEDS_KEPT:
+            del self._needs[next(iter(self._needs))]
+        return needs
 
     def _payment_refusal(self, job_id: str, spec: JobSpec) -> str | None:
         """The rules saw a paid job this node can be paid for; here the commitment's signature and terms are checked."""
@@ -390,22 +427,20 @@ class JobExecution:
         self, peer: str, job_id: str, spec: JobSpec, providers: list[str], cancel: threading.Event
     ) -> RunAnswer:
         lease, started = self._lease_for(peer), int(self.store.clock())
-        try:
-            private = await asyncio.to_thread(self._private, peer, spec)  # checked again: the offer was a while ago
-        except PrivateJobRefused as exc:
-            return RunAnswer(Outcome.declined(str(exc)))
         inputs = set(spec.inputs.values())
         fetched = 0  # input bytes received from the network for this run: measured, not predicted
         try:
-            for root in (spec.agent, *spec.inputs.values()):
-                if await asyncio.to_thread(self.store.missing_blocks, root):  # includes the root when absent
-                    holders = list(await self.exchange.holders(root)) or providers
-                    stats = await self.exchange.fetch_and_pin(root, holders, f"job {job_id}", lease)  # GC held off
-                    if root in inputs:  # the agent's bundle is not input (an input that is also the agent is)
-                        fetched += stats.bytes_fetched
-                elif lease is not None:  # held already: renew, so no lease runs out under the run
-                    await asyncio.to_thread(self._renew, root, f"job {job_id}", lease)
-            bundle = open_bundle(self.store, spec.agent)
+            try:  # the private terms checked again (the offer was a while ago), what is here renewed
+                private, missing, bundle = await asyncio.to_thread(self._prepare, peer, job_id, spec, lease)
+            except PrivateJobRefused as exc:
+                return RunAnswer(Outcome.declined(str(exc)))
+            for root in missing:
+                holders = list(await self.exchange.holders(root)) or providers
+                stats = await self.exchange.fetch_and_pin(root, holders, f"job {job_id}", lease)  # GC held off
+                if root in inputs:  # the agent's bundle is not input (an input that is also the agent is)
+                    fetched += stats.bytes_fetched
+            if bundle is None:
+                bundle = open_bundle(self.store, spec.agent)
             manifest = bundle.manifest
             context = PlacementContext(manifest.runtime, spec.needs_gpu or manifest.needs.gpu, tuple(spec.regions), 0)
             refused = runtime_rule.check(self.own(), context)
@@ -438,6 +473,21 @@ class JobExecution:
         self.metrics.inc("jobs_executed_total", status=outcome.outcome.kind.value)
         result = outcome.result if outcome.outcome.is_ok else None
         return RunAnswer(outcome.outcome, result, outcome.receipt, outcome.logs[-protocol.MAX_LOGS :], fetched)
+
+    def _prepare(
+        self, peer: str, job_id: str, spec: JobSpec, lease: PinLease | None
+    ) -> tuple[PrivateRun | None, list[CID], Bundle | None]:
+        """In one thread hop (each was its own): the private terms of the job (raises
+        PrivateJobRefused), the roots of the agent and inputs not all here (to fetch, in that
+        order), a renewed lease on each root that is, and the bundle when it is here already."""
+        private = self._private(peer, spec)
+        missing = []
+        for root in dict.fromkeys((spec.agent, *spec.inputs.values())):
+            if self.store.missing_blocks(root):  # includes the root when absent
+                missing.append(root)
+            elif lease is not None:  # held already: renew, so no lease runs out under the run
+                self._renew(root, f"job {job_id}", lease)
+        return private, missing, None if missing else open_bundle(self.store, spec.agent)
 
     async def _release(self, job_id: str, spec: JobSpec, private: PrivateRun, outcome: JobOutcome) -> RunAnswer:
         """What of a private job leaves: its result within the policies' cap, logs where allowed; never the DHT."""

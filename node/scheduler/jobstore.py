@@ -5,8 +5,10 @@ the first run even after the executor restarts (never run twice)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,15 @@ class JobStore:
         self._tables = RecordTables(path, ("jobs", "answers", "index", "evidence", "reputation", "groups"))
         self._staged: dict[str, JobRecord] = {}  # job id -> the job, changed since its last write
         self._writing: dict[str, JobRecord] = {}  # job id -> the job, in the commit under way
+        # Every peer's reputation: read once (below), then kept in memory, where an observation
+        # counts at once (placing a job reads no table); on disk with the next group commit. The
+        # first lock guards the memory and is held only briefly (the event loop takes it); the
+        # second orders the writes of it, each writing a peer's newest entries, in worker threads.
+        self._reputation: dict[str, _Kept] = {}
+        self._reputation_lock = threading.Lock()
+        self._reputation_writes = threading.Lock()
+        self._unwritten: set[str] = set()  # peers whose entries in memory are newer than on disk
+        self._snapshot: dict[str, tuple[Observation, ...]] = {}  # replaced whole after each change
         if self._tables.count("index") != self._tables.count("jobs"):  # a store from before the index
             entries = [(_index_key(job), _summary(job)) for job in self.all()]
 
@@ -34,6 +45,11 @@ class JobStore:
                     writer.put("index", key, summary)
 
             self._tables.write(rebuild)
+        for record in self._tables.values("reputation"):
+            peer, events = record.get("peer"), record.get("events")
+            if isinstance(peer, str) and isinstance(events, list):
+                self._reputation[peer] = _Kept.of(peer, events)
+        self._snap()
         if self._tables.count("reputation") == 0 and self._tables.count("evidence"):  # evidence from before it
             self.record_outcomes(_from_evidence(self._tables.values("evidence")))
 
@@ -42,23 +58,38 @@ class JobStore:
         or the new, never half, and never a listing that disagrees with the job."""
         self.write_prepared([prepared(job)])
 
-    def write_prepared(self, jobs: list[Prepared]) -> None:
-        """Write many jobs' records and index entries in one transaction (one commit, one sync):
-        the group commit behind :meth:`stage`. Blocking: call it off the event loop."""
+    def write_prepared(self, jobs: list[Prepared], outcomes: frozenset[str] = frozenset()) -> None:
+        """Write many jobs' records and index entries, and the reputation entries of the peers in
+        ``outcomes`` as they are now, in one transaction (one commit, one sync): the group commit
+        behind :meth:`stage` and :meth:`stage_outcomes`. Blocking: call it off the event loop."""
 
-        def change(writer: Writer) -> None:
+        def records(writer: Writer) -> None:
             for job_id, record, stale_key, key, summary in jobs:
                 writer.put("jobs", job_id, record)
                 if stale_key is not None:  # listed by creation time from now on: drop the listing from before
                     writer.delete("index", stale_key)
                 writer.put("index", key, summary)
 
-        self._tables.write(change)
+        if not outcomes:
+            self._tables.write(records)
+            return
+        self._write_reputation(outcomes, records)
 
     def stage(self, job: JobRecord) -> None:
         """Hold ``job`` to be written by the next group commit (see JobService); until then
         :meth:`get` answers with it, so nothing on this node reads a state older than it knows."""
         self._staged[job.job_id] = job
+
+    def stage_outcomes(self, observations: list[Observation]) -> None:
+        """Add observations of peers to their reputation now (the next placement reads them) and
+        to disk with the next group commit: an attempt's outcome costs no commit of its own."""
+        with self._reputation_lock:
+            self._unwritten |= self._apply(observations)
+
+    def restage_outcomes(self, peers: frozenset[str]) -> None:
+        """A group commit that carried these peers' entries failed: the next one carries them."""
+        with self._reputation_lock:
+            self._unwritten |= peers
 
     def take_staged(self) -> list[tuple[JobRecord, tuple[Prepared, int]]]:
         """The staged jobs, each with its record as it is now and that record's number of
@@ -67,15 +98,21 @@ class JobStore:
         self._writing.update(staged)
         return [(job, (prepared(job), len(job.transitions))) for job in staged.values()]
 
+    def take_staged_outcomes(self) -> frozenset[str]:
+        """The peers whose entries the next commit writes, and that stage emptied."""
+        with self._reputation_lock:
+            taken, self._unwritten = frozenset(self._unwritten), set()
+        return taken
+
+    @property
+    def staged(self) -> int:
+        return len(self._staged) + len(self._unwritten)
+
     def written(self, jobs: list[JobRecord]) -> None:
         """The group commit of ``jobs`` (from :meth:`take_staged`) is on disk."""
         for job in jobs:
             if self._writing.get(job.job_id) is job:
                 del self._writing[job.job_id]
-
-    @property
-    def staged(self) -> int:
-        return len(self._staged)
 
     def get(self, job_id: str) -> JobRecord | None:
         if (held := self._staged.get(job_id) or self._writing.get(job_id)) is not None:
@@ -129,12 +166,9 @@ class JobStore:
         key = f"{round(evidence.at * 1e6):020d}.{evidence.evidence_id}"
         record = {"evidence_id": evidence.evidence_id, **evidence.to_record()}
 
-        def change(writer: Writer) -> None:
-            writer.put("evidence", key, record)
-            _append(writer, _from_evidence([record]))
-
-        self._tables.write(change)
-        self._forget_beyond_max_peers()
+        with self._reputation_lock:
+            peers = self._apply(_from_evidence([record]))
+        self._write_reputation(frozenset(peers), lambda writer: writer.put("evidence", key, record))
         return evidence.evidence_id
 
     def evidence(self, limit: int = MAX_PAGE, peer: str | None = None) -> list[dict[str, Any]]:
@@ -151,31 +185,77 @@ class JobStore:
     def record_outcomes(self, observations: list[Observation]) -> None:
         """Add what this node observed of peers' attempts to their reputation, in one transaction."""
         if observations:
-            self._tables.write(lambda writer: _append(writer, observations))
-            self._forget_beyond_max_peers()
+            with self._reputation_lock:
+                peers = self._apply(observations)
+            self._write_reputation(frozenset(peers))
 
     def reputation(self) -> dict[str, list[Observation]]:
-        """Every peer's kept observations, oldest first (a scan: call it off the event loop)."""
-        found: dict[str, list[Observation]] = {}
-        for record in self._tables.values("reputation"):
-            peer, events = record.get("peer"), record.get("events")
-            if isinstance(peer, str) and isinstance(events, list):
-                found[peer] = [seen for raw in events if (seen := Observation.from_record(peer, raw))]
-        return found
+        """Every peer's kept observations, oldest first (from memory: read from disk at open)."""
+        with self._reputation_lock:
+            return {peer: list(kept.observations) for peer, kept in self._reputation.items()}
+
+    def reputation_snapshot(self) -> dict[str, tuple[Observation, ...]]:
+        """The record as it is now, with no lock and no table read (safe on the event loop)."""
+        return self._snapshot
+
+    def _apply(self, observations: list[Observation]) -> set[str]:
+        """Append ``observations`` to the record in memory (lock held); the peers changed."""
+        by_peer: dict[str, list[Observation]] = {}
+        for seen in observations:
+            by_peer.setdefault(seen.peer, []).append(seen)
+        for peer, new in by_peer.items():
+            existing = self._reputation.get(peer)
+            events = appended(list(existing.events) if existing is not None else None, new)
+            self._reputation[peer] = _Kept.of(peer, events)
+        self._snap()
+        return set(by_peer)
+
+    def _snap(self) -> None:
+        # one reference swap: a reader on another thread sees the old record or the new, whole
+        self._snapshot = {peer: k.observations for peer, k in self._reputation.items()}
+
+    def _write_reputation(self, peers: frozenset[str], also: Callable[[Writer], object] | None = None) -> None:
+        """Write ``peers``' newest entries (and ``also``) in one transaction; writes go one at a
+        time, each taking the entries as they are when it starts, so disk never goes back. A
+        failed write leaves the peers to the next one."""
+        with self._reputation_writes:
+            with self._reputation_lock:
+                entries = [(peer, list(self._reputation[peer].events)) for peer in peers if peer in self._reputation]
+
+            def change(writer: Writer) -> None:
+                if also is not None:
+                    also(writer)
+                for peer, events in entries:
+                    writer.put("reputation", peer, {"peer": peer, "events": events})
+
+            try:
+                self._tables.write(change)
+            except BaseException:
+                self.restage_outcomes(peers)
+                raise
+        self._forget_beyond_max_peers()
 
     def _forget_beyond_max_peers(self) -> None:
         """Past MAX_PEERS peers, drop the ones heard from least recently (the record stays bounded)."""
-        extra = self._tables.count("reputation") - MAX_PEERS
-        if extra <= 0:
-            return
-        newest = {peer: max((seen.at for seen in events), default=0.0) for peer, events in self.reputation().items()}
-        stale = sorted(newest, key=lambda peer: newest[peer])[:extra]
+        with self._reputation_writes:
+            with self._reputation_lock:
+                extra = len(self._reputation) - MAX_PEERS
+                if extra <= 0:
+                    return
+                newest = {
+                    p: max((seen.at for seen in k.observations), default=0.0) for p, k in self._reputation.items()
+                }
+                stale = sorted(newest, key=lambda peer: newest[peer])[:extra]
+                for peer in stale:
+                    del self._reputation[peer]
+                    self._unwritten.discard(peer)
+                self._snap()
 
-        def forget(writer: Writer) -> None:
-            for peer in stale:
-                writer.delete("reputation", peer)
+            def forget(writer: Writer) -> None:
+                for peer in stale:
+                    writer.delete("reputation", peer)
 
-        self._tables.write(forget)
+            self._tables.write(forget)
 
     def save_group(self, group_id: str, record: dict[str, Any]) -> None:
         """A group job's record (node.scheduler.group); its runs are ordinary jobs in ``jobs``."""
@@ -192,14 +272,17 @@ class JobStore:
         self._tables.close()
 
 
-def _append(writer: Writer, observations: list[Observation]) -> None:
-    by_peer: dict[str, list[Observation]] = {}
-    for seen in observations:
-        by_peer.setdefault(seen.peer, []).append(seen)
-    for peer, new in by_peer.items():
-        existing = writer.get("reputation", peer)
-        events = existing.get("events") if isinstance(existing, dict) else None
-        writer.put("reputation", peer, {"peer": peer, "events": appended(events, new)})
+@dataclass(frozen=True)
+class _Kept:
+    """One peer's stored reputation entries as written (``events``, kept whole so an entry this
+    version cannot read survives its appends) and those read as observations."""
+
+    events: tuple[Any, ...]
+    observations: tuple[Observation, ...]
+
+    @classmethod
+    def of(cls, peer: str, events: list[Any]) -> _Kept:
+        return cls(tuple(events), tuple(seen for raw in events if (seen := Observation.from_record(peer, raw))))
 
 
 def _from_evidence(records: list[Any]) -> list[Observation]:

@@ -1,11 +1,12 @@
 """The job protocol's messages, typed and schema-checked, shared by the requester and the executor.
 
 Every message is a dag-cbor map with an ``op``: ``offer``, ``run``, ``offer_run`` (sent under
-:data:`OFFER_RUN_PROTOCOL` only) or ``cancel`` from the requester, answered by ``offer_answer``,
-``run_answer`` (``offer_run``: the offer's answer, then the run's when it ran) or
-``cancel_answer``. Both sides build and parse them only through these classes, so a field cannot mean one thing on one
-side and another on the other, and a peer's message is checked (types, ranges, sizes)
-before anything acts on it: a malformed one raises ProtocolError and is answered as such.
+:data:`OFFER_RUN_PROTOCOL` or on a :data:`SESSION_PROTOCOL` stream only) or ``cancel`` from
+the requester, answered by ``offer_answer``, ``run_answer`` (``offer_run``: the offer's answer,
+then the run's when it ran) or ``cancel_answer``. Both sides build and parse them only through
+these classes, so a field cannot mean one thing on one side and another on the other, and a
+peer's message is checked (types, ranges, sizes) before anything acts on it: a malformed one
+raises ProtocolError and is answered as such.
 
 A run's answer carries an :class:`agents.outcome.Outcome` record, never a status string:
 the requester decides on the outcome's kind alone (fail over only on node-side trouble),
@@ -32,7 +33,12 @@ PROTOCOL = "/mycel/job/2.0.0"  # 2: typed messages with outcome records (1 carri
 # instead (node.scheduler.versions). A new op takes a new minor version, never a new meaning
 # for an old one.
 OFFER_RUN_PROTOCOL = "/mycel/job/2.1.0"
-PROTOCOLS = (PROTOCOL, OFFER_RUN_PROTOCOL)  # what an executor of this release serves
+PROTOCOLS = (PROTOCOL, OFFER_RUN_PROTOCOL)  # what an executor of this release serves, a stream per message
+# 2.2: 2.1's messages, all of a requester's to one executor on one long-lived stream, each tagged
+# with a request id (node.p2p.sessions): a stream per message cost a Yamux open and close and a
+# multistream-select negotiation each. An executor of an older release answers "na" and is asked
+# under 2.1 (or 2.0) as before.
+SESSION_PROTOCOL = "/mycel/job/2.2.0"
 
 MAX_REQUEST = 256 << 10  # an offer or run: the spec and a few peer IDs
 MAX_ANSWER = 256 << 10  # a run answer: receipt plus the returned tail of the logs

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,13 +153,13 @@ def assess(observations: Iterable[Observation], now: float, policy: ReputationPo
 class Book:
     """Every peer's observations, as read from the store for one job (and added to as it runs)."""
 
-    def __init__(self, observations: Mapping[str, list[Observation]], policy: ReputationPolicy) -> None:
-        self._seen = {peer: list(events) for peer, events in observations.items()}
+    def __init__(self, observations: Mapping[str, Sequence[Observation]], policy: ReputationPolicy) -> None:
+        self._seen: dict[str, Sequence[Observation]] = dict(observations)  # a peer's list is copied on add only
         self.policy = policy
 
     def add(self, observations: Iterable[Observation]) -> None:
         for seen in observations:
-            self._seen.setdefault(seen.peer, []).append(seen)
+            self._seen[seen.peer] = [*self._seen.get(seen.peer, ()), seen]
 
     def standing(self, peer: str, now: float) -> Standing:
         return assess(self._seen.get(peer, ()), now, self.policy)

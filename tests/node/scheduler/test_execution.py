@@ -17,7 +17,7 @@ from node.scheduler.candidates import Candidate
 from node.scheduler.execution import JobExecution
 from node.scheduler.job import JobSpec
 from node.scheduler.jobstore import JobStore, new_job_id
-from node.scheduler.protocol import Offer, Run, RunAnswer
+from node.scheduler.protocol import Cancel, Offer, Run, RunAnswer
 from storage.blockstore import BlockStore
 from storage.files import add_path
 from tests.support import REPO_ROOT
@@ -62,3 +62,67 @@ def test_a_restarted_executor_answers_a_resent_job_from_its_first_run(tmp_path: 
     assert again_metrics.value("jobs_executed_total", status="ok") == 0  # not run a second time
     jobs.close()
     store.close()
+
+
+def test_offers_for_an_agent_read_its_bundle_once(tmp_path: Path) -> None:
+    """A bundle is content-addressed: after the first offer for an agent, later offers check
+    the placement rules without walking its blocks or parsing its manifest on the event loop."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "text.txt").write_text("one\n")
+    store = BlockStore(tmp_path / "blocks")
+    jobs = JobStore(tmp_path / "jobs")
+    try:
+        agent = pack(REPO_ROOT / "examples" / "wasm-wordcount", store).agent_id
+        spec = JobSpec(agent, {"text": add_path(store, tmp_path / "text.txt").cid})
+        execution = _execution(store, jobs, tmp_path, Metrics())
+        walks: list[object] = []
+        missing = store.missing_blocks
+        store.missing_blocks = lambda root: walks.append(root) or missing(root)  # type: ignore[method-assign]
+
+        def offered() -> bool:  # withdrawn at once, so the node's two cores are never all reserved
+            job_id = new_job_id()
+            accepted = execution.offer(REQUESTER, Offer(job_id, spec)).accepted
+            assert execution.cancel(REQUESTER, Cancel(job_id)).cancelled
+            return accepted
+
+        assert offered()
+        assert walks == [agent]
+        for _ in range(3):
+            assert offered()
+        assert walks == [agent]
+        refused = execution.offer(REQUESTER, Offer(new_job_id(), JobSpec(agent, {}, needs_gpu=True)))
+        assert not refused.accepted and "GPU" in refused.reason.upper()  # the kept needs still decide
+    finally:
+        jobs.close()
+        store.close()
+
+
+def test_a_run_over_inputs_held_here_crosses_to_threads_once_before_its_sandbox(tmp_path: Path) -> None:
+    """The checks before a run (private terms, which roots are here, the requester's leases on
+    them, the bundle) share one thread hop; each was its own, a visible cost at 32 jobs in flight."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "text.txt").write_text("one two two\n")
+    store = BlockStore(tmp_path / "blocks")
+    jobs = JobStore(tmp_path / "jobs")
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(fn, "__name__", repr(fn)))
+        return await to_thread(fn, *args, **kwargs)
+
+    try:
+        agent = pack(REPO_ROOT / "examples" / "wasm-wordcount", store).agent_id
+        spec = JobSpec(agent, {"text": add_path(store, tmp_path / "text.txt").cid})
+        execution = _execution(store, jobs, tmp_path, Metrics())
+        asyncio.to_thread = counted  # type: ignore[assignment]
+        try:
+            answer = asyncio.run(_offer_and_run(execution, new_job_id(), spec))
+        finally:
+            asyncio.to_thread = to_thread
+        assert answer.outcome.is_ok, answer.outcome
+        before_sandbox = hops[: hops.index("run")]
+        assert before_sandbox == ["_prepare"], hops
+    finally:
+        jobs.close()
+        store.close()

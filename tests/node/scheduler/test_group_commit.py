@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from node.scheduler.job import JobSpec, JobState
+from storage.cid import CID
 from tests.node.scheduler.harness import build
 
 
@@ -78,4 +79,49 @@ async def test_stop_writes_what_the_jobs_did_last(tmp_path: Path) -> None:
         await cluster.requester.stop()
         assert _on_disk(cluster.jobs, job.job_id) == "cancelled"
     finally:
+        cluster.close()
+
+
+async def test_an_attempts_outcome_is_written_with_the_jobs_changes_not_on_its_own(tmp_path: Path) -> None:
+    """The reputation event an attempt earns (``completed``) rides the group commit of the job's
+    next state: no synced commit of its own on the way from a result to ``done``."""
+    cluster = build(tmp_path, executors=1)
+    own_commits: list[object] = []
+    cluster.jobs.record_outcomes = own_commits.append  # type: ignore[method-assign]
+    try:
+        job = cluster.requester.submit(JobSpec(cluster.agent, args=("0",)))
+        final = await cluster.final(job.job_id)
+        assert final.state is JobState.DONE, final.transitions
+        (executor,) = cluster.executors
+        assert list(final.results) == [executor.peer_id]
+        assert own_commits == []
+        await cluster.requester.persisted()
+        record = cluster.jobs._tables.get("reputation", executor.peer_id)  # type: ignore[attr-defined]
+        assert [event for event, _, job_id in record["events"] if job_id == job.job_id] == ["completed"]
+    finally:
+        await cluster.requester.stop()
+        cluster.close()
+
+
+async def test_a_results_receipt_is_stored_off_the_event_loop(tmp_path: Path) -> None:
+    """The receipt a requester keeps for each result is a synced block write: a worker thread's."""
+    cluster = build(tmp_path, executors=1)
+    store = cluster.requester.exchange.store
+    loop_thread = threading.get_ident()
+    threads: list[bool] = []
+    put = store.put
+
+    def watched(cid: object, data: bytes) -> bool:
+        threads.append(threading.get_ident() == loop_thread)
+        return put(cid, data)  # type: ignore[arg-type]
+
+    store.put = watched
+    try:
+        final = await cluster.final(cluster.requester.submit(JobSpec(cluster.agent, args=("0",))).job_id)
+        assert final.state is JobState.DONE, final.transitions
+        (receipt,) = final.receipts.values()
+        assert threads == [False]
+        assert store.has(CID.parse(receipt))
+    finally:
+        await cluster.requester.stop()
         cluster.close()

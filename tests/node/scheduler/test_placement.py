@@ -104,6 +104,17 @@ def test_announcements_and_candidates_are_one_mapping_both_ways() -> None:
     assert parsed == Candidate("h", "", (), 1)  # nothing odd gets through; defaults instead
 
 
+def test_the_load_a_placement_round_rereads_is_the_candidates() -> None:
+    from node.scheduler.candidates import from_announcement, load_of, to_announcement
+
+    busy = to_announcement(node("n1", running_jobs=3, queue_slots=5))
+    hostile = {"load": {"running_jobs": -1}, "capacity": {"queue": "lots"}}
+    for announcement in (busy, hostile, {"load": [], "capacity": 7}):
+        candidate = from_announcement("n", announcement)
+        assert load_of(announcement) == (candidate.running_jobs, candidate.queue_slots)
+    assert load_of(busy) == (3, 5)
+
+
 def test_an_unpaid_job_does_not_go_to_a_node_that_charges() -> None:
     decision = decide([node("priced", price=5, held_bytes=100 * MIB), node("free")], context())
     assert decision.chosen == ["free"]

@@ -242,6 +242,7 @@ def test_an_executor_of_the_release_before_offer_run_runs_the_job_with_no_failov
         assert list(first.results) == [older.peer_id], [t.reason for t in first.transitions]
         assert (older.runtime.runs, newer.runtime.runs) == (1, 0)
         assert sent_to(older) == [
+            (protocol.SESSION_PROTOCOL, "offer_run"),  # refused in the negotiation, as offer_run's ID is
             (protocol.OFFER_RUN_PROTOCOL, "offer_run"),
             (protocol.PROTOCOL, "offer"),
             (protocol.PROTOCOL, "run"),
@@ -251,6 +252,30 @@ def test_an_executor_of_the_release_before_offer_run_runs_the_job_with_no_failov
         assert list(second.results) == [older.peer_id] and older.runtime.runs == 2
         assert sent_to(older) == [(protocol.PROTOCOL, "offer"), (protocol.PROTOCOL, "run")]  # no offer_run to it again
         assert sent_to(newer) == []
+
+    _run(cluster, scenario)
+
+
+def test_an_executor_of_the_release_before_sessions_gets_offer_run_on_a_stream_of_its_own(tmp_path: Path) -> None:
+    """A node that serves 2.0.0 and 2.1.0 but no job session refuses the session's stream; the
+    requester sends offer_run under 2.1.0 to it, and from then on goes straight there."""
+    cluster = build(tmp_path, executors=1)
+    (executor,) = cluster.executors
+    network: Any = cluster.requester.network
+    network.speaks[executor.peer_id] = frozenset({protocol.PROTOCOL, protocol.OFFER_RUN_PROTOCOL})
+
+    def sent() -> list[tuple[str, str]]:
+        return [(protocol_id, op) for peer, protocol_id, op in network.sent if peer == executor.peer_id]
+
+    async def scenario() -> None:
+        for expected in (
+            [(protocol.SESSION_PROTOCOL, "offer_run"), (protocol.OFFER_RUN_PROTOCOL, "offer_run")],
+            [(protocol.OFFER_RUN_PROTOCOL, "offer_run")],  # remembered: no session tried again
+        ):
+            del network.sent[:]
+            job = await cluster.final(cluster.requester.submit(JobSpec(cluster.agent)).job_id)
+            assert job.state is JobState.DONE and list(job.results) == [executor.peer_id], job.transitions
+            assert sent() == expected
 
     _run(cluster, scenario)
 

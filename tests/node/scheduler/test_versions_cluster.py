@@ -91,3 +91,33 @@ def test_an_executor_of_the_release_before_offer_run_is_offered_and_run_apart(tm
             await older.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_requester_sends_all_its_jobs_to_a_node_on_one_session_stream(cluster: Any) -> None:
+    """Job messages to a node of this release share one long-lived stream (2.2.0), not a stream
+    each: 12 attempts, concurrent and in a row, open one stream; each still gets its own answer."""
+    (node,) = cluster(1, regions=["eu"])
+
+    async def scenario() -> None:
+        requester = gossip_peer(_identity())
+        await requester.start()
+        try:
+            await requester.connect(node.multiaddr)
+            local: Any = None  # never asked: every job goes to the remote node
+            dispatcher = Dispatcher(requester, local, DispatchPolicy(offer_timeout=10, run_grace=10))
+            before = requester.streams_opened()
+            limits = Limits(wall_seconds=10)
+            elsewhere = JobSpec(AGENT, regions=("mars",))  # refused by the node's own region rule
+            attempts = list(await asyncio.gather(*(dispatcher.attempt(new_job_id(), node.peer_id, elsewhere, limits)
+                                                   for _ in range(8))))  # fmt: skip
+            for _ in range(4):
+                attempts.append(await dispatcher.attempt(new_job_id(), node.peer_id, elsewhere, limits))
+            for attempt in attempts:
+                assert attempt.outcome.kind is OutcomeKind.DECLINED, attempt.outcome
+                assert "region" in attempt.outcome.detail
+            assert requester.streams_opened() - before == 1
+            assert not dispatcher.no_session.has(node.peer_id)
+        finally:
+            await requester.stop()
+
+    asyncio.run(scenario())
