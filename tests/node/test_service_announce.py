@@ -22,6 +22,8 @@ from node.metrics import Metrics
 from node.privacy.registry import PrivacyRegistry
 from node.scheduler import holdings
 from node.service import NodeService
+from node.streams.policy import PolicyGate
+from node.streams.store import StreamStore
 from storage.blockstore import BlockStore
 from storage.cid import CID
 
@@ -56,7 +58,8 @@ async def node(tmp_path: Path) -> AsyncIterator[Any]:
     service.privacy = PrivacyRegistry(tmp_path / "privacy")
     service.metrics = Metrics()
     service.network = Network()
-    service.streams = SimpleNamespace(heads=lambda: {})
+    streams = StreamStore(tmp_path / "streams")  # stream policies: which snapshots are withheld
+    service.streams = SimpleNamespace(heads=lambda: {}, policy=PolicyGate(streams))
     service.config = SimpleNamespace(get=lambda section, key: 3600.0)  # no heartbeat during a test
     service._provides = set()
     service._seq = 0
@@ -64,7 +67,7 @@ async def node(tmp_path: Path) -> AsyncIterator[Any]:
     service._content_changed = False
     service._wake = asyncio.Event()
     service._held = holdings.HoldingsCache(
-        lambda: holdings.summarize(service.store.pins(), service.privacy.is_private),
+        lambda: holdings.summarize(service.store.pins(), service._withheld),
         lambda: (service.store.pin_writes, service.privacy.locks),
     )
     service.sent = []
@@ -75,6 +78,7 @@ async def node(tmp_path: Path) -> AsyncIterator[Any]:
     finally:
         service.store.close()
         service.privacy.close()
+        streams.close()
 
 
 def stored(node: Any, text: bytes) -> CID:
