@@ -48,6 +48,7 @@ from node.p2p.pubsub_repair import repair as repair_pubsub
 from node.p2p.sender_records import install as install_sender_records
 from node.p2p.traversal import CIRCUIT, Traversal
 from node.p2p.tuning import apply as apply_tuning
+from node.p2p.tuning import open_receive_window
 
 log = logging.getLogger("mycelnet.p2p")
 TUNING = apply_tuning()  # one Noise message per Yamux frame, no per-frame debug strings (see tuning.py)
@@ -66,6 +67,9 @@ BOOTSTRAP_RETRY = 2.0
 PUBSUB_REPAIR_INTERVAL = 1.0
 CLOSE_TIMEOUT = 2.0  # for closing every connection on stop
 WRITE_SIZE = 1 << 20
+# credit a requester grants on each request stream it opens: a /mycel/blocks reply (16 blocks
+# of 256 KiB) arrives without waiting for window updates; requests in flight bound the total
+REQUEST_WINDOW = (4 << 20) + (64 << 10)
 
 RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, list[bytes]]]
 GossipHandler = Callable[[str, bytes], Coroutine[Any, Any, None]]
@@ -230,6 +234,7 @@ class Libp2pHost:
                     self._learn(peer, [a for a in addrs if CIRCUIT not in a])
                 stream = await self.host.new_stream(peer, [TProtocol(protocol)])
                 try:
+                    await open_receive_window(stream, REQUEST_WINDOW)
                     await stream.write(frame(payload))
                     self.bytes_out += len(payload)
                     await stream.close_write()  # type: ignore[attr-defined]  # NetStream has it

@@ -1,6 +1,6 @@
 """Throughput settings for py-libp2p 0.8.x, applied once at import of :mod:`node.p2p.host`.
 
-Two costs measured on the bulk path (``/mycel/blocks``), fixed here without a fork:
+Four costs measured on the bulk path (``/mycel/blocks``), fixed here without a fork:
 
 1. **Frame size.** Yamux cuts writes into frames of ``MAX_MESSAGE_SIZE`` (64 KiB)
    including its 12-byte header, but one Noise transport message carries at most
@@ -18,15 +18,32 @@ Two costs measured on the bulk path (``/mycel/blocks``), fixed here without a fo
    ``if logger.isEnabledFor(logging.DEBUG):`` (checked at call time, so turning debug
    logging on later still logs everything). Nothing else in the functions changes.
 
+3. **Window credit per read.** ``YamuxStream._auto_tune_and_send_window_update`` runs
+   after every read; its "partial slack" and "release on read" branches credit the peer
+   for whatever was read, so a reader that keeps up sent one WINDOW_UPDATE (a Noise
+   message to encrypt, send, receive, decrypt and parse) per 64 KiB data frame: 18.5
+   per MiB, about as many messages back as forward. :func:`_credit_in_halves` replaces it
+   with go-yamux's rule (``sendWindowUpdate``): credit once the bytes read since the
+   last credit reach half the window, then the whole of it. The peer always holds at
+   least half a window of credit, so it never waits on a reader that keeps up.
+
+4. **A fresh window per request.** Every request opens a stream whose window starts at
+   Yamux's 256 KiB, so a multi-MiB reply stalled on credit while the window grew (a
+   stalled py-libp2p writer polls every 10 ms). :func:`open_receive_window` lets the
+   requester grant the size of the reply it expects at once: credit it gives on its own
+   streams, bounded by how many requests it keeps in flight.
+
 :func:`check_shape` says what no longer matches (a constant moved, a function gone or
 no longer logging, source unavailable); ``tests/node/test_p2p_tuning.py`` fails on it,
 so an upgrade of py-libp2p that changes these internals is noticed, not silently
 slower. At run time a mismatch is logged once and that part is skipped.
 
-Upstream, the fix is two small changes in py-libp2p: in ``stream_muxer/yamux/yamux.py``
+Upstream, the fix is small changes in py-libp2p: in ``stream_muxer/yamux/yamux.py``
 cap a frame at ``MAX_PLAINTEXT_LENGTH`` of Noise (or let the secure transport report
-its message limit to the muxer), and use lazy ``logger.debug("...%s", arg)`` calls
-(or ``isEnabledFor`` guards) on the per-frame paths.
+its message limit to the muxer), use lazy ``logger.debug("...%s", arg)`` calls (or
+``isEnabledFor`` guards) on the per-frame paths, credit the window only past the
+half-window threshold (drop the per-read branches), and let ``new_stream`` take an
+initial receive window.
 """
 
 from __future__ import annotations
@@ -38,6 +55,7 @@ import logging
 import textwrap
 import types
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger("mycelnet.p2p")
 
@@ -56,6 +74,10 @@ HOT_FUNCTIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 _MARK = "__mycelnet_guarded__"
+CREDIT = (YAMUX_MODULE, "YamuxStream", "_auto_tune_and_send_window_update")
+# what the credit adapter uses of YamuxStream: methods, and attributes its __init__ sets
+_CREDIT_METHODS = ("_grow_threshold", "_apply_autotune_epoch", "send_window_update")
+_CREDIT_ATTRIBUTES = ("recv_window", "target_recv_window", "window_lock", "conn", "stream_id", "_pending_recv_release")
 
 
 class TuningMismatch(RuntimeError):
@@ -67,6 +89,7 @@ class TuningReport:
     frame_size: int
     guarded: tuple[str, ...]  # "Class.method" of each function recompiled
     problems: tuple[str, ...]
+    credit_in_halves: bool = False  # Yamux window credit replaced by go-yamux's half-window rule
 
 
 def check_shape() -> list[str]:
@@ -82,7 +105,13 @@ def _inspect() -> tuple[list[str], dict[tuple[str, str, str], ast.AsyncFunctionD
     trees: dict[tuple[str, str, str], ast.AsyncFunctionDef | ast.FunctionDef] = {}
     yamux = importlib.import_module(YAMUX_MODULE)
     noise = importlib.import_module(NOISE_IO_MODULE)
-    for module, name in ((yamux, "MAX_MESSAGE_SIZE"), (yamux, "HEADER_SIZE"), (noise, "MAX_PLAINTEXT_LENGTH")):
+    constants = (
+        (yamux, "MAX_MESSAGE_SIZE"),
+        (yamux, "HEADER_SIZE"),
+        (yamux, "MAX_WINDOW_SIZE"),
+        (noise, "MAX_PLAINTEXT_LENGTH"),
+    )
+    for module, name in constants:
         if not isinstance(getattr(module, name, None), int):
             problems.append(f"{module.__name__}.{name} is not an int constant any more")
     for where in HOT_FUNCTIONS:
@@ -90,7 +119,29 @@ def _inspect() -> tuple[list[str], dict[tuple[str, str, str], ast.AsyncFunctionD
             trees[where] = _function_tree(*where)
         except TuningMismatch as exc:
             problems.append(str(exc))
+    problems.extend(_credit_problems(yamux))
     return problems, trees
+
+
+def _credit_problems(yamux: types.ModuleType) -> list[str]:
+    """What differs from the Yamux window bookkeeping :func:`_credit_in_halves` was written for."""
+    stream = getattr(yamux, "YamuxStream", None)
+    if stream is None:
+        return [f"{YAMUX_MODULE}.YamuxStream does not exist any more"]
+    problems = []
+    credit = stream.__dict__.get(CREDIT[2])
+    credit = getattr(credit, "__wrapped_original__", credit)
+    if not inspect.iscoroutinefunction(credit) or "bytes_read" not in inspect.signature(credit).parameters:
+        problems.append(f"YamuxStream.{CREDIT[2]}(*, bytes_read) is gone or changed")
+    problems += [f"YamuxStream.{name} is gone" for name in _CREDIT_METHODS if not callable(getattr(stream, name, None))]
+    try:
+        init = inspect.getsource(stream.__init__)
+    except (OSError, TypeError):
+        return [*problems, "YamuxStream.__init__ has no source to check"]
+    problems += [
+        f"YamuxStream no longer sets self.{name}" for name in _CREDIT_ATTRIBUTES if f"self.{name} =" not in init
+    ]
+    return problems
 
 
 def apply() -> TuningReport:
@@ -107,9 +158,56 @@ def apply() -> TuningReport:
     for where, tree in trees.items():  # the others are in problems already
         if guard_debug_logging(*where, tree=tree):
             guarded.append(f"{where[1]}.{where[2]}")
+    credit = not _credit_problems(yamux)
+    if credit:
+        stream = yamux.YamuxStream
+        current = stream.__dict__[CREDIT[2]]
+        if current is not _credit_in_halves:
+            _credit_in_halves.__wrapped_original__ = current  # type: ignore[attr-defined]
+            setattr(stream, CREDIT[2], _credit_in_halves)
     if problems:
         log.warning("py-libp2p tuning partly skipped (internals changed): %s", "; ".join(problems))
-    return TuningReport(frame_size, tuple(guarded), tuple(problems))
+    return TuningReport(frame_size, tuple(guarded), tuple(problems), credit)
+
+
+async def _credit_in_halves(self: Any, *, bytes_read: int = 0) -> None:
+    """go-yamux's ``sendWindowUpdate``: credit the peer once half the window has been read.
+
+    ``delta`` is what was read since the last credit (the window's size less the credit the
+    peer still holds and the bytes waiting to be read); below the threshold nothing is sent.
+    ``bytes_read`` is counted by ``delta`` already. Runs as a method of ``YamuxStream``.
+    """
+    async with self.window_lock:
+        buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
+        delta = self.target_recv_window - (self.recv_window + buffered)
+        if delta <= 0 or delta < self._grow_threshold():
+            return
+        self.recv_window += delta
+        delta += self._apply_autotune_epoch(buffered)  # may double the window, as upstream does
+        self._pending_recv_release = 0
+    await self.send_window_update(delta, skip_lock=True)  # never with window_lock held (upstream's rule)
+
+
+async def open_receive_window(stream: Any, size: int) -> int:
+    """Grant the peer ``size`` bytes of credit on a new stream at once (a Yamux stream; else nothing).
+
+    Returns the credit added. The window then stays at ``size`` (up to Yamux's maximum),
+    so credit is given back in halves of it. The caller bounds ``size`` and how many such
+    streams it keeps open: the peer may send that much before anything is read.
+    """
+    yamux = importlib.import_module(YAMUX_MODULE)
+    muxed = getattr(stream, "muxed_stream", stream)
+    if not isinstance(muxed, yamux.YamuxStream):
+        return 0
+    size = min(size, yamux.MAX_WINDOW_SIZE)
+    async with muxed.window_lock:
+        grow: int = size - muxed.recv_window
+        if grow <= 0:
+            return 0
+        muxed.recv_window += grow
+        muxed.target_recv_window = max(muxed.target_recv_window, size)
+    await muxed.send_window_update(grow, skip_lock=True)
+    return grow
 
 
 def guard_debug_logging(

@@ -7,6 +7,7 @@ If py-libp2p is upgraded and these fail, re-read the hot functions named in
 from __future__ import annotations
 
 import logging
+import struct
 from typing import Any
 
 import anyio
@@ -106,3 +107,64 @@ def test_a_changed_internal_is_reported(monkeypatch: pytest.MonkeyPatch) -> None
     problems = tuning.check_shape()
     assert any("MAX_MESSAGE_SIZE" in p for p in problems)
     assert any("Yamux.gone does not exist" in p for p in problems)
+
+
+def test_window_credit_is_go_yamux_s_half_window_rule() -> None:
+    assert tuning.apply().credit_in_halves
+    assert yamux.YamuxStream._auto_tune_and_send_window_update is tuning._credit_in_halves
+
+
+def test_a_changed_window_bookkeeping_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(yamux.YamuxStream, "_apply_autotune_epoch")
+    assert any("_apply_autotune_epoch is gone" in p for p in tuning.check_shape())
+
+
+class _CreditConn(_FakeConn):
+    """A Yamux connection stand-in that records the WINDOW_UPDATE increments a stream sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stream_buffers: dict[int, bytearray] = {1: bytearray()}
+        self.credits: list[int] = []
+
+    def rtt(self) -> float:
+        return 0.001
+
+    async def _write_frame(self, data: bytes) -> None:
+        _, kind, _, _, length = struct.unpack(yamux.YAMUX_HEADER_FORMAT, data[: yamux.HEADER_SIZE])
+        if kind == yamux.TYPE_WINDOW_UPDATE:
+            self.credits.append(length)
+
+
+async def _credits_for_reads(reads: int, size: int) -> list[int]:
+    """Credits a stream sends while ``reads`` frames of ``size`` bytes arrive and are read at once."""
+    conn: Any = _CreditConn()
+    stream = yamux.YamuxStream(1, conn, True)
+    for _ in range(reads):
+        stream.recv_window -= size  # what the incoming handler does for a data frame
+        await stream._auto_tune_and_send_window_update(bytes_read=size)  # what read() does after it
+    return list(conn.credits)
+
+
+def test_a_reader_that_keeps_up_credits_once_per_half_window() -> None:
+    frame = yamux.MAX_MESSAGE_SIZE - yamux.HEADER_SIZE
+    credits = anyio.run(_credits_for_reads, 16, frame, backend="trio")  # 1 MiB read as it arrives
+    half = yamux.DEFAULT_WINDOW_SIZE // 2
+    assert 2 <= len(credits) <= 8  # upstream sent one per frame: 16
+    assert all(credit >= half for credit in credits)  # each at least half a window
+    assert sum(credits) >= 16 * frame - yamux.DEFAULT_WINDOW_SIZE  # never owes the peer more than a window
+
+
+async def _window_after_grant(size: int) -> tuple[int, int, list[int]]:
+    conn: Any = _CreditConn()
+    stream = yamux.YamuxStream(1, conn, True)
+    granted = await tuning.open_receive_window(stream, size)
+    return granted, stream.recv_window, list(conn.credits)
+
+
+def test_a_requester_grants_the_reply_s_window_at_once() -> None:
+    granted, window, credits = anyio.run(_window_after_grant, 4 << 20, backend="trio")
+    assert granted == (4 << 20) - yamux.DEFAULT_WINDOW_SIZE and window == 4 << 20
+    assert credits == [granted]  # one WINDOW_UPDATE
+    granted, window, credits = anyio.run(_window_after_grant, 1 << 30, backend="trio")
+    assert window == yamux.MAX_WINDOW_SIZE  # bounded by Yamux's maximum
