@@ -1,6 +1,6 @@
 """Throughput settings for py-libp2p 0.8.x, applied once at import of :mod:`node.p2p.host`.
 
-Four costs measured on the bulk path (``/mycel/blocks``), fixed here without a fork:
+Five costs measured on the bulk path (``/mycel/blocks``), fixed here without a fork:
 
 1. **Frame size.** Yamux cuts writes into frames of ``MAX_MESSAGE_SIZE`` (64 KiB)
    including its 12-byte header, but one Noise transport message carries at most
@@ -33,6 +33,13 @@ Four costs measured on the bulk path (``/mycel/blocks``), fixed here without a f
    requester grant the size of the reply it expects at once: credit it gives on its own
    streams, bounded by how many requests it keeps in flight.
 
+5. **Two receive calls per Noise message.** Noise reads a message as its 2-byte length,
+   then its body, and each read was one ``receive_some`` on the socket (a syscall, trio's
+   readiness wait, a lock): two or three per 64 KiB message. :func:`_read_ahead`
+   receives up to READ_AHEAD bytes at once and hands out the reads from them, in order,
+   under a lock of its own (so a concurrent reader can never overtake buffered bytes).
+   Only what one receive returned is kept, at most READ_AHEAD per connection.
+
 :func:`check_shape` says what no longer matches (a constant moved, a function gone or
 no longer logging, source unavailable); ``tests/node/test_p2p_tuning.py`` fails on it,
 so an upgrade of py-libp2p that changes these internals is noticed, not silently
@@ -42,8 +49,9 @@ Upstream, the fix is small changes in py-libp2p: in ``stream_muxer/yamux/yamux.p
 cap a frame at ``MAX_PLAINTEXT_LENGTH`` of Noise (or let the secure transport report
 its message limit to the muxer), use lazy ``logger.debug("...%s", arg)`` calls (or
 ``isEnabledFor`` guards) on the per-frame paths, credit the window only past the
-half-window threshold (drop the per-read branches), and let ``new_stream`` take an
-initial receive window.
+half-window threshold (drop the per-read branches), let ``new_stream`` take an
+initial receive window, and read the socket ahead in ``io/trio.py`` (or read a Noise
+message's length and body from one buffer).
 """
 
 from __future__ import annotations
@@ -57,10 +65,14 @@ import types
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 log = logging.getLogger("mycelnet.p2p")
 
 YAMUX_MODULE = "libp2p.stream_muxer.yamux.yamux"
 NOISE_IO_MODULE = "libp2p.security.noise.io"
+TCP_IO_MODULE = "libp2p.io.trio"
+READ_AHEAD = 256 << 10  # bytes asked of the socket per receive: about four Noise messages
 
 # (module, class, method): the functions run for every Yamux frame or Noise message.
 HOT_FUNCTIONS: tuple[tuple[str, str, str], ...] = (
@@ -90,6 +102,7 @@ class TuningReport:
     guarded: tuple[str, ...]  # "Class.method" of each function recompiled
     problems: tuple[str, ...]
     credit_in_halves: bool = False  # Yamux window credit replaced by go-yamux's half-window rule
+    read_ahead: bool = False  # TCP reads served from receives of READ_AHEAD bytes
 
 
 def check_shape() -> list[str]:
@@ -120,7 +133,25 @@ def _inspect() -> tuple[list[str], dict[tuple[str, str, str], ast.AsyncFunctionD
         except TuningMismatch as exc:
             problems.append(str(exc))
     problems.extend(_credit_problems(yamux))
+    problems.extend(_read_problems())
     return problems, trees
+
+
+def _read_problems() -> list[str]:
+    """What differs from the TCP stream :func:`_read_ahead` wraps: ``read(n)`` returning up to n bytes."""
+    tcp = importlib.import_module(TCP_IO_MODULE)
+    stream = getattr(tcp, "TrioTCPStream", None)
+    read = getattr(stream, "read", None) if stream is not None else None
+    read = getattr(read, "__wrapped_original__", read)
+    if not inspect.iscoroutinefunction(read) or list(inspect.signature(read).parameters) != ["self", "n"]:
+        return [f"{TCP_IO_MODULE}.TrioTCPStream.read(self, n) is gone or changed"]
+    try:
+        source = inspect.getsource(read)
+    except (OSError, TypeError):
+        return ["TrioTCPStream.read has no source to check"]
+    if "receive_some(n)" not in source:
+        return ["TrioTCPStream.read no longer returns one receive_some(n)"]
+    return []
 
 
 def _credit_problems(yamux: types.ModuleType) -> list[str]:
@@ -165,9 +196,54 @@ def apply() -> TuningReport:
         if current is not _credit_in_halves:
             _credit_in_halves.__wrapped_original__ = current  # type: ignore[attr-defined]
             setattr(stream, CREDIT[2], _credit_in_halves)
+    read_ahead = not _read_problems()
+    if read_ahead:
+        stream = importlib.import_module(TCP_IO_MODULE).TrioTCPStream
+        if stream.__dict__["read"] is not _read_ahead:
+            _read_ahead.__wrapped_original__ = stream.__dict__["read"]  # type: ignore[attr-defined]
+            setattr(stream, "read", _read_ahead)  # noqa: B010
     if problems:
         log.warning("py-libp2p tuning partly skipped (internals changed): %s", "; ".join(problems))
-    return TuningReport(frame_size, tuple(guarded), tuple(problems), credit)
+    return TuningReport(frame_size, tuple(guarded), tuple(problems), credit, read_ahead)
+
+
+async def _read_ahead(self: Any, n: int | None = None) -> bytes:
+    """``TrioTCPStream.read``: up to ``n`` bytes, served from one receive of READ_AHEAD bytes.
+
+    The receive itself (and its error mapping) is upstream's ``read``; what it returned
+    beyond ``n`` is kept for the next calls. Runs as a method of ``TrioTCPStream``.
+    """
+    if n == 0:
+        return b""
+    state: _ReadAhead | None = self.__dict__.get("_mycel_ahead")
+    if state is None:
+        state = self.__dict__["_mycel_ahead"] = _ReadAhead()
+    async with state.lock:
+        if state.data:
+            return state.take(n)
+        receive = _read_ahead.__wrapped_original__  # type: ignore[attr-defined]
+        if n is not None and n >= READ_AHEAD:
+            data: bytes = await receive(self, n)
+            return data
+        state.data, state.pos = await receive(self, READ_AHEAD), 0
+        return state.take(n)
+
+
+class _ReadAhead:
+    """Bytes one receive returned that no read has taken yet."""
+
+    def __init__(self) -> None:
+        self.lock = anyio.Lock()
+        self.data = b""
+        self.pos = 0
+
+    def take(self, n: int | None) -> bytes:
+        data, pos = self.data, self.pos
+        if n is None or n >= len(data) - pos:
+            self.data, self.pos = b"", 0
+            return data[pos:] if pos else data
+        self.pos = pos + n
+        return data[pos : pos + n]
 
 
 async def _credit_in_halves(self: Any, *, bytes_read: int = 0) -> None:

@@ -7,11 +7,13 @@ If py-libp2p is upgraded and these fail, re-read the hot functions named in
 from __future__ import annotations
 
 import logging
+import os
 import struct
 from typing import Any
 
 import anyio
 import pytest
+from libp2p.io import trio as trio_io
 from libp2p.security.noise import io as noise_io
 from libp2p.stream_muxer.yamux import yamux
 
@@ -168,3 +170,38 @@ def test_a_requester_grants_the_reply_s_window_at_once() -> None:
     assert credits == [granted]  # one WINDOW_UPDATE
     granted, window, credits = anyio.run(_window_after_grant, 1 << 30, backend="trio")
     assert window == yamux.MAX_WINDOW_SIZE  # bounded by Yamux's maximum
+
+
+class _Socket:
+    """A trio SocketStream stand-in: each receive returns what one recv would (up to ``n`` of what arrived)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.receives = 0
+
+    async def receive_some(self, n: int | None = None) -> bytes:
+        self.receives += 1
+        taken, self.data = self.data[: n or 65536], self.data[n or 65536 :]
+        return taken
+
+
+async def _noise_reads(messages: int) -> tuple[bytes, bytes, int]:
+    """Read ``messages`` length-prefixed messages the way Noise does (2 bytes, then the body)."""
+    body = os.urandom(noise_io.MAX_PLAINTEXT_LENGTH + 16)
+    wire = (len(body).to_bytes(2, "big") + body) * messages
+    socket = _Socket(wire)
+    stream = trio_io.TrioTCPStream(socket)  # type: ignore[arg-type]
+    got = bytearray()
+    for _ in range(messages):
+        for size in (2, len(body)):
+            want = len(got) + size
+            while len(got) < want:
+                got += await stream.read(want - len(got))
+    return wire, bytes(got), socket.receives
+
+
+def test_a_noise_message_takes_a_fraction_of_a_receive() -> None:
+    assert tuning.apply().read_ahead
+    wire, got, receives = anyio.run(_noise_reads, 20, backend="trio")
+    assert got == wire  # every byte, in order
+    assert receives <= len(wire) // tuning.READ_AHEAD + 2  # upstream: two or more per message (40 here)
