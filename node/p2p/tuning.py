@@ -1,6 +1,6 @@
 """Throughput settings for py-libp2p 0.8.x, applied once at import of :mod:`node.p2p.host`.
 
-Five costs measured on the bulk path (``/mycel/blocks``), fixed here without a fork:
+Six costs measured on the bulk path (``/mycel/blocks``), fixed here without a fork:
 
 1. **Frame size.** Yamux cuts writes into frames of ``MAX_MESSAGE_SIZE`` (64 KiB)
    including its 12-byte header, but one Noise transport message carries at most
@@ -40,6 +40,12 @@ Five costs measured on the bulk path (``/mycel/blocks``), fixed here without a f
    under a lock of its own (so a concurrent reader can never overtake buffered bytes).
    Only what one receive returned is kept, at most READ_AHEAD per connection.
 
+6. **Settings read per frame.** Yamux reads its ``PY_YAMUX_*`` settings from the
+   environment at call time, several ``os.getenv`` calls per frame (the data frame read
+   timeout, the credit threshold, the debug switch). :func:`_freeze_settings` reads
+   each once, at start, and answers with that value: ``PY_YAMUX_*`` set before the node
+   starts still apply; changed later, they do not.
+
 :func:`check_shape` says what no longer matches (a constant moved, a function gone or
 no longer logging, source unavailable); ``tests/node/test_p2p_tuning.py`` fails on it,
 so an upgrade of py-libp2p that changes these internals is noticed, not silently
@@ -50,8 +56,8 @@ cap a frame at ``MAX_PLAINTEXT_LENGTH`` of Noise (or let the secure transport re
 its message limit to the muxer), use lazy ``logger.debug("...%s", arg)`` calls (or
 ``isEnabledFor`` guards) on the per-frame paths, credit the window only past the
 half-window threshold (drop the per-read branches), let ``new_stream`` take an
-initial receive window, and read the socket ahead in ``io/trio.py`` (or read a Noise
-message's length and body from one buffer).
+initial receive window, read its ``PY_YAMUX_*`` settings once, and read the socket
+ahead in ``io/trio.py`` (or read a Noise message's length and body from one buffer).
 """
 
 from __future__ import annotations
@@ -89,6 +95,15 @@ _MARK = "__mycelnet_guarded__"
 CREDIT = (YAMUX_MODULE, "YamuxStream", "_auto_tune_and_send_window_update")
 # what the credit adapter uses of YamuxStream: methods, and attributes its __init__ sets
 _CREDIT_METHODS = ("_grow_threshold", "_apply_autotune_epoch", "send_window_update")
+# Yamux's PY_YAMUX_* settings, functions of no arguments it calls per frame
+YAMUX_SETTINGS = (
+    "_perf_yamux_debug_enabled",
+    "_yamux_disable_hysteresis",
+    "_yamux_release_on_read",
+    "_yamux_batch_threshold_divisor",
+    "_yamux_data_read_timeout",
+)
+_FROZEN = "__mycelnet_frozen__"
 _CREDIT_ATTRIBUTES = ("recv_window", "target_recv_window", "window_lock", "conn", "stream_id", "_pending_recv_release")
 
 
@@ -103,6 +118,7 @@ class TuningReport:
     problems: tuple[str, ...]
     credit_in_halves: bool = False  # Yamux window credit replaced by go-yamux's half-window rule
     read_ahead: bool = False  # TCP reads served from receives of READ_AHEAD bytes
+    settings_frozen: bool = False  # PY_YAMUX_* read once, not per frame
 
 
 def check_shape() -> list[str]:
@@ -134,7 +150,41 @@ def _inspect() -> tuple[list[str], dict[tuple[str, str, str], ast.AsyncFunctionD
             problems.append(str(exc))
     problems.extend(_credit_problems(yamux))
     problems.extend(_read_problems())
+    problems.extend(_settings_problems(yamux))
     return problems, trees
+
+
+def _settings_problems(yamux: types.ModuleType) -> list[str]:
+    problems = []
+    for name in YAMUX_SETTINGS:
+        function = getattr(yamux, name, None)
+        function = getattr(function, "__wrapped_original__", function)
+        if not isinstance(function, types.FunctionType) or inspect.signature(function).parameters:
+            problems.append(f"{YAMUX_MODULE}.{name}() is gone or takes arguments now")
+    return problems
+
+
+def _freeze_settings(yamux: types.ModuleType) -> bool:
+    """Replace each of Yamux's settings functions by one answering what it answers now."""
+    if _settings_problems(yamux):
+        return False
+    for name in YAMUX_SETTINGS:
+        current = getattr(yamux, name)
+        if getattr(current, _FROZEN, False):
+            continue
+        frozen = _constant(current())
+        frozen.__name__ = frozen.__qualname__ = name
+        frozen.__wrapped_original__ = current  # type: ignore[attr-defined]
+        setattr(frozen, _FROZEN, True)
+        setattr(yamux, name, frozen)
+    return True
+
+
+def _constant(value: object) -> types.FunctionType:
+    def setting() -> object:
+        return value
+
+    return setting  # type: ignore[return-value]
 
 
 def _read_problems() -> list[str]:
@@ -196,6 +246,7 @@ def apply() -> TuningReport:
         if current is not _credit_in_halves:
             _credit_in_halves.__wrapped_original__ = current  # type: ignore[attr-defined]
             setattr(stream, CREDIT[2], _credit_in_halves)
+    settings = _freeze_settings(yamux)
     read_ahead = not _read_problems()
     if read_ahead:
         stream = importlib.import_module(TCP_IO_MODULE).TrioTCPStream
@@ -204,20 +255,24 @@ def apply() -> TuningReport:
             setattr(stream, "read", _read_ahead)  # noqa: B010
     if problems:
         log.warning("py-libp2p tuning partly skipped (internals changed): %s", "; ".join(problems))
-    return TuningReport(frame_size, tuple(guarded), tuple(problems), credit, read_ahead)
+    return TuningReport(frame_size, tuple(guarded), tuple(problems), credit, read_ahead, settings)
 
 
 async def _read_ahead(self: Any, n: int | None = None) -> bytes:
     """``TrioTCPStream.read``: up to ``n`` bytes, served from one receive of READ_AHEAD bytes.
 
     The receive itself (and its error mapping) is upstream's ``read``; what it returned
-    beyond ``n`` is kept for the next calls. Runs as a method of ``TrioTCPStream``.
+    beyond ``n`` is kept for the next calls. The lock is taken only to receive: bytes are
+    kept only between receives, so a read that finds some takes them in order at once.
+    Runs as a method of ``TrioTCPStream``.
     """
     if n == 0:
         return b""
     state: _ReadAhead | None = self.__dict__.get("_mycel_ahead")
     if state is None:
         state = self.__dict__["_mycel_ahead"] = _ReadAhead()
+    if state.data:  # no receive runs while bytes are kept: taken in order, without the lock
+        return state.take(n)
     async with state.lock:
         if state.data:
             return state.take(n)

@@ -205,3 +205,14 @@ def test_a_noise_message_takes_a_fraction_of_a_receive() -> None:
     wire, got, receives = anyio.run(_noise_reads, 20, backend="trio")
     assert got == wire  # every byte, in order
     assert receives <= len(wire) // tuning.READ_AHEAD + 2  # upstream: two or more per message (40 here)
+
+
+def test_yamux_settings_are_read_once_not_per_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert tuning.apply().settings_frozen
+    for name in tuning.YAMUX_SETTINGS:  # the same answers as at start
+        assert getattr(yamux, name)() == getattr(yamux, name).__wrapped_original__()
+    lookups: list[str] = []
+    monkeypatch.setattr(os, "getenv", lambda name, default=None: lookups.append(name) or default)
+    anyio.run(_frames_written_for, 1 << 20, backend="trio")
+    anyio.run(_credits_for_reads, 16, 64 << 10, backend="trio")
+    assert lookups == []  # upstream: several per frame
