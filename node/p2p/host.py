@@ -41,7 +41,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from node.errors import NetworkError, ProtocolNotSupported
 from node.p2p.bridge import TrioBridge
 from node.p2p.connmgr import ConnectionLimits, ConnectionManager
-from node.p2p.framing import FrameReader, coalesced, frame
+from node.p2p.framing import Frame, FrameReader, coalesced, frame, frame_size
 from node.p2p.inbound import InboundGate, InboundLimits
 from node.p2p.natconfig import TraversalSettings
 from node.p2p.pubsub_repair import repair as repair_pubsub
@@ -71,7 +71,7 @@ WRITE_SIZE = 1 << 20
 # of 256 KiB) arrives without waiting for window updates; requests in flight bound the total
 REQUEST_WINDOW = (4 << 20) + (64 << 10)
 
-RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, list[bytes]]]
+RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, Sequence[Frame]]]  # reply frames, whole or in parts
 GossipHandler = Callable[[str, bytes], Coroutine[Any, Any, None]]
 GossipValidator = Callable[[str, bytes], bool]
 MessageHandler = Callable[[str, str, bytes], Coroutine[Any, Any, None]]  # (peer, protocol, message)
@@ -328,8 +328,8 @@ class Libp2pHost:
                 if request is None:
                     return
                 self.bytes_in += len(request)
-                frames: list[bytes] = await self.bridge.to_asyncio(handler(peer, request))
-                self.bytes_out += sum(len(item) for item in frames)
+                frames = await self.bridge.to_asyncio(handler(peer, request))
+                self.bytes_out += sum(frame_size(item) for item in frames)
                 for chunk in coalesced(frames, WRITE_SIZE):  # py-libp2p streams are ~3x faster with 1 MiB writes
                     await stream.write(chunk)
                 await stream.close()
