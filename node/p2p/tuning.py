@@ -1,6 +1,6 @@
 """Throughput settings for py-libp2p 0.8.x, applied once at import of :mod:`node.p2p.host`.
 
-Six costs measured on the bulk path (``/mycel/blocks``), fixed here without a fork:
+Seven costs measured on the bulk path (``/mycel/blocks``), fixed here without a fork:
 
 1. **Frame size.** Yamux cuts writes into frames of ``MAX_MESSAGE_SIZE`` (64 KiB)
    including its 12-byte header, but one Noise transport message carries at most
@@ -46,6 +46,13 @@ Six costs measured on the bulk path (``/mycel/blocks``), fixed here without a fo
    each once, at start, and answers with that value: ``PY_YAMUX_*`` set before the node
    starts still apply; changed later, they do not.
 
+7. **Two copies per exact read.** ``libp2p.io.utils.read_exactly`` collects every read
+   in a bytearray and returns ``bytes(buffer)``, even when the first read returned all
+   ``n`` bytes: Yamux reads each frame's header and body with it, msgio each Noise
+   message. :func:`_read_exactly` returns such a read as it came; a short one goes on
+   through upstream's function (its retries and its ``IncompleteReadError``), handed
+   the bytes already read first.
+
 :func:`check_shape` says what no longer matches (a constant moved, a function gone or
 no longer logging, source unavailable); ``tests/node/test_p2p_tuning.py`` fails on it,
 so an upgrade of py-libp2p that changes these internals is noticed, not silently
@@ -56,8 +63,9 @@ cap a frame at ``MAX_PLAINTEXT_LENGTH`` of Noise (or let the secure transport re
 its message limit to the muxer), use lazy ``logger.debug("...%s", arg)`` calls (or
 ``isEnabledFor`` guards) on the per-frame paths, credit the window only past the
 half-window threshold (drop the per-read branches), let ``new_stream`` take an
-initial receive window, read its ``PY_YAMUX_*`` settings once, and read the socket
-ahead in ``io/trio.py`` (or read a Noise message's length and body from one buffer).
+initial receive window, read its ``PY_YAMUX_*`` settings once, read the socket
+ahead in ``io/trio.py`` (or read a Noise message's length and body from one buffer), and
+return a whole first read from ``read_exactly`` without copying it.
 """
 
 from __future__ import annotations
@@ -78,6 +86,8 @@ log = logging.getLogger("mycelnet.p2p")
 YAMUX_MODULE = "libp2p.stream_muxer.yamux.yamux"
 NOISE_IO_MODULE = "libp2p.security.noise.io"
 TCP_IO_MODULE = "libp2p.io.trio"
+IO_UTILS_MODULE = "libp2p.io.utils"
+EXACT_READERS = (YAMUX_MODULE, "libp2p.io.msgio")  # modules that call read_exactly per frame or message
 READ_AHEAD = 256 << 10  # bytes asked of the socket per receive: about four Noise messages
 
 # (module, class, method): the functions run for every Yamux frame or Noise message.
@@ -119,6 +129,7 @@ class TuningReport:
     credit_in_halves: bool = False  # Yamux window credit replaced by go-yamux's half-window rule
     read_ahead: bool = False  # TCP reads served from receives of READ_AHEAD bytes
     settings_frozen: bool = False  # PY_YAMUX_* read once, not per frame
+    exact_reads: bool = False  # read_exactly returns a whole first read without copying
 
 
 def check_shape() -> list[str]:
@@ -151,7 +162,52 @@ def _inspect() -> tuple[list[str], dict[tuple[str, str, str], ast.AsyncFunctionD
     problems.extend(_credit_problems(yamux))
     problems.extend(_read_problems())
     problems.extend(_settings_problems(yamux))
+    problems.extend(_exact_problems())
     return problems, trees
+
+
+def _exact_problems() -> list[str]:
+    """What differs from the ``read_exactly(reader, n, retry_count)`` :func:`_read_exactly` stands in for."""
+    utils = importlib.import_module(IO_UTILS_MODULE)
+    original = getattr(utils, "read_exactly", None)
+    if not inspect.iscoroutinefunction(original):
+        return [f"{IO_UTILS_MODULE}.read_exactly is gone"]
+    if list(inspect.signature(original).parameters) != ["reader", "n", "retry_count"]:
+        return [f"{IO_UTILS_MODULE}.read_exactly(reader, n, retry_count) changed"]
+    problems = []
+    for name in EXACT_READERS:
+        bound = getattr(importlib.import_module(name), "read_exactly", None)
+        if bound is not original and bound is not _read_exactly:
+            problems.append(f"{name} no longer calls {IO_UTILS_MODULE}.read_exactly")
+    return problems
+
+
+async def _read_exactly(reader: Any, n: int, retry_count: int | None = None) -> bytes:
+    """``read_exactly``: a first read of all ``n`` bytes is returned as it came (no copies)."""
+    data = await reader.read(n)
+    if isinstance(data, bytes) and len(data) == n:
+        return data
+    original = importlib.import_module(IO_UTILS_MODULE).read_exactly
+    rest = _Prepended(data, reader)
+    result: bytes = await (original(rest, n) if retry_count is None else original(rest, n, retry_count))
+    return result
+
+
+class _Prepended:
+    """A reader that first hands out bytes already read, then reads on (other attributes: the reader's)."""
+
+    def __init__(self, data: bytes, reader: Any) -> None:
+        self._data, self._reader = data, reader
+
+    async def read(self, n: int | None = None) -> bytes:
+        if self._data:
+            data, self._data = self._data, b""
+            return data
+        more: bytes = await self._reader.read(n)
+        return more
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
 
 
 def _settings_problems(yamux: types.ModuleType) -> list[str]:
@@ -247,6 +303,10 @@ def apply() -> TuningReport:
             _credit_in_halves.__wrapped_original__ = current  # type: ignore[attr-defined]
             setattr(stream, CREDIT[2], _credit_in_halves)
     settings = _freeze_settings(yamux)
+    exact = not _exact_problems()
+    if exact:
+        for name in EXACT_READERS:
+            setattr(importlib.import_module(name), "read_exactly", _read_exactly)  # noqa: B010
     read_ahead = not _read_problems()
     if read_ahead:
         stream = importlib.import_module(TCP_IO_MODULE).TrioTCPStream
@@ -255,7 +315,7 @@ def apply() -> TuningReport:
             setattr(stream, "read", _read_ahead)  # noqa: B010
     if problems:
         log.warning("py-libp2p tuning partly skipped (internals changed): %s", "; ".join(problems))
-    return TuningReport(frame_size, tuple(guarded), tuple(problems), credit, read_ahead, settings)
+    return TuningReport(frame_size, tuple(guarded), tuple(problems), credit, read_ahead, settings, exact)
 
 
 async def _read_ahead(self: Any, n: int | None = None) -> bytes:

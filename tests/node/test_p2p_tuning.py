@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import pytest
 from libp2p.io import trio as trio_io
+from libp2p.io.exceptions import IncompleteReadError
 from libp2p.security.noise import io as noise_io
 from libp2p.stream_muxer.yamux import yamux
 
@@ -216,3 +217,27 @@ def test_yamux_settings_are_read_once_not_per_frame(monkeypatch: pytest.MonkeyPa
     anyio.run(_frames_written_for, 1 << 20, backend="trio")
     anyio.run(_credits_for_reads, 16, 64 << 10, backend="trio")
     assert lookups == []  # upstream: several per frame
+
+
+class _Reads:
+    """Hands out the given reads in turn, then end of stream."""
+
+    def __init__(self, *reads: bytes) -> None:
+        self.reads = list(reads)
+
+    async def read(self, n: int | None = None) -> bytes:
+        return self.reads.pop(0) if self.reads else b""
+
+
+async def _exactly(reader: _Reads, n: int) -> bytes:
+    result: bytes = await yamux.read_exactly(reader, n)  # what Yamux calls per frame header and body
+    return result
+
+
+def test_a_whole_first_read_is_returned_as_it_came() -> None:
+    assert tuning.apply().exact_reads
+    body = os.urandom(65_507)
+    assert anyio.run(_exactly, _Reads(body), len(body), backend="trio") is body  # upstream copied it twice
+    assert anyio.run(_exactly, _Reads(body[:7], body[7:100], body[100:]), len(body), backend="trio") == body
+    with pytest.raises(IncompleteReadError, match="expected 12 bytes but received 5"):
+        anyio.run(_exactly, _Reads(b"short"), 12, backend="trio")
