@@ -1,6 +1,6 @@
 """Throughput settings for py-libp2p 0.8.x, applied once at import of :mod:`node.p2p.host`.
 
-Seven costs measured on the bulk path (``/mycel/blocks``), fixed here without a fork:
+Eight costs measured on the bulk path (``/mycel/blocks``), fixed here without a fork:
 
 1. **Frame size.** Yamux cuts writes into frames of ``MAX_MESSAGE_SIZE`` (64 KiB)
    including its 12-byte header, but one Noise transport message carries at most
@@ -53,6 +53,12 @@ Seven costs measured on the bulk path (``/mycel/blocks``), fixed here without a 
    through upstream's function (its retries and its ``IncompleteReadError``), handed
    the bytes already read first.
 
+8. **A Noise message copied into and out of a BytesIO.** ``SecureSession`` keeps the rest
+   of a message after a short read (Yamux reads each frame's 12-byte header first) in an
+   ``io.BytesIO``, written in and copied out again for the frame's body. :func:`_fill`
+   and :func:`_drain` keep those bytes as they are (with upstream's watermarks), and a
+   read of all that is held gets that very object.
+
 :func:`check_shape` says what no longer matches (a constant moved, a function gone or
 no longer logging, source unavailable); ``tests/node/test_p2p_tuning.py`` fails on it,
 so an upgrade of py-libp2p that changes these internals is noticed, not silently
@@ -64,8 +70,9 @@ its message limit to the muxer), use lazy ``logger.debug("...%s", arg)`` calls (
 ``isEnabledFor`` guards) on the per-frame paths, credit the window only past the
 half-window threshold (drop the per-read branches), let ``new_stream`` take an
 initial receive window, read its ``PY_YAMUX_*`` settings once, read the socket
-ahead in ``io/trio.py`` (or read a Noise message's length and body from one buffer), and
-return a whole first read from ``read_exactly`` without copying it.
+ahead in ``io/trio.py`` (or read a Noise message's length and body from one buffer), return
+a whole first read from ``read_exactly`` without copying it, and keep the rest of a Noise
+message in ``SecureSession`` as bytes rather than an ``io.BytesIO``.
 """
 
 from __future__ import annotations
@@ -87,6 +94,7 @@ YAMUX_MODULE = "libp2p.stream_muxer.yamux.yamux"
 NOISE_IO_MODULE = "libp2p.security.noise.io"
 TCP_IO_MODULE = "libp2p.io.trio"
 IO_UTILS_MODULE = "libp2p.io.utils"
+SESSION_MODULE = "libp2p.security.secure_session"
 EXACT_READERS = (YAMUX_MODULE, "libp2p.io.msgio")  # modules that call read_exactly per frame or message
 READ_AHEAD = 256 << 10  # bytes asked of the socket per receive: about four Noise messages
 
@@ -130,6 +138,7 @@ class TuningReport:
     read_ahead: bool = False  # TCP reads served from receives of READ_AHEAD bytes
     settings_frozen: bool = False  # PY_YAMUX_* read once, not per frame
     exact_reads: bool = False  # read_exactly returns a whole first read without copying
+    session_buffer: bool = False  # SecureSession keeps a message's rest as bytes, not in a BytesIO
 
 
 def check_shape() -> list[str]:
@@ -163,7 +172,49 @@ def _inspect() -> tuple[list[str], dict[tuple[str, str, str], ast.AsyncFunctionD
     problems.extend(_read_problems())
     problems.extend(_settings_problems(yamux))
     problems.extend(_exact_problems())
+    problems.extend(_session_problems())
     return problems, trees
+
+
+def _session_problems() -> list[str]:
+    """What differs from the ``SecureSession`` buffer :func:`_fill` and :func:`_drain` stand in for."""
+    session = getattr(importlib.import_module(SESSION_MODULE), "SecureSession", None)
+    if session is None:
+        return [f"{SESSION_MODULE}.SecureSession is gone"]
+    problems = []
+    for name, parameters in (("_fill", ["self", "msg"]), ("_drain", ["self", "n"])):
+        function = session.__dict__.get(name)
+        function = getattr(function, "__wrapped_original__", function)
+        if not isinstance(function, types.FunctionType) or list(inspect.signature(function).parameters) != parameters:
+            problems.append(f"SecureSession.{name}({', '.join(parameters[1:])}) is gone or changed")
+    try:
+        sources = inspect.getsource(session.read) + inspect.getsource(session._reset_internal_buffer)
+    except (OSError, TypeError, AttributeError):
+        return [*problems, "SecureSession.read has no source to check"]
+    for needed in ("self._fill(", "self._drain(", "self.low_watermark = 0", "self.high_watermark = 0"):
+        if needed not in sources:
+            problems.append(f"SecureSession no longer has {needed!r} where expected")
+    return problems
+
+
+def _fill(self: Any, msg: bytes) -> None:
+    """``SecureSession._fill``: keep the rest of a message as it is (no BytesIO copy)."""
+    self._mycel_held = msg
+    self.low_watermark = 0
+    self.high_watermark = len(msg)
+
+
+def _drain(self: Any, n: int | None) -> bytes:
+    """``SecureSession._drain``: up to ``n`` held bytes; all of them are the held object itself."""
+    low, high = self.low_watermark, self.high_watermark
+    if low == high:
+        return b""
+    held: bytes = self.__dict__.get("_mycel_held", b"")
+    if n is None or n >= high - low:
+        self._mycel_held, self.low_watermark, self.high_watermark = b"", 0, 0
+        return held if low == 0 and high == len(held) else held[low:high]
+    self.low_watermark = low + n
+    return held[low : low + n]
 
 
 def _exact_problems() -> list[str]:
@@ -303,6 +354,14 @@ def apply() -> TuningReport:
             _credit_in_halves.__wrapped_original__ = current  # type: ignore[attr-defined]
             setattr(stream, CREDIT[2], _credit_in_halves)
     settings = _freeze_settings(yamux)
+    session = not _session_problems()
+    if session:
+        cls = importlib.import_module(SESSION_MODULE).SecureSession
+        for replacement in (_fill, _drain):
+            current = cls.__dict__[replacement.__name__]
+            if current is not replacement:
+                replacement.__wrapped_original__ = current  # type: ignore[union-attr]
+                setattr(cls, replacement.__name__, replacement)
     exact = not _exact_problems()
     if exact:
         for name in EXACT_READERS:
@@ -315,7 +374,7 @@ def apply() -> TuningReport:
             setattr(stream, "read", _read_ahead)  # noqa: B010
     if problems:
         log.warning("py-libp2p tuning partly skipped (internals changed): %s", "; ".join(problems))
-    return TuningReport(frame_size, tuple(guarded), tuple(problems), credit, read_ahead, settings, exact)
+    return TuningReport(frame_size, tuple(guarded), tuple(problems), credit, read_ahead, settings, exact, session)
 
 
 async def _read_ahead(self: Any, n: int | None = None) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import struct
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from libp2p.io import trio as trio_io
 from libp2p.io.exceptions import IncompleteReadError
 from libp2p.security.noise import io as noise_io
+from libp2p.security.secure_session import SecureSession
 from libp2p.stream_muxer.yamux import yamux
 
 import node.p2p.host  # noqa: F401  # applies the tuning at import, as a node does
@@ -241,3 +243,38 @@ def test_a_whole_first_read_is_returned_as_it_came() -> None:
     assert anyio.run(_exactly, _Reads(body[:7], body[7:100], body[100:]), len(body), backend="trio") == body
     with pytest.raises(IncompleteReadError, match="expected 12 bytes but received 5"):
         anyio.run(_exactly, _Reads(b"short"), 12, backend="trio")
+
+
+class _Messages:
+    """A Noise reader stand-in: whole decrypted messages, one per read_msg."""
+
+    def __init__(self, messages: list[bytes]) -> None:
+        self.messages = messages
+
+    async def read_msg(self) -> bytes:
+        return self.messages.pop(0) if self.messages else b""
+
+
+async def _session_reads(messages: list[bytes], sizes: list[int]) -> list[bytes]:
+    session: Any = SecureSession.__new__(SecureSession)  # only the read path: no keys needed
+    session.conn = _Messages(list(messages))
+    session._reset_internal_buffer()
+    return [await session.read(size) for size in sizes]
+
+
+def test_the_rest_of_a_noise_message_is_kept_as_it_is() -> None:
+    assert tuning.apply().session_buffer
+    frame = os.urandom(65_519)
+    header, body = anyio.run(_session_reads, [frame], [12, len(frame) - 12], backend="trio")
+    assert header + body == frame  # what Yamux reads: a frame's header, then its body
+    session: Any = SecureSession.__new__(SecureSession)
+    session._reset_internal_buffer()
+    session._fill(frame)
+    assert session._drain(len(frame)) is frame  # upstream: written into a BytesIO, copied out
+    rng = random.Random(5)
+    messages = [os.urandom(rng.choice([1, 100, 65_519])) for _ in range(30)]
+    wire = b"".join(messages)
+    sizes: list[int] = []
+    while sum(sizes) < len(wire):
+        sizes.append(min(rng.choice([1, 12, 500, 65_507]), len(wire) - sum(sizes)))
+    assert b"".join(anyio.run(_session_reads, messages, sizes, backend="trio")) == wire  # in order, whole
