@@ -25,7 +25,9 @@
               dials the provider and reads the file by CID (blocks in memory, not on disk)
 
    --code DIR runs the node processes (mycelnet row only) from another checkout, e.g. the
-   main branch, for a before/after comparison with everything else equal.
+   main branch, for a before/after comparison with everything else equal. --against DIR adds
+   a row "/mycel/blocks, before" run from DIR in the same alternation (A/B in one run, the
+   ratio taken round by round). --only bulk,blocks,plain,libp2p,helia runs just those rows.
 2. Start and convergence of a --nodes cluster started as `mycel cluster up` starts one
    (``node.cluster.cluster_up``: the first node alone, then all others at once), --runs
    times: the time until every node's API answers ("started"), and from then until every
@@ -33,8 +35,8 @@
 3. RSS of each idle node process of the last cluster.
 
 --quick: 32 MiB, 2 runs, 3 nodes (a smoke run; its figures mean little).
-Usage: python bench/network.py [--size-mib 256] [--runs 3] [--nodes 10] [--code DIR] [--skip-convergence]
-       [--quick]
+Usage: python bench/network.py [--size-mib 256] [--runs 3] [--nodes 10] [--code DIR] [--against DIR]
+       [--only ROWS] [--skip-convergence] [--quick]
 """
 
 from __future__ import annotations
@@ -83,8 +85,8 @@ def _post(url: str, body: bytes | None = None) -> dict[str, object]:
 
 # -- mycelnet: two node processes --------------------------------------------------------
 class MycelPair:
-    def __init__(self, work: Path, code: Path, bulk: bool) -> None:
-        self.directory = work / ("pair-bulk" if bulk else "pair-blocks")
+    def __init__(self, work: Path, code: Path, bulk: bool, label: str = "") -> None:
+        self.directory = work / (("pair-bulk" if bulk else "pair-blocks") + label)
         self.path = "car" if bulk else "blocks"
         self.check = code == REPO  # other node code may count no bytes per path
         here = Path.cwd()
@@ -352,28 +354,43 @@ def summary(name: str, samples: list[Sample]) -> str:
     return f"  {name:<20} {rates.show(1):>22}   {sender.show(2):>18}   {receiver.show(2):>18}"
 
 
-BULK, BLOCKS = "mycelnet, bulk CAR", "mycelnet, /mycel/blocks"
+BULK, BLOCKS, BEFORE = "mycelnet, bulk CAR", "mycelnet, /mycel/blocks", "/mycel/blocks, before"
 GOALS = {
     BULK: {"(a) plain": 0.8, "(c) Helia": 2.0},
-    BLOCKS: {"(a) plain": 0.5, "(b) libp2p": None, "(c) Helia": 2.0},
+    BLOCKS: {"(a) plain": 0.5, "(b) libp2p": None, "(c) Helia": 2.0, BEFORE: None},
+    BEFORE: {"(a) plain": 0.5},
 }
+ROWS = ("bulk", "blocks", "plain", "libp2p", "helia")
 
 
-def bench_transfer(size: int, runs: int, work: Path, code: Path) -> None:
-    bulk_pair = MycelPair(work, code, bulk=True)
+def bench_transfer(
+    size: int, runs: int, work: Path, code: Path, against: Path | None = None, only: frozenset[str] = frozenset(ROWS)
+) -> None:
+    pairs: list[MycelPair] = []
+    jobs: dict[str, Callable[[], Sample]] = {}
     try:
-        pair = MycelPair(work, code, bulk=False)
+        if "bulk" in only:
+            bulk_pair = MycelPair(work, code, bulk=True)
+            pairs.append(bulk_pair)
+            jobs[BULK] = lambda: bulk_pair.run(size)
+        if "blocks" in only:
+            pair = MycelPair(work, code, bulk=False)
+            pairs.append(pair)
+            jobs[BLOCKS] = lambda: pair.run(size)
+        if against is not None:
+            before = MycelPair(work, against, bulk=False, label="-before")
+            pairs.append(before)
+            jobs[BEFORE] = lambda: before.run(size)
     except BaseException:
-        bulk_pair.close()
+        for started in pairs:
+            started.close()
         raise
-    jobs: dict[str, Callable[[], Sample]] = {
-        BULK: lambda: bulk_pair.run(size),
-        BLOCKS: lambda: pair.run(size),
-        "(a) plain": lambda: plain_run(size, work),
-        "(b) libp2p": lambda: libp2p_run(size, tuned=False),
-        "(b') libp2p, tuned": lambda: libp2p_run(size, tuned=True),
-    }
-    missing = helia_missing()
+    if "plain" in only:
+        jobs["(a) plain"] = lambda: plain_run(size, work)
+    if "libp2p" in only:
+        jobs["(b) libp2p"] = lambda: libp2p_run(size, tuned=False)
+        jobs["(b') libp2p, tuned"] = lambda: libp2p_run(size, tuned=True)
+    missing = helia_missing() if "helia" in only else "not asked for (--only)"
     if missing is None:
         jobs["(c) Helia"] = lambda: helia_run(size, work)
 
@@ -387,8 +404,8 @@ def bench_transfer(size: int, runs: int, work: Path, code: Path) -> None:
     try:
         rows = alternate(jobs, runs, progress)
     finally:
-        pair.close()
-        bulk_pair.close()
+        for started in pairs:
+            started.close()
     print(f"transfer of a {size >> 20} MiB DAG of random data between two processes, {runs} runs, alternating")
     print(f"  {machine_note()}; node code: {code}")
     if missing is not None:
@@ -397,6 +414,8 @@ def bench_transfer(size: int, runs: int, work: Path, code: Path) -> None:
     for name, samples in rows.items():
         print(summary(name, samples))
     for ours_name, goals in GOALS.items():
+        if ours_name not in rows:
+            continue
         ours = [s.mb_s for s in rows[ours_name]]
         for name, goal in goals.items():
             if name in rows:
@@ -469,15 +488,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--code", type=Path, default=REPO, help="checkout whose node/ the mycelnet row runs")
+    parser.add_argument("--against", type=Path, help="another checkout: its /mycel/blocks row alternates with ours")
+    parser.add_argument("--only", default=",".join(ROWS), help=f"comma-separated rows to run, of {','.join(ROWS)}")
     parser.add_argument("--skip-convergence", action="store_true")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 32 MiB, 2 runs, 3 nodes")
     opts = parser.parse_args()
     size_mib, runs, nodes = (32, 2, 3) if opts.quick else (opts.size_mib, opts.runs, opts.nodes)
     if size_mib < 1 or runs < 1 or nodes < 2:
         parser.error("--size-mib and --runs must be at least 1, --nodes at least 2")
+    only = frozenset(name.strip() for name in opts.only.split(",") if name.strip())
+    if not only <= set(ROWS):
+        parser.error(f"--only takes rows of {','.join(ROWS)}, not {','.join(sorted(only - set(ROWS)))}")
     work = Path(tempfile.mkdtemp(prefix="mycel-netbench-"))
     try:
-        bench_transfer(size_mib << 20, runs, work, opts.code.resolve())
+        against = opts.against.resolve() if opts.against is not None else None
+        bench_transfer(size_mib << 20, runs, work, opts.code.resolve(), against, only)
         if not opts.skip_convergence:
             bench_convergence(nodes, runs, work, settle=1.0 if opts.quick else 5.0)
     finally:

@@ -71,6 +71,7 @@ from typing import Protocol, TypeVar
 
 from node.errors import NetworkError, ProtocolNotSupported
 from node.metrics import Metrics
+from node.p2p.framing import Frame
 from node.p2p.network import P2PNetwork
 from storage import dagcbor
 from storage.blockstore import BlockStore, ImportSession, VerifiedBlock, verify_block
@@ -139,7 +140,7 @@ class BlockExchange:
         return await self._off_loop(self.store.complete_dag_size, cid)
 
     # -- serving ---------------------------------------------------------------------
-    async def _serve(self, peer: str, request: bytes) -> list[bytes]:
+    async def _serve(self, peer: str, request: bytes) -> list[Frame]:
         """Answer one request, within the peer's budget of concurrent requests."""
         budget = self._peer_budgets.setdefault(peer, _PeerBudget())
         if budget.admitted >= MAX_SERVING_PER_PEER + MAX_QUEUED_PER_PEER:
@@ -154,7 +155,7 @@ class BlockExchange:
             if budget.admitted == 0:
                 del self._peer_budgets[peer]
 
-    async def _answer(self, peer: str, request: bytes) -> list[bytes]:
+    async def _answer(self, peer: str, request: bytes) -> list[Frame]:
         try:
             message = dagcbor.decode(request)
         except CodecError:
@@ -177,8 +178,9 @@ class BlockExchange:
         distinct = list(dict.fromkeys(c for c in wants if isinstance(c, CID)))  # each block sent once
         return await self._off_loop(self._frames_for, peer, distinct)
 
-    def _frames_for(self, peer: str, wants: list[CID]) -> list[bytes]:
-        frames = []
+    def _frames_for(self, peer: str, wants: list[CID]) -> list[Frame]:
+        """A held block's frame is (header, block): the block is copied once, into the write."""
+        frames: list[Frame] = []
         for cid in wants:
             key = bytes(cid)
             header = encode_uvarint(len(key)) + key
@@ -191,7 +193,7 @@ class BlockExchange:
             except (BlockNotFoundError, StorageError):
                 frames.append(b"\x00" + header)
                 continue
-            frames.append(b"\x01" + header + data)
+            frames.append((b"\x01" + header, data))
             self.metrics.inc("blocks_served_total")
             self.metrics.inc("bytes_out_total", len(data))
         return frames

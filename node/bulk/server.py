@@ -9,11 +9,14 @@ handshake's hostname is the request's ``Host``, which must name this listener's 
 TLS server name, when the client sent one). Two listeners share the handler:
 
 * plain HTTP serves public blocks only (its headers can be read off the wire, and a private
-  block never travels unencrypted): a private root answers 403;
+  block never travels unencrypted);
 * TLS (a self-signed certificate, pinned by the ticket) serves what the serving gate lets the
-  authenticated peer have: a private root the peer's policy does not name it for answers 403 with
-  nothing of the DAG. A refused or missing block met after the headers aborts the connection,
-  so the fetcher sees a truncated CAR, never a complete-looking one.
+  authenticated peer have. A refused or missing block met after the headers aborts the
+  connection, so the fetcher sees a truncated CAR, never a complete-looking one.
+
+A private root the reader may not have is answered exactly as a root not stored here (the
+ticket for the plain listener, then 404 ``not_found`` with the same body), as
+``/mycel/blocks`` answers it: an outsider learns neither the bytes nor that this node holds them.
 
 These listeners are separate from the node API on purpose: the API binds loopback and guards
 reads with the operator's token, while peers must reach the bulk path and prove a peer ID.
@@ -121,7 +124,7 @@ class BulkServer:
         root = ticket.root_of_request(request)
         if root is None or not self.http_url:
             return []
-        private = await self._off_loop(self.gate.policy_for, root) is not None
+        private = await self._off_loop(self._private_for, peer, root)
         sign = self.identity.sign
         if private:
             issued = ticket.Ticket(
@@ -131,6 +134,11 @@ class BulkServer:
             issued = ticket.Ticket(self.http_url, ticket.issue(sign, self.identity.peer_id, peer, "http"), None)
         self.metrics.inc("bulk_tickets_issued_total")
         return [issued.encode()]
+
+    def _private_for(self, peer: str, root: CID) -> bool:
+        """Whether ``peer`` gets the TLS ticket: a private root it may have. One it may not have is
+        given the plain ticket, as for a root not held here (in a store thread)."""
+        return self.gate.policy_for(root) is not None and self.gate.may_send(peer, root)
 
     def _authenticate(self, request: web.Request, tls: bool) -> tuple[str | None, dict[str, str], web.Response | None]:
         """(peer, headers for the answer, None) or (None, {}, the 401): a ticket or the spec's handshake."""
@@ -181,11 +189,10 @@ class BulkServer:
             return _error(429, "busy", f"at most {MAX_STREAMS_PER_PEER} bulk streams per peer; retry later", info)
         self._streams[peer] = self._streams.get(peer, 0) + 1  # taken before the first await: no race past the bound
         try:
-            if not await self._off_loop(self.gate.may_send, reader, root):
+            allowed = await self._off_loop(self.gate.may_send, reader, root)
+            if not allowed:  # counted here, never told: the same answer as for a root not held
                 self.metrics.inc("bulk_refused_total", reason="private")
-                how = "its policy does not name this peer" if tls else "private data goes only over the TLS listener"
-                return _error(403, "private", f"{root} belongs to a private dataset: {how}", info)
-            if not await self._off_loop(self.store.has, root):
+            if not allowed or not await self._off_loop(self.store.has, root):
                 return _error(404, "not_found", f"{root} is not stored here", info)
             return await self._stream(request, root, reader, info)
         finally:

@@ -41,7 +41,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from node.errors import NetworkError, ProtocolNotSupported
 from node.p2p.bridge import TrioBridge
 from node.p2p.connmgr import ConnectionLimits, ConnectionManager
-from node.p2p.framing import FrameReader, coalesced, frame
+from node.p2p.framing import Frame, FrameReader, coalesced, frame, frame_size
 from node.p2p.inbound import InboundGate, InboundLimits
 from node.p2p.natconfig import TraversalSettings
 from node.p2p.pubsub_repair import repair as repair_pubsub
@@ -50,6 +50,7 @@ from node.p2p.sessions import SessionPool, SessionProtocol
 from node.p2p.sessions import serve as serve_session
 from node.p2p.traversal import CIRCUIT, Traversal
 from node.p2p.tuning import apply as apply_tuning
+from node.p2p.tuning import open_receive_window
 
 log = logging.getLogger("mycelnet.p2p")
 TUNING = apply_tuning()  # one Noise message per Yamux frame, no per-frame debug strings (see tuning.py)
@@ -69,8 +70,11 @@ PUBSUB_REPAIR_INTERVAL = 1.0
 CLOSE_TIMEOUT = 2.0  # for closing every connection on stop
 WRITE_SIZE = 1 << 20
 MAX_SESSION_ANSWER = 1 << 20  # one answer on a session stream, all its frames together
+# credit a requester grants on each request stream it opens: a /mycel/blocks reply (16 blocks
+# of 256 KiB) arrives without waiting for window updates; requests in flight bound the total
+REQUEST_WINDOW = (4 << 20) + (64 << 10)
 
-RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, list[bytes]]]
+RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, Sequence[Frame]]]  # reply frames, whole or in parts
 GossipHandler = Callable[[str, bytes], Coroutine[Any, Any, None]]
 GossipValidator = Callable[[str, bytes], bool]
 MessageHandler = Callable[[str, str, bytes], Coroutine[Any, Any, None]]  # (peer, protocol, message)
@@ -248,6 +252,7 @@ class Libp2pHost:
             with anyio.fail_after(timeout):
                 stream = await self._open_stream(peer_id, protocol, addrs)
                 try:
+                    await open_receive_window(stream, REQUEST_WINDOW)
                     await stream.write(frame(payload))
                     self.bytes_out += len(payload)
                     await stream.close_write()  # NetStream has it
@@ -372,8 +377,8 @@ class Libp2pHost:
                 if request is None:
                     return
                 self.bytes_in += len(request)
-                frames: list[bytes] = await self.bridge.to_asyncio(handler(peer, request))
-                self.bytes_out += sum(len(item) for item in frames)
+                frames = await self.bridge.to_asyncio(handler(peer, request))
+                self.bytes_out += sum(frame_size(item) for item in frames)
                 for chunk in coalesced(frames, WRITE_SIZE):  # py-libp2p streams are ~3x faster with 1 MiB writes
                     await stream.write(chunk)
                 await stream.close()

@@ -31,7 +31,7 @@ from typing import Any
 import anyio
 
 from node.errors import NetworkError
-from node.p2p.framing import FrameReader, frame
+from node.p2p.framing import Frame, FrameReader, frame
 from storage.varint import encode_uvarint
 
 log = logging.getLogger("mycelnet.p2p")
@@ -41,7 +41,7 @@ MAX_ANSWER_FRAMES = 16
 ENVELOPE = 32  # bytes a frame may carry beyond its payloads: the id, the count, their lengths
 WRITE_TIMEOUT = 30.0  # a frame the peer does not take within this ends the stream (a partial one cannot be undone)
 
-RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, list[bytes]]]
+RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, Sequence[Frame]]]  # as the host's handlers
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ async def serve(
     stream: Any,
     peer: str,
     spec: SessionProtocol,
-    call: Callable[[Coroutine[Any, Any, list[bytes]]], Awaitable[list[bytes]]],
+    call: Callable[[Coroutine[Any, Any, Sequence[Frame]]], Awaitable[Sequence[Frame]]],
     max_answer: int,
 ) -> None:
     """Serve one inbound session stream until the peer closes it; ``call`` runs a handler
@@ -119,7 +119,7 @@ async def serve(
         try:
             try:
                 frames = await call(spec.handler(peer, payload))
-                answer = answer_frame(request_id, frames)
+                answer = answer_frame(request_id, [f if isinstance(f, bytes) else b"".join(f) for f in frames])
                 if len(answer) > max_answer:
                     raise NetworkError(f"an answer of {len(answer)} bytes is over {max_answer}")
             except Exception as exc:  # the requester reads a failed request, the stream goes on

@@ -37,7 +37,8 @@ async def trio_peers(tmp_path: Path) -> AsyncIterator[tuple[Peer, Peer, Peer]]:
     async def corrupting(peer: str, request: bytes) -> list[bytes]:
         frames = await honest.exchange._serve(peer, request)
         spoiled = []
-        for item in frames:
+        for parts in frames:
+            item = parts if isinstance(parts, bytes) else b"".join(parts)
             if item[:1] == b"\x01":
                 length, pos = decode_uvarint(item, 1)
                 body = bytearray(item)

@@ -309,6 +309,11 @@ async def test_bad_expired_forged_and_foreign_tickets_are_refused(nodes: Make, t
     assert (await get_car(url, root, valid))[0] == 429
 
 
+def _shape(answer: tuple[int, bytes], cid: CID) -> tuple[int, bytes]:
+    """An answer with the CID asked for taken out: what it tells apart from the CID itself."""
+    return answer[0], answer[1].replace(str(cid).encode(), b"CID")
+
+
 async def test_private_dag_goes_over_tls_to_the_allowed_peer_only(nodes: Make, tmp_path: Path) -> None:
     provider, allowed, outsider = await nodes(3)
     root, data = content(tmp_path, provider, "private")
@@ -318,17 +323,30 @@ async def test_private_dag_goes_over_tls_to_the_allowed_peer_only(nodes: Make, t
     policy = Policy(root, owner_id, 1, int(time.time()) + 600, holders=(allowed.peer_id,))
     provider.registry.apply(policy.sign(lambda m: bytes(owner.sign(m).signature)).data)
 
+    # the outsider is answered exactly as for a root this node never stored: ticket, status, body
+    absent = CID.parse("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
+    for_absent = await outsider.client.get_ticket(provider.peer_id, absent)
     issued = await outsider.client.get_ticket(provider.peer_id, root)
-    assert issued.url == provider.server.https_url and issued.cert_sha256 is not None  # private: TLS
-    status, body = await get_car(issued.url, root, issued.token, issued.cert_sha256)
-    assert status == 403 and b"private" in body and len(body) < 400  # nothing of the DAG
-    with pytest.raises(BulkUnavailable, match="403"):
+    assert (issued.url, issued.cert_sha256) == (for_absent.url, None) == (provider.server.http_url, None)
+    not_held = await get_car(for_absent.url, absent, for_absent.token)
+    assert not_held[0] == 404
+    refused = await get_car(issued.url, root, issued.token)
+    assert _shape(refused, root) == _shape(not_held, absent)
+    tls = ticket.issue(provider.identity.sign, provider.peer_id, outsider.peer_id, "tls")  # over TLS too
+    pin = (await allowed.client.get_ticket(provider.peer_id, root)).cert_sha256
+    refused = await get_car(provider.server.https_url, root, tls, pin)
+    assert _shape(refused, root) == _shape(await get_car(provider.server.https_url, absent, tls, pin), absent)
+    status, body = refused
+    assert status == 404 and b"not_found" in body and len(body) < 400  # nothing of the DAG, nor that it is here
+    with pytest.raises(BulkUnavailable, match="404"):
         async for _ in outsider.client.blocks(provider.peer_id, root):
             pass
     plain = ticket.issue(provider.identity.sign, provider.peer_id, allowed.peer_id, "http")
-    assert (await get_car(provider.server.http_url, root, plain))[0] == 403  # never over plain HTTP
+    assert (await get_car(provider.server.http_url, root, plain))[0] == 404  # never over plain HTTP
+    granted = await allowed.client.get_ticket(provider.peer_id, root)
+    assert granted.url == provider.server.https_url and granted.cert_sha256 is not None  # private: TLS
     with pytest.raises(aiohttp.ServerFingerprintMismatch):  # the pin holds: another certificate is refused
-        await get_car(issued.url, root, issued.token, bytes(32))
+        await get_car(granted.url, root, granted.token, bytes(32))
 
     stats = await allowed.exchange.fetch(root)  # providers probed: the holder learns the policy first
     assert stats.by_path == {"car": dag_bytes(provider, root)}
