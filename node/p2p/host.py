@@ -74,6 +74,33 @@ MAX_SESSION_ANSWER = 1 << 20  # one answer on a session stream, all its frames t
 # of 256 KiB) arrives without waiting for window updates; requests in flight bound the total
 REQUEST_WINDOW = (4 << 20) + (64 << 10)
 
+
+class StreamCounts:
+    """Inbound streams of one kind open now, per peer and in all: what their bounds are checked
+    against (one trio thread touches it, so no lock)."""
+
+    def __init__(self) -> None:
+        self._per_peer: dict[str, int] = {}
+        self.total = 0
+
+    def of(self, peer: str) -> int:
+        return self._per_peer.get(peer, 0)
+
+    def admit(self, peer: str, per_peer: int, in_all: int) -> bool:
+        """Count one more stream of ``peer`` unless it or all of them are at their bound."""
+        if self.of(peer) >= per_peer or self.total >= in_all:
+            return False
+        self._per_peer[peer] = self.of(peer) + 1
+        self.total += 1
+        return True
+
+    def release(self, peer: str) -> None:
+        self.total -= 1
+        self._per_peer[peer] -= 1
+        if not self._per_peer[peer]:
+            del self._per_peer[peer]
+
+
 RequestHandler = Callable[[str, bytes], Coroutine[Any, Any, Sequence[Frame]]]  # reply frames, whole or in parts
 GossipHandler = Callable[[str, bytes], Coroutine[Any, Any, None]]
 GossipValidator = Callable[[str, bytes], bool]
@@ -144,10 +171,8 @@ class Libp2pHost:
         self.peer_id = self.host.get_id().to_base58()
         self.bytes_in = 0
         self.bytes_out = 0
-        self._message_streams: dict[str, int] = {}  # inbound message streams open, per peer
-        self._message_total = 0  # and in all
-        self._session_streams: dict[str, int] = {}  # inbound session streams open, per peer
-        self._session_total = 0  # and in all
+        self._message_streams = StreamCounts()  # inbound message streams open, per peer and in all
+        self._session_streams = StreamCounts()  # inbound session streams open, per peer and in all
         self._group: anyio.abc.TaskGroup | None = None  # where session readers run, once started
         self.sessions = SessionPool(self._open_session_stream, self._spawn_session, MAX_SESSION_ANSWER)
         self.streams_opened = 0  # outbound request and session streams opened, in all (a plain int)
@@ -397,13 +422,11 @@ class Libp2pHost:
 
         async def on_stream(stream: Any) -> None:
             peer = stream.muxed_conn.peer_id.to_base58()
-            if open_streams.get(peer, 0) >= spec.max_streams_per_peer or self._message_total >= spec.max_streams:
-                log.info("%s: refused a stream from %s (%d open from it)", protocol, peer, open_streams.get(peer, 0))
+            if not open_streams.admit(peer, spec.max_streams_per_peer, spec.max_streams):
+                log.info("%s: refused a stream from %s (%d open from it)", protocol, peer, open_streams.of(peer))
                 with contextlib.suppress(Exception):
                     await stream.reset()
                 return
-            open_streams[peer] = open_streams.get(peer, 0) + 1
-            self._message_total += 1
             try:
                 reader = FrameReader(_EOFAsEmpty(stream), spec.max_message)
                 while True:
@@ -419,10 +442,7 @@ class Libp2pHost:
                 with contextlib.suppress(Exception):
                     await stream.reset()
             finally:
-                self._message_total -= 1
-                open_streams[peer] -= 1
-                if not open_streams[peer]:
-                    del open_streams[peer]
+                open_streams.release(peer)
 
         return on_stream
 
@@ -434,13 +454,11 @@ class Libp2pHost:
         async def on_stream(stream: Any) -> None:
             peer = stream.muxed_conn.peer_id.to_base58()
             self.connmgr.touch(peer)
-            if open_streams.get(peer, 0) >= spec.max_streams_per_peer or self._session_total >= spec.max_streams:
-                log.info("%s: refused a session from %s (%d open from it)", protocol, peer, open_streams.get(peer, 0))
+            if not open_streams.admit(peer, spec.max_streams_per_peer, spec.max_streams):
+                log.info("%s: refused a session from %s (%d open from it)", protocol, peer, open_streams.of(peer))
                 with contextlib.suppress(Exception):
                     await stream.reset()
                 return
-            open_streams[peer] = open_streams.get(peer, 0) + 1
-            self._session_total += 1
             try:
                 await serve_session(_Counted(self, stream), peer, spec, self.bridge.to_asyncio, MAX_SESSION_ANSWER)
                 await stream.close()
@@ -449,10 +467,7 @@ class Libp2pHost:
                 with contextlib.suppress(Exception):
                     await stream.reset()
             finally:
-                self._session_total -= 1
-                open_streams[peer] -= 1
-                if not open_streams[peer]:
-                    del open_streams[peer]
+                open_streams.release(peer)
 
         return on_stream
 
