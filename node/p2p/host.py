@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,23 @@ MAX_SESSION_ANSWER = 1 << 20  # one answer on a session stream, all its frames t
 # credit a requester grants on each request stream it opens: a /mycel/blocks reply (16 blocks
 # of 256 KiB) arrives without waiting for window updates; requests in flight bound the total
 REQUEST_WINDOW = (4 << 20) + (64 << 10)
+
+
+@contextlib.contextmanager
+def _as_network_errors(peer_id: str, protocol: str, timeout: float) -> Iterator[None]:
+    """Bound a request to ``peer_id`` by ``timeout`` and turn what it raises into the errors
+    callers handle: NetworkError, or ProtocolNotSupported when the peer refused ``protocol``."""
+    try:
+        with anyio.fail_after(timeout):
+            yield
+    except TimeoutError:
+        raise NetworkError(f"peer {peer_id} did not answer {protocol} within {timeout:.0f} s") from None
+    except NetworkError:
+        raise
+    except Exception as exc:
+        if _refused_protocol(exc):
+            raise ProtocolNotSupported(f"peer {peer_id} does not speak {protocol}") from None
+        raise NetworkError(f"{protocol} request to {peer_id} failed: {type(exc).__name__}: {exc}") from None
 
 
 class StreamCounts:
@@ -273,30 +290,21 @@ class Libp2pHost:
     async def _request(
         self, peer_id: str, protocol: str, payload: bytes, timeout: float, addrs: Sequence[str]
     ) -> list[bytes]:
-        try:
-            with anyio.fail_after(timeout):
-                stream = await self._open_stream(peer_id, protocol, addrs)
-                try:
-                    await open_receive_window(stream, REQUEST_WINDOW)
-                    await stream.write(frame(payload))
-                    self.bytes_out += len(payload)
-                    await stream.close_write()  # NetStream has it
-                    reader = FrameReader(_EOFAsEmpty(stream))
-                    frames = []
-                    while (item := await reader.read_frame()) is not None:
-                        self.bytes_in += len(item)
-                        frames.append(item)
-                    return frames
-                finally:
-                    await stream.close()
-        except TimeoutError:
-            raise NetworkError(f"peer {peer_id} did not answer {protocol} within {timeout:.0f} s") from None
-        except NetworkError:
-            raise
-        except Exception as exc:
-            if _refused_protocol(exc):
-                raise ProtocolNotSupported(f"peer {peer_id} does not speak {protocol}") from None
-            raise NetworkError(f"{protocol} request to {peer_id} failed: {type(exc).__name__}: {exc}") from None
+        with _as_network_errors(peer_id, protocol, timeout):
+            stream = await self._open_stream(peer_id, protocol, addrs)
+            try:
+                await open_receive_window(stream, REQUEST_WINDOW)
+                await stream.write(frame(payload))
+                self.bytes_out += len(payload)
+                await stream.close_write()  # NetStream has it
+                reader = FrameReader(_EOFAsEmpty(stream))
+                frames = []
+                while (item := await reader.read_frame()) is not None:
+                    self.bytes_in += len(item)
+                    frames.append(item)
+                return frames
+            finally:
+                await stream.close()
 
     async def session_request(
         self, peer_id: str, protocol: str, payload: bytes, timeout: float = REQUEST_TIMEOUT, addrs: Sequence[str] = ()
@@ -305,19 +313,11 @@ class Libp2pHost:
         :mod:`node.p2p.sessions`); the same errors as :meth:`request`."""
         self.connmgr.begin(peer_id)
         try:
-            with anyio.fail_after(timeout):
+            with _as_network_errors(peer_id, protocol, timeout):
                 frames = await self.sessions.request(peer_id, protocol, payload, addrs)
             self.bytes_out += len(payload)
             self.bytes_in += sum(len(item) for item in frames)
             return frames
-        except TimeoutError:
-            raise NetworkError(f"peer {peer_id} did not answer {protocol} within {timeout:.0f} s") from None
-        except NetworkError:
-            raise
-        except Exception as exc:
-            if _refused_protocol(exc):
-                raise ProtocolNotSupported(f"peer {peer_id} does not speak {protocol}") from None
-            raise NetworkError(f"{protocol} request to {peer_id} failed: {type(exc).__name__}: {exc}") from None
         finally:
             self.connmgr.end(peer_id)
 

@@ -32,7 +32,8 @@ import anyio
 
 from node.errors import NetworkError
 from node.p2p.framing import Frame, FrameReader, frame
-from storage.varint import encode_uvarint
+from storage.errors import CodecError
+from storage.varint import decode_uvarint, encode_uvarint
 
 log = logging.getLogger("mycelnet.p2p")
 
@@ -56,16 +57,10 @@ class SessionProtocol:
 
 
 def _uvarint(data: bytes | memoryview, pos: int, limit: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 56:
-            raise NetworkError("session frame: truncated or overlong varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            break
-        shift += 7
+    try:
+        value, pos = decode_uvarint(data, pos)
+    except CodecError as exc:
+        raise NetworkError(f"session frame: {exc}") from None
     if value > limit:
         raise NetworkError(f"session frame: {value} is over the limit of {limit}")
     return value, pos
