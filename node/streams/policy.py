@@ -69,13 +69,11 @@ def encode_refused(reason: str, detail: str) -> list[bytes]:
 
 def parse_policy_request(request: bytes) -> str | None:
     """The stream a ``policy`` request names; None when ``request`` is not one (a ``since``, or junk)."""
-    if len(request) > MAX_POLICY_REQUEST:
-        return None
     try:
-        record = dagcbor.decode(request)
-    except Exception:
+        record = dagcbor.decode_message(request, MAX_POLICY_REQUEST, "a policy request", StreamProtocolError)
+    except StreamProtocolError:
         return None
-    if not isinstance(record, dict) or record.get("op") != "policy" or set(record) != {"op", "stream"}:
+    if record.get("op") != "policy" or set(record) != {"op", "stream"}:
         return None
     stream = record["stream"]
     return stream if isinstance(stream, str) and is_stream_id(stream) else None
@@ -86,13 +84,10 @@ def parse_policy_reply(frames: list[bytes], stream: str) -> SignedStreamPolicy |
     or a node from before policies, which answers an empty reply). A bad record is a NetworkError."""
     if not frames:
         return None
-    if len(frames) != 1 or len(frames[0]) > MAX_RECORD + 64:
+    if len(frames) != 1:
         raise NetworkError("a policy reply is one frame of at most one signed record")
-    try:
-        message = dagcbor.decode(frames[0])
-    except Exception:
-        raise NetworkError("a policy reply is not DAG-CBOR") from None
-    if not isinstance(message, dict) or set(message) != {"op", "record"} or message["op"] != "policy":
+    message = dagcbor.decode_message(frames[0], MAX_RECORD + 64, "a policy reply", NetworkError)
+    if set(message) != {"op", "record"} or message["op"] != "policy":
         raise NetworkError("a policy reply is {op: policy, record}")
     if not isinstance(message["record"], bytes):
         raise NetworkError("a policy reply's record is bytes")
@@ -105,6 +100,17 @@ def parse_policy_reply(frames: list[bytes], stream: str) -> SignedStreamPolicy |
     if signed.policy.stream != stream:
         raise NetworkError(f"the holder sent the policy of {signed.policy.stream} for {stream}")
     return signed
+
+
+async def ask_policy(network: Requester, peer: str, stream: str) -> SignedStreamPolicy | None:
+    """``peer``'s policy of ``stream``, verified; None when it has none, is from before policies, or
+    fails to answer well (logged: a policy not learnt leaves the one held, if any, in force)."""
+    try:
+        frames = await network.request(peer, PROTOCOL, encode_policy_request(stream), timeout=FETCH_SECONDS)
+        return parse_policy_reply(frames, stream)
+    except NetworkError as exc:
+        log.info("stream %s: no policy from %s: %s", stream, peer, exc)
+        return None
 
 
 def newer(held: SignedStreamPolicy | None, candidate: SignedStreamPolicy) -> bool:
@@ -263,12 +269,7 @@ class PolicyGate:
         now = time.monotonic()
         if force or now - self._refreshed.get(stream, -POLICY_REFRESH_SECONDS) >= POLICY_REFRESH_SECONDS:
             self._refreshed[stream] = now
-            try:
-                frames = await network.request(source, PROTOCOL, encode_policy_request(stream), timeout=FETCH_SECONDS)
-                signed = parse_policy_reply(frames, stream)
-            except NetworkError as exc:
-                log.info("stream %s: no policy from %s: %s", stream, source, exc)
-                signed = None
+            signed = await ask_policy(network, source, stream)
             if signed is not None:
                 await asyncio.to_thread(self.learnt, signed, True)
         await self._cached(stream)  # read once off the loop; then a check in memory, no thread hop per pull
@@ -290,12 +291,7 @@ class PolicyGate:
             return held
         found: SignedStreamPolicy | None = None
         for peer in list(holders)[:4]:
-            try:
-                frames = await network.request(peer, PROTOCOL, encode_policy_request(stream), timeout=FETCH_SECONDS)
-                signed = parse_policy_reply(frames, stream)
-            except NetworkError as exc:
-                log.info("stream %s: no policy from holder %s: %s", stream, peer, exc)
-                continue
+            signed = await ask_policy(network, peer, stream)
             if signed is not None and (found is None or signed.policy.version > found.policy.version):
                 found = signed
         if found is not None:
