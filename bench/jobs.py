@@ -37,9 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -54,7 +52,7 @@ from agents.bundle import pack  # noqa: E402
 from agents.executor import Executor  # noqa: E402
 from agents.runtime.base import RunRequest  # noqa: E402
 from agents.runtime.wasm import WasmRuntime  # noqa: E402
-from bench.stats import alternate, machine_note, spread  # noqa: E402
+from bench.stats import alternate, code_of, machine_note, spread  # noqa: E402
 from node.cluster import cluster_down, cluster_up, http_json  # noqa: E402
 from storage.blockstore import BlockStore  # noqa: E402
 from storage.files import add_path  # noqa: E402
@@ -137,31 +135,11 @@ class ScaleRun:
     throughput: float = 0.0
 
 
-@contextmanager
-def _code_of(tree: Path | None) -> Iterator[None]:
-    """Nodes started inside run the code of ``tree`` (None: this checkout): ``python -m`` puts
-    the working directory first on the path, so both it and PYTHONPATH point there."""
-    if tree is None:
-        yield
-        return
-    before, path = Path.cwd(), os.environ.get("PYTHONPATH")
-    os.chdir(tree)
-    os.environ["PYTHONPATH"] = str(tree)
-    try:
-        yield
-    finally:
-        os.chdir(before)
-        if path is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = path
-
-
 def _scale_run(size: int, count: int, in_flight: int, tree: Path | None = None) -> ScaleRun:
     run = ScaleRun()
     work = Path(tempfile.mkdtemp(prefix="mycel-jobs-scale-"))
     try:
-        with _code_of(tree):
+        with code_of(tree):
             nodes = cluster_up(size, work / "cluster", regions=["eu"] * size, timeout=120.0)
         try:
             requester = nodes[0]

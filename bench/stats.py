@@ -9,9 +9,10 @@ baseline of its own round) and its median quoted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -77,3 +78,23 @@ def cpu_seconds(pid: int) -> float:
 def machine_note() -> str:
     """The load the figures were taken under, to print next to them."""
     return f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (1 min) at the end"
+
+
+@contextlib.contextmanager
+def code_of(tree: Path | None) -> Iterator[None]:
+    """Nodes started inside run the code of ``tree`` (None: this checkout): ``python -m`` puts
+    the working directory first on the path, so both it and PYTHONPATH point there."""
+    if tree is None:
+        yield
+        return
+    before, path = Path.cwd(), os.environ.get("PYTHONPATH")
+    os.chdir(tree)
+    os.environ["PYTHONPATH"] = str(tree)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+        if path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = path

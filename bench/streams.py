@@ -74,6 +74,7 @@ sys.path.insert(0, str(REPO))
 import lmdb  # noqa: E402
 import nacl.signing  # noqa: E402
 
+from bench.stats import code_of  # noqa: E402
 from node.cluster import cluster_down, cluster_up  # noqa: E402
 from sdk import Client  # noqa: E402
 from storage.cid import CID, DAG_CBOR  # noqa: E402
@@ -449,18 +450,9 @@ async def _replicate_sustained(
 
 
 def _node_from(tree: Path, directory: Path) -> Any:
-    """One node process running the code of ``tree`` (its ``python -m node.cli.main`` imports from cwd)."""
-    cwd, path = os.getcwd(), os.environ.get("PYTHONPATH")
-    os.chdir(tree)
-    os.environ["PYTHONPATH"] = str(tree)
-    try:
+    """One node process running the code of ``tree``."""
+    with code_of(tree):
         [node] = cluster_up(1, directory, timeout=60)
-    finally:
-        os.chdir(cwd)
-        if path is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = path
     return node
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
-from bench.stats import Spread, alternate, ratios, rotated, spread
+from bench.stats import Spread, alternate, code_of, ratios, rotated, spread
 
 
 def test_alternate_rotates_the_order_each_round() -> None:
@@ -38,3 +41,20 @@ def test_spread_is_median_and_range() -> None:
     assert figure.show(1) == "3.0 (1.0-10.0)"
     with pytest.raises(ValueError):
         spread([])
+
+
+def test_code_of_points_node_starts_at_another_tree_and_puts_everything_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    here = Path.cwd()
+    with pytest.raises(RuntimeError), code_of(tmp_path):
+        assert Path.cwd() == tmp_path and os.environ["PYTHONPATH"] == str(tmp_path)
+        raise RuntimeError("a bench that fails midway")
+    assert Path.cwd() == here and "PYTHONPATH" not in os.environ
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    with code_of(None):  # this checkout: nothing changes
+        assert Path.cwd() == here and os.environ["PYTHONPATH"] == "/elsewhere"
+    with code_of(tmp_path):
+        pass
+    assert os.environ["PYTHONPATH"] == "/elsewhere"
