@@ -91,6 +91,13 @@ async def _head(node: StreamService, stream: str, seq: int, timeout: float = 1.0
             await changed.wait()
 
 
+async def _settled(*nodes: StreamService) -> None:
+    """Let every head notice and every notice-made pull started so far on ``nodes`` run to its end
+    (what a test asserting that nothing more happened must wait for)."""
+    pending = [task for node in nodes for task in (*node.watchers._senders.values(), *node.live._pulling.values())]
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
 def _count(node: StreamService, name: str, **labels: str) -> float:
     value = node.metrics.registry.get_sample_value(f"mycel_{name}", labels)
     return value or 0.0
@@ -118,14 +125,12 @@ async def test_a_peer_gets_at_most_one_notice_per_pull(mesh: Any) -> None:
     assert watchers.watch("z", writer.stream).ttl > 0  # z is not on the mesh: each notice to it fails
     for _ in range(5):
         await a.append(writer.stream, [writer.next()])
-    for _ in range(20):  # let the sender run to its end
-        await asyncio.sleep(0)
+    await _settled(a)
     notices = mesh.mesh.requests("heads", "a")
     assert notices == [{"op": "heads", "heads": {writer.stream: 2}}]  # the first move; the rest wait for a pull
     await a.serve("z", dagcbor.encode({"op": "since", "stream": writer.stream, "after": 6, "limit": 1}))
     await a.append(writer.stream, [writer.next()])
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await _settled(*mesh.mesh.nodes.values())
     assert mesh.mesh.requests("heads", "a")[1:] == [{"op": "heads", "heads": {writer.stream: 7}}]
 
 
@@ -169,8 +174,7 @@ async def test_a_notice_is_only_a_hint(mesh: Any) -> None:
         ("a", {other.stream: 5}),  # a stream b does not replicate
     ):
         assert await b.serve(peer, Heads(heads).encode()) == []
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await _settled(*mesh.mesh.nodes.values())
     assert len(mesh.mesh.requests("since", "b")) == pulls  # none of them made b pull
     assert _count(b, "stream_notices_ignored_total") == 3
     assert (await asyncio.to_thread(b.store.info, writer.stream)).head_seq == 1  # type: ignore[union-attr]
@@ -254,8 +258,7 @@ async def test_a_lapsed_watch_gets_no_notice_and_frees_its_room(mesh: Any, monke
     clock.now += live.WATCH_TTL / 2 + 1  # all lapsed but the one p pulled since
     assert a.watchers.watching(writers[0].stream) == ["p"] and a.watchers.watching(writers[1].stream) == []
     await a.append(writers[1].stream, [writers[1].next()])
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await _settled(*mesh.mesh.nodes.values())
     assert mesh.mesh.requests("heads", "a") == []  # p's watch of it lapsed: nothing sent
     assert a.watchers.watch("p", writers[-1].stream).ttl > 0  # the lapsed ones made room
 
