@@ -20,10 +20,12 @@ Example: python bench/jobs.py --scale 3,10 --jobs 100
 With ``--against DIR`` (another checkout, e.g. ``git archive v1 | tar -x -C DIR``) each size runs
 ``--rounds`` rounds, that build and this one alternating, and prints both.
 
-Load mode: ``--in-flight N`` keeps N jobs in flight on 3 nodes (submitted to one of them)
+Load mode: ``--in-flight N`` keeps N jobs in flight on 3 nodes (``--nodes``) (submitted to one of them)
 until ``--jobs`` have finished, and prints failures, jobs/s and submit->done p50/p99. Jobs
 beyond the nodes' slots and queues wait ``queued`` on the requester instead of failing.
-Example: python bench/jobs.py --in-flight 32 --jobs 600
+``--nodes`` sets the cluster size; with ``--against DIR`` it runs ``--rounds`` rounds, that
+build and this one alternating. Every job is followed on its event stream, never polled.
+Example: python bench/jobs.py --in-flight 32 --jobs 600 --nodes 5
 """
 
 from __future__ import annotations
@@ -67,27 +69,50 @@ def _post(url: str, body: object, content_type: str = "application/json") -> dic
         return json.loads(response.read())  # type: ignore[no-any-return]
 
 
-def _run_job(api: str, body: dict[str, object]) -> float:
+def _follow(api: str, body: dict[str, object]) -> tuple[float, dict[str, Any]]:
+    """Submit a job and follow its event stream until it ends: (submit -> end seconds, the job).
+
+    The stream closes when the job ends, and its ``state`` events are the job's transitions
+    (published once on disk), so the client costs the nodes one request and one subscription
+    per job instead of a poll every few milliseconds. The job's record is read only when the
+    stream was cut short (a ``dropped`` marker)."""
     started = time.perf_counter()
     job_id = _post(f"{api}/v1/jobs", body)["job_id"]
-    while True:
-        job = http_json(f"{api}/v1/jobs/{job_id}")
-        if job["state"] in ("done", "failed", "cancelled"):
-            if job["state"] != "done":
-                raise SystemExit(f"job failed: {job['transitions'][-1]}")
-            return time.perf_counter() - started
-        time.sleep(0.002)
+    transitions: list[dict[str, Any]] = []
+    dropped = False
+    with urllib.request.urlopen(f"{api}/v1/jobs/{job_id}/events", timeout=120) as stream:
+        kind = ""
+        for raw in stream:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                kind = line[len("event: ") :]
+            elif line.startswith("data: "):
+                if kind == "state":
+                    transitions.append(json.loads(line[len("data: ") :]))
+                dropped |= kind == "dropped"
+    elapsed = time.perf_counter() - started
+    if dropped or not transitions:
+        job: dict[str, Any] = http_json(f"{api}/v1/jobs/{job_id}")
+        return elapsed, job
+    return elapsed, {"job_id": job_id, "state": transitions[-1]["state"], "transitions": transitions}
+
+
+def _run_job(api: str, body: dict[str, object]) -> float:
+    seconds, _ = _settle_done(api, body)
+    return seconds
+
+
+def _settle_done(api: str, body: dict[str, object]) -> tuple[float, dict[str, Any]]:
+    seconds, job = _follow(api, body)
+    if job["state"] != "done":
+        raise SystemExit(f"job failed: {job['transitions'][-1]}")
+    return seconds, job
 
 
 def _settle(api: str, body: dict[str, object]) -> tuple[float, str, str]:
     """(submit -> final seconds, final state, last reason) of one job; never raises on a failed job."""
-    started = time.perf_counter()
-    job_id = _post(f"{api}/v1/jobs", body)["job_id"]
-    while True:
-        job = http_json(f"{api}/v1/jobs/{job_id}")
-        if job["state"] in ("done", "failed", "cancelled"):
-            return time.perf_counter() - started, str(job["state"]), str(job["transitions"][-1]["reason"])
-        time.sleep(0.02)
+    seconds, job = _follow(api, body)
+    return seconds, str(job["state"]), str(job["transitions"][-1]["reason"])
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -101,14 +126,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def _wait_done(api: str, body: dict[str, object]) -> dict[str, Any]:
     """Submit a job and wait on its event stream until it ends; its final record."""
-    job_id = _post(f"{api}/v1/jobs", body)["job_id"]
-    with urllib.request.urlopen(f"{api}/v1/jobs/{job_id}/events", timeout=120) as stream:
-        while stream.read(65536):
-            pass
-    job: dict[str, Any] = http_json(f"{api}/v1/jobs/{job_id}")
-    if job["state"] != "done":
-        raise SystemExit(f"job failed: {job['transitions'][-1]}")
-    return job
+    return _settle_done(api, body)[1]
 
 
 def _placement_seconds(job: dict[str, Any]) -> float:
@@ -203,11 +221,12 @@ def scale(sizes: list[int], count: int, in_flight: int = 32, against: Path | Non
     print(f"  {machine_note()}")
 
 
-def load(count: int, in_flight: int) -> None:
-    """Keep ``in_flight`` jobs going on a 3-node cluster until ``count`` have finished."""
+def load(count: int, in_flight: int, size: int = 3, tree: Path | None = None) -> None:
+    """Keep ``in_flight`` jobs going on a ``size``-node cluster until ``count`` have finished."""
     work = Path(tempfile.mkdtemp(prefix="mycel-jobs-load-"))
     try:
-        nodes = cluster_up(3, work / "cluster", regions=["eu", "eu", "eu"])
+        with code_of(tree):
+            nodes = cluster_up(size, work / "cluster", regions=["eu"] * size, timeout=120.0)
         try:
             requester = nodes[0]
             agent = _pack_on(requester.data_dir)
@@ -223,12 +242,16 @@ def load(count: int, in_flight: int) -> None:
         latencies = sorted(seconds for seconds, _, _ in outcomes)
         failed = [reason for _, state, reason in outcomes if state != "done"]
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        print(f"load: {count} trivial wasm jobs, {in_flight} in flight, 3 nodes, submitted to one")
+        print(
+            f"load: {count} trivial wasm jobs, {in_flight} in flight, {size} nodes, submitted to one"
+            f"{f' (code of {tree})' if tree else ''}"
+        )
         print(f"  failures: {len(failed)} of {count}")
         for reason in sorted(set(failed))[:5]:
             print(f"    {reason[:200]}")
         print(f"  throughput: {count / elapsed:.1f} jobs/s over {elapsed:.1f} s")
         print(f"  submit -> final: p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+        print(f"  {machine_note()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -253,13 +276,15 @@ def main() -> None:
     parser.add_argument("--scale", default="", help="scale mode: cluster sizes, e.g. 3,10,30")
     parser.add_argument("--against", type=Path, help="scale mode: another checkout to compare with, alternating")
     parser.add_argument("--rounds", type=int, default=3, help="scale mode with --against: rounds per size")
+    parser.add_argument("--nodes", type=int, default=3, help="load mode: cluster size")
     options = parser.parse_args()
     count = options.jobs
     if options.scale:
         scale([int(size) for size in options.scale.split(",")], count, against=options.against, rounds=options.rounds)
         return
     if options.in_flight:
-        load(count, options.in_flight)
+        for tree in [None] if options.against is None else [options.against, None] * options.rounds:
+            load(count, options.in_flight, options.nodes, tree)
         return
     work = Path(tempfile.mkdtemp(prefix="mycel-jobs-bench-"))
     try:
