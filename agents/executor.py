@@ -102,7 +102,11 @@ class Executor:
         limits = request.effective_limits
         staging = getattr(runtime, "input_staging", Staging.COPY)  # what this runtime can keep read-only
         staging = staging if isinstance(staging, Staging) else Staging.COPY
-        with Workspace(self.store, request, self.work_dir, self.input_cache, staging, self.reaper) as workspace:
+        # a bundle's wheels are installed from its staged code/, whatever the runtime reads
+        stage_code = bool(getattr(runtime, "stages_code", True)) or bool(manifest.wheels)
+        scratch = bool(getattr(runtime, "uses_scratch", True))
+        with Workspace(self.store, request, self.work_dir, self.input_cache, staging, self.reaper,
+                       stage_code=stage_code, scratch=scratch) as workspace:  # fmt: skip
             staged = replace(request, env={**request.env, **inputs_env(workspace.staged, request.inputs)})
             try:
                 with self._wheel_env(request, workspace) as site:
@@ -181,7 +185,8 @@ class Executor:
             return Outcome.failed(f"invalid output: {problem}"), None
         try:
             options = ImportOptions(include_hidden=True)
-            cid = add_path(self.store, workspace.out, options=options, name=f"result {request.job_id}").cid
+            name, lease = f"result {request.job_id}", request.result_lease
+            cid = add_path(self.store, workspace.out, options=options, name=name, lease=lease).cid
         except (UnixFSError, UnicodeError, RecursionError) as exc:
             return Outcome.failed(f"invalid output: {exc}"), None
         except OSError as exc:  # the store's disk, not the agent's output

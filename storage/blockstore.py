@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -681,17 +681,21 @@ class WriteBatch:
             self._pending = []
             self._pending_bytes = 0
 
-    def commit_pinned(self, root: CID, name: str = "") -> Pin:
+    def commit_pinned(self, root: CID, name: str = "", lease: PinLease | None = None) -> Pin:
         """Commit what is pending and pin ``root`` in the same transaction (as :meth:`BlockStore.pin`).
 
         One synced commit instead of two for an import that ends with its pin (a job's result,
         ``mycel put``): the pin is still the commit point, and now lands with the last blocks.
+        With a ``lease`` the pin is held for that peer (a remote requester's result) as
+        :meth:`BlockStore.pin` would hold it, without the quota check (as :meth:`BlockStore.lease_pin`:
+        the bytes are stored already, and an executor's result must not fail after its run).
         """
         store = self._store
         pending, self._pending, self._pending_bytes = self._pending, [], 0
+        held = None if lease is None else replace(lease, quota=None)
 
         def write(txn: Any) -> tuple[int, Pin]:
-            return store._commit_in(txn, pending), store._pin_in(txn, root, name, None)
+            return store._commit_in(txn, pending), store._pin_in(txn, root, name, held)
 
         with store._write_lock:
             added, pinned = store._lmdb.write_growing(write)

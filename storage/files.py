@@ -8,6 +8,7 @@ from typing import BinaryIO
 
 from storage.blockstore import BlockStore
 from storage.cid import CID
+from storage.leases import PinLease
 from storage.unixfs.exporter import export_path, file_size, iter_file
 from storage.unixfs.importer import ImportedNode, ImportOptions, ProgressCallback, import_path, import_stream
 
@@ -20,27 +21,35 @@ def add_path(
     options: ImportOptions | None = None,
     progress: ProgressCallback | None = None,
     name: str = "",
+    lease: PinLease | None = None,
 ) -> ImportedNode:
     """Import a file or directory into ``store``; pin its root once every block is in.
 
     The pin is the commit point: a crash before it leaves only unpinned blocks, which
-    GC frees, never a pinned partial file.
+    GC frees, never a pinned partial file. With ``lease`` the pin is held for that peer
+    (see :meth:`~storage.blockstore.WriteBatch.commit_pinned`).
     """
     # the session is held through the pin, or a GC between the two would take the blocks
     with store.import_session(), store.batch(trusted=True) as batch:
         node = import_path(path, batch, options, progress)
         if pin:  # with the last blocks, in one transaction
-            batch.commit_pinned(node.cid, name or os.path.basename(os.fspath(path)))
+            batch.commit_pinned(node.cid, name or os.path.basename(os.fspath(path)), lease)
     return node
 
 
 def add_stream(
-    store: BlockStore, stream: BinaryIO, *, pin: bool = True, options: ImportOptions | None = None, name: str = ""
+    store: BlockStore,
+    stream: BinaryIO,
+    *,
+    pin: bool = True,
+    options: ImportOptions | None = None,
+    name: str = "",
+    lease: PinLease | None = None,
 ) -> ImportedNode:
     with store.import_session(), store.batch(trusted=True) as batch:
         node = import_stream(stream, batch, options)
         if pin:
-            batch.commit_pinned(node.cid, name)
+            batch.commit_pinned(node.cid, name, lease)
     return node
 
 

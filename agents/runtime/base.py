@@ -7,6 +7,11 @@ copy, see :mod:`agents.input_cache`),
 ``out/`` (writable) and ``tmp/`` (writable scratch: HOME and TMPDIR). After the run,
 ``out/`` becomes a UnixFS DAG in the store and its root is the result CID.
 
+A runtime that never shows the agent its bundle as files (wasm: the module is read from
+the store and compiled in the node's process) says so with ``stages_code = False``, and one
+that gives the agent no scratch directory with ``uses_scratch = False``: per job, the export
+of the bundle and the directories it would need are the largest part of a trivial job's cost.
+
 The output cap counts every writable place (``out/`` and ``tmp/``): bytes of regular
 files and the number of entries. It is enforced while the agent runs by
 :class:`OutputWatch` (a periodic ``os.scandir`` walk, iterative so a hostile
@@ -35,7 +40,11 @@ from agents.receipt import PrivateRelease
 from agents.runtime.sandbox.outputs import MAX_OUTPUT_DEPTH, SizeWatch, TreeScan, remove_tree, scan_tree
 from storage.blockstore import BlockStore
 from storage.cid import CID
+from storage.errors import UnixFSError
 from storage.files import get_path
+from storage.leases import PinLease
+from storage.unixfs.data import NodeType
+from storage.unixfs.exporter import iter_file, list_directory, node_kind
 
 if TYPE_CHECKING:  # the cache imports this package's sandbox helpers; only its type is needed here
     from agents.input_cache import InputCache
@@ -59,6 +68,9 @@ class RunRequest:
     private: PrivateRelease | None = None
     # set by the executor, never from the wire: the bundle's wheel environment (read-only, on sys.path)
     site: Path | None = None
+    # set by the node for a remote requester: the result's pin is held for it (leased), in the
+    # transaction that stores the result; None: pinned for good (this node's own job)
+    result_lease: PinLease | None = None
 
     @property
     def effective_limits(self) -> Limits:
@@ -86,6 +98,8 @@ class RawRun:
 class Runtime(Protocol):
     name: str
     version: str
+    # optional (read with getattr, default True): ``stages_code`` (the agent reads code/ as
+    # files) and ``uses_scratch`` (it gets tmp/); see the module docstring
 
     def run(self, request: RunRequest, workspace: Workspace) -> RawRun: ...
 
@@ -134,8 +148,15 @@ class Workspace:
         cache: InputCache | None = None,
         staging: Staging = Staging.COPY,
         reaper: Reaper | None = None,
+        *,
+        stage_code: bool = True,
+        scratch: bool = True,
     ) -> None:
         self._reaper = reaper  # None: the tree is removed at close, inline
+        self._store = store
+        self._code_cid = request.bundle.code
+        self.code_staged = stage_code  # False: no code/; read the bundle's files with code_bytes()
+        self.has_scratch = scratch  # False: no tmp/
         self.root = Path(tempfile.mkdtemp(prefix=f"job-{request.job_id[:16]}-", dir=parent))
         os.chmod(self.root, 0o755)
         self.code = self.root / "code"
@@ -155,7 +176,8 @@ class Workspace:
 
     def _stage(self, store: BlockStore, request: RunRequest, cache: InputCache | None, staging: Staging) -> None:
         # not atomic: a failure here removes the whole fresh workspace, half-made inputs with it
-        get_path(store, request.bundle.code, self.code, atomic=False)
+        if self.code_staged:
+            get_path(store, request.bundle.code, self.code, atomic=False)
         self.inputs.mkdir()
         for name, cid in request.inputs.items():
             if not name or "/" in name or name in (".", "..") or name.startswith("."):
@@ -177,20 +199,38 @@ class Workspace:
             else:
                 copy_tree(entry.path, target)
         self.bytes_in = sum(staged.size for staged in self.staged.values())
-        _make_read_only(self.code)
+        if self.code_staged:
+            _make_read_only(self.code)
         if staging is not Staging.LINK:  # a linked tree's files are the cache's own, read-only already
             _make_read_only(self.inputs)
         else:
             _make_dirs_read_only(self.inputs)
         self.out.mkdir(mode=0o777)
         os.chmod(self.out, 0o777)  # the sandbox user (not the node) must be able to write
-        self.scratch.mkdir(mode=0o777)
-        os.chmod(self.scratch, 0o777)
+        if self.has_scratch:
+            self.scratch.mkdir(mode=0o777)
+            os.chmod(self.scratch, 0o777)
 
     @property
     def writable(self) -> tuple[Path, ...]:
         """Every place an agent can write: all of it counts against the output cap."""
-        return (self.out, self.scratch)
+        return (self.out, self.scratch) if self.has_scratch else (self.out,)
+
+    def code_bytes(self, relative: str) -> bytes:
+        """The bytes of one file of the bundle: from code/ when staged, else from the store
+        (each block verified by the store as it is read, as an export would). A path that is
+        not a regular file of the bundle raises UnixFSError (or OSError from code/)."""
+        if self.code_staged:
+            return (self.code / relative).read_bytes()
+        cid = self._code_cid
+        for part in Path(relative).parts:
+            entries = dict(list_directory(self._store.get, cid))
+            if part not in entries:
+                raise UnixFSError(f"the bundle has no {relative!r}")
+            cid = entries[part]
+        if node_kind(self._store.get, cid) != NodeType.FILE:
+            raise UnixFSError(f"{relative!r} in the bundle is not a regular file")
+        return b"".join(iter_file(self._store.get, cid))
 
     def close(self) -> None:
         try:

@@ -39,6 +39,7 @@ from agents.outcome import Limit, Outcome
 from agents.runtime.base import LogBuffer, OutputWatch, RawRun, RunRequest, Staging, Workspace
 from agents.runtime.wasm_compiler import ENGINE_SETTINGS, EXIT_INVALID, make_engine
 from storage.cid import CID, RAW
+from storage.errors import UnixFSError
 
 FUEL_PER_CPU_SECOND = 2_500_000_000  # fuel units; a tight loop burns ~3 G/s on this machine
 EPOCH_TICK = 0.002  # also how often the stop callback walks /out: bytes past the cap ~ write rate x tick
@@ -102,11 +103,17 @@ class WasmRuntime:
     # cached inputs as hard links under the read-only /in preopen: WASI has no chmod, and a
     # read-only preopen refuses every write, truncation, unlink and rename
     input_staging = Staging.LINK
+    # the module is read from the store and compiled here; the agent sees only /in and /out
+    stages_code = False
+    uses_scratch = False
 
     def __init__(self, cache_dir: Path | None = None) -> None:
         self.version = f"wasmtime-{version('wasmtime')}"
         self.engine = make_engine()
         self._modules: dict[CID, wasmtime.Module] = {}
+        # (bundle code CID, entrypoint) -> its module: a content-addressed bundle's entrypoint
+        # never changes, so a warm run reads and hashes no module bytes at all
+        self._entries: dict[tuple[CID, str], wasmtime.Module] = {}
         self._lock = threading.Lock()
         self._cache_dir = cache_dir
         self._cache_key = self._load_cache_key() if cache_dir else b""
@@ -179,6 +186,7 @@ class WasmRuntime:
     def clear_memory_cache(self) -> None:
         with self._lock:
             self._modules.clear()
+            self._entries.clear()
 
     def _linker(self) -> wasmtime.Linker:
         """WASI preview 1, except ``poll_oneoff``: a sleeping host call cannot be interrupted
@@ -195,20 +203,30 @@ class WasmRuntime:
     # -- running ---------------------------------------------------------------------
     def run(self, request: RunRequest, workspace: Workspace) -> RawRun:
         limits = request.effective_limits
-        entry = workspace.code / request.bundle.manifest.entrypoint
-        wasm = entry.read_bytes()
+        entrypoint = request.bundle.manifest.entrypoint
         started, cpu_started = time.perf_counter(), time.thread_time()
         deadline = time.monotonic() + limits.wall_seconds
-        try:
-            module = self.module(CID.for_block(wasm, RAW), wasm, limits.wall_seconds, request.cancel)
-        except InvalidModule as exc:
-            return _not_started(Outcome.failed(f"invalid module: {exc}"), started)
-        except CompileTimeout:
-            return _not_started(Outcome.killed(Limit.WALL, "compiling the module"), started)
-        except CompileCancelled:
-            return _not_started(Outcome.cancelled(), started)
-        except CompilerFailed as exc:
-            return _not_started(Outcome.node_error(str(exc)), started)
+        key = (request.bundle.code, entrypoint)
+        with self._lock:
+            module = self._entries.get(key)
+        wasm: bytes | None = None
+        if module is None:
+            try:
+                wasm = workspace.code_bytes(entrypoint)
+            except (UnixFSError, OSError) as exc:
+                return _not_started(Outcome.failed(f"cannot read the entrypoint: {exc}"), started)
+            try:
+                module = self.module(CID.for_block(wasm, RAW), wasm, limits.wall_seconds, request.cancel)
+            except InvalidModule as exc:
+                return _not_started(Outcome.failed(f"invalid module: {exc}"), started)
+            except CompileTimeout:
+                return _not_started(Outcome.killed(Limit.WALL, "compiling the module"), started)
+            except CompileCancelled:
+                return _not_started(Outcome.cancelled(), started)
+            except CompilerFailed as exc:
+                return _not_started(Outcome.node_error(str(exc)), started)
+            with self._lock:
+                self._entries[key] = module
 
         store = wasmtime.Store(self.engine)
         logs = LogBuffer()
@@ -234,6 +252,7 @@ class WasmRuntime:
             try:
                 instance = self._linker().instantiate(store, module)
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+                wasm = wasm if wasm is not None else workspace.code_bytes(entrypoint)  # the module read it once
                 outcome = stopper.reason or _instantiation_failure(wasm, exc, memory_limit)
                 exit_code = None
             else:

@@ -426,7 +426,7 @@ class JobExecution:
     async def _execute(
         self, peer: str, job_id: str, spec: JobSpec, providers: list[str], cancel: threading.Event
     ) -> RunAnswer:
-        lease, started = self._lease_for(peer), int(self.store.clock())
+        lease = self._lease_for(peer)
         inputs = set(spec.inputs.values())
         fetched = 0  # input bytes received from the network for this run: measured, not predicted
         try:
@@ -447,8 +447,10 @@ class JobExecution:
             if refused is not None:
                 return RunAnswer(Outcome.declined(f"this node {refused}"))
             limits = effective_limits(manifest.limits, spec.limits, self.ceilings)
+            # the result's pin is leased to the requester as it is stored (one synced commit, no second hop)
             request = RunRequest(job_id, bundle, dict(spec.inputs), spec.args, limits=limits, cancel=cancel,
-                                 private=private.terms() if private is not None else None)  # fmt: skip
+                                 private=private.terms() if private is not None else None,
+                                 result_lease=lease)  # fmt: skip
             if cancel.is_set():
                 return RunAnswer(Outcome.cancelled())
             self.in_sandbox += 1
@@ -463,8 +465,6 @@ class JobExecution:
         except (StorageError, NetworkError, RuntimeUnavailable, OSError, ValueError) as exc:
             log.warning("job %s failed before it ran: %s", job_id, exc)
             return RunAnswer(Outcome.node_error(f"{type(exc).__name__}: {exc}"))
-        if outcome.result is not None and lease is not None:  # stored for the requester, not for this node
-            await asyncio.to_thread(self.store.lease_pin, outcome.result, f"result {job_id}", lease, started)
         if private is not None:  # no byte counts: a private input's size is for its policies to give
             return await self._release(job_id, spec, private, outcome)
         if outcome.result is not None and outcome.outcome.is_ok:

@@ -127,6 +127,29 @@ def test_lease_pin_converts_only_the_permanent_pin_the_job_made(leased_store: Bl
     assert next(p for p in store.pins() if p.cid == kept).expires is None
 
 
+def test_an_import_pinned_with_a_lease_holds_it_for_the_peer_in_one_commit(
+    leased_store: BlockStore, clock: Clock
+) -> None:
+    """A job's result stored for a remote requester: leased as it is stored (one synced commit),
+    with no quota check (the run is over), and never weakening the operator's permanent pin."""
+    import io
+
+    store = leased_store
+    lease = PinLease("peer", int(clock.now) + 60, quota=1)  # a quota the result is far over
+    writes = store.pin_writes
+    result = add_stream(store, io.BytesIO(seeded_bytes("result", 3000)), name="result job-1", lease=lease).cid
+    pin = store.pin_of(result)
+    assert pin is not None and pin.owner == "peer" and pin.expires == int(clock.now) + 60
+    assert store.pin_writes == writes + 1
+
+    kept = _unpinned(store, "operator's", 2000)
+    store.pin(kept, "my file")
+    options = ImportOptions(chunk_size=1024)
+    same = io.BytesIO(seeded_bytes("operator's", 2000))
+    again = add_stream(store, same, options=options, name="result job-2", lease=lease).cid
+    assert again == kept and next(p for p in store.pins() if p.cid == kept).expires is None
+
+
 def test_lease_policy_refuses_non_positive_terms() -> None:
     with pytest.raises(ValueError, match="TTL"):
         LeasePolicy(ttl_seconds=0)

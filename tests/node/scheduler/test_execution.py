@@ -126,3 +126,35 @@ def test_a_run_over_inputs_held_here_crosses_to_threads_once_before_its_sandbox(
     finally:
         jobs.close()
         store.close()
+
+
+def test_a_remote_requesters_result_is_stored_leased_to_it_with_no_hop_of_its_own(tmp_path: Path) -> None:
+    """The result's pin is leased to the requester in the transaction that stores the result:
+    it was pinned for good there and leased by a second synced commit, in a thread hop of its own."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "text.txt").write_text("one two two\n")
+    store = BlockStore(tmp_path / "blocks")
+    jobs = JobStore(tmp_path / "jobs")
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(fn, "__name__", repr(fn)))
+        return await to_thread(fn, *args, **kwargs)
+
+    try:
+        agent = pack(REPO_ROOT / "examples" / "wasm-wordcount", store).agent_id
+        spec = JobSpec(agent, {"text": add_path(store, tmp_path / "text.txt").cid})
+        execution = _execution(store, jobs, tmp_path, Metrics())
+        asyncio.to_thread = counted  # type: ignore[assignment]
+        try:
+            answer = asyncio.run(_offer_and_run(execution, new_job_id(), spec))
+        finally:
+            asyncio.to_thread = to_thread
+        assert answer.outcome.is_ok and answer.result is not None, answer.outcome
+        pin = store.pin_of(answer.result)
+        assert pin is not None and pin.owner == REQUESTER and pin.expires is not None
+        assert hops[hops.index("run") + 1 :] == ["save_answer"], hops
+    finally:
+        jobs.close()
+        store.close()
