@@ -118,6 +118,7 @@ class WasmRuntime:
         self._cache_dir = cache_dir
         self._cache_key = self._load_cache_key() if cache_dir else b""
         self._ticker = EpochTicker(self.engine)
+        self._linkers = threading.local()  # one per worker thread, made at its first run, then reused
 
     # -- module cache ----------------------------------------------------------------
     def _load_cache_key(self) -> bytes:
@@ -191,7 +192,16 @@ class WasmRuntime:
     def _linker(self) -> wasmtime.Linker:
         """WASI preview 1, except ``poll_oneoff``: a sleeping host call cannot be interrupted
         by the epoch deadline, so agents get ENOTSUP instead of a way to outlive their wall clock.
-        """
+
+        A linker holds definitions only (no store, no instance), so one serves every run of
+        its thread: building it (the WASI imports, the host function) was a visible part of a
+        trivial job's CPU."""
+        linker: wasmtime.Linker | None = getattr(self._linkers, "linker", None)
+        if linker is None:
+            linker = self._linkers.linker = self._new_linker()
+        return linker
+
+    def _new_linker(self) -> wasmtime.Linker:
         linker = wasmtime.Linker(self.engine)
         linker.define_wasi()
         linker.allow_shadowing = True

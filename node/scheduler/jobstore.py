@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ if TYPE_CHECKING:  # verify imports dispatch, which imports the executor side, w
     from node.scheduler.verify import Evidence
 
 MAX_PAGE = 500
+RECENT_KEPT = 256  # jobs written last whose live record get() answers with, undecoded
 
 
 class JobStore:
@@ -27,6 +29,9 @@ class JobStore:
         self._tables = RecordTables(path, ("jobs", "answers", "index", "evidence", "reputation", "groups"))
         self._staged: dict[str, JobRecord] = {}  # job id -> the job, changed since its last write
         self._writing: dict[str, JobRecord] = {}  # job id -> the job, in the commit under way
+        # job id -> the job as last written, newest last: a client following a job just submitted
+        # (its event stream, its record) is answered without a read and decode of it on the loop
+        self._recent: OrderedDict[str, JobRecord] = OrderedDict()
         # Every peer's reputation: read once (below), then kept in memory, where an observation
         # counts at once (placing a job reads no table); on disk with the next group commit. The
         # first lock guards the memory and is held only briefly (the event loop takes it); the
@@ -57,6 +62,7 @@ class JobStore:
         """Write the whole record and its index entry in one transaction: a crash leaves the old
         or the new, never half, and never a listing that disagrees with the job."""
         self.write_prepared([prepared(job)])
+        self._keep(job)
 
     def write_prepared(self, jobs: list[Prepared], outcomes: frozenset[str] = frozenset()) -> None:
         """Write many jobs' records and index entries, and the reputation entries of the peers in
@@ -113,10 +119,18 @@ class JobStore:
         for job in jobs:
             if self._writing.get(job.job_id) is job:
                 del self._writing[job.job_id]
+            self._keep(job)
+
+    def _keep(self, job: JobRecord) -> None:
+        self._recent[job.job_id] = job
+        self._recent.move_to_end(job.job_id)
+        while len(self._recent) > RECENT_KEPT:
+            self._recent.popitem(last=False)
 
     def get(self, job_id: str) -> JobRecord | None:
-        if (held := self._staged.get(job_id) or self._writing.get(job_id)) is not None:
-            return held  # the live job: a record being written may be older than it
+        held = self._staged.get(job_id) or self._writing.get(job_id) or self._recent.get(job_id)
+        if held is not None:
+            return held  # the live job: a record being written (or read back) may be older than it
         record = self._tables.get("jobs", job_id)
         return None if record is None else JobRecord.from_record(record)
 
