@@ -59,10 +59,21 @@ class Decider:
         self.view = PeerView(peers, network.ping, exchange.bandwidth)
 
     async def manifest(self, spec: JobSpec) -> Manifest:
+        """The agent's manifest, its bundle fetched first when any block of it is not here.
+
+        The check (a walk) and the read share one thread hop when the bundle is here, as it
+        is for every job after an agent's first: each was a hop of its own, per job."""
         store = self.exchange.store
-        if await asyncio.to_thread(store.missing_blocks, spec.agent):  # a walk: off the loop
+        manifest = await asyncio.to_thread(self._local_manifest, spec.agent)
+        if manifest is None:
             await self.exchange.fetch(spec.agent)
-        return (await asyncio.to_thread(open_bundle, store, spec.agent)).manifest
+            manifest = (await asyncio.to_thread(open_bundle, store, spec.agent)).manifest
+        return manifest
+
+    def _local_manifest(self, agent: CID) -> Manifest | None:
+        """The manifest of a bundle held here whole; None when a block of it is missing (blocking)."""
+        store = self.exchange.store
+        return None if store.missing_blocks(agent) else open_bundle(store, agent).manifest
 
     async def plan(self, spec: JobSpec, payment: Envelope | None, at_holders_of: str = "") -> Plan:
         """``at_holders_of`` names an input (a federated run's dataset): only its holders may run it."""
