@@ -405,8 +405,13 @@ class BlockStore:
 
     def held_for(self, owner: str) -> int:
         """Bytes of the unexpired pins held for ``owner`` (reads the pin table only, not blocks)."""
+        return self.holding(owner)[0]
+
+    def holding(self, owner: str) -> tuple[int, int | None]:
+        """(bytes of the unexpired pins held for ``owner``, when the first of them expires: None
+        for none): until that time, or the next pin write, the count cannot change."""
         with self._lmdb.read() as txn:
-            return self._held_in(txn, owner, int(self.clock()))
+            return self._holding_in(txn, owner, int(self.clock()))
 
     def unpin(self, root: CID) -> bool:
         with self._write_lock:
@@ -559,14 +564,18 @@ class BlockStore:
 
     def _held_in(self, txn: Any, owner: str, now: int, excluding: bytes = b"") -> int:
         """Bytes of the unexpired pins held for ``owner`` as ``txn`` sees them."""
-        held = 0
+        return self._holding_in(txn, owner, now, excluding)[0]
+
+    def _holding_in(self, txn: Any, owner: str, now: int, excluding: bytes = b"") -> tuple[int, int | None]:
+        held, first = 0, None
         for key, value in txn.cursor(db=self._pins).iternext(keys=True, values=True):
             if key == excluding:
                 continue
             pin = _pin_from(CID(key), dagcbor.decode(value))
             if pin.owner == owner and pin.expires is not None and pin.expires > now:
                 held += pin.size or 0
-        return held
+                first = pin.expires if first is None else min(first, pin.expires)
+        return held, first
 
     def _counters(self, txn: Any) -> tuple[int, int]:
         count = txn.get(_COUNT_KEY, db=self._meta)

@@ -165,6 +165,18 @@ class _Running:
     cancel: threading.Event
 
 
+MAX_HOLDINGS_KEPT = 1024  # peers whose pinned bytes are remembered between offers
+
+
+@dataclass(frozen=True)
+class _Holding:
+    """A peer's pinned bytes as read at the store's ``pin_writes``, and when the first counted pin expires."""
+
+    pin_writes: int
+    held: int
+    first_expiry: int | None
+
+
 class JobExecution:
     def __init__(
         self,
@@ -203,6 +215,7 @@ class JobExecution:
         self._answers: dict[str, tuple[CID, RunAnswer]] = {}  # job id -> (spec CID, answer)
         self._runs: dict[str, _Running] = {}
         self._needs: dict[CID, _Needs] = {}  # agent -> what its manifest asks of a node (_needs_of)
+        self._holdings: dict[str, _Holding] = {}  # peer -> its pinned bytes as last read (_quota_refusal)
 
     # -- the stream handler ------------------------------------------------------------
     async def handle(self, peer: str, request: bytes) -> list[bytes]:
@@ -244,11 +257,35 @@ class JobExecution:
         return replace(answer, held=min(held, protocol.MAX_BYTES))
 
     async def _quota_refusal(self, peer: str) -> OfferAnswer | None:
-        """Refuse a peer that has its quota of bytes pinned here already (the pin table is read off the loop)."""
-        held = await asyncio.to_thread(self.store.held_for, peer)
+        """Refuse a peer that has its quota of bytes pinned here already (the pin table is read off the loop).
+
+        The count is a walk of the whole pin table, so it is read again only once it may have
+        changed: after a pin write of this store (leases for peers are made only by this node's
+        process) or once the first of the peer's counted pins has expired. It was read per offer,
+        a thread hop and a decode of every pin for each one."""
+        if self.leases.quota_bytes is None:
+            return None
+        known = self._known_holding(peer)
+        if known is not None:
+            held = known
+        else:
+            writes = self.store.pin_writes  # before the read: a write during it makes the count stale
+            held, first_expiry = await asyncio.to_thread(self.store.holding, peer)
+            if len(self._holdings) >= MAX_HOLDINGS_KEPT:
+                self._holdings.clear()
+            self._holdings[peer] = _Holding(writes, held, first_expiry)
         if not self.leases.exhausted(held):
             return None
         return OfferAnswer(False, str(PinQuotaExceededError(peer, held, 0, self.leases.quota_bytes or 0)))
+
+    def _known_holding(self, peer: str) -> int | None:
+        """The peer's pinned bytes as last read, while they cannot have changed; else None."""
+        kept = self._holdings.get(peer)
+        if kept is None or kept.pin_writes != self.store.pin_writes:
+            return None
+        if kept.first_expiry is not None and self.store.clock() >= kept.first_expiry:
+            return None
+        return kept.held
 
     @property
     def occupancy(self) -> int:

@@ -13,13 +13,15 @@ from agents.bundle import pack
 from agents.executor import Executor
 from agents.runtime.wasm import WasmRuntime
 from node.metrics import Metrics
+from node.scheduler import protocol
 from node.scheduler.candidates import Candidate
 from node.scheduler.execution import JobExecution
 from node.scheduler.job import JobSpec
 from node.scheduler.jobstore import JobStore, new_job_id
-from node.scheduler.protocol import Cancel, Offer, Run, RunAnswer
+from node.scheduler.protocol import Cancel, Offer, OfferAnswer, Run, RunAnswer
 from storage.blockstore import BlockStore
 from storage.files import add_path
+from storage.leases import PinLease
 from tests.support import REPO_ROOT
 
 
@@ -155,6 +157,46 @@ def test_a_remote_requesters_result_is_stored_leased_to_it_with_no_hop_of_its_ow
         pin = store.pin_of(answer.result)
         assert pin is not None and pin.owner == REQUESTER and pin.expires is not None
         assert hops[hops.index("run") + 1 :] == ["save_answer"], hops
+    finally:
+        jobs.close()
+        store.close()
+
+
+def test_offers_read_a_peers_pinned_bytes_again_only_once_they_may_have_changed(tmp_path: Path) -> None:
+    """The quota check walks the whole pin table: it was read for every offer, a thread hop and a
+    decode of every pin each; now again only after a pin write or once a counted lease expires."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "text.txt").write_text("one\n")
+    store = BlockStore(tmp_path / "blocks")
+    jobs = JobStore(tmp_path / "jobs")
+    try:
+        agent = pack(REPO_ROOT / "examples" / "wasm-wordcount", store).agent_id
+        spec = JobSpec(agent, {"text": add_path(store, tmp_path / "text.txt").cid})
+        execution = _execution(store, jobs, tmp_path, Metrics())
+
+        async def have_size(cid: object) -> int | None:
+            return None
+
+        execution.exchange.have_size = have_size  # type: ignore[attr-defined]
+        reads: list[str] = []
+        holding = store.holding
+        store.holding = lambda owner: reads.append(owner) or holding(owner)  # type: ignore[method-assign]
+
+        async def offered() -> bool:
+            job_id = new_job_id()
+            frames = await execution.handle(REQUESTER, protocol.encode(Offer(job_id, spec)))
+            accepted = protocol.decode_answer(frames, OfferAnswer).accepted
+            assert execution.cancel(REQUESTER, Cancel(job_id)).cancelled
+            return accepted
+
+        async def scenario() -> None:
+            for _ in range(3):
+                assert await offered()
+            assert reads == [REQUESTER]
+            store.pin(spec.agent, "agent", lease=PinLease(REQUESTER, int(store.clock()) + 60))  # a pin write
+            assert await offered() and reads == [REQUESTER] * 2
+
+        asyncio.run(scenario())
     finally:
         jobs.close()
         store.close()
