@@ -219,8 +219,7 @@ class JobStore:
             by_peer.setdefault(seen.peer, []).append(seen)
         for peer, new in by_peer.items():
             existing = self._reputation.get(peer)
-            events = appended(list(existing.events) if existing is not None else None, new)
-            self._reputation[peer] = _Kept.of(peer, events)
+            self._reputation[peer] = _Kept.of(peer, appended(None, new)) if existing is None else existing.appended(new)
         self._snap()
         return set(by_peer)
 
@@ -293,10 +292,19 @@ class _Kept:
 
     events: tuple[Any, ...]
     observations: tuple[Observation, ...]
+    read: tuple[Observation | None, ...] = ()  # each of ``events`` read (None: unreadable), aligned
 
     @classmethod
     def of(cls, peer: str, events: list[Any]) -> _Kept:
-        return cls(tuple(events), tuple(seen for raw in events if (seen := Observation.from_record(peer, raw))))
+        read = tuple(Observation.from_record(peer, raw) for raw in events)
+        return cls(tuple(events), tuple(seen for seen in read if seen is not None), read)
+
+    def appended(self, new: list[Observation]) -> _Kept:
+        """With ``new`` added, the newest MAX_EVENTS_PER_PEER kept (as :func:`appended`); only
+        the new entries are converted: the peer's other entries were read when they came."""
+        events = appended(list(self.events), new)
+        read = (*self.read, *new)[len(self.read) + len(new) - len(events) :]
+        return _Kept(tuple(events), tuple(seen for seen in read if seen is not None), read)
 
 
 def _from_evidence(records: list[Any]) -> list[Observation]:
