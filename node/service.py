@@ -156,7 +156,8 @@ class NodeService:
         self.job_service: JobService | None = None
         self.python_runtime: PythonRuntime | None = None
         self.warm_python: PythonRuntime | None = None  # the triggers' runtime: forked from a warm worker
-        self.reaper = Reaper()  # the triggers' finished workspaces, removed after their commit, not before
+        # finished workspaces (triggers' and jobs'), removed after their commit or answer, not before
+        self.reaper = Reaper()
         self.triggers: TriggerService | None = None
         self.agent_env: AgentEnvironment | None = None
         self._runner: web.AppRunner | None = None
@@ -190,7 +191,10 @@ class NodeService:
             self.data_dir / "cache" / "inputs", self.store, int(self.config.get("jobs", "input_cache_mib")) << 20
         )
         work = self.data_dir / "work"
-        executor = Executor(self.store, runtimes, self.identity.signing_key, work, wheel_envs, input_cache)  # type: ignore[arg-type]
+        # a job's workspace goes in the reaper's thread: its rmdirs (milliseconds each on a disk with
+        # online discard) sat between the agent's exit and the answer; sweep_work_dir covers a crash
+        executor = Executor(self.store, runtimes, self.identity.signing_key, work, wheel_envs, input_cache,  # type: ignore[arg-type]
+                            reaper=self.reaper)  # fmt: skip
         (self.data_dir / "work").mkdir(exist_ok=True)
         self.warm_python = PythonRuntime(self.python_runtime.layers, warm=True)
         warm = {**runtimes, "python": self.warm_python}
