@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from node.announce import PeerTable
 from node.metrics import Metrics
 from node.privacy.registry import PrivacyRegistry
 from node.scheduler import holdings
@@ -61,6 +62,7 @@ async def node(tmp_path: Path) -> AsyncIterator[Any]:
     streams = StreamStore(tmp_path / "streams")  # stream policies: which snapshots are withheld
     service.streams = SimpleNamespace(heads=lambda: {}, policy=PolicyGate(streams))
     service.config = SimpleNamespace(get=lambda section, key: 3600.0)  # no heartbeat during a test
+    service.peers = PeerTable(3600.0, 3600.0)  # the heartbeat's period (an hour: none during a test)
     service._provides = set()
     service._seq = 0
     service._announce_soon = asyncio.Event()
