@@ -7,7 +7,13 @@ node and overall, CPU% of one core and RSS, with median and spread (min-max). Th
 measures what imports alone cost in a fresh interpreter: bare Python, ``import libp2p``,
 and the node's own modules, so one can tell what dominates RSS.
 
-Usage: python bench/idle.py [--nodes 5] [--seconds 20] [--settle 5]
+With ``--against DIR`` the nodes of each round run this checkout's code and DIR's (another
+checkout, e.g. the baseline), alternating for ``--rounds`` rounds; each side's figure is the
+median over rounds of the per-node median CPU, with its spread, and the seconds from the last
+node's API answering until every node lists every other as alive ("converged"). Idle CPU is
+sensitive to the host's load (the load average is printed): compare sides of one run only.
+
+Usage: python bench/idle.py [--nodes 5] [--seconds 20] [--settle 5] [--against DIR --rounds 3]
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+import node.cluster  # noqa: E402
+from bench.stats import alternate, code_of, machine_note  # noqa: E402
+from bench.stats import spread as summary  # noqa: E402
 from node.cluster import cluster_down, cluster_up  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -67,12 +77,76 @@ def spread(values: list[float], unit: str, digits: int) -> str:
     return f"median {mid:.{digits}f}{unit} (min {low:.{digits}f}, max {high:.{digits}f})"
 
 
+@dataclass(frozen=True)
+class Sample:
+    cpu: list[float]  # % of a core, per node
+    converged: float  # seconds from the last node's API answering until all see all alive
+
+
+def sample(nodes: int, seconds: float, settle: float, tree: Path | None, work: Path) -> Sample:
+    """One cluster of ``nodes`` running ``tree``'s code (None: this checkout), sampled idle."""
+    marks: list[float] = []
+    original = node.cluster.wait_for_peers
+
+    def marking(api_url: str, expected: int, timeout: float) -> None:  # cluster_up's first call: all answer
+        if not marks:
+            marks.append(time.monotonic())
+        original(api_url, expected, timeout)
+
+    directory = Path(tempfile.mkdtemp(prefix="cluster-", dir=work))
+    node.cluster.wait_for_peers = marking
+    try:
+        with code_of(tree):
+            members = cluster_up(nodes, directory, timeout=120)
+        converged = time.monotonic() - marks[0]
+        time.sleep(settle)  # a fixed settle time is the measurement's design, not a wait for a condition
+        before = {m.pid: cpu_seconds(m.pid) for m in members}
+        started = time.monotonic()
+        time.sleep(seconds)
+        elapsed = time.monotonic() - started
+        cpu = [100 * (cpu_seconds(m.pid) - before[m.pid]) / elapsed for m in members]
+    finally:
+        node.cluster.wait_for_peers = original
+        cluster_down(directory)
+    return Sample(cpu, converged)
+
+
+def compare(options: argparse.Namespace, work: Path) -> None:
+    trees = {"this": None, "against": options.against.resolve()}
+    jobs = {
+        name: (lambda tree=tree: sample(options.nodes, options.seconds, options.settle, tree, work))
+        for name, tree in trees.items()
+    }
+
+    def report(index: int, name: str, result: Sample) -> None:
+        cpu = summary(result.cpu)
+        converged = f"converged {result.converged:.2f} s"
+        print(f"  round {index + 1} {name:8s} CPU per node {cpu.show(2)} %, {converged}", flush=True)
+
+    print(f"idle, {options.nodes} nodes, {options.rounds} rounds alternating, {options.seconds:.0f} s each")
+    results = alternate(jobs, options.rounds, report)
+    for name, tree in trees.items():
+        cpu = summary([statistics.median(r.cpu) for r in results[name]])
+        converged = summary([r.converged for r in results[name]])
+        print(f"{name:8s} {tree or REPO}: CPU per node {cpu.show(2)} %, converged {converged.show(2)} s")
+    print(f"  {machine_note()}; idle CPU figures move with the load: compare sides of one run")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after convergence before sampling")
+    parser.add_argument("--against", type=Path, help="another checkout: its nodes alternate with this one's")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds with --against")
     options = parser.parse_args()
+    if options.against is not None:
+        work = Path(tempfile.mkdtemp(prefix="mycel-idle-bench-"))
+        try:
+            compare(options, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     work = Path(tempfile.mkdtemp(prefix="mycel-idle-bench-"))
     try:
         nodes = cluster_up(options.nodes, work / "cluster")

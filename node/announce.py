@@ -30,6 +30,10 @@ VERIFIED_KEPT = 256  # accepted announcements whose payload waits for the gossip
 _DOMAIN = b"mycel-announce-v1:"
 _MAX_INT = (1 << 63) - 1
 _MAX_WEI = (1 << 256) - 1  # prices are uint256 on the ledger
+# The heartbeat stretches with the cluster: up to SCALE_NODES nodes each node re-announces every
+# announce_interval; beyond, in proportion to the size (see heartbeat()).
+SCALE_NODES = 10
+MAX_STRETCH = 10  # at most 10 x announce_interval (300 s by default) between heartbeats
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,27 @@ class AnnouncementValidator:
         return payload if payload is not None and payload["peer"] == origin else None
 
 
+def heartbeat(interval: float, nodes: int) -> float:
+    """Seconds between one node's heartbeat announcements in a cluster of ``nodes`` (itself
+    included): ``interval`` up to SCALE_NODES nodes, then in proportion to the size, up to
+    MAX_STRETCH times ``interval``.
+
+    Every node receives every node's heartbeat, so with a fixed period each node's idle cost grew
+    with the cluster (N / interval announcements a second to verify and forward). Stretched, it
+    stays at SCALE_NODES / interval a second (1/3 s by default) from 10 to 100 nodes. What a longer
+    period costs is liveness: a peer that stops without a word is shown as not alive after the
+    stretched timeout (:func:`liveness_timeout`) instead of peer_timeout. Changes (load, peers,
+    content, stream heads) are still announced at once, whatever the size.
+    """
+    return interval * min(float(MAX_STRETCH), max(1.0, nodes / SCALE_NODES))
+
+
+def liveness_timeout(timeout: float, interval: float, nodes: int) -> float:
+    """How long a peer not heard from stays alive: ``timeout`` stretched as :func:`heartbeat` is,
+    so it spans as many heartbeats (timeout / interval, 3 by default) at every cluster size."""
+    return timeout * heartbeat(interval, nodes) / interval
+
+
 @dataclass
 class PeerRecord:
     peer_id: str
@@ -276,11 +301,34 @@ class PeerRecord:
 
 
 class PeerTable:
-    """What this node knows of its peers, from their announcements."""
+    """What this node knows of its peers, from their announcements.
 
-    def __init__(self, timeout: float) -> None:
+    With ``interval`` (announce_interval) the timeout stretches with the cluster's size as the
+    peers' heartbeats do (:func:`liveness_timeout`); the size is this node plus the peers heard
+    from within the longest timeout any size gives (older ones are not alive at any size)."""
+
+    def __init__(self, timeout: float, interval: float | None = None) -> None:
         self.timeout = timeout
+        self.interval = interval
         self._peers: dict[str, PeerRecord] = {}
+
+    def nodes(self) -> int:
+        """This node and the peers it heard from lately: the cluster size its heartbeat uses."""
+        if self.interval is None:
+            return 1 + len(self._peers)
+        cutoff = time.time() - self.timeout * MAX_STRETCH
+        return 1 + sum(1 for record in self._peers.values() if record.last_seen >= cutoff)
+
+    def heartbeat(self) -> float:
+        """Seconds between this node's heartbeat announcements (``interval``, stretched)."""
+        assert self.interval is not None, "a table without an interval has no heartbeat"
+        return heartbeat(self.interval, self.nodes())
+
+    def current_timeout(self) -> float:
+        """Seconds a peer not heard from stays alive, at the cluster's current size."""
+        if self.interval is None:
+            return self.timeout
+        return liveness_timeout(self.timeout, self.interval, self.nodes())
 
     def update(self, payload: dict[str, Any]) -> None:
         self._peers[payload["peer"]] = PeerRecord(payload["peer"], payload)
@@ -288,7 +336,7 @@ class PeerTable:
     def get(self, peer: str) -> PeerRecord | None:
         """``peer``'s record if it is alive."""
         record = self._peers.get(peer)
-        return record if record is not None and record.last_seen >= time.time() - self.timeout else None
+        return record if record is not None and record.last_seen >= time.time() - self.current_timeout() else None
 
     def addrs_of(self, peer: str) -> list[str]:
         """The addresses ``peer`` announced (empty if it did not)."""
@@ -307,11 +355,11 @@ class PeerTable:
         return None if record is None else str(record.announcement["region"])
 
     def alive(self) -> list[PeerRecord]:
-        cutoff = time.time() - self.timeout
+        cutoff = time.time() - self.current_timeout()
         return [record for record in self._peers.values() if record.last_seen >= cutoff]
 
     def snapshot(self, connected: set[str]) -> list[dict[str, Any]]:
-        now = time.time()
+        now, timeout = time.time(), self.current_timeout()
         rows = []
         for record in sorted(self._peers.values(), key=lambda r: r.peer_id):
             payload = record.announcement
@@ -329,7 +377,7 @@ class PeerTable:
                     "env": payload.get("env", ""),
                     "seq": payload["seq"],
                     "last_seen_seconds_ago": round(now - record.last_seen, 3),
-                    "alive": now - record.last_seen <= self.timeout,
+                    "alive": now - record.last_seen <= timeout,
                     "connected": record.peer_id in connected,
                 }
             )

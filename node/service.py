@@ -75,9 +75,6 @@ STATE_FILE = "node.json"
 HEADS_MIN_INTERVAL = 2.0  # seconds between announcements sent only because a stream head moved
 ANNOUNCE_GAP = 1.0  # seconds between two announcements at least: gossip rate-limits each peer, and a
 # 5-node mesh slows down past ~30 messages/s in all
-JOINING_SECONDS = 60.0  # after start, connected peers are checked often so the network converges quickly...
-PEER_CHECK_JOINING = 0.5
-PEER_CHECK = 1.0  # ...then once a second: a peer that (re)connects hears from this node within about that
 REPROVIDE_SECONDS = 12 * 3600  # provider records expire in 24 h: a root provided since then is not provided again
 PROVIDED_REMEMBERED = 8192  # roots whose last provide is remembered (the oldest forgotten first)
 
@@ -115,7 +112,8 @@ class NodeService:
             traversal=config.traversal_settings,
         )
         self.exchange = BlockExchange(self.store, self.network, self.metrics)
-        self.peers = PeerTable(float(config.get("node", "peer_timeout")))
+        node_settings = config.raw["node"]
+        self.peers = PeerTable(float(node_settings["peer_timeout"]), float(node_settings["announce_interval"]))
         self.privacy = PrivacyRegistry(self.data_dir / "privacy")
         self.gate = ServingGate(self.privacy, self.peers.region_of, self.metrics)
         self.exchange = BlockExchange(self.store, self.network, self.metrics, self.gate)
@@ -128,6 +126,7 @@ class NodeService:
             self.exchange.bulk = self.bulk_client  # whole DAGs as one CAR where a provider offers it
         self.announcements = AnnouncementValidator(self.metrics, self.identity.peer_id)
         self.network.subscribe(announce.TOPIC, self.announcements, self._on_announcement)
+        self.network.on_peers_changed(self._peers_changed)
         self.jobs = JobStore(self.data_dir / "jobs")
         self.reputation_policy = ReputationPolicy(  # a bad setting stops the node here, not mid-job
             float(config.get("node", "reputation_half_life")), float(config.get("node", "reputation_exclude_at"))
@@ -150,6 +149,7 @@ class NodeService:
             PolicyGate(stream_store, self.peers.region_of, lambda: self.config.region),  # writers' stream policies
         )
         self.gate.also = self.streams.policy.may_send_snapshot  # a region-bound stream's snapshots stay in it
+        self.streams.on_head_moved = self._head_moved
         self.network.handle(STREAM_PROTOCOL, self.streams.serve)
         self.network.handle(TRIGGER_PROTOCOL, self._on_trigger_message)
         self.execution: JobExecution | None = None
@@ -418,6 +418,14 @@ class NodeService:
         if self.job_service is not None:  # its load may have room now: queued jobs look again
             self.job_service.wake()
 
+    def _head_moved(self) -> None:
+        """A stream head moved: the announcement lists the heads (sent within HEADS_MIN_INTERVAL)."""
+        self._wake.set()
+
+    def _peers_changed(self) -> None:
+        """A connection opened or closed: the announce loop compares the connected set again."""
+        self._wake.set()
+
     def _load_changed(self) -> None:
         """A run started, ended or reserved its place: let this node's queued jobs look again,
         and say so at once when placement elsewhere would see it (others' queued jobs wait on
@@ -466,11 +474,11 @@ class NodeService:
         """Announce at start, when the load, the set of connected peers or the content summary
         changes, and as a slow heartbeat. Load changes coalesce (at most one announcement per
         ANNOUNCE_GAP: gossip drops a peer's messages past a rate); a stored root announces only
-        if the summary it is in changed (a job whose result is already held costs no gossip); the
-        connected peers are checked twice a second while the node joins the network, then once a
-        second (one cheap call across the bridge)."""
-        interval = float(self.config.get("node", "announce_interval"))
-        started = time.monotonic()
+        if the summary it is in changed (a job whose result is already held costs no gossip).
+        Nothing is polled: a connection opening or closing, a head moving, a load change and a
+        stored root wake the loop, and it sleeps otherwise until the heartbeat is due (or, for a
+        head that moved within HEADS_MIN_INTERVAL of the last announcement, until that passed).
+        The heartbeat's period stretches with the cluster's size (:func:`announce.heartbeat`)."""
         last_peers: frozenset[str] | None = None
         last_heads: dict[str, Any] = {}
         last_held: holdings.Holdings | None = None
@@ -494,14 +502,15 @@ class NodeService:
                 try:
                     summary = held if held is not None else holdings.NOTHING
                     await self.network.publish(announce.TOPIC, self._announcement(await self.network.addrs(), summary))
-                    next_due = now + interval
+                    next_due = now + self.peers.heartbeat()
                     last_peers, last_heads, last_sent, last_held = peers, heads, now, held
                 except Exception as exc:
                     log.warning("announcement failed: %s", exc)
                 await asyncio.sleep(ANNOUNCE_GAP)
-            joining = time.monotonic() - started < JOINING_SECONDS
-            check = PEER_CHECK_JOINING if joining else PEER_CHECK
-            wait = max(0.0, min(check, next_due - time.monotonic()))
+            wake_at = next_due
+            if heads != last_heads:  # moved too soon after the last announcement: say so when allowed
+                wake_at = min(wake_at, last_sent + HEADS_MIN_INTERVAL)
+            wait = max(0.0, wake_at - time.monotonic())
             if self._wake.is_set() or self._announce_soon.is_set():
                 continue
             with contextlib.suppress(TimeoutError):

@@ -51,6 +51,7 @@ from node.p2p.sessions import serve as serve_session
 from node.p2p.traversal import CIRCUIT, Traversal
 from node.p2p.tuning import apply as apply_tuning
 from node.p2p.tuning import open_receive_window
+from node.p2p.wakeups import ConnectionEvents
 
 log = logging.getLogger("mycelnet.p2p")
 TUNING = apply_tuning()  # one Noise message per Yamux frame, no per-frame debug strings (see tuning.py)
@@ -67,6 +68,7 @@ GOSSIP_DEGREE_HIGH = 6
 REQUEST_TIMEOUT = 30.0
 BOOTSTRAP_RETRY = 2.0
 PUBSUB_REPAIR_INTERVAL = 1.0
+PUBSUB_REPAIR_ROUNDS = 5  # repairs after each connection change (pubsub handles the new one in its own task)
 CLOSE_TIMEOUT = 2.0  # for closing every connection on stop
 WRITE_SIZE = 1 << 20
 MAX_SESSION_ANSWER = 1 << 20  # one answer on a session stream, all its frames together
@@ -149,6 +151,7 @@ class HostSettings:
     inbound: InboundLimits = field(default_factory=InboundLimits)
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     traversal: TraversalSettings = field(default_factory=TraversalSettings)
+    peers_changed: Callable[[], None] | None = None  # called on the asyncio loop when a connection opens or closes
 
 
 class Libp2pHost:
@@ -171,6 +174,8 @@ class Libp2pHost:
         self.connmgr = ConnectionManager(settings.connections)
         self.inbound = InboundGate(self.host.get_network(), settings.inbound)
         self.inbound.install()
+        self.connection_events = ConnectionEvents(self._connections_changed)
+        self.host.get_network().register_notifee(self.connection_events)
         self.gossipsub = GossipSub(
             protocols=GOSSIP_PROTOCOLS,
             degree=GOSSIP_DEGREE,
@@ -240,6 +245,10 @@ class Libp2pHost:
             for connections in list(network.connections.values()):
                 for connection in list(connections):
                     group.start_soon(_close_quietly, connection)
+
+    def _connections_changed(self) -> None:
+        if self.settings.peers_changed is not None:
+            self.bridge.post_to_asyncio(self.settings.peers_changed)
 
     def addrs(self) -> list[str]:
         """Where this node listens, and behind NAT where a relay takes connections for it."""
@@ -501,20 +510,31 @@ class Libp2pHost:
 
     async def _pubsub_repair_loop(self) -> None:
         """Replace pubsub streams left on closed connections by a peer that came back at once
-        (:mod:`.pubsub_repair`); without it the peer's gossip did not reach us for a minute."""
+        (:mod:`.pubsub_repair`); without it the peer's gossip did not reach us for a minute.
+
+        A stale stream is only left by a connection closing or opening, so the repair runs for
+        PUBSUB_REPAIR_ROUNDS seconds after each such change and sleeps in between (it looked
+        once a second, for nothing, on an idle node)."""
+        seen = -1
         while True:
-            await anyio.sleep(PUBSUB_REPAIR_INTERVAL)
-            repair_pubsub(self.pubsub)
+            seen = await self.connection_events.wait(seen)
+            for _ in range(PUBSUB_REPAIR_ROUNDS):
+                await anyio.sleep(PUBSUB_REPAIR_INTERVAL)
+                repair_pubsub(self.pubsub)
 
     async def _bootstrap_loop(self) -> None:
         """Dial bootstrap peers, re-dial any that drop (e.g. restarted) while the node has fewer
         connections than the low watermark, and trim them past the high one (:mod:`.connmgr`).
 
         The routing table gets the connected peers only when that set changed: the DHT keeps
-        its table on its own schedule, and an idle, converged node does no DHT work here.
+        its table on its own schedule, and an idle, converged node does no DHT work here. With
+        nothing left to do (every bootstrap peer connected or enough connections, none to trim)
+        it sleeps until a connection opens or closes; else it looks again every BOOTSTRAP_RETRY,
+        as it used to look always.
         """
         known: set[str] = set()
         while True:
+            seen = self.connection_events.changes
             connected = set(self.connected_peers())
             for address in self.settings.bootstrap:
                 if address.rsplit("/", 1)[-1] in connected or not self.connmgr.below_low(len(connected)):
@@ -532,7 +552,15 @@ class Libp2pHost:
             if connected != known:
                 await self._refresh_routing_table()
                 known = connected
-            await anyio.sleep(BOOTSTRAP_RETRY)
+            missing = [a for a in self.settings.bootstrap if a.rsplit("/", 1)[-1] not in connected]
+            pending = (missing and self.connmgr.below_low(len(connected))) or len(connected) > self.connmgr.limits.high
+            if pending:
+                await anyio.sleep(BOOTSTRAP_RETRY)
+            else:  # then a round BOOTSTRAP_RETRY later, as before: a burst of changes is one round, and
+                # a connection just opened (a dial on demand, its first request not yet sent) is not
+                # trimmed at once
+                await self.connection_events.wait(seen)
+                await anyio.sleep(BOOTSTRAP_RETRY)
 
 
 async def _close_quietly(connection: Any) -> None:

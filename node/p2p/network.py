@@ -93,6 +93,11 @@ class P2PNetwork:
         """Send ``messages`` on a new stream of the first of ``protocols`` the peer speaks (returned)."""
         return await self._bridge.call(self._require().send_messages, peer_id, list(protocols), list(messages), timeout)
 
+    def on_peers_changed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on the asyncio loop whenever a connection opens or closes (before
+        start), so a caller learns of a new or lost peer without asking for the list in a loop."""
+        self._settings.peers_changed = callback
+
     def subscribe(self, topic: str, validator: GossipValidator, handler: GossipHandler) -> None:
         """Receive ``topic``; ``validator(origin, data)`` runs on the libp2p thread, keep it cheap."""
         self._settings.topics[topic] = (validator, handler)

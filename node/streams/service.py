@@ -108,6 +108,8 @@ class StreamService:
         self._changed: dict[str, asyncio.Event] = {}
         self._sync_locks: dict[str, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()  # set by subscribe(): the poll loop has a stream to pull
+        self.on_head_moved: Callable[[], None] | None = None  # a head in heads() moved (the announcer wakes)
         self._serving: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}  # peer -> (running, [admitted])
         self.tails = 0
         self._groups = AppendGroups(
@@ -248,6 +250,8 @@ class StreamService:
         held = self._heads.get(stream) or self._replica_heads.get(stream)
         if held is not None:
             self.watchers.moved(stream, held[0])  # the peers that replicate it from here
+            if self.on_head_moved is not None:
+                self.on_head_moved()
 
     # -- serving replicas --------------------------------------------------------------
     async def serve(self, peer: str, request: bytes) -> list[bytes]:
@@ -291,6 +295,7 @@ class StreamService:
         await self.policy.before_pull(stream, source, self.network, force=True)
         await asyncio.to_thread(self.store.subscribe, stream, source)
         self._sources[stream] = source
+        self._subscribed.set()
         await self.live.watch(stream, source)  # before the pull: a move after it is noticed
         await self.sync(stream, source)
         return await asyncio.to_thread(self.store.info, stream)
@@ -333,11 +338,18 @@ class StreamService:
         return added
 
     async def _poll_loop(self) -> None:
-        """Renew the watches when due and pull every stream each ``poll_seconds`` (the fallback)."""
+        """Renew the watches when due and pull every stream each ``poll_seconds`` (the fallback).
+        A node that replicates nothing has nothing to renew or pull: it sleeps until the first
+        :meth:`subscribe` (it read the store and woke a worker thread every poll, for nothing)."""
         next_poll = 0.0
         while True:
             subscriptions = await asyncio.to_thread(self.store.subscriptions)
             self._sources.update(subscriptions)
+            if not subscriptions:
+                self._subscribed.clear()
+                if not self._sources:  # none in memory either: wait for one (subscribe sets the event)
+                    await self._subscribed.wait()
+                    continue
             polling = time.monotonic() >= next_poll
             if polling:
                 next_poll = time.monotonic() + self.poll_seconds

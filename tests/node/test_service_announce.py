@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from node.announce import PeerTable
 from node.metrics import Metrics
 from node.privacy.registry import PrivacyRegistry
 from node.scheduler import holdings
@@ -61,6 +62,7 @@ async def node(tmp_path: Path) -> AsyncIterator[Any]:
     streams = StreamStore(tmp_path / "streams")  # stream policies: which snapshots are withheld
     service.streams = SimpleNamespace(heads=lambda: {}, policy=PolicyGate(streams))
     service.config = SimpleNamespace(get=lambda section, key: 3600.0)  # no heartbeat during a test
+    service.peers = PeerTable(3600.0, 3600.0)  # the heartbeat's period (an hour: none during a test)
     service._provides = set()
     service._seq = 0
     service._announce_soon = asyncio.Event()
@@ -169,3 +171,41 @@ def test_the_summary_is_rebuilt_only_when_pins_or_privacy_changed(node: Any) -> 
     before = cache.builds
     cache.current(fresh=True)  # the heartbeat rescans regardless (pins written by another process)
     assert cache.builds == before + 1
+
+
+async def test_an_idle_announce_loop_sleeps_until_the_heartbeat_and_a_connection_change_wakes_it(
+    node: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No poll: between announcements the loop waits for the heartbeat (an hour here), not for
+    0.5 s or 1 s to look at the connected peers again; a connection change wakes it."""
+    monkeypatch.setattr("node.service.ANNOUNCE_GAP", 0.0)
+    waits: list[float] = []
+    wait_for = asyncio.wait_for
+
+    async def recorded(awaitable: Any, timeout: float) -> Any:
+        waits.append(timeout)
+        return await wait_for(awaitable, timeout)
+
+    monkeypatch.setattr("node.service.asyncio.wait_for", recorded)
+    peers = ["12D3KooWPeer"]
+
+    async def connected() -> list[str]:
+        return list(peers)
+
+    node.network.peers = connected
+    loop = asyncio.create_task(node._announce_loop())
+    try:
+        await wait_for_(lambda: len(node.sent) == 1 and len(waits) == 1)  # at start, then asleep
+        assert waits[0] > 3000, waits  # until the heartbeat is due
+        peers.append("12D3KooWOther")  # a peer connected: the host's connection event says so
+        node._peers_changed()
+        await wait_for_(lambda: len(node.sent) == 2)
+        await wait_for_(lambda: len(waits) == 2)
+        assert waits[1] > 3000, waits
+    finally:
+        loop.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await loop
+
+
+wait_for_ = wait_for
