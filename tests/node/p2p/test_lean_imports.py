@@ -76,6 +76,12 @@ def test_a_deferred_name_used_while_loading_fails_loudly() -> None:
         lean_imports.Deferred("json", "dumps")({})
 
 
+def test_introspecting_a_deferred_name_imports_nothing() -> None:
+    """typing and friends probe dunders (``__parameters__``) of what a type alias names."""
+    with lean_imports._deferring():
+        assert getattr(lean_imports.Deferred("json", "dumps"), "__parameters__", ()) == ()
+
+
 def test_the_shape_check_names_a_deferred_name_used_as_a_value() -> None:
     import ast
     import types
