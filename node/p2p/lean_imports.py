@@ -16,7 +16,9 @@ see bench/start.py).
   it): ``BasicHost`` calls ``create_mdns_discovery`` only with mDNS on, ``ACMEClient`` only
   with AutoTLS, and so on, so every feature still works; it just imports on first use. Once
   loading is over the stand-ins leave ``sys.modules``: anything imported later gets the real
-  modules.
+  modules. Two refinements: a name in ``DEFERRED_INSTANCES`` defers its call as well (the
+  Swarm builds multiaddr's DNS resolver at once; dnspython is imported at the first /dns*
+  dial), and a constant in ``DEFERRED_CONSTANTS`` is answered with its value.
 * **A bare package**: ``libp2p.transport`` is registered with its real ``__path__`` but its
   ``__init__`` (which only re-exports) is not run; its submodules import as usual, and the
   first name that is not a submodule runs the real ``__init__`` (see :class:`BarePackage`).
@@ -37,6 +39,7 @@ import importlib.machinery
 import importlib.util
 import inspect
 import sys
+import threading
 import types
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -54,6 +57,17 @@ DEFERRED: dict[str, str] = {
     "libp2p.discovery.mdns.listener": "mDNS discovery (zeroconf)",
     "libp2p.discovery.bootstrap.bootstrap": "py-libp2p's bootstrap discovery: the node dials its peers itself",
     "libp2p.discovery.upnp.upnp": "UPnP port mapping (miniupnpc)",
+    "multiaddr.resolvers.dns": "dnspython: only a dial to a /dns* address resolves a name",
+}
+# Deferred names whose *call* is deferred too: what a call returns builds the real object when
+# first used. py-libp2p's Swarm makes multiaddr's DNS resolver as it is built (dnspython, ~7 MiB).
+DEFERRED_INSTANCES: dict[tuple[str, str], str] = {
+    ("multiaddr.resolvers.dns", "DNSResolver"): "Swarm keeps one and only calls its methods on a /dns* dial",
+}
+# Deferred names that are constants: the stand-in answers them with these values (check_shape
+# compares them with the real module's).
+DEFERRED_CONSTANTS: dict[tuple[str, str], object] = {
+    ("multiaddr.resolvers.dns", "DNSADDR_TXT_PREFIX"): "dnsaddr=",
 }
 # (importer, name): a deferred name an importer reads as a value, and why that is safe
 PASSED_ON: dict[tuple[str, str], str] = {
@@ -108,6 +122,8 @@ class Deferred:
         return self._target
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if (self.module, self.name) in DEFERRED_INSTANCES:
+            return DeferredInstance(self, args, kwargs)
         return self.resolve()(*args, **kwargs)
 
     def __getattr__(self, attribute: str) -> Any:
@@ -119,12 +135,40 @@ class Deferred:
         return f"<deferred {self.module}.{self.name}>"
 
 
+class DeferredInstance:
+    """What calling a name of ``DEFERRED_INSTANCES`` gives: the real call is made (the module
+    imported) the first time one of its attributes is read."""
+
+    __slots__ = ("_args", "_factory", "_kwargs", "_lock", "_real")
+
+    def __init__(self, factory: Deferred, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self._factory, self._args, self._kwargs = factory, args, kwargs
+        self._lock = threading.Lock()  # trio's thread and the loop's may both use it first
+        self._real: Any = None
+
+    def real(self) -> Any:
+        with self._lock:
+            if self._real is None:
+                self._real = self._factory.resolve()(*self._args, **self._kwargs)
+            return self._real
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return getattr(self.real(), attribute)
+
+    def __repr__(self) -> str:
+        return f"<deferred {self._factory.module}.{self._factory.name}() instance>"
+
+
 class StandIn(types.ModuleType):
     """What importing a deferred module gives while loading: every name is a :class:`Deferred`."""
 
-    def __getattr__(self, name: str) -> Deferred:
+    def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        if (self.__name__, name) in DEFERRED_CONSTANTS:
+            return DEFERRED_CONSTANTS[self.__name__, name]
         return Deferred(self.__name__, name)
 
 
@@ -225,13 +269,16 @@ def check_shape() -> list[str]:
     problems: list[str] = []
     for name in list(sys.modules):
         module = sys.modules.get(name)
-        if not (name == "libp2p" or name.startswith("libp2p.")) or isinstance(module, StandIn) or module is None:
+        if name.split(".")[0] not in ("libp2p", "multiaddr") or isinstance(module, StandIn) or module is None:
             continue
         try:
             source = inspect.getsource(module)
         except (OSError, TypeError):
             continue
         problems += _importer_problems(name, module, ast.parse(source))
+    for (module_name, constant), value in DEFERRED_CONSTANTS.items():
+        if getattr(importlib.import_module(module_name), constant, None) != value:
+            problems.append(f"{module_name}.{constant} is no longer {value!r}")
     import dns._features
 
     if "doq" not in dns._features._requirements:

@@ -35,6 +35,7 @@ def test_what_is_deferred_is_not_imported_and_arrives_real_when_asked_for() -> N
         "stand_ins = [n for n in lean_imports.DEFERRED if n in sys.modules]\n"
         "heavy = sorted({n.split('.')[0] for n in sys.modules} & {'aioquic', 'zeroconf', 'httpx', 'requests', "
         "'trio_websocket', 'websockets', 'miniupnpc'})\n"
+        "heavy += [n for n in ('dns.resolver', 'dns.asyncresolver') if n in sys.modules]\n"
         "real = [type(importlib.import_module(n)).__name__ for n in lean_imports.DEFERRED]\n"
         "print(json.dumps([stand_ins, heavy, sorted(set(real))]))"
     )
@@ -58,6 +59,19 @@ def test_a_host_with_mdns_gets_real_mdns_discovery() -> None:
         "print(json.dumps([type(host.mDNS).__module__, 'zeroconf' in sys.modules]))"
     )
     assert found == ["libp2p.discovery.mdns.mdns", True]
+
+
+def test_the_swarm_s_dns_resolver_is_built_at_its_first_use() -> None:
+    """Swarm makes multiaddr's DNS resolver as it is built: dnspython waits for a /dns* dial."""
+    found = _fresh(
+        "from libp2p import new_host\n"
+        "from multiaddr.resolvers import DNSADDR_TXT_PREFIX\n"
+        "resolver = new_host().get_network().dns_resolver\n"
+        "before = [DNSADDR_TXT_PREFIX, 'dns.asyncresolver' in sys.modules, type(resolver).__name__]\n"
+        "method = resolver.resolve\n"
+        "print(json.dumps(before + ['dns.asyncresolver' in sys.modules, type(method.__self__).__name__]))"
+    )
+    assert found == ["dnsaddr=", False, "DeferredInstance", True, "DNSResolver"]
 
 
 def test_names_of_the_bare_package_and_of_libp2p_still_import() -> None:
