@@ -5,7 +5,8 @@ others, lets them settle, then samples each process's CPU time (/proc/<pid>/stat
 system) over a window and its resident memory (/proc/<pid>/status VmRSS). Prints, per
 node and overall, CPU% of one core and RSS, with median and spread (min-max). Then
 measures what imports alone cost in a fresh interpreter: bare Python, ``import libp2p``,
-and the node's own modules, so one can tell what dominates RSS.
+py-libp2p as the node imports it (node/p2p/lean_imports.py), and the node's own modules, so
+one can tell what dominates RSS.
 
 With ``--against DIR`` the nodes of each round run this checkout's code and DIR's (another
 checkout, e.g. the baseline), alternating for ``--rounds`` rounds; each side's figure is the
@@ -173,6 +174,7 @@ def main() -> None:
             ("bare python", "pass"),
             ("import libp2p", "import libp2p"),
             ("libp2p + kad_dht + pubsub", "import libp2p, libp2p.kad_dht, libp2p.pubsub.gossipsub"),
+            ("node.p2p (py-libp2p as a node imports it)", "import node.p2p"),
             ("wasmtime", "import wasmtime"),
             ("web3", "import web3"),
             ("node.service (everything a node imports)", "import node.service"),

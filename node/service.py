@@ -24,8 +24,8 @@ from agents.environment import AgentEnvironment, agent_environment
 from agents.executor import Executor
 from agents.input_cache import InputCache
 from agents.reaper import Reaper
+from agents.runtime.lazy_wasm import LazyWasmRuntime
 from agents.runtime.python import PythonRuntime
-from agents.runtime.wasm import WasmRuntime
 from agents.wheelenv import WheelEnvironments
 from node import announce
 from node.announce import AnnouncementValidator, PeerTable
@@ -184,7 +184,7 @@ class NodeService:
         self.python_runtime = await asyncio.to_thread(PythonRuntime)
         self.agent_env = await asyncio.to_thread(agent_environment)  # package metadata: read once, off the loop
         self.sandbox_layers = self.python_runtime.layers
-        runtimes = {"wasm": WasmRuntime(self.data_dir / "wasm-cache"), "python": self.python_runtime}
+        runtimes = {"wasm": LazyWasmRuntime(self.data_dir / "wasm-cache"), "python": self.python_runtime}
         cache_mib = int(self.config.get("jobs", "wheel_cache_mib"))
         wheel_envs = WheelEnvironments(self.data_dir / "wheel-envs", cache_mib << 20)
         input_cache = InputCache(

@@ -49,6 +49,13 @@ def test_runtime_quick_measures_the_baseline_every_round() -> None:
             assert re.search(rf"{case} {part}\s+\d+\.\d+\s+\d+\.\d+\s+{FIGURE}\s+\d+x$", out, re.M), out
 
 
+def test_start_reports_a_node_start_and_a_cluster_start() -> None:
+    out = run_bench("start.py")
+    assert re.search(rf"^  this +CPU {FIGURE} s, wall {FIGURE} s, RSS {FIGURE} MiB$", out, re.M), out
+    figures = rf"wall {FIGURE} s; per node: start CPU {FIGURE} s, RSS after 0 s {FIGURE} MiB"
+    assert re.search(rf"^  this +{figures}$", out, re.M), out
+
+
 def test_helia_baseline_fetches_a_file_by_bitswap(tmp_path: Path) -> None:
     if shutil.which("node") is None:
         pytest.skip("Node.js is not installed (make setup needs it for the dev chain too)")
