@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,3 +92,21 @@ def gossip_peer(identity: Any) -> Any:
 
     network.subscribe(announce.TOPIC, lambda origin, data: True, ignore)
     return network
+
+
+@contextmanager
+def thread_hops() -> Iterator[list[str]]:
+    """Record the name of every function handed to ``asyncio.to_thread`` while inside: the
+    tests that count an operation's thread hops (each a visible cost per job) read this list."""
+    hops: list[str] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(fn, "__name__", repr(fn)))
+        return await to_thread(fn, *args, **kwargs)
+
+    asyncio.to_thread = counted  # type: ignore[assignment]
+    try:
+        yield hops
+    finally:
+        asyncio.to_thread = to_thread

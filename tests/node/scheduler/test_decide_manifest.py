@@ -12,7 +12,7 @@ from agents.bundle import pack
 from node.scheduler.decide import Decider
 from node.scheduler.job import JobSpec
 from storage.blockstore import BlockStore
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, thread_hops
 
 
 def test_the_manifest_of_a_bundle_held_here_costs_one_thread_hop(tmp_path: Path) -> None:
@@ -25,20 +25,10 @@ def test_the_manifest_of_a_bundle_held_here_costs_one_thread_hop(tmp_path: Path)
     exchange: Any = SimpleNamespace(store=store, fetch=fetch, bandwidth=lambda peer: None)
     network: Any = SimpleNamespace(ping=None)
     decider = Decider(network, exchange, SimpleNamespace(), lambda: None)  # type: ignore[arg-type]
-    hops: list[str] = []
-    to_thread = asyncio.to_thread
-
-    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(getattr(fn, "__name__", repr(fn)))
-        return await to_thread(fn, *args, **kwargs)
-
     try:
         bundle = pack(REPO_ROOT / "examples" / "wasm-wordcount", store)
-        asyncio.to_thread = counted  # type: ignore[assignment]
-        try:
+        with thread_hops() as hops:
             manifest = asyncio.run(decider.manifest(JobSpec(bundle.agent_id, {})))
-        finally:
-            asyncio.to_thread = to_thread
         assert manifest == bundle.manifest and fetched == []
         assert len(hops) == 1, hops
     finally:

@@ -22,7 +22,7 @@ from node.scheduler.protocol import Cancel, Offer, OfferAnswer, Run, RunAnswer
 from storage.blockstore import BlockStore
 from storage.files import add_path
 from storage.leases import PinLease
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, thread_hops
 
 
 def _execution(store: BlockStore, jobs: JobStore, tmp_path: Path, metrics: Metrics) -> JobExecution:
@@ -99,29 +99,25 @@ def test_offers_for_an_agent_read_its_bundle_once(tmp_path: Path) -> None:
         store.close()
 
 
+def _wordcount_counting_hops(store: BlockStore, jobs: JobStore, tmp_path: Path) -> tuple[Any, list[str]]:
+    """Offer and run the wasm word count over an input held here, naming every thread hop."""
+    (tmp_path / "text.txt").write_text("one two two\n")
+    agent = pack(REPO_ROOT / "examples" / "wasm-wordcount", store).agent_id
+    spec = JobSpec(agent, {"text": add_path(store, tmp_path / "text.txt").cid})
+    execution = _execution(store, jobs, tmp_path, Metrics())
+    with thread_hops() as hops:
+        answer = asyncio.run(_offer_and_run(execution, new_job_id(), spec))
+    return answer, hops
+
+
 def test_a_run_over_inputs_held_here_crosses_to_threads_once_before_its_sandbox(tmp_path: Path) -> None:
     """The checks before a run (private terms, which roots are here, the requester's leases on
     them, the bundle) share one thread hop; each was its own, a visible cost at 32 jobs in flight."""
     (tmp_path / "work").mkdir()
-    (tmp_path / "text.txt").write_text("one two two\n")
     store = BlockStore(tmp_path / "blocks")
     jobs = JobStore(tmp_path / "jobs")
-    hops: list[str] = []
-    to_thread = asyncio.to_thread
-
-    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(getattr(fn, "__name__", repr(fn)))
-        return await to_thread(fn, *args, **kwargs)
-
     try:
-        agent = pack(REPO_ROOT / "examples" / "wasm-wordcount", store).agent_id
-        spec = JobSpec(agent, {"text": add_path(store, tmp_path / "text.txt").cid})
-        execution = _execution(store, jobs, tmp_path, Metrics())
-        asyncio.to_thread = counted  # type: ignore[assignment]
-        try:
-            answer = asyncio.run(_offer_and_run(execution, new_job_id(), spec))
-        finally:
-            asyncio.to_thread = to_thread
+        answer, hops = _wordcount_counting_hops(store, jobs, tmp_path)
         assert answer.outcome.is_ok, answer.outcome
         before_sandbox = hops[: hops.index("run")]
         assert before_sandbox == ["_prepare"], hops
@@ -134,25 +130,10 @@ def test_a_remote_requesters_result_is_stored_leased_to_it_with_no_hop_of_its_ow
     """The result's pin is leased to the requester in the transaction that stores the result:
     it was pinned for good there and leased by a second synced commit, in a thread hop of its own."""
     (tmp_path / "work").mkdir()
-    (tmp_path / "text.txt").write_text("one two two\n")
     store = BlockStore(tmp_path / "blocks")
     jobs = JobStore(tmp_path / "jobs")
-    hops: list[str] = []
-    to_thread = asyncio.to_thread
-
-    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(getattr(fn, "__name__", repr(fn)))
-        return await to_thread(fn, *args, **kwargs)
-
     try:
-        agent = pack(REPO_ROOT / "examples" / "wasm-wordcount", store).agent_id
-        spec = JobSpec(agent, {"text": add_path(store, tmp_path / "text.txt").cid})
-        execution = _execution(store, jobs, tmp_path, Metrics())
-        asyncio.to_thread = counted  # type: ignore[assignment]
-        try:
-            answer = asyncio.run(_offer_and_run(execution, new_job_id(), spec))
-        finally:
-            asyncio.to_thread = to_thread
+        answer, hops = _wordcount_counting_hops(store, jobs, tmp_path)
         assert answer.outcome.is_ok and answer.result is not None, answer.outcome
         pin = store.pin_of(answer.result)
         assert pin is not None and pin.owner == REQUESTER and pin.expires is not None
