@@ -34,6 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.stats import cpu_seconds  # noqa: E402
 from node.cluster import cluster_down, cluster_up  # noqa: E402
 
 SCRIPT = REPO / "tests" / "js" / "bitswap_peer.mjs"
@@ -46,11 +47,6 @@ def _post(url: str, body: bytes | None = None) -> dict[str, Any]:
     with urllib.request.urlopen(request, timeout=900) as response:
         answer: dict[str, Any] = json.loads(response.read())
         return answer
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

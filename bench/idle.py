@@ -34,24 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import node.cluster  # noqa: E402
-from bench.stats import alternate, code_of, machine_note  # noqa: E402
+from bench.stats import alternate, code_of, cpu_seconds, machine_note, rss_mib  # noqa: E402
 from bench.stats import spread as summary  # noqa: E402
 from node.cluster import cluster_down, cluster_up  # noqa: E402
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process (fields 14 and 15 of /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def threads(pid: int) -> int:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -54,7 +53,7 @@ from agents.bundle import pack  # noqa: E402
 from agents.executor import Executor  # noqa: E402
 from agents.runtime.base import RunRequest  # noqa: E402
 from agents.runtime.wasm import WasmRuntime  # noqa: E402
-from bench.stats import alternate, code_of, machine_note, spread  # noqa: E402
+from bench.stats import alternate, code_of, cpu_seconds, machine_note, spread  # noqa: E402
 from node.cluster import cluster_down, cluster_up, http_json  # noqa: E402
 from storage.blockstore import BlockStore  # noqa: E402
 from storage.files import add_path  # noqa: E402
@@ -115,15 +114,6 @@ def _settle(api: str, body: dict[str, object]) -> tuple[float, str, str]:
     return seconds, str(job["state"]), str(job["transitions"][-1]["reason"])
 
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process (fields 14 and 15 of /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
 def _wait_done(api: str, body: dict[str, object]) -> dict[str, Any]:
     """Submit a job and wait on its event stream until it ends; its final record."""
     return _settle_done(api, body)[1]
@@ -166,15 +156,15 @@ def _scale_run(size: int, count: int, in_flight: int, tree: Path | None = None) 
             body = {"agent": agent, "inputs": {"in": tiny}}
             for _ in range(3):
                 _wait_done(requester.api_url, body)  # warm-up: agent fetched, module compiled, RTTs
-            first = sum(_cpu_seconds(n.pid) for n in nodes)
+            first = sum(cpu_seconds(n.pid) for n in nodes)
             for _ in range(count):
-                before = sum(_cpu_seconds(n.pid) for n in nodes)
+                before = sum(cpu_seconds(n.pid) for n in nodes)
                 started = time.perf_counter()
                 job = _wait_done(requester.api_url, body)
                 run.latency.append(time.perf_counter() - started)
-                run.cpu.append(sum(_cpu_seconds(n.pid) for n in nodes) - before)
+                run.cpu.append(sum(cpu_seconds(n.pid) for n in nodes) - before)
                 run.placement.append(_placement_seconds(job))
-            run.cpu_total = sum(_cpu_seconds(n.pid) for n in nodes) - first
+            run.cpu_total = sum(cpu_seconds(n.pid) for n in nodes) - first
             many = max(count, 3 * in_flight)
             started = time.perf_counter()
             with ThreadPoolExecutor(in_flight) as pool:

@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.stats import alternate, code_of, cpu_seconds, machine_note, spread  # noqa: E402
+from bench.stats import alternate, code_of, cpu_seconds, machine_note, rss_mib, spread  # noqa: E402
 from node.cluster import cluster_down, cluster_up, free_port  # noqa: E402
 
 PACKAGES = ("node", "agents", "storage", "contracts", "sdk")
@@ -46,13 +46,6 @@ class ClusterStart:
     wall: float  # cluster_up, from the first spawn until every node sees all the others
     cpu: list[float]  # per node, at that moment
     rss: list[float]  # per node, MiB, after settling
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _answers(api: str) -> bool:

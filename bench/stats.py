@@ -75,6 +75,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """A live process's resident memory in MiB (``field`` of /proc/<pid>/status, e.g. VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def machine_note() -> str:
     """The load the figures were taken under, to print next to them."""
     return f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (1 min) at the end"

@@ -74,7 +74,7 @@ sys.path.insert(0, str(REPO))
 import lmdb  # noqa: E402
 import nacl.signing  # noqa: E402
 
-from bench.stats import code_of  # noqa: E402
+from bench.stats import code_of, rss_mib  # noqa: E402
 from node.cluster import cluster_down, cluster_up  # noqa: E402
 from sdk import Client  # noqa: E402
 from storage.cid import CID, DAG_CBOR  # noqa: E402
@@ -258,17 +258,10 @@ open(os.path.join(out, "output"), "w").write(str(count))
 """
 
 
-def _rss_mib(pid: int, field: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def _anon_mib(pid: int) -> float:
     """The anonymous part of RSS (the heap: where a growing queue would show). VmRSS also counts
     the LMDB files' pages the node touched, which grow with the data it stores, not with a queue."""
-    return _rss_mib(pid, "RssAnon")
+    return rss_mib(pid, "RssAnon")
 
 
 async def run_sustained(seconds: float, rate: float, payload_size: int, work: Path) -> None:
@@ -287,7 +280,7 @@ async def run_sustained(seconds: float, rate: float, payload_size: int, work: Pa
             stream = client.stream("bench-sustained", nacl.signing.SigningKey(os.urandom(32)))
             await stream.append(payload)
             await client.deploy_trigger("count", "bench-count", "stream", stream=stream.id, every_ms=100, output="n")
-            rss.append(_rss_mib(node.pid))
+            rss.append(rss_mib(node.pid))
             anon.append(_anon_mib(node.pid))
             started = time.monotonic()
             sent, next_sample = 1, started + 1.0
@@ -302,12 +295,12 @@ async def run_sustained(seconds: float, rate: float, payload_size: int, work: Pa
                 if now >= next_sample:
                     cursor = (await client.triggers.get("count"))["cursor"]["seq"]
                     progress.append((now - started, cursor, sent))
-                    rss.append(_rss_mib(node.pid))
+                    rss.append(rss_mib(node.pid))
                     anon.append(_anon_mib(node.pid))
                     next_sample += 1.0
             end = time.monotonic() - started
             cursor = (await client.triggers.get("count"))["cursor"]["seq"]
-            rss.append(_rss_mib(node.pid))
+            rss.append(rss_mib(node.pid))
             anon.append(_anon_mib(node.pid))
     finally:
         cluster_down(work / "cluster")
