@@ -334,9 +334,13 @@ class PeerTable:
         self._peers[payload["peer"]] = PeerRecord(payload["peer"], payload)
 
     def get(self, peer: str) -> PeerRecord | None:
-        """``peer``'s record if it is alive."""
+        """``peer``'s record if it is alive. A record heard within the unstretched timeout is alive at
+        any size, so only an older one pays for counting the cluster (placement asks per candidate)."""
         record = self._peers.get(peer)
-        return record if record is not None and record.last_seen >= time.time() - self.current_timeout() else None
+        if record is None:
+            return None
+        age = time.time() - record.last_seen
+        return record if age <= self.timeout or age <= self.current_timeout() else None
 
     def addrs_of(self, peer: str) -> list[str]:
         """The addresses ``peer`` announced (empty if it did not)."""

@@ -112,8 +112,8 @@ class NodeService:
             traversal=config.traversal_settings,
         )
         self.exchange = BlockExchange(self.store, self.network, self.metrics)
-        node_settings = config.raw["node"]
-        self.peers = PeerTable(float(node_settings["peer_timeout"]), float(node_settings["announce_interval"]))
+        timeout, interval = float(config.get("node", "peer_timeout")), float(config.get("node", "announce_interval"))
+        self.peers = PeerTable(timeout, interval)
         self.privacy = PrivacyRegistry(self.data_dir / "privacy")
         self.gate = ServingGate(self.privacy, self.peers.region_of, self.metrics)
         self.exchange = BlockExchange(self.store, self.network, self.metrics, self.gate)

@@ -53,3 +53,15 @@ def test_peers_silent_past_the_longest_timeout_do_not_count_towards_the_size() -
 def test_a_table_without_an_interval_keeps_its_fixed_timeout() -> None:
     table = _table(29, time.time() - 120, interval=None)
     assert table.current_timeout() == 90.0 and table.alive() == []
+
+
+def test_a_record_heard_within_the_unstretched_timeout_is_found_without_counting_the_cluster() -> None:
+    """Placement looks peers up once per candidate: counting every peer per lookup made it grow
+    with the square of the cluster. A fresh record is alive at any size, so nothing is counted."""
+    table = _table(29, time.time() - 10)
+    counted: list[int] = []
+    nodes = table.nodes
+    table.nodes = lambda: counted.append(1) or nodes()  # type: ignore[method-assign]
+    assert table.get("peer0") is not None and counted == []
+    table._peers["peer0"].last_seen = time.time() - 120  # past 90 s: alive only at the stretched size
+    assert table.get("peer0") is not None and counted == [1]
